@@ -1,0 +1,33 @@
+# Warning and sanitizer flags, applied per target through rf_target_defaults().
+
+function(rf_target_defaults target)
+  target_compile_options(${target} PRIVATE
+    $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Wshadow -Wno-missing-field-initializers>)
+  if(ROCMFORGE_WERROR)
+    target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Werror>)
+  endif()
+endfunction()
+
+if(ROCMFORGE_SANITIZE)
+  add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+
+# A library of one layer: rf_library(NAME rf_gguf SOURCES a.cpp b.cpp DEPS rf_core)
+function(rf_library)
+  cmake_parse_arguments(ARG "" "NAME" "SOURCES;DEPS" ${ARGN})
+  add_library(${ARG_NAME} STATIC ${ARG_SOURCES})
+  target_include_directories(${ARG_NAME} PUBLIC ${CMAKE_SOURCE_DIR}/src)
+  target_link_libraries(${ARG_NAME} PUBLIC ${ARG_DEPS})
+  rf_target_defaults(${ARG_NAME})
+endfunction()
+
+# A GoogleTest executable: rf_test(NAME gguf_test SOURCES a.cpp DEPS rf_gguf)
+function(rf_test)
+  cmake_parse_arguments(ARG "" "NAME" "SOURCES;DEPS" ${ARGN})
+  add_executable(${ARG_NAME} ${ARG_SOURCES})
+  target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} rf_test_support GTest::gtest GTest::gtest_main)
+  rf_target_defaults(${ARG_NAME})
+  gtest_discover_tests(${ARG_NAME} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60
+                       PROPERTIES ENVIRONMENT "ROCMFORGE_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+endfunction()
