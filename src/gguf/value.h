@@ -52,4 +52,11 @@ struct Value {
   const std::string* string() const { return std::get_if<std::string>(&data); }
 };
 
+// True for the on-disk value type ids 0..12.
+bool is_valid_value_type(uint32_t raw_id);
+// "uint32", "string", "array[3] of string", "array[2] of array[4] of float32".
+std::string type_description(const Value& v);
+// Human-readable rendering; arrays show at most max_items items per level, then "... (N items)".
+std::string to_display_string(const Value& v, size_t max_items = 8);
+
 }  // namespace rf::gguf
