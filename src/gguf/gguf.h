@@ -21,6 +21,7 @@ namespace rf::gguf {
 inline constexpr uint32_t kMagic = 0x46554747;  // "GGUF" little-endian
 inline constexpr uint32_t kDefaultAlignment = 32;
 inline constexpr int kMaxDims = 4;
+inline constexpr int kMaxArrayNesting = 8;  // arrays of arrays deeper than this are rejected
 
 struct TensorInfo {
   std::string name;

@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "gguf/gguf.h"
+#include "gguf/shape.h"
 
 namespace rf::gguf {
 
@@ -15,7 +16,6 @@ static_assert(std::endian::native == std::endian::little, "the GGUF reader assum
 
 namespace {
 
-constexpr int kMaxNesting = 8;  // arrays of arrays deeper than this are rejected
 // Smallest possible encodings, used to bound counts by the bytes remaining.
 constexpr uint64_t kMinKvBytes = 8 + 4 + 1;              // key length, value type, 1-byte value
 constexpr uint64_t kMinTensorInfoBytes = 8 + 4 + 8 + 4 + 8;  // name length, n_dims, 1 dim, type, offset
@@ -43,12 +43,6 @@ std::string printable(std::span<const uint8_t> b) {
   std::string s;
   for (uint8_t c : b) s += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '.';
   return s;
-}
-
-std::string shape_string(const std::array<int64_t, kMaxDims>& ne, int n_dims) {
-  std::string s = "[";
-  for (int i = 0; i < n_dims; ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
-  return s + "]";
 }
 
 }  // namespace
@@ -171,8 +165,8 @@ class Parser {
   }
 
   Status read_array(int depth, Value* out, std::string& what) {
-    if (depth >= kMaxNesting) {
-      return error("{}: arrays nested deeper than {} levels at offset {}", what, kMaxNesting, pos_);
+    if (depth >= kMaxArrayNesting) {
+      return error("{}: arrays nested deeper than {} levels at offset {}", what, kMaxArrayNesting, pos_);
     }
     uint32_t raw_type = 0;
     RF_RETURN_IF_ERROR(read(&raw_type, what + ": array element type"));
@@ -267,37 +261,13 @@ class Parser {
       }
       t.type = traits->type;
       RF_RETURN_IF_ERROR(read(&t.offset, what + ": data offset"));
-      RF_RETURN_IF_ERROR(check_shape(t, *traits));
+      if (Status s = check_tensor_shape(t); !s.ok()) return error("{}", s.message());
       auto [it, inserted] = f_.tensor_index_.emplace(t.name, f_.tensors_.size());
       if (!inserted) {
         return error("duplicate tensor name '{}': tensor infos #{} and #{} both define it", t.name, it->second, i);
       }
       f_.tensors_.push_back(std::move(t));
     }
-    return ok_status();
-  }
-
-  Status check_shape(TensorInfo& t, const quant::TypeTraits& traits) const {
-    constexpr auto kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
-    uint64_t n = 1;
-    for (int d = 0; d < t.n_dims; ++d) {
-      auto dim = static_cast<uint64_t>(t.ne[d]);
-      if (n > kMax / dim) {
-        return error("tensor '{}': shape {} has more than 2^63 - 1 elements", t.name, shape_string(t.ne, t.n_dims));
-      }
-      n *= dim;
-    }
-    if (t.ne[0] % traits.block_size != 0) {
-      return error("tensor '{}': row length {} is not a multiple of {}'s block size {}", t.name, t.ne[0], traits.name,
-                   traits.block_size);
-    }
-    uint64_t blocks = n / static_cast<uint64_t>(traits.block_size);
-    if (blocks > std::numeric_limits<uint64_t>::max() / traits.block_bytes ||
-        blocks * traits.block_bytes > std::numeric_limits<size_t>::max()) {
-      return error("tensor '{}': shape {} of type {} needs more than 2^64 bytes", t.name, shape_string(t.ne, t.n_dims),
-                   traits.name);
-    }
-    t.n_bytes = static_cast<size_t>(blocks * traits.block_bytes);
     return ok_status();
   }
 

@@ -35,6 +35,8 @@ struct Value;
 struct Array {
   ValueType elem_type = ValueType::UINT8;
   std::vector<Value> items;
+
+  friend bool operator==(const Array&, const Array&) = default;  // floats compare by value (NaN != NaN)
 };
 
 struct Value {
@@ -50,6 +52,8 @@ struct Value {
   ValueType type() const;
   const Array* array() const { return std::get_if<Array>(&data); }
   const std::string* string() const { return std::get_if<std::string>(&data); }
+
+  friend bool operator==(const Value&, const Value&) = default;  // same type and value
 };
 
 // True for the on-disk value type ids 0..12.
