@@ -1,0 +1,285 @@
+// The one CUDA/HIP portability header of the GPU backend. Every GPU source includes this instead of a vendor
+// header, and names runtime calls, types and warp primitives through it:
+//   - runtime API: gpuMalloc, gpuMemcpyAsync, gpuStream_t, gpuEvent_t, gpuGraph_t, ... (one name for both vendors;
+//     calls whose signatures differ between CUDA and HIP are inline wrappers with one signature);
+//   - GPU_CHECK(call): aborts with file, line and the runtime's message (internal invariants only);
+//     GPU_RETURN_IF_ERROR(call): returns an rf::Status from the enclosing function (errors that are values);
+//   - kWarpSize: 32 on NVIDIA and on RDNA (gfx10+ in wave32), 64 on GCN/CDNA (gfx9); device code only;
+//   - shfl_xor / shfl_down and warp_reduce_sum / warp_reduce_max written over kWarpSize; block_reduce_sum.
+// The runtime part is plain host C++ (host-only translation units may include this header); the device part
+// is compiled only by nvcc or by clang in HIP mode.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/status.h"
+
+#if !defined(RF_GPU_CUDA) && !defined(RF_GPU_HIP)
+#if defined(__HIP_PLATFORM_AMD__) || defined(__HIP__)
+#define RF_GPU_HIP 1
+#else
+#define RF_GPU_CUDA 1
+#endif
+#endif
+
+#if defined(RF_GPU_HIP)
+#if defined(__HIP__)
+#include <hip/hip_fp16.h>
+#include <hip/hip_runtime.h>
+#else
+#include <hip/hip_runtime_api.h>
+#endif
+#else
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#endif
+
+#if defined(__CUDACC__) || defined(__HIP__)
+#define RF_GPU_DEVICE_COMPILER 1
+#endif
+
+// ---------------------------------------------------------------------------------------------------------------
+// Runtime API names
+// ---------------------------------------------------------------------------------------------------------------
+#if defined(RF_GPU_HIP)
+#define RF_GPU_API(name) hip##name
+#else
+#define RF_GPU_API(name) cuda##name
+#endif
+
+using gpuError_t = RF_GPU_API(Error_t);
+using gpuStream_t = RF_GPU_API(Stream_t);
+using gpuEvent_t = RF_GPU_API(Event_t);
+using gpuGraph_t = RF_GPU_API(Graph_t);
+using gpuGraphExec_t = RF_GPU_API(GraphExec_t);
+#if defined(RF_GPU_HIP)
+using gpuDeviceProp_t = hipDeviceProp_t;
+#else
+using gpuDeviceProp_t = cudaDeviceProp;
+#endif
+using gpuMemcpyKind = RF_GPU_API(MemcpyKind);
+
+#define gpuSuccess RF_GPU_API(Success)
+#define gpuErrorNotReady RF_GPU_API(ErrorNotReady)
+#define gpuMemcpyHostToDevice RF_GPU_API(MemcpyHostToDevice)
+#define gpuMemcpyDeviceToHost RF_GPU_API(MemcpyDeviceToHost)
+#define gpuMemcpyDeviceToDevice RF_GPU_API(MemcpyDeviceToDevice)
+#define gpuMemcpyDefault RF_GPU_API(MemcpyDefault)
+#define gpuStreamNonBlocking RF_GPU_API(StreamNonBlocking)
+#define gpuEventDefault RF_GPU_API(EventDefault)
+#define gpuEventDisableTiming RF_GPU_API(EventDisableTiming)
+#define gpuStreamCaptureModeGlobal RF_GPU_API(StreamCaptureModeGlobal)
+#define gpuStreamCaptureModeThreadLocal RF_GPU_API(StreamCaptureModeThreadLocal)
+#define gpuStreamCaptureModeRelaxed RF_GPU_API(StreamCaptureModeRelaxed)
+#define gpuFuncAttributeMaxDynamicSharedMemorySize RF_GPU_API(FuncAttributeMaxDynamicSharedMemorySize)
+
+#define gpuGetErrorName RF_GPU_API(GetErrorName)
+#define gpuGetErrorString RF_GPU_API(GetErrorString)
+#define gpuGetLastError RF_GPU_API(GetLastError)
+#define gpuPeekAtLastError RF_GPU_API(PeekAtLastError)
+#define gpuGetDeviceCount RF_GPU_API(GetDeviceCount)
+#define gpuGetDeviceProperties RF_GPU_API(GetDeviceProperties)
+#define gpuGetDevice RF_GPU_API(GetDevice)
+#define gpuSetDevice RF_GPU_API(SetDevice)
+#define gpuDeviceSynchronize RF_GPU_API(DeviceSynchronize)
+#define gpuDriverGetVersion RF_GPU_API(DriverGetVersion)
+#define gpuRuntimeGetVersion RF_GPU_API(RuntimeGetVersion)
+#define gpuMemGetInfo RF_GPU_API(MemGetInfo)
+#define gpuMalloc RF_GPU_API(Malloc)
+#define gpuFree RF_GPU_API(Free)
+#define gpuMemcpy RF_GPU_API(Memcpy)
+#define gpuMemcpyAsync RF_GPU_API(MemcpyAsync)
+#define gpuMemset RF_GPU_API(Memset)
+#define gpuMemsetAsync RF_GPU_API(MemsetAsync)
+#define gpuStreamCreateWithFlags RF_GPU_API(StreamCreateWithFlags)
+#define gpuStreamDestroy RF_GPU_API(StreamDestroy)
+#define gpuStreamSynchronize RF_GPU_API(StreamSynchronize)
+#define gpuStreamWaitEvent RF_GPU_API(StreamWaitEvent)
+#define gpuStreamBeginCapture RF_GPU_API(StreamBeginCapture)
+#define gpuStreamEndCapture RF_GPU_API(StreamEndCapture)
+#define gpuEventCreateWithFlags RF_GPU_API(EventCreateWithFlags)
+#define gpuEventDestroy RF_GPU_API(EventDestroy)
+#define gpuEventRecord RF_GPU_API(EventRecord)
+#define gpuEventSynchronize RF_GPU_API(EventSynchronize)
+#define gpuEventElapsedTime RF_GPU_API(EventElapsedTime)
+#define gpuGraphLaunch RF_GPU_API(GraphLaunch)
+#define gpuGraphDestroy RF_GPU_API(GraphDestroy)
+#define gpuGraphExecDestroy RF_GPU_API(GraphExecDestroy)
+#define gpuFuncSetAttribute RF_GPU_API(FuncSetAttribute)
+
+// Host-pinned memory: the two runtimes spell these differently.
+inline gpuError_t gpuMallocHost(void** ptr, size_t bytes) {
+#if defined(RF_GPU_HIP)
+  return hipHostMalloc(ptr, bytes, hipHostMallocDefault);
+#else
+  return cudaMallocHost(ptr, bytes);
+#endif
+}
+
+inline gpuError_t gpuFreeHost(void* ptr) {
+#if defined(RF_GPU_HIP)
+  return hipHostFree(ptr);
+#else
+  return cudaFreeHost(ptr);
+#endif
+}
+
+// Instantiates a captured graph (CUDA 12+ takes flags, HIP 5.x an error node and a log buffer).
+inline gpuError_t gpuGraphInstantiate(gpuGraphExec_t* exec, gpuGraph_t graph) {
+#if defined(RF_GPU_HIP)
+  return hipGraphInstantiate(exec, graph, nullptr, nullptr, 0);
+#else
+  return cudaGraphInstantiate(exec, graph, 0);
+#endif
+}
+
+namespace rf::gpu {
+
+inline constexpr const char* kBackendName =
+#if defined(RF_GPU_HIP)
+    "HIP";
+#else
+    "CUDA";
+#endif
+
+// "cudaErrorNoDevice: no CUDA-capable device is detected"
+inline std::string error_text(gpuError_t err) {
+  return std::string(gpuGetErrorName(err)) + ": " + gpuGetErrorString(err);
+}
+
+// An error Status for a failed runtime call: "gpu: <what> failed: <name>: <message>".
+inline Status error_status(gpuError_t err, const char* what) {
+  return Status::error(std::string("gpu: ") + what + " failed: " + error_text(err));
+}
+
+[[noreturn]] void fatal_gpu_error(const char* file, int line, const char* expr, gpuError_t err);
+
+}  // namespace rf::gpu
+
+// Aborts on a failed runtime call: for calls that can only fail through a programming error.
+#define GPU_CHECK(call)                                                                         \
+  do {                                                                                          \
+    const gpuError_t rf_gpu_err_ = (call);                                                      \
+    if (rf_gpu_err_ != gpuSuccess) ::rf::gpu::fatal_gpu_error(__FILE__, __LINE__, #call, rf_gpu_err_); \
+  } while (0)
+
+// Returns an error Status from the enclosing function on a failed runtime call.
+#define GPU_RETURN_IF_ERROR(call)                                                          \
+  do {                                                                                     \
+    const gpuError_t rf_gpu_err_ = (call);                                                 \
+    if (rf_gpu_err_ != gpuSuccess) return ::rf::gpu::error_status(rf_gpu_err_, #call);     \
+  } while (0)
+
+// ---------------------------------------------------------------------------------------------------------------
+// Device side: warp size, shuffles, reductions
+// ---------------------------------------------------------------------------------------------------------------
+#if defined(RF_GPU_DEVICE_COMPILER)
+
+#define RF_DEVICE __device__ __forceinline__
+#define RF_HOST_DEVICE __host__ __device__ __forceinline__
+
+namespace rf::gpu {
+
+// Threads per warp (wavefront) of the target being compiled. On HIP the value is per offload target: one .cu
+// file compiled for gfx90a and gfx1030 gets 64 in one device pass and 32 in the other. The HIP host pass sees
+// no target, so there it is only a placeholder that lets kernel bodies parse: host code must never size a launch
+// or instantiate a template from kWarpSize; it asks the device (DeviceInfo::warp_size) or launches block shapes
+// that are multiples of 64 (valid for both wavefront sizes).
+#if defined(RF_GPU_HIP)
+#if defined(__HIP_DEVICE_COMPILE__)
+inline constexpr int kWarpSize = __AMDGCN_WAVEFRONT_SIZE;
+#else
+inline constexpr int kWarpSize = 64;  // host-pass placeholder (see above)
+#endif
+#else
+inline constexpr int kWarpSize = 32;  // every NVIDIA architecture
+#endif
+static_assert(kWarpSize == 32 || kWarpSize == 64, "unexpected warp size");
+
+// The largest warp count of a 1024-thread block: sizes shared scratch for block reductions.
+inline constexpr int kMaxWarpsPerBlock = 1024 / kWarpSize;
+
+#if defined(RF_GPU_HIP)
+using LaneMask = uint64_t;
+#else
+using LaneMask = unsigned;  // CUDA's *_sync primitives take a 32-bit member mask
+#endif
+// Every lane of the warp takes part (the only mask the shuffles below use).
+inline constexpr LaneMask kFullLaneMask = ~LaneMask{0};
+
+// Value of `v` from lane (lane ^ lane_mask) within groups of `width` lanes.
+template <typename T>
+RF_DEVICE T shfl_xor(T v, int lane_mask, int width = kWarpSize) {
+#if defined(RF_GPU_HIP)
+  return __shfl_xor(v, lane_mask, width);
+#else
+  return __shfl_xor_sync(kFullLaneMask, v, lane_mask, width);
+#endif
+}
+
+// Value of `v` from lane (lane + delta) within groups of `width` lanes (own value past the group's end).
+template <typename T>
+RF_DEVICE T shfl_down(T v, unsigned delta, int width = kWarpSize) {
+#if defined(RF_GPU_HIP)
+  return __shfl_down(v, delta, width);
+#else
+  return __shfl_down_sync(kFullLaneMask, v, delta, width);
+#endif
+}
+
+// Broadcast of `v` from lane `src_lane` of the warp.
+template <typename T>
+RF_DEVICE T shfl(T v, int src_lane, int width = kWarpSize) {
+#if defined(RF_GPU_HIP)
+  return __shfl(v, src_lane, width);
+#else
+  return __shfl_sync(kFullLaneMask, v, src_lane, width);
+#endif
+}
+
+RF_DEVICE int lane_id() { return static_cast<int>(threadIdx.x) % kWarpSize; }
+RF_DEVICE int warp_id() { return static_cast<int>(threadIdx.x) / kWarpSize; }
+
+// Butterfly reductions: every lane of the warp ends with the result. All lanes must be active.
+template <typename T>
+RF_DEVICE T warp_reduce_sum(T v) {
+#pragma unroll
+  for (int offset = kWarpSize / 2; offset > 0; offset >>= 1) v += shfl_xor(v, offset);
+  return v;
+}
+
+template <typename T>
+RF_DEVICE T warp_reduce_max(T v) {
+#pragma unroll
+  for (int offset = kWarpSize / 2; offset > 0; offset >>= 1) {
+    const T other = shfl_xor(v, offset);
+    v = other > v ? other : v;
+  }
+  return v;
+}
+
+// Sum over a 1-D block whose size is a multiple of kWarpSize (at most 1024 threads); every thread gets the
+// result. `scratch` is shared memory of kMaxWarpsPerBlock elements; the call contains __syncthreads(), so all
+// threads of the block must reach it.
+template <typename T>
+RF_DEVICE T block_reduce_sum(T v, T* scratch) {
+  v = warp_reduce_sum(v);
+  const int n_warps = static_cast<int>(blockDim.x) / kWarpSize;
+  if (lane_id() == 0) scratch[warp_id()] = v;
+  __syncthreads();
+  T total = lane_id() < n_warps ? scratch[lane_id()] : T{};
+  total = warp_reduce_sum(total);
+  __syncthreads();  // scratch may be reused by the caller right after
+  return total;
+}
+
+// IEEE half (as its 16 raw bits) to float, exact for every finite value, subnormals and infinities.
+RF_DEVICE float half_bits_to_float(uint16_t bits) { return __half2float(__ushort_as_half(bits)); }
+
+// bfloat16 (raw bits) to float: the upper half of the float's bits.
+RF_DEVICE float bf16_bits_to_float(uint16_t bits) { return __uint_as_float(static_cast<uint32_t>(bits) << 16); }
+
+}  // namespace rf::gpu
+
+#endif  // RF_GPU_DEVICE_COMPILER

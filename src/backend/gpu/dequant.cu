@@ -1,0 +1,136 @@
+// GPU dequantization kernels. Block layouts (ggml format constants, see src/quant/legacy.cpp):
+//   Q4_0: 32 elements in 18 bytes: f16 scale d, then 16 bytes whose low nibble is element j and high nibble
+//         element j + 16; x = d * (q - 8).
+//   Q8_0: 32 elements in 34 bytes: f16 scale d, then 32 int8 quants; x = d * q.
+// One thread per output element (per nibble byte for Q4_0), grid-stride loops, 64-bit indices.
+#include "backend/gpu/dequant.h"
+
+#include <algorithm>
+#include <string>
+
+#include "core/check.h"
+#include "quant/types.h"
+
+namespace rf::gpu {
+namespace {
+
+constexpr int kQ4_0BlockSize = 32;   // elements per Q4_0 block (format constant)
+constexpr int kQ4_0BlockBytes = 18;  // 2-byte f16 scale + 16 nibble bytes
+constexpr int kQ8_0BlockSize = 32;   // elements per Q8_0 block (format constant)
+constexpr int kQ8_0BlockBytes = 34;  // 2-byte f16 scale + 32 int8 quants
+constexpr int kThreadsPerBlock = 256;  // a multiple of both wavefront sizes
+constexpr int64_t kMaxGridBlocks = int64_t{1} << 16;
+
+// Block scales are read byte by byte: a block's start is only 2-byte aligned when the tensor's base is, and
+// rows of a sub-tensor need not be.
+RF_DEVICE float load_scale(const uint8_t* block) {
+  return half_bits_to_float(static_cast<uint16_t>(block[0] | (block[1] << 8)));
+}
+
+RF_DEVICE int64_t global_thread() { return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; }
+RF_DEVICE int64_t grid_threads() { return static_cast<int64_t>(gridDim.x) * blockDim.x; }
+
+// One thread per nibble byte: writes elements j and j + 16 of its block.
+__global__ void dequantize_q4_0_kernel(const uint8_t* __restrict__ src, float* __restrict__ dst, int64_t n_bytes) {
+  constexpr int kHalf = kQ4_0BlockSize / 2;
+  for (int64_t t = global_thread(); t < n_bytes; t += grid_threads()) {
+    const int64_t ib = t / kHalf;
+    const int j = static_cast<int>(t % kHalf);
+    const uint8_t* block = src + ib * kQ4_0BlockBytes;
+    const float d = load_scale(block);
+    const int q = block[2 + j];
+    float* out = dst + ib * kQ4_0BlockSize;
+    out[j] = static_cast<float>((q & 0x0F) - 8) * d;
+    out[j + kHalf] = static_cast<float>((q >> 4) - 8) * d;
+  }
+}
+
+__global__ void dequantize_q8_0_kernel(const uint8_t* __restrict__ src, float* __restrict__ dst, int64_t n) {
+  for (int64_t t = global_thread(); t < n; t += grid_threads()) {
+    const int64_t ib = t / kQ8_0BlockSize;
+    const int j = static_cast<int>(t % kQ8_0BlockSize);
+    const uint8_t* block = src + ib * kQ8_0BlockBytes;
+    const float d = load_scale(block);
+    dst[t] = static_cast<float>(static_cast<int8_t>(block[2 + j])) * d;
+  }
+}
+
+template <bool kIsBf16>
+__global__ void dequantize_16bit_kernel(const uint16_t* __restrict__ src, float* __restrict__ dst, int64_t n) {
+  for (int64_t t = global_thread(); t < n; t += grid_threads()) {
+    dst[t] = kIsBf16 ? bf16_bits_to_float(src[t]) : half_bits_to_float(src[t]);
+  }
+}
+
+unsigned grid_for(int64_t work_items) {
+  const int64_t blocks = (work_items + kThreadsPerBlock - 1) / kThreadsPerBlock;
+  return static_cast<unsigned>(std::clamp<int64_t>(blocks, 1, kMaxGridBlocks));
+}
+
+bool aligned(const void* p, uintptr_t alignment) { return reinterpret_cast<uintptr_t>(p) % alignment == 0; }
+
+}  // namespace
+
+bool can_dequantize(quant::Type t) {
+  switch (t) {
+    case quant::Type::F32:
+    case quant::Type::F16:
+    case quant::Type::BF16:
+    case quant::Type::Q4_0:
+    case quant::Type::Q8_0:
+      return true;
+    default:
+      return false;
+  }
+}
+
+Status dequantize(quant::Type t, const void* src, float* dst, int64_t n, gpuStream_t stream) {
+  const std::string name(quant::type_name(t));
+  if (!can_dequantize(t)) {
+    return Status::error("gpu dequantize: type " + name +
+                         " is not supported on the GPU (supported: F32, F16, BF16, Q4_0, Q8_0)");
+  }
+  const int64_t block_size = quant::traits(t).block_size;
+  if (n < 0 || n % block_size != 0) {
+    return Status::error("gpu dequantize: " + name + ": element count " + std::to_string(n) +
+                         " is not a non-negative multiple of the block size " + std::to_string(block_size));
+  }
+  if (n == 0) return ok_status();
+  if ((t == quant::Type::F16 || t == quant::Type::BF16) && !aligned(src, 2)) {
+    return Status::error("gpu dequantize: " + name + " source must be 2-byte aligned");
+  }
+  if (t == quant::Type::F32 && !aligned(src, 4)) {
+    return Status::error("gpu dequantize: F32 source must be 4-byte aligned");
+  }
+
+  const auto* bytes = static_cast<const uint8_t*>(src);
+  const auto* halves = static_cast<const uint16_t*>(src);
+  switch (t) {
+    case quant::Type::F32:
+      GPU_RETURN_IF_ERROR(gpuMemcpyAsync(dst, src, static_cast<size_t>(n) * sizeof(float), gpuMemcpyDeviceToDevice,
+                                         stream));
+      return ok_status();
+    case quant::Type::F16:
+      dequantize_16bit_kernel<false><<<grid_for(n), kThreadsPerBlock, 0, stream>>>(halves, dst, n);
+      break;
+    case quant::Type::BF16:
+      dequantize_16bit_kernel<true><<<grid_for(n), kThreadsPerBlock, 0, stream>>>(halves, dst, n);
+      break;
+    case quant::Type::Q4_0: {
+      RF_CHECK(quant::traits(t).block_size == kQ4_0BlockSize && quant::traits(t).block_bytes == kQ4_0BlockBytes);
+      const int64_t n_bytes = n / 2;  // one thread per nibble byte
+      dequantize_q4_0_kernel<<<grid_for(n_bytes), kThreadsPerBlock, 0, stream>>>(bytes, dst, n_bytes);
+      break;
+    }
+    case quant::Type::Q8_0:
+      RF_CHECK(quant::traits(t).block_size == kQ8_0BlockSize && quant::traits(t).block_bytes == kQ8_0BlockBytes);
+      dequantize_q8_0_kernel<<<grid_for(n), kThreadsPerBlock, 0, stream>>>(bytes, dst, n);
+      break;
+    default:
+      break;  // excluded by can_dequantize above
+  }
+  GPU_RETURN_IF_ERROR(gpuGetLastError());
+  return ok_status();
+}
+
+}  // namespace rf::gpu

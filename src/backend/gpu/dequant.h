@@ -1,0 +1,22 @@
+// Dequantization of ggml block formats to F32 on the GPU, bit-exact with rf::quant::dequantize (the CPU
+// reference): each element is the same single float multiplication of the same two operands.
+#pragma once
+
+#include <cstdint>
+
+#include "backend/gpu/compat.h"
+#include "core/status.h"
+#include "quant/types.h"
+
+namespace rf::gpu {
+
+// True for the types dequantize() handles on the GPU: F32, F16, BF16, Q4_0, Q8_0.
+bool can_dequantize(quant::Type t);
+
+// Enqueues on `stream` the conversion of n elements of type t at device address src (row_bytes(t, n) bytes) to
+// n floats at device address dst. n must be a multiple of the type's block size; F16/BF16 sources must be
+// 2-byte aligned and F32 ones 4-byte aligned (block formats have no alignment need). Returns an error for
+// unsupported types, a bad n or a failed launch; the work itself completes asynchronously.
+Status dequantize(quant::Type t, const void* src, float* dst, int64_t n, gpuStream_t stream);
+
+}  // namespace rf::gpu
