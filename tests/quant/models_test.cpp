@@ -77,8 +77,8 @@ std::vector<float> dequantize_tensor(const gguf::TensorInfo& ti, Status* status)
 TEST(SharedModels, EveryTensorMatchesItsF32MasterAndOurQuantizerMatchesLlamaCpp) {
   RF_REQUIRE_SHARED(models, "models");
   const bool slow_skip = std::getenv("ROCMFORGE_SLOW_TESTS_SKIP") != nullptr;
-  // Under the sanitizer run, re-quantize only a prefix of each tensor.
-  const int64_t requant_limit = slow_skip ? 8192 : INT64_MAX;
+  // Re-quantize a prefix of whole rows of each tensor (most tensors fit whole; a short one under the sanitizers).
+  const int64_t requant_limit = slow_skip ? 8192 : (int64_t{1} << 18);
 
   std::vector<std::string> files;
   for (const auto& entry : std::filesystem::directory_iterator(models)) {
@@ -160,7 +160,9 @@ TEST(SharedModels, EveryTensorMatchesItsF32MasterAndOurQuantizerMatchesLlamaCpp)
       // Our quantizers follow llama.cpp's reference algorithms: the error must be as good within 2%, and for
       // the float/legacy/K-quant families (floating-point evaluation order aside) the blocks the same bytes.
       EXPECT_LE(ratio, 1.02) << type_name(type);
-      if (!is_iq_family(type)) EXPECT_GE(static_cast<double>(s.same_blocks), 0.99 * static_cast<double>(s.blocks)) << type_name(type);
+      if (!is_iq_family(type)) {
+        EXPECT_GE(static_cast<double>(s.same_blocks), 0.99 * static_cast<double>(s.blocks)) << type_name(type);
+      }
     }
     std::printf("\n");
   }
