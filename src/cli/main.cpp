@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "cli/inspect_command.h"
+#include "cli/synth_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"rocmforge: LLM inference for GGUF models on AMD (ROCm/HIP), NVIDIA (CUDA) and CPU"};
@@ -11,6 +12,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "rocmforge " ROCMFORGE_VERSION);
   int exit_code = 0;
   rf::cli::register_inspect_command(app, exit_code);
+  rf::cli::register_synth_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
