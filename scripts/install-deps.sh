@@ -10,6 +10,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev
   libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
   libpcre2-dev                                 # Unicode-aware regexes for the pre-tokenizers
+  libicu-dev                                   # Unicode character categories for the tokenizers
   hipcc libamdhip64-dev rocm-device-libs      # AMD GPU build (compile-only without an AMD GPU)
   curl                                         # raw SSE checks in the server tests
 )
