@@ -69,14 +69,17 @@ float search_block_scale(const float* x) {
       best_gain = best_scale * sum_qx;
     }
   };
-  // The extreme element maps to the outermost negative level (-127), then nearby stretches of the grid.
+  // First the extreme element at +127 (saturating to the top level), then at the outermost negative level and
+  // nearby stretches of the grid.
+  consider(static_cast<float>(-kIq4nlValues[0]) / max);
   for (int step = -kSearchSteps; step <= kSearchSteps; ++step) {
     consider(static_cast<float>(step + kIq4nlValues[0]) / max);
   }
   return best_scale;
 }
 
-// Level indices of x for the stored (already rounded) scale.
+// Level indices of x for a scale. Called with the scale before its f16 rounding, as the reference quantizer does
+// (this keeps our output byte-identical to it for most blocks; the error difference is negligible).
 void assign_levels(const float* x, float scale, uint8_t* idx) {
   const float inv = scale != 0.0f ? 1.0f / scale : 0.0f;
   for (int j = 0; j < kBlock; ++j) idx[j] = static_cast<uint8_t>(nearest_level(inv * x[j]));
@@ -105,7 +108,7 @@ void dequantize_iq4_xs(const uint8_t* src, float* dst, int64_t nb) {
 
 void quantize_iq4_nl(const float* src, uint8_t* dst, int64_t nb) {
   for (int64_t b = 0; b < nb; ++b, src += kBlock, dst += 18) {
-    const float scale = round_to_f16(search_block_scale(src));
+    const float scale = search_block_scale(src);
     store_f16(dst, scale);
     uint8_t idx[kBlock];
     assign_levels(src, scale, idx);
@@ -122,16 +125,14 @@ void quantize_iq4_xs(const float* src, uint8_t* dst, int64_t nb) {
       if (std::fabs(scales[ib]) > std::fabs(max_scale)) max_scale = scales[ib];
     }
     // Sub-block scales become d * l with l in [-32, 31]; anchoring the largest one at -32 uses the full range.
-    const float d = round_to_f16(-max_scale / 32.0f);
+    const float d = -max_scale / 32.0f;
     store_f16(dst, d);
     std::memset(dst + 2, 0, 6);
+    const float inv_d = d != 0.0f ? 1.0f / d : 0.0f;
     uint16_t scales_h = 0;
     for (int ib = 0; ib < 8; ++ib) {
-      int l = 0;
-      if (d != 0.0f) {
-        const float r = std::nearbyint(scales[ib] / d);
-        l = r < -32.0f ? -32 : (r > 31.0f ? 31 : static_cast<int>(r));
-      }
+      const int r = round_even(inv_d * scales[ib]);
+      const int l = r < -32 ? -32 : (r > 31 ? 31 : r);
       const int ls = l + 32;
       dst[4 + ib / 2] = static_cast<uint8_t>(dst[4 + ib / 2] | ((ls & 0xf) << (4 * (ib % 2))));
       scales_h = static_cast<uint16_t>(scales_h | ((ls >> 4) << (2 * ib)));
