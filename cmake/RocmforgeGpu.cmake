@@ -81,17 +81,31 @@ elseif(ROCMFORGE_GPU_BACKEND STREQUAL "hip")
     message(FATAL_ERROR "ROCMFORGE_GPU=hip: libamdhip64 not found (Debian: apt-get install libamdhip64-dev)")
   endif()
   set(ROCMFORGE_GPU_RUNTIME_TARGET "${ROCMFORGE_AMDHIP64_LIBRARY}")
-  set(ROCMFORGE_HIP_COMPILE_OPTIONS -x hip)
+  # hipcc compiles every .cpp as HIP (for the GPUs it finds, or none) unless the language is named: name it, so
+  # host code stays host code (clang 15's HIP device pass also crashes on some GoogleTest code). GPU sources
+  # switch to HIP per file (rf_gpu_sources). Naming the targets at link time keeps hipcc from probing for GPUs.
+  add_compile_options($<$<COMPILE_LANGUAGE:CXX>:-xc++>)
+  set(ROCMFORGE_HIP_COMPILE_OPTIONS -xhip)
   foreach(arch IN LISTS ROCMFORGE_HIP_ARCHITECTURES)
     list(APPEND ROCMFORGE_HIP_COMPILE_OPTIONS --offload-arch=${arch})
+    add_link_options(--offload-arch=${arch})
   endforeach()
+  # hipcc runs rocm_agent_enumerator for every command without an --offload-arch (the host-only ones): naming the
+  # targets in its environment skips that probe (and its traceback on machines without an AMD GPU).
+  get_filename_component(_rf_cxx_name "${CMAKE_CXX_COMPILER}" NAME)
+  if(_rf_cxx_name MATCHES "^hipcc")
+    string(REPLACE ";" "," _rf_hip_targets "${ROCMFORGE_HIP_ARCHITECTURES}")
+    list(PREPEND CMAKE_CXX_COMPILER_LAUNCHER env HCC_AMDGPU_TARGET=${_rf_hip_targets})
+    list(PREPEND CMAKE_CXX_LINKER_LAUNCHER env HCC_AMDGPU_TARGET=${_rf_hip_targets})
+  endif()
   message(STATUS "rocmforge GPU backend: HIP (${CMAKE_CXX_COMPILER}, ${ROCMFORGE_HIP_ARCHITECTURES})")
 else()
   message(STATUS "rocmforge GPU backend: off (ROCMFORGE_GPU=${ROCMFORGE_GPU})")
 endif()
 
-# Marks sources (paths relative to the calling folder) as GPU sources of the chosen backend. .cu files compile as
-# CUDA under nvcc; under HIP every listed file (also .cpp files that call the runtime) compiles as HIP.
+# Marks sources (paths relative to the calling folder) as device code of the chosen backend: .cu files compile as
+# CUDA under nvcc by their extension; under HIP the listed files compile as HIP for ROCMFORGE_HIP_ARCHITECTURES.
+# Host-only .cpp files that call the runtime through compat.h need no marking.
 function(rf_gpu_sources)
   if(ROCMFORGE_GPU_BACKEND STREQUAL "hip")
     set_source_files_properties(${ARGN} DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR} PROPERTIES

@@ -49,7 +49,11 @@ Expected<DeviceInfo> device_info(int index) {
   info.multiprocessor_count = prop.multiProcessorCount;
   info.total_memory = prop.totalGlobalMem;
   info.l2_cache_bytes = static_cast<size_t>(prop.l2CacheSize);
+#if defined(RF_GPU_HIP)
+  info.shared_memory_per_block_optin = prop.sharedMemPerBlock;  // AMD has no opt-in above the per-block limit
+#else
   info.shared_memory_per_block_optin = prop.sharedMemPerBlockOptin;
+#endif
   size_t free_bytes = 0;
   size_t total_bytes = 0;
   GPU_RETURN_IF_ERROR(gpuMemGetInfo(&free_bytes, &total_bytes));
