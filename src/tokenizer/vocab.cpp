@@ -23,6 +23,21 @@ constexpr std::array<std::string_view, 15> kEogTexts = {
     "<|eot_id|>", "<|im_end|>", "<|end|>",         "<end_of_turn>",      "<|endoftext|>", "<|eom_id|>", "<EOT>", "_<EOT>",
     "[EOT]",      "</s>",       "<|end_of_text|>", "<end_of_utterance>", "<eos>",         "[EOS]",      "<|return|>"};
 
+// Fill-in-the-middle tokens recognized by their text (first match wins); they are control tokens.
+const std::vector<std::string_view> kFimPreTexts = {
+    "<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "begin\xEF\xBD\x9C>",
+    "<PRE>", "\xE2\x96\x81<PRE>", "<|code_prefix|>", "<|prefix|>"};
+const std::vector<std::string_view> kFimSufTexts = {
+    "<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "hole\xEF\xBD\x9C>",
+    "<SUF>", "\xE2\x96\x81<SUF>", "<|code_suffix|>", "<|suffix|>"};
+const std::vector<std::string_view> kFimMidTexts = {
+    "<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "end\xEF\xBD\x9C>",
+    "<MID>", "\xE2\x96\x81<MID>", "<|code_middle|>", "<|middle|>"};
+const std::vector<std::string_view> kFimPadTexts = {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"};
+const std::vector<std::string_view> kFimRepTexts = {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>",
+                                                    "<reponame>"};
+const std::vector<std::string_view> kFimSepTexts = {"<|file_sep|>"};
+
 uint32_t attr_of_type(int32_t type) {
   switch (static_cast<TokenType>(type)) {
     case TokenType::kNormal:
@@ -162,6 +177,20 @@ Expected<VocabSpec> read_vocab_spec(const gguf::File& f) {
       {"tokenizer.ggml.mask_token_id", &s.mask},
   }};
   for (const auto& [key, slot] : ids) RF_RETURN_IF_ERROR(get_optional(f, key, *slot));
+  const std::array<std::pair<std::string_view, std::optional<int64_t>*>, 9> fim_ids = {{
+      {"tokenizer.ggml.fim_pre_token_id", &s.fim_pre},
+      {"tokenizer.ggml.fim_suf_token_id", &s.fim_suf},
+      {"tokenizer.ggml.fim_mid_token_id", &s.fim_mid},
+      {"tokenizer.ggml.fim_pad_token_id", &s.fim_pad},
+      {"tokenizer.ggml.fim_rep_token_id", &s.fim_rep},
+      {"tokenizer.ggml.fim_sep_token_id", &s.fim_sep},
+      {"tokenizer.ggml.prefix_token_id", &s.fim_pre},  // older names
+      {"tokenizer.ggml.suffix_token_id", &s.fim_suf},
+      {"tokenizer.ggml.middle_token_id", &s.fim_mid},
+  }};
+  for (const auto& [key, slot] : fim_ids) {
+    if (!slot->has_value()) RF_RETURN_IF_ERROR(get_optional(f, key, *slot));
+  }
   RF_RETURN_IF_ERROR(get_optional(f, "tokenizer.ggml.add_bos_token", s.add_bos));
   RF_RETURN_IF_ERROR(get_optional(f, "tokenizer.ggml.add_eos_token", s.add_eos));
   RF_RETURN_IF_ERROR(get_optional(f, "tokenizer.ggml.add_sep_token", s.add_sep));
@@ -255,6 +284,12 @@ Expected<Vocab> Vocab::build(const VocabSpec& spec) {
   set_id(v.sep, spec.sep);
   set_id(v.pad, spec.pad);
   set_id(v.mask, spec.mask);
+  set_id(v.fim_pre, spec.fim_pre);
+  set_id(v.fim_suf, spec.fim_suf);
+  set_id(v.fim_mid, spec.fim_mid);
+  set_id(v.fim_pad, spec.fim_pad);
+  set_id(v.fim_rep, spec.fim_rep);
+  set_id(v.fim_sep, spec.fim_sep);
   if (spec.add_bos) v.add_bos = *spec.add_bos;
   if (spec.add_eos) v.add_eos = *spec.add_eos;
   if (spec.add_sep) v.add_sep = *spec.add_sep;
@@ -271,6 +306,21 @@ Expected<Vocab> Vocab::build(const VocabSpec& spec) {
     }
   }
   if (v.eom == kNoToken) v.eom = v.find("<|eom_id|>");
+  const std::array<std::pair<int32_t*, const std::vector<std::string_view>*>, 6> fim = {{
+      {&v.fim_pre, &kFimPreTexts},
+      {&v.fim_suf, &kFimSufTexts},
+      {&v.fim_mid, &kFimMidTexts},
+      {&v.fim_pad, &kFimPadTexts},
+      {&v.fim_rep, &kFimRepTexts},
+      {&v.fim_sep, &kFimSepTexts},
+  }};
+  for (const auto& [slot, texts] : fim) {
+    for (size_t k = 0; k < texts->size() && *slot == kNoToken; ++k) *slot = v.find((*texts)[k]);
+    if (*slot != kNoToken) v.tokens[*slot].attr |= kAttrControl;
+  }
+  for (int32_t id : {v.fim_pad, v.fim_rep, v.fim_sep}) {
+    if (id != kNoToken) v.eog.insert(id);
+  }
   for (std::string_view text : kEogTexts) {
     if (const int32_t id = v.find(text); id != kNoToken) v.eog.insert(id);
   }

@@ -57,6 +57,7 @@ struct VocabSpec {
   std::vector<int32_t> token_types;  // empty: all normal
   std::vector<std::string> merges;   // BPE merges "left right", by rank
   std::optional<int64_t> bos, eos, eot, eom, unk, sep, pad, mask;
+  std::optional<int64_t> fim_pre, fim_suf, fim_mid, fim_pad, fim_rep, fim_sep;  // fill-in-the-middle
   std::optional<bool> add_bos, add_eos, add_sep, add_space_prefix;
 };
 
@@ -83,6 +84,8 @@ struct Vocab {
 
   int32_t bos = kNoToken, eos = kNoToken, eot = kNoToken, eom = kNoToken, unk = kNoToken, sep = kNoToken,
           pad = kNoToken, mask = kNoToken, nl = kNoToken;
+  int32_t fim_pre = kNoToken, fim_suf = kNoToken, fim_mid = kNoToken, fim_pad = kNoToken, fim_rep = kNoToken,
+          fim_sep = kNoToken;
   std::set<int32_t> eog;
   bool add_bos = false, add_eos = false, add_sep = false;
   bool add_space_prefix = false;
