@@ -17,30 +17,49 @@ using QuantFn = void (*)(const float*, uint8_t*, int64_t);
 
 DequantFn dequant_fn(Type t) {
   switch (t) {
-    case Type::IQ2_XXS: return iq::dequantize_iq2_xxs;
-    case Type::IQ2_XS: return iq::dequantize_iq2_xs;
-    case Type::IQ2_S: return iq::dequantize_iq2_s;
-    case Type::IQ3_XXS: return iq::dequantize_iq3_xxs;
-    case Type::IQ3_S: return iq::dequantize_iq3_s;
-    case Type::IQ1_S: return iq::dequantize_iq1_s;
-    case Type::IQ1_M: return iq::dequantize_iq1_m;
-    case Type::IQ4_NL: return iq::dequantize_iq4_nl;
-    case Type::IQ4_XS: return iq::dequantize_iq4_xs;
-    case Type::TQ1_0: return iq::dequantize_tq1_0;
-    case Type::TQ2_0: return iq::dequantize_tq2_0;
-    case Type::MXFP4: return iq::dequantize_mxfp4;
-    default: return nullptr;
+    case Type::IQ2_XXS:
+      return iq::dequantize_iq2_xxs;
+    case Type::IQ2_XS:
+      return iq::dequantize_iq2_xs;
+    case Type::IQ2_S:
+      return iq::dequantize_iq2_s;
+    case Type::IQ3_XXS:
+      return iq::dequantize_iq3_xxs;
+    case Type::IQ3_S:
+      return iq::dequantize_iq3_s;
+    case Type::IQ1_S:
+      return iq::dequantize_iq1_s;
+    case Type::IQ1_M:
+      return iq::dequantize_iq1_m;
+    case Type::IQ4_NL:
+      return iq::dequantize_iq4_nl;
+    case Type::IQ4_XS:
+      return iq::dequantize_iq4_xs;
+    case Type::TQ1_0:
+      return iq::dequantize_tq1_0;
+    case Type::TQ2_0:
+      return iq::dequantize_tq2_0;
+    case Type::MXFP4:
+      return iq::dequantize_mxfp4;
+    default:
+      return nullptr;
   }
 }
 
 QuantFn quant_fn(Type t) {
   switch (t) {
-    case Type::IQ4_NL: return iq::quantize_iq4_nl;
-    case Type::IQ4_XS: return iq::quantize_iq4_xs;
-    case Type::TQ1_0: return iq::quantize_tq1_0;
-    case Type::TQ2_0: return iq::quantize_tq2_0;
-    case Type::MXFP4: return iq::quantize_mxfp4;
-    default: return nullptr;
+    case Type::IQ4_NL:
+      return iq::quantize_iq4_nl;
+    case Type::IQ4_XS:
+      return iq::quantize_iq4_xs;
+    case Type::TQ1_0:
+      return iq::quantize_tq1_0;
+    case Type::TQ2_0:
+      return iq::quantize_tq2_0;
+    case Type::MXFP4:
+      return iq::quantize_mxfp4;
+    default:
+      return nullptr;
   }
 }
 

@@ -26,9 +26,7 @@ constexpr bool is_valid_hex(std::string_view s, size_t entries) {
 }
 
 constexpr uint32_t code_at(std::string_view s, size_t i) {
-  const auto byte = [&](size_t k) {
-    return static_cast<uint32_t>(hex_digit(s[2 * k]) * 16 + hex_digit(s[2 * k + 1]));
-  };
+  const auto byte = [&](size_t k) { return static_cast<uint32_t>(hex_digit(s[2 * k]) * 16 + hex_digit(s[2 * k + 1])); };
   return byte(2 * i) | (byte(2 * i + 1) << 8);
 }
 

@@ -1,6 +1,7 @@
 // IQ4_NL and IQ4_XS: 4-bit indices into a fixed non-linear level table (kIq4nlValues) times a scale.
 // Quantization picks, per 32-element block, the scale that minimises the x^2-weighted squared error over a small
 // set of candidate scales (the index of each element is then the nearest level), as the formats were designed for.
+#include <array>
 #include <cmath>
 #include <cstring>
 
@@ -15,13 +16,21 @@ constexpr int kBlock = 32;
 constexpr int kSearchSteps = 7;  // candidate scales on each side of the max-anchored one
 constexpr float kZeroBlock = 1e-15f;
 
-// Index of the level nearest to v (v in level units); NaN maps to the level nearest zero.
+// Twice the midpoints between neighbouring levels: level i wins once 2v reaches kMid2[i] (i >= 1).
+constexpr std::array<float, 16> kMid2 = [] {
+  std::array<float, 16> m{};
+  for (int i = 1; i < 16; ++i) m[i] = static_cast<float>(kIq4nlValues[i - 1] + kIq4nlValues[i]);
+  return m;
+}();
+
+// Index of the level nearest to v (v in level units; the upper level on a tie), by binary search over the
+// midpoints; NaN maps to the level nearest zero.
 int nearest_level(float v) {
   if (!(v == v)) return 8;
+  const float v2 = v + v;
   int idx = 0;
-  for (int i = 1; i < 16; ++i) {
-    // Level i wins once v reaches the midpoint between levels i-1 and i.
-    if (2.0f * v >= static_cast<float>(kIq4nlValues[i - 1] + kIq4nlValues[i])) idx = i;
+  for (int step = 8; step > 0; step >>= 1) {
+    if (v2 >= kMid2[idx + step]) idx += step;
   }
   return idx;
 }

@@ -111,7 +111,8 @@ TEST(IqCodebook, Iq2XsRandomFields) {
         put16(b, o + 2 + 2 * (4 * ib + l), static_cast<uint16_t>(g | s << 9));
         const float db = d * (0.5f + static_cast<float>(l < 2 ? s_lo : s_hi)) * 0.25f;
         for (int j = 0; j < 8; ++j) {
-          want[256 * blk + 32 * ib + 8 * l + j] = signed_value(db * grid_byte(iq::kIq2xsGrid[g], j), iq2_negative(s, j));
+          want[256 * blk + 32 * ib + 8 * l + j] =
+              signed_value(db * grid_byte(iq::kIq2xsGrid[g], j), iq2_negative(s, j));
         }
       }
     }

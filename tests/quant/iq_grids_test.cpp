@@ -1,4 +1,6 @@
 // Structural checks of the transcribed IQ codebooks plus entries re-read from the ggml reference tables.
+#include "quant/iq_grids.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -6,8 +8,6 @@
 #include <cstdint>
 #include <set>
 #include <vector>
-
-#include "quant/iq_grids.h"
 
 namespace rf::quant::iq {
 namespace {
@@ -84,33 +84,33 @@ TEST(IqGrids, Iq1GridValuesAreTernaryAndEntriesSortedAndUnique) {
 // Entries re-read from ggml's ggml-common.h (first, middle and last rows of each table).
 TEST(IqGrids, EntriesMatchTheGgmlReferenceTables) {
   const std::vector<std::pair<size_t, uint64_t>> iq2xxs = {
-      {0, 0x0808080808080808}, {1, 0x080808080808082b}, {2, 0x0808080808081919}, {3, 0x0808080808082b08},
+      {0, 0x0808080808080808},   {1, 0x080808080808082b},   {2, 0x0808080808081919},   {3, 0x0808080808082b08},
       {104, 0x08192b1908080808}, {105, 0x08192b1908081919}, {106, 0x08192b192b2b0808}, {107, 0x08192b2b19190819},
       {252, 0x2b2b082b08080808}, {253, 0x2b2b190808192b08}, {254, 0x2b2b2b0819190808}, {255, 0x2b2b2b1908081908}};
   for (const auto& [i, v] : iq2xxs) EXPECT_EQ(kIq2xxsGrid[i], v) << "iq2xxs_grid[" << i << "]";
 
   const std::vector<std::pair<size_t, uint64_t>> iq2xs = {
-      {11, 0x08080808082b1919}, {99, 0x0808192b08080819}, {102, 0x0808192b082b192b},
-      {244, 0x082b2b0819191919}, {372, 0x19192b1908192b2b}, {375, 0x19192b2b2b081919}, {511, 0x2b2b2b2b2b2b2b2b}};
+      {11, 0x08080808082b1919},  {99, 0x0808192b08080819},  {102, 0x0808192b082b192b}, {244, 0x082b2b0819191919},
+      {372, 0x19192b1908192b2b}, {375, 0x19192b2b2b081919}, {511, 0x2b2b2b2b2b2b2b2b}};
   for (const auto& [i, v] : iq2xs) EXPECT_EQ(kIq2xsGrid[i], v) << "iq2xs_grid[" << i << "]";
 
   const std::vector<std::pair<size_t, uint64_t>> iq2s = {
-      {0, 0x0808080808080808}, {968, 0x2b19192b08080808}, {971, 0x2b192b0808080819},
-      {996, 0x2b2b082b082b082b}, {1020, 0x2b2b2b2b082b082b}, {1022, 0x2b2b2b2b2b082b08}, {1023, 0x2b2b2b2b2b2b2b2b}};
+      {0, 0x0808080808080808},    {968, 0x2b19192b08080808},  {971, 0x2b192b0808080819}, {996, 0x2b2b082b082b082b},
+      {1020, 0x2b2b2b2b082b082b}, {1022, 0x2b2b2b2b2b082b08}, {1023, 0x2b2b2b2b2b2b2b2b}};
   for (const auto& [i, v] : iq2s) EXPECT_EQ(kIq2sGrid[i], v) << "iq2s_grid[" << i << "]";
 
-  const std::vector<std::pair<size_t, uint32_t>> iq3xxs = {
-      {0, 0x04040404}, {5, 0x04040c3e}, {64, 0x0c041c04}, {71, 0x0c0c0c0c}, {96, 0x0c3e2404},
-      {168, 0x1c2c2c2c}, {248, 0x3e1c1c1c}, {255, 0x3e341c04}};
+  const std::vector<std::pair<size_t, uint32_t>> iq3xxs = {{0, 0x04040404},   {5, 0x04040c3e},  {64, 0x0c041c04},
+                                                           {71, 0x0c0c0c0c},  {96, 0x0c3e2404}, {168, 0x1c2c2c2c},
+                                                           {248, 0x3e1c1c1c}, {255, 0x3e341c04}};
   for (const auto& [i, v] : iq3xxs) EXPECT_EQ(kIq3xxsGrid[i], v) << "iq3xxs_grid[" << i << "]";
 
-  const std::vector<std::pair<size_t, uint32_t>> iq3s = {
-      {0, 0x01010101}, {3, 0x0101010b}, {184, 0x030d050f}, {328, 0x07090703}, {335, 0x070b050b},
-      {504, 0x0f090307}, {511, 0x0f0f0101}};
+  const std::vector<std::pair<size_t, uint32_t>> iq3s = {{0, 0x01010101},   {3, 0x0101010b},   {184, 0x030d050f},
+                                                         {328, 0x07090703}, {335, 0x070b050b}, {504, 0x0f090307},
+                                                         {511, 0x0f0f0101}};
   for (const auto& [i, v] : iq3s) EXPECT_EQ(kIq3sGrid[i], v) << "iq3s_grid[" << i << "]";
 
   const std::vector<std::pair<size_t, uint64_t>> iq1s = {
-      {0, 0xffffffffffffffff}, {1, 0xffffffffffffff01}, {2, 0xffffffffffff0000}, {3, 0xffffffffffff01ff},
+      {0, 0xffffffffffffffff},  {1, 0xffffffffffffff01},  {2, 0xffffffffffff0000},  {3, 0xffffffffffff01ff},
       {48, 0xffffff01ffffffff}, {49, 0xffffff01ffffff01}, {50, 0xffffff01ffff01ff}, {51, 0xffffff01ffff0101}};
   for (const auto& [i, v] : iq1s) EXPECT_EQ(kIq1sGrid[i], v) << "iq1s_grid[" << i << "]";
 }
@@ -128,7 +128,7 @@ TEST(IqGrids, Iq1GridMatchesTheGgmlGpuFormTable) {
     return out;
   };
   const std::vector<std::pair<size_t, uint32_t>> rows = {
-      {32, 0x00020111}, {33, 0x01000011}, {39, 0x01020011}, {134, 0x00002000}, {141, 0x00022200},
+      {32, 0x00020111},  {33, 0x01000011},  {39, 0x01020011},   {134, 0x00002000},  {141, 0x00022200},
       {464, 0x02220202}, {840, 0x12012112}, {1304, 0x10201212}, {1311, 0x11201112}, {2047, 0x22222222}};
   for (const auto& [i, v] : rows) EXPECT_EQ(gpu_form(kIq1sGrid[i]), v) << "iq1s_grid_gpu[" << i << "]";
 }

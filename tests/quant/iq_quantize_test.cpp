@@ -260,10 +260,10 @@ TEST(IqQuantize, TernaryValuesRoundTripExactly) {
 
 TEST(IqQuantize, TernaryRoundsToNearestWithTheMaxAsScale) {
   std::vector<float> x(256, 0.0f);
-  x[0] = 4.0f;    // scale
-  x[1] = 2.1f;    // > half: +1
-  x[2] = 1.9f;    // < half: 0
-  x[3] = -2.5f;   // -1
+  x[0] = 4.0f;   // scale
+  x[1] = 2.1f;   // > half: +1
+  x[2] = 1.9f;   // < half: 0
+  x[3] = -2.5f;  // -1
   x[255] = -4.0f;
   for (Type t : {Type::TQ1_0, Type::TQ2_0}) {
     const std::vector<float> y = round_trip(t, x);
