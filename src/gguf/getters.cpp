@@ -28,22 +28,24 @@ std::string type_label() {
   else if constexpr (IsVector<T>::value) return fmt::format("array of {}", type_label<typename IsVector<T>::Elem>());
 }
 
-// The scalar conversion rules; nullopt when v does not convert to T.
+// The scalar conversion rules; nullopt when x does not convert to T.
+template <typename T, typename X>
+std::optional<T> convert_one(const X& x) {
+  if constexpr (kIsInt<T> && kIsInt<X>) {
+    if (std::in_range<T>(x)) return static_cast<T>(x);
+    return std::nullopt;
+  } else if constexpr (std::is_same_v<T, double> && (std::is_same_v<X, float> || std::is_same_v<X, double>)) {
+    return static_cast<double>(x);
+  } else if constexpr (std::is_same_v<T, X> && !kIsInt<T>) {
+    return x;
+  } else {
+    return std::nullopt;
+  }
+}
+
 template <typename T>
 std::optional<T> convert_scalar(const Value& v) {
-  return std::visit(
-      [](const auto& x) -> std::optional<T> {
-        using X = std::decay_t<decltype(x)>;
-        if constexpr (kIsInt<T> && kIsInt<X>) {
-          if (std::in_range<T>(x)) return static_cast<T>(x);
-        } else if constexpr (std::is_same_v<T, double> && (std::is_same_v<X, float> || std::is_same_v<X, double>)) {
-          return static_cast<double>(x);
-        } else if constexpr (std::is_same_v<T, X> && !kIsInt<T>) {
-          return x;
-        }
-        return std::nullopt;
-      },
-      v.data);
+  return std::visit([](const auto& x) { return convert_one<T>(x); }, v.data);
 }
 
 }  // namespace
