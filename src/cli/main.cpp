@@ -5,6 +5,7 @@
 
 #include "cli/inspect_command.h"
 #include "cli/synth_command.h"
+#include "tokenizer/tokenize_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"rocmforge: LLM inference for GGUF models on AMD (ROCm/HIP), NVIDIA (CUDA) and CPU"};
@@ -13,6 +14,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   rf::cli::register_inspect_command(app, exit_code);
   rf::cli::register_synth_command(app, exit_code);
+  rf::tokenizer::register_tokenize_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
