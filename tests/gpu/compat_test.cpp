@@ -100,8 +100,8 @@ TEST(GpuCompat, BlockReduceExactAndReplaysFromAGraph) {
     gpuGraphExec_t exec = nullptr;
     GPU_CHECK(gpuStreamBeginCapture(stream, gpuStreamCaptureModeThreadLocal));
     GPU_CHECK(gpuMemsetAsync(d_bad.get(), 0, sizeof(int), stream));
-    const Status launched = test::launch_block_reduce(d_in.get(), n_rows, block_size, d_sums.get(), d_bad.get(),
-                                                      stream);
+    const Status launched =
+        test::launch_block_reduce(d_in.get(), n_rows, block_size, d_sums.get(), d_bad.get(), stream);
     GPU_CHECK(gpuStreamEndCapture(stream, &graph));
     ASSERT_TRUE(launched.ok()) << launched.message();
     GPU_CHECK(gpuGraphInstantiate(&exec, graph));

@@ -4,19 +4,31 @@
 #include <gtest/gtest.h>
 
 #include <cstddef>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "backend/gpu/compat.h"
 #include "backend/gpu/device_info.h"
 
-// Skips the current test (with the runtime's reason) when no GPU is usable; otherwise defines `var` as the
+// Skips the current test (with the runtime's reason) when no GPU is usable, or fails it when the environment
+// sets ROCMFORGE_REQUIRE_GPU=1 (scripts/gpu-test.sh does, on the GPU machine); otherwise defines `var` as the
 // DeviceInfo of device 0, made current.
-#define RF_REQUIRE_GPU(var)                                                                  \
-  auto var##_probe = ::rf::gpu::device_info(0);                                              \
-  if (!var##_probe.ok()) GTEST_SKIP() << "no GPU: " << var##_probe.error_message();          \
+#define RF_REQUIRE_GPU(var)                                                                         \
+  auto var##_probe = ::rf::gpu::device_info(0);                                                     \
+  if (!var##_probe.ok()) {                                                                          \
+    if (::rf::gpu::test::gpu_required()) GTEST_FAIL() << "no GPU: " << var##_probe.error_message(); \
+    GTEST_SKIP() << "no GPU: " << var##_probe.error_message();                                      \
+  }                                                                                                 \
   const ::rf::gpu::DeviceInfo var = *var##_probe
 
 namespace rf::gpu::test {
+
+// True when ROCMFORGE_REQUIRE_GPU=1: a GPU test without a GPU is then a failure, not a skip.
+inline bool gpu_required() {
+  const char* v = std::getenv("ROCMFORGE_REQUIRE_GPU");
+  return v != nullptr && std::string(v) == "1";
+}
 
 // Device allocation of `count` elements of T, freed on scope exit.
 template <typename T>

@@ -158,17 +158,17 @@ inline Status error_status(gpuError_t err, const char* what) {
 }  // namespace rf::gpu
 
 // Aborts on a failed runtime call: for calls that can only fail through a programming error.
-#define GPU_CHECK(call)                                                                         \
-  do {                                                                                          \
-    const gpuError_t rf_gpu_err_ = (call);                                                      \
+#define GPU_CHECK(call)                                                                                \
+  do {                                                                                                 \
+    const gpuError_t rf_gpu_err_ = (call);                                                             \
     if (rf_gpu_err_ != gpuSuccess) ::rf::gpu::fatal_gpu_error(__FILE__, __LINE__, #call, rf_gpu_err_); \
   } while (0)
 
 // Returns an error Status from the enclosing function on a failed runtime call.
-#define GPU_RETURN_IF_ERROR(call)                                                          \
-  do {                                                                                     \
-    const gpuError_t rf_gpu_err_ = (call);                                                 \
-    if (rf_gpu_err_ != gpuSuccess) return ::rf::gpu::error_status(rf_gpu_err_, #call);     \
+#define GPU_RETURN_IF_ERROR(call)                                                      \
+  do {                                                                                 \
+    const gpuError_t rf_gpu_err_ = (call);                                             \
+    if (rf_gpu_err_ != gpuSuccess) return ::rf::gpu::error_status(rf_gpu_err_, #call); \
   } while (0)
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -203,7 +203,7 @@ inline constexpr int kMaxWarpsPerBlock = 1024 / kWarpSize;
 #if defined(RF_GPU_HIP)
 using LaneMask = uint64_t;
 #else
-using LaneMask = unsigned;  // CUDA's *_sync primitives take a 32-bit member mask
+using LaneMask = unsigned;            // CUDA's *_sync primitives take a 32-bit member mask
 #endif
 // Every lane of the warp takes part (the only mask the shuffles below use).
 inline constexpr LaneMask kFullLaneMask = ~LaneMask{0};

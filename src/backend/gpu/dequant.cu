@@ -3,21 +3,20 @@
 //         element j + 16; x = d * (q - 8).
 //   Q8_0: 32 elements in 34 bytes: f16 scale d, then 32 int8 quants; x = d * q.
 // One thread per output element (per nibble byte for Q4_0), grid-stride loops, 64-bit indices.
-#include "backend/gpu/dequant.h"
-
 #include <algorithm>
 #include <string>
 
+#include "backend/gpu/dequant.h"
 #include "core/check.h"
 #include "quant/types.h"
 
 namespace rf::gpu {
 namespace {
 
-constexpr int kQ4_0BlockSize = 32;   // elements per Q4_0 block (format constant)
-constexpr int kQ4_0BlockBytes = 18;  // 2-byte f16 scale + 16 nibble bytes
-constexpr int kQ8_0BlockSize = 32;   // elements per Q8_0 block (format constant)
-constexpr int kQ8_0BlockBytes = 34;  // 2-byte f16 scale + 32 int8 quants
+constexpr int kQ4_0BlockSize = 32;     // elements per Q4_0 block (format constant)
+constexpr int kQ4_0BlockBytes = 18;    // 2-byte f16 scale + 16 nibble bytes
+constexpr int kQ8_0BlockSize = 32;     // elements per Q8_0 block (format constant)
+constexpr int kQ8_0BlockBytes = 34;    // 2-byte f16 scale + 32 int8 quants
 constexpr int kThreadsPerBlock = 256;  // a multiple of both wavefront sizes
 constexpr int64_t kMaxGridBlocks = int64_t{1} << 16;
 
@@ -107,8 +106,8 @@ Status dequantize(quant::Type t, const void* src, float* dst, int64_t n, gpuStre
   const auto* halves = static_cast<const uint16_t*>(src);
   switch (t) {
     case quant::Type::F32:
-      GPU_RETURN_IF_ERROR(gpuMemcpyAsync(dst, src, static_cast<size_t>(n) * sizeof(float), gpuMemcpyDeviceToDevice,
-                                         stream));
+      GPU_RETURN_IF_ERROR(
+          gpuMemcpyAsync(dst, src, static_cast<size_t>(n) * sizeof(float), gpuMemcpyDeviceToDevice, stream));
       return ok_status();
     case quant::Type::F16:
       dequantize_16bit_kernel<false><<<grid_for(n), kThreadsPerBlock, 0, stream>>>(halves, dst, n);

@@ -12,12 +12,12 @@ namespace rf::gpu {
 
 struct DeviceInfo {
   int index = 0;
-  std::string name;               // e.g. "NVIDIA H100 80GB HBM3"
-  std::string arch;               // "sm_90" on NVIDIA, the gfx name (e.g. "gfx90a:sramecc+:xnack-") on AMD
-  int warp_size = 0;              // 32 or 64: the size host code must use for launches that depend on it
-  int multiprocessor_count = 0;   // SMs / CUs
-  size_t total_memory = 0;        // bytes
-  size_t free_memory = 0;         // bytes free when probed
+  std::string name;              // e.g. "NVIDIA H100 80GB HBM3"
+  std::string arch;              // "sm_90" on NVIDIA, the gfx name (e.g. "gfx90a:sramecc+:xnack-") on AMD
+  int warp_size = 0;             // 32 or 64: the size host code must use for launches that depend on it
+  int multiprocessor_count = 0;  // SMs / CUs
+  size_t total_memory = 0;       // bytes
+  size_t free_memory = 0;        // bytes free when probed
   size_t l2_cache_bytes = 0;
   size_t shared_memory_per_block_optin = 0;  // the most a block may get after opting in
 };

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Everything to run on the lent GPU machine in one call (see ../shared/device/README.md): unpacks the Debian
+# packages carried in .deps/, configures for sm_90 (override: ROCMFORGE_CUDA_ARCH), builds the GPU tests and
+# runs them with ROCMFORGE_REQUIRE_GPU=1, so that a missing GPU fails instead of skipping. Set
+# ROCMFORGE_GPU_SANITIZE=1 to also run them under compute-sanitizer (memcheck). XML results go to $OUT when set.
+#   run(carry=[".deps"], command="bash scripts/gpu-test.sh")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -d .deps ] && ls .deps/*.deb >/dev/null 2>&1; then
+  mkdir -p /opt/deps
+  for f in .deps/*.deb; do dpkg -x "$f" /opt/deps; done
+  export CMAKE_PREFIX_PATH=/opt/deps/usr PKG_CONFIG_PATH=/opt/deps/usr/lib/x86_64-linux-gnu/pkgconfig
+  export PKG_CONFIG_SYSROOT_DIR=/opt/deps LD_LIBRARY_PATH=/opt/deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+fi
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "(no nvidia-smi)"
+
+build=${ROCMFORGE_GPU_BUILD_DIR:-build-device}
+t0=$(date +%s)
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DROCMFORGE_GPU=cuda \
+  -DCMAKE_CUDA_ARCHITECTURES="${ROCMFORGE_CUDA_ARCH:-90}" >/dev/null
+tests=$(ninja -C "$build" -t targets all | grep -oE '^gpu_[a-z0-9_]*test:' | tr -d ':' | sort -u)
+[ -n "$tests" ] || { echo "gpu-test: no gpu_*test targets" >&2; exit 1; }
+# shellcheck disable=SC2086
+cmake --build "$build" -j "$(nproc)" --target $tests
+echo "gpu-test: built $(echo $tests) in $(($(date +%s) - t0)) s"
+
+export ROCMFORGE_REQUIRE_GPU=1
+failed=0
+summary=""
+for t in $tests; do
+  xml=()
+  [ -n "${OUT:-}" ] && xml=(--gtest_output="xml:$OUT/$t.xml")
+  if "$build/bin/$t" "${xml[@]}"; then summary+="PASS  $t"$'\n'; else summary+="FAIL  $t"$'\n'; failed=1; fi
+  if [ "${ROCMFORGE_GPU_SANITIZE:-0}" = 1 ]; then
+    if compute-sanitizer --tool memcheck --error-exitcode 3 "$build/bin/$t" --gtest_brief=1; then
+      summary+="PASS  $t (compute-sanitizer memcheck)"$'\n'
+    else
+      summary+="FAIL  $t (compute-sanitizer memcheck)"$'\n'
+      failed=1
+    fi
+  fi
+done
+printf '\n==== GPU test summary ====\n%s' "$summary"
+exit "$failed"
