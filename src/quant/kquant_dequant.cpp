@@ -83,12 +83,24 @@ Status dequantize_kquant(Type t, const void* src, float* dst, int64_t n) {
   const size_t bytes = traits(t).block_bytes;
   for (int64_t i = 0; i < n / kQk; ++i, b += bytes, dst += kQk) {
     switch (t) {
-      case Type::Q2_K: dequant_q2_k(b, dst); break;
-      case Type::Q3_K: dequant_q3_k(b, dst); break;
-      case Type::Q4_K: dequant_q45_k(b, false, dst); break;
-      case Type::Q5_K: dequant_q45_k(b, true, dst); break;
-      case Type::Q6_K: dequant_q6_k(b, dst); break;
-      case Type::Q8_K: dequant_q8_k(b, dst); break;
+      case Type::Q2_K:
+        dequant_q2_k(b, dst);
+        break;
+      case Type::Q3_K:
+        dequant_q3_k(b, dst);
+        break;
+      case Type::Q4_K:
+        dequant_q45_k(b, false, dst);
+        break;
+      case Type::Q5_K:
+        dequant_q45_k(b, true, dst);
+        break;
+      case Type::Q6_K:
+        dequant_q6_k(b, dst);
+        break;
+      case Type::Q8_K:
+        dequant_q8_k(b, dst);
+        break;
       default:
         return Status::error("quant: dequantize: " + std::string(type_name(t)) + " is not a K-quant type");
     }

@@ -257,12 +257,24 @@ Status quantize_kquant(Type t, const float* src, void* dst, int64_t n) {
   const size_t bytes = traits(t).block_bytes;
   for (int64_t i = 0; i < n / kQk; ++i, b += bytes, src += kQk) {
     switch (t) {
-      case Type::Q2_K: quant_q2_k(src, b); break;
-      case Type::Q3_K: quant_q3_k(src, b); break;
-      case Type::Q4_K: quant_q45_k(src, false, b); break;
-      case Type::Q5_K: quant_q45_k(src, true, b); break;
-      case Type::Q6_K: quant_q6_k(src, b); break;
-      default: quant_q8_k(src, b); break;  // Q8_K
+      case Type::Q2_K:
+        quant_q2_k(src, b);
+        break;
+      case Type::Q3_K:
+        quant_q3_k(src, b);
+        break;
+      case Type::Q4_K:
+        quant_q45_k(src, false, b);
+        break;
+      case Type::Q5_K:
+        quant_q45_k(src, true, b);
+        break;
+      case Type::Q6_K:
+        quant_q6_k(src, b);
+        break;
+      default:
+        quant_q8_k(src, b);
+        break;  // Q8_K
     }
   }
   return ok_status();

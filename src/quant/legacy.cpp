@@ -150,12 +150,24 @@ Status dequantize_legacy(Type t, const void* src, float* dst, int64_t n) {
   const int64_t nb = n / kQk;
   for (int64_t i = 0; i < nb; ++i, b += bytes, dst += kQk) {
     switch (t) {
-      case Type::Q4_0: dequant_q4_0(b, dst); break;
-      case Type::Q4_1: dequant_q4_1(b, dst); break;
-      case Type::Q5_0: dequant_q5_0(b, dst); break;
-      case Type::Q5_1: dequant_q5_1(b, dst); break;
-      case Type::Q8_0: dequant_q8(b, 2, dst); break;
-      case Type::Q8_1: dequant_q8(b, 4, dst); break;
+      case Type::Q4_0:
+        dequant_q4_0(b, dst);
+        break;
+      case Type::Q4_1:
+        dequant_q4_1(b, dst);
+        break;
+      case Type::Q5_0:
+        dequant_q5_0(b, dst);
+        break;
+      case Type::Q5_1:
+        dequant_q5_1(b, dst);
+        break;
+      case Type::Q8_0:
+        dequant_q8(b, 2, dst);
+        break;
+      case Type::Q8_1:
+        dequant_q8(b, 4, dst);
+        break;
       default:
         return Status::error("quant: dequantize: " + std::string(type_name(t)) + " is not a legacy block type");
     }
@@ -186,12 +198,24 @@ Status quantize_legacy(Type t, const float* src, void* dst, int64_t n) {
   const int64_t nb = n / kQk;
   for (int64_t i = 0; i < nb; ++i, b += bytes, src += kQk) {
     switch (t) {
-      case Type::Q4_0: quant_symmetric(src, 4, b); break;
-      case Type::Q5_0: quant_symmetric(src, 5, b); break;
-      case Type::Q4_1: quant_affine(src, 4, b); break;
-      case Type::Q5_1: quant_affine(src, 5, b); break;
-      case Type::Q8_0: quant_q8(src, false, b); break;
-      default: quant_q8(src, true, b); break;  // Q8_1
+      case Type::Q4_0:
+        quant_symmetric(src, 4, b);
+        break;
+      case Type::Q5_0:
+        quant_symmetric(src, 5, b);
+        break;
+      case Type::Q4_1:
+        quant_affine(src, 4, b);
+        break;
+      case Type::Q5_1:
+        quant_affine(src, 5, b);
+        break;
+      case Type::Q8_0:
+        quant_q8(src, false, b);
+        break;
+      default:
+        quant_q8(src, true, b);
+        break;  // Q8_1
     }
   }
   return ok_status();

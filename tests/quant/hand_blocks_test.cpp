@@ -94,7 +94,8 @@ Case q8_case(bool with_sum, int blocks) {
 void put_two_bit_planes(const std::vector<int>& codes, uint8_t* qs) {
   for (int half = 0; half < 2; ++half) {
     for (int shift = 0; shift < 4; ++shift) {
-      for (int l = 0; l < 32; ++l) qs[32 * half + l] |= static_cast<uint8_t>(codes[128 * half + 32 * shift + l] << (2 * shift));
+      for (int l = 0; l < 32; ++l)
+        qs[32 * half + l] |= static_cast<uint8_t>(codes[128 * half + 32 * shift + l] << (2 * shift));
     }
   }
 }
@@ -136,12 +137,15 @@ Case q3_k_case(int blocks) {
     uint8_t* s = blk.data() + 96;
     for (int j = 0; j < 16; ++j) {
       sc[j] = (j * 13 + 5 + b) % 64;  // biased by 32
-      if (j < 8) s[j] = static_cast<uint8_t>(s[j] | (sc[j] & 15));
-      else s[j - 8] = static_cast<uint8_t>(s[j - 8] | ((sc[j] & 15) << 4));
+      if (j < 8)
+        s[j] = static_cast<uint8_t>(s[j] | (sc[j] & 15));
+      else
+        s[j - 8] = static_cast<uint8_t>(s[j - 8] | ((sc[j] & 15) << 4));
       s[8 + j % 4] = static_cast<uint8_t>(s[8 + j % 4] | ((sc[j] >> 4) << (2 * (j / 4))));
     }
     put_f16(blk.data() + 108, d);
-    for (int e = 0; e < 256; ++e) c.expected.push_back(static_cast<float>(static_cast<double>(d) * (sc[e / 16] - 32) * q[e]));
+    for (int e = 0; e < 256; ++e)
+      c.expected.push_back(static_cast<float>(static_cast<double>(d) * (sc[e / 16] - 32) * q[e]));
     c.bytes.insert(c.bytes.end(), blk.begin(), blk.end());
   }
   return c;
@@ -185,7 +189,8 @@ Case q45_k_case(bool five, int blocks) {
     }
     for (int e = 0; e < 256; ++e) {
       const int j = e / 32;
-      c.expected.push_back(static_cast<float>(static_cast<double>(d) * sc[j] * q[e] - static_cast<double>(dmin) * mn[j]));
+      c.expected.push_back(
+          static_cast<float>(static_cast<double>(d) * sc[j] * q[e] - static_cast<double>(dmin) * mn[j]));
     }
     c.bytes.insert(c.bytes.end(), blk.begin(), blk.end());
   }
@@ -204,8 +209,8 @@ Case q6_k_case(int blocks) {
       for (int l = 0; l < 32; ++l) {
         blk[64 * h + l] = static_cast<uint8_t>((g[l] & 15) | ((g[l + 64] & 15) << 4));
         blk[64 * h + l + 32] = static_cast<uint8_t>((g[l + 32] & 15) | ((g[l + 96] & 15) << 4));
-        blk[128 + 32 * h + l] =
-            static_cast<uint8_t>((g[l] >> 4) | ((g[l + 32] >> 4) << 2) | ((g[l + 64] >> 4) << 4) | ((g[l + 96] >> 4) << 6));
+        blk[128 + 32 * h + l] = static_cast<uint8_t>((g[l] >> 4) | ((g[l + 32] >> 4) << 2) | ((g[l + 64] >> 4) << 4) |
+                                                     ((g[l + 96] >> 4) << 6));
       }
     }
     int sc[16];
@@ -214,7 +219,8 @@ Case q6_k_case(int blocks) {
       blk[192 + j] = static_cast<uint8_t>(static_cast<int8_t>(sc[j]));
     }
     put_f16(blk.data() + 208, d);
-    for (int e = 0; e < 256; ++e) c.expected.push_back(static_cast<float>(static_cast<double>(d) * sc[e / 16] * (q[e] - 32)));
+    for (int e = 0; e < 256; ++e)
+      c.expected.push_back(static_cast<float>(static_cast<double>(d) * sc[e / 16] * (q[e] - 32)));
     c.bytes.insert(c.bytes.end(), blk.begin(), blk.end());
   }
   return c;
@@ -254,7 +260,13 @@ TEST(HandBlocks, KQuantTypesDecodeEveryElementOfEveryBlock) {
 TEST(HandBlocks, HalfPrecisionBitPatternsDecodeToIeeeValues) {
   // F16: (-1)^s * 2^(e-15) * (1 + m/1024), subnormals 2^-14 * m/1024.
   const uint16_t f16[] = {0x3C00, 0xC000, 0x0001, 0x03FF, 0x7BFF, 0x7C00, 0x8000, 0x3555};
-  const float want16[] = {1.0f, -2.0f, std::ldexp(1.0f, -24), std::ldexp(1023.0f, -24), 65504.0f, INFINITY, -0.0f,
+  const float want16[] = {1.0f,
+                          -2.0f,
+                          std::ldexp(1.0f, -24),
+                          std::ldexp(1023.0f, -24),
+                          65504.0f,
+                          INFINITY,
+                          -0.0f,
                           std::ldexp(1.0f + 341.0f / 1024.0f, -2)};
   std::vector<float> y(8);
   ASSERT_TRUE(dequantize(Type::F16, f16, y.data(), 8).ok());

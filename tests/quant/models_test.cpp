@@ -24,10 +24,10 @@ namespace {
 
 struct TypeStats {
   int tensors = 0;
-  double file_err_sum = 0.0;   // nRMSE of the file's tensor vs the f32 master
+  double file_err_sum = 0.0;  // nRMSE of the file's tensor vs the f32 master
   double file_err_max = 0.0;
   int requantized = 0;
-  double ours_err_sum = 0.0;   // nRMSE of our re-quantization of the master
+  double ours_err_sum = 0.0;     // nRMSE of our re-quantization of the master
   double file_err_sum_rq = 0.0;  // file nRMSE over the same (re-quantized) elements
   size_t blocks = 0;
   size_t same_blocks = 0;  // our blocks byte-identical to the file's
@@ -36,23 +36,48 @@ struct TypeStats {
 // Upper bound of the per-tensor nRMSE of a file's tensor against its F32 master.
 double bound_for(Type t) {
   switch (t) {
-    case Type::F32: return 0.0;
-    case Type::F16: return 1e-3;
-    case Type::BF16: return 5e-3;
-    case Type::Q8_0: return 0.01;
-    case Type::Q6_K: return 0.02;
-    case Type::Q5_0: case Type::Q5_1: case Type::Q5_K: return 0.05;
-    case Type::Q4_0: case Type::Q4_1: case Type::Q4_K: case Type::IQ4_NL: case Type::IQ4_XS: return 0.11;
-    case Type::Q3_K: return 0.2;
-    case Type::Q2_K: return 0.4;
-    default: return 0.5;
+    case Type::F32:
+      return 0.0;
+    case Type::F16:
+      return 1e-3;
+    case Type::BF16:
+      return 5e-3;
+    case Type::Q8_0:
+      return 0.01;
+    case Type::Q6_K:
+      return 0.02;
+    case Type::Q5_0:
+    case Type::Q5_1:
+    case Type::Q5_K:
+      return 0.05;
+    case Type::Q4_0:
+    case Type::Q4_1:
+    case Type::Q4_K:
+    case Type::IQ4_NL:
+    case Type::IQ4_XS:
+      return 0.11;
+    case Type::Q3_K:
+      return 0.2;
+    case Type::Q2_K:
+      return 0.4;
+    default:
+      return 0.5;
   }
 }
 
 bool is_iq_family(Type t) {
   switch (t) {
-    case Type::IQ2_XXS: case Type::IQ2_XS: case Type::IQ3_XXS: case Type::IQ1_S: case Type::IQ4_NL:
-    case Type::IQ3_S: case Type::IQ2_S: case Type::IQ4_XS: case Type::IQ1_M: case Type::TQ1_0: case Type::TQ2_0:
+    case Type::IQ2_XXS:
+    case Type::IQ2_XS:
+    case Type::IQ3_XXS:
+    case Type::IQ1_S:
+    case Type::IQ4_NL:
+    case Type::IQ3_S:
+    case Type::IQ2_S:
+    case Type::IQ4_XS:
+    case Type::IQ1_M:
+    case Type::TQ1_0:
+    case Type::TQ2_0:
     case Type::MXFP4:
       return true;
     default:
@@ -157,11 +182,11 @@ TEST(SharedModels, EveryTensorMatchesItsF32MasterAndOurQuantizerMatchesLlamaCpp)
     }
   }
 
-  std::printf("\n%-7s %7s %12s %12s %12s %10s %9s\n", "type", "tensors", "file nRMSE", "max", "ours nRMSE",
-              "ours/file", "same blk");
+  std::printf("\n%-7s %7s %12s %12s %12s %10s %9s\n", "type", "tensors", "file nRMSE", "max", "ours nRMSE", "ours/file",
+              "same blk");
   for (const auto& [type, s] : stats) {
-    std::printf("%-7s %7d %12.6f %12.6f", std::string(type_name(type)).c_str(), s.tensors,
-                s.file_err_sum / s.tensors, s.file_err_max);
+    std::printf("%-7s %7d %12.6f %12.6f", std::string(type_name(type)).c_str(), s.tensors, s.file_err_sum / s.tensors,
+                s.file_err_max);
     if (s.requantized > 0) {
       const double ratio = s.file_err_sum_rq > 0 ? s.ours_err_sum / s.file_err_sum_rq : 1.0;
       std::printf(" %12.6f %10.4f %8.2f%%", s.ours_err_sum / s.requantized, ratio,

@@ -29,9 +29,9 @@ struct Bound {
 // Bounds sit ~15-25% above the measured error of our quantizers (which equals llama.cpp's, see
 // quant_models_test), so a regression in the scale search fails here.
 constexpr Bound kBounds[] = {
-    {Type::F16, 4e-4},  {Type::BF16, 3e-3}, {Type::Q8_0, 0.0065}, {Type::Q8_1, 0.0065}, {Type::Q8_K, 0.0085},
-    {Type::Q6_K, 0.021}, {Type::Q5_0, 0.050}, {Type::Q5_1, 0.045}, {Type::Q5_K, 0.042}, {Type::Q4_0, 0.10},
-    {Type::Q4_1, 0.092}, {Type::Q4_K, 0.083}, {Type::Q3_K, 0.18},  {Type::Q2_K, 0.34},
+    {Type::F16, 4e-4},   {Type::BF16, 3e-3},  {Type::Q8_0, 0.0065}, {Type::Q8_1, 0.0065}, {Type::Q8_K, 0.0085},
+    {Type::Q6_K, 0.021}, {Type::Q5_0, 0.050}, {Type::Q5_1, 0.045},  {Type::Q5_K, 0.042},  {Type::Q4_0, 0.10},
+    {Type::Q4_1, 0.092}, {Type::Q4_K, 0.083}, {Type::Q3_K, 0.18},   {Type::Q2_K, 0.34},
 };
 
 TEST(RoundTrip, GaussianErrorIsWithinPerTypeBound) {
@@ -49,7 +49,7 @@ TEST(RoundTrip, GaussianErrorIsWithinPerTypeBound) {
 TEST(RoundTrip, ErrorShrinksAsBitsGrow) {
   const std::vector<float> x = normal_data(kN, 99);
   auto err = [&](Type t) { return nrmse(round_trip(t, x), x); };
-  const Type k_ladder[] = {Type::F16, Type::BF16, Type::Q8_0, Type::Q8_K, Type::Q6_K,
+  const Type k_ladder[] = {Type::F16,  Type::BF16, Type::Q8_0, Type::Q8_K, Type::Q6_K,
                            Type::Q5_K, Type::Q4_K, Type::Q3_K, Type::Q2_K};
   for (size_t i = 0; i + 1 < std::size(k_ladder); ++i) {
     EXPECT_LT(err(k_ladder[i]), err(k_ladder[i + 1])) << type_name(k_ladder[i]) << " vs " << type_name(k_ladder[i + 1]);
@@ -72,7 +72,7 @@ std::vector<float> grid_data(int block, int lo, int hi, int extreme, float offse
     for (int i = 0; i < block; ++i) {
       int q = lo + (i * 7 + 3 + b) % (hi - lo + 1);
       if (i == 5) q = extreme;
-      if (offset != 0.0f && i == 6) q = 0;  // affine blocks: the minimum sits on code 0 ...
+      if (offset != 0.0f && i == 6) q = 0;   // affine blocks: the minimum sits on code 0 ...
       if (offset != 0.0f && i == 7) q = hi;  // ... and the maximum on the top code
       v.push_back(offset + d * static_cast<float>(q));
     }
@@ -86,12 +86,9 @@ TEST(RoundTrip, ValuesOnTheGridRoundTripExactly) {
     std::vector<float> x;
   };
   const GridCase cases[] = {
-      {Type::Q4_0, grid_data(32, -7, 7, -8, 0.0f, 3)},
-      {Type::Q5_0, grid_data(32, -15, 15, -16, 0.0f, 3)},
-      {Type::Q8_0, grid_data(32, -126, 126, -127, 0.0f, 3)},
-      {Type::Q8_1, grid_data(32, -126, 126, 127, 0.0f, 3)},
-      {Type::Q8_K, grid_data(256, -126, 126, -127, 0.0f, 2)},
-      {Type::Q4_1, grid_data(32, 0, 15, 15, -1.0f, 3)},
+      {Type::Q4_0, grid_data(32, -7, 7, -8, 0.0f, 3)},        {Type::Q5_0, grid_data(32, -15, 15, -16, 0.0f, 3)},
+      {Type::Q8_0, grid_data(32, -126, 126, -127, 0.0f, 3)},  {Type::Q8_1, grid_data(32, -126, 126, 127, 0.0f, 3)},
+      {Type::Q8_K, grid_data(256, -126, 126, -127, 0.0f, 2)}, {Type::Q4_1, grid_data(32, 0, 15, 15, -1.0f, 3)},
       {Type::Q5_1, grid_data(32, 0, 31, 31, -1.0f, 3)},
   };
   for (const GridCase& c : cases) EXPECT_EQ(round_trip(c.type, c.x), c.x) << type_name(c.type);
@@ -105,7 +102,8 @@ TEST(RoundTrip, ValuesOnTheGridRoundTripExactly) {
   }
   const std::vector<float> h2 = round_trip(Type::F16, halfs);
   const std::vector<float> b2 = round_trip(Type::BF16, bfs);
-  for (size_t i = 0; i < halfs.size(); ++i) ASSERT_EQ(std::bit_cast<uint32_t>(h2[i]), std::bit_cast<uint32_t>(halfs[i]));
+  for (size_t i = 0; i < halfs.size(); ++i)
+    ASSERT_EQ(std::bit_cast<uint32_t>(h2[i]), std::bit_cast<uint32_t>(halfs[i]));
   for (size_t i = 0; i < bfs.size(); ++i) ASSERT_EQ(std::bit_cast<uint32_t>(b2[i]), std::bit_cast<uint32_t>(bfs[i]));
 }
 
