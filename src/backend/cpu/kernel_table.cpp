@@ -1,5 +1,6 @@
 // The scalar kernel table and the start-up selection of the best table for this CPU.
 #include "backend/cpu/dot_kernels.h"
+#include "backend/cpu/simd_kernels.h"
 
 namespace rf::backend::cpu {
 namespace {
@@ -54,8 +55,8 @@ const KernelTable& scalar_kernels() {
 }
 
 const KernelTable& kernels() {
-  // SIMD tables (AVX2, AVX-512/VNNI, NEON) are chosen here once from detected CPU features.
-  static const KernelTable& table = scalar_kernels();
+  // SIMD tables (AVX2, AVX-512/VNNI, NEON) are chosen here once from detected CPU features (kernels_select.cpp).
+  static const KernelTable& table = select_best_kernels();
   return table;
 }
 
