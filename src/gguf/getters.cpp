@@ -89,6 +89,16 @@ Expected<T> File::get(std::string_view key) const {
   }
 }
 
+Expected<const Array*> File::get_array(std::string_view key) const {
+  const Value* v = find(key);
+  if (v == nullptr) return Status::error(fmt::format("gguf: {}: metadata key '{}' not found (expected array)", name_, key));
+  if (v->array() == nullptr) {
+    return Status::error(
+        fmt::format("gguf: {}: metadata key '{}': expected array, got {}", name_, key, type_description(*v)));
+  }
+  return v->array();
+}
+
 #define RF_GGUF_GET(T) template Expected<T> File::get<T>(std::string_view key) const;
 RF_GGUF_GET(bool)
 RF_GGUF_GET(float)

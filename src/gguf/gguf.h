@@ -22,6 +22,8 @@ inline constexpr uint32_t kMagic = 0x46554747;  // "GGUF" little-endian
 inline constexpr uint32_t kDefaultAlignment = 32;
 inline constexpr int kMaxDims = 4;
 inline constexpr int kMaxArrayNesting = 8;  // arrays of arrays deeper than this are rejected
+// Array items in all metadata together (real vocabularies hold < 2M); bounds memory for hostile files.
+inline constexpr uint64_t kMaxMetadataItems = uint64_t{1} << 24;
 
 struct TensorInfo {
   std::string name;
@@ -50,7 +52,9 @@ class File {
 
   uint32_t version() const { return version_; }
   uint32_t alignment() const { return alignment_; }
-  uint64_t data_offset() const { return data_offset_; }  // absolute offset of the data section
+  // Absolute offset of the data section (the end of the header rounded up to the alignment). In a file without
+  // tensors it may lie past file_size(): such files need not carry the padding.
+  uint64_t data_offset() const { return data_offset_; }
   size_t file_size() const { return bytes_.size(); }
   const std::string& name() const { return name_; }
 
@@ -59,8 +63,8 @@ class File {
   const Value* find(std::string_view key) const;
   bool has(std::string_view key) const { return find(key) != nullptr; }
 
-  // Typed getters. Integers convert between integer types when the value fits; otherwise the type must
-  // match exactly. Errors say which key, the expected type and what the file holds.
+  // Typed getters. Integers convert between integer types when the value fits (also element-wise in vectors);
+  // double also accepts float32; otherwise the type must match exactly (bool is not an integer). Errors say which key, the expected type and what the file holds.
   // T in: bool, float, double, std::string, (u)int8..64, std::vector<std::string>, std::vector<float>,
   // std::vector<int32_t>, std::vector<uint32_t>, std::vector<int64_t>.
   template <typename T>
@@ -70,6 +74,9 @@ class File {
     if (!has(key)) return fallback;
     return get<T>(key);
   }
+
+  // The array stored under key; an error when the key is missing or holds no array.
+  Expected<const Array*> get_array(std::string_view key) const;
 
   // Tensors in file order.
   const std::vector<TensorInfo>& tensors() const { return tensors_; }

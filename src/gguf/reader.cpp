@@ -3,6 +3,7 @@
 // where (byte offset, key or tensor), what was expected and what the file holds.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <limits>
@@ -16,6 +17,7 @@ static_assert(std::endian::native == std::endian::little, "the GGUF reader assum
 
 namespace {
 
+constexpr uint64_t kReserveLimit = 4096;  // up-front reservations; larger tables grow as entries really parse
 // Smallest possible encodings, used to bound counts by the bytes remaining.
 constexpr uint64_t kMinKvBytes = 8 + 4 + 1;              // key length, value type, 1-byte value
 constexpr uint64_t kMinTensorInfoBytes = 8 + 4 + 8 + 4 + 8;  // name length, n_dims, 1 dim, type, offset
@@ -182,6 +184,12 @@ class Parser {
                    "remain",
                    what, count, value_type_name(elem_type), pos_ - 12, min_bytes, remaining());
     }
+    total_items_ += count;
+    if (total_items_ > kMaxMetadataItems) {
+      return error("{}: array of {} items at offset {} takes the metadata past {} array items in total; refusing to "
+                   "load (hostile or corrupt file?)",
+                   what, count, pos_ - 12, kMaxMetadataItems);
+    }
     Array arr;
     arr.elem_type = elem_type;
     arr.items.resize(static_cast<size_t>(count));
@@ -199,7 +207,7 @@ class Parser {
   }
 
   Status parse_metadata() {
-    f_.kvs_.reserve(static_cast<size_t>(n_kv_));
+    f_.kvs_.reserve(static_cast<size_t>(std::min<uint64_t>(n_kv_, kReserveLimit)));  // grows with real entries
     for (uint64_t i = 0; i < n_kv_; ++i) {
       KeyValue kv;
       RF_RETURN_IF_ERROR(read_string(&kv.key, fmt::format("metadata key #{}", i)));
@@ -234,7 +242,7 @@ class Parser {
   }
 
   Status parse_tensor_infos() {
-    f_.tensors_.reserve(static_cast<size_t>(n_tensors_));
+    f_.tensors_.reserve(static_cast<size_t>(std::min<uint64_t>(n_tensors_, kReserveLimit)));
     for (uint64_t i = 0; i < n_tensors_; ++i) {
       TensorInfo t;
       RF_RETURN_IF_ERROR(read_string(&t.name, fmt::format("tensor info #{}: name", i)));
@@ -299,6 +307,7 @@ class Parser {
   size_t pos_ = 0;
   uint64_t n_tensors_ = 0;
   uint64_t n_kv_ = 0;
+  uint64_t total_items_ = 0;
 };
 
 Expected<std::shared_ptr<File>> File::parse(std::span<const uint8_t> bytes, std::string name) {

@@ -54,9 +54,10 @@ void put_value(std::vector<uint8_t>& out, const Value& v) {
 }
 
 // Arrays must be homogeneous and no deeper than the reader accepts; `where` names the key for messages.
-Status check_value(const Value& v, int depth, const std::string& where) {
+Status check_value(const Value& v, int depth, const std::string& where, uint64_t* items) {
   const Array* a = v.array();
   if (a == nullptr) return ok_status();
+  *items += a->items.size();
   if (depth >= kMaxArrayNesting) {
     return Status::error(fmt::format("gguf writer: metadata '{}': arrays nested deeper than {} levels", where,
                                      kMaxArrayNesting));
@@ -66,7 +67,7 @@ Status check_value(const Value& v, int depth, const std::string& where) {
       return Status::error(fmt::format("gguf writer: metadata '{}': array of {} holds a {} at index {}", where,
                                        value_type_name(a->elem_type), value_type_name(a->items[i].type()), i));
     }
-    RF_RETURN_IF_ERROR(check_value(a->items[i], depth + 1, where));
+    RF_RETURN_IF_ERROR(check_value(a->items[i], depth + 1, where, items));
   }
   return ok_status();
 }
@@ -90,7 +91,14 @@ Status Writer::add(std::string key, Value value) {
   if (std::any_of(kvs_.begin(), kvs_.end(), [&](const KeyValue& kv) { return kv.key == key; })) {
     return Status::error(fmt::format("gguf writer: duplicate metadata key '{}'", key));
   }
-  RF_RETURN_IF_ERROR(check_value(value, 0, key));
+  uint64_t items = total_items_;
+  RF_RETURN_IF_ERROR(check_value(value, 0, key, &items));
+  if (items > kMaxMetadataItems) {
+    return Status::error(fmt::format("gguf writer: metadata '{}': more than {} array items in total (readers refuse "
+                                     "such files)",
+                                     key, kMaxMetadataItems));
+  }
+  total_items_ = items;
   if (key == "general.alignment") {
     const auto* a = std::get_if<uint32_t>(&value.data);
     if (a == nullptr || *a == 0 || !std::has_single_bit(*a)) {

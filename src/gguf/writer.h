@@ -78,6 +78,7 @@ class Writer {
   std::string path_;
   bool to_memory_ = false;
   std::vector<uint8_t> memory_;
+  uint64_t total_items_ = 0;  // array items in all metadata (bounded by kMaxMetadataItems)
   size_t current_ = 0;
   uint64_t written_in_current_ = 0;
 };

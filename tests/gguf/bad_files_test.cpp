@@ -178,6 +178,17 @@ TEST(GgufBadFiles, AbsurdCountsAndLengths) {
                             "exceeds the 0 bytes remaining in the file");
 }
 
+TEST(GgufBadFiles, TooManyArrayItemsInTotal) {
+  Bytes b = header(3, 0, 1);
+  append_str(b, "huge");
+  append_u32(b, static_cast<uint32_t>(ValueType::ARRAY));
+  append_u32(b, static_cast<uint32_t>(ValueType::UINT8));
+  append_u64(b, kMaxMetadataItems + 1);
+  b.resize(b.size() + kMaxMetadataItems + 1, 0);
+  EXPECT_EQ(parse_error(b), "gguf: bad.gguf: metadata key #0 'huge': array of 16777217 items at offset 40 takes the "
+                            "metadata past 16777216 array items in total; refusing to load (hostile or corrupt file?)");
+}
+
 TEST(GgufBadFiles, UnknownValueTypesAndBadBools) {
   Bytes b = header(3, 0, 1);
   append_str(b, "k");

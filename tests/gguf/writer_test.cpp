@@ -260,6 +260,9 @@ TEST(GgufGetters, ConvertIntegersThatFitAndReportMismatches) {
             "(item 1 is int64 1099511627776)");
   EXPECT_EQ(file.get<std::vector<float>>("strs").error_message(),
             "gguf: mem.gguf: metadata key 'strs': expected array of float32, got array[1] of string (item 0 is string)");
+  ASSERT_TRUE(file.get_array("strs").ok());
+  EXPECT_EQ(file.get_array("strs").value()->items.size(), 1u);
+  EXPECT_EQ(file.get_array("s").error_message(), "gguf: mem.gguf: metadata key 's': expected array, got string");
   EXPECT_FALSE(file.get<float>("u32").ok());
   EXPECT_FALSE(file.get_or<std::string>("u32", "x").ok());
 }
