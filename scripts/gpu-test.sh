@@ -4,6 +4,10 @@
 # runs them with ROCMFORGE_REQUIRE_GPU=1, so that a missing GPU fails instead of skipping. Set
 # ROCMFORGE_GPU_SANITIZE=1 to also run them under compute-sanitizer (memcheck). XML results go to $OUT when set.
 #   run(carry=[".deps"], command="bash scripts/gpu-test.sh")
+# .deps/ (git-ignored) is filled once per checkout, here: the shared debs plus the tokenizer's ICU and PCRE2,
+# which the project's configure step needs and the device image lacks:
+#   mkdir -p .deps && cp ../shared/device/debs/*.deb .deps/ && (cd .deps && apt-get download libicu-dev libicu72 \
+#     libpcre2-dev libpcre2-32-0 libpcre2-8-0 libpcre2-16-0 libpcre2-posix3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +22,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>
 
 build=${ROCMFORGE_GPU_BUILD_DIR:-build-device}
 t0=$(date +%s)
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DROCMFORGE_GPU=cuda \
+# Warnings stay warnings here: the device has a newer GCC than Debian 12 (CI enforces -Werror there).
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DROCMFORGE_GPU=cuda -DROCMFORGE_WERROR=OFF \
   -DCMAKE_CUDA_ARCHITECTURES="${ROCMFORGE_CUDA_ARCH:-90}" >/dev/null
 tests=$(ninja -C "$build" -t targets all | grep -oE '^gpu_[a-z0-9_]*test:' | tr -d ':' | sort -u)
 [ -n "$tests" ] || { echo "gpu-test: no gpu_*test targets" >&2; exit 1; }
