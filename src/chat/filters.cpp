@@ -16,7 +16,7 @@ namespace {
 
 const std::set<std::string>& filter_names() {
   static const std::set<std::string> k = {
-      "abs",     "attr",   "capitalize", "count",      "d",          "default", "dictsort", "e",       "escape",
+      "abs",     "attr",   "capitalize", "center", "count",      "d",          "default", "dictsort", "e",       "escape",
       "first",   "float",  "format",     "indent",     "int",        "items",   "join",     "last",    "length",
       "list",    "lower",  "map",        "max",        "min",        "reject",  "rejectattr", "replace", "reverse",
       "round",   "safe",   "select",     "selectattr", "sort",       "string",  "sum",      "title",   "tojson",
@@ -260,6 +260,17 @@ Value apply_filter(Env& env, const std::string& name, const Value& input, const 
     return Value::string(text::strip(str_of(env, input), true, true, set));
   }
   if (name == "upper") return Value::string(text::upper(str_of(env, input)));
+  if (name == "center") {
+    // str.center(width): extra padding goes to the right when the text's length is even... as Python does.
+    const std::string s = str_of(env, input);
+    const Value* w = a.get(0, "width");
+    const int64_t width = w == nullptr ? 80 : std::min<int64_t>(w->as_int(), static_cast<int64_t>(env.max_string));
+    const auto n = static_cast<int64_t>(text::char_count(s));
+    if (width <= n) return Value::string(s);
+    const int64_t pad = width - n;
+    const int64_t left = pad / 2 + (pad & width & 1);
+    return Value::string(std::string(static_cast<size_t>(left), ' ') + s + std::string(static_cast<size_t>(pad - left), ' '));
+  }
   if (name == "lower") return Value::string(text::lower(str_of(env, input)));
   if (name == "capitalize") return Value::string(text::capitalize(str_of(env, input)));
   if (name == "title") return Value::string(text::jinja_title(str_of(env, input)));

@@ -217,7 +217,7 @@ Value Interpreter::call_macro(const Callable& fn, const CallArgs& args, const Va
   }
   std::vector<Value> varargs;
   for (size_t i = m.params.size(); i < args.args.size(); ++i) varargs.push_back(args.args[i]);
-  frame->vars["varargs"] = make_list(env_, std::move(varargs));
+  frame->vars["varargs"] = make_list(env_, std::move(varargs), true);
   frame->vars["kwargs"] = Value::dict(kwargs);
   if (!caller.is_undefined()) frame->vars["caller"] = caller;
   ++call_depth_;

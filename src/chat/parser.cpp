@@ -96,7 +96,9 @@ class Parser {
       const Token& t = cur();
       if (t.type == TokenType::kEof) {
         if (ends.size() == 0) return body;
-        error(std::string("unexpected end of template, expected '") + *ends.begin() + "'");
+        std::string names;
+        for (const char* e : ends) names += std::string(names.empty() ? "'" : ", '") + e + "'";
+        error("unexpected end of template, expected " + names);
       }
       if (t.type == TokenType::kData) {
         auto s = std::make_unique<Stmt>();

@@ -113,7 +113,7 @@ Callable* Arena::new_callable() {
 void Arena::charge(size_t n) {
   n_elements_ += n;
   if (n_elements_ > max_elements_) {
-    fail("template allocates more than " + std::to_string(max_elements_) + " list/dict elements");
+    fail("template exceeded the limit of " + std::to_string(max_elements_) + " list/dict elements");
   }
 }
 
