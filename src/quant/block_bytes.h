@@ -2,6 +2,7 @@
 // (block data inside a file carries no alignment guarantee), and the rounding rules the formats are defined with.
 #pragma once
 
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -41,12 +42,16 @@ inline uint32_t load_u32(const uint8_t* p) {
 inline void store_u32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, 4); }
 
 // Round half to even, saturated to +-(2^22 - 1) so that out-of-range input (inf, NaN -> 0) stays defined.
+// Adding 1.5 * 2^23 makes the float's ulp exactly 1, so the addition itself rounds (to nearest even, the default
+// mode) and the integer sits in the low mantissa bits. Much faster than std::nearbyint, which on baseline x86-64
+// is a library call guarding the floating-point environment.
 inline int round_even(float v) {
   constexpr float kLimit = 4194303.0f;
   if (!(v == v)) return 0;
-  if (v > kLimit) return static_cast<int>(kLimit);
-  if (v < -kLimit) return -static_cast<int>(kLimit);
-  return static_cast<int>(std::nearbyint(v));
+  if (v > kLimit) v = kLimit;
+  if (v < -kLimit) v = -kLimit;
+  const float biased = v + 12582912.0f;
+  return static_cast<int>(std::bit_cast<uint32_t>(biased) & 0x007fffffu) - 0x00400000;
 }
 
 // Truncation toward zero of v (the C cast the legacy formats are defined with), clamped to [lo, hi];

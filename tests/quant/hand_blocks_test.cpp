@@ -322,3 +322,59 @@ TEST(HandBlocks, BadElementCountsAndUnknownTypesAreErrors) {
 
 }  // namespace
 }  // namespace rf::quant
+
+namespace rf::quant {
+namespace {
+
+// Block sizes and bytes derived field by field from ggml's block structs (QK_K = 256), against the type table.
+TEST(TypeTable, BlockSizesAndBytesMatchTheBlockLayouts) {
+  constexpr int kK = 256;
+  constexpr int kHalf = 2;
+  struct Row {
+    Type type;
+    int64_t block;
+    size_t bytes;
+  };
+  const Row rows[] = {
+      {Type::F32, 1, 4},
+      {Type::F16, 1, 2},
+      {Type::BF16, 1, 2},
+      {Type::F64, 1, 8},
+      {Type::I8, 1, 1},
+      {Type::I16, 1, 2},
+      {Type::I32, 1, 4},
+      {Type::I64, 1, 8},
+      {Type::Q4_0, 32, kHalf + 32 / 2},
+      {Type::Q4_1, 32, 2 * kHalf + 32 / 2},
+      {Type::Q5_0, 32, kHalf + 4 + 32 / 2},
+      {Type::Q5_1, 32, 2 * kHalf + 4 + 32 / 2},
+      {Type::Q8_0, 32, kHalf + 32},
+      {Type::Q8_1, 32, 2 * kHalf + 32},
+      {Type::Q2_K, kK, kK / 16 + kK / 4 + 2 * kHalf},
+      {Type::Q3_K, kK, kK / 8 + kK / 4 + 12 + kHalf},
+      {Type::Q4_K, kK, 2 * kHalf + 12 + kK / 2},
+      {Type::Q5_K, kK, 2 * kHalf + 12 + kK / 8 + kK / 2},
+      {Type::Q6_K, kK, kK / 2 + kK / 4 + kK / 16 + kHalf},
+      {Type::Q8_K, kK, 4 + kK + 2 * (kK / 16)},
+      {Type::IQ2_XXS, kK, kHalf + 2 * (kK / 8)},
+      {Type::IQ2_XS, kK, kHalf + 2 * (kK / 8) + kK / 32},
+      {Type::IQ2_S, kK, kHalf + kK / 4 + kK / 32 + kK / 32},
+      {Type::IQ3_XXS, kK, kHalf + 3 * kK / 8},
+      {Type::IQ3_S, kK, kHalf + kK / 4 + kK / 32 + kK / 8 + kK / 64},
+      {Type::IQ1_S, kK, kHalf + kK / 8 + 2 * (kK / 32)},
+      {Type::IQ1_M, kK, kK / 8 + kK / 16 + kK / 32},
+      {Type::IQ4_NL, 32, kHalf + 32 / 2},
+      {Type::IQ4_XS, kK, kHalf + 2 + kK / 64 + kK / 2},
+      {Type::TQ1_0, kK, (kK - 4 * kK / 64) / 5 + kK / 64 + kHalf},
+      {Type::TQ2_0, kK, kK / 4 + kHalf},
+      {Type::MXFP4, 32, 1 + 32 / 2},
+  };
+  for (const Row& r : rows) {
+    EXPECT_EQ(traits(r.type).block_size, r.block) << type_name(r.type);
+    EXPECT_EQ(traits(r.type).block_bytes, r.bytes) << type_name(r.type);
+    EXPECT_EQ(type_from_name(type_name(r.type)), r.type) << type_name(r.type);
+  }
+}
+
+}  // namespace
+}  // namespace rf::quant
