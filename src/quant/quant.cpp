@@ -68,13 +68,6 @@ Status check_args(const char* op, uint32_t raw_type, const void* src, const void
   return ok_status();
 }
 
-#ifdef RF_QUANT_IQ_PENDING
-// The IQ/TQ/MXFP4 sources are not in this build yet (see CMakeLists.txt).
-Status iq_missing(Type t) {
-  return Status::error("quant: " + std::string(type_name(t)) + " is not supported by this build");
-}
-#endif
-
 }  // namespace
 
 Status dequantize(Type t, const void* src, float* dst, int64_t n) {
@@ -88,11 +81,7 @@ Status dequantize(Type t, const void* src, float* dst, int64_t n) {
     case Family::kKQuant:
       return dequantize_kquant(t, src, dst, n);
     case Family::kIq:
-#ifdef RF_QUANT_IQ_PENDING
-      return iq_missing(t);
-#else
       return dequantize_iq(t, src, dst, n);
-#endif
   }
   return Status::error("quant: dequantize: unhandled type family");
 }
@@ -107,11 +96,7 @@ bool can_quantize(Type t) {
     case Family::kKQuant:
       return can_quantize_kquant(t);
     case Family::kIq:
-#ifdef RF_QUANT_IQ_PENDING
-      return false;
-#else
       return can_quantize_iq(t);
-#endif
   }
   return false;
 }
@@ -130,11 +115,7 @@ Status quantize(Type t, const float* src, void* dst, int64_t n) {
     case Family::kKQuant:
       return quantize_kquant(t, src, dst, n);
     case Family::kIq:
-#ifdef RF_QUANT_IQ_PENDING
-      return iq_missing(t);
-#else
       return quantize_iq(t, src, dst, n);
-#endif
   }
   return Status::error("quant: quantize: unhandled type family");
 }
