@@ -43,6 +43,7 @@ class Tokenizer {
   int32_t unk() const { return vocab_.unk; }
   int32_t pad() const { return vocab_.pad; }
   int32_t sep() const { return vocab_.sep; }
+  int32_t nl() const { return vocab_.nl; }
   bool add_bos() const { return vocab_.add_bos; }
   bool add_eos() const { return vocab_.add_eos; }
   bool is_eog(int32_t id) const { return vocab_.eog.count(id) != 0; }
