@@ -141,6 +141,7 @@ void CpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
   RF_CHECK(v_cache.ne0 == static_cast<int64_t>(p.n_head_kv) * p.head_dim_v);
   const int group = p.n_head / p.n_head_kv;
   const bool f16_keys = k_cache.type == quant::Type::F16;
+  const bool f16_values = v_cache.type == quant::Type::F16;
   pool_.parallel_for(b.n_tokens() * p.n_head, [&](int64_t begin, int64_t end, int thread) {
     std::vector<float>& buf = scratch_[static_cast<size_t>(thread)];
     for (int64_t job = begin; job < end; ++job) {
@@ -174,7 +175,8 @@ void CpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
       std::fill(acc, acc + p.head_dim_v, 0.0f);
       for (int32_t j = 0; j < n_ctx; ++j) {
         read_kv_row(v_cache, kv_slot(b, seq, j), static_cast<int64_t>(hk) * p.head_dim_v, p.head_dim_v, kv);
-        const float w = scores[j] * inv;
+        // llama.cpp multiplies the F16 V cache by the probabilities converted to F16; its golden logits need it.
+        const float w = f16_values ? fp16_to_fp32(fp32_to_fp16(scores[j] * inv)) : scores[j] * inv;
         for (int i = 0; i < p.head_dim_v; ++i) acc[i] += w * kv[i];
       }
       std::memcpy(row_f32(out, t) + static_cast<int64_t>(h) * p.head_dim_v, acc,

@@ -1,0 +1,35 @@
+// Model hyper-parameters read from the GGUF keys "<arch>.*".
+#pragma once
+
+#include <string>
+
+#include "backend/backend.h"
+#include "core/status.h"
+#include "gguf/gguf.h"
+
+namespace rf::model {
+
+struct HParams {
+  std::string arch;          // general.architecture
+  int n_layer = 0;           // <arch>.block_count
+  int n_embd = 0;            // <arch>.embedding_length
+  int n_ff = 0;              // <arch>.feed_forward_length (per expert for MoE)
+  int n_head = 0;            // <arch>.attention.head_count
+  int n_head_kv = 0;         // <arch>.attention.head_count_kv (default n_head)
+  int head_dim_k = 0;        // <arch>.attention.key_length (default n_embd / n_head)
+  int head_dim_v = 0;        // <arch>.attention.value_length (default head_dim_k)
+  int n_rot = 0;             // <arch>.rope.dimension_count (default head_dim_k)
+  int n_ctx_train = 0;       // <arch>.context_length
+  int n_vocab = 0;           // rows of token_embd
+  int n_expert = 0;          // <arch>.expert_count (0 = dense FFN)
+  int n_expert_used = 0;     // <arch>.expert_used_count
+  float rms_eps = 1e-5f;     // <arch>.attention.layer_norm_rms_epsilon
+  float rope_freq_base = 10000.0f;  // <arch>.rope.freq_base
+  float rope_freq_scale = 1.0f;     // 1 / <arch>.rope.scaling.factor for linear scaling
+  backend::RopeMode rope_mode = backend::RopeMode::kNormal;  // set by the architecture
+};
+
+// Reads the hyper-parameters (not n_vocab or rope_mode, which the loader fills). Errors name the key.
+Expected<HParams> read_hparams(const gguf::File& file, const std::string& arch);
+
+}  // namespace rf::model

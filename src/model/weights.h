@@ -1,0 +1,44 @@
+// The weights table: every tensor the forward pass uses, as backend tensors, with shapes in GGUF order
+// [ne0 (row length), ne1 (rows), ne2]. Optional tensors are empty().
+#pragma once
+
+#include <vector>
+
+#include "backend/backend.h"
+
+namespace rf::model {
+
+using backend::Tensor;
+
+struct LayerWeights {
+  Tensor attn_norm;  // [n_embd]
+  Tensor wq;         // [n_embd, n_head * head_dim_k]
+  Tensor wk;         // [n_embd, n_head_kv * head_dim_k]
+  Tensor wv;         // [n_embd, n_head_kv * head_dim_v]
+  Tensor wo;         // [n_head * head_dim_v, n_embd]
+  Tensor bq;         // optional [n_head * head_dim_k]
+  Tensor bk;         // optional [n_head_kv * head_dim_k]
+  Tensor bv;         // optional [n_head_kv * head_dim_v]
+  Tensor q_norm;     // optional [head_dim_k] (qwen3)
+  Tensor k_norm;     // optional [head_dim_k] (qwen3)
+  Tensor ffn_norm;   // [n_embd]
+  // Dense FFN (n_expert == 0)
+  Tensor ffn_gate;  // [n_embd, n_ff]
+  Tensor ffn_up;    // [n_embd, n_ff]
+  Tensor ffn_down;  // [n_ff, n_embd]
+  // Mixture of experts (n_expert > 0)
+  Tensor ffn_gate_inp;   // [n_embd, n_expert] router
+  Tensor ffn_gate_exps;  // [n_embd, n_ff, n_expert]
+  Tensor ffn_up_exps;    // [n_embd, n_ff, n_expert]
+  Tensor ffn_down_exps;  // [n_ff, n_embd, n_expert]
+};
+
+struct Weights {
+  Tensor token_embd;   // [n_embd, n_vocab]
+  Tensor output_norm;  // [n_embd]
+  Tensor output;       // [n_embd, n_vocab] (token_embd when the model ties embeddings)
+  Tensor rope_freqs;   // optional [n_rot / 2] per-frequency divisors (llama3 rope scaling)
+  std::vector<LayerWeights> layers;
+};
+
+}  // namespace rf::model
