@@ -1,0 +1,48 @@
+// The sampler chain: repetition / presence / frequency penalties over the recent tokens, then greedy when the
+// temperature is <= 0, else top-k, temperature, softmax, top-p, min-p and a seeded draw (same seed, same tokens).
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <span>
+#include <vector>
+
+namespace rf::sampling {
+
+struct SamplerParams {
+  float temperature = 0.8f;  // <= 0: greedy
+  int top_k = 40;            // <= 0: off
+  float top_p = 0.95f;       // >= 1: off
+  float min_p = 0.05f;       // <= 0: off
+  float repeat_penalty = 1.0f;    // 1: off; > 1 discourages repeats (logit / p if > 0, * p if < 0)
+  float presence_penalty = 0.0f;  // subtracted once from tokens that occurred
+  float frequency_penalty = 0.0f; // subtracted per occurrence
+  int repeat_last_n = 64;         // window for the penalties (0: off, -1: whole history)
+  uint64_t seed = 0;
+};
+
+class Sampler {
+ public:
+  explicit Sampler(const SamplerParams& params) : p_(params), rng_(params.seed) {}
+  // Picks the next token from logits [n_vocab] given the tokens so far (prompt + generated).
+  int32_t sample(std::span<const float> logits, std::span<const int32_t> history);
+  const SamplerParams& params() const { return p_; }
+
+  // The chain's steps, exposed for tests. Candidates are (token, logit) pairs.
+  struct Candidate {
+    int32_t id;
+    float logit;
+    float p;
+  };
+  static void apply_penalties(std::vector<float>& logits, std::span<const int32_t> history, const SamplerParams& p);
+  static void top_k(std::vector<Candidate>& c, int k);          // sorts by logit, keeps k
+  static void softmax(std::vector<Candidate>& c, float temperature);  // sorted input; fills p
+  static void top_p(std::vector<Candidate>& c, float p);         // keeps the smallest prefix with mass >= p
+  static void min_p(std::vector<Candidate>& c, float p);         // keeps p_i >= p * p_max
+
+ private:
+  SamplerParams p_;
+  std::mt19937_64 rng_;
+};
+
+}  // namespace rf::sampling
