@@ -1,6 +1,8 @@
 #include <algorithm>
 #include <queue>
 #include <string>
+#include <unordered_map>
+#include <utility>
 
 #include "tokenizer/encoders.h"
 #include "tokenizer/unicode.h"
@@ -97,14 +99,22 @@ void encode_bpe(const Vocab& vocab, std::string_view text, std::vector<int32_t>&
   const std::vector<size_t> lengths = vocab.pre_tokenizer->split_lengths(cps);
   std::string word;
   std::string encoded;
+  // Words repeat a lot in real text: remember each distinct word's ids for this fragment.
+  std::unordered_map<std::string, std::pair<size_t, size_t>> seen;  // word -> [begin, end) in out
   size_t start = 0;
   for (size_t len : lengths) {
     word.clear();
     for (size_t i = start; i < start + len; ++i) append_utf8(word, cps[i]);
     start += len;
+    if (auto it = seen.find(word); it != seen.end()) {
+      for (size_t k = it->second.first; k < it->second.second; ++k) out.push_back(out[k]);
+      continue;
+    }
     encoded.clear();
     for (char c : word) encoded += byte_to_bpe_char(static_cast<uint8_t>(c));
+    const size_t begin = out.size();
     encode_bpe_word(vocab, encoded, out);
+    seen.emplace(word, std::make_pair(begin, out.size()));
   }
 }
 

@@ -341,6 +341,19 @@ Expected<Vocab> Vocab::build(const VocabSpec& spec) {
     return v.tokens[a].text.size() > v.tokens[b].text.size();
   });
 
+  if (v.type == VocabType::kSpm) {
+    for (const TokenData& t : v.tokens) {
+      const std::string_view text = t.text;
+      size_t prev_start = 0, prev_len = 0;
+      for (size_t off = 0; off < text.size();) {
+        const size_t len = std::min(utf8_sequence_length(static_cast<uint8_t>(text[off])), text.size() - off);
+        if (off > 0) v.spm_char_pairs.insert(pack_char_pair(text.substr(prev_start, prev_len), text.substr(off, len)));
+        prev_start = off, prev_len = len;
+        off += len;
+      }
+    }
+  }
+
   v.pieces.reserve(n);
   for (const TokenData& t : v.tokens) v.pieces.push_back(render_piece(v, t));
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/status.h"
@@ -69,6 +70,15 @@ struct StringHash {
 };
 using StringMap = std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>>;
 
+// Packs two UTF-8 units of at most 4 bytes each into one key.
+inline uint64_t pack_char_pair(std::string_view a, std::string_view b) {
+  uint64_t key = 0;
+  for (char c : a) key = (key << 8) | static_cast<uint8_t>(c);
+  key = (key << 3) | a.size();
+  for (char c : b) key = (key << 8) | static_cast<uint8_t>(c);
+  return (key << 3) | b.size();
+}
+
 struct TokenData {
   std::string text;
   float score = 0.0f;
@@ -94,6 +104,10 @@ struct Vocab {
   bool lowercase = false;      // WordPiece normalizer
   bool strip_accents = false;  // WordPiece normalizer
   size_t max_token_len = 0;
+
+  // SentencePiece: pairs of adjacent characters (UTF-8 units packed by pack_char_pair) that occur inside some
+  // token. Where two neighbouring characters form no such pair, no merge can ever cross between them.
+  std::unordered_set<uint64_t> spm_char_pairs;
 
   std::vector<int32_t> special_tokens;  // control, user-defined and unknown tokens, longest text first
   std::vector<std::string> pieces;      // detokenized text of every token (specials rendered)
