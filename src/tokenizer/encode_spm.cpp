@@ -101,8 +101,9 @@ void encode_spm(const Vocab& vocab, std::string_view text, std::vector<int32_t>&
   const int n = static_cast<int>(symbols.size());
   int begin = 0;
   for (int i = 1; i <= n; ++i) {
-    const bool cut = i == n || !vocab.spm_char_pairs.count(pack_char_pair(text.substr(symbols[i - 1].start, symbols[i - 1].len),
-                                                                        text.substr(symbols[i].start, symbols[i].len)));
+    const bool cut =
+        i == n || !vocab.spm_char_pairs.count(pack_char_pair(text.substr(symbols[i - 1].start, symbols[i - 1].len),
+                                                             text.substr(symbols[i].start, symbols[i].len)));
     if (!cut) continue;
     encode_segment(vocab, text, symbols, begin, i, heap, out);
     begin = i;

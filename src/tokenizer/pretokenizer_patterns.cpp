@@ -14,13 +14,10 @@ Patterns default_patterns() {
 Patterns gpt2_patterns() { return {std::string(kGpt2Pattern)}; }
 Patterns llama3_patterns() { return {std::string(kLlama3Pattern)}; }
 Patterns starcoder_patterns() { return {R"(\p{N})", std::string(kGpt2Pattern)}; }
-Patterns falcon_patterns() {
-  return {R"([\p{P}\$\+<=>\^~\|`]+)", std::string(kGpt2Pattern), R"([0-9][0-9][0-9])"};
-}
+Patterns falcon_patterns() { return {R"([\p{P}\$\+<=>\^~\|`]+)", std::string(kGpt2Pattern), R"([0-9][0-9][0-9])"}; }
 Patterns qwen2_patterns() {
-  return {
-      R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\)"
-      R"(p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"};
+  return {R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\)"
+          R"(p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"};
 }
 Patterns deepseek_llm_patterns() {
   return {
@@ -53,16 +50,14 @@ Patterns bloom_patterns() { return {std::string(kBloomPattern)}; }
 Patterns viking_patterns() { return {std::string(kBloomPattern), R"(\p{N})"}; }
 // Tekken and GPT-4o: letters split by case through lookaheads, since the collapsed matcher has no case classes.
 Patterns tekken_patterns() {
-  return {
-      R"([^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+|[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^)"
-      R"(a-z]))+((?=[\p{L}])([^A-Z]))*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)"};
+  return {R"([^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+|[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^)"
+          R"(a-z]))+((?=[\p{L}])([^A-Z]))*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)"};
 }
 Patterns gpt4o_patterns() {
-  return {
-      R"([^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE])"
-      R"(|'[mM]|'[lL][lL]|'[dD])?|[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*(?:'[sS]|)"
-      R"('[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n)"
-      R"(]+|\s+(?!\S)|\s+)"};
+  return {R"([^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE])"
+          R"(|'[mM]|'[lL][lL]|'[dD])?|[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*(?:'[sS]|)"
+          R"('[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n)"
+          R"(]+|\s+(?!\S)|\s+)"};
 }
 
 struct Entry {

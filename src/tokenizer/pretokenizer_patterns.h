@@ -20,9 +20,9 @@ inline constexpr std::string_view kLlama3Pattern =
 
 struct PreTokenizerConfig {
   std::vector<std::string> patterns;
-  bool clean_spaces = true;           // detokenizer removes spaces before punctuation (" ." -> ".")
-  bool ignore_merges = false;         // a word that is itself a token is emitted without running merges
-  std::optional<bool> add_bos;        // default for add_bos before tokenizer.ggml.add_bos_token
+  bool clean_spaces = true;     // detokenizer removes spaces before punctuation (" ." -> ".")
+  bool ignore_merges = false;   // a word that is itself a token is emitted without running merges
+  std::optional<bool> add_bos;  // default for add_bos before tokenizer.ggml.add_bos_token
 };
 
 // nullopt when `name` is not a known pre-tokenizer. An empty name means "default".

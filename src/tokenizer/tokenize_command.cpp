@@ -1,7 +1,6 @@
 #include "tokenizer/tokenize_command.h"
 
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <fstream>
 #include <iterator>

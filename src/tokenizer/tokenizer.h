@@ -31,8 +31,7 @@ class Tokenizer {
 
   // Text of a sequence: drops the leading space a SentencePiece prefix added, and (remove_special) a leading
   // BOS / trailing EOS the flags would have added; tidies spaces before punctuation where the vocabulary says so.
-  std::string detokenize(std::span<const int32_t> ids, bool remove_special = false,
-                         bool render_special = false) const;
+  std::string detokenize(std::span<const int32_t> ids, bool remove_special = false, bool render_special = false) const;
 
   const Vocab& vocab() const { return vocab_; }
   VocabType type() const { return vocab_.type; }

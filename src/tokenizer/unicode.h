@@ -22,7 +22,7 @@ enum CodepointFlag : uint16_t {
   kSymbol = 0x0040,       // \p{S}
   kControl = 0x0080,      // \p{C} except Cn
   kCategoryMask = 0x00FF,
-  kWhitespace = 0x0100,   // Unicode White_Space property
+  kWhitespace = 0x0100,  // Unicode White_Space property
 };
 
 inline constexpr uint32_t kMaxCodepoint = 0x10FFFF;
@@ -45,7 +45,7 @@ std::string encode_utf8(const uint32_t* cps, size_t n);
 
 // Byte-level BPE (GPT-2): every byte has a printable code point; text is stored in vocabularies in that form.
 const std::string& byte_to_bpe_char(uint8_t byte);  // UTF-8 of the byte's code point
-int bpe_char_to_byte(uint32_t cp);                   // -1 when cp stands for no byte
+int bpe_char_to_byte(uint32_t cp);                  // -1 when cp stands for no byte
 std::string bpe_encode_bytes(std::string_view bytes);
 
 }  // namespace rf::tokenizer

@@ -14,25 +14,57 @@ namespace {
 constexpr std::string_view kSpaceMarker = "\xE2\x96\x81";  // U+2581, SentencePiece's visible space
 
 // Texts that mark end-of-turn tokens in models whose metadata does not name one (first match wins).
-constexpr std::array<std::string_view, 11> kEotTexts = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
-    "<EOT>",      "_<EOT>",     "[EOT]",   "<\xEF\xBD\x9C" "end\xE2\x96\x81" "of\xE2\x96\x81" "sentence\xEF\xBD\x9C>",
-    "<end_of_utterance>"};
+constexpr std::array<std::string_view, 11> kEotTexts = {"<|eot_id|>",
+                                                        "<|im_end|>",
+                                                        "<|end|>",
+                                                        "<end_of_turn>",
+                                                        "<|endoftext|>",
+                                                        "<|end_of_text|>",
+                                                        "<EOT>",
+                                                        "_<EOT>",
+                                                        "[EOT]",
+                                                        "<\xEF\xBD\x9C"
+                                                        "end\xE2\x96\x81"
+                                                        "of\xE2\x96\x81"
+                                                        "sentence\xEF\xBD\x9C>",
+                                                        "<end_of_utterance>"};
 // Texts of tokens that end generation.
 constexpr std::array<std::string_view, 15> kEogTexts = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>",         "<end_of_turn>",      "<|endoftext|>", "<|eom_id|>", "<EOT>", "_<EOT>",
-    "[EOT]",      "</s>",       "<|end_of_text|>", "<end_of_utterance>", "<eos>",         "[EOS]",      "<|return|>"};
+    "<|eot_id|>", "<|im_end|>", "<|end|>",   "<end_of_turn>", "<|endoftext|>",   "<|eom_id|>",
+    "<EOT>",      "_<EOT>",     "[EOT]",     "</s>",          "<|end_of_text|>", "<end_of_utterance>",
+    "<eos>",      "[EOS]",      "<|return|>"};
 
 // Fill-in-the-middle tokens recognized by their text (first match wins); they are control tokens.
-const std::vector<std::string_view> kFimPreTexts = {
-    "<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "begin\xEF\xBD\x9C>",
-    "<PRE>", "\xE2\x96\x81<PRE>", "<|code_prefix|>", "<|prefix|>"};
-const std::vector<std::string_view> kFimSufTexts = {
-    "<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "hole\xEF\xBD\x9C>",
-    "<SUF>", "\xE2\x96\x81<SUF>", "<|code_suffix|>", "<|suffix|>"};
-const std::vector<std::string_view> kFimMidTexts = {
-    "<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "end\xEF\xBD\x9C>",
-    "<MID>", "\xE2\x96\x81<MID>", "<|code_middle|>", "<|middle|>"};
+const std::vector<std::string_view> kFimPreTexts = {"<|fim_prefix|>",
+                                                    "<fim-prefix>",
+                                                    "<fim_prefix>",
+                                                    "<\xEF\xBD\x9C"
+                                                    "fim\xE2\x96\x81"
+                                                    "begin\xEF\xBD\x9C>",
+                                                    "<PRE>",
+                                                    "\xE2\x96\x81<PRE>",
+                                                    "<|code_prefix|>",
+                                                    "<|prefix|>"};
+const std::vector<std::string_view> kFimSufTexts = {"<|fim_suffix|>",
+                                                    "<fim-suffix>",
+                                                    "<fim_suffix>",
+                                                    "<\xEF\xBD\x9C"
+                                                    "fim\xE2\x96\x81"
+                                                    "hole\xEF\xBD\x9C>",
+                                                    "<SUF>",
+                                                    "\xE2\x96\x81<SUF>",
+                                                    "<|code_suffix|>",
+                                                    "<|suffix|>"};
+const std::vector<std::string_view> kFimMidTexts = {"<|fim_middle|>",
+                                                    "<fim-middle>",
+                                                    "<fim_middle>",
+                                                    "<\xEF\xBD\x9C"
+                                                    "fim\xE2\x96\x81"
+                                                    "end\xEF\xBD\x9C>",
+                                                    "<MID>",
+                                                    "\xE2\x96\x81<MID>",
+                                                    "<|code_middle|>",
+                                                    "<|middle|>"};
 const std::vector<std::string_view> kFimPadTexts = {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"};
 const std::vector<std::string_view> kFimRepTexts = {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>",
                                                     "<reponame>"};
@@ -337,9 +369,8 @@ Expected<Vocab> Vocab::build(const VocabSpec& spec) {
       v.special_tokens.push_back(static_cast<int32_t>(i));
     }
   }
-  std::stable_sort(v.special_tokens.begin(), v.special_tokens.end(), [&](int32_t a, int32_t b) {
-    return v.tokens[a].text.size() > v.tokens[b].text.size();
-  });
+  std::stable_sort(v.special_tokens.begin(), v.special_tokens.end(),
+                   [&](int32_t a, int32_t b) { return v.tokens[a].text.size() > v.tokens[b].text.size(); });
 
   if (v.type == VocabType::kSpm) {
     for (const TokenData& t : v.tokens) {

@@ -54,7 +54,7 @@ struct VocabSpec {
   std::string pre;    // tokenizer.ggml.pre ("" when absent)
   std::string name;   // general.name (a few per-model attribute rules depend on it)
   std::vector<std::string> tokens;
-  std::vector<float> scores;        // empty: all 0
+  std::vector<float> scores;         // empty: all 0
   std::vector<int32_t> token_types;  // empty: all normal
   std::vector<std::string> merges;   // BPE merges "left right", by rank
   std::optional<int64_t> bos, eos, eot, eom, unk, sep, pad, mask;
@@ -89,7 +89,7 @@ struct Vocab {
   VocabType type = VocabType::kSpm;
   std::vector<TokenData> tokens;
   StringMap token_ids;
-  StringMap merge_ranks;  // key "left right"
+  StringMap merge_ranks;                      // key "left right"
   std::optional<PreTokenizer> pre_tokenizer;  // BPE only
 
   int32_t bos = kNoToken, eos = kNoToken, eot = kNoToken, eom = kNoToken, unk = kNoToken, sep = kNoToken,

@@ -26,9 +26,8 @@ VocabSpec spm_spec() {
     s.scores.push_back(0);
   }
   const std::vector<std::pair<std::string, float>> pieces = {
-      {kSp, -1.0f}, {"a", -2.0f},        {"b", -2.0f},         {"c", -2.0f},         {"ab", -0.5f},
-      {"bc", -0.2f}, {kSp + "a", -0.3f}, {"abc", -0.1f},       {"<tag>", 0.0f},      {"x", -3.0f},
-      {"xx", -1.5f}};
+      {kSp, -1.0f},       {"a", -2.0f},   {"b", -2.0f},    {"c", -2.0f}, {"ab", -0.5f}, {"bc", -0.2f},
+      {kSp + "a", -0.3f}, {"abc", -0.1f}, {"<tag>", 0.0f}, {"x", -3.0f}, {"xx", -1.5f}};
   for (const auto& [text, score] : pieces) {
     s.tokens.push_back(text);
     s.token_types.push_back(text == "<tag>" ? 4 : 1);
@@ -64,7 +63,11 @@ TEST(SpmTokenizer, UnknownCharactersFallBackToByteTokens) {
   const Tokenizer& t = **tok;
   // "é" = C3 A9; byte tokens start at id 3.
   EXPECT_EQ(t.tokenize("\xC3\xA9", false, false), (std::vector<int32_t>{id_of(t, kSp), 3 + 0xC3, 3 + 0xA9}));
-  EXPECT_EQ(t.detokenize(t.tokenize("\xC3\xA9" "abc", false, false)), "\xC3\xA9" "abc");
+  EXPECT_EQ(t.detokenize(t.tokenize("\xC3\xA9"
+                                    "abc",
+                                    false, false)),
+            "\xC3\xA9"
+            "abc");
 }
 
 TEST(SpmTokenizer, SpacePrefixAndBosFollowTheFlags) {
@@ -100,7 +103,7 @@ TEST(SpmTokenizer, ControlTokensNeedParseSpecial) {
   const auto plain = t.tokenize("</s>", false, false);
   EXPECT_EQ(std::count(plain.begin(), plain.end(), 2), 0);
   EXPECT_EQ(t.detokenize(plain), "</s>");  // as bytes
-  EXPECT_EQ(t.token_to_piece(2), "");       // control tokens render only on request
+  EXPECT_EQ(t.token_to_piece(2), "");      // control tokens render only on request
   EXPECT_EQ(t.token_to_piece(2, true), "</s>");
 }
 
@@ -119,9 +122,21 @@ VocabSpec bpe_spec() {
   VocabSpec s;
   s.model = "gpt2";
   s.pre = "gpt-2";
-  s.tokens = {"a", "b", "c", "\xC4\xA0", "ab", "\xC4\xA0" "a", "\xC4\xA0" "ab", "<|end|>", "<x>"};
+  s.tokens = {"a",
+              "b",
+              "c",
+              "\xC4\xA0",
+              "ab",
+              "\xC4\xA0"
+              "a",
+              "\xC4\xA0"
+              "ab",
+              "<|end|>",
+              "<x>"};
   s.token_types = {1, 1, 1, 1, 1, 1, 1, 3, 4};
-  s.merges = {"a b", "\xC4\xA0 a", "\xC4\xA0" "a b"};
+  s.merges = {"a b", "\xC4\xA0 a",
+              "\xC4\xA0"
+              "a b"};
   return s;
 }
 

@@ -61,7 +61,7 @@ TEST(SpecialTokens, LlamaSpmBosEosText) {
   EXPECT_EQ(std::count(plain.begin(), plain.end(), 1), 0);
   EXPECT_EQ(t.detokenize(plain), "<s>");
   EXPECT_EQ(t.tokenize("hi", true, false).front(), 1);
-  EXPECT_EQ(t.nl(), 13);                          // <0x0A>
+  EXPECT_EQ(t.nl(), 13);  // <0x0A>
 }
 
 // Strict UTF-8 check (no overlong forms, surrogates or truncated sequences).
@@ -74,7 +74,8 @@ bool valid_utf8(const std::string& s) {
 TEST(StreamDecoder, NeverEmitsBrokenCharacters) {
   RF_REQUIRE_SHARED(spm_path, "tokenizer/ggml-vocab-llama-spm.gguf");
   RF_REQUIRE_SHARED(bpe_path, "tokenizer/ggml-vocab-gpt-2.gguf");
-  const std::string text = "a\xF0\x9F\xA6\x99 \xE4\xBD\xA0\xE5\xA5\xBD \xC3\xA9t\xC3\xA9 \xF0\x9F\x98\x80!";  // 🦙 你好 été 😀
+  const std::string text =
+      "a\xF0\x9F\xA6\x99 \xE4\xBD\xA0\xE5\xA5\xBD \xC3\xA9t\xC3\xA9 \xF0\x9F\x98\x80!";  // 🦙 你好 été 😀
   for (const std::string& path : {spm_path, bpe_path}) {
     auto tok = Tokenizer::open(path);
     ASSERT_TRUE(tok.ok());
@@ -105,7 +106,7 @@ TEST(StreamDecoder, HoldsPartialSequencesAndReplacesInvalidOnes) {
   EXPECT_EQ(d.push(3 + 0x82), "");
   EXPECT_EQ(d.push(3 + 0xAC), "\xE2\x82\xAC");
   EXPECT_EQ(d.push_bytes("\xC3("), "\xEF\xBF\xBD(");  // a lead byte followed by ASCII is invalid
-  EXPECT_EQ(d.push_bytes("\x80"), "\xEF\xBF\xBD");     // a stray continuation byte
+  EXPECT_EQ(d.push_bytes("\x80"), "\xEF\xBF\xBD");    // a stray continuation byte
   EXPECT_EQ(d.push_bytes("\xF0\x9F"), "");
   EXPECT_EQ(d.flush(), "\xEF\xBF\xBD");  // an unfinished character at the end
   EXPECT_EQ(d.flush(), "");
@@ -123,20 +124,22 @@ TEST(PreTokenizer, Gpt4oSplitsLettersByCaseAndDigitsByThree) {
   EXPECT_EQ(split(cfg->patterns, "HelloWorld's test 12345"),
             (std::vector<std::string>{"Hello", "World's", " test", " ", "123", "45"}));
   // Reference quirk: non-ASCII letters have no case in its matcher, so "ÉCOLE" splits after "É".
-  EXPECT_EQ(split(cfg->patterns, "\xC3\x89" "COLE"), (std::vector<std::string>{"\xC3\x89", "COLE"}));
+  EXPECT_EQ(split(cfg->patterns,
+                  "\xC3\x89"
+                  "COLE"),
+            (std::vector<std::string>{"\xC3\x89", "COLE"}));
 }
 
 TEST(PreTokenizer, TekkenSplitsDigitsOneByOneAndKeepsSlashRuns) {
   const auto cfg = pre_tokenizer_config("tekken");
   ASSERT_TRUE(cfg.has_value());
-  EXPECT_EQ(split(cfg->patterns, "ab12 x/y\n\nZ"),
-            (std::vector<std::string>{"ab", "1", "2", " x", "/y", "\n\n", "Z"}));
+  EXPECT_EQ(split(cfg->patterns, "ab12 x/y\n\nZ"), (std::vector<std::string>{"ab", "1", "2", " x", "/y", "\n\n", "Z"}));
 }
 
 TEST(PreTokenizer, EveryKnownVariantCompiles) {
-  for (const char* name : {"default", "gpt-2", "llama3", "llama-bpe", "qwen2", "deepseek-llm", "deepseek-coder",
-                           "starcoder", "falcon", "mpt", "refact", "command-r", "smollm", "gpt-4o", "tekken",
-                           "bloom", "viking", "stablelm2"}) {
+  for (const char* name :
+       {"default", "gpt-2", "llama3", "llama-bpe", "qwen2", "deepseek-llm", "deepseek-coder", "starcoder", "falcon",
+        "mpt", "refact", "command-r", "smollm", "gpt-4o", "tekken", "bloom", "viking", "stablelm2"}) {
     const auto cfg = pre_tokenizer_config(name);
     ASSERT_TRUE(cfg.has_value()) << name;
     auto pre = PreTokenizer::create(cfg->patterns);
@@ -155,9 +158,9 @@ TEST(PreTokenizer, EveryKnownVariantCompiles) {
 // The hand-written GPT-2 and LLaMA-3 scanners must split exactly like the general regex path running the same
 // pattern (wrapping it in a group keeps it off the scanner path).
 TEST(PreTokenizer, ScannersAgreeWithTheRegexPath) {
-  const std::vector<std::string> palette = {"a", "Z", "é", "ß", "1", "٣", " ", "  ", "\t", "\n", "\r", "'", "'s",
-                                            "'LL", "'re", "!", ",", "$", "你", "😀", "\xC2\xA0", "\xE2\x80\x83",
-                                            "\xCC\x81", "-", "/", "\xE2\x85\xA0"};
+  const std::vector<std::string> palette = {
+      "a",   "Z",   "é", "ß", "1", "٣",  " ", "  ",       "\t",           "\n",       "\r", "'", "'s",
+      "'LL", "'re", "!", ",", "$", "你", "😀", "\xC2\xA0", "\xE2\x80\x83", "\xCC\x81", "-",  "/", "\xE2\x85\xA0"};
   std::mt19937 rng(1234);
   const std::string gpt2(kGpt2Pattern);
   const std::string llama3(kLlama3Pattern);

@@ -20,8 +20,9 @@ std::string english_megabyte() {
   if (gpl.size() > 10000) {
     base.assign(gpl.begin(), gpl.end());
   } else {
-    base = "The quick brown fox jumps over the lazy dog. It's a fine day, isn't it? We'll see: 42 apples, "
-           "3.14 pies and a well-known proverb.\nThe end of one line, and the start of another one.\n";
+    base =
+        "The quick brown fox jumps over the lazy dog. It's a fine day, isn't it? We'll see: 42 apples, "
+        "3.14 pies and a well-known proverb.\nThe end of one line, and the start of another one.\n";
   }
   std::string text;
   while (text.size() < (1u << 20)) text += base;

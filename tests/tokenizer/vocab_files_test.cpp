@@ -82,8 +82,8 @@ TEST_P(VocabFileTest, EveryCaseGivesTheReferenceIdsAndText) {
   size_t passed = 0;
   for (size_t i = 0; i < cases.size(); ++i) {
     const std::vector<int32_t> got = (*tok)->tokenize(cases[i], false, false);
-    EXPECT_EQ(got, expected[i]) << name << " case " << i << " '" << escape(cases[i]) << "'\n  expected" << show(expected[i])
-                                << "\n  got     " << show(got);
+    EXPECT_EQ(got, expected[i]) << name << " case " << i << " '" << escape(cases[i]) << "'\n  expected"
+                                << show(expected[i]) << "\n  got     " << show(got);
     EXPECT_EQ((*tok)->detokenize(got), (*tok)->detokenize(expected[i])) << name << " case " << i;
     if (got == expected[i]) ++passed;
   }
