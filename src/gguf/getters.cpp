@@ -20,12 +20,18 @@ struct IsVector<std::vector<E>> : std::true_type {
 
 template <typename T>
 std::string type_label() {
-  if constexpr (std::is_same_v<T, bool>) return "bool";
-  else if constexpr (std::is_same_v<T, float>) return "float32";
-  else if constexpr (std::is_same_v<T, double>) return "float64 or float32";
-  else if constexpr (std::is_same_v<T, std::string>) return "string";
-  else if constexpr (kIsInt<T>) return fmt::format("an integer fitting {}{}", std::is_signed_v<T> ? "int" : "uint", 8 * sizeof(T));
-  else if constexpr (IsVector<T>::value) return fmt::format("array of {}", type_label<typename IsVector<T>::Elem>());
+  if constexpr (std::is_same_v<T, bool>)
+    return "bool";
+  else if constexpr (std::is_same_v<T, float>)
+    return "float32";
+  else if constexpr (std::is_same_v<T, double>)
+    return "float64 or float32";
+  else if constexpr (std::is_same_v<T, std::string>)
+    return "string";
+  else if constexpr (kIsInt<T>)
+    return fmt::format("an integer fitting {}{}", std::is_signed_v<T> ? "int" : "uint", 8 * sizeof(T));
+  else if constexpr (IsVector<T>::value)
+    return fmt::format("array of {}", type_label<typename IsVector<T>::Elem>());
 }
 
 // The scalar conversion rules; nullopt when x does not convert to T.
@@ -54,7 +60,8 @@ template <typename T>
 Expected<T> File::get(std::string_view key) const {
   const Value* v = find(key);
   if (v == nullptr) {
-    return Status::error(fmt::format("gguf: {}: metadata key '{}' not found (expected {})", name_, key, type_label<T>()));
+    return Status::error(
+        fmt::format("gguf: {}: metadata key '{}' not found (expected {})", name_, key, type_label<T>()));
   }
   auto mismatch = [&](const std::string& detail) {
     return Status::error(fmt::format("gguf: {}: metadata key '{}': expected {}, got {}{}", name_, key, type_label<T>(),
@@ -91,7 +98,8 @@ Expected<T> File::get(std::string_view key) const {
 
 Expected<const Array*> File::get_array(std::string_view key) const {
   const Value* v = find(key);
-  if (v == nullptr) return Status::error(fmt::format("gguf: {}: metadata key '{}' not found (expected array)", name_, key));
+  if (v == nullptr)
+    return Status::error(fmt::format("gguf: {}: metadata key '{}' not found (expected array)", name_, key));
   if (v->array() == nullptr) {
     return Status::error(
         fmt::format("gguf: {}: metadata key '{}': expected array, got {}", name_, key, type_description(*v)));

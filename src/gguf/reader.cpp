@@ -19,24 +19,29 @@ namespace {
 
 constexpr uint64_t kReserveLimit = 4096;  // up-front reservations; larger tables grow as entries really parse
 // Smallest possible encodings, used to bound counts by the bytes remaining.
-constexpr uint64_t kMinKvBytes = 8 + 4 + 1;              // key length, value type, 1-byte value
+constexpr uint64_t kMinKvBytes = 8 + 4 + 1;                  // key length, value type, 1-byte value
 constexpr uint64_t kMinTensorInfoBytes = 8 + 4 + 8 + 4 + 8;  // name length, n_dims, 1 dim, type, offset
 
 uint64_t min_value_bytes(ValueType t) {
   switch (t) {
     case ValueType::UINT8:
     case ValueType::INT8:
-    case ValueType::BOOL: return 1;
+    case ValueType::BOOL:
+      return 1;
     case ValueType::UINT16:
-    case ValueType::INT16: return 2;
+    case ValueType::INT16:
+      return 2;
     case ValueType::UINT32:
     case ValueType::INT32:
-    case ValueType::FLOAT32: return 4;
+    case ValueType::FLOAT32:
+      return 4;
     case ValueType::UINT64:
     case ValueType::INT64:
     case ValueType::FLOAT64:
-    case ValueType::STRING: return 8;  // a string is at least its length
-    case ValueType::ARRAY: return 12;  // element type + count
+    case ValueType::STRING:
+      return 8;  // a string is at least its length
+    case ValueType::ARRAY:
+      return 12;  // element type + count
   }
   return 1;
 }
@@ -99,47 +104,61 @@ class Parser {
     uint32_t magic = 0;
     RF_RETURN_IF_ERROR(read(&magic, "header: magic"));
     if (magic != kMagic) {
-      return error("bad magic at offset 0: expected \"GGUF\" (0x{:08x}), got \"{}\" (0x{:08x}); not a GGUF file", kMagic,
-                   printable(b_.subspan(0, 4)), magic);
+      return error("bad magic at offset 0: expected \"GGUF\" (0x{:08x}), got \"{}\" (0x{:08x}); not a GGUF file",
+                   kMagic, printable(b_.subspan(0, 4)), magic);
     }
     RF_RETURN_IF_ERROR(read(&f_.version_, "header: version"));
     if (f_.version_ == 1) {
-      return error("unsupported GGUF version 1 at offset 4: expected 2 or 3 (v1 is an obsolete 2023 format; "
-                   "re-convert the model)");
+      return error(
+          "unsupported GGUF version 1 at offset 4: expected 2 or 3 (v1 is an obsolete 2023 format; "
+          "re-convert the model)");
     }
     if (f_.version_ != 2 && f_.version_ != 3) {
       std::string hint;
-      if (__builtin_bswap32(f_.version_) == 2 || __builtin_bswap32(f_.version_) == 3) hint = " (a big-endian GGUF file?)";
+      if (__builtin_bswap32(f_.version_) == 2 || __builtin_bswap32(f_.version_) == 3)
+        hint = " (a big-endian GGUF file?)";
       return error("unsupported GGUF version {} at offset 4: expected 2 or 3{}", f_.version_, hint);
     }
     RF_RETURN_IF_ERROR(read(&n_tensors_, "header: tensor count"));
     RF_RETURN_IF_ERROR(read(&n_kv_, "header: metadata count"));
     // Bound both counts by the bytes that remain before anything is reserved.
     if (n_kv_ > remaining() / kMinKvBytes) {
-      return error("metadata count {} at offset 16 is impossible: each entry needs at least {} bytes but only {} "
-                   "bytes remain",
-                   n_kv_, kMinKvBytes, remaining());
+      return error(
+          "metadata count {} at offset 16 is impossible: each entry needs at least {} bytes but only {} "
+          "bytes remain",
+          n_kv_, kMinKvBytes, remaining());
     }
     if (n_tensors_ > remaining() / kMinTensorInfoBytes) {
-      return error("tensor count {} at offset 8 is impossible: each tensor info needs at least {} bytes but only {} "
-                   "bytes remain",
-                   n_tensors_, kMinTensorInfoBytes, remaining());
+      return error(
+          "tensor count {} at offset 8 is impossible: each tensor info needs at least {} bytes but only {} "
+          "bytes remain",
+          n_tensors_, kMinTensorInfoBytes, remaining());
     }
     return ok_status();
   }
 
   Status read_value(ValueType type, int depth, Value* out, std::string& what) {
     switch (type) {
-      case ValueType::UINT8: return read_scalar<uint8_t>(out, what);
-      case ValueType::INT8: return read_scalar<int8_t>(out, what);
-      case ValueType::UINT16: return read_scalar<uint16_t>(out, what);
-      case ValueType::INT16: return read_scalar<int16_t>(out, what);
-      case ValueType::UINT32: return read_scalar<uint32_t>(out, what);
-      case ValueType::INT32: return read_scalar<int32_t>(out, what);
-      case ValueType::FLOAT32: return read_scalar<float>(out, what);
-      case ValueType::UINT64: return read_scalar<uint64_t>(out, what);
-      case ValueType::INT64: return read_scalar<int64_t>(out, what);
-      case ValueType::FLOAT64: return read_scalar<double>(out, what);
+      case ValueType::UINT8:
+        return read_scalar<uint8_t>(out, what);
+      case ValueType::INT8:
+        return read_scalar<int8_t>(out, what);
+      case ValueType::UINT16:
+        return read_scalar<uint16_t>(out, what);
+      case ValueType::INT16:
+        return read_scalar<int16_t>(out, what);
+      case ValueType::UINT32:
+        return read_scalar<uint32_t>(out, what);
+      case ValueType::INT32:
+        return read_scalar<int32_t>(out, what);
+      case ValueType::FLOAT32:
+        return read_scalar<float>(out, what);
+      case ValueType::UINT64:
+        return read_scalar<uint64_t>(out, what);
+      case ValueType::INT64:
+        return read_scalar<int64_t>(out, what);
+      case ValueType::FLOAT64:
+        return read_scalar<double>(out, what);
       case ValueType::BOOL: {
         uint8_t v = 0;
         RF_RETURN_IF_ERROR(read(&v, what));
@@ -153,7 +172,8 @@ class Parser {
         out->data = std::move(s);
         return ok_status();
       }
-      case ValueType::ARRAY: return read_array(depth, out, what);
+      case ValueType::ARRAY:
+        return read_array(depth, out, what);
     }
     return error("{}: internal: unhandled value type", what);
   }
@@ -180,15 +200,17 @@ class Parser {
     RF_RETURN_IF_ERROR(read(&count, what + ": array length"));
     uint64_t min_bytes = min_value_bytes(elem_type);
     if (count > remaining() / min_bytes) {
-      return error("truncated {}: array of {} {} at offset {} needs at least {} bytes per item but only {} bytes "
-                   "remain",
-                   what, count, value_type_name(elem_type), pos_ - 12, min_bytes, remaining());
+      return error(
+          "truncated {}: array of {} {} at offset {} needs at least {} bytes per item but only {} bytes "
+          "remain",
+          what, count, value_type_name(elem_type), pos_ - 12, min_bytes, remaining());
     }
     total_items_ += count;
     if (total_items_ > kMaxMetadataItems) {
-      return error("{}: array of {} items at offset {} takes the metadata past {} array items in total; refusing to "
-                   "load (hostile or corrupt file?)",
-                   what, count, pos_ - 12, kMaxMetadataItems);
+      return error(
+          "{}: array of {} items at offset {} takes the metadata past {} array items in total; refusing to "
+          "load (hostile or corrupt file?)",
+          what, count, pos_ - 12, kMaxMetadataItems);
     }
     Array arr;
     arr.elem_type = elem_type;

@@ -6,19 +6,32 @@ namespace rf::gguf {
 
 std::string_view value_type_name(ValueType t) {
   switch (t) {
-    case ValueType::UINT8: return "uint8";
-    case ValueType::INT8: return "int8";
-    case ValueType::UINT16: return "uint16";
-    case ValueType::INT16: return "int16";
-    case ValueType::UINT32: return "uint32";
-    case ValueType::INT32: return "int32";
-    case ValueType::FLOAT32: return "float32";
-    case ValueType::BOOL: return "bool";
-    case ValueType::STRING: return "string";
-    case ValueType::ARRAY: return "array";
-    case ValueType::UINT64: return "uint64";
-    case ValueType::INT64: return "int64";
-    case ValueType::FLOAT64: return "float64";
+    case ValueType::UINT8:
+      return "uint8";
+    case ValueType::INT8:
+      return "int8";
+    case ValueType::UINT16:
+      return "uint16";
+    case ValueType::INT16:
+      return "int16";
+    case ValueType::UINT32:
+      return "uint32";
+    case ValueType::INT32:
+      return "int32";
+    case ValueType::FLOAT32:
+      return "float32";
+    case ValueType::BOOL:
+      return "bool";
+    case ValueType::STRING:
+      return "string";
+    case ValueType::ARRAY:
+      return "array";
+    case ValueType::UINT64:
+      return "uint64";
+    case ValueType::INT64:
+      return "int64";
+    case ValueType::FLOAT64:
+      return "float64";
   }
   return "unknown";
 }
@@ -28,10 +41,10 @@ bool is_valid_value_type(uint32_t raw_id) { return raw_id <= static_cast<uint32_
 // The variant alternatives are declared in on-disk id order, so the index is the type id.
 static_assert(std::variant_size_v<Value::Storage> == 13);
 static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(ValueType::ARRAY), Value::Storage>, Array>);
-static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(ValueType::UINT64), Value::Storage>,
-                             uint64_t>);
-static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(ValueType::FLOAT64), Value::Storage>,
-                             double>);
+static_assert(
+    std::is_same_v<std::variant_alternative_t<static_cast<size_t>(ValueType::UINT64), Value::Storage>, uint64_t>);
+static_assert(
+    std::is_same_v<std::variant_alternative_t<static_cast<size_t>(ValueType::FLOAT64), Value::Storage>, double>);
 
 ValueType Value::type() const { return static_cast<ValueType>(data.index()); }
 

@@ -59,8 +59,8 @@ Status check_value(const Value& v, int depth, const std::string& where, uint64_t
   if (a == nullptr) return ok_status();
   *items += a->items.size();
   if (depth >= kMaxArrayNesting) {
-    return Status::error(fmt::format("gguf writer: metadata '{}': arrays nested deeper than {} levels", where,
-                                     kMaxArrayNesting));
+    return Status::error(
+        fmt::format("gguf writer: metadata '{}': arrays nested deeper than {} levels", where, kMaxArrayNesting));
   }
   for (size_t i = 0; i < a->items.size(); ++i) {
     if (a->items[i].type() != a->elem_type) {
@@ -94,9 +94,10 @@ Status Writer::add(std::string key, Value value) {
   uint64_t items = total_items_;
   RF_RETURN_IF_ERROR(check_value(value, 0, key, &items));
   if (items > kMaxMetadataItems) {
-    return Status::error(fmt::format("gguf writer: metadata '{}': more than {} array items in total (readers refuse "
-                                     "such files)",
-                                     key, kMaxMetadataItems));
+    return Status::error(
+        fmt::format("gguf writer: metadata '{}': more than {} array items in total (readers refuse "
+                    "such files)",
+                    key, kMaxMetadataItems));
   }
   total_items_ = items;
   if (key == "general.alignment") {
@@ -252,8 +253,8 @@ Status Writer::finish() {
   Status result = ok_status();
   if (current_ < tensors_.size()) {
     result = Status::error(fmt::format("gguf writer: {}: finished after {} of {} tensors ('{}' has {} of {} bytes)",
-                                       where(), current_, tensors_.size(), tensors_[current_].name,
-                                       written_in_current_, tensors_[current_].n_bytes));
+                                       where(), current_, tensors_.size(), tensors_[current_].name, written_in_current_,
+                                       tensors_[current_].n_bytes));
   }
   if (file_ != nullptr) {
     bool failed = std::fflush(file_) != 0;

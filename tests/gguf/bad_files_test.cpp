@@ -15,8 +15,8 @@ using Bytes = std::vector<uint8_t>;
 // A small valid file: two tensors with names that occur nowhere else in it.
 Bytes good_file() {
   static const Bytes kData(8 * 4 + 2 * 18, 0x11);
-  std::vector<KeyValue> kvs = {{"general.architecture", std::string("test")}, {"key.one", uint32_t{1}},
-                               {"key.two", uint32_t{2}}};
+  std::vector<KeyValue> kvs = {
+      {"general.architecture", std::string("test")}, {"key.one", uint32_t{1}}, {"key.two", uint32_t{2}}};
   std::vector<TensorData> tensors = {
       {"tensor.alpha", quant::Type::F32, {4, 2}, std::span(kData).first(32)},
       {"tensor.beta", quant::Type::Q4_0, {32, 2}, std::span(kData).subspan(32)},
@@ -64,9 +64,18 @@ Bytes header(uint32_t version, uint64_t n_tensors, uint64_t n_kv) {
   poke(b, 16, n_kv);
   return b;
 }
-void append_u32(Bytes& b, uint32_t v) { b.resize(b.size() + 4); poke(b, b.size() - 4, v); }
-void append_u64(Bytes& b, uint64_t v) { b.resize(b.size() + 8); poke(b, b.size() - 8, v); }
-void append_str(Bytes& b, std::string_view s) { append_u64(b, s.size()); b.insert(b.end(), s.begin(), s.end()); }
+void append_u32(Bytes& b, uint32_t v) {
+  b.resize(b.size() + 4);
+  poke(b, b.size() - 4, v);
+}
+void append_u64(Bytes& b, uint64_t v) {
+  b.resize(b.size() + 8);
+  poke(b, b.size() - 8, v);
+}
+void append_str(Bytes& b, std::string_view s) {
+  append_u64(b, s.size());
+  b.insert(b.end(), s.begin(), s.end());
+}
 
 TEST(GgufBadFiles, GoodFileParses) {
   auto f = File::parse(good_file());
@@ -80,7 +89,8 @@ TEST(GgufBadFiles, BadMagic) {
   EXPECT_EQ(parse_error(b),
             "gguf: bad.gguf: bad magic at offset 0: expected \"GGUF\" (0x46554747), got \"GGML\" (0x4c4d4747); not a "
             "GGUF file");
-  EXPECT_EQ(parse_error(Bytes{}), "gguf: bad.gguf: truncated header: magic: needs 4 bytes at offset 0 but the file has 0 bytes");
+  EXPECT_EQ(parse_error(Bytes{}),
+            "gguf: bad.gguf: truncated header: magic: needs 4 bytes at offset 0 but the file has 0 bytes");
 }
 
 TEST(GgufBadFiles, UnknownVersion) {
@@ -147,17 +157,20 @@ TEST(GgufBadFiles, EveryTruncationFailsCleanly) {
 
 TEST(GgufBadFiles, AbsurdCountsAndLengths) {
   Bytes b = header(3, 0, std::numeric_limits<uint64_t>::max());
-  EXPECT_EQ(parse_error(b), "gguf: bad.gguf: metadata count 18446744073709551615 at offset 16 is impossible: each "
-                            "entry needs at least 13 bytes but only 0 bytes remain");
+  EXPECT_EQ(parse_error(b),
+            "gguf: bad.gguf: metadata count 18446744073709551615 at offset 16 is impossible: each "
+            "entry needs at least 13 bytes but only 0 bytes remain");
   b = header(3, uint64_t{1} << 40, 0);
-  EXPECT_EQ(parse_error(b), "gguf: bad.gguf: tensor count 1099511627776 at offset 8 is impossible: each tensor info "
-                            "needs at least 32 bytes but only 0 bytes remain");
+  EXPECT_EQ(parse_error(b),
+            "gguf: bad.gguf: tensor count 1099511627776 at offset 8 is impossible: each tensor info "
+            "needs at least 32 bytes but only 0 bytes remain");
   // A key whose string length exceeds the file.
   b = header(3, 0, 1);
   append_u64(b, uint64_t{1} << 62);
   b.resize(b.size() + 20);
-  EXPECT_EQ(parse_error(b), "gguf: bad.gguf: truncated metadata key #0: string length 4611686018427387904 at offset "
-                            "24 exceeds the 20 bytes remaining in the file");
+  EXPECT_EQ(parse_error(b),
+            "gguf: bad.gguf: truncated metadata key #0: string length 4611686018427387904 at offset "
+            "24 exceeds the 20 bytes remaining in the file");
   // An array whose element count cannot fit in the bytes that remain.
   b = header(3, 0, 1);
   append_str(b, "arr");
@@ -165,8 +178,9 @@ TEST(GgufBadFiles, AbsurdCountsAndLengths) {
   append_u32(b, static_cast<uint32_t>(ValueType::UINT32));
   append_u64(b, uint64_t{1} << 60);
   append_u32(b, 7);
-  EXPECT_EQ(parse_error(b), "gguf: bad.gguf: truncated metadata key #0 'arr': array of 1152921504606846976 uint32 at "
-                            "offset 39 needs at least 4 bytes per item but only 4 bytes remain");
+  EXPECT_EQ(parse_error(b),
+            "gguf: bad.gguf: truncated metadata key #0 'arr': array of 1152921504606846976 uint32 at "
+            "offset 39 needs at least 4 bytes per item but only 4 bytes remain");
   // A string inside an array.
   b = header(3, 0, 1);
   append_str(b, "strs");
@@ -174,8 +188,9 @@ TEST(GgufBadFiles, AbsurdCountsAndLengths) {
   append_u32(b, static_cast<uint32_t>(ValueType::STRING));
   append_u64(b, 1);
   append_u64(b, 1000);
-  EXPECT_EQ(parse_error(b), "gguf: bad.gguf: truncated metadata key #0 'strs'[0]: string length 1000 at offset 52 "
-                            "exceeds the 0 bytes remaining in the file");
+  EXPECT_EQ(parse_error(b),
+            "gguf: bad.gguf: truncated metadata key #0 'strs'[0]: string length 1000 at offset 52 "
+            "exceeds the 0 bytes remaining in the file");
 }
 
 TEST(GgufBadFiles, TooManyArrayItemsInTotal) {
@@ -185,8 +200,9 @@ TEST(GgufBadFiles, TooManyArrayItemsInTotal) {
   append_u32(b, static_cast<uint32_t>(ValueType::UINT8));
   append_u64(b, kMaxMetadataItems + 1);
   b.resize(b.size() + kMaxMetadataItems + 1, 0);
-  EXPECT_EQ(parse_error(b), "gguf: bad.gguf: metadata key #0 'huge': array of 16777217 items at offset 40 takes the "
-                            "metadata past 16777216 array items in total; refusing to load (hostile or corrupt file?)");
+  EXPECT_EQ(parse_error(b),
+            "gguf: bad.gguf: metadata key #0 'huge': array of 16777217 items at offset 40 takes the "
+            "metadata past 16777216 array items in total; refusing to load (hostile or corrupt file?)");
 }
 
 TEST(GgufBadFiles, UnknownValueTypesAndBadBools) {
@@ -250,26 +266,31 @@ TEST(GgufBadFiles, TensorDataOutsideTheFile) {
   EXPECT_EQ(parse_error(b), "gguf: bad.gguf: tensor 'tensor.beta': data ends at byte " + std::to_string(end) +
                                 " but the file has " + std::to_string(b.size()) + " bytes");
   poke<uint64_t>(b, at.offset, std::numeric_limits<uint64_t>::max() - 31);  // aligned, wraps around when added
-  EXPECT_EQ(parse_error(b), "gguf: bad.gguf: tensor 'tensor.beta': data at relative offset 18446744073709551584 (36 "
-                            "bytes) lies beyond any possible file size");
+  EXPECT_EQ(parse_error(b),
+            "gguf: bad.gguf: tensor 'tensor.beta': data at relative offset 18446744073709551584 (36 "
+            "bytes) lies beyond any possible file size");
 }
 
 TEST(GgufBadFiles, MisalignedOffset) {
   Bytes b = good_file();
   InfoAt at = info_of(b, "tensor.beta", 2);
   poke<uint64_t>(b, at.offset, 40);
-  EXPECT_EQ(parse_error(b), "gguf: bad.gguf: tensor 'tensor.beta': data offset 40 is not a multiple of the alignment 32");
+  EXPECT_EQ(parse_error(b),
+            "gguf: bad.gguf: tensor 'tensor.beta': data offset 40 is not a multiple of the alignment 32");
 }
 
 TEST(GgufBadFiles, BadAlignmentValue) {
-  for (auto [value, expected] : {std::pair<Value, std::string>{uint32_t{48}, "expected a non-zero power of two, got 48"},
-                                 {uint32_t{0}, "expected a non-zero power of two, got 0"},
-                                 {uint64_t{32}, "expected type uint32, got uint64"}}) {
+  for (auto [value, expected] :
+       {std::pair<Value, std::string>{uint32_t{48}, "expected a non-zero power of two, got 48"},
+        {uint32_t{0}, "expected a non-zero power of two, got 0"},
+        {uint64_t{32}, "expected type uint32, got uint64"}}) {
     Bytes b = header(3, 0, 1);
     append_str(b, "general.alignment");
     append_u32(b, static_cast<uint32_t>(value.type()));
-    if (value.type() == ValueType::UINT32) append_u32(b, std::get<uint32_t>(value.data));
-    else append_u64(b, std::get<uint64_t>(value.data));
+    if (value.type() == ValueType::UINT32)
+      append_u32(b, std::get<uint32_t>(value.data));
+    else
+      append_u64(b, std::get<uint64_t>(value.data));
     EXPECT_EQ(parse_error(b), "gguf: bad.gguf: metadata 'general.alignment': " + expected);
   }
 }
@@ -308,16 +329,17 @@ TEST(GgufBadFiles, ByteCountOverflow) {
   InfoAt at = info_of(b, "tensor.alpha", 2);
   poke<int64_t>(b, at.dims, int64_t{1} << 31);
   poke<int64_t>(b, at.dims + 8, int64_t{1} << 31);  // 2^62 elements fit, 2^64 F32 bytes do not
-  EXPECT_EQ(parse_error(b), "gguf: bad.gguf: tensor 'tensor.alpha': shape [2147483648, 2147483648] of type F32 needs "
-                            "more than 2^63 - 1 bytes");
+  EXPECT_EQ(parse_error(b),
+            "gguf: bad.gguf: tensor 'tensor.alpha': shape [2147483648, 2147483648] of type F32 needs "
+            "more than 2^63 - 1 bytes");
 }
 
 TEST(GgufBadFiles, UnknownTensorType) {
   Bytes b = good_file();
   InfoAt at = info_of(b, "tensor.beta", 2);
   poke<uint32_t>(b, at.type, 99);
-  EXPECT_EQ(parse_error(b), "gguf: bad.gguf: tensor 'tensor.beta': unknown tensor type id 99 at offset " +
-                                std::to_string(at.type));
+  EXPECT_EQ(parse_error(b),
+            "gguf: bad.gguf: tensor 'tensor.beta': unknown tensor type id 99 at offset " + std::to_string(at.type));
   poke<uint32_t>(b, at.type, 4);  // a retired ggml id (Q4_2)
   EXPECT_NE(parse_error(b).find("unknown tensor type id 4"), std::string::npos);
 }

@@ -133,8 +133,8 @@ TEST(GgufWriter, EveryTensorTypeRoundTripsExactly) {
 
 TEST(GgufWriter, StreamingChunksToAFileEqualsWholeModelWriting) {
   std::vector<KeyValue> kvs = {{"general.alignment", uint32_t{64}}, {"k", std::string("v")}};
-  auto a = random_bytes(33 * 4, 1);   // F32 [33]: not a multiple of the alignment, so padding is exercised
-  auto b = random_bytes(4 * 34, 2);   // Q8_0 [128]
+  auto a = random_bytes(33 * 4, 1);  // F32 [33]: not a multiple of the alignment, so padding is exercised
+  auto b = random_bytes(4 * 34, 2);  // Q8_0 [128]
   std::vector<TensorData> tensors = {{"a", quant::Type::F32, {33}, a}, {"b", quant::Type::Q8_0, {32, 4}, b}};
   auto whole = write_memory(kvs, tensors);
   ASSERT_TRUE(whole.ok()) << whole.error_message();
@@ -258,8 +258,9 @@ TEST(GgufGetters, ConvertIntegersThatFitAndReportMismatches) {
   EXPECT_EQ(file.get<std::vector<int32_t>>("big").error_message(),
             "gguf: mem.gguf: metadata key 'big': expected array of an integer fitting int32, got array[2] of int64 "
             "(item 1 is int64 1099511627776)");
-  EXPECT_EQ(file.get<std::vector<float>>("strs").error_message(),
-            "gguf: mem.gguf: metadata key 'strs': expected array of float32, got array[1] of string (item 0 is string)");
+  EXPECT_EQ(
+      file.get<std::vector<float>>("strs").error_message(),
+      "gguf: mem.gguf: metadata key 'strs': expected array of float32, got array[1] of string (item 0 is string)");
   ASSERT_TRUE(file.get_array("strs").ok());
   EXPECT_EQ(file.get_array("strs").value()->items.size(), 1u);
   EXPECT_EQ(file.get_array("s").error_message(), "gguf: mem.gguf: metadata key 's': expected array, got string");
