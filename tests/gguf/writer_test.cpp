@@ -165,6 +165,36 @@ TEST(GgufWriter, StreamingChunksToAFileEqualsWholeModelWriting) {
   std::filesystem::remove(path);
 }
 
+// The layout of a 7B-shaped model is computed from declarations alone (nothing is held but the header).
+TEST(GgufWriter, LaysOutASevenBillionParameterShapeWithoutItsData) {
+  Writer w;
+  ASSERT_TRUE(w.add("general.architecture", std::string("llama")).ok());
+  const int64_t n_embd = 4096, n_ff = 11008, n_vocab = 32000;
+  ASSERT_TRUE(w.add_tensor("token_embd.weight", quant::Type::Q4_K, {n_embd, n_vocab}).ok());
+  for (int l = 0; l < 32; ++l) {
+    std::string p = "blk." + std::to_string(l) + ".";
+    for (const char* n : {"attn_q", "attn_k", "attn_v", "attn_output"}) {
+      ASSERT_TRUE(w.add_tensor(p + n + ".weight", quant::Type::Q4_K, {n_embd, n_embd}).ok());
+    }
+    ASSERT_TRUE(w.add_tensor(p + "ffn_gate.weight", quant::Type::Q4_K, {n_embd, n_ff}).ok());
+    ASSERT_TRUE(w.add_tensor(p + "ffn_up.weight", quant::Type::Q4_K, {n_embd, n_ff}).ok());
+    ASSERT_TRUE(w.add_tensor(p + "ffn_down.weight", quant::Type::Q6_K, {n_ff, n_embd}).ok());
+    ASSERT_TRUE(w.add_tensor(p + "attn_norm.weight", quant::Type::F32, {n_embd}).ok());
+    ASSERT_TRUE(w.add_tensor(p + "ffn_norm.weight", quant::Type::F32, {n_embd}).ok());
+  }
+  ASSERT_TRUE(w.add_tensor("output.weight", quant::Type::Q6_K, {n_embd, n_vocab}).ok());
+  uint64_t expected_end = 0;
+  for (const TensorInfo& t : w.tensors()) {
+    EXPECT_EQ(t.offset % w.alignment(), 0u);
+    EXPECT_GE(t.offset, expected_end);
+    expected_end = (t.offset + t.n_bytes + 31) / 32 * 32;
+  }
+  uint64_t header = w.header_bytes().size();
+  EXPECT_EQ(header % 32, 0u);
+  EXPECT_EQ(w.file_size(), header + expected_end);
+  EXPECT_GT(w.file_size(), uint64_t{3800} << 20);  // about 3.9 GB at ~4.5 bits per weight
+}
+
 TEST(GgufWriter, MisuseIsReported) {
   Writer w;
   ASSERT_TRUE(w.add("k", uint32_t{1}).ok());
