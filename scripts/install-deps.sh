@@ -13,6 +13,7 @@ packages=(
   libicu-dev                                   # Unicode character categories for the tokenizers
   hipcc libamdhip64-dev rocm-device-libs      # AMD GPU build (compile-only without an AMD GPU)
   curl                                         # raw SSE checks in the server tests
+  g++-aarch64-linux-gnu qemu-user              # NEON kernels: cross-compile + run the SIMD parity test
 )
 
 missing=()

@@ -157,7 +157,9 @@ TEST(SimdKernels, QuantizedDotsWithUnitScalesAreExact) {
       const DotFn ref = scalar_kernels().for_weight(c.type).dot;
       const DotFn got = t->for_weight(c.type).dot;
       ASSERT_NE(got, nullptr) << t->isa << " " << quant::type_name(c.type);
+#if defined(__x86_64__)
       ASSERT_NE(got, ref) << t->isa << " still uses the scalar kernel for " << quant::type_name(c.type);
+#endif
       const int64_t bs = quant::traits(c.type).block_size;
       for (int64_t nb : {1, 2, 3, 5}) {
         const int64_t n = nb * bs;

@@ -40,8 +40,8 @@ Tables build_tables() {
 }
 
 const Tables& tables() {
-  static const Tables t = build_tables();
-  return t;
+  static const Tables* t = new Tables(build_tables());  // never destroyed: kernels() may be used at exit
+  return *t;
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 # SIMD kernel tables for rf_backend_cpu: each ISA in its own file with its own flags, picked at run time by
 # kernels_select.cpp, so one binary runs on any CPU of its architecture.
-target_sources(rf_backend_cpu PRIVATE ${CMAKE_CURRENT_LIST_DIR}/kernels_select.cpp)
+target_sources(rf_backend_cpu PRIVATE ${CMAKE_CURRENT_LIST_DIR}/kernels_select.cpp ${CMAKE_CURRENT_LIST_DIR}/simd_bench.cpp)
 if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
   target_sources(rf_backend_cpu PRIVATE ${CMAKE_CURRENT_LIST_DIR}/simd_avx2.cpp ${CMAKE_CURRENT_LIST_DIR}/simd_avx512.cpp)
   set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/simd_avx2.cpp PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mf16c")
