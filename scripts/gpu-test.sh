@@ -2,7 +2,8 @@
 # Everything to run on the lent GPU machine in one call (see ../shared/device/README.md): unpacks the Debian
 # packages carried in .deps/, configures for sm_90 (override: ROCMFORGE_CUDA_ARCH), builds the GPU tests and
 # runs them with ROCMFORGE_REQUIRE_GPU=1, so that a missing GPU fails instead of skipping. Set
-# ROCMFORGE_GPU_SANITIZE=1 to also run them under compute-sanitizer (memcheck). XML results go to $OUT when set.
+# ROCMFORGE_GPU_SANITIZE=1 to also run them under compute-sanitizer (memcheck), ROCMFORGE_GPU_BENCH=1 to also
+# build and run the matmul micro-benchmark (gpu_matvec_bench) afterwards. XML results go to $OUT when set.
 #   run(carry=[".deps"], command="bash scripts/gpu-test.sh")
 # .deps/ (git-ignored) is filled once per checkout, here: the shared debs plus the tokenizer's ICU and PCRE2,
 # which the project's configure step needs and the device image lacks:
@@ -47,5 +48,9 @@ for t in $tests; do
     fi
   fi
 done
+if [ "${ROCMFORGE_GPU_BENCH:-0}" = 1 ]; then
+  cmake --build "$build" -j "$(nproc)" --target gpu_matvec_bench
+  "$build/bin/gpu_matvec_bench" | tee ${OUT:+"$OUT/matvec_bench.txt"} || failed=1
+fi
 printf '\n==== GPU test summary ====\n%s' "$summary"
 exit "$failed"

@@ -1,0 +1,42 @@
+// Host launcher of the attention kernel (attention.cu): causal softmax(q k^T * scale) v over the paged KV cache,
+// grouped-query heads, one pass with an online softmax (flash-attention style: scores never reach GPU memory).
+#pragma once
+
+#include <cstdint>
+
+#include "backend/gpu/compat.h"
+#include "core/status.h"
+
+namespace rf::gpu {
+
+struct AttentionArgs {
+  const float* q = nullptr;  // [n_head * head_dim_k] per token, q_stride floats apart
+  int64_t q_stride = 0;
+  const void* k_cache = nullptr;  // rows (slots) of n_head_kv * head_dim_k, F32 or F16 (k_f16)
+  bool k_f16 = false;
+  int64_t k_stride = 0;  // elements between slots
+  const void* v_cache = nullptr;
+  bool v_f16 = false;
+  int64_t v_stride = 0;
+  float* out = nullptr;  // [n_head * head_dim_v] per token
+  int64_t out_stride = 0;
+  const int32_t* positions = nullptr;     // [n_tokens]: token t attends to positions 0..positions[t]
+  const int32_t* seq = nullptr;           // [n_tokens]: its sequence
+  const int32_t* block_tables = nullptr;  // [n_seq][table_stride] physical KV block ids
+  int64_t table_stride = 0;
+  int block_size = 16;
+  int64_t n_tokens = 0;
+  int n_head = 0;
+  int n_head_kv = 0;
+  int head_dim_k = 0;
+  int head_dim_v = 0;
+  float scale = 1.0f;
+};
+
+// Largest head_dim_v the kernel supports.
+inline constexpr int kMaxAttentionHeadDim = 512;
+
+// F16 keys take a query rounded to F16 (as the CPU reference does). Errors for unsupported head sizes.
+Status attention(const AttentionArgs& args, gpuStream_t stream);
+
+}  // namespace rf::gpu

@@ -1,0 +1,261 @@
+// Device-side decoding of the ggml weight formats, 8 elements at a time, in registers. Every matmul, embedding
+// and moe kernel reads weights through these: no F32 copy of a weight ever exists in GPU memory.
+//
+// A "chunk" is 8 consecutive elements of a row. For block formats chunk `idx` of a row lies in block idx / kChunks
+// (kChunks = block size / 8), so a row of n elements has n / 8 chunks; for the float formats (block size 1) the
+// last chunk may be partial and its missing elements read as 0. Element values follow the CPU reference
+// dequantizer (src/quant) operation for operation: the sub-block scale is formed in float first, then multiplied
+// by the integer code. (Block layouts: ggml format facts, see src/quant/kquant_layout.h and src/quant/legacy.cpp.)
+#pragma once
+
+#include <cstdint>
+
+#include "backend/gpu/compat.h"
+#include "quant/types.h"
+
+namespace rf::gpu {
+
+// IQ4_NL / IQ4_XS level table (format constant of the GGUF IQ4 types).
+static __constant__ int8_t kIq4Levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+RF_DEVICE float load_f16(const uint8_t* p) {
+  return half_bits_to_float(*reinterpret_cast<const uint16_t*>(p));  // block fields are 2-byte aligned
+}
+
+// Nibble of element j (0..31) of a 32-element run stored as Q4_0 does: low nibbles for 0-15, high for 16-31.
+RF_DEVICE int run_nibble(const uint8_t* qs, int j) { return j < 16 ? (qs[j] & 0x0F) : (qs[j - 16] >> 4); }
+
+struct BlockF32 {
+  static constexpr quant::Type kType = quant::Type::F32;
+  static constexpr int kQk = 1;
+  static constexpr int kBytes = 4;
+  // Elements [8 idx, 8 idx + 8) of a row of n; those past n read as 0.
+  static RF_DEVICE void chunk(const uint8_t* row, int64_t idx, int64_t n, float (&v)[8]) {
+    const auto* r = reinterpret_cast<const float*>(row);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v[j] = idx * 8 + j < n ? r[idx * 8 + j] : 0.0f;
+  }
+};
+
+struct BlockF16 {
+  static constexpr quant::Type kType = quant::Type::F16;
+  static constexpr int kQk = 1;
+  static constexpr int kBytes = 2;
+  static RF_DEVICE void chunk(const uint8_t* row, int64_t idx, int64_t n, float (&v)[8]) {
+    const auto* r = reinterpret_cast<const uint16_t*>(row);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v[j] = idx * 8 + j < n ? half_bits_to_float(r[idx * 8 + j]) : 0.0f;
+  }
+};
+
+struct BlockBF16 {
+  static constexpr quant::Type kType = quant::Type::BF16;
+  static constexpr int kQk = 1;
+  static constexpr int kBytes = 2;
+  static RF_DEVICE void chunk(const uint8_t* row, int64_t idx, int64_t n, float (&v)[8]) {
+    const auto* r = reinterpret_cast<const uint16_t*>(row);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v[j] = idx * 8 + j < n ? bf16_bits_to_float(r[idx * 8 + j]) : 0.0f;
+  }
+};
+
+// Base for block formats: finds the block and the chunk inside it, then calls Derived::decode(block, c, v).
+template <typename Derived, quant::Type T, int Qk, int Bytes>
+struct BlockFormat {
+  static constexpr quant::Type kType = T;
+  static constexpr int kQk = Qk;
+  static constexpr int kBytes = Bytes;
+  static constexpr int kChunks = Qk / 8;
+  static RF_DEVICE void chunk(const uint8_t* row, int64_t idx, int64_t /*n*/, float (&v)[8]) {
+    Derived::decode(row + (idx / kChunks) * Bytes, static_cast<int>(idx % kChunks), v);
+  }
+};
+
+struct BlockQ4_0 : BlockFormat<BlockQ4_0, quant::Type::Q4_0, 32, 18> {
+  static RF_DEVICE void decode(const uint8_t* b, int c, float (&v)[8]) {
+    const float d = load_f16(b);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v[j] = static_cast<float>(run_nibble(b + 2, 8 * c + j) - 8) * d;
+  }
+};
+
+struct BlockQ4_1 : BlockFormat<BlockQ4_1, quant::Type::Q4_1, 32, 20> {
+  static RF_DEVICE void decode(const uint8_t* b, int c, float (&v)[8]) {
+    const float d = load_f16(b), m = load_f16(b + 2);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v[j] = static_cast<float>(run_nibble(b + 4, 8 * c + j)) * d + m;
+  }
+};
+
+RF_DEVICE uint32_t load_u32_2aligned(const uint8_t* p) {
+  const auto* h = reinterpret_cast<const uint16_t*>(p);
+  return static_cast<uint32_t>(h[0]) | (static_cast<uint32_t>(h[1]) << 16);
+}
+
+struct BlockQ5_0 : BlockFormat<BlockQ5_0, quant::Type::Q5_0, 32, 22> {
+  static RF_DEVICE void decode(const uint8_t* b, int c, float (&v)[8]) {
+    const float d = load_f16(b);
+    const uint32_t qh = load_u32_2aligned(b + 2);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const int e = 8 * c + j;
+      v[j] = static_cast<float>((run_nibble(b + 6, e) | static_cast<int>(((qh >> e) & 1u) << 4)) - 16) * d;
+    }
+  }
+};
+
+struct BlockQ5_1 : BlockFormat<BlockQ5_1, quant::Type::Q5_1, 32, 24> {
+  static RF_DEVICE void decode(const uint8_t* b, int c, float (&v)[8]) {
+    const float d = load_f16(b), m = load_f16(b + 2);
+    const uint32_t qh = load_u32_2aligned(b + 4);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const int e = 8 * c + j;
+      v[j] = static_cast<float>(run_nibble(b + 8, e) | static_cast<int>(((qh >> e) & 1u) << 4)) * d + m;
+    }
+  }
+};
+
+struct BlockQ8_0 : BlockFormat<BlockQ8_0, quant::Type::Q8_0, 32, 34> {
+  static RF_DEVICE void decode(const uint8_t* b, int c, float (&v)[8]) {
+    const float d = load_f16(b);
+    const auto* qs = reinterpret_cast<const int8_t*>(b + 2 + 8 * c);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v[j] = static_cast<float>(qs[j]) * d;
+  }
+};
+
+struct BlockIq4Nl : BlockFormat<BlockIq4Nl, quant::Type::IQ4_NL, 32, 18> {
+  static RF_DEVICE void decode(const uint8_t* b, int c, float (&v)[8]) {
+    const float d = load_f16(b);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v[j] = d * static_cast<float>(kIq4Levels[run_nibble(b + 2, 8 * c + j)]);
+  }
+};
+
+// Q2_K / Q3_K: the 2-bit field of element e (0..255): byte 32 * (e / 128) + e % 32, bits 2 * ((e % 128) / 32).
+RF_DEVICE int two_bits(const uint8_t* qs, int e) {
+  const int r = e % 128;
+  return (qs[32 * (e / 128) + r % 32] >> (2 * (r / 32))) & 3;
+}
+
+struct BlockQ2K : BlockFormat<BlockQ2K, quant::Type::Q2_K, 256, 84> {
+  static RF_DEVICE void decode(const uint8_t* b, int c, float (&v)[8]) {
+    const float d = load_f16(b + 80), dmin = load_f16(b + 82);
+    const uint8_t sc = b[c / 2];  // 16-element sub-block of this chunk
+    const float dl = d * static_cast<float>(sc & 0x0F);
+    const float ml = dmin * static_cast<float>(sc >> 4);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v[j] = dl * static_cast<float>(two_bits(b + 16, 8 * c + j)) - ml;
+  }
+};
+
+struct BlockQ3K : BlockFormat<BlockQ3K, quant::Type::Q3_K, 256, 110> {
+  static RF_DEVICE void decode(const uint8_t* b, int c, float (&v)[8]) {
+    const float d = load_f16(b + 108);
+    const int s = c / 2;
+    const uint8_t* sc = b + 96;
+    const int low = s < 8 ? (sc[s] & 0x0F) : (sc[s - 8] >> 4);
+    const int high = (sc[8 + s % 4] >> (2 * (s / 4))) & 3;
+    const float dl = d * static_cast<float>((low | (high << 4)) - 32);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const int e = 8 * c + j;
+      const int q = two_bits(b + 32, e) - (((b[e % 32] >> (e / 32)) & 1) ? 0 : 4);
+      v[j] = dl * static_cast<float>(q);
+    }
+  }
+};
+
+// Q4_K / Q5_K scale and min of 32-element sub-block s (0..7) from the 12 packed bytes.
+RF_DEVICE void scale_min_k4(const uint8_t* s, int j, int* scale, int* min) {
+  if (j < 4) {
+    *scale = s[j] & 63;
+    *min = s[j + 4] & 63;
+  } else {
+    *scale = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
+    *min = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+  }
+}
+
+template <bool kFiveBit>
+RF_DEVICE void decode_q45_k(const uint8_t* b, int c, float (&v)[8]) {
+  const float d = load_f16(b), dmin = load_f16(b + 2);
+  int sc = 0, m = 0;
+  scale_min_k4(b + 4, c / 4, &sc, &m);
+  const float dl = d * static_cast<float>(sc);
+  const float ml = dmin * static_cast<float>(m);
+  const uint8_t* qs = b + (kFiveBit ? 48 : 16);
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    const int e = 8 * c + j;
+    const int r = e % 64;
+    const uint8_t byte = qs[32 * (e / 64) + r % 32];
+    int q = r < 32 ? (byte & 0x0F) : (byte >> 4);
+    if (kFiveBit) q += 16 * ((b[16 + e % 32] >> (e / 32)) & 1);
+    v[j] = dl * static_cast<float>(q) - ml;
+  }
+}
+
+struct BlockQ4K : BlockFormat<BlockQ4K, quant::Type::Q4_K, 256, 144> {
+  static RF_DEVICE void decode(const uint8_t* b, int c, float (&v)[8]) { decode_q45_k<false>(b, c, v); }
+};
+
+struct BlockQ5K : BlockFormat<BlockQ5K, quant::Type::Q5_K, 256, 176> {
+  static RF_DEVICE void decode(const uint8_t* b, int c, float (&v)[8]) { decode_q45_k<true>(b, c, v); }
+};
+
+struct BlockQ6K : BlockFormat<BlockQ6K, quant::Type::Q6_K, 256, 210> {
+  static RF_DEVICE void decode(const uint8_t* b, int c, float (&v)[8]) {
+    const float d = load_f16(b + 208);
+    const float ds = d * static_cast<float>(reinterpret_cast<const int8_t*>(b + 192)[c / 2]);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const int e = 8 * c + j;
+      const int h = e / 128, r = e % 128, k = r / 32, l = r % 32;
+      const uint8_t lo_byte = b[64 * h + l + 32 * (k & 1)];
+      const int lo = k < 2 ? (lo_byte & 0x0F) : (lo_byte >> 4);
+      const int hi = (b[128 + 32 * h + l] >> (2 * k)) & 3;
+      v[j] = ds * static_cast<float>((lo | (hi << 4)) - 32);
+    }
+  }
+};
+
+struct BlockIq4Xs : BlockFormat<BlockIq4Xs, quant::Type::IQ4_XS, 256, 136> {
+  static RF_DEVICE void decode(const uint8_t* b, int c, float (&v)[8]) {
+    const float d = load_f16(b);
+    const uint32_t scales_h = *reinterpret_cast<const uint16_t*>(b + 2);
+    const int ib = c / 4;
+    const int ls = ((b[4 + ib / 2] >> (4 * (ib % 2))) & 0x0F) | (((scales_h >> (2 * ib)) & 3) << 4);
+    const float scale = d * static_cast<float>(ls - 32);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      v[j] = scale * static_cast<float>(kIq4Levels[run_nibble(b + 8 + 16 * ib, 8 * (c % 4) + j)]);
+    }
+  }
+};
+
+// Calls f(BlockX{}) for the format struct of weight type t; returns false for types without a GPU decoder.
+template <typename F>
+bool dispatch_block_type(quant::Type t, F&& f) {
+  switch (t) {
+    case quant::Type::F32: f(BlockF32{}); return true;
+    case quant::Type::F16: f(BlockF16{}); return true;
+    case quant::Type::BF16: f(BlockBF16{}); return true;
+    case quant::Type::Q4_0: f(BlockQ4_0{}); return true;
+    case quant::Type::Q4_1: f(BlockQ4_1{}); return true;
+    case quant::Type::Q5_0: f(BlockQ5_0{}); return true;
+    case quant::Type::Q5_1: f(BlockQ5_1{}); return true;
+    case quant::Type::Q8_0: f(BlockQ8_0{}); return true;
+    case quant::Type::IQ4_NL: f(BlockIq4Nl{}); return true;
+    case quant::Type::Q2_K: f(BlockQ2K{}); return true;
+    case quant::Type::Q3_K: f(BlockQ3K{}); return true;
+    case quant::Type::Q4_K: f(BlockQ4K{}); return true;
+    case quant::Type::Q5_K: f(BlockQ5K{}); return true;
+    case quant::Type::Q6_K: f(BlockQ6K{}); return true;
+    case quant::Type::IQ4_XS: f(BlockIq4Xs{}); return true;
+    default: return false;
+  }
+}
+
+}  // namespace rf::gpu

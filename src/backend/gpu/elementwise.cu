@@ -1,0 +1,204 @@
+// Row-wise kernels: RMS norm, add, SiLU gate, rope, paged KV store, row gather, MoE routing and combining.
+// Numerics follow the CPU reference ops (src/backend/cpu/cpu_ops.cpp) up to float summation order.
+#include <cmath>
+
+#include "backend/gpu/elementwise.h"
+
+namespace rf::gpu {
+namespace {
+
+constexpr int kThreads = 256;  // a multiple of both wavefront sizes
+
+RF_DEVICE int64_t global_thread() { return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; }
+
+unsigned blocks_for(int64_t items, int threads) { return static_cast<unsigned>((items + threads - 1) / threads); }
+
+Status launch_status(const char* what) {
+  const gpuError_t err = gpuGetLastError();
+  return err == gpuSuccess ? ok_status() : error_status(err, what);
+}
+
+// One block per row.
+__global__ void __launch_bounds__(kThreads) rms_norm_kernel(RowsF32 out, RowsF32 x, const float* __restrict__ weight,
+                                                            float eps) {
+  __shared__ float scratch[kMaxWarpsPerBlock];
+  const int64_t r = blockIdx.x;
+  const float* xr = x.data + r * x.stride;
+  float* o = out.data + r * out.stride;
+  float sum = 0.0f;
+  for (int64_t i = threadIdx.x; i < x.ne0; i += blockDim.x) sum += xr[i] * xr[i];
+  sum = block_reduce_sum(sum, scratch);
+  const float scale = 1.0f / sqrtf(sum / static_cast<float>(x.ne0) + eps);
+  for (int64_t i = threadIdx.x; i < x.ne0; i += blockDim.x) {
+    const float v = xr[i] * scale;
+    o[i] = weight ? v * weight[i] : v;
+  }
+}
+
+__global__ void add_kernel(RowsF32 out, RowsF32 a, RowsF32 b) {
+  const int64_t t = global_thread();
+  if (t >= a.ne0 * a.rows) return;
+  const int64_t r = t / a.ne0, i = t % a.ne0;
+  out.data[r * out.stride + i] = a.data[r * a.stride + i] + b.data[(b.rows == 1 ? 0 : r) * b.stride + i];
+}
+
+__global__ void silu_mul_kernel(RowsF32 out, RowsF32 gate, RowsF32 up) {
+  const int64_t t = global_thread();
+  if (t >= gate.ne0 * gate.rows) return;
+  const int64_t r = t / gate.ne0, i = t % gate.ne0;
+  const float g = gate.data[r * gate.stride + i];
+  out.data[r * out.stride + i] = g / (1.0f + expf(-g)) * up.data[r * up.stride + i];
+}
+
+// One thread per (token, head, rotated pair).
+__global__ void rope_kernel(RowsF32 x, const int32_t* __restrict__ positions, RopeArgs a) {
+  const int half = a.n_rot / 2;
+  const int64_t t = global_thread();
+  if (t >= x.rows * a.n_head * half) return;
+  const int i = static_cast<int>(t % half);
+  const int h = static_cast<int>((t / half) % a.n_head);
+  const int64_t tok = t / (static_cast<int64_t>(half) * a.n_head);
+  // theta_i = pos * theta_scale^i by repeated multiplication, exactly as the CPU reference advances it.
+  float theta = static_cast<float>(positions[tok]);
+  for (int k = 0; k < i; ++k) theta *= a.theta_scale;
+  const float th = a.freq_scale * (a.freq_factors ? theta / a.freq_factors[i] : theta);
+  const float c = cosf(th), s = sinf(th);
+  float* v = x.data + tok * x.stride + static_cast<int64_t>(h) * a.head_dim;
+  const int i0 = a.neox ? i : 2 * i;
+  const int i1 = a.neox ? i + half : 2 * i + 1;
+  const float a0 = v[i0], a1 = v[i1];
+  v[i0] = a0 * c - a1 * s;
+  v[i1] = a0 * s + a1 * c;
+}
+
+template <bool kF16>
+__global__ void kv_store_kernel(void* __restrict__ cache, int64_t cache_stride, RowsF32 src,
+                                const int32_t* __restrict__ slots) {
+  const int64_t t = global_thread();
+  if (t >= src.ne0 * src.rows) return;
+  const int64_t r = t / src.ne0, i = t % src.ne0;
+  const float v = src.data[r * src.stride + i];
+  const int64_t dst = static_cast<int64_t>(slots[r]) * cache_stride + i;
+  if (kF16) {
+    static_cast<__half*>(cache)[dst] = __float2half_rn(v);
+  } else {
+    static_cast<float*>(cache)[dst] = v;
+  }
+}
+
+__global__ void gather_rows_kernel(RowsF32 out, RowsF32 x, const int32_t* __restrict__ rows) {
+  const int64_t t = global_thread();
+  if (t >= out.ne0 * out.rows) return;
+  const int64_t r = t / out.ne0, i = t % out.ne0;
+  out.data[r * out.stride + i] = x.data[static_cast<int64_t>(rows[r]) * x.stride + i];
+}
+
+// One thread per token; the expert probabilities live in dynamic shared memory (a float per expert).
+__global__ void moe_route_kernel(int32_t* __restrict__ ids, int64_t ids_stride, RowsF32 weights, RowsF32 logits,
+                                 int n_used, bool normalize) {
+  extern __shared__ float probs[];
+  const int64_t t = blockIdx.x;
+  const int64_t n_expert = logits.ne0;
+  const float* l = logits.data + t * logits.stride;
+  float mx = l[0];
+  for (int64_t e = 1; e < n_expert; ++e) mx = fmaxf(mx, l[e]);
+  double sum = 0.0;
+  for (int64_t e = 0; e < n_expert; ++e) {
+    probs[e] = expf(l[e] - mx);
+    sum += probs[e];
+  }
+  for (int64_t e = 0; e < n_expert; ++e) probs[e] = static_cast<float>(probs[e] / sum);
+  int32_t* id_row = ids + t * ids_stride;
+  float* w_row = weights.data + t * weights.stride;
+  float wsum = 0.0f;
+  for (int j = 0; j < n_used; ++j) {
+    int best = -1;
+    for (int64_t e = 0; e < n_expert; ++e) {  // strict '>' keeps the lowest id among equals (a stable order)
+      if (probs[e] >= 0.0f && (best < 0 || probs[e] > probs[best])) best = static_cast<int>(e);
+    }
+    id_row[j] = best;
+    w_row[j] = probs[best];
+    wsum += w_row[j];
+    probs[best] = -1.0f;  // taken
+  }
+  if (normalize) {
+    for (int j = 0; j < n_used; ++j) w_row[j] /= wsum;
+  }
+}
+
+__global__ void moe_combine_kernel(RowsF32 out, RowsF32 expert_out, RowsF32 weights) {
+  const int64_t t = global_thread();
+  if (t >= out.ne0 * out.rows) return;
+  const int64_t r = t / out.ne0, i = t % out.ne0;
+  const int64_t n_used = weights.ne0;
+  const float* w = weights.data + r * weights.stride;
+  float acc = 0.0f;
+  for (int64_t j = 0; j < n_used; ++j) {
+    const float v = expert_out.data[(r * n_used + j) * expert_out.stride + i] * w[j];
+    acc = j == 0 ? v : acc + v;
+  }
+  out.data[r * out.stride + i] = acc;
+}
+
+}  // namespace
+
+Status rms_norm(RowsF32 out, RowsF32 x, const float* weight, float eps, gpuStream_t stream) {
+  if (x.rows == 0) return ok_status();
+  rms_norm_kernel<<<static_cast<unsigned>(x.rows), kThreads, 0, stream>>>(out, x, weight, eps);
+  return launch_status("rms_norm launch");
+}
+
+Status add(RowsF32 out, RowsF32 a, RowsF32 b, gpuStream_t stream) {
+  if (a.rows * a.ne0 == 0) return ok_status();
+  add_kernel<<<blocks_for(a.rows * a.ne0, kThreads), kThreads, 0, stream>>>(out, a, b);
+  return launch_status("add launch");
+}
+
+Status silu_mul(RowsF32 out, RowsF32 gate, RowsF32 up, gpuStream_t stream) {
+  if (gate.rows * gate.ne0 == 0) return ok_status();
+  silu_mul_kernel<<<blocks_for(gate.rows * gate.ne0, kThreads), kThreads, 0, stream>>>(out, gate, up);
+  return launch_status("silu_mul launch");
+}
+
+Status rope(RowsF32 x, const int32_t* positions, const RopeArgs& args, gpuStream_t stream) {
+  const int64_t items = x.rows * args.n_head * (args.n_rot / 2);
+  if (items == 0) return ok_status();
+  rope_kernel<<<blocks_for(items, kThreads), kThreads, 0, stream>>>(x, positions, args);
+  return launch_status("rope launch");
+}
+
+Status kv_store(void* cache, bool f16, int64_t cache_stride, RowsF32 src, const int32_t* slots, gpuStream_t stream) {
+  const int64_t items = src.rows * src.ne0;
+  if (items == 0) return ok_status();
+  if (f16) {
+    kv_store_kernel<true><<<blocks_for(items, kThreads), kThreads, 0, stream>>>(cache, cache_stride, src, slots);
+  } else {
+    kv_store_kernel<false><<<blocks_for(items, kThreads), kThreads, 0, stream>>>(cache, cache_stride, src, slots);
+  }
+  return launch_status("kv_store launch");
+}
+
+Status gather_rows(RowsF32 out, RowsF32 x, const int32_t* rows, gpuStream_t stream) {
+  const int64_t items = out.rows * out.ne0;
+  if (items == 0) return ok_status();
+  gather_rows_kernel<<<blocks_for(items, kThreads), kThreads, 0, stream>>>(out, x, rows);
+  return launch_status("get_rows launch");
+}
+
+Status moe_route(int32_t* ids, int64_t ids_stride, RowsF32 weights, RowsF32 logits, int n_used, bool normalize,
+                 gpuStream_t stream) {
+  if (logits.rows == 0) return ok_status();
+  const size_t shared = static_cast<size_t>(logits.ne0) * sizeof(float);
+  moe_route_kernel<<<static_cast<unsigned>(logits.rows), 1, shared, stream>>>(ids, ids_stride, weights, logits, n_used,
+                                                                             normalize);
+  return launch_status("moe_route launch");
+}
+
+Status moe_combine(RowsF32 out, RowsF32 expert_out, RowsF32 weights, gpuStream_t stream) {
+  const int64_t items = out.rows * out.ne0;
+  if (items == 0) return ok_status();
+  moe_combine_kernel<<<blocks_for(items, kThreads), kThreads, 0, stream>>>(out, expert_out, weights);
+  return launch_status("moe_combine launch");
+}
+
+}  // namespace rf::gpu

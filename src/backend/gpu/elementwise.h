@@ -1,0 +1,57 @@
+// Host launchers of the row-wise kernels (elementwise.cu): RMS norm, add, SiLU gate, rope, paged KV store, row
+// gather and the MoE routing / combining. Strides are in elements of the tensor's type; all work is enqueued on
+// `stream` and returns the launch status.
+#pragma once
+
+#include <cstdint>
+
+#include "backend/gpu/compat.h"
+#include "core/status.h"
+
+namespace rf::gpu {
+
+// A 2-D F32 view: rows of ne0 floats, `stride` floats apart.
+struct RowsF32 {
+  float* data = nullptr;
+  int64_t ne0 = 0;
+  int64_t rows = 0;
+  int64_t stride = 0;
+};
+
+// out = x / sqrt(mean(x^2) + eps) * weight (weight may be null). out may alias x.
+Status rms_norm(RowsF32 out, RowsF32 x, const float* weight, float eps, gpuStream_t stream);
+
+// out = a + b, b one row broadcast when b.rows == 1. out may alias a.
+Status add(RowsF32 out, RowsF32 a, RowsF32 b, gpuStream_t stream);
+
+// out = silu(gate) * up. out may alias gate.
+Status silu_mul(RowsF32 out, RowsF32 gate, RowsF32 up, gpuStream_t stream);
+
+struct RopeArgs {
+  bool neox = false;
+  int n_head = 0;
+  int head_dim = 0;
+  int n_rot = 0;
+  float theta_scale = 1.0f;  // freq_base^(-2 / n_rot), computed on the host as the CPU reference does
+  float freq_scale = 1.0f;
+  const float* freq_factors = nullptr;  // optional [n_rot / 2]
+};
+
+// In place on x (one row of n_head * head_dim per token) at positions[t].
+Status rope(RowsF32 x, const int32_t* positions, const RopeArgs& args, gpuStream_t stream);
+
+// Writes row t of src into row slots[t] of cache (F32, or F16 when f16), for every token t < src.rows.
+Status kv_store(void* cache, bool f16, int64_t cache_stride, RowsF32 src, const int32_t* slots, gpuStream_t stream);
+
+// out row i = x row rows[i], i < out.rows.
+Status gather_rows(RowsF32 out, RowsF32 x, const int32_t* rows, gpuStream_t stream);
+
+// Per token (row of logits): softmax over the experts, the n_used best (ties: lower id first) with their
+// probabilities, renormalised to sum 1 when normalize. ids / weights rows are ids_stride / w_stride apart.
+Status moe_route(int32_t* ids, int64_t ids_stride, RowsF32 weights, RowsF32 logits, int n_used, bool normalize,
+                 gpuStream_t stream);
+
+// out row t = sum_j weights(j, t) * expert_out row (t * n_used + j).
+Status moe_combine(RowsF32 out, RowsF32 expert_out, RowsF32 weights, gpuStream_t stream);
+
+}  // namespace rf::gpu

@@ -1,0 +1,379 @@
+// GpuBackend: device memory, weight arenas, batch upload and the op dispatch to the kernel launchers.
+#include "backend/gpu/gpu_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "backend/gpu/attention.h"
+#include "backend/gpu/elementwise.h"
+#include "backend/gpu/matmul.h"
+#include "core/check.h"
+
+namespace rf::gpu {
+namespace {
+
+using backend::Tensor;
+using quant::Type;
+
+constexpr size_t kArenaAlign = 256;
+constexpr size_t kFirstArenaBytes = size_t{64} << 20;  // arenas double from 64 MiB up to 1 GiB
+constexpr size_t kMaxArenaBytes = size_t{1} << 30;
+
+class GpuBuffer final : public backend::Buffer {
+ public:
+  GpuBuffer(size_t bytes, gpuStream_t stream) : size_(bytes) {
+    GPU_CHECK(gpuMalloc(&data_, bytes == 0 ? 1 : bytes));
+    GPU_CHECK(gpuMemsetAsync(data_, 0, bytes == 0 ? 1 : bytes, stream));
+    GPU_CHECK(gpuStreamSynchronize(stream));
+  }
+  ~GpuBuffer() override { (void)gpuFree(data_); }
+  void* data() const override { return data_; }
+  size_t size() const override { return size_; }
+
+ private:
+  void* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// The batch's index arrays in one device allocation: tokens, positions, sequence ids, KV slots, output rows and
+// the block tables (one row of table_stride ids per sequence).
+class GpuDeviceBatch final : public backend::DeviceBatch {
+ public:
+  GpuDeviceBatch(backend::Batch batch, gpuStream_t stream) : DeviceBatch(std::move(batch)), stream_(stream) {
+    const backend::Batch& b = host();
+    const size_t n = b.tokens.size();
+    for (const auto& t : b.block_tables) table_stride_ = std::max<int64_t>(table_stride_, static_cast<int64_t>(t.size()));
+    table_stride_ = std::max<int64_t>(table_stride_, 1);
+    host_ints_.reserve(5 * n + b.output_rows.size() + b.block_tables.size() * static_cast<size_t>(table_stride_));
+    host_ints_.insert(host_ints_.end(), b.tokens.begin(), b.tokens.end());
+    host_ints_.insert(host_ints_.end(), b.positions.begin(), b.positions.end());
+    host_ints_.insert(host_ints_.end(), b.seq.begin(), b.seq.end());
+    RF_CHECK(b.positions.size() == n && b.seq.size() == n && b.kv_block_size > 0);
+    for (size_t t = 0; t < n; ++t) {
+      const auto& table = b.block_tables.at(static_cast<size_t>(b.seq[t]));
+      const auto block = static_cast<size_t>(b.positions[t] / b.kv_block_size);
+      RF_CHECK_MSG(block < table.size(), "gpu batch: token " + std::to_string(t) + " position " +
+                                             std::to_string(b.positions[t]) + " past its block table");
+      host_ints_.push_back(table[block] * b.kv_block_size + b.positions[t] % b.kv_block_size);
+    }
+    host_ints_.insert(host_ints_.end(), b.output_rows.begin(), b.output_rows.end());
+    for (const auto& t : b.block_tables) {
+      host_ints_.insert(host_ints_.end(), t.begin(), t.end());
+      host_ints_.insert(host_ints_.end(), static_cast<size_t>(table_stride_) - t.size(), 0);
+    }
+    GPU_CHECK(gpuMalloc(reinterpret_cast<void**>(&mem_), std::max<size_t>(host_ints_.size(), 1) * sizeof(int32_t)));
+    if (!host_ints_.empty()) {
+      GPU_CHECK(gpuMemcpyAsync(mem_, host_ints_.data(), host_ints_.size() * sizeof(int32_t), gpuMemcpyHostToDevice,
+                               stream));
+    }
+    const auto nn = static_cast<int64_t>(n);
+    tokens_ = mem_;
+    positions_ = mem_ + nn;
+    seq_ = mem_ + 2 * nn;
+    slots_ = mem_ + 3 * nn;
+    outputs_ = mem_ + 4 * nn;
+    tables_ = outputs_ + static_cast<int64_t>(b.output_rows.size());
+  }
+  ~GpuDeviceBatch() override {
+    (void)gpuStreamSynchronize(stream_);  // kernels of this batch may still read the arrays
+    (void)gpuFree(mem_);
+  }
+
+  const int32_t* tokens() const { return tokens_; }
+  const int32_t* positions() const { return positions_; }
+  const int32_t* seq() const { return seq_; }
+  const int32_t* slots() const { return slots_; }
+  const int32_t* outputs() const { return outputs_; }
+  const int32_t* tables() const { return tables_; }
+  int64_t table_stride() const { return table_stride_; }
+
+ private:
+  gpuStream_t stream_;
+  std::vector<int32_t> host_ints_;
+  int32_t* mem_ = nullptr;
+  int32_t *tokens_ = nullptr, *positions_ = nullptr, *seq_ = nullptr, *slots_ = nullptr, *outputs_ = nullptr;
+  int32_t* tables_ = nullptr;
+  int64_t table_stride_ = 0;
+};
+
+const GpuDeviceBatch& gpu_batch(const backend::DeviceBatch& b) {
+  const auto* g = dynamic_cast<const GpuDeviceBatch*>(&b);
+  RF_CHECK_MSG(g != nullptr, "gpu backend: batch was not prepared by the GPU backend");
+  return *g;
+}
+
+RowsF32 rows_of(Tensor t) {
+  RF_CHECK_MSG(t.type == Type::F32, "gpu backend: expected an F32 tensor, got " + std::string(quant::type_name(t.type)));
+  RF_CHECK(t.nb1 % sizeof(float) == 0);
+  return RowsF32{static_cast<float*>(t.data), t.ne0, t.ne1, static_cast<int64_t>(t.nb1 / sizeof(float))};
+}
+
+WeightView view_of(Tensor w) {
+  return WeightView{w.data, w.type, w.ne0, w.ne1, w.ne2, w.nb1, w.nb2};
+}
+
+void check(const Status& s) { RF_CHECK_MSG(s.ok(), s.message()); }
+
+}  // namespace
+
+Expected<std::unique_ptr<GpuBackend>> GpuBackend::create(int device_index) {
+  Expected<DeviceInfo> info = device_info(device_index);  // makes the device current
+  if (!info.ok()) return info.status();
+  gpuStream_t stream = nullptr;
+  GPU_RETURN_IF_ERROR(gpuStreamCreateWithFlags(&stream, gpuStreamNonBlocking));
+  std::unique_ptr<GpuBackend> be(new GpuBackend(std::move(*info), stream));
+  // One real kernel: fails here (with the runtime's reason) when this build has no code for the device.
+  float* probe = be->act_scratch(64);
+  if (probe == nullptr) return Status::error("gpu: cannot allocate a 256-byte scratch buffer");
+  Status s = round_activations(Type::F32, probe, 8, 8, 1, probe + 32, stream);
+  if (s.ok()) {
+    const gpuError_t err = gpuStreamSynchronize(stream);
+    if (err != gpuSuccess) s = error_status(err, "first kernel");
+  }
+  if (!s.ok()) return Status::error(s.message() + " (" + describe(be->info_) + ")");
+  return be;
+}
+
+GpuBackend::~GpuBackend() {
+  (void)gpuStreamSynchronize(stream_);
+  for (const Arena& a : arenas_) (void)gpuFree(a.base);
+  if (act_ != nullptr) (void)gpuFree(act_);
+  (void)gpuStreamDestroy(stream_);
+}
+
+std::string GpuBackend::name() const {
+  return std::string("gpu (") + kBackendName + ", " + info_.name + ", " + info_.arch + ")";
+}
+
+size_t GpuBackend::arena_bytes_reserved() const {
+  size_t s = 0;
+  for (const Arena& a : arenas_) s += a.size;
+  return s;
+}
+
+size_t GpuBackend::arena_bytes_used() const {
+  size_t s = 0;
+  for (const Arena& a : arenas_) s += a.used;
+  return s;
+}
+
+Expected<void*> GpuBackend::arena_alloc(size_t bytes) {
+  const size_t need = (bytes + kArenaAlign - 1) / kArenaAlign * kArenaAlign;
+  if (arenas_.empty() || arenas_.back().size - arenas_.back().used < need) {
+    const size_t grow = arenas_.empty() ? kFirstArenaBytes : std::min(arenas_.back().size * 2, kMaxArenaBytes);
+    Arena a;
+    a.size = std::max(grow, need);
+    const gpuError_t err = gpuMalloc(&a.base, a.size);
+    if (err != gpuSuccess) {
+      (void)gpuGetLastError();
+      return Status::error("gpu backend: out of GPU memory allocating a weight arena of " + std::to_string(a.size) +
+                           " bytes (" + std::to_string(arena_bytes_used()) + " bytes of weights loaded): " +
+                           error_text(err));
+    }
+    arenas_.push_back(a);
+  }
+  Arena& a = arenas_.back();
+  void* p = static_cast<uint8_t*>(a.base) + a.used;
+  a.used += need;
+  return p;
+}
+
+float* GpuBackend::act_scratch(size_t floats) {
+  if (floats > act_floats_) {
+    GPU_CHECK(gpuStreamSynchronize(stream_));
+    if (act_ != nullptr) GPU_CHECK(gpuFree(act_));
+    act_floats_ = std::max(floats, act_floats_ * 2);
+    GPU_CHECK(gpuMalloc(reinterpret_cast<void**>(&act_), act_floats_ * sizeof(float)));
+  }
+  return act_;
+}
+
+std::unique_ptr<backend::Buffer> GpuBackend::alloc(size_t bytes) { return std::make_unique<GpuBuffer>(bytes, stream_); }
+
+Expected<Tensor> GpuBackend::load_weight(const gguf::TensorInfo& info) {
+  const std::string where = "gpu backend: tensor '" + info.name + "'";
+  const auto rb = quant::row_bytes(info.type, info.ne[0]);
+  if (!rb) {
+    return Status::error(where + ": row of " + std::to_string(info.ne[0]) + " elements is not a whole number of " +
+                         std::string(quant::type_name(info.type)) + " blocks");
+  }
+  if (info.data == nullptr) return Status::error(where + " has no data");
+  if (info.ne[3] != 1) return Status::error(where + " has 4 dimensions");
+  if (!weight_type_supported(info.type)) {
+    return Status::error(where + ": type " + std::string(quant::type_name(info.type)) +
+                         " has no GPU kernel (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q2_K, "
+                         "Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS)");
+  }
+  const size_t bytes = *rb * static_cast<size_t>(info.ne[1]) * static_cast<size_t>(info.ne[2]);
+  Expected<void*> mem = arena_alloc(bytes);
+  if (!mem.ok()) return Status::error(where + ": " + mem.error_message());
+  const gpuError_t err = gpuMemcpy(*mem, info.data, bytes, gpuMemcpyHostToDevice);
+  if (err != gpuSuccess) {
+    (void)gpuGetLastError();
+    return Status::error(where + ": upload of " + std::to_string(bytes) + " bytes failed: " + error_text(err));
+  }
+  Tensor t;
+  t.data = *mem;
+  t.type = info.type;
+  t.ne0 = info.ne[0];
+  t.ne1 = info.ne[1];
+  t.ne2 = info.ne[2];
+  t.nb1 = *rb;
+  t.nb2 = *rb * static_cast<size_t>(info.ne[1]);
+  return t;
+}
+
+void GpuBackend::to_device(Tensor dst, const void* src, size_t bytes) {
+  GPU_CHECK(gpuMemcpyAsync(dst.data, src, bytes, gpuMemcpyHostToDevice, stream_));
+  GPU_CHECK(gpuStreamSynchronize(stream_));
+}
+
+void GpuBackend::to_host(void* dst, Tensor src, size_t bytes) {
+  GPU_CHECK(gpuMemcpyAsync(dst, src.data, bytes, gpuMemcpyDeviceToHost, stream_));
+  GPU_CHECK(gpuStreamSynchronize(stream_));
+}
+
+void GpuBackend::sync() { GPU_CHECK(gpuStreamSynchronize(stream_)); }
+
+std::unique_ptr<backend::DeviceBatch> GpuBackend::prepare_batch(backend::Batch batch) {
+  return std::make_unique<GpuDeviceBatch>(std::move(batch), stream_);
+}
+
+void GpuBackend::embed(Tensor out, Tensor table, const backend::DeviceBatch& batch) {
+  const GpuDeviceBatch& b = gpu_batch(batch);
+  const RowsF32 o = rows_of(out);
+  RF_CHECK(out.ne0 == table.ne0 && out.ne1 == b.n_tokens());
+  check(embed_rows(view_of(table), b.tokens(), b.n_tokens(), o.data, o.stride, stream_));
+}
+
+void GpuBackend::get_rows(Tensor out, Tensor x, const backend::DeviceBatch& batch) {
+  const GpuDeviceBatch& b = gpu_batch(batch);
+  RF_CHECK(out.ne0 == x.ne0 && out.ne1 == b.n_outputs());
+  check(gather_rows(rows_of(out), rows_of(x), b.outputs(), stream_));
+}
+
+void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
+  RF_CHECK_MSG(x.ne0 == w.ne0 && out.ne0 == w.ne1 && out.ne1 == x.ne1 && out.type == Type::F32,
+               "gpu matmul: shapes x [" + std::to_string(x.ne0) + ", " + std::to_string(x.ne1) + "] w [" +
+                   std::to_string(w.ne0) + ", " + std::to_string(w.ne1) + "] out [" + std::to_string(out.ne0) +
+                   ", " + std::to_string(out.ne1) + "]");
+  const RowsF32 xr = rows_of(x);
+  const RowsF32 o = rows_of(out);
+  float* act = act_scratch(static_cast<size_t>(act_row_stride(x.ne0) * std::max<int64_t>(x.ne1, 1)));
+  check(round_activations(activation_type(w.type), xr.data, xr.stride, x.ne0, x.ne1, act, stream_));
+  check(gpu::matmul(view_of(w), act, x.ne1, o.data, o.stride, info_.warp_size, stream_));
+}
+
+void GpuBackend::moe_matmul(Tensor out, Tensor x, Tensor w, Tensor ids) {
+  const int64_t n_used = ids.ne0;
+  const int64_t n = ids.ne1;
+  RF_CHECK(ids.type == Type::I32 && out.ne1 == n_used * n && out.ne0 == w.ne1 && x.ne0 == w.ne0);
+  RF_CHECK(x.ne1 == n || x.ne1 == n_used * n);
+  const RowsF32 xr = rows_of(x);
+  const RowsF32 o = rows_of(out);
+  float* act = act_scratch(static_cast<size_t>(act_row_stride(x.ne0) * std::max<int64_t>(x.ne1, 1)));
+  check(round_activations(activation_type(w.type), xr.data, xr.stride, x.ne0, x.ne1, act, stream_));
+  check(gpu::moe_matmul(view_of(w), act, x.ne1 == n, static_cast<const int32_t*>(ids.data),
+                        static_cast<int64_t>(ids.nb1 / sizeof(int32_t)), static_cast<int>(n_used), n, o.data,
+                        o.stride, info_.warp_size, stream_));
+}
+
+void GpuBackend::rms_norm(Tensor out, Tensor x, Tensor weight, float eps) {
+  RF_CHECK(out.ne0 == x.ne0 && out.ne1 == x.ne1 && (weight.empty() || weight.ne0 == x.ne0));
+  RF_CHECK(weight.empty() || weight.type == Type::F32);
+  check(gpu::rms_norm(rows_of(out), rows_of(x), static_cast<const float*>(weight.data), eps, stream_));
+}
+
+void GpuBackend::add(Tensor out, Tensor a, Tensor b) {
+  RF_CHECK(a.ne0 == b.ne0 && out.ne0 == a.ne0 && out.ne1 == a.ne1 && (b.ne1 == a.ne1 || b.ne1 == 1));
+  check(gpu::add(rows_of(out), rows_of(a), rows_of(b), stream_));
+}
+
+void GpuBackend::silu_mul(Tensor out, Tensor gate, Tensor up) {
+  RF_CHECK(gate.ne0 == up.ne0 && gate.ne1 == up.ne1 && out.ne0 == gate.ne0 && out.ne1 == gate.ne1);
+  check(gpu::silu_mul(rows_of(out), rows_of(gate), rows_of(up), stream_));
+}
+
+void GpuBackend::rope(Tensor x, const backend::DeviceBatch& batch, const backend::RopeParams& p) {
+  const GpuDeviceBatch& b = gpu_batch(batch);
+  RF_CHECK(x.ne0 == static_cast<int64_t>(p.n_head) * p.head_dim && x.ne1 == b.n_tokens());
+  RF_CHECK(p.n_rot > 0 && p.n_rot <= p.head_dim && p.n_rot % 2 == 0);
+  RF_CHECK(p.freq_factors.empty() || (p.freq_factors.ne0 >= p.n_rot / 2 && p.freq_factors.type == Type::F32));
+  RopeArgs a;
+  a.neox = p.mode == backend::RopeMode::kNeox;
+  a.n_head = p.n_head;
+  a.head_dim = p.head_dim;
+  a.n_rot = p.n_rot;
+  a.theta_scale = std::pow(p.freq_base, -2.0f / static_cast<float>(p.n_rot));
+  a.freq_scale = p.freq_scale;
+  a.freq_factors = static_cast<const float*>(p.freq_factors.data);
+  check(gpu::rope(rows_of(x), b.positions(), a, stream_));
+}
+
+void GpuBackend::kv_store(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v, const backend::DeviceBatch& batch) {
+  const GpuDeviceBatch& b = gpu_batch(batch);
+  RF_CHECK(k.ne0 == k_cache.ne0 && v.ne0 == v_cache.ne0 && k.ne1 == b.n_tokens() && v.ne1 == b.n_tokens());
+  for (auto [cache, src] : {std::pair{k_cache, k}, std::pair{v_cache, v}}) {
+    RF_CHECK(cache.type == Type::F16 || cache.type == Type::F32);
+    const bool f16 = cache.type == Type::F16;
+    const size_t elem = f16 ? 2 : 4;
+    check(gpu::kv_store(cache.data, f16, static_cast<int64_t>(cache.nb1 / elem), rows_of(src), b.slots(), stream_));
+  }
+}
+
+void GpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache, const backend::DeviceBatch& batch,
+                           const backend::AttentionParams& p) {
+  const GpuDeviceBatch& b = gpu_batch(batch);
+  RF_CHECK(p.n_head > 0 && p.n_head_kv > 0 && p.n_head % p.n_head_kv == 0);
+  RF_CHECK(q.ne0 == static_cast<int64_t>(p.n_head) * p.head_dim_k && q.ne1 == b.n_tokens());
+  RF_CHECK(out.ne0 == static_cast<int64_t>(p.n_head) * p.head_dim_v && out.ne1 == b.n_tokens());
+  RF_CHECK(k_cache.ne0 == static_cast<int64_t>(p.n_head_kv) * p.head_dim_k);
+  RF_CHECK(v_cache.ne0 == static_cast<int64_t>(p.n_head_kv) * p.head_dim_v);
+  const RowsF32 qr = rows_of(q);
+  const RowsF32 o = rows_of(out);
+  AttentionArgs a;
+  a.q = qr.data;
+  a.q_stride = qr.stride;
+  a.k_cache = k_cache.data;
+  a.k_f16 = k_cache.type == Type::F16;
+  a.k_stride = static_cast<int64_t>(k_cache.nb1 / (a.k_f16 ? 2 : 4));
+  a.v_cache = v_cache.data;
+  a.v_f16 = v_cache.type == Type::F16;
+  a.v_stride = static_cast<int64_t>(v_cache.nb1 / (a.v_f16 ? 2 : 4));
+  a.out = o.data;
+  a.out_stride = o.stride;
+  a.positions = b.positions();
+  a.seq = b.seq();
+  a.block_tables = b.tables();
+  a.table_stride = b.table_stride();
+  a.block_size = b.host().kv_block_size;
+  a.n_tokens = b.n_tokens();
+  a.n_head = p.n_head;
+  a.n_head_kv = p.n_head_kv;
+  a.head_dim_k = p.head_dim_k;
+  a.head_dim_v = p.head_dim_v;
+  a.scale = p.scale;
+  check(gpu::attention(a, stream_));
+}
+
+void GpuBackend::moe_route(Tensor ids, Tensor weights, Tensor logits, bool normalize) {
+  const int64_t n_used = ids.ne0;
+  RF_CHECK(ids.type == Type::I32 && weights.ne0 == n_used && ids.ne1 == logits.ne1 && weights.ne1 == logits.ne1 &&
+           n_used <= logits.ne0);
+  check(gpu::moe_route(static_cast<int32_t*>(ids.data), static_cast<int64_t>(ids.nb1 / sizeof(int32_t)),
+                       rows_of(weights), rows_of(logits), static_cast<int>(n_used), normalize, stream_));
+}
+
+void GpuBackend::moe_combine(Tensor out, Tensor expert_out, Tensor weights) {
+  RF_CHECK(expert_out.ne1 == weights.ne0 * out.ne1 && expert_out.ne0 == out.ne0 && weights.ne1 == out.ne1);
+  check(gpu::moe_combine(rows_of(out), rows_of(expert_out), rows_of(weights), stream_));
+}
+
+Expected<std::unique_ptr<backend::Backend>> create_gpu_backend(const backend::BackendOptions& /*options*/) {
+  Expected<std::unique_ptr<GpuBackend>> be = GpuBackend::create(0);
+  if (!be.ok()) return be.status();
+  return std::unique_ptr<backend::Backend>(std::move(*be));
+}
+
+}  // namespace rf::gpu

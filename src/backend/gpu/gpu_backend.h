@@ -1,0 +1,85 @@
+// The GPU backend: the Backend interface on one CUDA or HIP device (one stream). Weights are uploaded from the
+// mapped file into a few large arena allocations; every op is a kernel launch on the backend's stream (see
+// matmul.h, elementwise.h, attention.h for the kernels and their numerics).
+//
+// Errors: create_gpu_backend() returns an error (never aborts) when there is no usable GPU or driver;
+// load_weight() returns an error for tensor types without a GPU kernel or when GPU memory runs out. Ops have no
+// status in the Backend interface: a failed launch or a shape mismatch is a programming error and aborts with
+// the runtime's message.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/gpu/compat.h"
+#include "backend/gpu/device_info.h"
+#include "core/status.h"
+
+namespace rf::gpu {
+
+class GpuBackend final : public backend::Backend {
+ public:
+  ~GpuBackend() override;
+  GpuBackend(const GpuBackend&) = delete;
+  GpuBackend& operator=(const GpuBackend&) = delete;
+
+  // Opens device `device_index`; an error when it cannot be used.
+  static Expected<std::unique_ptr<GpuBackend>> create(int device_index = 0);
+
+  std::string name() const override;
+  const DeviceInfo& device() const { return info_; }
+  gpuStream_t stream() const { return stream_; }
+  // Bytes of weight arenas allocated and used so far.
+  size_t arena_bytes_reserved() const;
+  size_t arena_bytes_used() const;
+  size_t arena_count() const { return arenas_.size(); }
+
+  std::unique_ptr<backend::Buffer> alloc(size_t bytes) override;
+  Expected<backend::Tensor> load_weight(const gguf::TensorInfo& info) override;
+  void to_device(backend::Tensor dst, const void* src, size_t bytes) override;
+  void to_host(void* dst, backend::Tensor src, size_t bytes) override;
+  void sync() override;
+  std::unique_ptr<backend::DeviceBatch> prepare_batch(backend::Batch batch) override;
+
+  void embed(backend::Tensor out, backend::Tensor table, const backend::DeviceBatch& batch) override;
+  void get_rows(backend::Tensor out, backend::Tensor x, const backend::DeviceBatch& batch) override;
+  void matmul(backend::Tensor out, backend::Tensor x, backend::Tensor w) override;
+  void rms_norm(backend::Tensor out, backend::Tensor x, backend::Tensor weight, float eps) override;
+  void add(backend::Tensor out, backend::Tensor a, backend::Tensor b) override;
+  void silu_mul(backend::Tensor out, backend::Tensor gate, backend::Tensor up) override;
+  void rope(backend::Tensor x, const backend::DeviceBatch& batch, const backend::RopeParams& params) override;
+  void kv_store(backend::Tensor k_cache, backend::Tensor v_cache, backend::Tensor k, backend::Tensor v,
+                const backend::DeviceBatch& batch) override;
+  void attention(backend::Tensor out, backend::Tensor q, backend::Tensor k_cache, backend::Tensor v_cache,
+                 const backend::DeviceBatch& batch, const backend::AttentionParams& params) override;
+  void moe_route(backend::Tensor ids, backend::Tensor weights, backend::Tensor logits, bool normalize) override;
+  void moe_matmul(backend::Tensor out, backend::Tensor x, backend::Tensor w, backend::Tensor ids) override;
+  void moe_combine(backend::Tensor out, backend::Tensor expert_out, backend::Tensor weights) override;
+
+ private:
+  struct Arena {
+    void* base = nullptr;
+    size_t size = 0;
+    size_t used = 0;
+  };
+
+  GpuBackend(DeviceInfo info, gpuStream_t stream) : info_(std::move(info)), stream_(stream) {}
+  // Device memory for a weight of `bytes` from the arenas (a new arena when the current one is full).
+  Expected<void*> arena_alloc(size_t bytes);
+  // The rounded-activation scratch, grown to at least `floats`.
+  float* act_scratch(size_t floats);
+
+  DeviceInfo info_;
+  gpuStream_t stream_ = nullptr;
+  std::vector<Arena> arenas_;
+  float* act_ = nullptr;
+  size_t act_floats_ = 0;
+};
+
+// The factory the engine's device selection calls: a GpuBackend on device 0, or an error saying why no GPU is
+// usable (no driver, no device, runtime failure). Never aborts.
+Expected<std::unique_ptr<backend::Backend>> create_gpu_backend(const backend::BackendOptions& options);
+
+}  // namespace rf::gpu

@@ -1,0 +1,373 @@
+// Weight kernels: activation rounding, matrix-vector (decode) and tiled matrix-matrix (prefill) products, the
+// expert product and embedding lookup. Weights are decoded 8 elements at a time in registers (blocks.cuh).
+#include <algorithm>
+#include <string>
+
+#include "backend/gpu/blocks.cuh"
+#include "backend/gpu/matmul.h"
+
+namespace rf::gpu {
+namespace {
+
+constexpr int kThreads = 256;       // a multiple of both wavefront sizes
+constexpr int kMaxVecTokens = 8;    // matrix-vector kernel up to this many tokens per pass
+constexpr int kTiledMinTokens = 16;  // from this batch size on, the tiled kernel
+constexpr int kTileM = 64;          // weight rows per tile
+constexpr int kTileN = 64;          // tokens per tile
+constexpr int kTileChunks = 4;      // 8-element chunks per k step (32 elements)
+constexpr int kTileK = kTileChunks * 8;
+
+RF_DEVICE int64_t global_thread() { return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; }
+
+RF_DEVICE float round_half(float v) { return __half2float(__float2half_rn(v)); }
+
+RF_DEVICE float round_bf16(float v) {
+  uint32_t x = __float_as_uint(v);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return __uint_as_float(((x >> 16) | 64u) << 16);  // quiet NaN
+  x += 0x7fffu + ((x >> 16) & 1u);
+  return __uint_as_float((x >> 16) << 16);
+}
+
+// One thread per 32-element block: Q8_0 / Q8_1 rounding (scale fp16(amax / 127), codes round-half-even(x * 127 /
+// amax)); the stored value is scale * code, as the CPU's dot sees it.
+__global__ void round_q8_0_kernel(const float* __restrict__ x, int64_t x_stride, int64_t n_in, int64_t n_rows,
+                                  float* __restrict__ out, int64_t out_stride) {
+  const int64_t n_blocks = n_in / 32;
+  const int64_t t = global_thread();
+  if (t >= n_blocks * n_rows) return;
+  const int64_t r = t / n_blocks, b = t % n_blocks;
+  const float* xb = x + r * x_stride + b * 32;
+  float* ob = out + r * out_stride + b * 32;
+  float amax = 0.0f;
+  for (int j = 0; j < 32; ++j) amax = fmaxf(amax, fabsf(xb[j]));
+  const float d = round_half(amax / 127.0f);
+  const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+  for (int j = 0; j < 32; ++j) ob[j] = d * static_cast<float>(__float2int_rn(xb[j] * id));
+}
+
+// One thread per 256-element block: Q8_K rounding (iscale -127 / the signed extreme, codes capped at 127,
+// scale 1 / iscale).
+__global__ void round_q8_k_kernel(const float* __restrict__ x, int64_t x_stride, int64_t n_in, int64_t n_rows,
+                                  float* __restrict__ out, int64_t out_stride) {
+  const int64_t n_blocks = n_in / 256;
+  const int64_t t = global_thread();
+  if (t >= n_blocks * n_rows) return;
+  const int64_t r = t / n_blocks, b = t % n_blocks;
+  const float* xb = x + r * x_stride + b * 256;
+  float* ob = out + r * out_stride + b * 256;
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < 256; ++j) {
+    if (fabsf(xb[j]) > amax) {
+      amax = fabsf(xb[j]);
+      max = xb[j];
+    }
+  }
+  if (amax == 0.0f) {
+    for (int j = 0; j < 256; ++j) ob[j] = 0.0f;
+    return;
+  }
+  const float iscale = -127.0f / max;
+  const float d = 1.0f / iscale;
+  for (int j = 0; j < 256; ++j) ob[j] = d * static_cast<float>(min(127, __float2int_rn(iscale * xb[j])));
+}
+
+// Element-wise F32 / F16 / BF16 rounding (mode 0 / 1 / 2), zeros in the row padding.
+template <int kMode>
+__global__ void round_float_kernel(const float* __restrict__ x, int64_t x_stride, int64_t n_in, int64_t n_rows,
+                                   float* __restrict__ out, int64_t out_stride) {
+  const int64_t t = global_thread();
+  if (t >= out_stride * n_rows) return;
+  const int64_t r = t / out_stride, i = t % out_stride;
+  float v = 0.0f;
+  if (i < n_in) {
+    v = x[r * x_stride + i];
+    if (kMode == 1) v = round_half(v);
+    if (kMode == 2) v = round_bf16(v);
+  }
+  out[t] = v;
+}
+
+RF_DEVICE float dot8(const float (&v)[8], const float* a) {
+  const float4 a0 = reinterpret_cast<const float4*>(a)[0];
+  const float4 a1 = reinterpret_cast<const float4*>(a)[1];
+  return v[0] * a0.x + v[1] * a0.y + v[2] * a0.z + v[3] * a0.w + v[4] * a1.x + v[5] * a1.y + v[6] * a1.z +
+         v[7] * a1.w;
+}
+
+// One warp per weight row, up to NT tokens per block row (blockIdx.y picks the token group).
+template <typename BT, int NT>
+__global__ void __launch_bounds__(kThreads) matvec_kernel(const uint8_t* __restrict__ w, size_t nb1, int64_t n_in,
+                                                          int64_t n_out, const float* __restrict__ act,
+                                                          int64_t act_stride, int64_t n_tok, float* __restrict__ out,
+                                                          int64_t out_stride) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarpSize) + warp_id();
+  if (row >= n_out) return;  // uniform across the warp
+  const int64_t t0 = static_cast<int64_t>(blockIdx.y) * NT;
+  const int64_t nt = min(static_cast<int64_t>(NT), n_tok - t0);
+  const uint8_t* wr = w + row * nb1;
+  const int64_t n_chunks = (n_in + 7) / 8;
+  float acc[NT];
+#pragma unroll
+  for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
+  for (int64_t idx = lane_id(); idx < n_chunks; idx += kWarpSize) {
+    float v[8];
+    BT::chunk(wr, idx, n_in, v);
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      if (t < nt) acc[t] += dot8(v, act + (t0 + t) * act_stride + idx * 8);
+    }
+  }
+#pragma unroll
+  for (int t = 0; t < NT; ++t) {
+    const float s = warp_reduce_sum(acc[t]);
+    if (lane_id() == 0 && t < nt) out[(t0 + t) * out_stride + row] = s;
+  }
+}
+
+// Expert product: one warp per weight row, blockIdx.y = pair (token t, slot j).
+template <typename BT>
+__global__ void __launch_bounds__(kThreads) moe_matvec_kernel(const uint8_t* __restrict__ w, size_t nb1, size_t nb2,
+                                                              int64_t n_in, int64_t n_out,
+                                                              const float* __restrict__ act, int64_t act_stride,
+                                                              bool shared_act, const int32_t* __restrict__ ids,
+                                                              int64_t ids_stride, int n_used,
+                                                              float* __restrict__ out, int64_t out_stride) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarpSize) + warp_id();
+  if (row >= n_out) return;
+  const int64_t pair = blockIdx.y;
+  const int64_t t = pair / n_used, j = pair % n_used;
+  const int32_t expert = ids[t * ids_stride + j];
+  const uint8_t* wr = w + static_cast<size_t>(expert) * nb2 + row * nb1;
+  const float* a = act + (shared_act ? t : pair) * act_stride;
+  const int64_t n_chunks = (n_in + 7) / 8;
+  float acc = 0.0f;
+  for (int64_t idx = lane_id(); idx < n_chunks; idx += kWarpSize) {
+    float v[8];
+    BT::chunk(wr, idx, n_in, v);
+    acc += dot8(v, a + idx * 8);
+  }
+  acc = warp_reduce_sum(acc);
+  if (lane_id() == 0) out[pair * out_stride + row] = acc;
+}
+
+// Tiled product for batches: a 64 x 64 (rows x tokens) output tile per block, k in steps of 32 elements through
+// shared memory; each thread accumulates 4 x 4 outputs (rows tx + 16 i, tokens ty + 16 j).
+template <typename BT>
+__global__ void __launch_bounds__(kThreads) matmul_tiled_kernel(const uint8_t* __restrict__ w, size_t nb1,
+                                                                int64_t n_in, int64_t n_out,
+                                                                const float* __restrict__ act, int64_t act_stride,
+                                                                int64_t n_tok, float* __restrict__ out,
+                                                                int64_t out_stride) {
+  __shared__ float ws[kTileK][kTileM + 1];
+  __shared__ float xs[kTileK][kTileN + 4];
+  const int tid = static_cast<int>(threadIdx.x);
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kTileM;
+  const int64_t tok0 = static_cast<int64_t>(blockIdx.y) * kTileN;
+  const int tx = tid % 16, ty = tid / 16;
+  const int lr = tid / kTileChunks, lc = tid % kTileChunks;  // loader: row / token lr, chunk lc of the k step
+  const int64_t n_chunks = (n_in + 7) / 8;
+  float acc[4][4] = {};
+  for (int64_t k0 = 0; k0 < n_chunks; k0 += kTileChunks) {
+    const int64_t idx = k0 + lc;
+    float v[8];
+    if (row0 + lr < n_out && idx < n_chunks) {
+      BT::chunk(w + (row0 + lr) * nb1, idx, n_in, v);
+    } else {
+#pragma unroll
+      for (int j = 0; j < 8; ++j) v[j] = 0.0f;
+    }
+#pragma unroll
+    for (int j = 0; j < 8; ++j) ws[lc * 8 + j][lr] = v[j];
+    float4 a0 = make_float4(0.0f, 0.0f, 0.0f, 0.0f), a1 = a0;
+    if (tok0 + lr < n_tok && idx < n_chunks) {
+      const auto* a = reinterpret_cast<const float4*>(act + (tok0 + lr) * act_stride + idx * 8);
+      a0 = a[0];
+      a1 = a[1];
+    }
+    xs[lc * 8 + 0][lr] = a0.x;
+    xs[lc * 8 + 1][lr] = a0.y;
+    xs[lc * 8 + 2][lr] = a0.z;
+    xs[lc * 8 + 3][lr] = a0.w;
+    xs[lc * 8 + 4][lr] = a1.x;
+    xs[lc * 8 + 5][lr] = a1.y;
+    xs[lc * 8 + 6][lr] = a1.z;
+    xs[lc * 8 + 7][lr] = a1.w;
+    __syncthreads();
+#pragma unroll 8
+    for (int k = 0; k < kTileK; ++k) {
+      float a[4], b[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) a[i] = ws[k][tx + 16 * i];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) b[j] = xs[k][ty + 16 * j];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+#pragma unroll
+        for (int j = 0; j < 4; ++j) acc[i][j] += a[i] * b[j];
+      }
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const int64_t tok = tok0 + ty + 16 * j;
+    if (tok >= n_tok) continue;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int64_t row = row0 + tx + 16 * i;
+      if (row < n_out) out[tok * out_stride + row] = acc[i][j];
+    }
+  }
+}
+
+// One thread per 8-element chunk of the output rows.
+template <typename BT>
+__global__ void embed_kernel(const uint8_t* __restrict__ table, size_t nb1, int64_t n, const int32_t* __restrict__ rows,
+                             int64_t n_rows, float* __restrict__ out, int64_t out_stride) {
+  const int64_t n_chunks = (n + 7) / 8;
+  const int64_t t = global_thread();
+  if (t >= n_chunks * n_rows) return;
+  const int64_t i = t / n_chunks, idx = t % n_chunks;
+  float v[8];
+  BT::chunk(table + static_cast<size_t>(rows[i]) * nb1, idx, n, v);
+  float* o = out + i * out_stride + idx * 8;
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    if (idx * 8 + j < n) o[j] = v[j];
+  }
+}
+
+unsigned blocks_for(int64_t items, int threads) { return static_cast<unsigned>((items + threads - 1) / threads); }
+
+Status launch_status(const char* what) {
+  const gpuError_t err = gpuGetLastError();
+  return err == gpuSuccess ? ok_status() : error_status(err, what);
+}
+
+Status unsupported(quant::Type t, const char* op) {
+  return Status::error(std::string("gpu ") + op + ": weight type " + std::string(quant::type_name(t)) +
+                       " has no GPU kernel (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q2_K, "
+                       "Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS)");
+}
+
+}  // namespace
+
+bool weight_type_supported(quant::Type t) {
+  return dispatch_block_type(t, [](auto) {});
+}
+
+quant::Type activation_type(quant::Type weight) {
+  using quant::Type;
+  switch (weight) {
+    case Type::F16: return Type::F16;
+    case Type::BF16: return Type::BF16;
+    case Type::Q4_0:
+    case Type::Q5_0:
+    case Type::Q8_0:
+    case Type::IQ4_NL: return Type::Q8_0;
+    case Type::Q4_1:
+    case Type::Q5_1: return Type::Q8_1;
+    case Type::Q2_K:
+    case Type::Q3_K:
+    case Type::Q4_K:
+    case Type::Q5_K:
+    case Type::Q6_K:
+    case Type::IQ4_XS: return Type::Q8_K;
+    default: return Type::F32;
+  }
+}
+
+int64_t act_row_stride(int64_t n_in) { return (n_in + 7) / 8 * 8; }
+
+Status round_activations(quant::Type act_type, const float* x, int64_t x_stride, int64_t n_in, int64_t n_rows,
+                         float* out, gpuStream_t stream) {
+  using quant::Type;
+  const int64_t os = act_row_stride(n_in);
+  if (n_rows == 0 || n_in == 0) return ok_status();
+  switch (act_type) {
+    case Type::Q8_0:
+    case Type::Q8_1:
+      if (n_in % 32 != 0) return Status::error("gpu round_activations: row of " + std::to_string(n_in) + " not /32");
+      round_q8_0_kernel<<<blocks_for(n_in / 32 * n_rows, kThreads), kThreads, 0, stream>>>(x, x_stride, n_in, n_rows,
+                                                                                           out, os);
+      break;
+    case Type::Q8_K:
+      if (n_in % 256 != 0) return Status::error("gpu round_activations: row of " + std::to_string(n_in) + " not /256");
+      round_q8_k_kernel<<<blocks_for(n_in / 256 * n_rows, 64), 64, 0, stream>>>(x, x_stride, n_in, n_rows, out, os);
+      break;
+    case Type::F16:
+      round_float_kernel<1><<<blocks_for(os * n_rows, kThreads), kThreads, 0, stream>>>(x, x_stride, n_in, n_rows,
+                                                                                        out, os);
+      break;
+    case Type::BF16:
+      round_float_kernel<2><<<blocks_for(os * n_rows, kThreads), kThreads, 0, stream>>>(x, x_stride, n_in, n_rows,
+                                                                                        out, os);
+      break;
+    default:
+      round_float_kernel<0><<<blocks_for(os * n_rows, kThreads), kThreads, 0, stream>>>(x, x_stride, n_in, n_rows,
+                                                                                        out, os);
+      break;
+  }
+  return launch_status("round_activations launch");
+}
+
+Status matmul(const WeightView& w, const float* act, int64_t n_tok, float* out, int64_t out_stride, int warp_size,
+              gpuStream_t stream) {
+  if (n_tok == 0 || w.n_out == 0) return ok_status();
+  const int64_t as = act_row_stride(w.n_in);
+  const auto* wb = static_cast<const uint8_t*>(w.data);
+  const int rows_per_block = kThreads / warp_size;
+  const bool known = dispatch_block_type(w.type, [&](auto bt) {
+    using BT = decltype(bt);
+    if (n_tok >= kTiledMinTokens) {
+      const dim3 grid(blocks_for(w.n_out, kTileM), blocks_for(n_tok, kTileN));
+      matmul_tiled_kernel<BT><<<grid, kThreads, 0, stream>>>(wb, w.nb1, w.n_in, w.n_out, act, as, n_tok, out,
+                                                             out_stride);
+      return;
+    }
+    const int64_t per = std::min<int64_t>(n_tok, kMaxVecTokens);
+    const int nt = per <= 1 ? 1 : per <= 2 ? 2 : per <= 4 ? 4 : 8;
+    const dim3 grid(blocks_for(w.n_out, rows_per_block), blocks_for(n_tok, nt));
+    const auto args = [&](auto kernel) {
+      kernel<<<grid, kThreads, 0, stream>>>(wb, w.nb1, w.n_in, w.n_out, act, as, n_tok, out, out_stride);
+    };
+    if (nt == 1) args(matvec_kernel<BT, 1>);
+    if (nt == 2) args(matvec_kernel<BT, 2>);
+    if (nt == 4) args(matvec_kernel<BT, 4>);
+    if (nt == 8) args(matvec_kernel<BT, 8>);
+  });
+  if (!known) return unsupported(w.type, "matmul");
+  return launch_status("matmul launch");
+}
+
+Status moe_matmul(const WeightView& w, const float* act, bool shared_act, const int32_t* ids, int64_t ids_stride,
+                  int n_used, int64_t n_tok, float* out, int64_t out_stride, int warp_size, gpuStream_t stream) {
+  if (n_tok == 0 || n_used == 0 || w.n_out == 0) return ok_status();
+  const int64_t as = act_row_stride(w.n_in);
+  const auto* wb = static_cast<const uint8_t*>(w.data);
+  const int rows_per_block = kThreads / warp_size;
+  const bool known = dispatch_block_type(w.type, [&](auto bt) {
+    using BT = decltype(bt);
+    const dim3 grid(blocks_for(w.n_out, rows_per_block), static_cast<unsigned>(n_tok * n_used));
+    moe_matvec_kernel<BT><<<grid, kThreads, 0, stream>>>(wb, w.nb1, w.nb2, w.n_in, w.n_out, act, as, shared_act, ids,
+                                                         ids_stride, n_used, out, out_stride);
+  });
+  if (!known) return unsupported(w.type, "moe_matmul");
+  return launch_status("moe_matmul launch");
+}
+
+Status embed_rows(const WeightView& table, const int32_t* rows, int64_t n_rows, float* out, int64_t out_stride,
+                  gpuStream_t stream) {
+  if (n_rows == 0) return ok_status();
+  const auto* tb = static_cast<const uint8_t*>(table.data);
+  const int64_t items = (table.n_in + 7) / 8 * n_rows;
+  const bool known = dispatch_block_type(table.type, [&](auto bt) {
+    using BT = decltype(bt);
+    embed_kernel<BT><<<blocks_for(items, kThreads), kThreads, 0, stream>>>(tb, table.nb1, table.n_in, rows, n_rows,
+                                                                           out, out_stride);
+  });
+  if (!known) return unsupported(table.type, "embed");
+  return launch_status("embed launch");
+}
+
+}  // namespace rf::gpu

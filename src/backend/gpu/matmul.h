@@ -1,0 +1,60 @@
+// Host launchers of the weight kernels (matmul.cu): activation rounding, matrix-vector and tiled matrix-matrix
+// products for every weight type with a GPU decoder, the expert (MoE) product, and embedding row lookup.
+//
+// Numerics: like the CPU reference, activations are first rounded to the format the weight type pairs with
+// (Q8_0 / Q8_1 / Q8_K blocks, F16, BF16 or F32: activation_type()), and the product is then computed in float
+// from the decoded weight elements and the rounded activations (no integer dot products). The result equals the
+// CPU's up to float summation order.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "backend/gpu/compat.h"
+#include "core/status.h"
+#include "quant/types.h"
+
+namespace rf::gpu {
+
+// A weight in GPU memory: n_mat matrices of n_out rows of n_in elements (rows nb1 bytes apart, matrices nb2).
+struct WeightView {
+  const void* data = nullptr;
+  quant::Type type = quant::Type::F32;
+  int64_t n_in = 0;
+  int64_t n_out = 0;
+  int64_t n_mat = 1;
+  size_t nb1 = 0;
+  size_t nb2 = 0;
+};
+
+// True for the weight types the GPU kernels decode: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q2_K,
+// Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS.
+bool weight_type_supported(quant::Type t);
+
+// The activation rounding the CPU reference pairs with weight type t (Q8_0, Q8_1, Q8_K, F16, BF16 or F32).
+quant::Type activation_type(quant::Type weight);
+
+// Floats per row of rounded activations for rows of n_in (n_in rounded up to 8; the padding holds zeros).
+int64_t act_row_stride(int64_t n_in);
+
+// Rounds n_rows rows of n_in floats (x, rows x_stride floats apart) as act_type does, writing the rounded values
+// as floats to out (rows act_row_stride(n_in) apart, 16-byte aligned). Block formats need n_in % block == 0.
+Status round_activations(quant::Type act_type, const float* x, int64_t x_stride, int64_t n_in, int64_t n_rows,
+                         float* out, gpuStream_t stream);
+
+// out[t * out_stride + r] = dot(weight row r, act row t) for t < n_tok, r < w.n_out (first matrix of w).
+// act: rounded activations from round_activations (rows act_row_stride(w.n_in) apart). Small batches use the
+// matrix-vector kernel, larger ones the tiled kernel. warp_size: the device's (DeviceInfo::warp_size).
+Status matmul(const WeightView& w, const float* act, int64_t n_tok, float* out, int64_t out_stride, int warp_size,
+              gpuStream_t stream);
+
+// Expert products: for token t < n_tok and slot j < n_used, out row (t * n_used + j) = matrix ids[t * ids_stride
+// + j] of w applied to act row t (shared_act) or t * n_used + j.
+Status moe_matmul(const WeightView& w, const float* act, bool shared_act, const int32_t* ids, int64_t ids_stride,
+                  int n_used, int64_t n_tok, float* out, int64_t out_stride, int warp_size, gpuStream_t stream);
+
+// out row i (out_stride floats apart) = row rows[i] of table (decoded to float), for i < n_rows.
+Status embed_rows(const WeightView& table, const int32_t* rows, int64_t n_rows, float* out, int64_t out_stride,
+                  gpuStream_t stream);
+
+}  // namespace rf::gpu

@@ -1,0 +1,160 @@
+// GPU matmul / moe_matmul / embed against the scalar CPU backend, for every weight type with a GPU kernel, odd
+// shapes (rows not a multiple of the tile or of the rows per block, F32/F16 rows not a multiple of 8) and batch
+// sizes covering each matrix-vector width (1, 2, 3, 5, 8) and the tiled path (16, 33, 70).
+//
+// Tolerances: both backends round activations the same way, so only float summation order differs:
+// |gpu - cpu| <= 1e-4 * sum_k |w_k x_k| (plus 1e-6). Q4_1 / Q5_1 take 1e-3: the CPU applies their minimum with
+// the activation block sum stored as F16 (Q8_1's s), the GPU with the exact sum. Embedding rows: 1e-6 relative.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend_pair.h"
+#include "backend/gpu/matmul.h"
+#include "quant/quant.h"
+#include "quant/types.h"
+
+namespace rf::gpu::test {
+namespace {
+
+using quant::Type;
+
+const Type kTypes[] = {Type::F32,  Type::F16,  Type::BF16, Type::Q4_0, Type::Q4_1, Type::Q5_0,   Type::Q5_1, Type::Q8_0,
+                       Type::IQ4_NL, Type::Q2_K, Type::Q3_K, Type::Q4_K, Type::Q5_K, Type::Q6_K, Type::IQ4_XS};
+
+std::string label(Type t) { return std::string(quant::type_name(t)); }
+
+// Random weights quantized to t (row by row), and their dequantized values.
+struct HostWeight {
+  std::vector<uint8_t> bytes;
+  std::vector<float> values;  // [n_mat * n_out][n_in]
+};
+
+HostWeight make_weight(std::mt19937& rng, Type t, int64_t n_in, int64_t n_rows) {
+  HostWeight w;
+  const std::vector<float> src = random_floats(rng, static_cast<size_t>(n_in * n_rows));
+  const size_t rb = *quant::row_bytes(t, n_in);
+  w.bytes.resize(rb * static_cast<size_t>(n_rows));
+  w.values.resize(src.size());
+  for (int64_t r = 0; r < n_rows; ++r) {
+    EXPECT_TRUE(quant::quantize(t, src.data() + r * n_in, w.bytes.data() + r * rb, n_in).ok());
+    EXPECT_TRUE(quant::dequantize(t, w.bytes.data() + r * rb, w.values.data() + r * n_in, n_in).ok());
+  }
+  return w;
+}
+
+float tol_factor(Type t) { return t == Type::Q4_1 || t == Type::Q5_1 ? 1e-3f : 1e-4f; }
+
+int64_t row_len_for(Type t, bool odd) {
+  const int64_t block = quant::traits(t).block_size;
+  if (block == 1) return odd ? 100 : 512;  // float rows need not be a multiple of 8
+  return block == 256 ? (odd ? 768 : 512) : (odd ? 96 : 512);
+}
+
+class MatmulParity : public ::testing::TestWithParam<Type> {};
+
+TEST_P(MatmulParity, MatchesCpuForEveryBatchWidthAndOddShapes) {
+  RF_REQUIRE_GPU_PAIR(pair);
+  const Type t = GetParam();
+  std::mt19937 rng(1234 + static_cast<unsigned>(t));
+  for (const bool odd : {false, true}) {
+    const int64_t n_in = row_len_for(t, odd);
+    const int64_t n_out = odd ? 131 : 67;
+    const HostWeight hw = make_weight(rng, t, n_in, n_out);
+    auto [wg, wc] = pair.weight(t, n_in, n_out, 1, hw.bytes);
+    for (const int64_t n_tok : {1, 2, 3, 5, 8, 16, 33, 70}) {
+      const std::vector<float> x = random_floats(rng, static_cast<size_t>(n_in * n_tok));
+      const Tensor og = pair.gpu_zeros(n_out, n_tok), oc = pair.cpu_zeros(n_out, n_tok);
+      pair.gpu().matmul(og, pair.gpu_f32(x, n_in), wg);
+      pair.cpu().matmul(oc, pair.cpu_f32(x, n_in), wc);
+      std::vector<float> tol(static_cast<size_t>(n_out * n_tok));
+      for (int64_t k = 0; k < n_tok; ++k) {
+        for (int64_t r = 0; r < n_out; ++r) {
+          double s = 0.0;
+          for (int64_t i = 0; i < n_in; ++i) s += std::fabs(hw.values[r * n_in + i] * x[k * n_in + i]);
+          tol[k * n_out + r] = static_cast<float>(s) * tol_factor(t) + 1e-6f;
+        }
+      }
+      expect_close(pair.download(pair.gpu(), og), pair.download(pair.cpu(), oc), tol,
+                   label(t) + " n_in " + std::to_string(n_in) + " n_out " + std::to_string(n_out) + " batch " +
+                       std::to_string(n_tok));
+    }
+  }
+}
+
+TEST_P(MatmulParity, MoeMatmulMatchesCpuWithSharedAndPerSlotInputs) {
+  RF_REQUIRE_GPU_PAIR(pair);
+  const Type t = GetParam();
+  std::mt19937 rng(99 + static_cast<unsigned>(t));
+  const int64_t n_in = row_len_for(t, false), n_out = 37, n_expert = 5, n_used = 2;
+  const HostWeight hw = make_weight(rng, t, n_in, n_out * n_expert);
+  auto [wg, wc] = pair.weight(t, n_in, n_out, n_expert, hw.bytes);
+  for (const int64_t n : {1, 7}) {
+    std::vector<int32_t> ids(static_cast<size_t>(n * n_used));
+    for (int64_t k = 0; k < n; ++k) {  // two distinct experts per token
+      ids[k * n_used] = static_cast<int32_t>(rng() % n_expert);
+      ids[k * n_used + 1] = static_cast<int32_t>((ids[k * n_used] + 1 + rng() % (n_expert - 1)) % n_expert);
+    }
+    const Tensor idg = pair.make(pair.gpu(), Type::I32, n_used, n, ids.data());
+    const Tensor idc = pair.make(pair.cpu(), Type::I32, n_used, n, ids.data());
+    for (const bool shared : {true, false}) {
+      const int64_t rows = shared ? n : n * n_used;
+      const std::vector<float> x = random_floats(rng, static_cast<size_t>(n_in * rows));
+      const Tensor og = pair.gpu_zeros(n_out, n * n_used), oc = pair.cpu_zeros(n_out, n * n_used);
+      pair.gpu().moe_matmul(og, pair.gpu_f32(x, n_in), wg, idg);
+      pair.cpu().moe_matmul(oc, pair.cpu_f32(x, n_in), wc, idc);
+      std::vector<float> tol(static_cast<size_t>(n_out * n * n_used));
+      for (int64_t p = 0; p < n * n_used; ++p) {
+        const int64_t e = ids[p], a = shared ? p / n_used : p;
+        for (int64_t r = 0; r < n_out; ++r) {
+          double s = 0.0;
+          for (int64_t i = 0; i < n_in; ++i) s += std::fabs(hw.values[(e * n_out + r) * n_in + i] * x[a * n_in + i]);
+          tol[p * n_out + r] = static_cast<float>(s) * tol_factor(t) + 1e-6f;
+        }
+      }
+      expect_close(pair.download(pair.gpu(), og), pair.download(pair.cpu(), oc), tol,
+                   label(t) + " moe n " + std::to_string(n) + (shared ? " shared" : " per-slot"));
+    }
+  }
+}
+
+TEST_P(MatmulParity, EmbedMatchesCpuDequantization) {
+  RF_REQUIRE_GPU_PAIR(pair);
+  const Type t = GetParam();
+  std::mt19937 rng(7 + static_cast<unsigned>(t));
+  const int64_t n_embd = row_len_for(t, true), n_vocab = 29;
+  const HostWeight hw = make_weight(rng, t, n_embd, n_vocab);
+  auto [wg, wc] = pair.weight(t, n_embd, n_vocab, 1, hw.bytes);
+  backend::Batch b;
+  for (int32_t tok : {3, 0, 28, 3, 17}) b.tokens.push_back(tok);
+  b.positions = {0, 1, 2, 3, 4};
+  b.seq = {0, 0, 0, 0, 0};
+  b.block_tables = {{0}};
+  const auto bg = pair.gpu().prepare_batch(b);
+  const auto bc = pair.cpu().prepare_batch(b);
+  const Tensor og = pair.gpu_zeros(n_embd, 5), oc = pair.cpu_zeros(n_embd, 5);
+  pair.gpu().embed(og, wg, *bg);
+  pair.cpu().embed(oc, wc, *bc);
+  const std::vector<float> want = pair.download(pair.cpu(), oc);
+  float amax = 0.0f;
+  for (float v : want) amax = std::max(amax, std::fabs(v));
+  expect_close(pair.download(pair.gpu(), og), want, {amax * 1e-6f}, label(t) + " embed");
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, MatmulParity, ::testing::ValuesIn(kTypes),
+                         [](const ::testing::TestParamInfo<Type>& p) { return label(p.param); });
+
+TEST(GpuMatmul, SupportedTypesMatchTheParityList) {
+  for (Type t : kTypes) EXPECT_TRUE(weight_type_supported(t)) << label(t);
+  EXPECT_FALSE(weight_type_supported(Type::IQ2_XXS));
+  EXPECT_EQ(activation_type(Type::Q4_K), Type::Q8_K);
+  EXPECT_EQ(activation_type(Type::Q4_1), Type::Q8_1);
+  EXPECT_EQ(activation_type(Type::F16), Type::F16);
+}
+
+}  // namespace
+}  // namespace rf::gpu::test

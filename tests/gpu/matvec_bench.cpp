@@ -1,0 +1,127 @@
+// Micro-benchmark of the GPU backend's matmul (activation rounding + product) for decode (1 token) and a
+// prefill-sized batch, on 7B-shaped weights: reports weight GB/s for decode as a share of the device's measured
+// copy bandwidth, and GFLOP/s for the batch. Run on the GPU machine:  gpu_matvec_bench [types...]
+// Weights rotate over several copies so that the 50 MB L2 cache cannot hold them.
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/gpu/gpu_backend.h"
+#include "quant/quant.h"
+#include "quant/types.h"
+
+namespace {
+
+using rf::backend::Tensor;
+using rf::quant::Type;
+
+struct Timer {
+  gpuEvent_t a{}, b{};
+  Timer() {
+    GPU_CHECK(gpuEventCreateWithFlags(&a, gpuEventDefault));
+    GPU_CHECK(gpuEventCreateWithFlags(&b, gpuEventDefault));
+  }
+  ~Timer() {
+    (void)gpuEventDestroy(a);
+    (void)gpuEventDestroy(b);
+  }
+};
+
+template <typename F>
+double median_ms(gpuStream_t s, int reps, F&& f) {
+  Timer t;
+  std::vector<double> ms;
+  for (int i = 0; i < reps; ++i) {
+    GPU_CHECK(gpuEventRecord(t.a, s));
+    f(i);
+    GPU_CHECK(gpuEventRecord(t.b, s));
+    GPU_CHECK(gpuEventSynchronize(t.b));
+    float v = 0.0f;
+    GPU_CHECK(gpuEventElapsedTime(&v, t.a, t.b));
+    ms.push_back(v);
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+double copy_bandwidth_gbs(gpuStream_t s) {
+  const size_t bytes = size_t{1} << 30;
+  void *src = nullptr, *dst = nullptr;
+  GPU_CHECK(gpuMalloc(&src, bytes));
+  GPU_CHECK(gpuMalloc(&dst, bytes));
+  GPU_CHECK(gpuMemsetAsync(src, 1, bytes, s));
+  const double ms = median_ms(s, 10, [&](int) { GPU_CHECK(gpuMemcpyAsync(dst, src, bytes, gpuMemcpyDeviceToDevice, s)); });
+  GPU_CHECK(gpuFree(src));
+  GPU_CHECK(gpuFree(dst));
+  return 2.0 * static_cast<double>(bytes) / (ms * 1e6);  // read + write
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto created = rf::gpu::GpuBackend::create(0);
+  if (!created.ok()) {
+    std::fprintf(stderr, "gpu_matvec_bench: %s\n", created.error_message().c_str());
+    return 1;
+  }
+  rf::gpu::GpuBackend& be = **created;
+  std::printf("%s\n", rf::gpu::describe(be.device()).c_str());
+  const double copy_gbs = copy_bandwidth_gbs(be.stream());
+  std::printf("device copy bandwidth: %.0f GB/s (read + write)\n", copy_gbs);
+
+  std::vector<Type> types = {Type::Q4_0, Type::Q4_K, Type::Q6_K, Type::Q8_0, Type::F16};
+  if (argc > 1) {
+    types.clear();
+    for (int i = 1; i < argc; ++i) {
+      if (auto t = rf::quant::type_from_name(argv[i])) types.push_back(*t);
+    }
+  }
+  const int64_t n_in = 4096, n_out = 11008, n_copies = 6, n_batch = 512;
+  std::mt19937 rng(1);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::printf("%-7s %10s %12s %10s %8s %14s\n", "type", "MB/copy", "decode us", "GB/s", "% copy", "batch GFLOP/s");
+  for (const Type t : types) {
+    const size_t rb = *rf::quant::row_bytes(t, n_in);
+    // 256 quantized random rows, tiled over the matrix.
+    std::vector<float> src(static_cast<size_t>(n_in) * 256);
+    for (auto& v : src) v = dist(rng);
+    std::vector<uint8_t> seed(rb * 256);
+    for (int r = 0; r < 256; ++r) (void)rf::quant::quantize(t, src.data() + r * n_in, seed.data() + r * rb, n_in);
+    std::vector<uint8_t> bytes(rb * static_cast<size_t>(n_out));
+    for (int64_t r = 0; r < n_out; ++r) std::memcpy(bytes.data() + r * rb, seed.data() + (r % 256) * rb, rb);
+    std::vector<Tensor> w;
+    for (int c = 0; c < n_copies; ++c) {
+      rf::gguf::TensorInfo info;
+      info.name = "bench";
+      info.type = t;
+      info.ne = {n_in, n_out, 1, 1};
+      info.data = bytes.data();
+      auto loaded = be.load_weight(info);
+      if (!loaded.ok()) {
+        std::fprintf(stderr, "%s\n", loaded.error_message().c_str());
+        return 1;
+      }
+      w.push_back(*loaded);
+    }
+    auto xbuf = be.alloc(static_cast<size_t>(n_in * n_batch) * sizeof(float));
+    auto obuf = be.alloc(static_cast<size_t>(n_out * n_batch) * sizeof(float));
+    std::vector<float> x(static_cast<size_t>(n_in * n_batch));
+    for (auto& v : x) v = dist(rng);
+    Tensor xt = rf::backend::make_tensor(xbuf->data(), Type::F32, n_in, n_batch);
+    be.to_device(xt, x.data(), x.size() * sizeof(float));
+    Tensor ot = rf::backend::make_tensor(obuf->data(), Type::F32, n_out, n_batch);
+    const Tensor x1 = xt.rows(0, 1), o1 = ot.rows(0, 1);
+    for (int i = 0; i < 5; ++i) be.matmul(o1, x1, w[static_cast<size_t>(i) % w.size()]);  // warm-up
+    const double dec_ms = median_ms(be.stream(), 60, [&](int i) { be.matmul(o1, x1, w[static_cast<size_t>(i) % w.size()]); });
+    be.matmul(ot, xt, w[0]);
+    const double bat_ms = median_ms(be.stream(), 5, [&](int i) { be.matmul(ot, xt, w[static_cast<size_t>(i) % w.size()]); });
+    const double gbs = static_cast<double>(bytes.size()) / (dec_ms * 1e6);
+    const double gflops = 2.0 * n_in * n_out * n_batch / (bat_ms * 1e6);
+    std::printf("%-7s %10.1f %12.1f %10.0f %7.1f%% %14.0f\n", std::string(rf::quant::type_name(t)).c_str(),
+                static_cast<double>(bytes.size()) / 1e6, dec_ms * 1e3, gbs, 100.0 * gbs / copy_gbs, gflops);
+  }
+  return 0;
+}

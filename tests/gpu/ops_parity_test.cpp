@@ -1,0 +1,268 @@
+// GPU element-wise ops, rope, paged KV store + attention and MoE routing against the scalar CPU backend, on
+// random data with odd sizes and batches of 1, 7 and 33 tokens.
+//
+// Tolerances (absolute, values of order 1): rms_norm / add / silu_mul / moe_combine 1e-5 relative to the row's
+// largest value (float vs double sums, expf vs std::exp); rope 2e-5 (cosf / sinf vs the C library); attention
+// with an F32 cache 1e-4, with an F16 cache 2e-3 (the CPU rounds each probability to F16 before weighting V,
+// the GPU's online softmax cannot); kv_store F16 caches bit-exact (both round to nearest even), F32 exact;
+// moe_route: identical expert ids, weights 1e-6.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend_pair.h"
+
+namespace rf::gpu::test {
+namespace {
+
+using quant::Type;
+
+// A batch of n tokens of one sequence at positions start.. (block table: shuffled physical blocks).
+backend::Batch seq_batch(std::mt19937& rng, int64_t n, int32_t start, int32_t n_blocks) {
+  backend::Batch b;
+  std::vector<int32_t> blocks(static_cast<size_t>(n_blocks));
+  std::iota(blocks.begin(), blocks.end(), 0);
+  std::shuffle(blocks.begin(), blocks.end(), rng);
+  b.block_tables = {blocks};
+  for (int64_t i = 0; i < n; ++i) {
+    b.tokens.push_back(0);
+    b.positions.push_back(start + static_cast<int32_t>(i));
+    b.seq.push_back(0);
+  }
+  return b;
+}
+
+float row_scale(const std::vector<float>& v) {
+  float m = 0.0f;
+  for (float x : v) m = std::max(m, std::fabs(x));
+  return m;
+}
+
+TEST(GpuOpsParity, RmsNormAddSiluMulAndGetRowsMatchCpu) {
+  RF_REQUIRE_GPU_PAIR(pair);
+  std::mt19937 rng(5);
+  for (const int64_t ne0 : {1, 67, 4099}) {
+    for (const int64_t n : {1, 7, 33}) {
+      const std::string at = " ne0 " + std::to_string(ne0) + " n " + std::to_string(n);
+      const auto x = random_floats(rng, static_cast<size_t>(ne0 * n), 3.0f);
+      const auto y = random_floats(rng, static_cast<size_t>(ne0 * n));
+      const auto w = random_floats(rng, static_cast<size_t>(ne0));
+      Tensor xg = pair.gpu_f32(x, ne0), xc = pair.cpu_f32(x, ne0);
+      const Tensor yg = pair.gpu_f32(y, ne0), yc = pair.cpu_f32(y, ne0);
+      const Tensor wg = pair.gpu_f32(w, ne0), wc = pair.cpu_f32(w, ne0);
+      Tensor og = pair.gpu_zeros(ne0, n), oc = pair.cpu_zeros(ne0, n);
+
+      pair.gpu().rms_norm(og, xg, wg, 1e-5f);
+      pair.cpu().rms_norm(oc, xc, wc, 1e-5f);
+      auto want = pair.download(pair.cpu(), oc);
+      expect_close(pair.download(pair.gpu(), og), want, {row_scale(want) * 1e-5f}, "rms_norm" + at);
+      pair.gpu().rms_norm(og, xg, Tensor{}, 1e-6f);  // no weight
+      pair.cpu().rms_norm(oc, xc, Tensor{}, 1e-6f);
+      want = pair.download(pair.cpu(), oc);
+      expect_close(pair.download(pair.gpu(), og), want, {row_scale(want) * 1e-5f}, "rms_norm no weight" + at);
+
+      pair.gpu().add(og, xg, yg);
+      pair.cpu().add(oc, xc, yc);
+      want = pair.download(pair.cpu(), oc);
+      expect_close(pair.download(pair.gpu(), og), want, {0.0f}, "add" + at);
+      pair.gpu().add(og, xg, wg);  // one row broadcast (bias)
+      pair.cpu().add(oc, xc, wc);
+      want = pair.download(pair.cpu(), oc);
+      expect_close(pair.download(pair.gpu(), og), want, {0.0f}, "add broadcast" + at);
+
+      pair.gpu().silu_mul(xg, xg, yg);  // in place on the gate
+      pair.cpu().silu_mul(xc, xc, yc);
+      want = pair.download(pair.cpu(), xc);
+      expect_close(pair.download(pair.gpu(), xg), want, {row_scale(want) * 1e-5f + 1e-7f}, "silu_mul" + at);
+
+      backend::Batch b = seq_batch(rng, n, 0, static_cast<int32_t>(n));
+      for (int64_t i = n - 1; i >= 0; i -= 3) b.output_rows.insert(b.output_rows.begin(), static_cast<int32_t>(i));
+      const auto bg = pair.gpu().prepare_batch(b);
+      const auto bc = pair.cpu().prepare_batch(b);
+      const auto n_out = static_cast<int64_t>(b.output_rows.size());
+      const Tensor rg = pair.gpu_zeros(ne0, n_out), rc = pair.cpu_zeros(ne0, n_out);
+      pair.gpu().get_rows(rg, yg, *bg);
+      pair.cpu().get_rows(rc, yc, *bc);
+      expect_close(pair.download(pair.gpu(), rg), pair.download(pair.cpu(), rc), {0.0f}, "get_rows" + at);
+    }
+  }
+}
+
+TEST(GpuOpsParity, RopeNormalAndNeoxWithPartialRotationAndFrequencyFactors) {
+  RF_REQUIRE_GPU_PAIR(pair);
+  std::mt19937 rng(11);
+  for (const auto mode : {backend::RopeMode::kNormal, backend::RopeMode::kNeox}) {
+    for (const int n_rot : {64, 32}) {
+      for (const bool factors : {false, true}) {
+        const int n_head = 3, head_dim = 64;
+        const int64_t n = 33;
+        backend::RopeParams p;
+        p.mode = mode;
+        p.n_head = n_head;
+        p.head_dim = head_dim;
+        p.n_rot = n_rot;
+        p.freq_base = 500000.0f;
+        p.freq_scale = 0.5f;
+        std::vector<float> ff(static_cast<size_t>(n_rot / 2));
+        for (auto& f : ff) f = 1.0f + static_cast<float>(rng() % 8);
+        const backend::Batch b = seq_batch(rng, n, 1000, 70);
+        const auto bg = pair.gpu().prepare_batch(b);
+        const auto bc = pair.cpu().prepare_batch(b);
+        const auto x = random_floats(rng, static_cast<size_t>(n_head * head_dim * n));
+        const Tensor xg = pair.gpu_f32(x, n_head * head_dim), xc = pair.cpu_f32(x, n_head * head_dim);
+        backend::RopeParams pg = p, pc = p;
+        if (factors) {
+          pg.freq_factors = pair.gpu_f32(ff, n_rot / 2);
+          pc.freq_factors = pair.cpu_f32(ff, n_rot / 2);
+        }
+        pair.gpu().rope(xg, *bg, pg);
+        pair.cpu().rope(xc, *bc, pc);
+        expect_close(pair.download(pair.gpu(), xg), pair.download(pair.cpu(), xc), {2e-5f},
+                     std::string("rope ") + (mode == backend::RopeMode::kNeox ? "neox" : "normal") + " n_rot " +
+                         std::to_string(n_rot) + (factors ? " factors" : ""));
+      }
+    }
+  }
+}
+
+struct AttnCase {
+  Type cache_type;
+  int n_head, n_head_kv, head_dim;
+};
+
+class AttentionParity : public ::testing::TestWithParam<AttnCase> {};
+
+// Two sequences in one prefill batch (shuffled, interleaved physical blocks), then one decode token each.
+TEST_P(AttentionParity, PrefillThenDecodeOverPagedCacheMatchesCpu) {
+  RF_REQUIRE_GPU_PAIR(pair);
+  const AttnCase c = GetParam();
+  std::mt19937 rng(17 + c.head_dim + c.n_head);
+  const int block = 16, n_blocks = 24;
+  const int64_t k_row = static_cast<int64_t>(c.n_head_kv) * c.head_dim;
+  const int64_t q_row = static_cast<int64_t>(c.n_head) * c.head_dim;
+  std::vector<int32_t> ids(n_blocks);
+  std::iota(ids.begin(), ids.end(), 0);
+  std::shuffle(ids.begin(), ids.end(), rng);
+  const std::vector<std::vector<int32_t>> tables = {{ids.begin(), ids.begin() + 12}, {ids.begin() + 12, ids.end()}};
+  Tensor kg = pair.make(pair.gpu(), c.cache_type, k_row, n_blocks * block, nullptr);
+  Tensor vg = pair.make(pair.gpu(), c.cache_type, k_row, n_blocks * block, nullptr);
+  Tensor kc = pair.make(pair.cpu(), c.cache_type, k_row, n_blocks * block, nullptr);
+  Tensor vc = pair.make(pair.cpu(), c.cache_type, k_row, n_blocks * block, nullptr);
+  backend::AttentionParams p;
+  p.n_head = c.n_head;
+  p.n_head_kv = c.n_head_kv;
+  p.head_dim_k = p.head_dim_v = c.head_dim;
+  p.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  const float tol = c.cache_type == Type::F16 ? 2e-3f : 1e-4f;
+  const int32_t lens[2] = {150, 33};  // the first walks two 128-position tiles
+  for (int step = 0; step < 2; ++step) {
+    backend::Batch b;
+    b.block_tables = tables;
+    b.kv_block_size = block;
+    for (int s = 0; s < 2; ++s) {
+      const int32_t from = step == 0 ? 0 : lens[s], to = step == 0 ? lens[s] : lens[s] + 1;
+      for (int32_t pos = from; pos < to; ++pos) {
+        b.tokens.push_back(0);
+        b.positions.push_back(pos);
+        b.seq.push_back(s);
+      }
+    }
+    const int64_t n = b.n_tokens();
+    const auto bg = pair.gpu().prepare_batch(b);
+    const auto bc = pair.cpu().prepare_batch(b);
+    const auto k = random_floats(rng, static_cast<size_t>(k_row * n));
+    const auto v = random_floats(rng, static_cast<size_t>(k_row * n));
+    const auto q = random_floats(rng, static_cast<size_t>(q_row * n), 2.0f);
+    pair.gpu().kv_store(kg, vg, pair.gpu_f32(k, k_row), pair.gpu_f32(v, k_row), *bg);
+    pair.cpu().kv_store(kc, vc, pair.cpu_f32(k, k_row), pair.cpu_f32(v, k_row), *bc);
+    const Tensor og = pair.gpu_zeros(q_row, n), oc = pair.cpu_zeros(q_row, n);
+    pair.gpu().attention(og, pair.gpu_f32(q, q_row), kg, vg, *bg, p);
+    pair.cpu().attention(oc, pair.cpu_f32(q, q_row), kc, vc, *bc, p);
+    expect_close(pair.download(pair.gpu(), og), pair.download(pair.cpu(), oc), {tol},
+                 std::string(step == 0 ? "prefill" : "decode") + " head_dim " + std::to_string(c.head_dim));
+  }
+  // The caches themselves: identical bytes.
+  const size_t cache_bytes = kg.nb1 * static_cast<size_t>(kg.ne1);
+  std::vector<uint8_t> cg(cache_bytes), cc(cache_bytes);
+  pair.gpu().to_host(cg.data(), kg, cache_bytes);
+  pair.cpu().to_host(cc.data(), kc, cache_bytes);
+  EXPECT_TRUE(cg == cc) << "K caches differ";
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, AttentionParity,
+                         ::testing::Values(AttnCase{Type::F32, 4, 4, 64}, AttnCase{Type::F16, 8, 2, 64},
+                                           AttnCase{Type::F32, 6, 1, 128}, AttnCase{Type::F16, 4, 2, 256},
+                                           AttnCase{Type::F32, 2, 1, 80}),
+                         [](const ::testing::TestParamInfo<AttnCase>& i) {
+                           return std::string(quant::type_name(i.param.cache_type)) + "_h" +
+                                  std::to_string(i.param.n_head) + "_kv" + std::to_string(i.param.n_head_kv) + "_d" +
+                                  std::to_string(i.param.head_dim);
+                         });
+
+TEST(GpuOpsParity, MoeRouteAndCombineMatchCpu) {
+  RF_REQUIRE_GPU_PAIR(pair);
+  std::mt19937 rng(23);
+  for (const int64_t n_expert : {8, 60}) {
+    for (const int64_t n_used : {1, 2, 6}) {
+      for (const bool normalize : {false, true}) {
+        const int64_t n = 7, n_embd = 45;
+        const auto logits = random_floats(rng, static_cast<size_t>(n_expert * n), 2.0f);
+        const std::string at = " experts " + std::to_string(n_expert) + " used " + std::to_string(n_used);
+        const Tensor idg = pair.make(pair.gpu(), Type::I32, n_used, n, nullptr);
+        const Tensor idc = pair.make(pair.cpu(), Type::I32, n_used, n, nullptr);
+        const Tensor wg = pair.gpu_zeros(n_used, n), wc = pair.cpu_zeros(n_used, n);
+        pair.gpu().moe_route(idg, wg, pair.gpu_f32(logits, n_expert), normalize);
+        pair.cpu().moe_route(idc, wc, pair.cpu_f32(logits, n_expert), normalize);
+        std::vector<int32_t> ig(static_cast<size_t>(n_used * n)), ic(ig.size());
+        pair.gpu().to_host(ig.data(), idg, ig.size() * 4);
+        pair.cpu().to_host(ic.data(), idc, ic.size() * 4);
+        EXPECT_EQ(ig, ic) << "moe_route ids" << at;
+        const auto weights = pair.download(pair.cpu(), wc);
+        expect_close(pair.download(pair.gpu(), wg), weights, {1e-6f}, "moe_route weights" + at);
+
+        const auto eo = random_floats(rng, static_cast<size_t>(n_embd * n * n_used));
+        const Tensor og = pair.gpu_zeros(n_embd, n), oc = pair.cpu_zeros(n_embd, n);
+        pair.gpu().moe_combine(og, pair.gpu_f32(eo, n_embd), wg);
+        pair.cpu().moe_combine(oc, pair.cpu_f32(eo, n_embd), wc);
+        const auto want = pair.download(pair.cpu(), oc);
+        expect_close(pair.download(pair.gpu(), og), want, {row_scale(want) * 1e-5f}, "moe_combine" + at);
+      }
+    }
+  }
+}
+
+// Runs without a GPU too: the factory must answer with a backend or a clear error, never abort.
+TEST(GpuBackendFactory, ReturnsABackendOrAnErrorSayingWhy) {
+  auto be = create_gpu_backend(backend::BackendOptions{});
+  if (be.ok()) {
+    EXPECT_NE((*be)->name().find("gpu"), std::string::npos);
+  } else {
+    EXPECT_FALSE(be.error_message().empty());
+    if (gpu_required()) ADD_FAILURE() << "GPU required but the factory failed: " << be.error_message();
+  }
+}
+
+TEST(GpuBackendFactory, WeightsShareAFewLargeArenas) {
+  RF_REQUIRE_GPU_PAIR(pair);
+  std::vector<uint8_t> bytes(*quant::row_bytes(Type::Q4_0, 4096) * 64, 0x11);
+  for (int i = 0; i < 200; ++i) pair.weight(Type::Q4_0, 4096, 64, 1, bytes);
+  EXPECT_LE(pair.gpu().arena_count(), 2u);
+  EXPECT_GE(pair.gpu().arena_bytes_used(), bytes.size() * 200);
+  gguf::TensorInfo info;
+  info.name = "blk.0.unsupported";
+  info.type = Type::IQ2_XXS;
+  info.ne = {256, 4, 1, 1};
+  std::vector<uint8_t> iq(*quant::row_bytes(Type::IQ2_XXS, 256) * 4);
+  info.data = iq.data();
+  const auto w = pair.gpu().load_weight(info);
+  ASSERT_FALSE(w.ok());
+  EXPECT_NE(w.error_message().find("IQ2_XXS"), std::string::npos) << w.error_message();
+}
+
+}  // namespace
+}  // namespace rf::gpu::test
