@@ -3,6 +3,7 @@
 
 #include <cstdio>
 
+#include "cli/bench_command.h"
 #include "cli/inspect_command.h"
 #include "cli/synth_command.h"
 #include "tokenizer/tokenize_command.h"
@@ -13,6 +14,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "rocmforge " ROCMFORGE_VERSION);
   int exit_code = 0;
   rf::cli::register_inspect_command(app, exit_code);
+  rf::cli::register_bench_command(app, exit_code);
   rf::cli::register_synth_command(app, exit_code);
   rf::tokenizer::register_tokenize_command(app, exit_code);
   try {

@@ -2,6 +2,7 @@
 // attention are in cpu_ops.cpp.
 #include "backend/cpu/cpu_backend.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -121,6 +122,20 @@ void CpuBackend::dot_rows(Tensor out, Tensor w, size_t act_row_bytes, int64_t n_
       [&](int64_t rb, int64_t re, int thread) {
         std::vector<float>& wrow = scratch_[static_cast<size_t>(thread)];
         if (k.dot == nullptr) wrow.resize(static_cast<size_t>(n_in));
+        if (k.dot != nullptr && expert_of_pair == nullptr) {
+          // Fused dots, one weight matrix: tiles of kRowTile weight rows (kept in L1/L2) against each activation
+          // row in turn, so an activation row is read once per tile instead of once per weight row.
+          constexpr int64_t kRowTile = 16;
+          for (int64_t r0 = rb; r0 < re; r0 += kRowTile) {
+            const int64_t r1 = std::min(re, r0 + kRowTile);
+            for (int64_t p = 0; p < n_pairs; ++p) {
+              const uint8_t* act = act_.data() + (act_of_pair ? act_of_pair[p] : p) * act_row_bytes;
+              float* o = row_f32(out, p);
+              for (int64_t r = r0; r < r1; ++r) o[r] = k.dot(n_in, static_cast<const uint8_t*>(w.data) + r * w.nb1, act);
+            }
+          }
+          return;
+        }
         for (int64_t r = rb; r < re; ++r) {
           int32_t loaded_expert = -1;
           for (int64_t p = 0; p < n_pairs; ++p) {

@@ -1,0 +1,278 @@
+// `rocmforge bench`: see bench_command.h. Timings follow llama-bench: one untimed warm-up of each phase, then
+// -r repetitions; pp = a -p token prompt in one batch from an empty context, tg = -n single-token steps from an
+// empty context (logits of every step computed, as generation needs them).
+#include "cli/bench_command.h"
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <numeric>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/simd_bench.h"
+#include "kv/kv_cache.h"
+#include "model/model.h"
+
+namespace rf::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+struct BenchOptions {
+  std::string model;
+  int n_prompt = 512, n_gen = 128, reps = 3, threads = 0;
+  std::string device = "auto";
+  bool json = false, kernels = false;
+};
+
+void mean_sd(const std::vector<double>& v, double* mean, double* sd) {
+  *mean = v.empty() ? 0.0 : std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+  double ss = 0.0;
+  for (double x : v) ss += (x - *mean) * (x - *mean);
+  *sd = v.size() > 1 ? std::sqrt(ss / static_cast<double>(v.size() - 1)) : 0.0;
+}
+
+// Deterministic token ids spread over the vocabulary.
+int32_t bench_token(int64_t i, int64_t n_vocab) { return static_cast<int32_t>((i * 7919 + 13) % n_vocab); }
+
+// Runs `n_tokens` tokens of a fresh sequence in batches of `batch` tokens; returns the seconds taken.
+Expected<double> run_sequence(model::Model& m, kv::KvCache& cache, int n_tokens, int batch) {
+  const int32_t seq = cache.add_sequence();
+  std::vector<float> logits;
+  const auto t0 = Clock::now();
+  for (int done = 0; done < n_tokens;) {
+    const int n = std::min(batch, n_tokens - done);
+    Status s = cache.reserve(seq, n);
+    if (!s.ok()) return s;
+    backend::Batch b;
+    for (int i = 0; i < n; ++i) {
+      b.tokens.push_back(bench_token(done + i, m.hparams().n_vocab));
+      b.positions.push_back(done + i);
+      b.seq.push_back(0);
+    }
+    b.block_tables.push_back(cache.block_table(seq));
+    b.output_rows.push_back(n - 1);
+    s = m.forward(std::move(b), cache, &logits);
+    if (!s.ok()) return s;
+    cache.advance(seq, n);
+    done += n;
+  }
+  const double secs = seconds_since(t0);
+  cache.release_sequence(seq);
+  return secs;
+}
+
+Expected<BenchResult> run_bench(const BenchOptions& o) {
+  if (o.device == "gpu") return Status::error("bench: --device gpu is not available in this build of bench yet");
+  if (o.device != "auto" && o.device != "cpu") {
+    return Status::error("bench: --device must be auto, cpu or gpu, got '" + o.device + "'");
+  }
+  if (o.n_prompt < 0 || o.n_gen < 0 || o.reps < 1) return Status::error("bench: -p/-n must be >= 0 and -r >= 1");
+  BenchResult r;
+  r.model = o.model;
+  r.n_prompt = o.n_prompt;
+  r.n_gen = o.n_gen;
+  r.reps = o.reps;
+  r.device = cpu_name();
+  backend::cpu::CpuBackend be(o.threads);
+  r.threads = be.n_threads();
+  r.backend = be.name();
+  // Bandwidth first, then forget its buffer in the RSS high-water mark so peak RSS is the model's.
+  r.memory_bandwidth_bytes_per_s = measure_read_bandwidth(r.threads);
+  reset_peak_rss();
+
+  const auto t0 = Clock::now();
+  auto loaded = model::Model::load(o.model, be);
+  if (!loaded) return loaded.status();
+  r.load_seconds = seconds_since(t0);
+  model::Model& m = **loaded;
+  r.weight_bytes_per_token = static_cast<double>(m.weight_bytes_per_token());
+
+  kv::KvOptions kvo;
+  kvo.n_slots = std::max(o.n_prompt, o.n_gen) + 64;
+  auto cache = kv::KvCache::create(be, m.kv_shape(), kvo);
+  if (!cache) return cache.status();
+
+  std::vector<double> pp, tg;
+  if (o.n_prompt > 0) {
+    auto warm = run_sequence(m, **cache, std::min(o.n_prompt, 32), o.n_prompt);
+    if (!warm) return warm.status();
+    for (int i = 0; i < o.reps; ++i) {
+      auto secs = run_sequence(m, **cache, o.n_prompt, o.n_prompt);
+      if (!secs) return secs.status();
+      pp.push_back(o.n_prompt / *secs);
+    }
+  }
+  if (o.n_gen > 0) {
+    auto warm = run_sequence(m, **cache, 2, 1);
+    if (!warm) return warm.status();
+    for (int i = 0; i < o.reps; ++i) {
+      auto secs = run_sequence(m, **cache, o.n_gen, 1);
+      if (!secs) return secs.status();
+      tg.push_back(o.n_gen / *secs);
+    }
+  }
+  mean_sd(pp, &r.pp_tokens_per_s, &r.pp_tokens_per_s_sd);
+  mean_sd(tg, &r.tg_tokens_per_s, &r.tg_tokens_per_s_sd);
+  r.tg_roofline_fraction = r.memory_bandwidth_bytes_per_s > 0
+                               ? r.tg_tokens_per_s * r.weight_bytes_per_token / r.memory_bandwidth_bytes_per_s
+                               : 0.0;
+  r.peak_rss_bytes = peak_rss_bytes();
+  return r;
+}
+
+nlohmann::json to_json(const BenchResult& r) {
+  return {{"model", r.model},
+          {"device", r.device},
+          {"backend", r.backend},
+          {"threads", r.threads},
+          {"n_prompt", r.n_prompt},
+          {"n_gen", r.n_gen},
+          {"repetitions", r.reps},
+          {"pp_tokens_per_s", r.pp_tokens_per_s},
+          {"pp_tokens_per_s_sd", r.pp_tokens_per_s_sd},
+          {"tg_tokens_per_s", r.tg_tokens_per_s},
+          {"tg_tokens_per_s_sd", r.tg_tokens_per_s_sd},
+          {"weight_bytes_per_token", r.weight_bytes_per_token},
+          {"memory_bandwidth_bytes_per_s", r.memory_bandwidth_bytes_per_s},
+          {"tg_roofline_fraction", r.tg_roofline_fraction},
+          {"load_seconds", r.load_seconds},
+          {"peak_rss_bytes", r.peak_rss_bytes}};
+}
+
+void print_text(const BenchResult& r) {
+  std::printf("model      %s\n", r.model.c_str());
+  std::printf("device     %s, backend %s\n", r.device.c_str(), r.backend.c_str());
+  std::printf("load       %.3f s, peak RSS %.1f MiB\n", r.load_seconds, r.peak_rss_bytes / (1 << 20));
+  std::printf("pp%-5d    %8.2f ± %.2f tokens/s\n", r.n_prompt, r.pp_tokens_per_s, r.pp_tokens_per_s_sd);
+  std::printf("tg%-5d    %8.2f ± %.2f tokens/s\n", r.n_gen, r.tg_tokens_per_s, r.tg_tokens_per_s_sd);
+  std::printf("weights    %.1f MiB read per generated token\n", r.weight_bytes_per_token / (1 << 20));
+  std::printf("bandwidth  %.1f GB/s measured read; tg reads weights at %.1f GB/s = %.0f%% of it\n",
+              r.memory_bandwidth_bytes_per_s / 1e9, r.tg_tokens_per_s * r.weight_bytes_per_token / 1e9,
+              100.0 * r.tg_roofline_fraction);
+}
+
+}  // namespace
+
+double measure_read_bandwidth(int n_threads, size_t bytes) {
+  n_threads = std::max(1, n_threads);
+  const size_t n = bytes / sizeof(uint64_t);
+  std::unique_ptr<uint64_t[]> buf(new uint64_t[n]);
+  std::vector<std::thread> workers;
+  const size_t per = n / static_cast<size_t>(n_threads);
+  auto for_each_thread = [&](auto fn) {
+    workers.clear();
+    for (int t = 0; t < n_threads; ++t) workers.emplace_back(fn, static_cast<size_t>(t) * per, per);
+    for (auto& w : workers) w.join();
+  };
+  // Each thread touches its own part first (pages land where they are read).
+  for_each_thread([&](size_t b, size_t len) {
+    for (size_t i = 0; i < len; ++i) buf[b + i] = (b + i) * 0x9e3779b97f4a7c15ull;
+  });
+  std::vector<uint64_t> sinks(static_cast<size_t>(n_threads));
+  double best = 0.0;
+  for (int pass = 0; pass < 4; ++pass) {
+    const auto t0 = Clock::now();
+    for_each_thread([&](size_t b, size_t len) {
+      uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;  // independent chains so the loop vectorizes and streams
+      const uint64_t* p = buf.get() + b;
+      for (size_t i = 0; i + 4 <= len; i += 4) {
+        s0 += p[i];
+        s1 += p[i + 1];
+        s2 += p[i + 2];
+        s3 += p[i + 3];
+      }
+      sinks[b / per] = s0 ^ s1 ^ s2 ^ s3;
+    });
+    const double secs = seconds_since(t0);
+    if (pass > 0) best = std::max(best, static_cast<double>(per * static_cast<size_t>(n_threads) * 8) / secs);
+  }
+  volatile uint64_t keep = std::accumulate(sinks.begin(), sinks.end(), uint64_t{0});
+  (void)keep;
+  return best;
+}
+
+double peak_rss_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::strtod(line.c_str() + 6, nullptr) * 1024.0;  // kB
+  }
+  return 0.0;
+}
+
+void reset_peak_rss() {
+  std::ofstream out("/proc/self/clear_refs");
+  out << "5";  // Linux: resets VmHWM to the current RSS
+}
+
+std::string cpu_name() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      const auto colon = line.find(':');
+      if (colon != std::string::npos && colon + 2 <= line.size()) return line.substr(colon + 2);
+    }
+  }
+  return "cpu";
+}
+
+void register_bench_command(CLI::App& app, int& exit_code) {
+  auto o = std::make_shared<BenchOptions>();
+  CLI::App* sub = app.add_subcommand("bench", "Measure prompt processing and generation speed of a model");
+  sub->add_option("-m,--model", o->model, "GGUF model");
+  sub->add_option("-p,--n-prompt", o->n_prompt, "prompt tokens per pp run")->capture_default_str();
+  sub->add_option("-n,--n-gen", o->n_gen, "generated tokens per tg run")->capture_default_str();
+  sub->add_option("-r,--repetitions", o->reps, "timed runs of each phase")->capture_default_str();
+  sub->add_option("--threads", o->threads, "CPU threads (default: physical cores)");
+  sub->add_option("--device", o->device, "auto | cpu | gpu")->capture_default_str();
+  sub->add_flag("--json", o->json, "print one JSON object");
+  sub->add_flag("--kernels", o->kernels, "time the dot kernels of every SIMD table instead (no model)");
+  sub->callback([o, &exit_code] {
+    if (o->kernels) {
+      const auto speeds = backend::cpu::measure_dot_kernels(0.05);
+      if (o->json) {
+        nlohmann::json j = nlohmann::json::array();
+        for (const auto& s : speeds) j.push_back({{"isa", s.isa}, {"type", s.type}, {"gbytes_per_s", s.gbytes_per_s}});
+        std::printf("%s\n", j.dump(2).c_str());
+      } else {
+        std::printf("%s", backend::cpu::format_kernel_speeds(speeds).c_str());
+      }
+      exit_code = 0;
+      return;
+    }
+    if (o->model.empty()) {
+      std::fprintf(stderr, "rocmforge: bench: -m MODEL is required\n");
+      exit_code = 1;
+      return;
+    }
+    auto r = run_bench(*o);
+    if (!r) {
+      std::fprintf(stderr, "rocmforge: %s\n", r.status().message().c_str());
+      exit_code = 1;
+      return;
+    }
+    if (o->json) {
+      std::printf("%s\n", to_json(*r).dump(2).c_str());
+    } else {
+      print_text(*r);
+    }
+    exit_code = 0;
+  });
+}
+
+}  // namespace rf::cli

@@ -1,0 +1,39 @@
+// `rocmforge bench -m MODEL [-p 512] [-n 128] [-r 3] [--threads N] [--device ...] [--json]`: prompt-processing
+// (pp) and generation (tg) tokens/s, load time, peak RSS, weight bytes read per generated token and that traffic as
+// a fraction of the memory read bandwidth measured in the same run. `--kernels` instead times the dot kernels of
+// every SIMD table this CPU has (GB/s of weights per core).
+#pragma once
+
+#include <string>
+
+namespace CLI {
+class App;
+}
+
+namespace rf::cli {
+
+struct BenchResult {
+  std::string model, device, backend;
+  int threads = 0;
+  int n_prompt = 0, n_gen = 0, reps = 0;
+  double pp_tokens_per_s = 0, pp_tokens_per_s_sd = 0;
+  double tg_tokens_per_s = 0, tg_tokens_per_s_sd = 0;
+  double weight_bytes_per_token = 0;
+  double memory_bandwidth_bytes_per_s = 0;
+  double tg_roofline_fraction = 0;
+  double load_seconds = 0;
+  double peak_rss_bytes = 0;
+};
+
+// Multi-threaded streaming read of a buffer far larger than the last-level cache: bytes per second (best of a few
+// passes). The buffer is freed before returning.
+double measure_read_bandwidth(int n_threads, size_t bytes = size_t{512} << 20);
+// VmHWM of this process in bytes (0 when /proc is unavailable); reset_peak_rss() restarts the high-water mark.
+double peak_rss_bytes();
+void reset_peak_rss();
+// The CPU's model name from /proc/cpuinfo ("cpu" when unknown).
+std::string cpu_name();
+
+void register_bench_command(CLI::App& app, int& exit_code);
+
+}  // namespace rf::cli
