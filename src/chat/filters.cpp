@@ -66,6 +66,7 @@ CallArgs drop_args(const CallArgs& a, size_t skip) {
 Value select_like(Env& env, const std::string& name, const Value& input, const CallArgs& a) {
   const bool by_attr = name == "selectattr" || name == "rejectattr";
   const bool keep_if = name == "select" || name == "selectattr";
+  if (!truthy(input)) return make_list(env, {});  // Jinja2 yields nothing for a falsy input (e.g. none)
   std::string attr;
   size_t next = 0;
   if (by_attr) {
@@ -82,7 +83,6 @@ Value select_like(Env& env, const std::string& name, const Value& input, const C
   }
   const CallArgs test_args = drop_args(a, next + 1);
   std::vector<Value> out;
-  if (!truthy(input)) return make_list(env, {});  // Jinja2 yields nothing for a falsy input (e.g. none)
   for (const Value& item : iterate(input)) {
     const Value subject = by_attr ? attr_path(env, item, attr) : item;
     const bool pass = test.empty() ? truthy(subject) : apply_test(env, test, subject, test_args);

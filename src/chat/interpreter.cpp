@@ -132,6 +132,11 @@ void Interpreter::exec_for(const Stmt& s, const FramePtr& frame, std::string& ou
     loop->set("depth0", Value::integer(0));
     loop->set("previtem", i > 0 ? items[static_cast<size_t>(i - 1)] : Value::undefined("there is no previous item"));
     loop->set("nextitem", i + 1 < n ? items[static_cast<size_t>(i + 1)] : Value::undefined("there is no next item"));
+    Callable* cycle = env_.arena->new_callable();  // loop.cycle(a, b, ...) picks by index0
+    cycle->type = Callable::Type::kMethod;
+    cycle->name = "cycle";
+    cycle->self = Value::integer(i);
+    loop->set("cycle", Value::callable(cycle));
     inner->vars["loop"] = Value::dict(loop);
     if (exec_body(s.body, inner, out) == Flow::kBreak) break;
   }
@@ -283,6 +288,7 @@ Value Interpreter::eval(const Expr& e, const FramePtr& frame) {
       if (x.is_undefined()) x.raise_undefined();
       if (!x.is_number()) fail("bad operand type for unary " + std::string(e.kind == ExprKind::kNeg ? "-" : "+") + ": '" + type_name(x) + "'");
       if (e.kind == ExprKind::kPos) return x.is_integral() ? Value::integer(x.as_int()) : x;
+      if (x.kind() == Kind::kFloat) return Value::number(-x.as_double());
       return binary_op(env_, "-", Value::integer(0), x);
     }
     case ExprKind::kNot: return Value::boolean(!truthy(eval(*e.args[0], frame)));

@@ -429,6 +429,10 @@ Value call_method(Env& env, const Callable& fn, const CallArgs& args) {
   if (self.is_string()) return string_method(env, self.as_string(), fn.name, args);
   if (self.is_dict()) return dict_method(env, self.as_dict(), fn.name, args);
   if (self.is_list()) return list_method(env, self.as_list(), fn.name, args);
+  if (fn.name == "cycle" && self.is_integral()) {  // loop.cycle, bound to the iteration's index0
+    if (args.args.empty()) fail("no items for cycling given");
+    return args.args[static_cast<size_t>(self.as_int()) % args.args.size()];
+  }
   fail("'" + fn.name + "' is not callable");
 }
 

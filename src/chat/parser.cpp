@@ -7,6 +7,7 @@
 
 #include "chat/builtins.h"
 
+
 namespace rf::chat {
 
 namespace {
@@ -89,8 +90,18 @@ class Parser {
 
   // Parses until one of `ends` opens a block tag; leaves the stream after that tag name (*end = the name).
   // With no ends, parses to the end of the template.
-  Body parse_body(std::initializer_list<const char*> ends, std::string* end) {
+  // Unknown filters/tests are errors at parse time, except inside {% if %} conditions and bodies, where
+  // Jinja2 defers them to run time (its "soft" frames); bodies of other blocks are not soft.
+  Body parse_body(std::initializer_list<const char*> ends, std::string* end, bool soft = false) {
     DepthGuard guard(this);
+    const bool saved_soft = soft_;
+    soft_ = soft;
+    Body body = parse_body_items(ends, end);
+    soft_ = saved_soft;
+    return body;
+  }
+
+  Body parse_body_items(std::initializer_list<const char*> ends, std::string* end) {
     Body body;
     while (true) {
       const Token& t = cur();
@@ -171,15 +182,18 @@ class Parser {
   void parse_if(Stmt& s) {
     s.kind = StmtKind::kIf;
     while (true) {
+      const bool saved_soft = soft_;
+      soft_ = true;
       ExprPtr cond = parse_tuple(true);
+      soft_ = saved_soft;
       expect_block_end();
       std::string end;
-      Body body = parse_body({"elif", "else", "endif"}, &end);
+      Body body = parse_body({"elif", "else", "endif"}, &end, true);
       s.branches.emplace_back(std::move(cond), std::move(body));
       if (end == "elif") continue;
       if (end == "else") {
         expect_block_end();
-        s.else_body = parse_body({"endif"}, &end);
+        s.else_body = parse_body({"endif"}, &end, true);
       }
       expect_block_end();
       return;
@@ -593,6 +607,20 @@ class Parser {
   ExprPtr parse_subscript(ExprPtr obj, int line) {
     ExprPtr parts[3];
     int n_colons = 0;
+    if (is_op("]") || (!is_op(":") && peek().type == TokenType::kOp && peek().text == ",")) {
+      // x[] and x[a, b]: the key is a tuple, as in Jinja2 (it never matches a JSON key).
+      auto key = make(ExprKind::kTuple, line);
+      while (!is_op("]")) {
+        if (!key->args.empty()) expect_op(",");
+        if (is_op("]")) break;
+        key->args.push_back(parse_expression(true));
+      }
+      next();
+      auto e = make(ExprKind::kGetItem, line);
+      e->args.push_back(std::move(obj));
+      e->args.push_back(std::move(key));
+      return e;
+    }
     if (!is_op(":")) parts[0] = parse_expression(true);
     while (n_colons < 2 && skip_op(":")) {
       ++n_colons;
@@ -651,7 +679,7 @@ class Parser {
   ExprPtr parse_filter(ExprPtr input) {
     auto e = make(ExprKind::kFilter, cur().line);
     e->name = parse_dotted_name();
-    if (!is_known_filter(e->name)) error("no filter named '" + e->name + "'");
+    if (!soft_ && !is_known_filter(e->name)) error("no filter named '" + e->name + "'");
     e->args.push_back(std::move(input));
     if (is_op("(")) parse_args(*e);
     return e;
@@ -667,7 +695,7 @@ class Parser {
         auto e = make(ExprKind::kTest, cur().line);
         e->negated = skip_name("not");
         e->name = parse_dotted_name();
-        if (!is_known_test(e->name)) error("no test named '" + e->name + "'");
+        if (!soft_ && !is_known_test(e->name)) error("no test named '" + e->name + "'");
         e->args.push_back(std::move(node));
         const TokenType t = cur().type;
         if (is_op("(")) {
@@ -690,6 +718,7 @@ class Parser {
   size_t pos_ = 0;
   int depth_ = 0;
   int loop_depth_ = 0;
+  bool soft_ = false;
 };
 
 }  // namespace
