@@ -8,7 +8,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
-#include "cli/default_model.h"
+#include "core/default_model.h"
 #include "gguf/gguf.h"
 
 namespace rf::cli {

@@ -6,6 +6,7 @@
 #include "cli/bench_command.h"
 #include "cli/inspect_command.h"
 #include "cli/synth_command.h"
+#include "runtime/generate_command.h"
 #include "tokenizer/tokenize_command.h"
 
 int main(int argc, char** argv) {
@@ -16,6 +17,7 @@ int main(int argc, char** argv) {
   rf::cli::register_inspect_command(app, exit_code);
   rf::cli::register_bench_command(app, exit_code);
   rf::cli::register_synth_command(app, exit_code);
+  rf::runtime::register_generate_command(app, exit_code);
   rf::tokenizer::register_tokenize_command(app, exit_code);
   try {
     app.parse(argc, argv);

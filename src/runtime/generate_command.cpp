@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/default_model.h"
 #include "runtime/generate.h"
 
 namespace rf::runtime {
@@ -79,7 +80,7 @@ void register_generate_command(CLI::App& app, int& exit_code) {
   auto args = std::make_shared<GenerateArgs>();
   CLI::App* cmd = app.add_subcommand("generate", "Generate text from a prompt");
   GenerateOptions& o = args->options;
-  cmd->add_option("-m,--model", o.model_path, "GGUF model file")->required();
+  cmd->add_option("-m,--model", o.model_path, "GGUF model file (default: the built-in model)");
   auto* prompt = cmd->add_option("-p,--prompt", o.prompt, "Prompt text");
   auto* tokens = cmd->add_option("--tokens", args->tokens, "Prompt as token ids: 1,2,3");
   prompt->excludes(tokens);
@@ -105,6 +106,7 @@ void register_generate_command(CLI::App& app, int& exit_code) {
       exit_code = 1;
       return;
     }
+    if (args->options.model_path.empty()) args->options.model_path = default_model_path();
     exit_code = run(*args);
   });
 }

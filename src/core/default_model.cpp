@@ -1,11 +1,11 @@
-#include "cli/default_model.h"
+#include "core/default_model.h"
 
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 
-namespace rf::cli {
+namespace rf {
 
 std::string default_model_path() {
   namespace fs = std::filesystem;
@@ -22,4 +22,4 @@ std::string default_model_path() {
   return (fs::path(ROCMFORGE_SOURCE_DIR) / "models" / "default.gguf").string();
 }
 
-}  // namespace rf::cli
+}  // namespace rf

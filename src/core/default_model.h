@@ -3,10 +3,10 @@
 
 #include <string>
 
-namespace rf::cli {
+namespace rf {
 
 // $ROCMFORGE_DEFAULT_MODEL, else models/default.gguf next to the source tree the binary was built from,
 // else models/default.gguf relative to the executable (bin/../../models) or the working directory.
 std::string default_model_path();
 
-}  // namespace rf::cli
+}  // namespace rf
