@@ -233,7 +233,7 @@ class Parser {
     for (uint64_t i = 0; i < n_kv_; ++i) {
       KeyValue kv;
       RF_RETURN_IF_ERROR(read_string(&kv.key, fmt::format("metadata key #{}", i)));
-      std::string what = fmt::format("metadata key #{} '{}'", i, kv.key);
+      std::string what = fmt::format("metadata key #{} '{}'", i, display_name(kv.key));
       uint32_t raw_type = 0;
       RF_RETURN_IF_ERROR(read(&raw_type, what + ": value type"));
       if (!is_valid_value_type(raw_type)) {
@@ -242,7 +242,8 @@ class Parser {
       RF_RETURN_IF_ERROR(read_value(static_cast<ValueType>(raw_type), 0, &kv.value, what));
       auto [it, inserted] = f_.kv_index_.emplace(kv.key, f_.kvs_.size());
       if (!inserted) {
-        return error("duplicate metadata key '{}': entries #{} and #{} both define it", kv.key, it->second, i);
+        return error("duplicate metadata key '{}': entries #{} and #{} both define it", display_name(kv.key),
+                     it->second, i);
       }
       f_.kvs_.push_back(std::move(kv));
     }
@@ -268,33 +269,35 @@ class Parser {
     for (uint64_t i = 0; i < n_tensors_; ++i) {
       TensorInfo t;
       RF_RETURN_IF_ERROR(read_string(&t.name, fmt::format("tensor info #{}: name", i)));
-      std::string what = fmt::format("tensor info #{} '{}'", i, t.name);
+      std::string what = fmt::format("tensor info #{} '{}'", i, display_name(t.name));
       uint32_t n_dims = 0;
       size_t dims_at = pos_;
       RF_RETURN_IF_ERROR(read(&n_dims, what + ": n_dims"));
       if (n_dims < 1 || n_dims > static_cast<uint32_t>(kMaxDims)) {
-        return error("tensor '{}': n_dims {} at offset {}: expected 1..{}", t.name, n_dims, dims_at, kMaxDims);
+        return error("tensor '{}': n_dims {} at offset {}: expected 1..{}", display_name(t.name), n_dims, dims_at,
+                     kMaxDims);
       }
       t.n_dims = static_cast<int>(n_dims);
       for (int d = 0; d < t.n_dims; ++d) {
         uint64_t raw = 0;
         RF_RETURN_IF_ERROR(read(&raw, what + ": dimensions"));
         auto dim = static_cast<int64_t>(raw);
-        if (dim <= 0) return error("tensor '{}': dimension {} is {}: expected > 0", t.name, d, dim);
+        if (dim <= 0) return error("tensor '{}': dimension {} is {}: expected > 0", display_name(t.name), d, dim);
         t.ne[d] = dim;
       }
       uint32_t raw_type = 0;
       RF_RETURN_IF_ERROR(read(&raw_type, what + ": type"));
       auto traits = quant::type_traits(raw_type);
       if (!traits) {
-        return error("tensor '{}': unknown tensor type id {} at offset {}", t.name, raw_type, pos_ - 4);
+        return error("tensor '{}': unknown tensor type id {} at offset {}", display_name(t.name), raw_type, pos_ - 4);
       }
       t.type = traits->type;
       RF_RETURN_IF_ERROR(read(&t.offset, what + ": data offset"));
       if (Status s = check_tensor_shape(t); !s.ok()) return error("{}", s.message());
       auto [it, inserted] = f_.tensor_index_.emplace(t.name, f_.tensors_.size());
       if (!inserted) {
-        return error("duplicate tensor name '{}': tensor infos #{} and #{} both define it", t.name, it->second, i);
+        return error("duplicate tensor name '{}': tensor infos #{} and #{} both define it", display_name(t.name),
+                     it->second, i);
       }
       f_.tensors_.push_back(std::move(t));
     }
@@ -308,16 +311,17 @@ class Parser {
     const uint64_t size = b_.size();
     for (TensorInfo& t : f_.tensors_) {
       if (t.offset % align != 0) {
-        return error("tensor '{}': data offset {} is not a multiple of the alignment {}", t.name, t.offset, align);
+        return error("tensor '{}': data offset {} is not a multiple of the alignment {}", display_name(t.name),
+                     t.offset, align);
       }
       uint64_t begin = 0;
       uint64_t end = 0;
       if (__builtin_add_overflow(f_.data_offset_, t.offset, &begin) || __builtin_add_overflow(begin, t.n_bytes, &end)) {
-        return error("tensor '{}': data at relative offset {} ({} bytes) lies beyond any possible file size", t.name,
-                     t.offset, t.n_bytes);
+        return error("tensor '{}': data at relative offset {} ({} bytes) lies beyond any possible file size",
+                     display_name(t.name), t.offset, t.n_bytes);
       }
       if (end > size) {
-        return error("tensor '{}': data ends at byte {} but the file has {} bytes", t.name, end, size);
+        return error("tensor '{}': data ends at byte {} but the file has {} bytes", display_name(t.name), end, size);
       }
       t.data = b_.data() + begin;
     }

@@ -205,6 +205,17 @@ TEST(GgufBadFiles, TooManyArrayItemsInTotal) {
             "metadata past 16777216 array items in total; refusing to load (hostile or corrupt file?)");
 }
 
+TEST(GgufBadFiles, NamesInMessagesAreEscapedAndCut) {
+  Bytes b = header(3, 0, 1);
+  std::string key = "bad\nkey" + std::string(200, 'k');
+  append_str(b, key);
+  append_u32(b, 99);
+  std::string msg = parse_error(b);
+  EXPECT_NE(msg.find("'bad\\x0akeykkk"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("...(207 bytes)': unknown value type 99"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find('\n'), std::string::npos);
+}
+
 TEST(GgufBadFiles, UnknownValueTypesAndBadBools) {
   Bytes b = header(3, 0, 1);
   append_str(b, "k");
