@@ -32,20 +32,21 @@
 namespace rf::runtime {
 
 struct EngineOptions {
-  int32_t max_running = 8;     // sequences admitted at once (--parallel)
-  int32_t ctx_size = 0;        // per-sequence token limit (prompt + generated); 0: the model's context length
-  int32_t kv_slots = 0;        // KV-cache token slots in all; 0: ctx_size * max_running
-  int32_t block_size = 16;     // tokens per KV block
-  int32_t step_tokens = 256;   // token budget of one batch (decode tokens + prefill chunks)
-  int32_t max_waiting = 256;   // queued sequences beyond which submit() reports overload
+  int32_t max_running = 8;    // sequences admitted at once (--parallel)
+  int32_t ctx_size = 0;       // per-sequence token limit (prompt + generated); 0: the model's context length
+  int32_t kv_slots = 0;       // KV-cache token slots in all; 0: ctx_size * max_running
+  int32_t block_size = 16;    // tokens per KV block
+  int32_t step_tokens = 256;  // token budget of one batch (decode tokens + prefill chunks)
+  int32_t max_waiting = 256;  // queued sequences beyond which submit() reports overload
   bool prefix_cache = true;
   quant::Type kv_type = quant::Type::F16;
+  std::vector<int32_t> stop_tokens;  // end-of-generation tokens (EOS/EOT): finish with kStop, not emitted
 };
 
 struct SequenceParams {
   std::vector<int32_t> prompt;
   sampling::SamplerParams sampler;
-  int32_t max_tokens = 128;  // generated tokens at most (also bounded by the context)
+  int32_t max_tokens = 128;   // generated tokens at most (also bounded by the context)
   int32_t top_logprobs = -1;  // < 0: no logprobs; else the chosen token's logprob and this many alternatives
   bool ignore_eos = false;
 };
@@ -55,15 +56,15 @@ const char* finish_reason_name(FinishReason r);  // "stop", "length", "cancelled
 
 struct TokenEvent {
   int32_t token = 0;
-  float logprob = 0.0f;                          // log-softmax of the model's logits (when requested)
-  std::vector<std::pair<int32_t, float>> top;    // best alternatives, best first (when requested)
+  float logprob = 0.0f;                        // log-softmax of the model's logits (when requested)
+  std::vector<std::pair<int32_t, float>> top;  // best alternatives, best first (when requested)
 };
 
 // What a consumer receives: tokens generated since the last call and, at the end, the finish reason.
 struct SequenceUpdate {
   std::vector<TokenEvent> tokens;
   FinishReason finish = FinishReason::kNone;
-  std::string error;             // kError only
+  std::string error;  // kError only
   int32_t prompt_tokens = 0;
   int32_t cached_prompt_tokens = 0;  // served from the prefix cache at first admission
 };
@@ -105,8 +106,8 @@ struct EngineStats {
   int64_t kv_blocks_cached = 0;
   int64_t preemptions = 0;
   int64_t steps = 0;
-  int64_t max_batch_tokens = 0;    // largest batch run so far
-  int64_t max_batch_sequences = 0; // most sequences in one batch so far
+  int64_t max_batch_tokens = 0;     // largest batch run so far
+  int64_t max_batch_sequences = 0;  // most sequences in one batch so far
   int64_t prompt_tokens_computed = 0;
   int64_t prompt_tokens_cached = 0;
 };

@@ -46,9 +46,9 @@ class BlockManager {
  private:
   struct Block {
     int32_t refs = 0;
-    uint64_t serial = 0;         // registration id, unique forever (0 = not registered)
-    uint64_t parent_serial = 0;  // serial of the block before it in the prefix (0 for the first block)
-    uint64_t key = 0;            // hash(parent_serial, tokens)
+    uint64_t serial = 0;          // registration id, unique forever (0 = not registered)
+    uint64_t parent_serial = 0;   // serial of the block before it in the prefix (0 for the first block)
+    uint64_t key = 0;             // hash(parent_serial, tokens)
     std::vector<int32_t> tokens;  // [block_size] when registered
     std::list<int32_t>::iterator lru_pos;
     bool in_lru = false;
@@ -59,8 +59,8 @@ class BlockManager {
   int32_t block_size_;
   bool prefix_cache_;
   std::vector<Block> blocks_;
-  std::vector<int32_t> free_;  // unregistered, unreferenced (stack: lowest id on top)
-  std::list<int32_t> lru_;     // registered, unreferenced: front = least recently used
+  std::vector<int32_t> free_;                         // unregistered, unreferenced (stack: lowest id on top)
+  std::list<int32_t> lru_;                            // registered, unreferenced: front = least recently used
   std::unordered_multimap<uint64_t, int32_t> index_;  // key -> registered block
   uint64_t next_serial_ = 1;
 };

@@ -1,0 +1,371 @@
+#include "runtime/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+#include <thread>
+
+#include "backend/cpu/cpu_backend.h"
+#include "cli/synth.h"
+#include "kv/kv_cache.h"
+#include "model/model.h"
+
+namespace rf::runtime {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A small random-weight llama model (Q8_0 matrices: activations are quantized per row, as in real use), written
+// once per test binary.
+class EngineTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    path_ = ::testing::TempDir() + "/rf_engine_test_synth.gguf";
+    cli::SynthOptions o;
+    o.n_embd = 64;
+    o.n_ff = 128;
+    o.n_layer = 2;
+    o.n_head = 4;
+    o.n_head_kv = 2;
+    o.n_vocab = 320;
+    o.n_ctx = 256;
+    o.type = "Q8_0";
+    o.threads = 2;
+    o.output = path_;
+    const Status s = cli::write_synth_model(o);
+    ASSERT_TRUE(s.ok()) << s.message();
+    be_ = new backend::cpu::CpuBackend(2);
+    auto m = model::Model::load(path_, *be_);
+    ASSERT_TRUE(m.ok()) << m.error_message();
+    model_ = m->release();
+  }
+  static void TearDownTestSuite() {
+    delete model_;
+    delete be_;
+    std::remove(path_.c_str());
+  }
+
+  static std::unique_ptr<Engine> make_engine(EngineOptions o = {}) {
+    if (o.ctx_size == 0) o.ctx_size = 128;
+    auto e = Engine::create(*model_, o);
+    EXPECT_TRUE(e.ok()) << e.error_message();
+    return e.ok() ? std::move(*e) : nullptr;
+  }
+
+  // Greedy decoding of one sequence, alone, one token per forward pass: the oracle for the engine. It uses the
+  // model directly, so it must not run while an engine is stepping the same model.
+  static std::vector<int32_t> reference_greedy(const std::vector<int32_t>& prompt, int n) {
+    kv::KvOptions kvo;
+    kvo.n_slots = static_cast<int32_t>(prompt.size()) + n + 16;
+    auto cache = kv::KvCache::create(*be_, model_->kv_shape(), kvo);
+    const int32_t seq = (*cache)->add_sequence();
+    std::vector<int32_t> out, toks = prompt;
+    std::vector<float> logits;
+    int32_t pos = 0;
+    std::vector<int32_t> feed = prompt;
+    for (int i = 0; i < n; ++i) {
+      EXPECT_TRUE((*cache)->reserve(seq, static_cast<int32_t>(feed.size())).ok());
+      backend::Batch b;
+      for (size_t j = 0; j < feed.size(); ++j) {
+        b.tokens.push_back(feed[j]);
+        b.positions.push_back(pos + static_cast<int32_t>(j));
+        b.seq.push_back(0);
+      }
+      b.output_rows = {static_cast<int32_t>(feed.size()) - 1};
+      b.block_tables.push_back((*cache)->block_table(seq));
+      EXPECT_TRUE(model_->forward(std::move(b), **cache, &logits).ok());
+      (*cache)->advance(seq, static_cast<int32_t>(feed.size()));
+      pos += static_cast<int32_t>(feed.size());
+      const auto next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      out.push_back(next);
+      feed = {next};
+    }
+    return out;
+  }
+
+  static std::vector<int32_t> prompt_of(int n, int salt) {
+    std::vector<int32_t> p = {1};
+    for (int i = 1; i < n; ++i) p.push_back(3 + (i * 37 + salt * 101) % 300);
+    return p;
+  }
+
+  static SequenceParams greedy(std::vector<int32_t> prompt, int n) {
+    SequenceParams p;
+    p.prompt = std::move(prompt);
+    p.sampler.temperature = 0.0f;
+    p.sampler.top_k = 0;
+    p.sampler.top_p = 1.0f;
+    p.sampler.min_p = 0.0f;
+    p.max_tokens = n;
+    return p;
+  }
+
+  struct Outcome {
+    std::vector<int32_t> tokens;
+    std::vector<TokenEvent> events;
+    FinishReason finish = FinishReason::kNone;
+    int32_t cached = 0;
+  };
+
+  static Outcome collect(const std::shared_ptr<SequenceHandle>& h) {
+    Outcome o;
+    SequenceUpdate u;
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (u.finish == FinishReason::kNone && std::chrono::steady_clock::now() < deadline) h->next(&u, 100ms);
+    o.events = u.tokens;
+    for (const auto& ev : u.tokens) o.tokens.push_back(ev.token);
+    o.finish = u.finish;
+    o.cached = u.cached_prompt_tokens;
+    return o;
+  }
+
+  static Outcome run_one(Engine& e, SequenceParams p) {
+    auto r = e.submit({std::move(p)});
+    EXPECT_TRUE(r.ok()) << r.message;
+    return r.ok() ? collect(r.handles[0]) : Outcome{};
+  }
+
+  static void wait_idle(Engine& e) {
+    for (int i = 0; i < 500 && (e.stats().running > 0 || e.stats().waiting > 0); ++i) std::this_thread::sleep_for(2ms);
+  }
+
+  static inline std::string path_;
+  static inline backend::cpu::CpuBackend* be_ = nullptr;
+  static inline model::Model* model_ = nullptr;
+};
+
+TEST_F(EngineTest, SingleSequenceMatchesReferenceGreedy) {
+  auto e = make_engine();
+  const auto prompt = prompt_of(21, 1);
+  const auto out = run_one(*e, greedy(prompt, 12));
+  EXPECT_EQ(out.finish, FinishReason::kLength);
+  EXPECT_EQ(out.tokens, reference_greedy(prompt, 12));
+}
+
+TEST_F(EngineTest, ConcurrentSequencesGiveSameTokensAsAlone) {
+  EngineOptions o;
+  o.max_running = 8;
+  o.step_tokens = 24;  // forces chunked prefill mixed with decode tokens
+  std::vector<std::vector<int32_t>> prompts, refs;
+  for (int i = 0; i < 10; ++i) {
+    prompts.push_back(prompt_of(5 + 7 * i, i));
+    refs.push_back(reference_greedy(prompts.back(), 8 + i));
+  }
+  EXPECT_NE(refs[0], refs[1]);
+  EXPECT_GT(std::set<int32_t>(refs[9].begin(), refs[9].end()).size(), 3u);  // not a degenerate repeat
+  auto e = make_engine(o);
+  std::vector<std::shared_ptr<SequenceHandle>> hs;
+  for (int i = 0; i < 10; ++i) {
+    auto r = e->submit({greedy(prompts[static_cast<size_t>(i)], 8 + i)});
+    ASSERT_TRUE(r.ok()) << r.message;
+    hs.push_back(r.handles[0]);
+  }
+  for (int i = 0; i < 10; ++i) {
+    const auto out = collect(hs[static_cast<size_t>(i)]);
+    EXPECT_EQ(out.finish, FinishReason::kLength);
+    EXPECT_EQ(out.tokens, refs[static_cast<size_t>(i)]) << "sequence " << i;
+  }
+  const auto st = e->stats();
+  EXPECT_GT(st.max_batch_sequences, 1);  // really batched together
+  EXPECT_LE(st.max_batch_tokens, 24);
+}
+
+TEST_F(EngineTest, PrefixCacheReusesFullBlocksAndKeepsResults) {
+  EngineOptions o;
+  o.block_size = 8;
+  const auto prompt = prompt_of(30, 3);
+  auto other = prompt;
+  other[17] = 5;
+  const auto other_ref = reference_greedy(other, 6);
+  auto e = make_engine(o);
+  const auto first = run_one(*e, greedy(prompt, 6));
+  EXPECT_EQ(first.cached, 0);
+  const auto second = run_one(*e, greedy(prompt, 6));
+  EXPECT_EQ(second.cached, 24);  // (30 - 1) / 8 full blocks; the last token is always computed
+  EXPECT_EQ(second.tokens, first.tokens);
+  // A prompt sharing only the first 16 tokens reuses two blocks.
+  const auto third = run_one(*e, greedy(other, 6));
+  EXPECT_EQ(third.cached, 16);
+  EXPECT_EQ(third.tokens, other_ref);
+}
+
+TEST_F(EngineTest, WithoutPrefixCacheNothingIsReused) {
+  EngineOptions o;
+  o.block_size = 8;
+  o.prefix_cache = false;
+  auto e = make_engine(o);
+  const auto prompt = prompt_of(30, 3);
+  run_one(*e, greedy(prompt, 2));
+  EXPECT_EQ(run_one(*e, greedy(prompt, 2)).cached, 0);
+}
+
+TEST_F(EngineTest, ScarceBlocksQueueAndPreemptButEverySequenceFinishesCorrectly) {
+  EngineOptions o;
+  o.block_size = 4;
+  o.ctx_size = 64;
+  o.kv_slots = 64;  // 16 blocks for 6 sequences that need 8-12 blocks each
+  o.max_running = 6;
+  o.prefix_cache = false;
+  std::vector<std::vector<int32_t>> prompts, refs;
+  for (int i = 0; i < 6; ++i) {
+    prompts.push_back(prompt_of(12 + 2 * i, 10 + i));
+    refs.push_back(reference_greedy(prompts.back(), 24));
+  }
+  auto e = make_engine(o);
+  std::vector<std::shared_ptr<SequenceHandle>> hs;
+  for (int i = 0; i < 6; ++i) {
+    auto r = e->submit({greedy(prompts[static_cast<size_t>(i)], 24)});
+    ASSERT_TRUE(r.ok());
+    hs.push_back(r.handles[0]);
+  }
+  for (int i = 0; i < 6; ++i) {
+    const auto out = collect(hs[static_cast<size_t>(i)]);
+    EXPECT_EQ(out.finish, FinishReason::kLength);
+    EXPECT_EQ(out.tokens, refs[static_cast<size_t>(i)]) << "sequence " << i;
+  }
+  const auto st = e->stats();
+  EXPECT_GT(st.preemptions, 0);
+  wait_idle(*e);
+  EXPECT_EQ(e->stats().kv_blocks_used, 0);
+}
+
+TEST_F(EngineTest, CancelFreesBlocksAndFinishesCancelled) {
+  auto e = make_engine();
+  auto r = e->submit({greedy(prompt_of(40, 2), 100000)});
+  ASSERT_TRUE(r.ok());
+  SequenceUpdate u;
+  while (u.tokens.empty()) ASSERT_TRUE(r.handles[0]->next(&u, 10s));
+  EXPECT_GT(e->stats().kv_blocks_used, 0);
+  r.handles[0]->cancel();
+  while (u.finish == FinishReason::kNone) ASSERT_TRUE(r.handles[0]->next(&u, 10s));
+  EXPECT_EQ(u.finish, FinishReason::kCancelled);
+  wait_idle(*e);
+  const auto st = e->stats();
+  EXPECT_EQ(st.running, 0);
+  EXPECT_EQ(st.kv_blocks_used, 0);
+}
+
+TEST_F(EngineTest, SeededSamplingIsReproducibleUnderLoad) {
+  auto e = make_engine();
+  SequenceParams p = greedy(prompt_of(9, 4), 16);
+  p.sampler.temperature = 1.0f;
+  p.sampler.seed = 1234;
+  const auto alone = run_one(*e, p);
+  std::vector<std::shared_ptr<SequenceHandle>> noise;
+  for (int i = 0; i < 5; ++i) {
+    SequenceParams q = greedy(prompt_of(10 + i, 20 + i), 16);
+    q.sampler.temperature = 1.0f;
+    q.sampler.seed = static_cast<uint64_t>(i);
+    noise.push_back(e->submit({q}).handles[0]);
+  }
+  const auto loaded = run_one(*e, p);
+  for (auto& h : noise) collect(h);
+  EXPECT_EQ(alone.tokens, loaded.tokens);
+  SequenceParams other_seed = p;
+  other_seed.sampler.seed = 99;
+  EXPECT_NE(run_one(*e, other_seed).tokens, alone.tokens);
+}
+
+TEST_F(EngineTest, GroupChoicesShareThePromptBlocks) {
+  EngineOptions o;
+  o.block_size = 8;
+  auto e = make_engine(o);
+  std::vector<SequenceParams> group;
+  for (int i = 0; i < 3; ++i) {
+    SequenceParams p = greedy(prompt_of(33, 6), 8);
+    p.sampler.temperature = 0.9f;
+    p.sampler.seed = 500 + static_cast<uint64_t>(i);
+    group.push_back(p);
+  }
+  auto r = e->submit(group);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r.handles.size(), 3u);
+  const auto a = collect(r.handles[0]), b = collect(r.handles[1]), c = collect(r.handles[2]);
+  EXPECT_EQ(a.cached, 0);
+  EXPECT_EQ(b.cached, 32);
+  EXPECT_EQ(c.cached, 32);
+  EXPECT_EQ(a.tokens.size(), 8u);
+  EXPECT_EQ(b.tokens.size(), 8u);
+  EXPECT_TRUE(a.tokens != b.tokens || b.tokens != c.tokens);
+}
+
+TEST_F(EngineTest, LogprobsAreNormalizedAndSorted) {
+  auto e = make_engine();
+  SequenceParams p = greedy(prompt_of(7, 8), 4);
+  p.top_logprobs = 3;
+  const auto out = run_one(*e, p);
+  ASSERT_EQ(out.events.size(), 4u);
+  for (const auto& ev : out.events) {
+    EXPECT_LE(ev.logprob, 0.0f);
+    ASSERT_EQ(ev.top.size(), 3u);
+    EXPECT_EQ(ev.top[0].first, ev.token);  // greedy picks the most likely token
+    EXPECT_FLOAT_EQ(ev.top[0].second, ev.logprob);
+    EXPECT_GE(ev.top[0].second, ev.top[1].second);
+    EXPECT_GE(ev.top[1].second, ev.top[2].second);
+  }
+}
+
+TEST_F(EngineTest, StopTokenFinishesWithStopAndIsNotEmitted) {
+  const auto prompt = prompt_of(11, 9);
+  const auto ref = reference_greedy(prompt, 3);
+  EngineOptions o;
+  o.stop_tokens = {ref[2]};
+  auto e = make_engine(o);
+  const auto out = run_one(*e, greedy(prompt, 10));
+  EXPECT_EQ(out.finish, FinishReason::kStop);
+  const auto first_stop = std::find(ref.begin(), ref.end(), ref[2]) - ref.begin();
+  EXPECT_EQ(out.tokens, std::vector<int32_t>(ref.begin(), ref.begin() + first_stop));
+  SequenceParams ignore = greedy(prompt, 3);
+  ignore.ignore_eos = true;
+  EXPECT_EQ(run_one(*e, ignore).tokens, ref);
+}
+
+TEST_F(EngineTest, ContextLimitEndsWithLength) {
+  EngineOptions o;
+  o.ctx_size = 20;
+  auto e = make_engine(o);
+  const auto out = run_one(*e, greedy(prompt_of(15, 1), 100));
+  EXPECT_EQ(out.finish, FinishReason::kLength);
+  EXPECT_EQ(out.tokens.size(), 5u);  // 15 + 5 = the context
+}
+
+TEST_F(EngineTest, SubmitRejectsBadInputAndOverload) {
+  EngineOptions o;
+  o.ctx_size = 32;
+  o.max_running = 1;
+  o.max_waiting = 2;
+  auto e = make_engine(o);
+  EXPECT_EQ(e->submit({greedy({}, 4)}).error, SubmitError::kInvalid);
+  EXPECT_EQ(e->submit({greedy(prompt_of(32, 1), 4)}).error, SubmitError::kInvalid);
+  EXPECT_EQ(e->submit({greedy({1, 320}, 4)}).error, SubmitError::kInvalid);
+  EXPECT_EQ(e->submit({greedy({1, 2}, 0)}).error, SubmitError::kInvalid);
+  std::vector<std::shared_ptr<SequenceHandle>> hs;
+  SubmitResult last;
+  for (int i = 0; i < 10 && last.ok(); ++i) {
+    last = e->submit({greedy(prompt_of(8, i), 1000)});
+    for (auto& h : last.handles) hs.push_back(h);
+  }
+  EXPECT_EQ(last.error, SubmitError::kOverloaded);
+  for (auto& h : hs) h->cancel();
+  for (auto& h : hs) EXPECT_EQ(collect(h).finish, FinishReason::kCancelled);
+  e->shutdown(0ms);
+  EXPECT_EQ(e->submit({greedy({1, 2}, 4)}).error, SubmitError::kShuttingDown);
+}
+
+TEST_F(EngineTest, ShutdownWithGraceLetsRunningFinishThenCancelsTheRest) {
+  EngineOptions o;
+  o.ctx_size = 8192;  // the long sequence cannot end by itself within the grace period
+  o.kv_slots = 8192;
+  o.max_running = 2;
+  auto e = make_engine(o);
+  auto short_one = e->submit({greedy(prompt_of(6, 1), 3)});
+  auto long_one = e->submit({greedy(prompt_of(6, 2), 1000000)});
+  ASSERT_TRUE(short_one.ok() && long_one.ok());
+  e->shutdown(100ms);
+  EXPECT_EQ(collect(short_one.handles[0]).finish, FinishReason::kLength);
+  EXPECT_EQ(collect(long_one.handles[0]).finish, FinishReason::kCancelled);
+}
+
+}  // namespace
+}  // namespace rf::runtime
