@@ -43,6 +43,16 @@ struct BlockF16 {
   static constexpr int kBytes = 2;
   static RF_DEVICE void chunk(const uint8_t* row, int64_t idx, int64_t n, float (&v)[8]) {
     const auto* r = reinterpret_cast<const uint16_t*>(row);
+    if (idx * 8 + 8 <= n && (reinterpret_cast<uintptr_t>(r + idx * 8) & 15) == 0) {  // one 16-byte load
+      const uint4 q = *reinterpret_cast<const uint4*>(r + idx * 8);
+      const uint32_t words[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        v[2 * j] = half_bits_to_float(static_cast<uint16_t>(words[j] & 0xFFFFu));
+        v[2 * j + 1] = half_bits_to_float(static_cast<uint16_t>(words[j] >> 16));
+      }
+      return;
+    }
 #pragma unroll
     for (int j = 0; j < 8; ++j) v[j] = idx * 8 + j < n ? half_bits_to_float(r[idx * 8 + j]) : 0.0f;
   }

@@ -274,6 +274,23 @@ RF_DEVICE T block_reduce_sum(T v, T* scratch) {
   return total;
 }
 
+// c + the sum of the four products of the signed bytes of a and b (CUDA __dp4a; the AMD sdot4 instruction on the
+// CDNA / Vega 20 targets that have it; byte arithmetic elsewhere).
+RF_DEVICE int dot4_i8(int a, int b, int c) {
+#if defined(RF_GPU_HIP)
+#if defined(__gfx906__) || defined(__gfx908__) || defined(__gfx90a__) || defined(__gfx940__) || \
+    defined(__gfx941__) || defined(__gfx942__)
+  return __builtin_amdgcn_sdot4(a, b, c, false);
+#else
+#pragma unroll
+  for (int k = 0; k < 4; ++k) c += static_cast<int8_t>(a >> (8 * k)) * static_cast<int8_t>(b >> (8 * k));
+  return c;
+#endif
+#else
+  return __dp4a(a, b, c);
+#endif
+}
+
 // IEEE half (as its 16 raw bits) to float, exact for every finite value, subnormals and infinities.
 RF_DEVICE float half_bits_to_float(uint16_t bits) { return __half2float(__ushort_as_half(bits)); }
 

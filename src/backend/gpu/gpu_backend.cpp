@@ -260,6 +260,11 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
                    ", " + std::to_string(out.ne1) + "]");
   const RowsF32 xr = rows_of(x);
   const RowsF32 o = rows_of(out);
+  if (has_int8_matvec(w.type, x.ne1)) {
+    void* scratch = act_scratch((int8_matvec_scratch_bytes(x.ne0) + sizeof(float) - 1) / sizeof(float));
+    check(matvec_int8(view_of(w), xr.data, scratch, o.data, info_.warp_size, stream_));
+    return;
+  }
   float* act = act_scratch(static_cast<size_t>(act_row_stride(x.ne0) * std::max<int64_t>(x.ne1, 1)));
   check(round_activations(activation_type(w.type), xr.data, xr.stride, x.ne0, x.ne1, act, stream_));
   check(gpu::matmul(view_of(w), act, x.ne1, o.data, o.stride, info_.warp_size, stream_));

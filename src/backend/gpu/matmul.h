@@ -48,6 +48,14 @@ Status round_activations(quant::Type act_type, const float* x, int64_t x_stride,
 Status matmul(const WeightView& w, const float* act, int64_t n_tok, float* out, int64_t out_stride, int warp_size,
               gpuStream_t stream);
 
+// Decode fast path for Q4_0 / Q8_0 weights and one token: activations quantized to Q8_0 (int8 codes and block
+// scales, as the CPU does) and integer dot products (dot4_i8), exactly the CPU's arithmetic up to float order.
+bool has_int8_matvec(quant::Type weight, int64_t n_tok);
+// Bytes of scratch matvec_int8 needs for rows of n_in.
+size_t int8_matvec_scratch_bytes(int64_t n_in);
+// out[r] = dot(weight row r, x) for one token x (F32); scratch: int8_matvec_scratch_bytes(w.n_in), 16-byte aligned.
+Status matvec_int8(const WeightView& w, const float* x, void* scratch, float* out, int warp_size, gpuStream_t stream);
+
 // Expert products: for token t < n_tok and slot j < n_used, out row (t * n_used + j) = matrix ids[t * ids_stride
 // + j] of w applied to act row t (shared_act) or t * n_used + j.
 Status moe_matmul(const WeightView& w, const float* act, bool shared_act, const int32_t* ids, int64_t ids_stride,
