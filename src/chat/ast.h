@@ -67,7 +67,20 @@ struct MacroDef {
   bool uses_kwargs = false;   // the body names `kwargs`: unknown keyword arguments are accepted
 };
 
-enum class StmtKind { kText, kPrint, kIf, kFor, kSet, kSetBlock, kMacro, kCallBlock, kFilterBlock, kWith, kBreak, kContinue };
+enum class StmtKind {
+  kText,
+  kPrint,
+  kIf,
+  kFor,
+  kSet,
+  kSetBlock,
+  kMacro,
+  kCallBlock,
+  kFilterBlock,
+  kWith,
+  kBreak,
+  kContinue
+};
 
 struct Stmt {
   StmtKind kind = StmtKind::kText;

@@ -15,8 +15,8 @@ namespace rf::chat {
 // What built-ins need from the render in progress.
 struct Env {
   Arena* arena = nullptr;
-  size_t max_string = 0;        // bound on any string produced
-  std::optional<std::tm> now;   // time for strftime_now; local time when unset
+  size_t max_string = 0;       // bound on any string produced
+  std::optional<std::tm> now;  // time for strftime_now; local time when unset
 };
 
 struct CallArgs {

@@ -16,21 +16,21 @@ namespace {
 
 const std::set<std::string>& filter_names() {
   static const std::set<std::string> k = {
-      "abs",     "attr",   "capitalize", "center", "count",      "d",          "default", "dictsort", "e",       "escape",
-      "first",   "float",  "format",     "indent",     "int",        "items",   "join",     "last",    "length",
-      "list",    "lower",  "map",        "max",        "min",        "reject",  "rejectattr", "replace", "reverse",
-      "round",   "safe",   "select",     "selectattr", "sort",       "string",  "sum",      "title",   "tojson",
-      "trim",    "unique", "upper",      "wordcount"};
+      "abs",     "attr",  "capitalize", "center", "count",      "d",    "default", "dictsort",   "e",
+      "escape",  "first", "float",      "format", "indent",     "int",  "items",   "join",       "last",
+      "length",  "list",  "lower",      "map",    "max",        "min",  "reject",  "rejectattr", "replace",
+      "reverse", "round", "safe",       "select", "selectattr", "sort", "string",  "sum",        "title",
+      "tojson",  "trim",  "unique",     "upper",  "wordcount"};
   return k;
 }
 
 const std::set<std::string>& test_names() {
   static const std::set<std::string> k = {
-      "boolean", "callable", "defined", "divisibleby", "eq",     "equalto", "==",     "escaped", "even",
-      "false",   "filter",   "float",   "ge",          ">=",     "gt",      "greaterthan", ">",  "in",
-      "integer", "iterable", "le",      "<=",          "lower",  "lt",      "lessthan", "<",    "mapping",
-      "ne",      "!=",       "none",    "number",      "odd",    "sameas",  "sequence", "string", "test",
-      "true",    "undefined", "upper"};
+      "boolean",  "callable", "defined", "divisibleby", "eq",   "equalto",   "==",     "escaped",
+      "even",     "false",    "filter",  "float",       "ge",   ">=",        "gt",     "greaterthan",
+      ">",        "in",       "integer", "iterable",    "le",   "<=",        "lower",  "lt",
+      "lessthan", "<",        "mapping", "ne",          "!=",   "none",      "number", "odd",
+      "sameas",   "sequence", "string",  "test",        "true", "undefined", "upper"};
   return k;
 }
 
@@ -151,7 +151,8 @@ Value tojson(Env& env, const Value& input, const CallArgs& a) {
 std::string indent_filter(Env& env, const std::string& s, const CallArgs& a) {
   std::string pad = "    ";
   if (const Value* w = a.get(0, "width")) {
-    pad = w->is_string() ? w->as_string() : std::string(static_cast<size_t>(std::clamp<int64_t>(w->as_int(), 0, 256)), ' ');
+    pad = w->is_string() ? w->as_string()
+                         : std::string(static_cast<size_t>(std::clamp<int64_t>(w->as_int(), 0, 256)), ' ');
   }
   const bool first = arg_bool(a, 1, "first", false);
   const bool blank = arg_bool(a, 2, "blank", false);
@@ -229,12 +230,23 @@ std::string html_escape(const std::string& s) {
   std::string out;
   for (const char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&#34;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -269,14 +281,16 @@ Value apply_filter(Env& env, const std::string& name, const Value& input, const 
     if (width <= n) return Value::string(s);
     const int64_t pad = width - n;
     const int64_t left = pad / 2 + (pad & width & 1);
-    return Value::string(std::string(static_cast<size_t>(left), ' ') + s + std::string(static_cast<size_t>(pad - left), ' '));
+    return Value::string(std::string(static_cast<size_t>(left), ' ') + s +
+                         std::string(static_cast<size_t>(pad - left), ' '));
   }
   if (name == "lower") return Value::string(text::lower(str_of(env, input)));
   if (name == "capitalize") return Value::string(text::capitalize(str_of(env, input)));
   if (name == "title") return Value::string(text::jinja_title(str_of(env, input)));
   if (name == "escape" || name == "e") return Value::string(html_escape(str_of(env, input)));
   if (name == "length" || name == "count") return Value::integer(length(input));
-  if (name == "wordcount") return Value::integer(static_cast<int64_t>(text::split(str_of(env, input), nullptr, -1).size()));
+  if (name == "wordcount")
+    return Value::integer(static_cast<int64_t>(text::split(str_of(env, input), nullptr, -1).size()));
   if (name == "tojson") return tojson(env, input, a);
   if (name == "indent") return Value::string(indent_filter(env, str_of(env, input), a));
   if (name == "replace") {
@@ -440,12 +454,16 @@ bool apply_test(Env& env, const std::string& name, const Value& v, const CallArg
   if (name == "integer") return v.kind() == Kind::kInt;
   if (name == "float") return v.kind() == Kind::kFloat;
   if (name == "mapping") return v.is_dict() && !v.as_dict()->is_namespace;
-  if (name == "iterable") return v.is_undefined() || v.is_string() || v.is_list() || (v.is_dict() && !v.as_dict()->is_namespace);
-  if (name == "sequence") return v.is_undefined() || v.is_string() || v.is_list() || (v.is_dict() && !v.as_dict()->is_namespace);
+  if (name == "iterable")
+    return v.is_undefined() || v.is_string() || v.is_list() || (v.is_dict() && !v.as_dict()->is_namespace);
+  if (name == "sequence")
+    return v.is_undefined() || v.is_string() || v.is_list() || (v.is_dict() && !v.as_dict()->is_namespace);
   if (name == "callable") return v.kind() == Kind::kCallable;
   if (name == "escaped") return false;
-  if (name == "lower") return v.is_string() && text::lower(v.as_string()) == v.as_string() && text::upper(v.as_string()) != v.as_string();
-  if (name == "upper") return v.is_string() && text::upper(v.as_string()) == v.as_string() && text::lower(v.as_string()) != v.as_string();
+  if (name == "lower")
+    return v.is_string() && text::lower(v.as_string()) == v.as_string() && text::upper(v.as_string()) != v.as_string();
+  if (name == "upper")
+    return v.is_string() && text::upper(v.as_string()) == v.as_string() && text::lower(v.as_string()) != v.as_string();
   if (name == "odd" || name == "even") {
     if (!v.is_integral()) fail("test '" + name + "' needs an integer, got " + type_name(v));
     return (v.as_int() % 2 != 0) == (name == "odd");

@@ -42,15 +42,23 @@ Interpreter::Flow Interpreter::exec_body(const Body& body, const FramePtr& frame
 Interpreter::Flow Interpreter::exec(const Stmt& s, const FramePtr& frame, std::string& out) {
   step(s.line);
   switch (s.kind) {
-    case StmtKind::kText: emit(out, s.text); break;
-    case StmtKind::kPrint: emit(out, to_str(eval(*s.expr, frame), limits_.max_output_bytes)); break;
+    case StmtKind::kText:
+      emit(out, s.text);
+      break;
+    case StmtKind::kPrint:
+      emit(out, to_str(eval(*s.expr, frame), limits_.max_output_bytes));
+      break;
     case StmtKind::kIf:
       for (const auto& [cond, body] : s.branches) {
         if (truthy(eval(*cond, frame))) return exec_body(body, frame, out);
       }
       return exec_body(s.else_body, frame, out);
-    case StmtKind::kFor: exec_for(s, frame, out); break;
-    case StmtKind::kSet: assign(s.target, eval(*s.expr, frame), frame); break;
+    case StmtKind::kFor:
+      exec_for(s, frame, out);
+      break;
+    case StmtKind::kSet:
+      assign(s.target, eval(*s.expr, frame), frame);
+      break;
     case StmtKind::kSetBlock: {
       std::string captured;
       exec_body(s.body, frame, captured);
@@ -89,8 +97,10 @@ Interpreter::Flow Interpreter::exec(const Stmt& s, const FramePtr& frame, std::s
       for (const auto& [target, expr] : s.assignments) assign(target, eval(*expr, frame), inner);
       return exec_body(s.body, inner, out);
     }
-    case StmtKind::kBreak: return Flow::kBreak;
-    case StmtKind::kContinue: return Flow::kContinue;
+    case StmtKind::kBreak:
+      return Flow::kBreak;
+    case StmtKind::kContinue:
+      return Flow::kContinue;
   }
   return Flow::kNormal;
 }
@@ -144,7 +154,9 @@ void Interpreter::exec_for(const Stmt& s, const FramePtr& frame, std::string& ou
 
 void Interpreter::assign(const Target& t, const Value& v, const FramePtr& frame) {
   switch (t.type) {
-    case Target::Type::kName: frame->vars[t.names[0]] = v; return;
+    case Target::Type::kName:
+      frame->vars[t.names[0]] = v;
+      return;
     case Target::Type::kAttr: {
       const Value* ns = frame->lookup(t.names[0]);
       if (ns == nullptr || !ns->is_dict() || !ns->as_dict()->is_namespace) {
@@ -182,9 +194,12 @@ Value Interpreter::call(const Value& callee, const CallArgs& args, const Value& 
   if (callee.kind() != Kind::kCallable) fail("'" + type_name(callee) + "' object is not callable");
   const Callable& fn = *callee.as_callable();
   switch (fn.type) {
-    case Callable::Type::kMacro: return call_macro(fn, args, caller);
-    case Callable::Type::kMethod: return call_method(env_, fn, args);
-    case Callable::Type::kBuiltin: return call_global(env_, fn.name, args);
+    case Callable::Type::kMacro:
+      return call_macro(fn, args, caller);
+    case Callable::Type::kMethod:
+      return call_method(env_, fn, args);
+    case Callable::Type::kBuiltin:
+      return call_global(env_, fn.name, args);
   }
   return Value::none();
 }
@@ -235,7 +250,8 @@ Value Interpreter::call_macro(const Callable& fn, const CallArgs& args, const Va
 Value Interpreter::eval(const Expr& e, const FramePtr& frame) {
   step(e.line);
   switch (e.kind) {
-    case ExprKind::kLiteral: return e.literal;
+    case ExprKind::kLiteral:
+      return e.literal;
     case ExprKind::kName: {
       const Value* v = frame->lookup(e.name);
       return v != nullptr ? *v : Value::undefined("'" + e.name + "' is undefined");
@@ -256,7 +272,8 @@ Value Interpreter::eval(const Expr& e, const FramePtr& frame) {
       }
       return Value::dict(d);
     }
-    case ExprKind::kGetAttr: return get_attr(env_, eval(*e.args[0], frame), e.name);
+    case ExprKind::kGetAttr:
+      return get_attr(env_, eval(*e.args[0], frame), e.name);
     case ExprKind::kGetItem: {
       const Value obj = eval(*e.args[0], frame);
       return get_item(env_, obj, eval(*e.args[1], frame));
@@ -286,12 +303,15 @@ Value Interpreter::eval(const Expr& e, const FramePtr& frame) {
     case ExprKind::kPos: {
       const Value x = eval(*e.args[0], frame);
       if (x.is_undefined()) x.raise_undefined();
-      if (!x.is_number()) fail("bad operand type for unary " + std::string(e.kind == ExprKind::kNeg ? "-" : "+") + ": '" + type_name(x) + "'");
+      if (!x.is_number())
+        fail("bad operand type for unary " + std::string(e.kind == ExprKind::kNeg ? "-" : "+") + ": '" + type_name(x) +
+             "'");
       if (e.kind == ExprKind::kPos) return x.is_integral() ? Value::integer(x.as_int()) : x;
       if (x.kind() == Kind::kFloat) return Value::number(-x.as_double());
       return binary_op(env_, "-", Value::integer(0), x);
     }
-    case ExprKind::kNot: return Value::boolean(!truthy(eval(*e.args[0], frame)));
+    case ExprKind::kNot:
+      return Value::boolean(!truthy(eval(*e.args[0], frame)));
     case ExprKind::kBinary: {
       const Value a = eval(*e.args[0], frame);
       return binary_op(env_, e.name, a, eval(*e.args[1], frame));
@@ -310,14 +330,22 @@ Value Interpreter::eval(const Expr& e, const FramePtr& frame) {
         Value right = eval(*e.args[i + 1], frame);
         const std::string& op = e.ops[i];
         bool ok = false;
-        if (op == "==") ok = equals(left, right);
-        else if (op == "!=") ok = !equals(left, right);
-        else if (op == "<") ok = compare(left, right) < 0;
-        else if (op == "<=") ok = compare(left, right) <= 0;
-        else if (op == ">") ok = compare(left, right) > 0;
-        else if (op == ">=") ok = compare(left, right) >= 0;
-        else if (op == "in") ok = contains(left, right);
-        else ok = !contains(left, right);
+        if (op == "==")
+          ok = equals(left, right);
+        else if (op == "!=")
+          ok = !equals(left, right);
+        else if (op == "<")
+          ok = compare(left, right) < 0;
+        else if (op == "<=")
+          ok = compare(left, right) <= 0;
+        else if (op == ">")
+          ok = compare(left, right) > 0;
+        else if (op == ">=")
+          ok = compare(left, right) >= 0;
+        else if (op == "in")
+          ok = contains(left, right);
+        else
+          ok = !contains(left, right);
         if (!ok) return Value::boolean(false);
         left = std::move(right);
       }

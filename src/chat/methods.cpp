@@ -13,10 +13,10 @@ namespace rf::chat {
 namespace {
 
 const std::set<std::string>& string_methods() {
-  static const std::set<std::string> k = {
-      "strip", "lstrip", "rstrip", "startswith", "endswith", "split", "rsplit", "splitlines", "upper",
-      "lower", "title", "capitalize", "replace", "format", "join", "find", "rfind", "count", "isdigit",
-      "isalpha", "isalnum", "isspace", "islower", "isupper"};
+  static const std::set<std::string> k = {"strip",   "lstrip",     "rstrip",  "startswith", "endswith", "split",
+                                          "rsplit",  "splitlines", "upper",   "lower",      "title",    "capitalize",
+                                          "replace", "format",     "join",    "find",       "rfind",    "count",
+                                          "isdigit", "isalpha",    "isalnum", "isspace",    "islower",  "isupper"};
   return k;
 }
 const std::set<std::string>& dict_methods() {
@@ -98,8 +98,9 @@ Value string_method(Env& env, const std::string& s, const std::string& name, con
     std::vector<Value> options = p->is_list() ? p->as_list()->items : std::vector<Value>{*p};
     for (const Value& o : options) {
       const std::string& x = want_string(o, "prefix");
-      const bool hit = name == "startswith" ? s.compare(0, x.size(), x) == 0
-                                            : (s.size() >= x.size() && s.compare(s.size() - x.size(), x.size(), x) == 0);
+      const bool hit = name == "startswith"
+                           ? s.compare(0, x.size(), x) == 0
+                           : (s.size() >= x.size() && s.compare(s.size() - x.size(), x.size(), x) == 0);
       if (hit) return Value::boolean(true);
     }
     return Value::boolean(false);
@@ -342,7 +343,8 @@ Value make_list(Env& env, std::vector<Value> items, bool is_tuple) {
 
 Value get_attr(Env& env, const Value& obj, const std::string& name) {
   switch (obj.kind()) {
-    case Kind::kUndefined: obj.raise_undefined();
+    case Kind::kUndefined:
+      obj.raise_undefined();
     case Kind::kDict: {
       const Dict* d = obj.as_dict();
       if (!d->is_namespace && dict_methods().count(name) != 0) return bound_method(env, obj, name);
@@ -355,14 +357,16 @@ Value get_attr(Env& env, const Value& obj, const std::string& name) {
     case Kind::kList:
       if (list_methods().count(name) != 0) return bound_method(env, obj, name);
       break;
-    default: break;
+    default:
+      break;
   }
   return missing(obj, "attribute ", "'" + name + "'");
 }
 
 Value get_item(Env& env, const Value& obj, const Value& key) {
   switch (obj.kind()) {
-    case Kind::kUndefined: obj.raise_undefined();
+    case Kind::kUndefined:
+      obj.raise_undefined();
     case Kind::kDict:
       if (key.is_string()) {
         if (const Value* v = obj.as_dict()->find(key.as_string())) return *v;
@@ -390,7 +394,8 @@ Value get_item(Env& env, const Value& obj, const Value& key) {
       }
       return missing(obj, "element ", to_repr(key, 100));
     }
-    default: break;
+    default:
+      break;
   }
   if (key.is_string()) return get_attr(env, obj, key.as_string());
   return missing(obj, "element ", to_repr(key, 100));
@@ -452,7 +457,8 @@ Value call_global(Env& env, const std::string& name, const CallArgs& a) {
     return Value::string(strftime_value(env, want_string(*fmt, "format")));
   }
   if (name == "range") {
-    if (a.args.empty() || a.args.size() > 3) fail("range expected 1 to 3 arguments, got " + std::to_string(a.args.size()));
+    if (a.args.empty() || a.args.size() > 3)
+      fail("range expected 1 to 3 arguments, got " + std::to_string(a.args.size()));
     int64_t start = 0;
     int64_t stop = 0;
     int64_t step = 1;
@@ -488,7 +494,8 @@ Value call_global(Env& env, const std::string& name, const CallArgs& a) {
 
 bool contains(const Value& needle, const Value& hay) {
   switch (hay.kind()) {
-    case Kind::kUndefined: return false;
+    case Kind::kUndefined:
+      return false;
     case Kind::kString:
       if (!needle.is_string()) fail("'in <string>' requires string as left operand, not " + type_name(needle));
       return hay.as_string().find(needle.as_string()) != std::string::npos;
@@ -500,7 +507,8 @@ bool contains(const Value& needle, const Value& hay) {
     case Kind::kDict:
       if (hay.as_dict()->is_namespace) break;
       return needle.is_string() && hay.as_dict()->find(needle.as_string()) != nullptr;
-    default: break;
+    default:
+      break;
   }
   fail("argument of type '" + type_name(hay) + "' is not iterable");
 }
@@ -586,7 +594,8 @@ Value binary_op(Env& env, const std::string& op, const Value& a, const Value& b)
 }
 
 std::string percent_format(Env& env, const std::string& fmt, const Value& args) {
-  std::vector<Value> values = (args.is_list() && args.as_list()->is_tuple) ? args.as_list()->items : std::vector<Value>{args};
+  std::vector<Value> values =
+      (args.is_list() && args.as_list()->is_tuple) ? args.as_list()->items : std::vector<Value>{args};
   size_t next = 0;
   std::string out;
   for (size_t i = 0; i < fmt.size(); ++i) {

@@ -7,7 +7,6 @@
 
 #include "chat/builtins.h"
 
-
 namespace rf::chat {
 
 namespace {
@@ -46,13 +45,19 @@ class Parser {
   [[noreturn]] void error(const std::string& msg) const { throw RenderError{msg, cur().line}; }
   std::string describe(const Token& t) const {
     switch (t.type) {
-      case TokenType::kEof: return "end of template";
-      case TokenType::kBlockEnd: return "end of statement block";
-      case TokenType::kVarEnd: return "end of print statement";
-      case TokenType::kString: return "string";
+      case TokenType::kEof:
+        return "end of template";
+      case TokenType::kBlockEnd:
+        return "end of statement block";
+      case TokenType::kVarEnd:
+        return "end of print statement";
+      case TokenType::kString:
+        return "string";
       case TokenType::kInt:
-      case TokenType::kFloat: return "number";
-      default: return "'" + t.text + "'";
+      case TokenType::kFloat:
+        return "number";
+      default:
+        return "'" + t.text + "'";
     }
   }
   void expect_op(const char* op) {

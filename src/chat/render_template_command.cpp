@@ -1,7 +1,6 @@
 #include "chat/render_template_command.h"
 
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -28,7 +27,8 @@ Expected<nlohmann::ordered_json> read_json(const std::string& path, const char* 
   auto text = read_file(path, what);
   if (!text) return text.status();
   auto j = nlohmann::ordered_json::parse(*text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Status::error(std::string("render-template: ") + what + " '" + path + "' is not valid JSON");
+  if (j.is_discarded())
+    return Status::error(std::string("render-template: ") + what + " '" + path + "' is not valid JSON");
   return j;
 }
 
@@ -103,7 +103,8 @@ void register_render_template_command(CLI::App& app, int& exit_code) {
   auto opts = std::make_shared<RenderTemplateOptions>();
   auto bos = std::make_shared<std::string>();
   auto eos = std::make_shared<std::string>();
-  CLI::App* cmd = app.add_subcommand("render-template", "Render a chat template for a conversation (prints the prompt)");
+  CLI::App* cmd =
+      app.add_subcommand("render-template", "Render a chat template for a conversation (prints the prompt)");
   cmd->add_option("-m,--model", opts->model, "GGUF model whose tokenizer.chat_template is used");
   cmd->add_option("--template", opts->template_file, "Jinja template file (overrides the model's)");
   cmd->add_option("--messages", opts->messages_file, "JSON file: array of {\"role\",\"content\"} messages")->required();

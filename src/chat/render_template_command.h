@@ -20,7 +20,7 @@ struct RenderTemplateOptions {
   std::string model;          // GGUF file (template and default BOS/EOS)
   std::string template_file;  // overrides the model's template
   std::string messages_file;
-  std::string tools_file;     // optional JSON array passed as `tools`
+  std::string tools_file;  // optional JSON array passed as `tools`
   bool add_generation_prompt = false;
   std::optional<std::string> bos_token;
   std::optional<std::string> eos_token;

@@ -120,14 +120,21 @@ void Arena::charge(size_t n) {
 bool truthy(const Value& v) {
   switch (v.kind()) {
     case Kind::kUndefined:
-    case Kind::kNone: return false;
+    case Kind::kNone:
+      return false;
     case Kind::kBool:
-    case Kind::kInt: return v.as_int() != 0;
-    case Kind::kFloat: return v.as_double() != 0.0;
-    case Kind::kString: return !v.as_string().empty();
-    case Kind::kList: return !v.as_list()->items.empty();
-    case Kind::kDict: return v.as_dict()->is_namespace || !v.as_dict()->entries.empty();
-    case Kind::kCallable: return true;
+    case Kind::kInt:
+      return v.as_int() != 0;
+    case Kind::kFloat:
+      return v.as_double() != 0.0;
+    case Kind::kString:
+      return !v.as_string().empty();
+    case Kind::kList:
+      return !v.as_list()->items.empty();
+    case Kind::kDict:
+      return v.as_dict()->is_namespace || !v.as_dict()->entries.empty();
+    case Kind::kCallable:
+      return true;
   }
   return false;
 }
@@ -143,8 +150,10 @@ bool equals_at(const Value& a, const Value& b, int depth) {
   if (a.kind() != b.kind()) return false;
   switch (a.kind()) {
     case Kind::kUndefined:
-    case Kind::kNone: return true;
-    case Kind::kString: return a.as_string() == b.as_string();
+    case Kind::kNone:
+      return true;
+    case Kind::kString:
+      return a.as_string() == b.as_string();
     case Kind::kList: {
       const auto& x = a.as_list()->items;
       const auto& y = b.as_list()->items;
@@ -165,8 +174,10 @@ bool equals_at(const Value& a, const Value& b, int depth) {
       }
       return true;
     }
-    case Kind::kCallable: return a.as_callable() == b.as_callable();
-    default: return false;
+    case Kind::kCallable:
+      return a.as_callable() == b.as_callable();
+    default:
+      return false;
   }
 }
 
@@ -203,12 +214,24 @@ void check_limit(const std::string& out, size_t limit) {
 void write_str(std::string& out, const Value& v, bool repr, size_t limit, int depth) {
   check_depth(depth);
   switch (v.kind()) {
-    case Kind::kUndefined: out += repr ? "Undefined" : ""; break;
-    case Kind::kNone: out += "None"; break;
-    case Kind::kBool: out += v.as_bool() ? "True" : "False"; break;
-    case Kind::kInt: out += std::to_string(v.as_int()); break;
-    case Kind::kFloat: out += text::float_repr(v.as_double()); break;
-    case Kind::kString: out += repr ? text::repr(v.as_string()) : v.as_string(); break;
+    case Kind::kUndefined:
+      out += repr ? "Undefined" : "";
+      break;
+    case Kind::kNone:
+      out += "None";
+      break;
+    case Kind::kBool:
+      out += v.as_bool() ? "True" : "False";
+      break;
+    case Kind::kInt:
+      out += std::to_string(v.as_int());
+      break;
+    case Kind::kFloat:
+      out += text::float_repr(v.as_double());
+      break;
+    case Kind::kString:
+      out += repr ? text::repr(v.as_string()) : v.as_string();
+      break;
     case Kind::kList: {
       const List* l = v.as_list();
       out += l->is_tuple ? '(' : '[';
@@ -236,7 +259,9 @@ void write_str(std::string& out, const Value& v, bool repr, size_t limit, int de
       out += d->is_namespace ? "}>" : "}";
       break;
     }
-    case Kind::kCallable: out += "<function " + v.as_callable()->name + ">"; break;
+    case Kind::kCallable:
+      out += "<function " + v.as_callable()->name + ">";
+      break;
   }
   check_limit(out, limit);
 }
@@ -249,9 +274,15 @@ void write_json(std::string& out, const Value& v, const JsonOptions& o, size_t l
     for (int i = 0; i < level; ++i) out += o.indent;
   };
   switch (v.kind()) {
-    case Kind::kNone: out += "null"; break;
-    case Kind::kBool: out += v.as_bool() ? "true" : "false"; break;
-    case Kind::kInt: out += std::to_string(v.as_int()); break;
+    case Kind::kNone:
+      out += "null";
+      break;
+    case Kind::kBool:
+      out += v.as_bool() ? "true" : "false";
+      break;
+    case Kind::kInt:
+      out += std::to_string(v.as_int());
+      break;
     case Kind::kFloat: {
       const double f = v.as_double();
       if (std::isnan(f)) {
@@ -263,7 +294,9 @@ void write_json(std::string& out, const Value& v, const JsonOptions& o, size_t l
       }
       break;
     }
-    case Kind::kString: text::json_quote(out, v.as_string(), o.ensure_ascii); break;
+    case Kind::kString:
+      text::json_quote(out, v.as_string(), o.ensure_ascii);
+      break;
     case Kind::kList: {
       const auto& items = v.as_list()->items;
       if (items.empty()) {
@@ -306,8 +339,10 @@ void write_json(std::string& out, const Value& v, const JsonOptions& o, size_t l
       out += '}';
       break;
     }
-    case Kind::kUndefined: fail("Object of type Undefined is not JSON serializable");
-    case Kind::kCallable: fail("Object of type function is not JSON serializable");
+    case Kind::kUndefined:
+      fail("Object of type Undefined is not JSON serializable");
+    case Kind::kCallable:
+      fail("Object of type function is not JSON serializable");
   }
   check_limit(out, limit);
 }
@@ -319,15 +354,24 @@ int compare(const Value& a, const Value& b) { return compare_at(a, b, 0); }
 
 std::string type_name(const Value& v) {
   switch (v.kind()) {
-    case Kind::kUndefined: return "Undefined";
-    case Kind::kNone: return "NoneType";
-    case Kind::kBool: return "bool";
-    case Kind::kInt: return "int";
-    case Kind::kFloat: return "float";
-    case Kind::kString: return "str";
-    case Kind::kList: return v.as_list()->is_tuple ? "tuple" : "list";
-    case Kind::kDict: return v.as_dict()->is_namespace ? "Namespace" : "dict";
-    case Kind::kCallable: return "function";
+    case Kind::kUndefined:
+      return "Undefined";
+    case Kind::kNone:
+      return "NoneType";
+    case Kind::kBool:
+      return "bool";
+    case Kind::kInt:
+      return "int";
+    case Kind::kFloat:
+      return "float";
+    case Kind::kString:
+      return "str";
+    case Kind::kList:
+      return v.as_list()->is_tuple ? "tuple" : "list";
+    case Kind::kDict:
+      return v.as_dict()->is_namespace ? "Namespace" : "dict";
+    case Kind::kCallable:
+      return "function";
   }
   return "object";
 }
@@ -354,16 +398,21 @@ std::string to_json(const Value& v, const JsonOptions& opts, size_t limit) {
 Value from_json(const nlohmann::ordered_json& j, Arena& arena, int depth) {
   check_depth(depth);
   switch (j.type()) {
-    case nlohmann::ordered_json::value_t::null: return Value::none();
-    case nlohmann::ordered_json::value_t::boolean: return Value::boolean(j.get<bool>());
-    case nlohmann::ordered_json::value_t::number_integer: return Value::integer(j.get<int64_t>());
+    case nlohmann::ordered_json::value_t::null:
+      return Value::none();
+    case nlohmann::ordered_json::value_t::boolean:
+      return Value::boolean(j.get<bool>());
+    case nlohmann::ordered_json::value_t::number_integer:
+      return Value::integer(j.get<int64_t>());
     case nlohmann::ordered_json::value_t::number_unsigned: {
       const auto u = j.get<uint64_t>();
       if (u <= static_cast<uint64_t>(INT64_MAX)) return Value::integer(static_cast<int64_t>(u));
       return Value::number(static_cast<double>(u));
     }
-    case nlohmann::ordered_json::value_t::number_float: return Value::number(j.get<double>());
-    case nlohmann::ordered_json::value_t::string: return Value::string(j.get<std::string>());
+    case nlohmann::ordered_json::value_t::number_float:
+      return Value::number(j.get<double>());
+    case nlohmann::ordered_json::value_t::string:
+      return Value::string(j.get<std::string>());
     case nlohmann::ordered_json::value_t::array: {
       List* l = arena.new_list();
       arena.charge(j.size());
@@ -376,14 +425,17 @@ Value from_json(const nlohmann::ordered_json& j, Arena& arena, int depth) {
       for (const auto& [k, item] : j.items()) d->set(k, from_json(item, arena, depth + 1));
       return Value::dict(d);
     }
-    default: return Value::none();  // binary / discarded: not produced by the JSON parser
+    default:
+      return Value::none();  // binary / discarded: not produced by the JSON parser
   }
 }
 
 std::vector<Value> iterate(const Value& v) {
   switch (v.kind()) {
-    case Kind::kUndefined: return {};
-    case Kind::kList: return v.as_list()->items;
+    case Kind::kUndefined:
+      return {};
+    case Kind::kList:
+      return v.as_list()->items;
     case Kind::kDict: {
       if (v.as_dict()->is_namespace) break;
       std::vector<Value> keys;
@@ -394,23 +446,29 @@ std::vector<Value> iterate(const Value& v) {
       const std::string& s = v.as_string();
       const std::vector<size_t> offs = text::char_offsets(s);
       std::vector<Value> chars;
-      for (size_t i = 0; i + 1 < offs.size(); ++i) chars.push_back(Value::string(s.substr(offs[i], offs[i + 1] - offs[i])));
+      for (size_t i = 0; i + 1 < offs.size(); ++i)
+        chars.push_back(Value::string(s.substr(offs[i], offs[i + 1] - offs[i])));
       return chars;
     }
-    default: break;
+    default:
+      break;
   }
   fail("'" + type_name(v) + "' object is not iterable");
 }
 
 int64_t length(const Value& v) {
   switch (v.kind()) {
-    case Kind::kUndefined: return 0;
-    case Kind::kString: return static_cast<int64_t>(text::char_count(v.as_string()));
-    case Kind::kList: return static_cast<int64_t>(v.as_list()->items.size());
+    case Kind::kUndefined:
+      return 0;
+    case Kind::kString:
+      return static_cast<int64_t>(text::char_count(v.as_string()));
+    case Kind::kList:
+      return static_cast<int64_t>(v.as_list()->items.size());
     case Kind::kDict:
       if (v.as_dict()->is_namespace) break;
       return static_cast<int64_t>(v.as_dict()->entries.size());
-    default: break;
+    default:
+      break;
   }
   fail("object of type '" + type_name(v) + "' has no len()");
 }

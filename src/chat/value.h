@@ -6,13 +6,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace rf::chat {
 
@@ -93,11 +92,11 @@ struct Frame;
 struct Callable {
   enum class Type { kBuiltin, kMethod, kMacro };
   Type type = Type::kBuiltin;
-  std::string name;                  // builtin or method name
-  Value self;                        // bound object of a method
-  const MacroDef* macro = nullptr;   // kMacro
-  std::shared_ptr<Frame> closure;    // kMacro: the frame the macro was defined in
-  Value caller;                      // kMacro: the `caller` of a {% call %} block, else undefined
+  std::string name;                 // builtin or method name
+  Value self;                       // bound object of a method
+  const MacroDef* macro = nullptr;  // kMacro
+  std::shared_ptr<Frame> closure;   // kMacro: the frame the macro was defined in
+  Value caller;                     // kMacro: the `caller` of a {% call %} block, else undefined
 };
 
 // A variable scope. Loops and macro calls open a new frame whose parent is the enclosing one.

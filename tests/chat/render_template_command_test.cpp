@@ -1,13 +1,13 @@
 // The `render-template` subcommand: exact stdout, exit status and stderr on errors, templates from GGUF files.
-#include <gtest/gtest.h>
+#include "chat/render_template_command.h"
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
 #include <string>
 
-#include "chat/render_template_command.h"
 #include "support/shared_data.h"
 
 namespace rf::chat {
@@ -39,8 +39,9 @@ class RenderTemplateCommand : public ::testing::Test {
 
 TEST_F(RenderTemplateCommand, PrintsTheRenderedPromptExactlyWithoutANewline) {
   RenderTemplateOptions o;
-  o.template_file = write("t.jinja", "{{ bos_token }}{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}"
-                                     "{% if add_generation_prompt %}[assistant]{% endif %}{{ eos_token }}\n");
+  o.template_file = write("t.jinja",
+                          "{{ bos_token }}{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}"
+                          "{% if add_generation_prompt %}[assistant]{% endif %}{{ eos_token }}\n");
   o.messages_file = write("m.json", R"([{"role":"user","content":"Hi é"}])");
   o.bos_token = "<s>";
   o.add_generation_prompt = true;
@@ -52,14 +53,17 @@ TEST_F(RenderTemplateCommand, PrintsTheRenderedPromptExactlyWithoutANewline) {
 TEST_F(RenderTemplateCommand, MessagesObjectMayCarryTools) {
   RenderTemplateOptions o;
   o.template_file = write("t.jinja", "{{ tools | map(attribute='name') | join(',') }}|{{ messages | length }}");
-  o.messages_file = write("m.json", R"({"messages":[{"role":"user","content":"x"}],"tools":[{"name":"a"},{"name":"b"}]})");
+  o.messages_file =
+      write("m.json", R"({"messages":[{"role":"user","content":"x"}],"tools":[{"name":"a"},{"name":"b"}]})");
   ASSERT_EQ(run(o), 0) << err_;
   EXPECT_EQ(out_, "a,b|1");
 }
 
 TEST_F(RenderTemplateCommand, RaisingTemplateExitsOneWithItsMessageOnStderr) {
   RenderTemplateOptions o;
-  o.template_file = write("t.jinja", "{% if messages[0].role == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}ok");
+  o.template_file =
+      write("t.jinja",
+            "{% if messages[0].role == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}ok");
   o.messages_file = write("m.json", R"([{"role":"system","content":"x"}])");
   EXPECT_EQ(run(o), 1);
   EXPECT_EQ(out_, "");

@@ -4,10 +4,9 @@
 
 #include <ctime>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "chat/chat_template.h"
 #include "support/shared_data.h"
