@@ -29,7 +29,7 @@ if [ -f fuzz/CMakeLists.txt ]; then
   step "fuzzing (bounded)"
   CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DROCMFORGE_FUZZ=ON \
     -DROCMFORGE_TESTS=OFF -DROCMFORGE_GPU=off >/dev/null
-  cmake --build build-fuzz -j "$jobs"
+  cmake --build build-fuzz -j "$jobs" --target rf_fuzzers
   bash fuzz/run.sh build-fuzz "${ROCMFORGE_FUZZ_SECONDS:-60}"
 fi
 
