@@ -22,10 +22,10 @@ namespace rf::gpu::test {
 using backend::Tensor;
 
 // Skips (or fails under ROCMFORGE_REQUIRE_GPU=1) without a GPU; otherwise `pair` holds both backends.
-#define RF_REQUIRE_GPU_PAIR(pair)                                                              \
-  RF_REQUIRE_GPU(pair##_info);                                                                 \
-  auto pair##_gpu = ::rf::gpu::GpuBackend::create(0);                                          \
-  ASSERT_TRUE(pair##_gpu.ok()) << pair##_gpu.error_message();                                  \
+#define RF_REQUIRE_GPU_PAIR(pair)                             \
+  RF_REQUIRE_GPU(pair##_info);                                \
+  auto pair##_gpu = ::rf::gpu::GpuBackend::create(0);         \
+  ASSERT_TRUE(pair##_gpu.ok()) << pair##_gpu.error_message(); \
   ::rf::gpu::test::BackendPair pair(std::move(*pair##_gpu))
 
 class BackendPair {
@@ -108,7 +108,8 @@ inline void expect_close(const std::vector<float>& got, const std::vector<float>
     const double err = std::fabs(static_cast<double>(got[i]) - want[i]);
     worst = std::max(worst, err / std::max(t, 1e-30f));
     if (!(err <= t)) {  // NaN fails too
-      if (++bad <= 5) ADD_FAILURE() << what << ": element " << i << " gpu " << got[i] << " cpu " << want[i] << " tol " << t;
+      if (++bad <= 5)
+        ADD_FAILURE() << what << ": element " << i << " gpu " << got[i] << " cpu " << want[i] << " tol " << t;
     }
   }
   EXPECT_EQ(bad, 0u) << what << " (" << got.size() << " elements, worst error / tolerance " << worst << ")";

@@ -21,13 +21,11 @@ namespace rf::gpu::test {
 namespace {
 
 const char* const kModels[] = {
-    "stories260K",          "fortune-qwen2-f32",    "fortune-qwen2-Q8_0",   "fortune-qwen2-Q4_K_M",
-    "synth-llama-f32",      "synth-llama-F16",      "synth-llama-BF16",     "synth-llama-Q8_0",
-    "synth-llama-Q4_0",     "synth-llama-Q4_1",     "synth-llama-Q5_0",     "synth-llama-Q5_1",
-    "synth-llama-Q2_K",     "synth-llama-Q3_K_M",   "synth-llama-Q4_K_M",   "synth-llama-Q5_K_M",
-    "synth-llama-Q6_K",     "synth-llama-IQ4_NL",   "synth-llama-IQ4_XS",   "synth-qwen2-f32",
-    "synth-qwen2-Q8_0",     "synth-qwen2-Q4_K_M",   "synth-mixtral-f32",    "synth-mixtral-Q8_0",
-    "synth-mixtral-Q4_K_M",
+    "stories260K",        "fortune-qwen2-f32",  "fortune-qwen2-Q8_0", "fortune-qwen2-Q4_K_M", "synth-llama-f32",
+    "synth-llama-F16",    "synth-llama-BF16",   "synth-llama-Q8_0",   "synth-llama-Q4_0",     "synth-llama-Q4_1",
+    "synth-llama-Q5_0",   "synth-llama-Q5_1",   "synth-llama-Q2_K",   "synth-llama-Q3_K_M",   "synth-llama-Q4_K_M",
+    "synth-llama-Q5_K_M", "synth-llama-Q6_K",   "synth-llama-IQ4_NL", "synth-llama-IQ4_XS",   "synth-qwen2-f32",
+    "synth-qwen2-Q8_0",   "synth-qwen2-Q4_K_M", "synth-mixtral-f32",  "synth-mixtral-Q8_0",   "synth-mixtral-Q4_K_M",
 };
 
 // One sequence in a fresh cache on the model's backend; returns the logits of every token fed.
@@ -104,8 +102,8 @@ TEST_P(GpuGoldenLogits, PrefillAndTeacherForcedDecodeMatchLlamaCpp) {
           << name << " " << prompt << " decode step " << i << ": argmax differs, golden gap " << gap << " sd";
     }
   }
-  std::printf("[gpu golden] %-22s worst nRMSE prefill %.2e decode %.2e (tolerance %.0e)\n", name.c_str(),
-              worst_prefill, worst_decode, tol);
+  std::printf("[gpu golden] %-22s worst nRMSE prefill %.2e decode %.2e (tolerance %.0e)\n", name.c_str(), worst_prefill,
+              worst_decode, tol);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllSharedModels, GpuGoldenLogits, ::testing::ValuesIn(kModels),

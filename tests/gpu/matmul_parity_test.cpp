@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "backend_pair.h"
 #include "backend/gpu/matmul.h"
+#include "backend_pair.h"
 #include "quant/quant.h"
 #include "quant/types.h"
 
@@ -23,8 +23,9 @@ namespace {
 
 using quant::Type;
 
-const Type kTypes[] = {Type::F32,  Type::F16,  Type::BF16, Type::Q4_0, Type::Q4_1, Type::Q5_0,   Type::Q5_1, Type::Q8_0,
-                       Type::IQ4_NL, Type::Q2_K, Type::Q3_K, Type::Q4_K, Type::Q5_K, Type::Q6_K, Type::IQ4_XS};
+const Type kTypes[] = {Type::F32,  Type::F16,  Type::BF16, Type::Q4_0,   Type::Q4_1,
+                       Type::Q5_0, Type::Q5_1, Type::Q8_0, Type::IQ4_NL, Type::Q2_K,
+                       Type::Q3_K, Type::Q4_K, Type::Q5_K, Type::Q6_K,   Type::IQ4_XS};
 
 std::string label(Type t) { return std::string(quant::type_name(t)); }
 

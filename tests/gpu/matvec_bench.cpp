@@ -53,7 +53,8 @@ double copy_bandwidth_gbs(gpuStream_t s) {
   GPU_CHECK(gpuMalloc(&src, bytes));
   GPU_CHECK(gpuMalloc(&dst, bytes));
   GPU_CHECK(gpuMemsetAsync(src, 1, bytes, s));
-  const double ms = median_ms(s, 10, [&](int) { GPU_CHECK(gpuMemcpyAsync(dst, src, bytes, gpuMemcpyDeviceToDevice, s)); });
+  const double ms =
+      median_ms(s, 10, [&](int) { GPU_CHECK(gpuMemcpyAsync(dst, src, bytes, gpuMemcpyDeviceToDevice, s)); });
   GPU_CHECK(gpuFree(src));
   GPU_CHECK(gpuFree(dst));
   return 2.0 * static_cast<double>(bytes) / (ms * 1e6);  // read + write
@@ -115,9 +116,11 @@ int main(int argc, char** argv) {
     Tensor ot = rf::backend::make_tensor(obuf->data(), Type::F32, n_out, n_batch);
     const Tensor x1 = xt.rows(0, 1), o1 = ot.rows(0, 1);
     for (int i = 0; i < 5; ++i) be.matmul(o1, x1, w[static_cast<size_t>(i) % w.size()]);  // warm-up
-    const double dec_ms = median_ms(be.stream(), 60, [&](int i) { be.matmul(o1, x1, w[static_cast<size_t>(i) % w.size()]); });
+    const double dec_ms =
+        median_ms(be.stream(), 60, [&](int i) { be.matmul(o1, x1, w[static_cast<size_t>(i) % w.size()]); });
     be.matmul(ot, xt, w[0]);
-    const double bat_ms = median_ms(be.stream(), 5, [&](int i) { be.matmul(ot, xt, w[static_cast<size_t>(i) % w.size()]); });
+    const double bat_ms =
+        median_ms(be.stream(), 5, [&](int i) { be.matmul(ot, xt, w[static_cast<size_t>(i) % w.size()]); });
     const double gbs = static_cast<double>(bytes.size()) / (dec_ms * 1e6);
     const double gflops = 2.0 * n_in * n_out * n_batch / (bat_ms * 1e6);
     std::printf("%-7s %10.1f %12.1f %10.0f %7.1f%% %14.0f\n", std::string(rf::quant::type_name(t)).c_str(),

@@ -19,8 +19,8 @@ Status launch_status(const char* what) {
 }
 
 // One block per row.
-__global__ void __launch_bounds__(kThreads) rms_norm_kernel(RowsF32 out, RowsF32 x, const float* __restrict__ weight,
-                                                            float eps) {
+__global__ void __launch_bounds__(kThreads)
+    rms_norm_kernel(RowsF32 out, RowsF32 x, const float* __restrict__ weight, float eps) {
   __shared__ float scratch[kMaxWarpsPerBlock];
   const int64_t r = blockIdx.x;
   const float* xr = x.data + r * x.stride;
@@ -190,7 +190,7 @@ Status moe_route(int32_t* ids, int64_t ids_stride, RowsF32 weights, RowsF32 logi
   if (logits.rows == 0) return ok_status();
   const size_t shared = static_cast<size_t>(logits.ne0) * sizeof(float);
   moe_route_kernel<<<static_cast<unsigned>(logits.rows), 1, shared, stream>>>(ids, ids_stride, weights, logits, n_used,
-                                                                             normalize);
+                                                                              normalize);
   return launch_status("moe_route launch");
 }
 

@@ -43,7 +43,8 @@ class GpuDeviceBatch final : public backend::DeviceBatch {
   GpuDeviceBatch(backend::Batch batch, gpuStream_t stream) : DeviceBatch(std::move(batch)), stream_(stream) {
     const backend::Batch& b = host();
     const size_t n = b.tokens.size();
-    for (const auto& t : b.block_tables) table_stride_ = std::max<int64_t>(table_stride_, static_cast<int64_t>(t.size()));
+    for (const auto& t : b.block_tables)
+      table_stride_ = std::max<int64_t>(table_stride_, static_cast<int64_t>(t.size()));
     table_stride_ = std::max<int64_t>(table_stride_, 1);
     host_ints_.reserve(5 * n + b.output_rows.size() + b.block_tables.size() * static_cast<size_t>(table_stride_));
     host_ints_.insert(host_ints_.end(), b.tokens.begin(), b.tokens.end());
@@ -64,8 +65,8 @@ class GpuDeviceBatch final : public backend::DeviceBatch {
     }
     GPU_CHECK(gpuMalloc(reinterpret_cast<void**>(&mem_), std::max<size_t>(host_ints_.size(), 1) * sizeof(int32_t)));
     if (!host_ints_.empty()) {
-      GPU_CHECK(gpuMemcpyAsync(mem_, host_ints_.data(), host_ints_.size() * sizeof(int32_t), gpuMemcpyHostToDevice,
-                               stream));
+      GPU_CHECK(
+          gpuMemcpyAsync(mem_, host_ints_.data(), host_ints_.size() * sizeof(int32_t), gpuMemcpyHostToDevice, stream));
     }
     const auto nn = static_cast<int64_t>(n);
     tokens_ = mem_;
@@ -104,14 +105,13 @@ const GpuDeviceBatch& gpu_batch(const backend::DeviceBatch& b) {
 }
 
 RowsF32 rows_of(Tensor t) {
-  RF_CHECK_MSG(t.type == Type::F32, "gpu backend: expected an F32 tensor, got " + std::string(quant::type_name(t.type)));
+  RF_CHECK_MSG(t.type == Type::F32,
+               "gpu backend: expected an F32 tensor, got " + std::string(quant::type_name(t.type)));
   RF_CHECK(t.nb1 % sizeof(float) == 0);
   return RowsF32{static_cast<float*>(t.data), t.ne0, t.ne1, static_cast<int64_t>(t.nb1 / sizeof(float))};
 }
 
-WeightView view_of(Tensor w) {
-  return WeightView{w.data, w.type, w.ne0, w.ne1, w.ne2, w.nb1, w.nb2};
-}
+WeightView view_of(Tensor w) { return WeightView{w.data, w.type, w.ne0, w.ne1, w.ne2, w.nb1, w.nb2}; }
 
 void check(const Status& s) { RF_CHECK_MSG(s.ok(), s.message()); }
 
@@ -168,8 +168,8 @@ Expected<void*> GpuBackend::arena_alloc(size_t bytes) {
     if (err != gpuSuccess) {
       (void)gpuGetLastError();
       return Status::error("gpu backend: out of GPU memory allocating a weight arena of " + std::to_string(a.size) +
-                           " bytes (" + std::to_string(arena_bytes_used()) + " bytes of weights loaded): " +
-                           error_text(err));
+                           " bytes (" + std::to_string(arena_bytes_used()) +
+                           " bytes of weights loaded): " + error_text(err));
     }
     arenas_.push_back(a);
   }
@@ -256,8 +256,8 @@ void GpuBackend::get_rows(Tensor out, Tensor x, const backend::DeviceBatch& batc
 void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
   RF_CHECK_MSG(x.ne0 == w.ne0 && out.ne0 == w.ne1 && out.ne1 == x.ne1 && out.type == Type::F32,
                "gpu matmul: shapes x [" + std::to_string(x.ne0) + ", " + std::to_string(x.ne1) + "] w [" +
-                   std::to_string(w.ne0) + ", " + std::to_string(w.ne1) + "] out [" + std::to_string(out.ne0) +
-                   ", " + std::to_string(out.ne1) + "]");
+                   std::to_string(w.ne0) + ", " + std::to_string(w.ne1) + "] out [" + std::to_string(out.ne0) + ", " +
+                   std::to_string(out.ne1) + "]");
   const RowsF32 xr = rows_of(x);
   const RowsF32 o = rows_of(out);
   if (has_int8_matvec(w.type, x.ne1)) {
@@ -280,8 +280,8 @@ void GpuBackend::moe_matmul(Tensor out, Tensor x, Tensor w, Tensor ids) {
   float* act = act_scratch(static_cast<size_t>(act_row_stride(x.ne0) * std::max<int64_t>(x.ne1, 1)));
   check(round_activations(activation_type(w.type), xr.data, xr.stride, x.ne0, x.ne1, act, stream_));
   check(gpu::moe_matmul(view_of(w), act, x.ne1 == n, static_cast<const int32_t*>(ids.data),
-                        static_cast<int64_t>(ids.nb1 / sizeof(int32_t)), static_cast<int>(n_used), n, o.data,
-                        o.stride, info_.warp_size, stream_));
+                        static_cast<int64_t>(ids.nb1 / sizeof(int32_t)), static_cast<int>(n_used), n, o.data, o.stride,
+                        info_.warp_size, stream_));
 }
 
 void GpuBackend::rms_norm(Tensor out, Tensor x, Tensor weight, float eps) {

@@ -9,12 +9,12 @@
 namespace rf::gpu {
 namespace {
 
-constexpr int kThreads = 256;       // a multiple of both wavefront sizes
-constexpr int kMaxVecTokens = 8;    // matrix-vector kernel up to this many tokens per pass
+constexpr int kThreads = 256;        // a multiple of both wavefront sizes
+constexpr int kMaxVecTokens = 8;     // matrix-vector kernel up to this many tokens per pass
 constexpr int kTiledMinTokens = 16;  // from this batch size on, the tiled kernel
-constexpr int kTileM = 64;          // weight rows per tile
-constexpr int kTileN = 64;          // tokens per tile
-constexpr int kTileChunks = 4;      // 8-element chunks per k step (32 elements)
+constexpr int kTileM = 64;           // weight rows per tile
+constexpr int kTileN = 64;           // tokens per tile
+constexpr int kTileChunks = 4;       // 8-element chunks per k step (32 elements)
 constexpr int kTileK = kTileChunks * 8;
 
 RF_DEVICE int64_t global_thread() { return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; }
@@ -90,16 +90,14 @@ __global__ void round_float_kernel(const float* __restrict__ x, int64_t x_stride
 RF_DEVICE float dot8(const float (&v)[8], const float* a) {
   const float4 a0 = reinterpret_cast<const float4*>(a)[0];
   const float4 a1 = reinterpret_cast<const float4*>(a)[1];
-  return v[0] * a0.x + v[1] * a0.y + v[2] * a0.z + v[3] * a0.w + v[4] * a1.x + v[5] * a1.y + v[6] * a1.z +
-         v[7] * a1.w;
+  return v[0] * a0.x + v[1] * a0.y + v[2] * a0.z + v[3] * a0.w + v[4] * a1.x + v[5] * a1.y + v[6] * a1.z + v[7] * a1.w;
 }
 
 // One warp per weight row, up to NT tokens per block row (blockIdx.y picks the token group).
 template <typename BT, int NT>
-__global__ void __launch_bounds__(kThreads) matvec_kernel(const uint8_t* __restrict__ w, size_t nb1, int64_t n_in,
-                                                          int64_t n_out, const float* __restrict__ act,
-                                                          int64_t act_stride, int64_t n_tok, float* __restrict__ out,
-                                                          int64_t out_stride) {
+__global__ void __launch_bounds__(kThreads)
+    matvec_kernel(const uint8_t* __restrict__ w, size_t nb1, int64_t n_in, int64_t n_out, const float* __restrict__ act,
+                  int64_t act_stride, int64_t n_tok, float* __restrict__ out, int64_t out_stride) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarpSize) + warp_id();
   if (row >= n_out) return;  // uniform across the warp
   const int64_t t0 = static_cast<int64_t>(blockIdx.y) * NT;
@@ -124,26 +122,32 @@ __global__ void __launch_bounds__(kThreads) matvec_kernel(const uint8_t* __restr
   }
 }
 
-// Decode (one token): each warp computes kRowsPerWarp rows, so every activation chunk it loads serves several
-// weight rows (the activations would otherwise be read once per row, more bytes than the weights themselves).
-constexpr int kRowsPerWarp = 4;
+// Decode (one token): each warp computes R rows, so every activation chunk it loads serves several weight rows
+// (the activations would otherwise be read once per row, more bytes than the weights themselves). More rows per
+// warp also means fewer warps in flight: K-quants (heavy decode) take 1, the others kRowsPerWarp.
+constexpr int kRowsPerWarp = 2;
 
 template <typename BT>
-__global__ void __launch_bounds__(kThreads) matvec1_kernel(const uint8_t* __restrict__ w, size_t nb1, int64_t n_in,
-                                                           int64_t n_out, const float* __restrict__ act,
-                                                           float* __restrict__ out) {
-  const int64_t row0 = (static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarpSize) + warp_id()) * kRowsPerWarp;
+constexpr int rows_per_warp() {
+  return BT::kQk == 256 ? 1 : kRowsPerWarp;
+}
+
+template <typename BT, int R = rows_per_warp<BT>()>
+__global__ void __launch_bounds__(kThreads)
+    matvec1_kernel(const uint8_t* __restrict__ w, size_t nb1, int64_t n_in, int64_t n_out,
+                   const float* __restrict__ act, float* __restrict__ out) {
+  const int64_t row0 = (static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarpSize) + warp_id()) * R;
   if (row0 >= n_out) return;  // uniform across the warp
-  const int64_t nr = min(static_cast<int64_t>(kRowsPerWarp), n_out - row0);
+  const int64_t nr = min(static_cast<int64_t>(R), n_out - row0);
   const int64_t n_chunks = (n_in + 7) / 8;
-  float acc[kRowsPerWarp];
+  float acc[R];
 #pragma unroll
-  for (int r = 0; r < kRowsPerWarp; ++r) acc[r] = 0.0f;
+  for (int r = 0; r < R; ++r) acc[r] = 0.0f;
   for (int64_t idx = lane_id(); idx < n_chunks; idx += kWarpSize) {
     const float4 a0 = reinterpret_cast<const float4*>(act + idx * 8)[0];
     const float4 a1 = reinterpret_cast<const float4*>(act + idx * 8)[1];
 #pragma unroll
-    for (int r = 0; r < kRowsPerWarp; ++r) {
+    for (int r = 0; r < R; ++r) {
       if (r < nr) {
         float v[8];
         BT::chunk(w + (row0 + r) * nb1, idx, n_in, v);
@@ -153,7 +157,7 @@ __global__ void __launch_bounds__(kThreads) matvec1_kernel(const uint8_t* __rest
     }
   }
 #pragma unroll
-  for (int r = 0; r < kRowsPerWarp; ++r) {
+  for (int r = 0; r < R; ++r) {
     const float s = warp_reduce_sum(acc[r]);
     if (lane_id() == 0 && r < nr) out[row0 + r] = s;
   }
@@ -174,7 +178,8 @@ __global__ void quantize_q8_0_kernel(const float* __restrict__ x, int64_t n_bloc
   for (int k = 0; k < 8; ++k) {
     uint32_t packed = 0;
 #pragma unroll
-    for (int i = 0; i < 4; ++i) packed |= (static_cast<uint32_t>(__float2int_rn(xb[4 * k + i] * id)) & 0xFFu) << (8 * i);
+    for (int i = 0; i < 4; ++i)
+      packed |= (static_cast<uint32_t>(__float2int_rn(xb[4 * k + i] * id)) & 0xFFu) << (8 * i);
     words[k] = static_cast<int>(packed);
   }
   auto* out = reinterpret_cast<int4*>(q + b * 32);
@@ -184,10 +189,9 @@ __global__ void quantize_q8_0_kernel(const float* __restrict__ x, int64_t n_bloc
 
 // Q4_0 / Q8_0 weights times Q8_0 activations: each lane takes whole 32-element blocks, kRowsPerWarp rows per warp.
 template <bool kQ8Weights>
-__global__ void __launch_bounds__(kThreads) matvec_int8_kernel(const uint8_t* __restrict__ w, size_t nb1,
-                                                               int64_t n_blocks, int64_t n_out,
-                                                               const int8_t* __restrict__ aq,
-                                                               const float* __restrict__ ad, float* __restrict__ out) {
+__global__ void __launch_bounds__(kThreads)
+    matvec_int8_kernel(const uint8_t* __restrict__ w, size_t nb1, int64_t n_blocks, int64_t n_out,
+                       const int8_t* __restrict__ aq, const float* __restrict__ ad, float* __restrict__ out) {
   constexpr int kBlockBytes = kQ8Weights ? 34 : 18;
   const int64_t row0 = (static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarpSize) + warp_id()) * kRowsPerWarp;
   if (row0 >= n_out) return;  // uniform across the warp
@@ -238,12 +242,11 @@ __global__ void __launch_bounds__(kThreads) matvec_int8_kernel(const uint8_t* __
 
 // Expert product: one warp per weight row, blockIdx.y = pair (token t, slot j).
 template <typename BT>
-__global__ void __launch_bounds__(kThreads) moe_matvec_kernel(const uint8_t* __restrict__ w, size_t nb1, size_t nb2,
-                                                              int64_t n_in, int64_t n_out,
-                                                              const float* __restrict__ act, int64_t act_stride,
-                                                              bool shared_act, const int32_t* __restrict__ ids,
-                                                              int64_t ids_stride, int n_used,
-                                                              float* __restrict__ out, int64_t out_stride) {
+__global__ void __launch_bounds__(kThreads)
+    moe_matvec_kernel(const uint8_t* __restrict__ w, size_t nb1, size_t nb2, int64_t n_in, int64_t n_out,
+                      const float* __restrict__ act, int64_t act_stride, bool shared_act,
+                      const int32_t* __restrict__ ids, int64_t ids_stride, int n_used, float* __restrict__ out,
+                      int64_t out_stride) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarpSize) + warp_id();
   if (row >= n_out) return;
   const int64_t pair = blockIdx.y;
@@ -265,11 +268,10 @@ __global__ void __launch_bounds__(kThreads) moe_matvec_kernel(const uint8_t* __r
 // Tiled product for batches: a 64 x 64 (rows x tokens) output tile per block, k in steps of 32 elements through
 // shared memory; each thread accumulates 4 x 4 outputs (rows tx + 16 i, tokens ty + 16 j).
 template <typename BT>
-__global__ void __launch_bounds__(kThreads) matmul_tiled_kernel(const uint8_t* __restrict__ w, size_t nb1,
-                                                                int64_t n_in, int64_t n_out,
-                                                                const float* __restrict__ act, int64_t act_stride,
-                                                                int64_t n_tok, float* __restrict__ out,
-                                                                int64_t out_stride) {
+__global__ void __launch_bounds__(kThreads)
+    matmul_tiled_kernel(const uint8_t* __restrict__ w, size_t nb1, int64_t n_in, int64_t n_out,
+                        const float* __restrict__ act, int64_t act_stride, int64_t n_tok, float* __restrict__ out,
+                        int64_t out_stride) {
   __shared__ float ws[kTileK][kTileM + 1];
   __shared__ float xs[kTileK][kTileN + 4];
   const int tid = static_cast<int>(threadIdx.x);
@@ -371,21 +373,27 @@ bool weight_type_supported(quant::Type t) {
 quant::Type activation_type(quant::Type weight) {
   using quant::Type;
   switch (weight) {
-    case Type::F16: return Type::F16;
-    case Type::BF16: return Type::BF16;
+    case Type::F16:
+      return Type::F16;
+    case Type::BF16:
+      return Type::BF16;
     case Type::Q4_0:
     case Type::Q5_0:
     case Type::Q8_0:
-    case Type::IQ4_NL: return Type::Q8_0;
+    case Type::IQ4_NL:
+      return Type::Q8_0;
     case Type::Q4_1:
-    case Type::Q5_1: return Type::Q8_1;
+    case Type::Q5_1:
+      return Type::Q8_1;
     case Type::Q2_K:
     case Type::Q3_K:
     case Type::Q4_K:
     case Type::Q5_K:
     case Type::Q6_K:
-    case Type::IQ4_XS: return Type::Q8_K;
-    default: return Type::F32;
+    case Type::IQ4_XS:
+      return Type::Q8_K;
+    default:
+      return Type::F32;
   }
 }
 
@@ -408,16 +416,16 @@ Status round_activations(quant::Type act_type, const float* x, int64_t x_stride,
       round_q8_k_kernel<<<blocks_for(n_in / 256 * n_rows, 64), 64, 0, stream>>>(x, x_stride, n_in, n_rows, out, os);
       break;
     case Type::F16:
-      round_float_kernel<1><<<blocks_for(os * n_rows, kThreads), kThreads, 0, stream>>>(x, x_stride, n_in, n_rows,
-                                                                                        out, os);
+      round_float_kernel<1>
+          <<<blocks_for(os * n_rows, kThreads), kThreads, 0, stream>>>(x, x_stride, n_in, n_rows, out, os);
       break;
     case Type::BF16:
-      round_float_kernel<2><<<blocks_for(os * n_rows, kThreads), kThreads, 0, stream>>>(x, x_stride, n_in, n_rows,
-                                                                                        out, os);
+      round_float_kernel<2>
+          <<<blocks_for(os * n_rows, kThreads), kThreads, 0, stream>>>(x, x_stride, n_in, n_rows, out, os);
       break;
     default:
-      round_float_kernel<0><<<blocks_for(os * n_rows, kThreads), kThreads, 0, stream>>>(x, x_stride, n_in, n_rows,
-                                                                                        out, os);
+      round_float_kernel<0>
+          <<<blocks_for(os * n_rows, kThreads), kThreads, 0, stream>>>(x, x_stride, n_in, n_rows, out, os);
       break;
   }
   return launch_status("round_activations launch");
@@ -433,12 +441,12 @@ Status matmul(const WeightView& w, const float* act, int64_t n_tok, float* out, 
     using BT = decltype(bt);
     if (n_tok >= kTiledMinTokens) {
       const dim3 grid(blocks_for(w.n_out, kTileM), blocks_for(n_tok, kTileN));
-      matmul_tiled_kernel<BT><<<grid, kThreads, 0, stream>>>(wb, w.nb1, w.n_in, w.n_out, act, as, n_tok, out,
-                                                             out_stride);
+      matmul_tiled_kernel<BT>
+          <<<grid, kThreads, 0, stream>>>(wb, w.nb1, w.n_in, w.n_out, act, as, n_tok, out, out_stride);
       return;
     }
     if (n_tok == 1) {
-      const int64_t rows_per_launch_block = static_cast<int64_t>(rows_per_block) * kRowsPerWarp;
+      const int64_t rows_per_launch_block = static_cast<int64_t>(rows_per_block) * rows_per_warp<BT>();
       matvec1_kernel<BT><<<blocks_for(w.n_out, static_cast<int>(rows_per_launch_block)), kThreads, 0, stream>>>(
           wb, w.nb1, w.n_in, w.n_out, act, out);
       return;
@@ -462,7 +470,9 @@ bool has_int8_matvec(quant::Type weight, int64_t n_tok) {
   return n_tok == 1 && (weight == quant::Type::Q4_0 || weight == quant::Type::Q8_0);
 }
 
-size_t int8_matvec_scratch_bytes(int64_t n_in) { return static_cast<size_t>(n_in) + static_cast<size_t>(n_in / 32) * 4; }
+size_t int8_matvec_scratch_bytes(int64_t n_in) {
+  return static_cast<size_t>(n_in) + static_cast<size_t>(n_in / 32) * 4;
+}
 
 Status matvec_int8(const WeightView& w, const float* x, void* scratch, float* out, int warp_size, gpuStream_t stream) {
   if (!has_int8_matvec(w.type, 1) || w.n_in % 32 != 0) {
@@ -477,11 +487,11 @@ Status matvec_int8(const WeightView& w, const float* x, void* scratch, float* ou
   const int rows_per_block = kThreads / warp_size * kRowsPerWarp;
   const auto* wb = static_cast<const uint8_t*>(w.data);
   if (w.type == quant::Type::Q8_0) {
-    matvec_int8_kernel<true><<<blocks_for(w.n_out, rows_per_block), kThreads, 0, stream>>>(wb, w.nb1, n_blocks, w.n_out,
-                                                                                         aq, ad, out);
+    matvec_int8_kernel<true>
+        <<<blocks_for(w.n_out, rows_per_block), kThreads, 0, stream>>>(wb, w.nb1, n_blocks, w.n_out, aq, ad, out);
   } else {
-    matvec_int8_kernel<false><<<blocks_for(w.n_out, rows_per_block), kThreads, 0, stream>>>(wb, w.nb1, n_blocks,
-                                                                                          w.n_out, aq, ad, out);
+    matvec_int8_kernel<false>
+        <<<blocks_for(w.n_out, rows_per_block), kThreads, 0, stream>>>(wb, w.nb1, n_blocks, w.n_out, aq, ad, out);
   }
   return launch_status("matvec_int8 launch");
 }
@@ -509,8 +519,8 @@ Status embed_rows(const WeightView& table, const int32_t* rows, int64_t n_rows, 
   const int64_t items = (table.n_in + 7) / 8 * n_rows;
   const bool known = dispatch_block_type(table.type, [&](auto bt) {
     using BT = decltype(bt);
-    embed_kernel<BT><<<blocks_for(items, kThreads), kThreads, 0, stream>>>(tb, table.nb1, table.n_in, rows, n_rows,
-                                                                           out, out_stride);
+    embed_kernel<BT><<<blocks_for(items, kThreads), kThreads, 0, stream>>>(tb, table.nb1, table.n_in, rows, n_rows, out,
+                                                                           out_stride);
   });
   if (!known) return unsupported(table.type, "embed");
   return launch_status("embed launch");
