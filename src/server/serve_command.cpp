@@ -1,0 +1,162 @@
+#include "server/serve_command.h"
+
+#include <pthread.h>
+
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+
+#include "backend/cpu/cpu_backend.h"
+#include "core/default_model.h"
+#include "model/model.h"
+#include "server/response.h"
+
+namespace rf::server {
+namespace {
+
+struct Loaded {
+  std::unique_ptr<backend::Backend> backend;
+  std::unique_ptr<model::Model> model;
+  std::unique_ptr<runtime::Engine> engine;
+  std::shared_ptr<ServedModel> served;
+};
+
+Expected<Loaded> load(const ServeOptions& o, const std::string& path) {
+  Loaded l;
+  auto cpu = std::make_unique<backend::cpu::CpuBackend>(o.threads);
+  std::fprintf(stderr, "rocmforge serve: backend %s\n", cpu->name().c_str());
+  l.backend = std::move(cpu);
+  auto m = model::Model::load(path, *l.backend);
+  if (!m) return m.status();
+  l.model = std::move(*m);
+  auto tok = tokenizer::Tokenizer::from_gguf(l.model->file());
+  if (!tok) return Status::error("serve: model '" + path + "' has no usable tokenizer: " + tok.error_message());
+
+  runtime::EngineOptions eo;
+  eo.max_running = o.parallel;
+  eo.ctx_size = o.ctx_size;
+  if (eo.ctx_size <= 0) {
+    const int train = l.model->hparams().n_ctx_train;
+    eo.ctx_size = train > 0 ? std::min(train, 4096) : 4096;
+  }
+  eo.kv_slots = o.kv_cache_tokens;
+  eo.step_tokens = o.batch_tokens;
+  eo.max_waiting = o.queue;
+  eo.prefix_cache = o.prefix_cache;
+  for (int32_t id : (*tok)->vocab().eog) eo.stop_tokens.push_back(id);
+  if ((*tok)->eos() >= 0) eo.stop_tokens.push_back((*tok)->eos());
+  auto engine = runtime::Engine::create(*l.model, eo);
+  if (!engine) return engine.status();
+  l.engine = std::move(*engine);
+
+  auto s = std::make_shared<ServedModel>();
+  const std::string stem = std::filesystem::path(path).stem().string();
+  s->id = o.alias.empty() ? stem : o.alias;
+  s->aliases = {stem, std::filesystem::path(path).filename().string(), path};
+  s->created = unix_time_now();
+  s->engine = l.engine.get();
+  s->tokenizer = *tok;
+  const auto& t = **tok;
+  if (t.bos() >= 0) s->bos_text = t.token_text(t.bos());
+  if (t.eos() >= 0) s->eos_text = t.token_text(t.eos());
+  std::string source = fallback_chat_template();
+  if (auto tmpl = l.model->file().get<std::string>("tokenizer.chat_template"); tmpl.ok()) source = *tmpl;
+  auto parsed = chat::ChatTemplate::parse(source);
+  if (!parsed) {
+    std::fprintf(stderr, "rocmforge serve: the model's chat template does not parse (%s); using ChatML\n",
+                 parsed.error_message().c_str());
+    parsed = chat::ChatTemplate::parse(fallback_chat_template());
+  }
+  if (!parsed) return parsed.status();
+  s->chat_template = std::move(*parsed);
+  l.served = std::move(s);
+  return l;
+}
+
+}  // namespace
+
+int run_serve(const ServeOptions& o) {
+  // Handle SIGINT/SIGTERM on this thread only (sigwait below): every thread started from here inherits the mask.
+  std::signal(SIGPIPE, SIG_IGN);
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  const std::string path = o.model_path.empty() ? rf::default_model_path() : o.model_path;
+  ServerOptions http = o.http;
+  if (http.http_threads <= 0) http.http_threads = std::max(16, 2 * o.parallel + 16);
+  HttpServer server(http);
+  if (Status s = server.bind(); !s.ok()) {
+    std::fprintf(stderr, "rocmforge serve: %s\n", s.message().c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "rocmforge serve: listening on http://%s:%d (loading %s)\n", http.host.c_str(), server.port(),
+               path.c_str());
+  std::fflush(stderr);
+  server.start_background();
+
+  auto loaded = load(o, path);
+  if (!loaded) {
+    std::fprintf(stderr, "rocmforge serve: %s\n", loaded.error_message().c_str());
+    server.stop();
+    return 1;
+  }
+  server.set_model(loaded->served);
+  const auto& eo = loaded->engine->options();
+  std::fprintf(stderr,
+               "rocmforge serve: model '%s' ready: %d parallel sequences, context %d, KV cache %d tokens in blocks "
+               "of %d\n",
+               loaded->served->id.c_str(), eo.max_running, eo.ctx_size, eo.kv_slots, eo.block_size);
+  std::fflush(stderr);
+
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  std::fprintf(stderr, "rocmforge serve: %s: finishing running requests (up to %.0f s), then exiting\n",
+               sig == SIGINT ? "SIGINT" : "SIGTERM", o.shutdown_grace_s);
+  std::fflush(stderr);
+  // Stop admitting (new requests get 503), let running sequences finish within the grace period, cancel the rest;
+  // their streams end properly. Then stop the listener (it waits for in-flight handlers).
+  loaded->engine->shutdown(std::chrono::milliseconds(static_cast<int64_t>(o.shutdown_grace_s * 1000)));
+  server.stop();
+  std::fprintf(stderr, "rocmforge serve: stopped\n");
+  return 0;
+}
+
+void register_serve_command(CLI::App& app, int& exit_code) {
+  auto opts = std::make_shared<ServeOptions>();
+  CLI::App* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server with continuous batching");
+  cmd->add_option("-m,--model", opts->model_path, "GGUF model (default: the built-in model)");
+  cmd->add_option("--alias", opts->alias, "Model id reported by the API (default: the file name)");
+  cmd->add_option("--host", opts->http.host, "Address to listen on")->capture_default_str();
+  cmd->add_option("--port", opts->http.port, "Port (0: any free port)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
+  cmd->add_option("--api-key", opts->http.api_key, "Require 'Authorization: Bearer <key>' on /v1/*");
+  cmd->add_option("-n,--parallel", opts->parallel, "Sequences generated at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  cmd->add_option("-c,--ctx-size", opts->ctx_size, "Tokens per sequence (0: the model's, at most 4096)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--kv-cache-tokens", opts->kv_cache_tokens, "KV-cache size in tokens (0: ctx-size * parallel)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--batch-tokens", opts->batch_tokens, "Token budget of one batch (decode + prefill chunks)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--queue", opts->queue, "Queued sequences before requests get 503")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_flag(
+      "--no-prefix-cache", [opts](int64_t) { opts->prefix_cache = false; }, "Do not reuse prompt KV blocks");
+  cmd->add_option("-t,--threads", opts->threads, "CPU threads (0: physical cores)")->capture_default_str();
+  cmd->add_option("--max-body-bytes", opts->http.max_body_bytes, "Largest request body")->capture_default_str();
+  cmd->add_option("--shutdown-grace", opts->shutdown_grace_s, "Seconds running requests get to finish on SIGTERM")
+      ->capture_default_str();
+  cmd->callback([opts, &exit_code] { exit_code = run_serve(*opts); });
+}
+
+}  // namespace rf::server

@@ -1,0 +1,189 @@
+#include "server_fixture.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <mutex>
+
+#include "cli/synth.h"
+#include "server/response.h"
+
+namespace rf::server::test {
+
+std::string synth_model_path() {
+  static std::once_flag once;
+  static std::string path = ::testing::TempDir() + "/rf_server_test_synth_" + std::to_string(getpid()) + ".gguf";
+  std::call_once(once, [] {
+    cli::SynthOptions o;
+    o.n_embd = 64;
+    o.n_ff = 128;
+    o.n_layer = 2;
+    o.n_head = 4;
+    o.n_head_kv = 2;
+    o.n_vocab = 400;
+    o.n_ctx = 512;
+    o.type = "Q8_0";
+    o.threads = 2;
+    o.output = path;
+    const Status s = cli::write_synth_model(o);
+    EXPECT_TRUE(s.ok()) << s.message();
+    std::atexit([] { std::remove(path.c_str()); });
+  });
+  return path;
+}
+
+TestServer::TestServer(runtime::EngineOptions eo, ServerOptions so, bool ready) {
+  be = std::make_unique<backend::cpu::CpuBackend>(2);
+  auto m = model::Model::load(synth_model_path(), *be);
+  EXPECT_TRUE(m.ok()) << m.error_message();
+  model = std::move(*m);
+  if (eo.ctx_size == 0) eo.ctx_size = 256;
+  auto tok = tokenizer::Tokenizer::from_gguf(model->file());
+  EXPECT_TRUE(tok.ok()) << tok.error_message();
+  for (int32_t id : (*tok)->vocab().eog) eo.stop_tokens.push_back(id);
+  auto e = runtime::Engine::create(*model, eo);
+  EXPECT_TRUE(e.ok()) << e.error_message();
+  engine = std::move(*e);
+  served = std::make_shared<ServedModel>();
+  served->id = "synth";
+  served->aliases = {"synth.gguf"};
+  served->created = unix_time_now();
+  served->engine = engine.get();
+  served->tokenizer = *tok;
+  served->bos_text = (*tok)->token_text((*tok)->bos());
+  served->eos_text = (*tok)->token_text((*tok)->eos());
+  auto t = chat::ChatTemplate::parse(fallback_chat_template());
+  EXPECT_TRUE(t.ok()) << t.error_message();
+  served->chat_template = std::move(*t);
+  so.port = 0;
+  so.read_timeout_s = 2;
+  so.write_timeout_s = 2;
+  http = std::make_unique<HttpServer>(so);
+  const Status s = http->bind();
+  EXPECT_TRUE(s.ok()) << s.message();
+  if (ready) attach();
+  http->start_background();
+}
+
+void TestServer::attach() { http->set_model(served); }
+
+TestServer::~TestServer() {
+  engine->shutdown(std::chrono::milliseconds(0));
+  http->stop();
+}
+
+httplib::Client TestServer::client() const {
+  httplib::Client c("127.0.0.1", http->port());
+  c.set_read_timeout(30, 0);
+  return c;
+}
+
+namespace {
+
+int connect_and_send(int port, const std::string& bytes) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  size_t sent = 0;
+  while (sent < bytes.size()) {
+    const ssize_t n = send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    sent += static_cast<size_t>(n);
+  }
+  return fd;
+}
+
+}  // namespace
+
+std::string http_post_request(const std::string& path, const std::string& body) {
+  return "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n" +
+         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+int open_stream(int port, const std::string& path, const std::string& body, bool wait_first_event) {
+  const int fd = connect_and_send(port, http_post_request(path, body));
+  if (fd < 0 || !wait_first_event) return fd;
+  std::string got;
+  char buf[2048];
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (got.find("data: ") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 50) <= 0) continue;
+    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  return fd;
+}
+
+std::string raw_exchange(int port, const std::string& bytes, int timeout_ms) {
+  const int fd = connect_and_send(port, bytes);
+  if (fd < 0) return {};
+  std::string out;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  char buf[4096];
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 50) <= 0) continue;
+    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return out;
+}
+
+std::vector<std::string> sse_payloads(const std::string& body) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos < body.size()) {
+    const size_t end = body.find("\n\n", pos);
+    if (end == std::string::npos) {
+      ADD_FAILURE() << "SSE body does not end with a blank line: " << body.substr(pos, 200);
+      break;
+    }
+    const std::string ev = body.substr(pos, end - pos);
+    EXPECT_EQ(ev.rfind("data: ", 0), 0u) << ev;
+    EXPECT_EQ(ev.find('\n'), std::string::npos) << "one line per event: " << ev;
+    out.push_back(ev.substr(6));
+    pos = end + 2;
+  }
+  return out;
+}
+
+std::string streamed_text(const std::vector<std::string>& payloads, int index) {
+  std::string text;
+  for (const auto& p : payloads) {
+    if (p == "[DONE]") continue;
+    const auto j = nlohmann::json::parse(p);
+    for (const auto& c : j["choices"]) {
+      if (c["index"] != index) continue;
+      if (c.contains("delta") && c["delta"].contains("content")) text += c["delta"]["content"].get<std::string>();
+      if (c.contains("text")) text += c["text"].get<std::string>();
+    }
+  }
+  return text;
+}
+
+nlohmann::json post_json(httplib::Client& cli, const std::string& path, const nlohmann::json& body, int* status) {
+  auto r = cli.Post(path.c_str(), body.dump(), "application/json");
+  if (!r) {
+    *status = -1;
+    return {};
+  }
+  *status = r->status;
+  auto j = nlohmann::json::parse(r->body, nullptr, false);
+  return j.is_discarded() ? nlohmann::json(r->body) : j;
+}
+
+}  // namespace rf::server::test
