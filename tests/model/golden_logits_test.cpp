@@ -1,16 +1,19 @@
-// Forward-pass parity with llama.cpp: for every model in ../shared/models and both golden prompts, the logits
-// of a one-batch prefill and of teacher-forced decode steps (the `greedy` tokens fed one at a time through the
-// paged KV cache) agree with ../shared/golden/logits within the README tolerances, with equal argmax everywhere.
+// Forward-pass parity with llama.cpp: for every model in ../shared/models, both golden prompts and both the scalar
+// and the selected (SIMD) kernel table, the logits of a one-batch prefill and of teacher-forced decode steps (the
+// `greedy` tokens fed one at a time through the paged KV cache) agree with ../shared/golden/logits within the
+// README tolerances, with equal argmax everywhere except where activation rounding ties explain it (see
+// model/rounding_ties.h for why those exist and how the test proves them).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <set>
 
 #include "backend/cpu/cpu_backend.h"
-#include "kv/kv_cache.h"
 #include "model/golden.h"
+#include "model/golden_trace.h"
 #include "model/model.h"
 #include "support/shared_data.h"
 
@@ -27,92 +30,98 @@ const char* const kModels[] = {
     "synth-mixtral-Q4_K_M",
 };
 
-// One sequence in a fresh cache; feeds tokens at consecutive positions and returns the logits of every fed token.
-struct Runner {
-  explicit Runner(model::Model& m) : model(m) {
-    kv::KvOptions o;
-    o.n_slots = 256;
-    o.block_size = 16;
-    cache = kv::KvCache::create(m.backend(), m.kv_shape(), o).value();
-    seq = cache->add_sequence();
-  }
-  std::vector<float> feed(const std::vector<int>& tokens) {
-    backend::Batch b;
-    const int32_t start = cache->length(seq);
-    EXPECT_TRUE(cache->reserve(seq, static_cast<int32_t>(tokens.size())).ok());
-    for (size_t i = 0; i < tokens.size(); ++i) {
-      b.tokens.push_back(tokens[i]);
-      b.positions.push_back(start + static_cast<int32_t>(i));
-      b.seq.push_back(0);
-      b.output_rows.push_back(static_cast<int32_t>(i));
-    }
-    b.block_tables.push_back(cache->block_table(seq));
-    std::vector<float> logits;
-    const Status s = model.forward(std::move(b), *cache, &logits);
-    EXPECT_TRUE(s.ok()) << s.message();
-    cache->advance(seq, static_cast<int32_t>(tokens.size()));
-    return logits;
-  }
-  model::Model& model;
-  std::unique_ptr<kv::KvCache> cache;
-  int32_t seq;
+// Relative change an activation may need to cross its rounding boundary and still count as a tie that float noise
+// decides: our and llama.cpp's F32 activations agree to ~1e-7 relative before the 8-bit / F16 roundings, a little
+// more after attention's F16 probabilities; every tie found on the shared models needs under 8e-5.
+constexpr double kMaxTieChange = 1e-4;
+// A row is "back to noise level" under this nRMSE (untied rows sit at ~2e-6 for quantized weights).
+constexpr double kEventNrmse = 1e-4;
+constexpr int kMaxTiesPerPrompt = 6;
+constexpr int kMaxCandidatesPerEvent = 48;
+// Fallback for prompts the search does not reduce to ties: the golden's top two logits within this many standard
+// deviations of its row (quantized weights only; F32/F16/BF16 rows must agree exactly).
+double near_tie_sd(const std::string& name) { return test::golden_tolerance(name) >= 5e-2 ? 0.05 : 0.0; }
+
+struct TableCase {
+  const char* model;
+  bool simd;  // kernels() (the table users get) rather than scalar_kernels()
 };
 
-// The argmax must agree except at near-ties: where the golden's top two logits are closer than this many standard
-// deviations of the row, llama.cpp's own 8-bit activation rounding can flip the choice (the random-weight synth
-// models have flat logit rows). Quantized models only; F32/F16/BF16 rows must agree exactly.
-double tie_gap_for(const std::string& name) { return test::golden_tolerance(name) >= 5e-2 ? 0.05 : 0.0; }
+std::vector<TableCase> all_cases() {
+  std::vector<TableCase> v;
+  for (const char* m : kModels) v.push_back({m, false});
+  for (const char* m : kModels) v.push_back({m, true});
+  return v;
+}
 
-class GoldenLogitsTest : public ::testing::TestWithParam<const char*> {};
+class GoldenLogitsTest : public ::testing::TestWithParam<TableCase> {};
 
+// Every row within the README tolerance; the argmax equal at every row, or, where it is not, the disagreement
+// shown to be nothing but activation rounding ties: flipping at most a few 8-bit / F16 roundings that sit within
+// kMaxTieChange of their boundary brings every row of the prompt back to kEventNrmse with equal argmax.
 TEST_P(GoldenLogitsTest, PrefillAndTeacherForcedDecodeMatchLlamaCpp) {
-  const std::string name = GetParam();
+  const std::string name = GetParam().model;
   RF_REQUIRE_SHARED(model_path, "models/" + name + ".gguf");
-  backend::cpu::CpuBackend be(2, &backend::cpu::scalar_kernels());
-  auto model = model::Model::load(model_path, be);
+  const backend::cpu::KernelTable& table =
+      GetParam().simd ? backend::cpu::kernels() : backend::cpu::scalar_kernels();
+  backend::cpu::CpuBackend be(2, &table);
+  test::TieBackend ties(be);
+  auto model = model::Model::load(model_path, ties);
   ASSERT_TRUE(model.ok()) << model.error_message();
   const double tol = test::golden_tolerance(name);
-  const double kTieGap = tie_gap_for(name);
+  const double kNearTieSd = near_tie_sd(name);
   double worst_prefill = 0.0, worst_decode = 0.0;
-  int near_ties = 0;
+  int mismatches = 0, explained_ties = 0, unexplained = 0;
   for (const char* prompt : {"p1", "p2"}) {
     RF_REQUIRE_SHARED(golden_path, "golden/logits/" + name + "." + prompt + ".json");
     const auto g = test::load_golden(golden_path);
     ASSERT_TRUE(g.has_value()) << golden_path;
     ASSERT_EQ(g->n_vocab, (*model)->hparams().n_vocab);
-    Runner r(**model);
-    const auto logits = r.feed(g->tokens);
-    ASSERT_EQ(logits.size(), g->tokens.size() * static_cast<size_t>(g->n_vocab));
-    for (size_t p = 0; p < g->tokens.size(); ++p) {
-      const float* row = logits.data() + p * static_cast<size_t>(g->n_vocab);
-      const double e = test::nrmse(row, g->logits[p]);
-      worst_prefill = std::max(worst_prefill, e);
-      EXPECT_LE(e, tol) << name << " " << prompt << " prefill position " << p;
-      double gap = 0.0;
-      EXPECT_TRUE(test::argmax_agrees(row, g->logits[p], kTieGap, &gap))
-          << name << " " << prompt << " prefill position " << p << ": argmax differs, golden gap " << gap << " sd";
-      near_ties += test::argmax(row, g->n_vocab) != test::argmax(g->logits[p].data(), g->n_vocab);
+    const test::Trace t = test::run_trace(**model, *g);
+    ASSERT_EQ(t.nrmse.size(), g->tokens.size() + g->greedy.size());
+    worst_prefill = std::max(worst_prefill, t.worst_prefill());
+    worst_decode = std::max(worst_decode, t.worst_decode());
+    for (size_t r = 0; r < t.nrmse.size(); ++r) EXPECT_LE(t.nrmse[r], tol) << name << " " << prompt << " " << t.label(r);
+    if (t.argmax_mismatches() == 0) continue;
+    mismatches += t.argmax_mismatches();
+    test::TieExplanation ex;
+    if (std::getenv("ROCMFORGE_SLOW_TESTS_SKIP") == nullptr) {
+      ex = test::explain_by_rounding_ties(**model, ties, *g, kEventNrmse, kMaxTieChange, kMaxTiesPerPrompt,
+                                          kMaxCandidatesPerEvent);
     }
-    for (size_t i = 0; i < g->greedy.size(); ++i) {
-      const auto step = r.feed({g->greedy[i]});
-      const double e = test::nrmse(step.data(), g->greedy_logits[i]);
-      worst_decode = std::max(worst_decode, e);
-      EXPECT_LE(e, tol) << name << " " << prompt << " decode step " << i;
+    std::string found;
+    for (const auto& tie : ex.ties) found += "\n  tie: " + tie.describe();
+    explained_ties += static_cast<int>(ex.ties.size());
+    if (ex.explained) {
+      std::printf("[golden] %s %s: argmax differences explained by%s\n", name.c_str(), prompt, found.c_str());
+      continue;
+    }
+    // Not (or not yet) reduced to ties the search can flip (a tie inside attention's F16 probabilities cannot be
+    // nudged from outside the backend): only a near-tie of the golden's own top two logits may then differ.
+    ++unexplained;
+    const size_t bad = ex.trace.nrmse.empty() ? 0 : ex.trace.first_above(kEventNrmse);
+    std::printf("[golden] %s %s: argmax differences NOT explained by rounding ties (first unexplained: %s)%s\n",
+                name.c_str(), prompt, ex.trace.nrmse.empty() ? "search skipped" : ex.trace.label(bad).c_str(),
+                found.c_str());
+    for (size_t r = 0; r < t.nrmse.size(); ++r) {
+      if (t.argmax_equal[r]) continue;
+      const bool decode = r >= t.n_prompt;
+      const auto& golden_row = decode ? g->greedy_logits[r - t.n_prompt] : g->logits[r];
       double gap = 0.0;
-      EXPECT_TRUE(test::argmax_agrees(step.data(), g->greedy_logits[i], kTieGap, &gap))
-          << name << " " << prompt << " decode step " << i << ": argmax differs, golden gap " << gap << " sd";
-      near_ties += test::argmax(step.data(), g->n_vocab) != test::argmax(g->greedy_logits[i].data(), g->n_vocab);
+      EXPECT_TRUE(test::argmax_agrees(t.mismatched_rows.at(r).data(), golden_row, kNearTieSd, &gap))
+          << name << " " << prompt << " " << t.label(r) << ": argmax differs, golden gap " << gap << " sd";
     }
   }
-  std::printf("[golden] %-24s worst nRMSE prefill %.2e decode %.2e (tolerance %.0e), near-tie argmax flips %d\n",
-              name.c_str(), worst_prefill, worst_decode, tol, near_ties);
+  std::printf("[golden] %-22s %-6s worst nRMSE prefill %.2e decode %.2e (tolerance %.0e), argmax mismatches %d "
+              "(ties flipped to explain them: %d, prompts left to the near-tie rule: %d)\n",
+              name.c_str(), table.isa.c_str(), worst_prefill, worst_decode, tol, mismatches, explained_ties, unexplained);
   RecordProperty("worst_nrmse_prefill", std::to_string(worst_prefill));
   RecordProperty("worst_nrmse_decode", std::to_string(worst_decode));
 }
 
-INSTANTIATE_TEST_SUITE_P(AllSharedModels, GoldenLogitsTest, ::testing::ValuesIn(kModels),
-                         [](const ::testing::TestParamInfo<const char*>& p) {
-                           std::string s = p.param;
+INSTANTIATE_TEST_SUITE_P(AllSharedModels, GoldenLogitsTest, ::testing::ValuesIn(all_cases()),
+                         [](const ::testing::TestParamInfo<TableCase>& p) {
+                           std::string s = std::string(p.param.model) + (p.param.simd ? "_selected" : "_scalar");
                            std::replace(s.begin(), s.end(), '-', '_');
                            return s;
                          });
@@ -133,20 +142,12 @@ TEST(GoldenLogits, Stories260KGreedyContinuationMatchesExactly) {
   RF_REQUIRE_SHARED(golden_path, "golden/logits/stories260K.p1.json");
   const auto g = test::load_golden(golden_path);
   ASSERT_TRUE(g.has_value());
-  backend::cpu::CpuBackend be(2, &backend::cpu::scalar_kernels());
-  auto model = model::Model::load(model_path, be);
-  ASSERT_TRUE(model.ok()) << model.error_message();
-  Runner r(**model);
-  auto logits = r.feed(g->tokens);
-  const int nv = g->n_vocab;
-  int next = test::argmax(logits.data() + (g->tokens.size() - 1) * static_cast<size_t>(nv), nv);
-  std::vector<int> out;
-  while (out.size() < g->greedy.size()) {
-    out.push_back(next);
-    const auto step = r.feed({next});
-    next = test::argmax(step.data(), nv);
+  for (const auto* table : {&backend::cpu::scalar_kernels(), &backend::cpu::kernels()}) {
+    backend::cpu::CpuBackend be(2, table);
+    auto model = model::Model::load(model_path, be);
+    ASSERT_TRUE(model.ok()) << model.error_message();
+    EXPECT_EQ(test::greedy_continuation(**model, g->tokens, g->greedy.size()), g->greedy) << table->isa;
   }
-  EXPECT_EQ(out, g->greedy);
 }
 
 }  // namespace
