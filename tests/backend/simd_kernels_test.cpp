@@ -124,7 +124,7 @@ TEST(SimdKernels, ActivationQuantizersAreByteIdenticalToScalar) {
         for (int variant = 0; variant < 4; ++variant) {
           std::vector<float> x = random_floats(rng, n, variant == 1 ? 1e-3f : 3.0f);
           if (variant == 2) std::fill(x.begin(), x.begin() + bs, 0.0f);  // an all-zero block
-          if (variant == 3) {  // ties of the extreme with both signs (Q8_K takes the first)
+          if (variant == 3 && n > 9) {  // ties of the extreme with both signs (Q8_K takes the first)
             x[5] = 7.5f;
             x[9] = -7.5f;
           }
