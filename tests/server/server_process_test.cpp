@@ -140,7 +140,7 @@ TEST(ServeProcess, OfficialOpenAiNodeClient) {
   int st = 0;
   if (read_all(dir + "/node_modules/openai/package.json").empty()) {
     const std::string log = run_capture("mkdir -p '" + dir + "' && cd '" + dir +
-                                            "' && timeout 180 npm install --no-audit --no-fund --silent openai@4 2>&1",
+                                            "' && timeout 90 npm install --no-audit --no-fund --silent openai@4 2>&1",
                                         &st);
     if (st != 0) GTEST_SKIP() << "npm could not install the openai package (offline?): " << log.substr(0, 400);
   }
