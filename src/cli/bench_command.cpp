@@ -4,8 +4,6 @@
 #include "cli/bench_command.h"
 
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -14,6 +12,7 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <string>
 #include <thread>
@@ -23,6 +22,7 @@
 #include "backend/cpu/simd_bench.h"
 #include "kv/kv_cache.h"
 #include "model/model.h"
+#include "runtime/device_select.h"
 
 namespace rf::cli {
 namespace {
@@ -76,22 +76,34 @@ Expected<double> run_sequence(model::Model& m, kv::KvCache& cache, int n_tokens,
 }
 
 Expected<BenchResult> run_bench(const BenchOptions& o) {
-  if (o.device == "gpu") return Status::error("bench: --device gpu is not available in this build of bench yet");
-  if (o.device != "auto" && o.device != "cpu") {
-    return Status::error("bench: --device must be auto, cpu or gpu, got '" + o.device + "'");
-  }
+  auto kind = runtime::parse_device_kind(o.device);
+  if (!kind) return Status::error("bench: " + kind.error_message());
   if (o.n_prompt < 0 || o.n_gen < 0 || o.reps < 1) return Status::error("bench: -p/-n must be >= 0 and -r >= 1");
   BenchResult r;
   r.model = o.model;
   r.n_prompt = o.n_prompt;
   r.n_gen = o.n_gen;
   r.reps = o.reps;
-  r.device = cpu_name();
-  backend::cpu::CpuBackend be(o.threads);
-  r.threads = be.n_threads();
+  backend::BackendOptions bo;
+  bo.device = *kind;
+  bo.n_threads = o.threads;
+  auto choice = runtime::select_backend(bo);
+  if (!choice) return Status::error("bench: " + choice.error_message());
+  if (!choice->note.empty()) std::fprintf(stderr, "rocmforge: %s\n", choice->note.c_str());
+  std::unique_ptr<backend::Backend> owned = std::move(choice->backend);
+  backend::Backend& be = *owned;
+  r.device = choice->device_name;
   r.backend = be.name();
-  // Bandwidth first, then forget its buffer in the RSS high-water mark so peak RSS is the model's.
-  r.memory_bandwidth_bytes_per_s = measure_read_bandwidth(r.threads);
+  if (choice->is_gpu) {
+    // The roofline of a GPU run is the device's own copy bandwidth (read + write), measured here.
+    auto bw = runtime::measure_gpu_copy_bandwidth(be);
+    if (!bw) return Status::error("bench: " + bw.error_message());
+    r.memory_bandwidth_bytes_per_s = *bw;
+  } else {
+    r.threads = static_cast<backend::cpu::CpuBackend&>(be).n_threads();
+    // Bandwidth first, then forget its buffer in the RSS high-water mark so peak RSS is the model's.
+    r.memory_bandwidth_bytes_per_s = measure_read_bandwidth(r.threads);
+  }
   reset_peak_rss();
 
   const auto t0 = Clock::now();

@@ -1,13 +1,14 @@
 #include "runtime/generate.h"
 
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 
-#include "backend/cpu/cpu_backend.h"
 #include "kv/kv_cache.h"
 #include "model/model.h"
+#include "runtime/device_select.h"
 #include "tokenizer/tokenizer.h"
 
 namespace rf::runtime {
@@ -36,11 +37,14 @@ Status write_logits(const std::string& path, const std::vector<int32_t>& tokens,
 
 Expected<GenerateResult> generate(const GenerateOptions& o, const std::function<void(std::string_view)>& on_text) {
   GenerateResult r;
-  if (o.device == backend::DeviceKind::kGpu) {
-    return Status::error("generate: --device gpu: no GPU backend in this build (use auto or cpu)");
-  }
   const auto t_load = std::chrono::steady_clock::now();
-  auto be = std::make_unique<backend::cpu::CpuBackend>(o.threads);
+  backend::BackendOptions bo;
+  bo.device = o.device;
+  bo.n_threads = o.threads;
+  auto choice = select_backend(bo);
+  if (!choice) return Status::error("generate: " + choice.error_message());
+  if (!choice->note.empty()) std::fprintf(stderr, "rocmforge: %s\n", choice->note.c_str());
+  std::unique_ptr<backend::Backend> be = std::move(choice->backend);
   r.backend_name = be->name();
   auto file = gguf::File::open(o.model_path);
   if (!file) return file.status();

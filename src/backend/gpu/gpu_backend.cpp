@@ -36,50 +36,50 @@ class GpuBuffer final : public backend::Buffer {
   size_t size_ = 0;
 };
 
-// The batch's index arrays in one device allocation: tokens, positions, sequence ids, KV slots, output rows and
-// the block tables (one row of table_stride ids per sequence).
+// The batch's index arrays in one device array (from the backend's pool): tokens, positions, sequence ids, KV
+// slots, output rows and the block tables (one row of table_stride ids per sequence).
 class GpuDeviceBatch final : public backend::DeviceBatch {
  public:
-  GpuDeviceBatch(backend::Batch batch, gpuStream_t stream) : DeviceBatch(std::move(batch)), stream_(stream) {
+  GpuDeviceBatch(backend::Batch batch, GpuBackend& be) : DeviceBatch(std::move(batch)), be_(be) {
     const backend::Batch& b = host();
     const size_t n = b.tokens.size();
     for (const auto& t : b.block_tables)
       table_stride_ = std::max<int64_t>(table_stride_, static_cast<int64_t>(t.size()));
     table_stride_ = std::max<int64_t>(table_stride_, 1);
-    host_ints_.reserve(5 * n + b.output_rows.size() + b.block_tables.size() * static_cast<size_t>(table_stride_));
-    host_ints_.insert(host_ints_.end(), b.tokens.begin(), b.tokens.end());
-    host_ints_.insert(host_ints_.end(), b.positions.begin(), b.positions.end());
-    host_ints_.insert(host_ints_.end(), b.seq.begin(), b.seq.end());
+    std::vector<int32_t> ints;
+    ints.reserve(5 * n + b.output_rows.size() + b.block_tables.size() * static_cast<size_t>(table_stride_));
+    ints.insert(ints.end(), b.tokens.begin(), b.tokens.end());
+    ints.insert(ints.end(), b.positions.begin(), b.positions.end());
+    ints.insert(ints.end(), b.seq.begin(), b.seq.end());
     RF_CHECK(b.positions.size() == n && b.seq.size() == n && b.kv_block_size > 0);
     for (size_t t = 0; t < n; ++t) {
       const auto& table = b.block_tables.at(static_cast<size_t>(b.seq[t]));
       const auto block = static_cast<size_t>(b.positions[t] / b.kv_block_size);
       RF_CHECK_MSG(block < table.size(), "gpu batch: token " + std::to_string(t) + " position " +
                                              std::to_string(b.positions[t]) + " past its block table");
-      host_ints_.push_back(table[block] * b.kv_block_size + b.positions[t] % b.kv_block_size);
+      ints.push_back(table[block] * b.kv_block_size + b.positions[t] % b.kv_block_size);
     }
-    host_ints_.insert(host_ints_.end(), b.output_rows.begin(), b.output_rows.end());
+    ints.insert(ints.end(), b.output_rows.begin(), b.output_rows.end());
     for (const auto& t : b.block_tables) {
-      host_ints_.insert(host_ints_.end(), t.begin(), t.end());
-      host_ints_.insert(host_ints_.end(), static_cast<size_t>(table_stride_) - t.size(), 0);
+      ints.insert(ints.end(), t.begin(), t.end());
+      ints.insert(ints.end(), static_cast<size_t>(table_stride_) - t.size(), 0);
     }
-    GPU_CHECK(gpuMalloc(reinterpret_cast<void**>(&mem_), std::max<size_t>(host_ints_.size(), 1) * sizeof(int32_t)));
-    if (!host_ints_.empty()) {
+    mem_ = be_.acquire_batch_mem(ints.size());
+    if (!ints.empty()) {
+      std::memcpy(mem_.host, ints.data(), ints.size() * sizeof(int32_t));
       GPU_CHECK(
-          gpuMemcpyAsync(mem_, host_ints_.data(), host_ints_.size() * sizeof(int32_t), gpuMemcpyHostToDevice, stream));
+          gpuMemcpyAsync(mem_.dev, mem_.host, ints.size() * sizeof(int32_t), gpuMemcpyHostToDevice, be_.stream()));
     }
     const auto nn = static_cast<int64_t>(n);
-    tokens_ = mem_;
-    positions_ = mem_ + nn;
-    seq_ = mem_ + 2 * nn;
-    slots_ = mem_ + 3 * nn;
-    outputs_ = mem_ + 4 * nn;
+    int32_t* base = mem_.dev;
+    tokens_ = base;
+    positions_ = base + nn;
+    seq_ = base + 2 * nn;
+    slots_ = base + 3 * nn;
+    outputs_ = base + 4 * nn;
     tables_ = outputs_ + static_cast<int64_t>(b.output_rows.size());
   }
-  ~GpuDeviceBatch() override {
-    (void)gpuStreamSynchronize(stream_);  // kernels of this batch may still read the arrays
-    (void)gpuFree(mem_);
-  }
+  ~GpuDeviceBatch() override { be_.release_batch_mem(mem_); }
 
   const int32_t* tokens() const { return tokens_; }
   const int32_t* positions() const { return positions_; }
@@ -90,11 +90,10 @@ class GpuDeviceBatch final : public backend::DeviceBatch {
   int64_t table_stride() const { return table_stride_; }
 
  private:
-  gpuStream_t stream_;
-  std::vector<int32_t> host_ints_;
-  int32_t* mem_ = nullptr;
-  int32_t *tokens_ = nullptr, *positions_ = nullptr, *seq_ = nullptr, *slots_ = nullptr, *outputs_ = nullptr;
-  int32_t* tables_ = nullptr;
+  GpuBackend& be_;
+  GpuBackend::BatchMem mem_;
+  const int32_t *tokens_ = nullptr, *positions_ = nullptr, *seq_ = nullptr, *slots_ = nullptr, *outputs_ = nullptr;
+  const int32_t* tables_ = nullptr;
   int64_t table_stride_ = 0;
 };
 
@@ -139,6 +138,11 @@ GpuBackend::~GpuBackend() {
   (void)gpuStreamSynchronize(stream_);
   for (const Arena& a : arenas_) (void)gpuFree(a.base);
   if (act_ != nullptr) (void)gpuFree(act_);
+  for (const BatchMem& m : batch_pool_) {
+    (void)gpuFree(m.dev);
+    (void)gpuFreeHost(m.host);
+    (void)gpuEventDestroy(m.done);
+  }
   (void)gpuStreamDestroy(stream_);
 }
 
@@ -189,6 +193,71 @@ float* GpuBackend::act_scratch(size_t floats) {
   return act_;
 }
 
+Expected<double> GpuBackend::measure_copy_bandwidth(size_t bytes) {
+  void* src = nullptr;
+  void* dst = nullptr;
+  if (gpuMalloc(&src, bytes) != gpuSuccess || gpuMalloc(&dst, bytes) != gpuSuccess) {
+    (void)gpuGetLastError();
+    if (src != nullptr) (void)gpuFree(src);
+    return Status::error("gpu: cannot allocate 2 x " + std::to_string(bytes) + " bytes to measure copy bandwidth");
+  }
+  gpuEvent_t a{}, b{};
+  GPU_CHECK(gpuEventCreateWithFlags(&a, gpuEventDefault));
+  GPU_CHECK(gpuEventCreateWithFlags(&b, gpuEventDefault));
+  GPU_CHECK(gpuMemsetAsync(src, 0x5a, bytes, stream_));
+  GPU_CHECK(gpuMemcpyAsync(dst, src, bytes, gpuMemcpyDeviceToDevice, stream_));  // warm-up
+  std::vector<float> ms;
+  for (int i = 0; i < 9; ++i) {
+    GPU_CHECK(gpuEventRecord(a, stream_));
+    GPU_CHECK(gpuMemcpyAsync(dst, src, bytes, gpuMemcpyDeviceToDevice, stream_));
+    GPU_CHECK(gpuEventRecord(b, stream_));
+    GPU_CHECK(gpuEventSynchronize(b));
+    float v = 0.0f;
+    GPU_CHECK(gpuEventElapsedTime(&v, a, b));
+    ms.push_back(v);
+  }
+  (void)gpuEventDestroy(a);
+  (void)gpuEventDestroy(b);
+  (void)gpuFree(src);
+  (void)gpuFree(dst);
+  std::sort(ms.begin(), ms.end());
+  return 2.0 * static_cast<double>(bytes) / (static_cast<double>(ms[ms.size() / 2]) * 1e-3);
+}
+
+GpuBackend::BatchMem GpuBackend::acquire_batch_mem(size_t ints) {
+  ints = std::max<size_t>(ints, 1);
+  for (size_t i = 0; i < batch_pool_.size(); ++i) {
+    if (batch_pool_[i].capacity >= ints) {
+      BatchMem m = batch_pool_[i];
+      batch_pool_.erase(batch_pool_.begin() + static_cast<std::ptrdiff_t>(i));
+      GPU_CHECK(gpuEventSynchronize(m.done));  // the last batch that used it has been read
+      return m;
+    }
+  }
+  if (!batch_pool_.empty()) {  // none large enough: replace the smallest
+    BatchMem& old = batch_pool_.front();
+    GPU_CHECK(gpuEventSynchronize(old.done));
+    GPU_CHECK(gpuFree(old.dev));
+    GPU_CHECK(gpuFreeHost(old.host));
+    GPU_CHECK(gpuEventDestroy(old.done));
+    batch_pool_.erase(batch_pool_.begin());
+  }
+  BatchMem m;
+  m.capacity = std::max<size_t>(ints, 4096);
+  GPU_CHECK(gpuMalloc(reinterpret_cast<void**>(&m.dev), m.capacity * sizeof(int32_t)));
+  GPU_CHECK(gpuMallocHost(reinterpret_cast<void**>(&m.host), m.capacity * sizeof(int32_t)));
+  GPU_CHECK(gpuEventCreateWithFlags(&m.done, gpuEventDisableTiming));
+  return m;
+}
+
+void GpuBackend::release_batch_mem(BatchMem mem) {
+  if (mem.dev == nullptr) return;
+  GPU_CHECK(gpuEventRecord(mem.done, stream_));
+  batch_pool_.push_back(mem);
+  std::sort(batch_pool_.begin(), batch_pool_.end(),
+            [](const BatchMem& a, const BatchMem& b) { return a.capacity < b.capacity; });
+}
+
 std::unique_ptr<backend::Buffer> GpuBackend::alloc(size_t bytes) { return std::make_unique<GpuBuffer>(bytes, stream_); }
 
 Expected<Tensor> GpuBackend::load_weight(const gguf::TensorInfo& info) {
@@ -237,7 +306,7 @@ void GpuBackend::to_host(void* dst, Tensor src, size_t bytes) {
 void GpuBackend::sync() { GPU_CHECK(gpuStreamSynchronize(stream_)); }
 
 std::unique_ptr<backend::DeviceBatch> GpuBackend::prepare_batch(backend::Batch batch) {
-  return std::make_unique<GpuDeviceBatch>(std::move(batch), stream_);
+  return std::make_unique<GpuDeviceBatch>(std::move(batch), *this);
 }
 
 void GpuBackend::embed(Tensor out, Tensor table, const backend::DeviceBatch& batch) {

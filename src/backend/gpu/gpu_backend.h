@@ -35,6 +35,9 @@ class GpuBackend final : public backend::Backend {
   size_t arena_bytes_reserved() const;
   size_t arena_bytes_used() const;
   size_t arena_count() const { return arenas_.size(); }
+  // Device memory bandwidth in bytes/s: read + write of a `bytes` device-to-device copy, median of a few runs
+  // (an error when the buffers cannot be allocated).
+  Expected<double> measure_copy_bandwidth(size_t bytes = size_t{1} << 30);
 
   std::unique_ptr<backend::Buffer> alloc(size_t bytes) override;
   Expected<backend::Tensor> load_weight(const gguf::TensorInfo& info) override;
@@ -58,6 +61,18 @@ class GpuBackend final : public backend::Backend {
   void moe_matmul(backend::Tensor out, backend::Tensor x, backend::Tensor w, backend::Tensor ids) override;
   void moe_combine(backend::Tensor out, backend::Tensor expert_out, backend::Tensor weights) override;
 
+  // Index memory of prepared batches, reused from batch to batch (no allocation or synchronisation per step): a
+  // device array and its pinned host staging copy of at least `ints` int32 values. release_batch_mem() records an
+  // event after the work queued so far; acquire waits for it before the host copy is rewritten.
+  struct BatchMem {
+    int32_t* dev = nullptr;
+    int32_t* host = nullptr;
+    size_t capacity = 0;
+    gpuEvent_t done = nullptr;
+  };
+  BatchMem acquire_batch_mem(size_t ints);
+  void release_batch_mem(BatchMem mem);
+
  private:
   struct Arena {
     void* base = nullptr;
@@ -76,6 +91,7 @@ class GpuBackend final : public backend::Backend {
   std::vector<Arena> arenas_;
   float* act_ = nullptr;
   size_t act_floats_ = 0;
+  std::vector<BatchMem> batch_pool_;
 };
 
 // The factory the engine's device selection calls: a GpuBackend on device 0, or an error saying why no GPU is

@@ -163,83 +163,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// One thread per 32-element block: Q8_0 codes (int8) and the block scale (float of the F16 scale).
-__global__ void quantize_q8_0_kernel(const float* __restrict__ x, int64_t n_blocks, int8_t* __restrict__ q,
-                                     float* __restrict__ d) {
-  const int64_t b = global_thread();
-  if (b >= n_blocks) return;
-  const float* xb = x + b * 32;
-  float amax = 0.0f;
-  for (int j = 0; j < 32; ++j) amax = fmaxf(amax, fabsf(xb[j]));
-  d[b] = round_half(amax / 127.0f);
-  const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
-  int words[8];
-#pragma unroll
-  for (int k = 0; k < 8; ++k) {
-    uint32_t packed = 0;
-#pragma unroll
-    for (int i = 0; i < 4; ++i)
-      packed |= (static_cast<uint32_t>(__float2int_rn(xb[4 * k + i] * id)) & 0xFFu) << (8 * i);
-    words[k] = static_cast<int>(packed);
-  }
-  auto* out = reinterpret_cast<int4*>(q + b * 32);
-  out[0] = make_int4(words[0], words[1], words[2], words[3]);
-  out[1] = make_int4(words[4], words[5], words[6], words[7]);
-}
-
-// Q4_0 / Q8_0 weights times Q8_0 activations: each lane takes whole 32-element blocks, kRowsPerWarp rows per warp.
-template <bool kQ8Weights>
-__global__ void __launch_bounds__(kThreads)
-    matvec_int8_kernel(const uint8_t* __restrict__ w, size_t nb1, int64_t n_blocks, int64_t n_out,
-                       const int8_t* __restrict__ aq, const float* __restrict__ ad, float* __restrict__ out) {
-  constexpr int kBlockBytes = kQ8Weights ? 34 : 18;
-  const int64_t row0 = (static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarpSize) + warp_id()) * kRowsPerWarp;
-  if (row0 >= n_out) return;  // uniform across the warp
-  const int64_t nr = min(static_cast<int64_t>(kRowsPerWarp), n_out - row0);
-  float acc[kRowsPerWarp];
-#pragma unroll
-  for (int r = 0; r < kRowsPerWarp; ++r) acc[r] = 0.0f;
-  for (int64_t ib = lane_id(); ib < n_blocks; ib += kWarpSize) {
-    const int4 a0 = reinterpret_cast<const int4*>(aq + ib * 32)[0];
-    const int4 a1 = reinterpret_cast<const int4*>(aq + ib * 32)[1];
-    const int a[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
-    const float da = ad[ib];
-    int asum = 0;  // Q4_0 codes carry an offset of 8: subtract 8 * sum(a)
-    if (!kQ8Weights) {
-#pragma unroll
-      for (int k = 0; k < 8; ++k) asum = dot4_i8(0x01010101, a[k], asum);
-    }
-#pragma unroll
-    for (int r = 0; r < kRowsPerWarp; ++r) {
-      if (r < nr) {
-        const auto* h = reinterpret_cast<const uint16_t*>(w + (row0 + r) * nb1 + ib * kBlockBytes);
-        const float dw = half_bits_to_float(h[0]);
-        int sumi = 0;
-        if (kQ8Weights) {
-#pragma unroll
-          for (int k = 0; k < 8; ++k) {
-            sumi = dot4_i8(static_cast<int>(h[1 + 2 * k] | (static_cast<uint32_t>(h[2 + 2 * k]) << 16)), a[k], sumi);
-          }
-        } else {
-#pragma unroll
-          for (int k = 0; k < 4; ++k) {
-            const uint32_t x = h[1 + 2 * k] | (static_cast<uint32_t>(h[2 + 2 * k]) << 16);
-            sumi = dot4_i8(static_cast<int>(x & 0x0F0F0F0Fu), a[k], sumi);
-            sumi = dot4_i8(static_cast<int>((x >> 4) & 0x0F0F0F0Fu), a[k + 4], sumi);
-          }
-          sumi -= 8 * asum;
-        }
-        acc[r] += static_cast<float>(sumi) * (dw * da);
-      }
-    }
-  }
-#pragma unroll
-  for (int r = 0; r < kRowsPerWarp; ++r) {
-    const float s = warp_reduce_sum(acc[r]);
-    if (lane_id() == 0 && r < nr) out[row0 + r] = s;
-  }
-}
-
 // Expert product: one warp per weight row, blockIdx.y = pair (token t, slot j).
 template <typename BT>
 __global__ void __launch_bounds__(kThreads)
@@ -464,36 +387,6 @@ Status matmul(const WeightView& w, const float* act, int64_t n_tok, float* out, 
   });
   if (!known) return unsupported(w.type, "matmul");
   return launch_status("matmul launch");
-}
-
-bool has_int8_matvec(quant::Type weight, int64_t n_tok) {
-  return n_tok == 1 && (weight == quant::Type::Q4_0 || weight == quant::Type::Q8_0);
-}
-
-size_t int8_matvec_scratch_bytes(int64_t n_in) {
-  return static_cast<size_t>(n_in) + static_cast<size_t>(n_in / 32) * 4;
-}
-
-Status matvec_int8(const WeightView& w, const float* x, void* scratch, float* out, int warp_size, gpuStream_t stream) {
-  if (!has_int8_matvec(w.type, 1) || w.n_in % 32 != 0) {
-    return Status::error("gpu matvec_int8: needs Q4_0 / Q8_0 rows of whole blocks, got " +
-                         std::string(quant::type_name(w.type)) + " x " + std::to_string(w.n_in));
-  }
-  if (w.n_out == 0) return ok_status();
-  const int64_t n_blocks = w.n_in / 32;
-  auto* aq = static_cast<int8_t*>(scratch);
-  auto* ad = reinterpret_cast<float*>(aq + w.n_in);
-  quantize_q8_0_kernel<<<blocks_for(n_blocks, 64), 64, 0, stream>>>(x, n_blocks, aq, ad);
-  const int rows_per_block = kThreads / warp_size * kRowsPerWarp;
-  const auto* wb = static_cast<const uint8_t*>(w.data);
-  if (w.type == quant::Type::Q8_0) {
-    matvec_int8_kernel<true>
-        <<<blocks_for(w.n_out, rows_per_block), kThreads, 0, stream>>>(wb, w.nb1, n_blocks, w.n_out, aq, ad, out);
-  } else {
-    matvec_int8_kernel<false>
-        <<<blocks_for(w.n_out, rows_per_block), kThreads, 0, stream>>>(wb, w.nb1, n_blocks, w.n_out, aq, ad, out);
-  }
-  return launch_status("matvec_int8 launch");
 }
 
 Status moe_matmul(const WeightView& w, const float* act, bool shared_act, const int32_t* ids, int64_t ids_stride,

@@ -48,8 +48,9 @@ Status round_activations(quant::Type act_type, const float* x, int64_t x_stride,
 Status matmul(const WeightView& w, const float* act, int64_t n_tok, float* out, int64_t out_stride, int warp_size,
               gpuStream_t stream);
 
-// Decode fast path for Q4_0 / Q8_0 weights and one token: activations quantized to Q8_0 (int8 codes and block
-// scales, as the CPU does) and integer dot products (dot4_i8), exactly the CPU's arithmetic up to float order.
+// Decode fast path (matvec_int8.cu) for Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K weights and one token: activations
+// quantized to Q8_0 or Q8_K (int8 codes and block scales, as the CPU does) and integer dot products (dot4_i8),
+// the CPU's arithmetic up to float summation order.
 bool has_int8_matvec(quant::Type weight, int64_t n_tok);
 // Bytes of scratch matvec_int8 needs for rows of n_in.
 size_t int8_matvec_scratch_bytes(int64_t n_in);

@@ -1,0 +1,38 @@
+// Device selection for every command that runs a model (generate, bench, serve): one call turns
+// `--device auto|cpu|gpu` into a Backend.
+//   cpu:  the CPU backend.
+//   gpu:  the GPU backend, or an error saying why there is none (no GPU in this build, no driver, no device, a
+//         failing first kernel); callers report it and exit 1.
+//   auto: the GPU backend when one can be created, otherwise the CPU backend plus a one-line note saying why
+//         (BackendChoice::note; log it once).
+// Safe on machines without a GPU or a driver and in builds without a GPU backend: never aborts.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "backend/backend.h"
+#include "core/status.h"
+
+namespace rf::runtime {
+
+struct BackendChoice {
+  std::unique_ptr<backend::Backend> backend;
+  bool is_gpu = false;
+  std::string device_name;  // the GPU's name, or the CPU's model name
+  std::string note;         // auto only: why the CPU was chosen (empty when the GPU was)
+};
+
+// "auto" | "cpu" | "gpu" -> DeviceKind; an error naming the accepted values otherwise.
+Expected<backend::DeviceKind> parse_device_kind(const std::string& text);
+
+// True when this build has a GPU backend compiled in (it may still find no usable GPU at run time).
+bool gpu_backend_compiled();
+
+Expected<BackendChoice> select_backend(const backend::BackendOptions& options);
+
+// The device's copy bandwidth in bytes/s (read + write of a large device-to-device copy) for a GPU backend from
+// select_backend; an error for other backends.
+Expected<double> measure_gpu_copy_bandwidth(backend::Backend& be);
+
+}  // namespace rf::runtime
