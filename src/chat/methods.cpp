@@ -65,7 +65,9 @@ const std::string& want_string(const Value& v, const char* what) {
   return v.as_string();
 }
 
-int64_t checked(int64_t r, bool overflow) {
+// The result of an overflow-checked builtin. `r` is taken by reference so that it is read only after the builtin
+// stored it, whatever order the compiler evaluates the call's arguments in (clang: left to right).
+int64_t checked(bool overflow, const int64_t& r) {
   if (overflow) fail("integer overflow");
   return r;
 }
@@ -528,9 +530,9 @@ Value binary_op(Env& env, const std::string& op, const Value& a, const Value& b)
     const double fx = a.as_double();
     const double fy = b.as_double();
     int64_t r = 0;
-    if (op == "+") return ints ? Value::integer(checked(r, __builtin_add_overflow(x, y, &r))) : Value::number(fx + fy);
-    if (op == "-") return ints ? Value::integer(checked(r, __builtin_sub_overflow(x, y, &r))) : Value::number(fx - fy);
-    if (op == "*") return ints ? Value::integer(checked(r, __builtin_mul_overflow(x, y, &r))) : Value::number(fx * fy);
+    if (op == "+") return ints ? Value::integer(checked(__builtin_add_overflow(x, y, &r), r)) : Value::number(fx + fy);
+    if (op == "-") return ints ? Value::integer(checked(__builtin_sub_overflow(x, y, &r), r)) : Value::number(fx - fy);
+    if (op == "*") return ints ? Value::integer(checked(__builtin_mul_overflow(x, y, &r), r)) : Value::number(fx * fy);
     if (op == "/") {
       if (fy == 0) fail("division by zero");
       return Value::number(fx / fy);
