@@ -1,5 +1,7 @@
 #include "gguf/writer.h"
 
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -79,7 +81,10 @@ Writer::Writer(uint32_t version) : version_(version) {
 }
 
 Writer::~Writer() {
-  if (file_ != nullptr) std::fclose(file_);
+  if (file_ != nullptr) {  // never finished: drop the partial file, the destination is left as it was
+    std::fclose(file_);
+    std::remove(partial_path_.c_str());
+  }
 }
 
 std::string Writer::where() const { return to_memory_ ? std::string("<memory>") : path_; }
@@ -173,9 +178,12 @@ uint64_t Writer::file_size() const {
 Status Writer::begin_file(const std::string& path) {
   if (phase_ != Phase::kDeclaring) return Status::error("gguf writer: begin called twice");
   path_ = path;
-  file_ = std::fopen(path.c_str(), "wb");
+  // Written beside the destination and renamed into place by finish(): readers that have the old file mapped
+  // keep a valid file, and an interrupted write never leaves a truncated model under the final name.
+  partial_path_ = path + ".partial-" + std::to_string(::getpid());
+  file_ = std::fopen(partial_path_.c_str(), "wb");
   if (file_ == nullptr) {
-    return Status::error(fmt::format("gguf writer: cannot create '{}': {}", path, std::strerror(errno)));
+    return Status::error(fmt::format("gguf writer: cannot create '{}': {}", partial_path_, std::strerror(errno)));
   }
   std::setvbuf(file_, nullptr, _IOFBF, kFileBufferBytes);
   return start();
@@ -263,6 +271,11 @@ Status Writer::finish() {
     if (failed && result.ok()) {
       result = Status::error(fmt::format("gguf writer: closing '{}' failed: {}", path_, std::strerror(errno)));
     }
+    if (result.ok() && std::rename(partial_path_.c_str(), path_.c_str()) != 0) {
+      result = Status::error(fmt::format("gguf writer: renaming '{}' to '{}' failed: {}", partial_path_, path_,
+                                         std::strerror(errno)));
+    }
+    if (!result.ok()) std::remove(partial_path_.c_str());
   }
   return result;
 }

@@ -76,6 +76,7 @@ class Writer {
   Phase phase_ = Phase::kDeclaring;
   std::FILE* file_ = nullptr;
   std::string path_;
+  std::string partial_path_;  // where the file is written until finish() renames it to path_
   bool to_memory_ = false;
   std::vector<uint8_t> memory_;
   uint64_t total_items_ = 0;  // array items in all metadata (bounded by kMaxMetadataItems)

@@ -10,6 +10,8 @@
 #include <limits>
 #include <random>
 
+#include <unistd.h>
+
 #include "support/shared_data.h"
 
 namespace rf::gguf {
@@ -296,6 +298,41 @@ TEST(GgufGetters, ConvertIntegersThatFitAndReportMismatches) {
   EXPECT_EQ(file.get_array("s").error_message(), "gguf: mem.gguf: metadata key 's': expected array, got string");
   EXPECT_FALSE(file.get<float>("u32").ok());
   EXPECT_FALSE(file.get_or<std::string>("u32", "x").ok());
+}
+
+TEST(GgufWriter, ReplacingAMappedFileLeavesTheOldMappingIntactAndFailuresLeaveNoFile) {
+  const std::string path = ::testing::TempDir() + "rf_writer_replace_" + std::to_string(::getpid()) + ".gguf";
+  auto write_one = [&](float value) {
+    Writer w;
+    EXPECT_TRUE(w.add_tensor("t", quant::Type::F32, {64}).ok());
+    EXPECT_TRUE(w.begin_file(path).ok());
+    std::vector<float> data(64, value);
+    EXPECT_TRUE(w.write_tensor_data({reinterpret_cast<const uint8_t*>(data.data()), data.size() * 4}).ok());
+    EXPECT_TRUE(w.finish().ok());
+  };
+  write_one(1.0f);
+  auto old_file = File::open(path);
+  ASSERT_TRUE(old_file.ok());
+  write_one(2.0f);  // a reader that still maps the old file must not see it truncated (no SIGBUS, old bytes)
+  float old_value = 0.0f;
+  std::memcpy(&old_value, (*old_file)->find_tensor("t")->data + 63 * 4, 4);
+  EXPECT_EQ(old_value, 1.0f);
+  auto new_file = File::open(path);
+  ASSERT_TRUE(new_file.ok());
+  std::memcpy(&old_value, (*new_file)->find_tensor("t")->data, 4);
+  EXPECT_EQ(old_value, 2.0f);
+
+  const std::string unfinished = path + ".unfinished";
+  {
+    Writer w;
+    ASSERT_TRUE(w.add_tensor("t", quant::Type::F32, {64}).ok());
+    ASSERT_TRUE(w.begin_file(unfinished).ok());
+  }  // abandoned before finish()
+  EXPECT_FALSE(std::filesystem::exists(unfinished));
+  for (const auto& e : std::filesystem::directory_iterator(::testing::TempDir())) {
+    EXPECT_EQ(e.path().string().find(unfinished + ".partial"), std::string::npos) << e.path();
+  }
+  std::filesystem::remove(path);
 }
 
 }  // namespace

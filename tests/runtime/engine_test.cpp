@@ -1,5 +1,6 @@
 #include "runtime/engine.h"
 
+#include <unistd.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -21,7 +22,7 @@ using namespace std::chrono_literals;
 class EngineTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    path_ = ::testing::TempDir() + "/rf_engine_test_synth.gguf";
+    path_ = ::testing::TempDir() + "/rf_engine_test_synth_" + std::to_string(::getpid()) + ".gguf";
     cli::SynthOptions o;
     o.n_embd = 64;
     o.n_ff = 128;
