@@ -2,6 +2,9 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
+
+#include "cli/cli_run.h"
 #include <string>
 #include <vector>
 
@@ -147,6 +150,26 @@ TEST(Synth, RejectsBadShapesAndTypes) {
   o = small("Q8_0", "unused");
   o.arch = "gpt-j";
   EXPECT_NE(plan_synth_tensors(o).error_message().find("gpt-j"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace rf::cli
+
+namespace rf::cli {
+namespace {
+
+TEST(SynthCommand, StreamsAModelLargerThanItsMemoryUse) {
+  if (std::getenv("ROCMFORGE_SLOW_TESTS_SKIP")) GTEST_SKIP() << "heavy: skipped in the sanitizer run";
+  const std::string out = ::testing::TempDir() + "synth_big_" + std::to_string(::getpid()) + ".gguf";
+  // token_embd + output: 2 x 16000 x 2048 and one layer: about 108M elements, 216 MB as F16.
+  auto r = rf::test::run_cli_peak_rss({"synth", "--n-embd", "2048", "--n-ff", "4096", "--n-layer", "1", "--n-head",
+                                       "16", "--n-vocab", "16000", "--type", "F16", "-o", out});
+  ASSERT_EQ(r.status, 0);
+  const auto file_bytes = static_cast<long>(std::filesystem::file_size(out));
+  EXPECT_GT(file_bytes, 200L << 20);
+  EXPECT_LT(r.peak_rss_bytes, file_bytes / 2) << "peak RSS " << r.peak_rss_bytes << " for a " << file_bytes
+                                              << "-byte file: synth must stream, not hold the model";
+  std::filesystem::remove(out);
 }
 
 }  // namespace
