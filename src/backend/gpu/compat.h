@@ -134,6 +134,29 @@ inline gpuError_t gpuGraphInstantiate(gpuGraphExec_t* exec, gpuGraph_t graph) {
 #endif
 }
 
+// Updates an instantiated graph in place from a newly captured one of the same topology (only kernel parameters
+// changed); false when it cannot (the caller re-instantiates). ROCm 5.2 has no hipGraphExecUpdate: always false.
+inline bool gpuGraphExecUpdateOk(gpuGraphExec_t exec, gpuGraph_t graph) {
+#if defined(RF_GPU_HIP)
+  (void)exec;
+  (void)graph;
+  return false;
+#else
+  cudaGraphExecUpdateResultInfo info{};
+  if (cudaGraphExecUpdate(exec, graph, &info) == cudaSuccess) return true;
+  (void)cudaGetLastError();
+  return false;
+#endif
+}
+
+// True when decode steps may be captured as graphs: CUDA (update in place); HIP re-instantiates every step, slower
+// than plain launches, so it stays off there.
+#if defined(RF_GPU_HIP)
+inline constexpr bool kGraphUpdateSupported = false;
+#else
+inline constexpr bool kGraphUpdateSupported = true;
+#endif
+
 namespace rf::gpu {
 
 inline constexpr const char* kBackendName =
@@ -278,8 +301,8 @@ RF_DEVICE T block_reduce_sum(T v, T* scratch) {
 // CDNA / Vega 20 targets that have it; byte arithmetic elsewhere).
 RF_DEVICE int dot4_i8(int a, int b, int c) {
 #if defined(RF_GPU_HIP)
-#if defined(__gfx906__) || defined(__gfx908__) || defined(__gfx90a__) || defined(__gfx940__) || \
-    defined(__gfx941__) || defined(__gfx942__)
+#if defined(__gfx906__) || defined(__gfx908__) || defined(__gfx90a__) || defined(__gfx940__) || defined(__gfx941__) || \
+    defined(__gfx942__)
   return __builtin_amdgcn_sdot4(a, b, c, false);
 #else
 #pragma unroll

@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "backend/gpu/attention.h"
 #include "backend/gpu/elementwise.h"
@@ -122,6 +124,9 @@ Expected<std::unique_ptr<GpuBackend>> GpuBackend::create(int device_index) {
   gpuStream_t stream = nullptr;
   GPU_RETURN_IF_ERROR(gpuStreamCreateWithFlags(&stream, gpuStreamNonBlocking));
   std::unique_ptr<GpuBackend> be(new GpuBackend(std::move(*info), stream));
+  if (const char* g = std::getenv("ROCMFORGE_GPU_GRAPHS"); g != nullptr && std::string(g) == "0") {
+    be->set_graphs_enabled(false);
+  }
   // One real kernel: fails here (with the runtime's reason) when this build has no code for the device.
   float* probe = be->act_scratch(64);
   if (probe == nullptr) return Status::error("gpu: cannot allocate a 256-byte scratch buffer");
@@ -135,7 +140,9 @@ Expected<std::unique_ptr<GpuBackend>> GpuBackend::create(int device_index) {
 }
 
 GpuBackend::~GpuBackend() {
+  finish_capture();
   (void)gpuStreamSynchronize(stream_);
+  if (graph_exec_ != nullptr) (void)gpuGraphExecDestroy(graph_exec_);
   for (const Arena& a : arenas_) (void)gpuFree(a.base);
   if (act_ != nullptr) (void)gpuFree(act_);
   for (const BatchMem& m : batch_pool_) {
@@ -183,8 +190,25 @@ Expected<void*> GpuBackend::arena_alloc(size_t bytes) {
   return p;
 }
 
+void GpuBackend::finish_capture() {
+  if (!capturing_) return;
+  capturing_ = false;
+  gpuGraph_t graph = nullptr;
+  GPU_CHECK(gpuStreamEndCapture(stream_, &graph));
+  if (graph_exec_ == nullptr || !gpuGraphExecUpdateOk(graph_exec_, graph)) {
+    if (graph_exec_ != nullptr) GPU_CHECK(gpuGraphExecDestroy(graph_exec_));
+    graph_exec_ = nullptr;
+    GPU_CHECK(gpuGraphInstantiate(&graph_exec_, graph));
+    ++graph_instantiations_;
+  }
+  GPU_CHECK(gpuGraphLaunch(graph_exec_, stream_));
+  GPU_CHECK(gpuGraphDestroy(graph));
+  ++graph_launches_;
+}
+
 float* GpuBackend::act_scratch(size_t floats) {
   if (floats > act_floats_) {
+    finish_capture();
     GPU_CHECK(gpuStreamSynchronize(stream_));
     if (act_ != nullptr) GPU_CHECK(gpuFree(act_));
     act_floats_ = std::max(floats, act_floats_ * 2);
@@ -194,6 +218,7 @@ float* GpuBackend::act_scratch(size_t floats) {
 }
 
 Expected<double> GpuBackend::measure_copy_bandwidth(size_t bytes) {
+  finish_capture();
   void* src = nullptr;
   void* dst = nullptr;
   if (gpuMalloc(&src, bytes) != gpuSuccess || gpuMalloc(&dst, bytes) != gpuSuccess) {
@@ -251,6 +276,7 @@ GpuBackend::BatchMem GpuBackend::acquire_batch_mem(size_t ints) {
 }
 
 void GpuBackend::release_batch_mem(BatchMem mem) {
+  finish_capture();
   if (mem.dev == nullptr) return;
   GPU_CHECK(gpuEventRecord(mem.done, stream_));
   batch_pool_.push_back(mem);
@@ -258,9 +284,14 @@ void GpuBackend::release_batch_mem(BatchMem mem) {
             [](const BatchMem& a, const BatchMem& b) { return a.capacity < b.capacity; });
 }
 
-std::unique_ptr<backend::Buffer> GpuBackend::alloc(size_t bytes) { return std::make_unique<GpuBuffer>(bytes, stream_); }
+std::unique_ptr<backend::Buffer> GpuBackend::alloc(size_t bytes) {
+  finish_capture();
+  forget_quantized();
+  return std::make_unique<GpuBuffer>(bytes, stream_);
+}
 
 Expected<Tensor> GpuBackend::load_weight(const gguf::TensorInfo& info) {
+  finish_capture();
   const std::string where = "gpu backend: tensor '" + info.name + "'";
   const auto rb = quant::row_bytes(info.type, info.ne[0]);
   if (!rb) {
@@ -294,22 +325,37 @@ Expected<Tensor> GpuBackend::load_weight(const gguf::TensorInfo& info) {
 }
 
 void GpuBackend::to_device(Tensor dst, const void* src, size_t bytes) {
+  forget_quantized();
+  finish_capture();
   GPU_CHECK(gpuMemcpyAsync(dst.data, src, bytes, gpuMemcpyHostToDevice, stream_));
   GPU_CHECK(gpuStreamSynchronize(stream_));
 }
 
 void GpuBackend::to_host(void* dst, Tensor src, size_t bytes) {
+  finish_capture();
   GPU_CHECK(gpuMemcpyAsync(dst, src.data, bytes, gpuMemcpyDeviceToHost, stream_));
   GPU_CHECK(gpuStreamSynchronize(stream_));
 }
 
-void GpuBackend::sync() { GPU_CHECK(gpuStreamSynchronize(stream_)); }
+void GpuBackend::sync() {
+  finish_capture();
+  GPU_CHECK(gpuStreamSynchronize(stream_));
+}
 
 std::unique_ptr<backend::DeviceBatch> GpuBackend::prepare_batch(backend::Batch batch) {
-  return std::make_unique<GpuDeviceBatch>(std::move(batch), *this);
+  finish_capture();
+  auto db = std::make_unique<GpuDeviceBatch>(std::move(batch), *this);  // uploads its indices before any capture
+  const int64_t n = db->n_tokens();
+  if (graphs_ && n == 1 && last_batch_tokens_ == 1) {
+    GPU_CHECK(gpuStreamBeginCapture(stream_, gpuStreamCaptureModeRelaxed));
+    capturing_ = true;
+  }
+  last_batch_tokens_ = n;
+  return db;
 }
 
 void GpuBackend::embed(Tensor out, Tensor table, const backend::DeviceBatch& batch) {
+  forget_quantized();
   const GpuDeviceBatch& b = gpu_batch(batch);
   const RowsF32 o = rows_of(out);
   RF_CHECK(out.ne0 == table.ne0 && out.ne1 == b.n_tokens());
@@ -317,6 +363,7 @@ void GpuBackend::embed(Tensor out, Tensor table, const backend::DeviceBatch& bat
 }
 
 void GpuBackend::get_rows(Tensor out, Tensor x, const backend::DeviceBatch& batch) {
+  forget_quantized();
   const GpuDeviceBatch& b = gpu_batch(batch);
   RF_CHECK(out.ne0 == x.ne0 && out.ne1 == b.n_outputs());
   check(gather_rows(rows_of(out), rows_of(x), b.outputs(), stream_));
@@ -331,15 +378,26 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
   const RowsF32 o = rows_of(out);
   if (has_int8_matvec(w.type, x.ne1)) {
     void* scratch = act_scratch((int8_matvec_scratch_bytes(x.ne0) + sizeof(float) - 1) / sizeof(float));
-    check(matvec_int8(view_of(w), xr.data, scratch, o.data, info_.warp_size, stream_));
+    const int kind = int8_matvec_act_kind(w.type);
+    // q/k/v and gate/up read the same row: quantize it once while nothing has written it since.
+    const bool reuse = quant_src_ == x.data && quant_n_in_ == x.ne0 && quant_kind_ == kind;
+    check(matvec_int8(view_of(w), xr.data, scratch, o.data, info_.warp_size, stream_, !reuse));
+    const auto* ob = static_cast<const uint8_t*>(out.data);
+    const auto* xb = static_cast<const uint8_t*>(x.data);
+    const bool overlap = ob < xb + x.ne0 * sizeof(float) && xb < ob + out.ne0 * sizeof(float);
+    quant_src_ = overlap ? nullptr : x.data;
+    quant_n_in_ = x.ne0;
+    quant_kind_ = kind;
     return;
   }
+  forget_quantized();
   float* act = act_scratch(static_cast<size_t>(act_row_stride(x.ne0) * std::max<int64_t>(x.ne1, 1)));
   check(round_activations(activation_type(w.type), xr.data, xr.stride, x.ne0, x.ne1, act, stream_));
   check(gpu::matmul(view_of(w), act, x.ne1, o.data, o.stride, info_.warp_size, stream_));
 }
 
 void GpuBackend::moe_matmul(Tensor out, Tensor x, Tensor w, Tensor ids) {
+  forget_quantized();
   const int64_t n_used = ids.ne0;
   const int64_t n = ids.ne1;
   RF_CHECK(ids.type == Type::I32 && out.ne1 == n_used * n && out.ne0 == w.ne1 && x.ne0 == w.ne0);
@@ -354,22 +412,26 @@ void GpuBackend::moe_matmul(Tensor out, Tensor x, Tensor w, Tensor ids) {
 }
 
 void GpuBackend::rms_norm(Tensor out, Tensor x, Tensor weight, float eps) {
+  forget_quantized();
   RF_CHECK(out.ne0 == x.ne0 && out.ne1 == x.ne1 && (weight.empty() || weight.ne0 == x.ne0));
   RF_CHECK(weight.empty() || weight.type == Type::F32);
   check(gpu::rms_norm(rows_of(out), rows_of(x), static_cast<const float*>(weight.data), eps, stream_));
 }
 
 void GpuBackend::add(Tensor out, Tensor a, Tensor b) {
+  forget_quantized();
   RF_CHECK(a.ne0 == b.ne0 && out.ne0 == a.ne0 && out.ne1 == a.ne1 && (b.ne1 == a.ne1 || b.ne1 == 1));
   check(gpu::add(rows_of(out), rows_of(a), rows_of(b), stream_));
 }
 
 void GpuBackend::silu_mul(Tensor out, Tensor gate, Tensor up) {
+  forget_quantized();
   RF_CHECK(gate.ne0 == up.ne0 && gate.ne1 == up.ne1 && out.ne0 == gate.ne0 && out.ne1 == gate.ne1);
   check(gpu::silu_mul(rows_of(out), rows_of(gate), rows_of(up), stream_));
 }
 
 void GpuBackend::rope(Tensor x, const backend::DeviceBatch& batch, const backend::RopeParams& p) {
+  forget_quantized();
   const GpuDeviceBatch& b = gpu_batch(batch);
   RF_CHECK(x.ne0 == static_cast<int64_t>(p.n_head) * p.head_dim && x.ne1 == b.n_tokens());
   RF_CHECK(p.n_rot > 0 && p.n_rot <= p.head_dim && p.n_rot % 2 == 0);
@@ -386,6 +448,7 @@ void GpuBackend::rope(Tensor x, const backend::DeviceBatch& batch, const backend
 }
 
 void GpuBackend::kv_store(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v, const backend::DeviceBatch& batch) {
+  forget_quantized();
   const GpuDeviceBatch& b = gpu_batch(batch);
   RF_CHECK(k.ne0 == k_cache.ne0 && v.ne0 == v_cache.ne0 && k.ne1 == b.n_tokens() && v.ne1 == b.n_tokens());
   for (auto [cache, src] : {std::pair{k_cache, k}, std::pair{v_cache, v}}) {
@@ -398,6 +461,7 @@ void GpuBackend::kv_store(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v, co
 
 void GpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache, const backend::DeviceBatch& batch,
                            const backend::AttentionParams& p) {
+  forget_quantized();
   const GpuDeviceBatch& b = gpu_batch(batch);
   RF_CHECK(p.n_head > 0 && p.n_head_kv > 0 && p.n_head % p.n_head_kv == 0);
   RF_CHECK(q.ne0 == static_cast<int64_t>(p.n_head) * p.head_dim_k && q.ne1 == b.n_tokens());
@@ -432,6 +496,7 @@ void GpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
 }
 
 void GpuBackend::moe_route(Tensor ids, Tensor weights, Tensor logits, bool normalize) {
+  forget_quantized();
   const int64_t n_used = ids.ne0;
   RF_CHECK(ids.type == Type::I32 && weights.ne0 == n_used && ids.ne1 == logits.ne1 && weights.ne1 == logits.ne1 &&
            n_used <= logits.ne0);
@@ -440,6 +505,7 @@ void GpuBackend::moe_route(Tensor ids, Tensor weights, Tensor logits, bool norma
 }
 
 void GpuBackend::moe_combine(Tensor out, Tensor expert_out, Tensor weights) {
+  forget_quantized();
   RF_CHECK(expert_out.ne1 == weights.ne0 * out.ne1 && expert_out.ne0 == out.ne0 && weights.ne1 == out.ne1);
   check(gpu::moe_combine(rows_of(out), rows_of(expert_out), rows_of(weights), stream_));
 }

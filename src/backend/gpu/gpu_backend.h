@@ -73,6 +73,15 @@ class GpuBackend final : public backend::Backend {
   BatchMem acquire_batch_mem(size_t ints);
   void release_batch_mem(BatchMem mem);
 
+  // Decode graphs: a one-token batch that follows another one-token batch is captured from prepare_batch() to the
+  // next call that needs the host (to_host, sync, to_device, alloc, scratch growth, the batch's release), then the
+  // captured graph updates the instantiated one in place (only kernel parameters differ from step to step) and is
+  // launched: one launch instead of hundreds. On by default with CUDA; ROCMFORGE_GPU_GRAPHS=0 turns it off.
+  void set_graphs_enabled(bool on) { graphs_ = on && kGraphUpdateSupported; }
+  bool graphs_enabled() const { return graphs_; }
+  int64_t graph_launches() const { return graph_launches_; }
+  int64_t graph_instantiations() const { return graph_instantiations_; }
+
  private:
   struct Arena {
     void* base = nullptr;
@@ -85,6 +94,10 @@ class GpuBackend final : public backend::Backend {
   Expected<void*> arena_alloc(size_t bytes);
   // The rounded-activation scratch, grown to at least `floats`.
   float* act_scratch(size_t floats);
+  // Ends a capture in progress and launches it (no-op when not capturing).
+  void finish_capture();
+  // Forgets the quantized activation row in the int8 scratch (every op but matmul may write its source).
+  void forget_quantized() { quant_src_ = nullptr; }
 
   DeviceInfo info_;
   gpuStream_t stream_ = nullptr;
@@ -92,6 +105,16 @@ class GpuBackend final : public backend::Backend {
   float* act_ = nullptr;
   size_t act_floats_ = 0;
   std::vector<BatchMem> batch_pool_;
+  // The int8 decode scratch holds quant_src_ (one row of quant_n_in floats) quantized for quant_kind_ weights.
+  const void* quant_src_ = nullptr;
+  int64_t quant_n_in_ = 0;
+  int quant_kind_ = 0;
+  bool graphs_ = kGraphUpdateSupported;
+  bool capturing_ = false;
+  int64_t last_batch_tokens_ = -1;
+  gpuGraphExec_t graph_exec_ = nullptr;
+  int64_t graph_launches_ = 0;
+  int64_t graph_instantiations_ = 0;
 };
 
 // The factory the engine's device selection calls: a GpuBackend on device 0, or an error saying why no GPU is

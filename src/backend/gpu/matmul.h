@@ -55,7 +55,12 @@ bool has_int8_matvec(quant::Type weight, int64_t n_tok);
 // Bytes of scratch matvec_int8 needs for rows of n_in.
 size_t int8_matvec_scratch_bytes(int64_t n_in);
 // out[r] = dot(weight row r, x) for one token x (F32); scratch: int8_matvec_scratch_bytes(w.n_in), 16-byte aligned.
-Status matvec_int8(const WeightView& w, const float* x, void* scratch, float* out, int warp_size, gpuStream_t stream);
+// quantize false: scratch already holds x quantized for a weight of the same int8_matvec_act_kind (a previous call
+// with the same x), so only the product runs.
+Status matvec_int8(const WeightView& w, const float* x, void* scratch, float* out, int warp_size, gpuStream_t stream,
+                   bool quantize = true);
+// 256 for the weight types whose activations are Q8_K, 32 for Q8_0 (the quantized scratch is shared only within one).
+int int8_matvec_act_kind(quant::Type weight);
 
 // Expert products: for token t < n_tok and slot j < n_used, out row (t * n_used + j) = matrix ids[t * ids_stride
 // + j] of w applied to act row t (shared_act) or t * n_used + j.

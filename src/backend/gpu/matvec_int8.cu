@@ -292,7 +292,13 @@ size_t int8_matvec_scratch_bytes(int64_t n_in) {
   return (static_cast<size_t>(n_in) + 15) / 16 * 16 + static_cast<size_t>(n_in / 32 + 1) * sizeof(float);
 }
 
-Status matvec_int8(const WeightView& w, const float* x, void* scratch, float* out, int warp_size, gpuStream_t stream) {
+int int8_matvec_act_kind(quant::Type weight) {
+  using quant::Type;
+  return weight == Type::Q4_K || weight == Type::Q5_K || weight == Type::Q6_K ? 256 : 32;
+}
+
+Status matvec_int8(const WeightView& w, const float* x, void* scratch, float* out, int warp_size, gpuStream_t stream,
+                   bool quantize) {
   using quant::Type;
   const bool k_quant = w.type == Type::Q4_K || w.type == Type::Q5_K || w.type == Type::Q6_K;
   const int64_t qk = k_quant ? 256 : 32;
@@ -305,7 +311,9 @@ Status matvec_int8(const WeightView& w, const float* x, void* scratch, float* ou
   auto* ad = reinterpret_cast<float*>(aq + (w.n_in + 15) / 16 * 16);
   const int warps_per_block = kThreads / warp_size;
   const unsigned q_blocks = blocks_for((w.n_in + 255) / 256, warps_per_block);
-  if (k_quant) {
+  if (!quantize) {
+    // the caller's scratch already holds this activation row
+  } else if (k_quant) {
     quantize_act_kernel<256><<<q_blocks, kThreads, 0, stream>>>(x, w.n_in, aq, ad);
   } else {
     quantize_act_kernel<32><<<q_blocks, kThreads, 0, stream>>>(x, w.n_in, aq, ad);
