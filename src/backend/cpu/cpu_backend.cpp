@@ -50,8 +50,7 @@ Expected<Tensor> CpuBackend::load_weight(const gguf::TensorInfo& info) {
   const auto rb = quant::row_bytes(info.type, info.ne[0]);
   if (!rb) {
     return Status::error("cpu backend: tensor '" + info.name + "': row of " + std::to_string(info.ne[0]) +
-                         " elements is not a whole number of " + std::string(quant::type_name(info.type)) +
-                         " blocks");
+                         " elements is not a whole number of " + std::string(quant::type_name(info.type)) + " blocks");
   }
   if (info.data == nullptr) return Status::error("cpu backend: tensor '" + info.name + "' has no data");
   if (info.ne[3] != 1) return Status::error("cpu backend: tensor '" + info.name + "' has 4 dimensions");
@@ -122,6 +121,21 @@ void CpuBackend::dot_rows(Tensor out, Tensor w, size_t act_row_bytes, int64_t n_
       [&](int64_t rb, int64_t re, int thread) {
         std::vector<float>& wrow = scratch_[static_cast<size_t>(thread)];
         if (k.dot == nullptr) wrow.resize(static_cast<size_t>(n_in));
+        if (k.dot_rows != nullptr && expert_of_pair == nullptr && act_of_pair == nullptr) {
+          // Multi-row kernel: tiles of kRowTile weight rows (L1) x kActTile activation rows (L2); inside, each
+          // weight block is decoded once for several activation rows.
+          constexpr int64_t kRowTile = 16, kActTile = 64;
+          const size_t os = out.nb1 / sizeof(float);
+          for (int64_t r0 = rb; r0 < re; r0 += kRowTile) {
+            const int64_t nr = std::min(re, r0 + kRowTile) - r0;
+            for (int64_t p0 = 0; p0 < n_pairs; p0 += kActTile) {
+              k.dot_rows(n_in, static_cast<const uint8_t*>(w.data) + r0 * w.nb1, w.nb1, nr,
+                         act_.data() + p0 * act_row_bytes, act_row_bytes, std::min(kActTile, n_pairs - p0),
+                         row_f32(out, p0) + r0, os);
+            }
+          }
+          return;
+        }
         if (k.dot != nullptr && expert_of_pair == nullptr) {
           // Fused dots, one weight matrix: tiles of kRowTile weight rows (kept in L1/L2) against each activation
           // row in turn, so an activation row is read once per tile instead of once per weight row.
@@ -131,7 +145,8 @@ void CpuBackend::dot_rows(Tensor out, Tensor w, size_t act_row_bytes, int64_t n_
             for (int64_t p = 0; p < n_pairs; ++p) {
               const uint8_t* act = act_.data() + (act_of_pair ? act_of_pair[p] : p) * act_row_bytes;
               float* o = row_f32(out, p);
-              for (int64_t r = r0; r < r1; ++r) o[r] = k.dot(n_in, static_cast<const uint8_t*>(w.data) + r * w.nb1, act);
+              for (int64_t r = r0; r < r1; ++r)
+                o[r] = k.dot(n_in, static_cast<const uint8_t*>(w.data) + r * w.nb1, act);
             }
           }
           return;
@@ -163,8 +178,8 @@ void CpuBackend::dot_rows(Tensor out, Tensor w, size_t act_row_bytes, int64_t n_
 void CpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
   RF_CHECK_MSG(x.ne0 == w.ne0 && out.ne0 == w.ne1 && out.ne1 == x.ne1 && out.type == quant::Type::F32,
                "matmul: shapes x [" + std::to_string(x.ne0) + ", " + std::to_string(x.ne1) + "] w [" +
-                   std::to_string(w.ne0) + ", " + std::to_string(w.ne1) + "] out [" + std::to_string(out.ne0) +
-                   ", " + std::to_string(out.ne1) + "]");
+                   std::to_string(w.ne0) + ", " + std::to_string(w.ne1) + "] out [" + std::to_string(out.ne0) + ", " +
+                   std::to_string(out.ne1) + "]");
   const size_t arb = convert_activations(x, w.type);
   dot_rows(out, w, arb, x.ne1, nullptr, nullptr);
 }

@@ -18,10 +18,16 @@ namespace rf::backend::cpu {
 using ActQuantizeFn = void (*)(const float* x, void* out, int64_t n);
 using DotFn = float (*)(int64_t n, const void* w, const void* act);
 using ActDequantizeFn = void (*)(const void* act, float* out, int64_t n);
+// Multi-row dot (prefill): out[a * out_stride + r] = dot(n, w + r * w_stride, act + a * act_stride) for r < n_w,
+// a < n_act, BITWISE equal to the type's `dot` for every pair, decoding each weight block once for several
+// activation rows.
+using DotRowsFn = void (*)(int64_t n, const void* w, size_t w_stride, int64_t n_w, const void* act, size_t act_stride,
+                           int64_t n_act, float* out, size_t out_stride);
 
 struct TypeKernels {
   quant::Type act_type = quant::Type::F32;  // activation format the dot expects
   DotFn dot = nullptr;                      // fused dot; nullptr = dequantize-then-dot fallback
+  DotRowsFn dot_rows = nullptr;             // optional multi-row form of `dot` (nullptr: loop over `dot`)
 };
 
 struct ActKernels {

@@ -7,8 +7,12 @@ namespace {
 
 using quant::Type;
 
-void set_weight(KernelTable& t, Type w, Type act, DotFn dot) { t.weights[static_cast<uint32_t>(w)] = {act, dot}; }
-void set_act(KernelTable& t, Type act, ActQuantizeFn q, ActDequantizeFn dq) { t.acts[static_cast<uint32_t>(act)] = {q, dq}; }
+void set_weight(KernelTable& t, Type w, Type act, DotFn dot) {
+  t.weights[static_cast<uint32_t>(w)] = {act, dot, nullptr};
+}
+void set_act(KernelTable& t, Type act, ActQuantizeFn q, ActDequantizeFn dq) {
+  t.acts[static_cast<uint32_t>(act)] = {q, dq};
+}
 
 KernelTable build_scalar() {
   KernelTable t;

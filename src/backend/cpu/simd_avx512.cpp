@@ -5,7 +5,8 @@
 #include "backend/cpu/simd_x86_common.h"
 #include "backend/cpu/simd_x86_dots.h"
 #include "backend/cpu/simd_x86_quant.h"
-// (the three headers above define everything in an anonymous namespace: internal to this file)
+#include "backend/cpu/simd_x86_rows.h"
+// (the headers above define everything in an anonymous namespace: internal to this file)
 #include "backend/cpu/simd_kernels.h"
 
 namespace rf::backend::cpu {

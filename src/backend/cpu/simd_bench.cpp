@@ -14,9 +14,9 @@ namespace {
 
 using quant::Type;
 
-constexpr Type kTypes[] = {Type::Q4_0, Type::Q4_1, Type::Q5_0,   Type::Q5_1, Type::Q8_0, Type::IQ4_NL,
-                           Type::Q2_K, Type::Q3_K, Type::Q4_K,   Type::Q5_K, Type::Q6_K, Type::IQ4_XS,
-                           Type::F16,  Type::BF16, Type::F32};
+constexpr Type kTypes[] = {Type::Q4_0,   Type::Q4_1,   Type::Q5_0, Type::Q5_1, Type::Q8_0,
+                           Type::IQ4_NL, Type::Q2_K,   Type::Q3_K, Type::Q4_K, Type::Q5_K,
+                           Type::Q6_K,   Type::IQ4_XS, Type::F16,  Type::BF16, Type::F32};
 
 }  // namespace
 
@@ -58,6 +58,24 @@ std::vector<KernelSpeed> measure_dot_kernels(double seconds) {
       } while (elapsed < seconds);
       out.push_back({t->isa, std::string(quant::type_name(wt)),
                      static_cast<double>(passes) * static_cast<double>(w.size()) / elapsed / 1e9});
+      if (k.dot_rows == nullptr) continue;
+      // Multi-row kernel with 1 (decode) and 8 (prefill) activation rows: weight bytes x rows per second.
+      for (int64_t n_act : {1, 8}) {
+        std::vector<uint8_t> acts(act.size() * static_cast<size_t>(n_act));
+        for (int64_t a = 0; a < n_act; ++a) std::copy(act.begin(), act.end(), acts.begin() + a * act.size());
+        std::vector<float> res(static_cast<size_t>(rows * n_act));
+        passes = 0;
+        const auto t1 = std::chrono::steady_clock::now();
+        do {
+          k.dot_rows(kN, w.data(), row_bytes, rows, acts.data(), act.size(), n_act, res.data(),
+                     static_cast<size_t>(rows));
+          sink = sink + res[0];
+          ++passes;
+          elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+        } while (elapsed < seconds);
+        out.push_back({t->isa + (n_act == 1 ? ".rows1" : ".rows8"), std::string(quant::type_name(wt)),
+                       static_cast<double>(passes * n_act) * static_cast<double>(w.size()) / elapsed / 1e9});
+      }
     }
   }
   return out;
@@ -72,10 +90,12 @@ std::string format_kernel_speeds(const std::vector<KernelSpeed>& speeds) {
     if (std::find(types.begin(), types.end(), s.type) == types.end()) types.push_back(s.type);
     by_type[s.type][s.isa] = s.gbytes_per_s;
   }
-  std::string text = "dot kernels, GB/s of weights on one core (L2-resident, 4096-element rows)\ntype    ";
+  std::string text =
+      "dot kernels, GB/s of weights on one core (L2-resident, 4096-element rows; .rowsN: multi-row kernel,\n"
+      "weight bytes x N activation rows per second)\ntype    ";
   char buf[64];
   for (const auto& isa : isas) {
-    std::snprintf(buf, sizeof(buf), "%10s", isa.c_str());
+    std::snprintf(buf, sizeof(buf), "%13s", isa.c_str());
     text += buf;
   }
   text += "   best/scalar\n";
@@ -86,7 +106,7 @@ std::string format_kernel_speeds(const std::vector<KernelSpeed>& speeds) {
     for (const auto& isa : isas) {
       const double v = by_type[type][isa];
       best = std::max(best, v);
-      std::snprintf(buf, sizeof(buf), "%10.2f", v);
+      std::snprintf(buf, sizeof(buf), "%13.2f", v);
       text += buf;
     }
     const double scalar = by_type[type][isas.front()];
