@@ -1,8 +1,10 @@
 #include "backend/cpu/thread_pool.h"
 
+#include <chrono>
 #include <fstream>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "core/check.h"
@@ -18,6 +20,37 @@ std::pair<int64_t, int64_t> chunk(int64_t n, int64_t grain, int t, int n_threads
   const int64_t begin_u = t * per + std::min<int64_t>(t, extra);
   const int64_t end_u = begin_u + per + (t < extra ? 1 : 0);
   return {std::min(n, begin_u * grain), std::min(n, end_u * grain)};
+}
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// Waits for done() without sleeping for about `micros`: pause-spins for the first kPauseMicros (an idle core: the
+// next loop starts within nanoseconds), then yields between checks, so that on an oversubscribed machine the
+// other runnable threads (often the worker this thread waits for) get the core. True when done() became true.
+template <typename Done>
+bool spin_until(Done done, int micros) {
+  constexpr int kPauseMicros = 20;
+  const auto start = std::chrono::steady_clock::now();
+  const auto pause_end = start + std::chrono::microseconds(kPauseMicros);
+  const auto deadline = start + std::chrono::microseconds(micros);
+  bool pausing = true;
+  for (int i = 0;; ++i) {
+    if (done()) return true;
+    if (pausing) {
+      cpu_relax();
+      if ((i & 63) != 63) continue;
+      pausing = std::chrono::steady_clock::now() < pause_end;
+    } else {
+      std::this_thread::yield();
+      if (std::chrono::steady_clock::now() > deadline) return false;
+    }
+  }
 }
 
 }  // namespace
@@ -48,14 +81,17 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     job_ = &fn;
     job_n_ = n;
     job_grain_ = grain;
-    pending_ = n_threads_ - 1;
-    ++generation_;
+    pending_.store(n_threads_ - 1);
+    generation_.fetch_add(1);
   }
   work_cv_.notify_all();
   const auto [b, e] = chunk(n, grain, 0, n_threads_);
   if (b < e) fn(b, e, 0);
-  std::unique_lock<std::mutex> lock(mu_);
-  done_cv_.wait(lock, [this] { return pending_ == 0; });
+  if (!spin_until([this] { return pending_.load() == 0; }, kSpinMicros)) {
+    std::unique_lock<std::mutex> lock(mu_);
+    done_cv_.wait(lock, [this] { return pending_.load() == 0; });
+  }
+  std::lock_guard<std::mutex> lock(mu_);
   job_ = nullptr;
 }
 
@@ -64,20 +100,21 @@ void ThreadPool::worker(int index) {
   for (;;) {
     const std::function<void(int64_t, int64_t, int)>* job;
     int64_t n, grain;
+    spin_until([&] { return generation_.load() != seen; }, kSpinMicros);
     {
       std::unique_lock<std::mutex> lock(mu_);
-      work_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      work_cv_.wait(lock, [&] { return stop_ || generation_.load() != seen; });
       if (stop_) return;
-      seen = generation_;
+      seen = generation_.load();
       job = job_;
       n = job_n_;
       grain = job_grain_;
     }
     const auto [b, e] = chunk(n, grain, index, n_threads_);
     if (b < e) (*job)(b, e, index);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--pending_ == 0) done_cv_.notify_one();
+    if (pending_.fetch_sub(1) == 1) {
+      std::lock_guard<std::mutex> lock(mu_);  // the caller checks pending_ under mu_ before sleeping
+      done_cv_.notify_one();
     }
   }
 }

@@ -1,7 +1,10 @@
 // A fixed pool of worker threads for data-parallel loops: parallel_for splits [0, n) into contiguous chunks,
-// one per thread (the calling thread takes the first), and returns when all are done.
+// one per thread (the calling thread takes the first), and returns when all are done. Decode runs hundreds of
+// small loops per token, so idle workers and the waiting caller spin briefly (kSpinMicros) before sleeping on a
+// condition variable: a loop that follows within that window starts without a futex wake-up.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -33,11 +36,13 @@ class ThreadPool {
   std::mutex mu_;
   std::condition_variable work_cv_;
   std::condition_variable done_cv_;
-  const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
+  static constexpr int kSpinMicros = 200;
+
+  const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;  // written under mu_ before generation_
   int64_t job_n_ = 0;
   int64_t job_grain_ = 1;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
+  std::atomic<uint64_t> generation_{0};  // bumped under mu_ for each loop
+  std::atomic<int> pending_{0};          // workers still running the current loop
   bool stop_ = false;
 };
 
