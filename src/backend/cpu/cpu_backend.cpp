@@ -38,6 +38,7 @@ float* row_f32(Tensor t, int64_t r) { return reinterpret_cast<float*>(static_cas
 CpuBackend::CpuBackend(int n_threads, const KernelTable* table)
     : table_(table ? table : &kernels()), pool_(n_threads > 0 ? n_threads : ThreadPool::physical_cores()) {
   scratch_.resize(static_cast<size_t>(pool_.size()));
+  scratch16_.resize(static_cast<size_t>(pool_.size()));
 }
 
 std::string CpuBackend::name() const {

@@ -48,9 +48,10 @@ class CpuBackend final : public Backend {
 
   const KernelTable* table_;
   ThreadPool pool_;
-  std::vector<uint8_t> act_;                 // converted activations
-  std::vector<float> act_f32_;               // converted activations back in F32 (fallback path)
-  std::vector<std::vector<float>> scratch_;  // per thread: a dequantized weight row / attention scores
+  std::vector<uint8_t> act_;                      // converted activations
+  std::vector<float> act_f32_;                    // converted activations back in F32 (fallback path)
+  std::vector<std::vector<float>> scratch_;       // per thread: a dequantized weight row / attention scores
+  std::vector<std::vector<uint16_t>> scratch16_;  // per thread: F16 attention queries
 };
 
 }  // namespace rf::backend::cpu

@@ -14,17 +14,6 @@ namespace {
 
 float* row_f32(Tensor t, int64_t r) { return reinterpret_cast<float*>(static_cast<uint8_t*>(t.data) + r * t.nb1); }
 
-// Row (slot) of a KV cache as F32, converting from F16 when the cache is F16.
-void read_kv_row(Tensor cache, int64_t slot, int64_t offset, int64_t n, float* dst) {
-  const auto* base = static_cast<const uint8_t*>(cache.data) + slot * cache.nb1;
-  if (cache.type == quant::Type::F16) {
-    const auto* h = reinterpret_cast<const uint16_t*>(base) + offset;
-    for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_fp32(h[i]);
-  } else {
-    std::memcpy(dst, reinterpret_cast<const float*>(base) + offset, static_cast<size_t>(n) * sizeof(float));
-  }
-}
-
 int64_t kv_slot(const Batch& b, int32_t seq, int32_t pos) {
   const auto& table = b.block_tables[static_cast<size_t>(seq)];
   return static_cast<int64_t>(table[static_cast<size_t>(pos / b.kv_block_size)]) * b.kv_block_size +
@@ -139,48 +128,84 @@ void CpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
   RF_CHECK(out.ne0 == static_cast<int64_t>(p.n_head) * p.head_dim_v && out.ne1 == b.n_tokens());
   RF_CHECK(k_cache.ne0 == static_cast<int64_t>(p.n_head_kv) * p.head_dim_k);
   RF_CHECK(v_cache.ne0 == static_cast<int64_t>(p.n_head_kv) * p.head_dim_v);
+  RF_CHECK((k_cache.type == quant::Type::F16 || k_cache.type == quant::Type::F32) &&
+           (v_cache.type == quant::Type::F16 || v_cache.type == quant::Type::F32));
   const int group = p.n_head / p.n_head_kv;
   const bool f16_keys = k_cache.type == quant::Type::F16;
   const bool f16_values = v_cache.type == quant::Type::F16;
-  pool_.parallel_for(b.n_tokens() * p.n_head, [&](int64_t begin, int64_t end, int thread) {
+  // q . k: the F16 x F16 dot with the query rounded to F16 (as llama.cpp's F16 dot does), else the F32 dot; both
+  // from the kernel table (the scalar table sums the float products in double).
+  const DotFn dot_f16 = table_->for_weight(quant::Type::F16).dot;
+  const ActDequantizeFn f16_to_f32 = table_->for_act(quant::Type::F16).dequantize;
+  const int dk = p.head_dim_k, dv = p.head_dim_v;
+  // One job per (token, KV head): the group's query heads share each K / V row read (and its F16 conversion).
+  pool_.parallel_for(b.n_tokens() * p.n_head_kv, [&](int64_t begin, int64_t end, int thread) {
     std::vector<float>& buf = scratch_[static_cast<size_t>(thread)];
     for (int64_t job = begin; job < end; ++job) {
-      const int64_t t = job / p.n_head;
-      const int h = static_cast<int>(job % p.n_head);
-      const int hk = h / group;
+      const int64_t t = job / p.n_head_kv;
+      const int hk = static_cast<int>(job % p.n_head_kv);
       const int32_t seq = b.seq[static_cast<size_t>(t)];
       const int32_t n_ctx = b.positions[static_cast<size_t>(t)] + 1;
-      buf.resize(static_cast<size_t>(n_ctx) + p.head_dim_k + p.head_dim_v * 2);
+      // scores [group][n_ctx] | query [group][dk] | acc [group][dv] | one V row [dv]; the F16 query in buf16
+      std::vector<uint16_t>& buf16 = scratch16_[static_cast<size_t>(thread)];
+      buf16.resize(static_cast<size_t>(group) * dk);
+      buf.resize(static_cast<size_t>(group) * (n_ctx + dk + dv) + dv);
       float* scores = buf.data();
-      float* qh = scores + n_ctx;
-      float* kv = qh + p.head_dim_k;
-      float* acc = kv + p.head_dim_v;
-      // Query rounded as the keys are stored (F16 keys take an F16 query, as llama.cpp's F16 dot does).
-      const float* qsrc = row_f32(q, t) + static_cast<int64_t>(h) * p.head_dim_k;
-      for (int i = 0; i < p.head_dim_k; ++i) qh[i] = f16_keys ? fp16_to_fp32(fp32_to_fp16(qsrc[i])) : qsrc[i];
-      float max_score = -INFINITY;
-      for (int32_t j = 0; j < n_ctx; ++j) {
-        read_kv_row(k_cache, kv_slot(b, seq, j), static_cast<int64_t>(hk) * p.head_dim_k, p.head_dim_k, kv);
-        double s = 0.0;
-        for (int i = 0; i < p.head_dim_k; ++i) s += static_cast<double>(qh[i] * kv[i]);
-        scores[j] = static_cast<float>(s) * p.scale;
-        max_score = std::max(max_score, scores[j]);
+      float* qf = scores + static_cast<int64_t>(group) * n_ctx;
+      float* acc = qf + static_cast<int64_t>(group) * dk;
+      float* vrow = acc + static_cast<int64_t>(group) * dv;
+      const float* qsrc = row_f32(q, t) + static_cast<int64_t>(hk) * group * dk;
+      for (int g = 0; g < group; ++g) {
+        if (f16_keys) {
+          uint16_t* qh = buf16.data() + static_cast<int64_t>(g) * dk;
+          for (int i = 0; i < dk; ++i) qh[i] = fp32_to_fp16(qsrc[static_cast<int64_t>(g) * dk + i]);
+        } else {
+          std::memcpy(qf + static_cast<int64_t>(g) * dk, qsrc + static_cast<int64_t>(g) * dk,
+                      static_cast<size_t>(dk) * sizeof(float));
+        }
       }
-      double sum = 0.0;
+      std::vector<float> max_score(static_cast<size_t>(group), -INFINITY);
       for (int32_t j = 0; j < n_ctx; ++j) {
-        scores[j] = std::exp(scores[j] - max_score);
-        sum += scores[j];
+        const auto* krow = static_cast<const uint8_t*>(k_cache.data) + kv_slot(b, seq, j) * k_cache.nb1 +
+                           static_cast<size_t>(hk) * dk * (f16_keys ? 2 : 4);
+        for (int g = 0; g < group; ++g) {
+          const float s =
+              f16_keys ? dot_f16(dk, krow, buf16.data() + static_cast<int64_t>(g) * dk)
+                       : table_->dot_f32(dk, qf + static_cast<int64_t>(g) * dk, reinterpret_cast<const float*>(krow));
+          float& sc = scores[static_cast<int64_t>(g) * n_ctx + j];
+          sc = s * p.scale;
+          max_score[static_cast<size_t>(g)] = std::max(max_score[static_cast<size_t>(g)], sc);
+        }
       }
-      const float inv = static_cast<float>(1.0 / sum);
-      std::fill(acc, acc + p.head_dim_v, 0.0f);
+      std::vector<float> inv(static_cast<size_t>(group));
+      for (int g = 0; g < group; ++g) {
+        float* sg = scores + static_cast<int64_t>(g) * n_ctx;
+        double sum = 0.0;
+        for (int32_t j = 0; j < n_ctx; ++j) {
+          sg[j] = std::exp(sg[j] - max_score[static_cast<size_t>(g)]);
+          sum += sg[j];
+        }
+        inv[static_cast<size_t>(g)] = static_cast<float>(1.0 / sum);
+      }
+      std::fill(acc, acc + static_cast<int64_t>(group) * dv, 0.0f);
       for (int32_t j = 0; j < n_ctx; ++j) {
-        read_kv_row(v_cache, kv_slot(b, seq, j), static_cast<int64_t>(hk) * p.head_dim_v, p.head_dim_v, kv);
-        // llama.cpp multiplies the F16 V cache by the probabilities converted to F16; its golden logits need it.
-        const float w = f16_values ? fp16_to_fp32(fp32_to_fp16(scores[j] * inv)) : scores[j] * inv;
-        for (int i = 0; i < p.head_dim_v; ++i) acc[i] += w * kv[i];
+        const auto* vsrc = static_cast<const uint8_t*>(v_cache.data) + kv_slot(b, seq, j) * v_cache.nb1 +
+                           static_cast<size_t>(hk) * dv * (f16_values ? 2 : 4);
+        const float* v = reinterpret_cast<const float*>(vsrc);
+        if (f16_values) {
+          f16_to_f32(vsrc, vrow, dv);
+          v = vrow;
+        }
+        for (int g = 0; g < group; ++g) {
+          const float pr = scores[static_cast<int64_t>(g) * n_ctx + j] * inv[static_cast<size_t>(g)];
+          // llama.cpp multiplies the F16 V cache by the probabilities converted to F16; its golden logits need it.
+          const float w = f16_values ? fp16_to_fp32(fp32_to_fp16(pr)) : pr;
+          float* ag = acc + static_cast<int64_t>(g) * dv;
+          for (int i = 0; i < dv; ++i) ag[i] += w * v[i];
+        }
       }
-      std::memcpy(row_f32(out, t) + static_cast<int64_t>(h) * p.head_dim_v, acc,
-                  static_cast<size_t>(p.head_dim_v) * sizeof(float));
+      float* o = row_f32(out, t) + static_cast<int64_t>(hk) * group * dv;
+      std::memcpy(o, acc, static_cast<size_t>(group) * dv * sizeof(float));
     }
   });
 }

@@ -76,6 +76,14 @@ void quantize_f16(const float* x, void* out, int64_t n) {
   for (; i < n; ++i) y[i] = f2h(x[i]);
 }
 
+// F16 -> F32 (exact, F16C).
+void dequantize_f16(const void* a, float* out, int64_t n) {
+  const auto* y = static_cast<const uint16_t*>(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_cvtph_ps(load128(y + i)));
+  for (; i < n; ++i) out[i] = h2f(y[i]);
+}
+
 uint16_t f2bf(float f) {
   uint32_t x;
   std::memcpy(&x, &f, sizeof(x));

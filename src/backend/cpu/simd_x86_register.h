@@ -8,6 +8,7 @@ RF_SET_ACT(Q8_1, quantize_q8_1);
 RF_SET_ACT(Q8_K, quantize_q8_k);
 RF_SET_ACT(F16, quantize_f16);
 RF_SET_ACT(BF16, quantize_bf16);
+t.acts[static_cast<uint32_t>(quant::Type::F16)].dequantize = dequantize_f16;
 RF_SET_WEIGHT(F32, dot_f32_f32);
 RF_SET_WEIGHT(F16, dot_f16_f16);
 RF_SET_WEIGHT(BF16, dot_bf16_bf16);
