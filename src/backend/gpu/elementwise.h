@@ -21,6 +21,11 @@ struct RowsF32 {
 // out = x / sqrt(mean(x^2) + eps) * weight (weight may be null). out may alias x.
 Status rms_norm(RowsF32 out, RowsF32 x, const float* weight, float eps, gpuStream_t stream);
 
+// Fused residual add + RMS norm: sum = a + b (same shapes), then out = sum / rms(sum) * weight. sum may alias a,
+// out may alias a or b. can_add_rms_norm(): whether the layout fits the fused kernel (16-byte aligned float4 rows).
+bool can_add_rms_norm(RowsF32 sum, RowsF32 a, RowsF32 b, RowsF32 out, const float* weight);
+Status add_rms_norm(RowsF32 sum, RowsF32 a, RowsF32 b, RowsF32 out, const float* weight, float eps, gpuStream_t stream);
+
 // out = a + b, b one row broadcast when b.rows == 1. out may alias a.
 Status add(RowsF32 out, RowsF32 a, RowsF32 b, gpuStream_t stream);
 

@@ -190,7 +190,14 @@ Expected<void*> GpuBackend::arena_alloc(size_t bytes) {
   return p;
 }
 
+void GpuBackend::flush_pending_add() {
+  if (!pending_add_.active) return;
+  pending_add_.active = false;
+  check(gpu::add(rows_of(pending_add_.out), rows_of(pending_add_.a), rows_of(pending_add_.b), stream_));
+}
+
 void GpuBackend::finish_capture() {
+  flush_pending_add();  // the deferred add belongs to the work before this point
   if (!capturing_) return;
   capturing_ = false;
   gpuGraph_t graph = nullptr;
@@ -286,7 +293,7 @@ void GpuBackend::release_batch_mem(BatchMem mem) {
 
 std::unique_ptr<backend::Buffer> GpuBackend::alloc(size_t bytes) {
   finish_capture();
-  forget_quantized();
+  before_op();
   return std::make_unique<GpuBuffer>(bytes, stream_);
 }
 
@@ -325,7 +332,7 @@ Expected<Tensor> GpuBackend::load_weight(const gguf::TensorInfo& info) {
 }
 
 void GpuBackend::to_device(Tensor dst, const void* src, size_t bytes) {
-  forget_quantized();
+  before_op();
   finish_capture();
   GPU_CHECK(gpuMemcpyAsync(dst.data, src, bytes, gpuMemcpyHostToDevice, stream_));
   GPU_CHECK(gpuStreamSynchronize(stream_));
@@ -355,7 +362,7 @@ std::unique_ptr<backend::DeviceBatch> GpuBackend::prepare_batch(backend::Batch b
 }
 
 void GpuBackend::embed(Tensor out, Tensor table, const backend::DeviceBatch& batch) {
-  forget_quantized();
+  before_op();
   const GpuDeviceBatch& b = gpu_batch(batch);
   const RowsF32 o = rows_of(out);
   RF_CHECK(out.ne0 == table.ne0 && out.ne1 == b.n_tokens());
@@ -363,13 +370,14 @@ void GpuBackend::embed(Tensor out, Tensor table, const backend::DeviceBatch& bat
 }
 
 void GpuBackend::get_rows(Tensor out, Tensor x, const backend::DeviceBatch& batch) {
-  forget_quantized();
+  before_op();
   const GpuDeviceBatch& b = gpu_batch(batch);
   RF_CHECK(out.ne0 == x.ne0 && out.ne1 == b.n_outputs());
   check(gather_rows(rows_of(out), rows_of(x), b.outputs(), stream_));
 }
 
 void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
+  flush_pending_add();
   RF_CHECK_MSG(x.ne0 == w.ne0 && out.ne0 == w.ne1 && out.ne1 == x.ne1 && out.type == Type::F32,
                "gpu matmul: shapes x [" + std::to_string(x.ne0) + ", " + std::to_string(x.ne1) + "] w [" +
                    std::to_string(w.ne0) + ", " + std::to_string(w.ne1) + "] out [" + std::to_string(out.ne0) + ", " +
@@ -390,14 +398,14 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
     quant_kind_ = kind;
     return;
   }
-  forget_quantized();
+  before_op();
   float* act = act_scratch(static_cast<size_t>(act_row_stride(x.ne0) * std::max<int64_t>(x.ne1, 1)));
   check(round_activations(activation_type(w.type), xr.data, xr.stride, x.ne0, x.ne1, act, stream_));
   check(gpu::matmul(view_of(w), act, x.ne1, o.data, o.stride, info_.warp_size, stream_));
 }
 
 void GpuBackend::moe_matmul(Tensor out, Tensor x, Tensor w, Tensor ids) {
-  forget_quantized();
+  before_op();
   const int64_t n_used = ids.ne0;
   const int64_t n = ids.ne1;
   RF_CHECK(ids.type == Type::I32 && out.ne1 == n_used * n && out.ne0 == w.ne1 && x.ne0 == w.ne0);
@@ -412,26 +420,39 @@ void GpuBackend::moe_matmul(Tensor out, Tensor x, Tensor w, Tensor ids) {
 }
 
 void GpuBackend::rms_norm(Tensor out, Tensor x, Tensor weight, float eps) {
-  forget_quantized();
   RF_CHECK(out.ne0 == x.ne0 && out.ne1 == x.ne1 && (weight.empty() || weight.ne0 == x.ne0));
   RF_CHECK(weight.empty() || weight.type == Type::F32);
-  check(gpu::rms_norm(rows_of(out), rows_of(x), static_cast<const float*>(weight.data), eps, stream_));
+  const auto* w = static_cast<const float*>(weight.data);
+  const PendingAdd& p = pending_add_;
+  if (p.active && p.out.data == x.data && p.out.ne0 == x.ne0 && p.out.ne1 == x.ne1 && p.out.nb1 == x.nb1 &&
+      can_add_rms_norm(rows_of(x), rows_of(p.a), rows_of(p.b), rows_of(out), w)) {
+    pending_add_.active = false;  // x = a + b and out = norm(x) in one kernel
+    quant_src_ = nullptr;
+    check(gpu::add_rms_norm(rows_of(x), rows_of(p.a), rows_of(p.b), rows_of(out), w, eps, stream_));
+    return;
+  }
+  before_op();
+  check(gpu::rms_norm(rows_of(out), rows_of(x), w, eps, stream_));
 }
 
 void GpuBackend::add(Tensor out, Tensor a, Tensor b) {
-  forget_quantized();
+  before_op();
   RF_CHECK(a.ne0 == b.ne0 && out.ne0 == a.ne0 && out.ne1 == a.ne1 && (b.ne1 == a.ne1 || b.ne1 == 1));
+  if (b.ne1 == a.ne1) {  // deferred: the next op decides whether it fuses (see rms_norm)
+    pending_add_ = PendingAdd{true, out, a, b};
+    return;
+  }
   check(gpu::add(rows_of(out), rows_of(a), rows_of(b), stream_));
 }
 
 void GpuBackend::silu_mul(Tensor out, Tensor gate, Tensor up) {
-  forget_quantized();
+  before_op();
   RF_CHECK(gate.ne0 == up.ne0 && gate.ne1 == up.ne1 && out.ne0 == gate.ne0 && out.ne1 == gate.ne1);
   check(gpu::silu_mul(rows_of(out), rows_of(gate), rows_of(up), stream_));
 }
 
 void GpuBackend::rope(Tensor x, const backend::DeviceBatch& batch, const backend::RopeParams& p) {
-  forget_quantized();
+  before_op();
   const GpuDeviceBatch& b = gpu_batch(batch);
   RF_CHECK(x.ne0 == static_cast<int64_t>(p.n_head) * p.head_dim && x.ne1 == b.n_tokens());
   RF_CHECK(p.n_rot > 0 && p.n_rot <= p.head_dim && p.n_rot % 2 == 0);
@@ -448,7 +469,7 @@ void GpuBackend::rope(Tensor x, const backend::DeviceBatch& batch, const backend
 }
 
 void GpuBackend::kv_store(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v, const backend::DeviceBatch& batch) {
-  forget_quantized();
+  before_op();
   const GpuDeviceBatch& b = gpu_batch(batch);
   RF_CHECK(k.ne0 == k_cache.ne0 && v.ne0 == v_cache.ne0 && k.ne1 == b.n_tokens() && v.ne1 == b.n_tokens());
   for (auto [cache, src] : {std::pair{k_cache, k}, std::pair{v_cache, v}}) {
@@ -461,7 +482,7 @@ void GpuBackend::kv_store(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v, co
 
 void GpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache, const backend::DeviceBatch& batch,
                            const backend::AttentionParams& p) {
-  forget_quantized();
+  before_op();
   const GpuDeviceBatch& b = gpu_batch(batch);
   RF_CHECK(p.n_head > 0 && p.n_head_kv > 0 && p.n_head % p.n_head_kv == 0);
   RF_CHECK(q.ne0 == static_cast<int64_t>(p.n_head) * p.head_dim_k && q.ne1 == b.n_tokens());
@@ -496,7 +517,7 @@ void GpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
 }
 
 void GpuBackend::moe_route(Tensor ids, Tensor weights, Tensor logits, bool normalize) {
-  forget_quantized();
+  before_op();
   const int64_t n_used = ids.ne0;
   RF_CHECK(ids.type == Type::I32 && weights.ne0 == n_used && ids.ne1 == logits.ne1 && weights.ne1 == logits.ne1 &&
            n_used <= logits.ne0);
@@ -505,7 +526,7 @@ void GpuBackend::moe_route(Tensor ids, Tensor weights, Tensor logits, bool norma
 }
 
 void GpuBackend::moe_combine(Tensor out, Tensor expert_out, Tensor weights) {
-  forget_quantized();
+  before_op();
   RF_CHECK(expert_out.ne1 == weights.ne0 * out.ne1 && expert_out.ne0 == out.ne0 && weights.ne1 == out.ne1);
   check(gpu::moe_combine(rows_of(out), rows_of(expert_out), rows_of(weights), stream_));
 }

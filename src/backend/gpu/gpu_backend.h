@@ -96,8 +96,14 @@ class GpuBackend final : public backend::Backend {
   float* act_scratch(size_t floats);
   // Ends a capture in progress and launches it (no-op when not capturing).
   void finish_capture();
-  // Forgets the quantized activation row in the int8 scratch (every op but matmul may write its source).
-  void forget_quantized() { quant_src_ = nullptr; }
+  // Before every op but matmul: runs a deferred add and forgets the quantized activation row in the int8 scratch
+  // (the op may write its source).
+  void before_op() {
+    flush_pending_add();
+    quant_src_ = nullptr;
+  }
+  // Runs the deferred add, if any. add() waits for the next op: an rms_norm of its result fuses with it.
+  void flush_pending_add();
 
   DeviceInfo info_;
   gpuStream_t stream_ = nullptr;
@@ -109,6 +115,10 @@ class GpuBackend final : public backend::Backend {
   const void* quant_src_ = nullptr;
   int64_t quant_n_in_ = 0;
   int quant_kind_ = 0;
+  struct PendingAdd {
+    bool active = false;
+    backend::Tensor out, a, b;
+  } pending_add_;
   bool graphs_ = kGraphUpdateSupported;
   bool capturing_ = false;
   int64_t last_batch_tokens_ = -1;

@@ -128,6 +128,7 @@ __global__ void __launch_bounds__(kThreads)
   float acc[kR];
 #pragma unroll
   for (int r = 0; r < kR; ++r) acc[r] = 0.0f;
+#pragma unroll 4
   for (int64_t ib = lane_id() / kLanesPerKBlock; ib < n_blocks; ib += kWarpSize / kLanesPerKBlock) {
     const int8_t* ab = aq + ib * 256 + 64 * c + 16 * half;
     const int4 a_lo = *reinterpret_cast<const int4*>(ab);
@@ -192,6 +193,7 @@ __global__ void __launch_bounds__(kThreads)
   float acc[kR];
 #pragma unroll
   for (int r = 0; r < kR; ++r) acc[r] = 0.0f;
+#pragma unroll 4
   for (int64_t ib = lane_id() / kLanesPerKBlock; ib < n_blocks; ib += kWarpSize / kLanesPerKBlock) {
     const int8_t* ab = aq + ib * 256;
     const int4 a1 = *reinterpret_cast<const int4*>(ab + e1);
@@ -238,6 +240,7 @@ __global__ void __launch_bounds__(kThreads)
   float acc[kR];
 #pragma unroll
   for (int r = 0; r < kR; ++r) acc[r] = 0.0f;
+#pragma unroll 4
   for (int64_t ib = lane_id(); ib < n_blocks; ib += kWarpSize) {
     const int4 a0 = reinterpret_cast<const int4*>(aq + ib * 32)[0];
     const int4 a1 = reinterpret_cast<const int4*>(aq + ib * 32)[1];
