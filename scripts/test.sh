@@ -30,7 +30,7 @@ if [ -f fuzz/CMakeLists.txt ]; then
   CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DROCMFORGE_FUZZ=ON \
     -DROCMFORGE_TESTS=OFF -DROCMFORGE_GPU=off >/dev/null
   cmake --build build-fuzz -j "$jobs" --target rf_fuzzers
-  bash fuzz/run.sh build-fuzz "${ROCMFORGE_FUZZ_SECONDS:-60}"
+  bash fuzz/run.sh build-fuzz "${ROCMFORGE_FUZZ_SECONDS:-150}"
 fi
 
 if [ -f scripts/gpu-compile.sh ]; then
