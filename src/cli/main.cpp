@@ -9,7 +9,6 @@
 #include "cli/synth_command.h"
 #include "runtime/generate_command.h"
 #include "server/serve_command.h"
-#include "server/serve_command.h"
 #include "tokenizer/tokenize_command.h"
 
 int main(int argc, char** argv) {
@@ -22,7 +21,6 @@ int main(int argc, char** argv) {
   rf::cli::register_synth_command(app, exit_code);
   rf::runtime::register_generate_command(app, exit_code);
   rf::tokenizer::register_tokenize_command(app, exit_code);
-  rf::server::register_serve_command(app, exit_code);
   rf::server::register_serve_command(app, exit_code);
   rf::chat::register_render_template_command(app, exit_code);
   try {
