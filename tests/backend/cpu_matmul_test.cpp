@@ -192,7 +192,8 @@ TEST_P(CpuMatmulTest, MultiRowKernelsAreBitwiseEqualToTheSingleRowDot) {
     const TypeKernels& k = table->for_weight(t);
     if (k.dot_rows == nullptr) continue;
     const int64_t bs = quant::traits(t).block_size;
-    for (int64_t n_in : {bs == 256 ? 768 : 416, bs == 256 ? 512 : 256}) {  // odd and even block counts
+    for (int64_t n_in :
+         {bs == 256 ? 768 : 416, bs == 256 ? 512 : 256, bs == 256 ? 256 : 4256}) {  // odd / even / >64 pairs
       const int64_t n_w = 7;
       auto wbytes = random_weight_rows(rng, t, n_in, n_w);
       const size_t ws = wbytes.size() / n_w;
