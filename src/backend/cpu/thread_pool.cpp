@@ -1,5 +1,6 @@
 #include "backend/cpu/thread_pool.h"
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <set>
@@ -11,16 +12,6 @@
 
 namespace rf::backend::cpu {
 namespace {
-
-// Chunk t of n items split over n_threads, aligned to grain.
-std::pair<int64_t, int64_t> chunk(int64_t n, int64_t grain, int t, int n_threads) {
-  const int64_t units = (n + grain - 1) / grain;
-  const int64_t per = units / n_threads;
-  const int64_t extra = units % n_threads;
-  const int64_t begin_u = t * per + std::min<int64_t>(t, extra);
-  const int64_t end_u = begin_u + per + (t < extra ? 1 : 0);
-  return {std::min(n, begin_u * grain), std::min(n, end_u * grain)};
-}
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -75,31 +66,58 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     fn(0, n, 0);
     return;
   }
+  RF_CHECK_MSG(n < (int64_t{1} << (kIndexBits - 1)), "ThreadPool::parallel_for: loop too long");
+  const int64_t parts = int64_t{n_threads_} * kChunksPerThread;
+  const int64_t chunk = std::max(grain, ((n + parts - 1) / parts + grain - 1) / grain * grain);
+  uint64_t gen;
   {
     std::lock_guard<std::mutex> lock(mu_);
     RF_CHECK_MSG(job_ == nullptr, "ThreadPool::parallel_for is not reentrant");
     job_ = &fn;
     job_n_ = n;
-    job_grain_ = grain;
-    pending_.store(n_threads_ - 1);
-    generation_.fetch_add(1);
+    job_chunk_ = chunk;
+    done_.store(0);
+    gen = generation_.load() + 1;
+    claim_.store(gen << kIndexBits);
+    generation_.store(gen);
   }
   work_cv_.notify_all();
-  const auto [b, e] = chunk(n, grain, 0, n_threads_);
-  if (b < e) fn(b, e, 0);
-  if (!spin_until([this] { return pending_.load() == 0; }, kSpinMicros)) {
+  run_chunks(gen, fn, n, chunk, 0);
+  if (!spin_until([&] { return done_.load() == n; }, kSpinMicros)) {
     std::unique_lock<std::mutex> lock(mu_);
-    done_cv_.wait(lock, [this] { return pending_.load() == 0; });
+    done_cv_.wait(lock, [&] { return done_.load() == n; });
   }
   std::lock_guard<std::mutex> lock(mu_);
   job_ = nullptr;
+}
+
+void ThreadPool::run_chunks(uint64_t gen, const std::function<void(int64_t, int64_t, int)>& fn, int64_t n,
+                            int64_t chunk, int thread) {
+  constexpr uint64_t kIndexMask = (uint64_t{1} << kIndexBits) - 1;
+  const uint64_t tag = gen & (~uint64_t{0} >> kIndexBits);
+  for (;;) {
+    uint64_t v = claim_.load();
+    int64_t begin;
+    for (;;) {
+      if ((v >> kIndexBits) != tag) return;  // a later loop has started: this one is finished
+      begin = static_cast<int64_t>(v & kIndexMask);
+      if (begin >= n) return;
+      if (claim_.compare_exchange_weak(v, v + static_cast<uint64_t>(chunk))) break;
+    }
+    const int64_t end = std::min(n, begin + chunk);
+    fn(begin, end, thread);
+    if (done_.fetch_add(end - begin) + (end - begin) == n) {
+      std::lock_guard<std::mutex> lock(mu_);  // the caller checks done_ under mu_ before sleeping
+      done_cv_.notify_one();
+    }
+  }
 }
 
 void ThreadPool::worker(int index) {
   uint64_t seen = 0;
   for (;;) {
     const std::function<void(int64_t, int64_t, int)>* job;
-    int64_t n, grain;
+    int64_t n, chunk;
     spin_until([&] { return generation_.load() != seen; }, kSpinMicros);
     {
       std::unique_lock<std::mutex> lock(mu_);
@@ -108,14 +126,10 @@ void ThreadPool::worker(int index) {
       seen = generation_.load();
       job = job_;
       n = job_n_;
-      grain = job_grain_;
+      chunk = job_chunk_;
     }
-    const auto [b, e] = chunk(n, grain, index, n_threads_);
-    if (b < e) (*job)(b, e, index);
-    if (pending_.fetch_sub(1) == 1) {
-      std::lock_guard<std::mutex> lock(mu_);  // the caller checks pending_ under mu_ before sleeping
-      done_cv_.notify_one();
-    }
+    // The loop may already be over (job_ cleared, or claim_ carries a later generation): then nothing runs.
+    if (job != nullptr) run_chunks(seen, *job, n, chunk, index);
   }
 }
 
