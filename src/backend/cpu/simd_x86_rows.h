@@ -129,6 +129,9 @@ void rows32_one_act(int64_t nb, const uint8_t* w, size_t ws, int64_t n_w, const 
         __m512 a = acc[r];
         for (int64_t p = 0; p < nc; ++p) {
           const int64_t i = 2 * (c0 + p);
+#if RF_DECODE_PREFETCH
+          _mm_prefetch(reinterpret_cast<const char*>(Dec::blk(row) + i) + RF_DECODE_PREFETCH, _MM_HINT_T0);
+#endif
           const __m512i sum = _mm512_dpbusd_epi32(nys[p], codes2<Dec>(row, i), ys[p]);
           const __m512 d = _mm512_mul_ps(scales2(Dec::scale(row, i), Dec::scale(row, i + 1)), dys[p]);
           a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), d, a);
@@ -275,7 +278,7 @@ void dot_rows_iq4_nl(int64_t n, const void* w, size_t ws, int64_t n_w, const voi
   dot_rows32<DecIq4Nl>(n, w, ws, n_w, x, xs, n_x, out, os);
 }
 
-// --- K formats: one weight row's super-block decoded once for up to 4 activation rows -------------------------
+// --- K formats: one weight row's super-block decoded once for up to 8 activation rows -------------------------
 // A super-block as 8 groups of 32 unsigned codes u[g] with int16 scales s16[g], group g against activation bytes
 // y + 32 g: sumi = sum_g sum_lanes madd(maddubs(u[g], y), s16[g]), an exact int32 (AVX-512: two groups per op).
 
@@ -318,16 +321,49 @@ inline int sb_dot(const SbCodes& c, const int8_t* y) {
 }
 #endif
 
+// The Q4_K / Q5_K scale field as 16 bytes: the 8 six-bit scales, then the 8 six-bit mins (scale_min_k4's values,
+// unpacked with 32-bit word masks).
+inline __m128i unpack_k4_scales(const uint8_t* s) {
+  const uint32_t w0 = load_u32(s), w1 = load_u32(s + 4), w2 = load_u32(s + 8);
+  const uint32_t m6 = 0x3f3f3f3fu, m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
+  const uint32_t sc_lo = w0 & m6, sc_hi = (w2 & m4) | (((w0 >> 6) & m2) << 4);
+  const uint32_t mn_lo = w1 & m6, mn_hi = ((w2 >> 4) & m4) | (((w1 >> 6) & m2) << 4);
+  return _mm_set_epi32(static_cast<int>(mn_hi), static_cast<int>(mn_lo), static_cast<int>(sc_hi),
+                       static_cast<int>(sc_lo));
+}
+
+// Q4_K codes of one super-block (group g: the low or high nibbles of qs[32 (g / 2) ...]) with their scales.
+inline SbCodes q4k_codes(const uint8_t* qs, __m128i sm) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  __m256i u[8];
+  for (int j = 0; j < 4; ++j) {
+    const __m256i q = load256(qs + 32 * j);
+    u[2 * j] = _mm256_and_si256(q, m4);
+    u[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+  }
+#if RF_SIMD_512
+  const __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(sm));
+  SbCodes c;
+  for (int p = 0; p < 4; ++p) {
+    c.u[p] = pair256(u[2 * p], u[2 * p + 1]);
+    const __m512i idx = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(static_cast<int16_t>(2 * p))),
+                                           _mm256_set1_epi16(static_cast<int16_t>(2 * p + 1)), 1);
+    c.s[p] = _mm512_permutexvar_epi16(idx, sc16);
+  }
+  return c;
+#else
+  alignas(16) uint8_t sc[16];
+  _mm_store_si128(reinterpret_cast<__m128i*>(sc), sm);
+  __m256i s16[8];
+  for (int g = 0; g < 8; ++g) s16[g] = _mm256_set1_epi16(static_cast<int16_t>(sc[g]));
+  return pack_sb(u, s16);
+#endif
+}
+
 void dot_rows_q4_k(int64_t n, const void* w, size_t ws, int64_t n_w, const void* x, size_t xs, int64_t n_x, float* out,
                    size_t os) {
-  if (n_x == 1) {  // decode: the single-row dot is faster than this kernel's one-row form
-    for (int64_t r = 0; r < n_w; ++r)
-      out[r] = dot_q4_k_q8_k(n, static_cast<const uint8_t*>(w) + static_cast<size_t>(r) * ws, x);
-    return;
-  }
-  constexpr int kA = 4;
+  constexpr int kA = 8;  // activation rows per decoded super-block
   const int64_t nsb = n / kQkK;
-  const __m256i m4 = _mm256_set1_epi8(0x0f);
   for (int64_t r = 0; r < n_w; ++r) {
     const auto* a = reinterpret_cast<const BlockQ4K*>(static_cast<const uint8_t*>(w) + static_cast<size_t>(r) * ws);
     for (int64_t a0 = 0; a0 < n_x; a0 += kA) {
@@ -340,25 +376,15 @@ void dot_rows_q4_k(int64_t n, const void* w, size_t ws, int64_t n_w, const void*
         sum[j] = 0.0f;
       }
       for (int64_t i = 0; i < nsb; ++i) {
-        int sc[8], mn[8];
-        alignas(32) int16_t mn16[16];  // the min of each 16-element bsums group
-        for (int j = 0; j < 8; ++j) {
-          scale_min_k4(j, a[i].scales, &sc[j], &mn[j]);
-          mn16[2 * j] = mn16[2 * j + 1] = static_cast<int16_t>(mn[j]);
-        }
-        __m256i u[8], s16[8];
-        for (int j = 0; j < 4; ++j) {
-          const __m256i q = load256(a[i].qs + 32 * j);
-          u[2 * j] = _mm256_and_si256(q, m4);
-          u[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-          s16[2 * j] = _mm256_set1_epi16(static_cast<int16_t>(sc[2 * j]));
-          s16[2 * j + 1] = _mm256_set1_epi16(static_cast<int16_t>(sc[2 * j + 1]));
-        }
-        const SbCodes codes = pack_sb(u, s16);
+        const __m128i sm = unpack_k4_scales(a[i].scales);  // 8 scales, 8 mins
+        const __m128i mins = _mm_unpackhi_epi64(sm, sm);
+        const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mins, mins));  // each min twice: per 16
+        const SbCodes codes = q4k_codes(a[i].qs, sm);
         const float dw = h2f(a[i].d), dmw = h2f(a[i].dmin);
         for (int k = 0; k < rn; ++k) {
           const int sumi = sb_dot(codes, b[k][i].qs);
-          const int summ = scaled_bsums(mn16, b[k][i].bsums);  // exact: the same integer as the single dot's loop
+          // exact: the same integer as the single dot's loop over the 8 mins
+          const int summ = hsum_i32(_mm256_madd_epi16(mn16, load256(b[k][i].bsums)));
           const float d = dw * b[k][i].d;
           const float dmin = dmw * b[k][i].d;
           sum[k] += d * static_cast<float>(sumi) - dmin * static_cast<float>(summ);
@@ -376,7 +402,7 @@ void dot_rows_q6_k(int64_t n, const void* w, size_t ws, int64_t n_w, const void*
       out[r] = dot_q6_k_q8_k(n, static_cast<const uint8_t*>(w) + static_cast<size_t>(r) * ws, x);
     return;
   }
-  constexpr int kA = 4;
+  constexpr int kA = 8;  // activation rows per decoded super-block
   const int64_t nsb = n / kQkK;
   const __m256i m4 = _mm256_set1_epi8(0x0f);
   const __m256i m2 = _mm256_set1_epi8(0x30);
