@@ -129,6 +129,10 @@ float dot_f32(int64_t n, const float* a, const float* b) {
   return static_cast<float>(sum);
 }
 
+void axpy_f32(int64_t n, float a, const float* x, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
 float dot_f32_f32(int64_t n, const void* w, const void* x) {
   return dot_f32(n, static_cast<const float*>(w), static_cast<const float*>(x));
 }

@@ -136,7 +136,6 @@ void CpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
   // q . k: the F16 x F16 dot with the query rounded to F16 (as llama.cpp's F16 dot does), else the F32 dot; both
   // from the kernel table (the scalar table sums the float products in double).
   const DotFn dot_f16 = table_->for_weight(quant::Type::F16).dot;
-  const ActDequantizeFn f16_to_f32 = table_->for_act(quant::Type::F16).dequantize;
   const int dk = p.head_dim_k, dv = p.head_dim_v;
   // One job per (token, KV head): the group's query heads share each K / V row read (and its F16 conversion).
   pool_.parallel_for(b.n_tokens() * p.n_head_kv, [&](int64_t begin, int64_t end, int thread) {
@@ -177,7 +176,10 @@ void CpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
           max_score[static_cast<size_t>(g)] = std::max(max_score[static_cast<size_t>(g)], sc);
         }
       }
-      std::vector<float> inv(static_cast<size_t>(group));
+      // Probabilities (scores * 1/sum); llama.cpp multiplies the F16 V cache by them rounded to F16, and its golden
+      // logits need that rounding.
+      const ActKernels& f16 = table_->for_act(quant::Type::F16);
+      if (f16_values) buf16.resize(static_cast<size_t>(n_ctx));  // (the F16 queries are no longer needed)
       for (int g = 0; g < group; ++g) {
         float* sg = scores + static_cast<int64_t>(g) * n_ctx;
         double sum = 0.0;
@@ -185,7 +187,12 @@ void CpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
           sg[j] = std::exp(sg[j] - max_score[static_cast<size_t>(g)]);
           sum += sg[j];
         }
-        inv[static_cast<size_t>(g)] = static_cast<float>(1.0 / sum);
+        const float inv = static_cast<float>(1.0 / sum);
+        for (int32_t j = 0; j < n_ctx; ++j) sg[j] *= inv;
+        if (f16_values) {
+          f16.quantize(sg, buf16.data(), n_ctx);
+          f16.dequantize(buf16.data(), sg, n_ctx);
+        }
       }
       std::fill(acc, acc + static_cast<int64_t>(group) * dv, 0.0f);
       for (int32_t j = 0; j < n_ctx; ++j) {
@@ -193,15 +200,11 @@ void CpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
                            static_cast<size_t>(hk) * dv * (f16_values ? 2 : 4);
         const float* v = reinterpret_cast<const float*>(vsrc);
         if (f16_values) {
-          f16_to_f32(vsrc, vrow, dv);
+          f16.dequantize(vsrc, vrow, dv);
           v = vrow;
         }
         for (int g = 0; g < group; ++g) {
-          const float pr = scores[static_cast<int64_t>(g) * n_ctx + j] * inv[static_cast<size_t>(g)];
-          // llama.cpp multiplies the F16 V cache by the probabilities converted to F16; its golden logits need it.
-          const float w = f16_values ? fp16_to_fp32(fp32_to_fp16(pr)) : pr;
-          float* ag = acc + static_cast<int64_t>(g) * dv;
-          for (int i = 0; i < dv; ++i) ag[i] += w * v[i];
+          table_->axpy_f32(dv, scores[static_cast<int64_t>(g) * n_ctx + j], v, acc + static_cast<int64_t>(g) * dv);
         }
       }
       float* o = row_f32(out, t) + static_cast<int64_t>(hk) * group * dv;

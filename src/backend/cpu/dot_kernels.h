@@ -40,6 +40,7 @@ struct KernelTable {
   TypeKernels weights[64];  // indexed by the quant::Type id
   ActKernels acts[64];
   float (*dot_f32)(int64_t n, const float* a, const float* b) = nullptr;
+  void (*axpy_f32)(int64_t n, float a, const float* x, float* y) = nullptr;  // y += a * x
 
   const TypeKernels& for_weight(quant::Type t) const { return weights[static_cast<uint32_t>(t)]; }
   const ActKernels& for_act(quant::Type t) const { return acts[static_cast<uint32_t>(t)]; }
@@ -70,6 +71,7 @@ void dequantize_bf16(const void* a, float* out, int64_t n);
 void dequantize_f32(const void* a, float* out, int64_t n);
 
 float dot_f32(int64_t n, const float* a, const float* b);
+void axpy_f32(int64_t n, float a, const float* x, float* y);
 float dot_f32_f32(int64_t n, const void* w, const void* x);
 float dot_f16_f16(int64_t n, const void* w, const void* x);
 float dot_bf16_bf16(int64_t n, const void* w, const void* x);

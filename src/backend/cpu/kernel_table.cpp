@@ -18,6 +18,7 @@ KernelTable build_scalar() {
   KernelTable t;
   t.isa = "scalar";
   t.dot_f32 = scalar::dot_f32;
+  t.axpy_f32 = scalar::axpy_f32;
   set_act(t, Type::F32, scalar::quantize_f32, scalar::dequantize_f32);
   set_act(t, Type::F16, scalar::quantize_f16, scalar::dequantize_f16);
   set_act(t, Type::BF16, scalar::quantize_bf16, scalar::dequantize_bf16);

@@ -84,6 +84,15 @@ void dequantize_f16(const void* a, float* out, int64_t n) {
   for (; i < n; ++i) out[i] = h2f(y[i]);
 }
 
+// y += a * x (fused multiply-add per element).
+void axpy_f32(int64_t n, float a, const float* x, float* y) {
+  const __m256 va = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] = __builtin_fmaf(a, x[i], y[i]);
+}
+
 uint16_t f2bf(float f) {
   uint32_t x;
   std::memcpy(&x, &f, sizeof(x));
@@ -191,8 +200,8 @@ float dot_f16_f16(int64_t n, const void* w, const void* x) {
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
     for (int k = 0; k < 4; ++k) {
-      acc[k] = _mm256_fmadd_ps(_mm256_cvtph_ps(load128(a + i + 8 * k)), _mm256_cvtph_ps(load128(b + i + 8 * k)),
-                               acc[k]);
+      acc[k] =
+          _mm256_fmadd_ps(_mm256_cvtph_ps(load128(a + i + 8 * k)), _mm256_cvtph_ps(load128(b + i + 8 * k)), acc[k]);
     }
   }
   float sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));

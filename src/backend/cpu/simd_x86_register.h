@@ -32,6 +32,7 @@ RF_SET_ROWS(IQ4_NL, dot_rows_iq4_nl);
 RF_SET_ROWS(Q4_K, dot_rows_q4_k);
 RF_SET_ROWS(Q6_K, dot_rows_q6_k);
 t.dot_f32 = dot_f32;
+t.axpy_f32 = axpy_f32;
 #undef RF_SET_WEIGHT
 #undef RF_SET_ACT
 #undef RF_SET_ROWS
