@@ -1,7 +1,6 @@
 // Attention over the paged KV cache with an online softmax: one block per (query head, token); the context is
-// walked in tiles of kTile positions (the warps compute the tile's scores, one warp per position at a time, then
-// each thread owns one score), each tile rescales the running sum and the running output (each thread owns
-// head_dim_v / kTile output dimensions). Scores live in shared memory only.
+// walked in tiles of kTile positions (one per thread: its score), each tile rescales the running sum and the
+// running output (each thread owns head_dim_v / kTile output dimensions). Scores live in shared memory only.
 #include <string>
 
 #include "backend/gpu/attention.h"
@@ -31,7 +30,6 @@ template <int kVPer>
 __global__ void __launch_bounds__(kTile) attention_kernel(AttentionArgs a) {
   extern __shared__ float q_s[];  // head_dim_k
   __shared__ float p_s[kTile];
-  __shared__ float s_s[kTile];
   __shared__ int64_t slot_s[kTile];
   __shared__ float red[kMaxWarpsPerBlock];
   const int h = static_cast<int>(blockIdx.x);
@@ -53,32 +51,23 @@ __global__ void __launch_bounds__(kTile) attention_kernel(AttentionArgs a) {
   const int64_t v_off = static_cast<int64_t>(hk) * a.head_dim_v;
 
   for (int32_t j0 = 0; j0 < n_ctx; j0 += kTile) {
-    const int n_in_tile = min(kTile, n_ctx - j0);
-    // Scores of the tile: warp w takes positions w, w + n_warps, ...; its lanes split the head dimension, so each
-    // K row is read by one coalesced warp access per kWarpSize elements.
-    constexpr int kWarps = kTile / kWarpSize;
-    for (int jj = warp_id(); jj < n_in_tile; jj += kWarps) {
-      const int32_t jp = j0 + jj;
-      const int64_t slot = static_cast<int64_t>(table[jp / a.block_size]) * a.block_size + jp % a.block_size;
+    const int32_t j = j0 + tid;
+    float s = -INFINITY;
+    if (j < n_ctx) {
+      const int64_t slot = static_cast<int64_t>(table[j / a.block_size]) * a.block_size + j % a.block_size;
+      slot_s[tid] = slot;
       const int64_t base = slot * a.k_stride + k_off;
       float dot = 0.0f;
-#pragma unroll 4
-      for (int i = lane_id(); i < a.head_dim_k; i += kWarpSize) dot += q_s[i] * load_kv(a.k_cache, a.k_f16, base + i);
-      dot = warp_reduce_sum(dot);
-      if (lane_id() == 0) {
-        s_s[jj] = dot * a.scale;
-        slot_s[jj] = slot;
-      }
+      for (int i = 0; i < a.head_dim_k; ++i) dot += q_s[i] * load_kv(a.k_cache, a.k_f16, base + i);
+      s = dot * a.scale;
     }
-    __syncthreads();
-    const int32_t j = j0 + tid;
-    const float s = j < n_ctx ? s_s[tid] : -INFINITY;
     const float m_new = fmaxf(m, block_reduce_max(s, red));
     const float corr = expf(m - m_new);  // 0 on the first tile (m = -inf)
     const float p = j < n_ctx ? expf(s - m_new) : 0.0f;
     p_s[tid] = p;
     l = l * corr + block_reduce_sum(p, red);  // its barriers also publish p_s and slot_s
     m = m_new;
+    const int n_in_tile = min(kTile, n_ctx - j0);
 #pragma unroll
     for (int i = 0; i < kVPer; ++i) acc[i] *= corr;
     for (int jj = 0; jj < n_in_tile; ++jj) {
