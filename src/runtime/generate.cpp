@@ -49,6 +49,18 @@ Expected<GenerateResult> generate(const GenerateOptions& o, const std::function<
   auto file = gguf::File::open(o.model_path);
   if (!file) return file.status();
   auto model = model::Model::load(*file, *be);
+  if (!model && choice->is_gpu && o.device == backend::DeviceKind::kAuto) {
+    // auto: a model the GPU cannot hold (memory, a type without a GPU kernel) runs on the CPU instead.
+    std::fprintf(stderr, "rocmforge: device auto: using the CPU, the model does not load on the GPU: %s\n",
+                 model.error_message().c_str());
+    be.reset();  // frees what the failed load put on the GPU
+    bo.device = backend::DeviceKind::kCpu;
+    auto cpu = select_backend(bo);
+    if (!cpu) return Status::error("generate: " + cpu.error_message());
+    be = std::move(cpu->backend);
+    r.backend_name = be->name();
+    model = model::Model::load(*file, *be);
+  }
   if (!model) return model.status();
   model::Model& m = **model;
   const int n_vocab = m.hparams().n_vocab;
