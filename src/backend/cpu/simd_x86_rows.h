@@ -129,9 +129,6 @@ void rows32_one_act(int64_t nb, const uint8_t* w, size_t ws, int64_t n_w, const 
         __m512 a = acc[r];
         for (int64_t p = 0; p < nc; ++p) {
           const int64_t i = 2 * (c0 + p);
-#if RF_DECODE_PREFETCH
-          _mm_prefetch(reinterpret_cast<const char*>(Dec::blk(row) + i) + RF_DECODE_PREFETCH, _MM_HINT_T0);
-#endif
           const __m512i sum = _mm512_dpbusd_epi32(nys[p], codes2<Dec>(row, i), ys[p]);
           const __m512 d = _mm512_mul_ps(scales2(Dec::scale(row, i), Dec::scale(row, i + 1)), dys[p]);
           a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), d, a);
