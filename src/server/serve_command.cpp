@@ -7,9 +7,9 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "backend/cpu/cpu_backend.h"
 #include "core/default_model.h"
 #include "model/model.h"
+#include "runtime/device_select.h"
 #include "server/response.h"
 
 namespace rf::server {
@@ -24,9 +24,13 @@ struct Loaded {
 
 Expected<Loaded> load(const ServeOptions& o, const std::string& path) {
   Loaded l;
-  auto cpu = std::make_unique<backend::cpu::CpuBackend>(o.threads);
-  std::fprintf(stderr, "rocmforge serve: backend %s\n", cpu->name().c_str());
-  l.backend = std::move(cpu);
+  auto kind = runtime::parse_device_kind(o.device);
+  if (!kind) return kind.status();
+  auto choice = runtime::select_backend({*kind, o.threads});
+  if (!choice) return choice.status();
+  if (!choice->note.empty()) std::fprintf(stderr, "rocmforge serve: %s\n", choice->note.c_str());
+  std::fprintf(stderr, "rocmforge serve: backend %s\n", choice->backend->name().c_str());
+  l.backend = std::move(choice->backend);
   auto m = model::Model::load(path, *l.backend);
   if (!m) return m.status();
   l.model = std::move(*m);
@@ -153,6 +157,9 @@ void register_serve_command(CLI::App& app, int& exit_code) {
   cmd->add_flag(
       "--no-prefix-cache", [opts](int64_t) { opts->prefix_cache = false; }, "Do not reuse prompt KV blocks");
   cmd->add_option("-t,--threads", opts->threads, "CPU threads (0: physical cores)")->capture_default_str();
+  cmd->add_option("--device", opts->device, "auto|cpu|gpu")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "cpu", "gpu"}));
   cmd->add_option("--max-body-bytes", opts->http.max_body_bytes, "Largest request body")->capture_default_str();
   cmd->add_option("--shutdown-grace", opts->shutdown_grace_s, "Seconds running requests get to finish on SIGTERM")
       ->capture_default_str();

@@ -22,6 +22,7 @@ struct ServeOptions {
   int queue = 256;
   bool prefix_cache = true;
   int threads = 0;
+  std::string device = "auto";  // auto | cpu | gpu
   double shutdown_grace_s = 10.0;
 };
 
