@@ -232,7 +232,10 @@ TEST_F(EngineTest, ScarceBlocksQueueAndPreemptButEverySequenceFinishesCorrectly)
 }
 
 TEST_F(EngineTest, CancelFreesBlocksAndFinishesCancelled) {
-  auto e = make_engine();
+  EngineOptions o;
+  o.max_running = 1;
+  o.ctx_size = 1 << 15;  // the sequence must not reach the end of its context before the cancel lands
+  auto e = make_engine(o);
   auto r = e->submit({greedy(prompt_of(40, 2), 100000)});
   ASSERT_TRUE(r.ok());
   SequenceUpdate u;

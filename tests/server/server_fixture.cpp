@@ -44,7 +44,10 @@ TestServer::TestServer(runtime::EngineOptions eo, ServerOptions so, bool ready) 
   if (eo.ctx_size == 0) eo.ctx_size = 256;
   auto tok = tokenizer::Tokenizer::from_gguf(model->file());
   EXPECT_TRUE(tok.ok()) << tok.error_message();
-  for (int32_t id : (*tok)->vocab().eog) eo.stop_tokens.push_back(id);
+  // Tests that need endless streams pass their own stop list (e.g. {-1}: nothing stops them).
+  if (eo.stop_tokens.empty()) {
+    for (int32_t id : (*tok)->vocab().eog) eo.stop_tokens.push_back(id);
+  }
   auto e = runtime::Engine::create(*model, eo);
   EXPECT_TRUE(e.ok()) << e.error_message();
   engine = std::move(*e);

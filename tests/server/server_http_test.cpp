@@ -1,5 +1,8 @@
 // End-to-end tests of the HTTP API against the real server and engine on a loopback port.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <poll.h>
+#include <atomic>
 #include <unistd.h>
 
 #include <future>
@@ -235,6 +238,7 @@ TEST(ServerHttp, FullQueueAnswers503) {
   eo.max_waiting = 1;
   eo.ctx_size = 1 << 16;  // the running stream must not end by itself during the test
   eo.kv_slots = 1 << 16;
+  eo.stop_tokens = {-1};  // sampled streams would otherwise end whenever they draw an end-of-generation token
   TestServer ts(eo);
   // One long stream runs, one waits; the next request finds the queue full.
   const json long_req = {{"prompt", "go"}, {"max_tokens", 60000}, {"stream", true}};
@@ -242,6 +246,18 @@ TEST(ServerHttp, FullQueueAnswers503) {
   const int b = open_stream(ts.port(), "/v1/completions", long_req.dump(), /*wait_first_event=*/false);
   ASSERT_GE(a, 0);
   ASSERT_GE(b, 0);
+  // Keep reading both streams: a client that stops reading would be a stalled client, which the server may drop.
+  std::atomic<bool> stop_draining{false};
+  std::thread drainer([&] {
+    char buf[4096];
+    while (!stop_draining) {
+      pollfd p[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
+      if (poll(p, 2, 20) <= 0) continue;
+      for (const auto& q : p) {
+        if (q.revents & POLLIN) (void)recv(q.fd, buf, sizeof buf, 0);
+      }
+    }
+  });
   for (int i = 0; i < 500 && (ts.engine->stats().running < 1 || ts.engine->stats().waiting < 1); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
@@ -250,6 +266,8 @@ TEST(ServerHttp, FullQueueAnswers503) {
   const auto e = post_json(cli, "/v1/completions", {{"prompt", "x"}, {"max_tokens", 2}}, &status);
   EXPECT_EQ(status, 503) << e.dump();
   EXPECT_EQ(e["error"]["code"], "server_overloaded");
+  stop_draining = true;
+  drainer.join();
   close(a);
   close(b);
 }
