@@ -58,31 +58,73 @@ int64_t row_len_for(Type t, bool odd) {
 
 class MatmulParity : public ::testing::TestWithParam<Type> {};
 
+// Restores the process-wide matmul policy when a test leaves.
+struct PolicyGuard {
+  MatmulPolicy saved = matmul_policy();
+  ~PolicyGuard() { matmul_policy() = saved; }
+};
+
+// Runs batches of each width through the GPU and CPU backends and compares within tol_factor * sum |w x|.
+void expect_batches_match(BackendPair& pair, std::mt19937& rng, Type t, const HostWeight& hw, const Tensor& wg,
+                          const Tensor& wc, int64_t n_in, int64_t n_out, const std::vector<int64_t>& widths,
+                          float factor, const std::string& tag) {
+  for (const int64_t n_tok : widths) {
+    const std::vector<float> x = random_floats(rng, static_cast<size_t>(n_in * n_tok));
+    const Tensor og = pair.gpu_zeros(n_out, n_tok), oc = pair.cpu_zeros(n_out, n_tok);
+    pair.gpu().matmul(og, pair.gpu_f32(x, n_in), wg);
+    pair.cpu().matmul(oc, pair.cpu_f32(x, n_in), wc);
+    std::vector<float> tol(static_cast<size_t>(n_out * n_tok));
+    for (int64_t k = 0; k < n_tok; ++k) {
+      for (int64_t r = 0; r < n_out; ++r) {
+        double s = 0.0;
+        for (int64_t i = 0; i < n_in; ++i) s += std::fabs(hw.values[r * n_in + i] * x[k * n_in + i]);
+        tol[k * n_out + r] = static_cast<float>(s) * factor + 1e-6f;
+      }
+    }
+    expect_close(pair.download(pair.gpu(), og), pair.download(pair.cpu(), oc), tol,
+                 label(t) + " " + tag + " n_in " + std::to_string(n_in) + " n_out " + std::to_string(n_out) +
+                     " batch " + std::to_string(n_tok));
+  }
+}
+
 TEST_P(MatmulParity, MatchesCpuForEveryBatchWidthAndOddShapes) {
   RF_REQUIRE_GPU_PAIR(pair);
   const Type t = GetParam();
+  PolicyGuard guard;
+  matmul_policy().mma_min_tokens = 1 << 30;  // the float kernels (matrix-vector widths and the tiled kernel)
   std::mt19937 rng(1234 + static_cast<unsigned>(t));
   for (const bool odd : {false, true}) {
     const int64_t n_in = row_len_for(t, odd);
     const int64_t n_out = odd ? 131 : 67;
     const HostWeight hw = make_weight(rng, t, n_in, n_out);
     auto [wg, wc] = pair.weight(t, n_in, n_out, 1, hw.bytes);
-    for (const int64_t n_tok : {1, 2, 3, 5, 8, 16, 33, 70}) {
-      const std::vector<float> x = random_floats(rng, static_cast<size_t>(n_in * n_tok));
-      const Tensor og = pair.gpu_zeros(n_out, n_tok), oc = pair.cpu_zeros(n_out, n_tok);
-      pair.gpu().matmul(og, pair.gpu_f32(x, n_in), wg);
-      pair.cpu().matmul(oc, pair.cpu_f32(x, n_in), wc);
-      std::vector<float> tol(static_cast<size_t>(n_out * n_tok));
-      for (int64_t k = 0; k < n_tok; ++k) {
-        for (int64_t r = 0; r < n_out; ++r) {
-          double s = 0.0;
-          for (int64_t i = 0; i < n_in; ++i) s += std::fabs(hw.values[r * n_in + i] * x[k * n_in + i]);
-          tol[k * n_out + r] = static_cast<float>(s) * tol_factor(t) + 1e-6f;
-        }
+    expect_batches_match(pair, rng, t, hw, wg, wc, n_in, n_out, {1, 2, 3, 5, 8, 16, 33, 70}, tol_factor(t), "float");
+  }
+}
+
+// The tensor-core product (and its FMA variant, which HIP builds run) for every tile shape. Both factors are
+// rounded to F16 (relative error <= 2^-11 each), so the bound is 2 * 2^-11 * sum |w x| plus float summation.
+TEST_P(MatmulParity, MmaTilesMatchCpuWithinF16Rounding) {
+  RF_REQUIRE_GPU_PAIR(pair);
+  const Type t = GetParam();
+  if (!has_mma_matmul(t)) GTEST_SKIP() << label(t) << " has no tensor-core path";
+  PolicyGuard guard;
+  matmul_policy().mma_min_tokens = 2;
+  std::mt19937 rng(4321 + static_cast<unsigned>(t));
+  const float factor = 2.0f * 4.8828125e-4f + tol_factor(t);
+  for (const bool odd : {false, true}) {
+    const int64_t n_in = row_len_for(t, odd);
+    const int64_t n_out = odd ? 131 : 67;
+    const HostWeight hw = make_weight(rng, t, n_in, n_out);
+    auto [wg, wc] = pair.weight(t, n_in, n_out, 1, hw.bytes);
+    for (const bool tensor_cores : {true, false}) {
+      for (const MmaTile tile : {MmaTile::kSmall, MmaTile::kMid, MmaTile::kLarge}) {
+        matmul_policy().tensor_cores = tensor_cores;
+        matmul_policy().force_tile = static_cast<int>(tile);
+        expect_batches_match(pair, rng, t, hw, wg, wc, n_in, n_out, {2, 5, 33, 130}, factor,
+                             std::string(tensor_cores ? "mma" : "mma-fma") + " tile " +
+                                 std::to_string(static_cast<int>(tile)));
       }
-      expect_close(pair.download(pair.gpu(), og), pair.download(pair.cpu(), oc), tol,
-                   label(t) + " n_in " + std::to_string(n_in) + " n_out " + std::to_string(n_out) + " batch " +
-                       std::to_string(n_tok));
     }
   }
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "backend/gpu/gpu_backend.h"
+#include "backend/gpu/matmul.h"
 #include "quant/quant.h"
 #include "quant/types.h"
 
@@ -125,6 +126,34 @@ int main(int argc, char** argv) {
     const double gflops = 2.0 * n_in * n_out * n_batch / (bat_ms * 1e6);
     std::printf("%-7s %10.1f %12.1f %10.0f %7.1f%% %14.0f\n", std::string(rf::quant::type_name(t)).c_str(),
                 static_cast<double>(bytes.size()) / 1e6, dec_ms * 1e3, gbs, 100.0 * gbs / copy_gbs, gflops);
+    // Batch sweep: the float kernels against the tensor-core tiles (auto choice, then each tile forced).
+    rf::gpu::MatmulPolicy& policy = rf::gpu::matmul_policy();
+    const rf::gpu::MatmulPolicy saved = policy;
+    for (const int64_t nb : {2, 4, 8, 16, 32, 64, 128, 256, 512}) {
+      const Tensor xb = xt.rows(0, nb), ob = ot.rows(0, nb);
+      auto time_it = [&]() {
+        be.matmul(ob, xb, w[0]);
+        return median_ms(be.stream(), 12, [&](int i) { be.matmul(ob, xb, w[static_cast<size_t>(i) % w.size()]); });
+      };
+      policy = saved;
+      policy.mma_min_tokens = 1 << 30;
+      const double f_ms = time_it();
+      std::printf("  batch %4ld  float %8.1f us", static_cast<long>(nb), f_ms * 1e3);
+      if (rf::gpu::has_mma_matmul(t)) {
+        for (int tile = -1; tile < 3; ++tile) {
+          policy = saved;
+          policy.force_tile = tile;
+          const double m_ms = time_it();
+          std::printf("  %s %8.1f us", tile < 0 ? "mma(auto)" : tile == 0 ? "S" : tile == 1 ? "M" : "L", m_ms * 1e3);
+          if (tile < 0) {
+            std::printf(" (%5.0f GB/s %6.1f TFLOP/s)", static_cast<double>(bytes.size()) / (m_ms * 1e6),
+                        2.0 * n_in * n_out * nb / (m_ms * 1e9));
+          }
+        }
+      }
+      std::printf("\n");
+    }
+    policy = saved;
   }
   return 0;
 }

@@ -1,6 +1,7 @@
 // Weight kernels: activation rounding, matrix-vector (decode) and tiled matrix-matrix (prefill) products, the
 // expert product and embedding lookup. Weights are decoded 8 elements at a time in registers (blocks.cuh).
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 
 #include "backend/gpu/blocks.cuh"
@@ -28,47 +29,66 @@ RF_DEVICE float round_bf16(float v) {
   return __uint_as_float((x >> 16) << 16);
 }
 
-// One thread per 32-element block: Q8_0 / Q8_1 rounding (scale fp16(amax / 127), codes round-half-even(x * 127 /
-// amax)); the stored value is scale * code, as the CPU's dot sees it.
+// Q8_0 / Q8_1 rounding, 32 lanes per 32-element block (one element each): scale fp16(amax / 127), codes
+// round-half-even(x * 127 / amax); the stored value is scale * code, as the CPU's dot sees it.
 __global__ void round_q8_0_kernel(const float* __restrict__ x, int64_t x_stride, int64_t n_in, int64_t n_rows,
                                   float* __restrict__ out, int64_t out_stride) {
   const int64_t n_blocks = n_in / 32;
-  const int64_t t = global_thread();
-  if (t >= n_blocks * n_rows) return;
-  const int64_t r = t / n_blocks, b = t % n_blocks;
-  const float* xb = x + r * x_stride + b * 32;
-  float* ob = out + r * out_stride + b * 32;
-  float amax = 0.0f;
-  for (int j = 0; j < 32; ++j) amax = fmaxf(amax, fabsf(xb[j]));
+  const int64_t g = global_thread() / 32;  // blocks are a multiple of 32 threads: whole groups exit together
+  if (g >= n_blocks * n_rows) return;
+  const int j = static_cast<int>(threadIdx.x % 32);
+  const int64_t r = g / n_blocks, b = g % n_blocks;
+  const float v = x[r * x_stride + b * 32 + j];
+  float amax = fabsf(v);
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) amax = fmaxf(amax, shfl_xor(amax, off, 32));
   const float d = round_half(amax / 127.0f);
   const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
-  for (int j = 0; j < 32; ++j) ob[j] = d * static_cast<float>(__float2int_rn(xb[j] * id));
+  out[r * out_stride + b * 32 + j] = d * static_cast<float>(__float2int_rn(v * id));
 }
 
-// One thread per 256-element block: Q8_K rounding (iscale -127 / the signed extreme, codes capped at 127,
-// scale 1 / iscale).
+// Q8_K rounding, 32 lanes per 256-element block (8 consecutive elements each): iscale -127 / the signed extreme
+// (the first element of largest magnitude, as the CPU's scan finds it), codes capped at 127, scale 1 / iscale.
 __global__ void round_q8_k_kernel(const float* __restrict__ x, int64_t x_stride, int64_t n_in, int64_t n_rows,
                                   float* __restrict__ out, int64_t out_stride) {
   const int64_t n_blocks = n_in / 256;
-  const int64_t t = global_thread();
-  if (t >= n_blocks * n_rows) return;
-  const int64_t r = t / n_blocks, b = t % n_blocks;
-  const float* xb = x + r * x_stride + b * 256;
-  float* ob = out + r * out_stride + b * 256;
+  const int64_t g = global_thread() / 32;
+  if (g >= n_blocks * n_rows) return;
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  const int64_t r = g / n_blocks, b = g % n_blocks;
+  const float* xb = x + r * x_stride + b * 256 + 8 * lane;
+  float* ob = out + r * out_stride + b * 256 + 8 * lane;
+  float v[8];
   float amax = 0.0f, max = 0.0f;
-  for (int j = 0; j < 256; ++j) {
-    if (fabsf(xb[j]) > amax) {
-      amax = fabsf(xb[j]);
-      max = xb[j];
+  int at = 256;
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    v[j] = xb[j];
+    if (fabsf(v[j]) > amax) {
+      amax = fabsf(v[j]);
+      max = v[j];
+      at = 8 * lane + j;
+    }
+  }
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) {
+    const float o_amax = shfl_xor(amax, off, 32), o_max = shfl_xor(max, off, 32);
+    const int o_at = shfl_xor(at, off, 32);
+    if (o_amax > amax || (o_amax == amax && o_at < at)) {
+      amax = o_amax;
+      max = o_max;
+      at = o_at;
     }
   }
   if (amax == 0.0f) {
-    for (int j = 0; j < 256; ++j) ob[j] = 0.0f;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) ob[j] = 0.0f;
     return;
   }
   const float iscale = -127.0f / max;
   const float d = 1.0f / iscale;
-  for (int j = 0; j < 256; ++j) ob[j] = d * static_cast<float>(min(127, __float2int_rn(iscale * xb[j])));
+#pragma unroll
+  for (int j = 0; j < 8; ++j) ob[j] = d * static_cast<float>(min(127, __float2int_rn(iscale * v[j])));
 }
 
 // Element-wise F32 / F16 / BF16 rounding (mode 0 / 1 / 2), zeros in the row padding.
@@ -322,6 +342,29 @@ quant::Type activation_type(quant::Type weight) {
 
 int64_t act_row_stride(int64_t n_in) { return (n_in + 7) / 8 * 8; }
 
+MatmulPolicy& matmul_policy() {
+  static MatmulPolicy policy = [] {
+    MatmulPolicy p;
+#if defined(RF_GPU_HIP)
+    p.tensor_cores = false;
+#endif
+    if (const char* v = std::getenv("ROCMFORGE_GPU_MMA_MIN_TOKENS")) p.mma_min_tokens = std::max<int64_t>(1, std::atoll(v));
+    if (const char* v = std::getenv("ROCMFORGE_GPU_TENSOR_CORES")) p.tensor_cores = p.tensor_cores && v[0] != '0';
+    return p;
+  }();
+  return policy;
+}
+
+MmaTile pick_mma_tile(int64_t n_tok, int64_t n_out) {
+  const MatmulPolicy& p = matmul_policy();
+  if (p.force_tile >= 0) return static_cast<MmaTile>(p.force_tile);
+  if (n_tok <= 32) return MmaTile::kSmall;
+  // 128-row tiles: keep at least ~2 blocks per SM of an H100-class part before widening the token tile.
+  const int64_t row_tiles = (n_out + 127) / 128;
+  if (n_tok <= 64 || row_tiles * ((n_tok + 127) / 128) < 256) return MmaTile::kMid;
+  return MmaTile::kLarge;
+}
+
 Status round_activations(quant::Type act_type, const float* x, int64_t x_stride, int64_t n_in, int64_t n_rows,
                          float* out, gpuStream_t stream) {
   using quant::Type;
@@ -331,12 +374,13 @@ Status round_activations(quant::Type act_type, const float* x, int64_t x_stride,
     case Type::Q8_0:
     case Type::Q8_1:
       if (n_in % 32 != 0) return Status::error("gpu round_activations: row of " + std::to_string(n_in) + " not /32");
-      round_q8_0_kernel<<<blocks_for(n_in / 32 * n_rows, kThreads), kThreads, 0, stream>>>(x, x_stride, n_in, n_rows,
-                                                                                           out, os);
+      round_q8_0_kernel<<<blocks_for(n_in * n_rows, kThreads), kThreads, 0, stream>>>(x, x_stride, n_in, n_rows, out,
+                                                                                      os);
       break;
     case Type::Q8_K:
       if (n_in % 256 != 0) return Status::error("gpu round_activations: row of " + std::to_string(n_in) + " not /256");
-      round_q8_k_kernel<<<blocks_for(n_in / 256 * n_rows, 64), 64, 0, stream>>>(x, x_stride, n_in, n_rows, out, os);
+      round_q8_k_kernel<<<blocks_for(n_in / 256 * n_rows * 32, kThreads), kThreads, 0, stream>>>(x, x_stride, n_in,
+                                                                                                 n_rows, out, os);
       break;
     case Type::F16:
       round_float_kernel<1>
@@ -359,6 +403,10 @@ Status matmul(const WeightView& w, const float* act, int64_t n_tok, float* out, 
   if (n_tok == 0 || w.n_out == 0) return ok_status();
   const int64_t as = act_row_stride(w.n_in);
   const auto* wb = static_cast<const uint8_t*>(w.data);
+  const MatmulPolicy& policy = matmul_policy();
+  if (n_tok >= policy.mma_min_tokens && n_tok > 1 && has_mma_matmul(w.type)) {
+    return matmul_mma(w, act, n_tok, out, out_stride, pick_mma_tile(n_tok, w.n_out), policy.tensor_cores, stream);
+  }
   const int rows_per_block = kThreads / warp_size;
   const bool known = dispatch_block_type(w.type, [&](auto bt) {
     using BT = decltype(bt);

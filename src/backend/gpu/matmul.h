@@ -48,6 +48,25 @@ Status round_activations(quant::Type act_type, const float* x, int64_t x_stride,
 Status matmul(const WeightView& w, const float* act, int64_t n_tok, float* out, int64_t out_stride, int warp_size,
               gpuStream_t stream);
 
+// Tensor-core product (matmul_mma.cu) for batches: F16 MMAs over weights decoded to F16 in shared memory, for every
+// GPU weight type except F32 and BF16. Tiles: kSmall 32 rows x 32 tokens (batched decode), kMid 128 x 64, kLarge
+// 128 x 128 (long prompts). tensor_cores false runs the same tiles with FMA products (HIP always does).
+enum class MmaTile { kSmall, kMid, kLarge };
+bool has_mma_matmul(quant::Type weight);
+Status matmul_mma(const WeightView& w, const float* act, int64_t n_tok, float* out, int64_t out_stride,
+                  MmaTile tile, bool tensor_cores, gpuStream_t stream);
+
+// How matmul() picks its kernel; process-wide, read once from the environment (ROCMFORGE_GPU_MMA_MIN_TOKENS,
+// ROCMFORGE_GPU_TENSOR_CORES=0|1) and adjustable by tests and benchmarks (not thread-safe: set it before use).
+struct MatmulPolicy {
+  int64_t mma_min_tokens = 2;  // batches of at least this many tokens take matmul_mma (when the type has it)
+  bool tensor_cores = true;    // false: matmul_mma's FMA variant (what HIP builds run)
+  int force_tile = -1;         // >= 0: always this MmaTile (benchmarks)
+};
+MatmulPolicy& matmul_policy();
+// The tile matmul() uses for n_tok tokens and n_out rows under the current policy.
+MmaTile pick_mma_tile(int64_t n_tok, int64_t n_out);
+
 // Decode fast path (matvec_int8.cu) for Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K weights and one token: activations
 // quantized to Q8_0 or Q8_K (int8 codes and block scales, as the CPU does) and integer dot products (dot4_i8),
 // the CPU's arithmetic up to float summation order.
