@@ -1,6 +1,7 @@
 #include "server/http_server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 
@@ -47,6 +48,14 @@ const char* fallback_chat_template() {
 }
 
 HttpServer::HttpServer(ServerOptions options) : opts_(std::move(options)), svr_(std::make_unique<httplib::Server>()) {
+  // httplib 0.11's default listening-socket options set SO_REUSEPORT, which lets a second server bind the same port
+  // and silently take half of its connections; plain SO_REUSEADDR (restart without waiting for TIME_WAIT) instead.
+  // The socket is remembered to widen its accept backlog after bind() (see there).
+  svr_->set_socket_options([this](int fd) {
+    const int yes = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    listen_fd_ = fd;
+  });
   install_routes();
 }
 
@@ -64,6 +73,12 @@ Status HttpServer::bind() {
                            " (address in use or not available)");
     }
     port_ = opts_.port;
+  }
+  // httplib listens with a backlog of 5: a burst of clients connecting at once (32 streams starting together)
+  // overflows it, and the kernel drops their handshakes, which costs them a one-second retransmit or the
+  // connection. listen() on a listening socket only resizes its queue (capped by net.core.somaxconn).
+  if (listen_fd_ >= 0 && ::listen(listen_fd_, kListenBacklog) != 0) {
+    return Status::error("serve: cannot set the listen backlog on " + opts_.host + ":" + std::to_string(port_));
   }
   return ok_status();
 }

@@ -68,8 +68,11 @@ class HttpServer {
   void install_routes();
   std::shared_ptr<const ServedModel> model() const { return std::atomic_load(&model_); }
 
+  static constexpr int kListenBacklog = 1024;
+
   ServerOptions opts_;
   std::unique_ptr<httplib::Server> svr_;
+  int listen_fd_ = -1;  // the listening socket (httplib owns it)
   std::shared_ptr<const ServedModel> model_;
   Metrics metrics_;
   int port_ = 0;

@@ -219,6 +219,16 @@ TEST(ServerHttp, ErrorStatusesAndBodies) {
   EXPECT_EQ(json::parse(r->body)["error"]["code"], "request_too_large");
 }
 
+TEST(ServerHttp, SecondServerCannotTakeTheSamePort) {
+  TestServer ts;
+  ServerOptions so;
+  so.port = ts.port();
+  HttpServer other(so);
+  EXPECT_FALSE(other.bind().ok()) << "a second server on port " << ts.port() << " would take part of its connections";
+  auto cli = ts.client();
+  EXPECT_EQ(cli.Get("/health")->status, 200);
+}
+
 TEST(ServerHttp, ApiKeyRequiredOnV1Routes) {
   ServerOptions so;
   so.api_key = "sekrit";
