@@ -1,6 +1,5 @@
 #include "runtime/engine.h"
 
-#include <unistd.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,43 +7,27 @@
 #include <thread>
 
 #include "backend/cpu/cpu_backend.h"
-#include "cli/synth.h"
 #include "kv/kv_cache.h"
 #include "model/model.h"
+#include "support/tiny_synth_model.h"
 
 namespace rf::runtime {
 namespace {
 
 using namespace std::chrono_literals;
 
-// A small random-weight llama model (Q8_0 matrices: activations are quantized per row, as in real use), written
-// once per test binary.
+// The tiny synth model (tests/support), loaded once per test binary.
 class EngineTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    path_ = ::testing::TempDir() + "/rf_engine_test_synth_" + std::to_string(::getpid()) + ".gguf";
-    cli::SynthOptions o;
-    o.n_embd = 64;
-    o.n_ff = 128;
-    o.n_layer = 2;
-    o.n_head = 4;
-    o.n_head_kv = 2;
-    o.n_vocab = 320;
-    o.n_ctx = 256;
-    o.type = "Q8_0";
-    o.threads = 2;
-    o.output = path_;
-    const Status s = cli::write_synth_model(o);
-    ASSERT_TRUE(s.ok()) << s.message();
     be_ = new backend::cpu::CpuBackend(2);
-    auto m = model::Model::load(path_, *be_);
+    auto m = model::Model::load(test::tiny_synth_model("engine_test_synth", 320, 256), *be_);
     ASSERT_TRUE(m.ok()) << m.error_message();
     model_ = m->release();
   }
   static void TearDownTestSuite() {
     delete model_;
     delete be_;
-    std::remove(path_.c_str());
   }
 
   static std::unique_ptr<Engine> make_engine(EngineOptions o = {}) {
@@ -131,7 +114,6 @@ class EngineTest : public ::testing::Test {
     for (int i = 0; i < 500 && (e.stats().running > 0 || e.stats().waiting > 0); ++i) std::this_thread::sleep_for(2ms);
   }
 
-  static inline std::string path_;
   static inline backend::cpu::CpuBackend* be_ = nullptr;
   static inline model::Model* model_ = nullptr;
 };

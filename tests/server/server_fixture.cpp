@@ -7,34 +7,13 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <mutex>
 
-#include "cli/synth.h"
 #include "server/response.h"
+#include "support/tiny_synth_model.h"
 
 namespace rf::server::test {
 
-std::string synth_model_path() {
-  static std::once_flag once;
-  static std::string path = ::testing::TempDir() + "/rf_server_test_synth_" + std::to_string(getpid()) + ".gguf";
-  std::call_once(once, [] {
-    cli::SynthOptions o;
-    o.n_embd = 64;
-    o.n_ff = 128;
-    o.n_layer = 2;
-    o.n_head = 4;
-    o.n_head_kv = 2;
-    o.n_vocab = 400;
-    o.n_ctx = 512;
-    o.type = "Q8_0";
-    o.threads = 2;
-    o.output = path;
-    const Status s = cli::write_synth_model(o);
-    EXPECT_TRUE(s.ok()) << s.message();
-    std::atexit([] { std::remove(path.c_str()); });
-  });
-  return path;
-}
+std::string synth_model_path() { return rf::test::tiny_synth_model("server_test_synth", 400, 512); }
 
 TestServer::TestServer(runtime::EngineOptions eo, ServerOptions so, bool ready) {
   be = std::make_unique<backend::cpu::CpuBackend>(2);

@@ -19,7 +19,9 @@ using namespace std::chrono_literals;
 void expect_still_serving(TestServer& ts) {
   auto cli = ts.client();
   int status = 0;
-  const auto r = post_json(cli, "/v1/completions", {{"prompt", "still alive"}, {"max_tokens", 2}}, &status);
+  // Greedy, so that the answer is the same every run (a sampled one may draw an end-of-generation token at once).
+  const auto r = post_json(cli, "/v1/completions", {{"prompt", "still alive"}, {"max_tokens", 2}, {"temperature", 0}},
+                           &status);
   EXPECT_EQ(status, 200) << r.dump();
   EXPECT_EQ(r["usage"]["completion_tokens"], 2);
   for (int i = 0; i < 200 && (ts.engine->stats().running > 0 || ts.engine->stats().kv_blocks_used > 0); ++i) {
@@ -99,6 +101,7 @@ TEST(ServerHostile, DisconnectMidStreamCancelsTheSequence) {
   runtime::EngineOptions eo;
   eo.ctx_size = 4096;
   eo.kv_slots = 8192;
+  eo.stop_tokens = {-1};  // a sampled stream could otherwise end by itself before the client vanishes
   TestServer ts(eo);
   for (int round = 0; round < 3; ++round) {
     const json body = {{"prompt", "a long story"}, {"max_tokens", 4000}, {"stream", true}};
