@@ -271,7 +271,10 @@ void handle_generation(Endpoint endpoint, std::shared_ptr<const ServedModel> mod
     set_error(res, e);
     return;
   }
-  const int64_t max_tokens = std::min(r.max_tokens.value_or(room), room);
+  // Only a prompt that leaves no room is an error (400 above). A max_tokens beyond what the context can still hold
+  // (or none) is not: the engine generates until the context is full and finishes with "length", and usage counts
+  // what was really generated.
+  const int64_t max_tokens = r.max_tokens.value_or(std::numeric_limits<int32_t>::max());
   const uint64_t base_seed = r.sampling.seed ? *r.sampling.seed : std::random_device{}() * 0x9E3779B97F4A7C15ull;
   std::vector<runtime::SequenceParams> group;
   for (int32_t i = 0; i < r.n; ++i) {

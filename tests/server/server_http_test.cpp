@@ -219,6 +219,39 @@ TEST(ServerHttp, ErrorStatusesAndBodies) {
   EXPECT_EQ(json::parse(r->body)["error"]["code"], "request_too_large");
 }
 
+TEST(ServerHttp, MaxTokensBeyondTheContextGeneratesUntilItIsFullAndEndsWithLength) {
+  runtime::EngineOptions eo;
+  eo.ctx_size = 48;
+  eo.stop_tokens = {-1};  // only the context ends these generations
+  TestServer ts(eo);
+  auto cli = ts.client();
+  const json prompt = json::array({1, 17, 99, 250, 3, 42, 7, 300, 12, 8});  // 10 tokens: room for 38
+  for (const json& max_tokens : {json(1000), json(38), json(nullptr)}) {
+    json body = {{"prompt", prompt}, {"n", 2}};
+    if (!max_tokens.is_null()) body["max_tokens"] = max_tokens;
+    int status = 0;
+    const auto r = post_json(cli, "/v1/completions", body, &status);
+    ASSERT_EQ(status, 200) << r.dump();
+    for (const auto& c : r["choices"]) EXPECT_EQ(c["finish_reason"], "length") << max_tokens;
+    EXPECT_EQ(r["usage"]["prompt_tokens"], 10);
+    EXPECT_EQ(r["usage"]["completion_tokens"], 2 * 38) << max_tokens;
+    EXPECT_EQ(r["usage"]["total_tokens"], 10 + 2 * 38);
+    body["stream"] = true;
+    body["stream_options"] = {{"include_usage", true}};
+    auto s = cli.Post("/v1/completions", body.dump(), "application/json");
+    ASSERT_TRUE(s);
+    const auto events = sse_payloads(s->body);
+    ASSERT_GE(events.size(), 2u);
+    const auto usage = json::parse(events[events.size() - 2])["usage"];
+    for (const char* k : {"prompt_tokens", "completion_tokens", "total_tokens"}) EXPECT_EQ(usage[k], r["usage"][k]);
+  }
+  // One token short of the room: max_tokens decides, still "length".
+  int status = 0;
+  const auto r = post_json(cli, "/v1/completions", {{"prompt", prompt}, {"max_tokens", 37}}, &status);
+  EXPECT_EQ(r["usage"]["completion_tokens"], 37);
+  EXPECT_EQ(r["choices"][0]["finish_reason"], "length");
+}
+
 TEST(ServerHttp, SecondServerCannotTakeTheSamePort) {
   TestServer ts;
   ServerOptions so;
