@@ -175,7 +175,15 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::string name() const = 0;  // e.g. "cpu (avx2, 2 threads)"
 
+  // --- errors -------------------------------------------------------------------------------------------------
+  // Ops return nothing: a backend whose ops can fail at run time (a GPU launch, an asynchronous kernel fault, out
+  // of device memory) records the first failure, may skip further ops until it is taken, and reports it here.
+  // Returns that error and clears it (ok when none happened since the last call). Callers check it after a
+  // sync() or to_host(), which wait for the queued work. Broken caller invariants (shape mismatch) still abort.
+  virtual Status take_error() { return ok_status(); }
+
   // --- memory -------------------------------------------------------------------------------------------------
+  // nullptr when the backend cannot provide the memory (the backend's take_error() then says why).
   virtual std::unique_ptr<Buffer> alloc(size_t bytes) = 0;
   // A weight as the backend uses it. The CPU backend views the mapped file (no copy); GPU backends upload it.
   virtual Expected<Tensor> load_weight(const gguf::TensorInfo& info) = 0;
@@ -221,6 +229,9 @@ enum class DeviceKind { kAuto, kCpu, kGpu };
 struct BackendOptions {
   DeviceKind device = DeviceKind::kAuto;
   int n_threads = 0;  // CPU threads; 0 = physical cores
+  // Layers on the GPU when one is used (--n-gpu-layers): the first n_gpu_layers run there and the rest on the
+  // CPU backend (hybrid execution). -1: as many as fit in free GPU memory; 0: none (CPU only); >= n_layer: all.
+  int n_gpu_layers = -1;
 };
 
 }  // namespace rf::backend

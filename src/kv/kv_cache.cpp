@@ -37,16 +37,32 @@ Expected<std::unique_ptr<KvCache>> KvCache::create(backend::Backend& be, const K
   const int32_t n_blocks = (options.n_slots + options.block_size - 1) / options.block_size;
   std::unique_ptr<KvCache> c(new KvCache(n_blocks, options.block_size, options.type));
   const int64_t n_slots = static_cast<int64_t>(n_blocks) * options.block_size;
+  if (!shape.layer_backends.empty() && static_cast<int>(shape.layer_backends.size()) != shape.n_layer) {
+    return Status::error("kv: " + std::to_string(shape.layer_backends.size()) + " layer backends for " +
+                         std::to_string(shape.n_layer) + " layers");
+  }
   const size_t elem = options.type == quant::Type::F16 ? 2 : 4;
-  auto make = [&](int64_t row) {
-    auto buf = be.alloc(static_cast<size_t>(row * n_slots) * elem);
+  auto make = [&](backend::Backend& lbe, int layer, int64_t row, const char* what) -> Expected<backend::Tensor> {
+    const size_t bytes = static_cast<size_t>(row * n_slots) * elem;
+    auto buf = lbe.alloc(bytes);
+    if (buf == nullptr) {
+      return Status::error("kv: cannot allocate the " + std::string(what) + " cache of layer " +
+                           std::to_string(layer) + " (" + std::to_string(bytes) + " bytes for " +
+                           std::to_string(n_slots) + " tokens) on " + lbe.name() + ": " +
+                           lbe.take_error().message());
+    }
     const auto t = backend::make_tensor(buf->data(), options.type, row, n_slots);
     c->buffers_.push_back(std::move(buf));
     return t;
   };
   for (int l = 0; l < shape.n_layer; ++l) {
-    c->k_.push_back(make(shape.k_row));
-    c->v_.push_back(make(shape.v_row));
+    backend::Backend& lbe = shape.layer_backends.empty() ? be : *shape.layer_backends[static_cast<size_t>(l)];
+    auto k = make(lbe, l, shape.k_row, "K");
+    if (!k) return k.status();
+    auto v = make(lbe, l, shape.v_row, "V");
+    if (!v) return v.status();
+    c->k_.push_back(*k);
+    c->v_.push_back(*v);
   }
   return c;
 }

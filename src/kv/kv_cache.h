@@ -1,6 +1,7 @@
 // Paged KV cache: a pool of fixed-size blocks (block_size token slots each) shared by all sequences, and a block
 // table per sequence mapping its logical blocks (positions [i * block_size, (i + 1) * block_size)) to physical
-// blocks. Storage per layer is one K and one V tensor [row, n_blocks * block_size] in backend memory (F16 or F32).
+// blocks. Storage per layer is one K and one V tensor [row, n_blocks * block_size] in backend memory (F16 or F32),
+// on that layer's backend (a model split over a GPU and the CPU keeps each layer's K/V where the layer runs).
 #pragma once
 
 #include <cstdint>
@@ -32,7 +33,14 @@ struct KvShape {
   int n_layer = 0;
   int64_t k_row = 0;  // n_head_kv * head_dim_k
   int64_t v_row = 0;  // n_head_kv * head_dim_v
+  // [n_layer] the backend each layer's K/V live on (Model::kv_shape fills it); empty: all on create()'s backend.
+  std::vector<backend::Backend*> layer_backends;
 };
+
+// Bytes of K/V storage per token slot and layer for `type` (F16 or F32).
+inline size_t kv_bytes_per_slot(const KvShape& shape, quant::Type type) {
+  return static_cast<size_t>(shape.k_row + shape.v_row) * (type == quant::Type::F32 ? 4 : 2);
+}
 
 struct KvOptions {
   int32_t n_slots = 2048;     // total token slots (rounded up to whole blocks)
@@ -42,6 +50,8 @@ struct KvOptions {
 
 class KvCache {
  public:
+  // Layer l's K/V go to shape.layer_backends[l] when given, else to `be`. An error when a backend cannot provide
+  // the memory.
   static Expected<std::unique_ptr<KvCache>> create(backend::Backend& be, const KvShape& shape,
                                                    const KvOptions& options);
 

@@ -3,6 +3,8 @@
 //   per layer: x += wo * attention(rope(wq * norm(x) [+ bq]), rope(wk * ...), wv * ...)   (paged KV, causal, GQA)
 //              x += ffn(norm(x))            dense SwiGLU, or top-k routed SwiGLU experts (MoE)
 //   logits = output * norm(x)   for the batch's output rows only
+// A split model (Placement) runs each layer on its own backend: x crosses to the next backend at each boundary.
+#include <algorithm>
 #include <cmath>
 
 #include "core/check.h"
@@ -16,59 +18,80 @@ using quant::Type;
 
 }  // namespace
 
-void Model::ensure_workspace(int64_t n, int64_t n_out) {
-  if (n <= ws_.n_tokens && n_out <= ws_.n_outputs) return;
-  n = std::max(n, ws_.n_tokens);
-  n_out = std::max(n_out, ws_.n_outputs);
+Status Model::ensure_workspace(Site& site, int64_t n, int64_t n_out) {
+  Buffers& cur = site.ws;
+  if (n <= cur.n_tokens && n_out <= cur.n_outputs) return ok_status();
+  n = std::max(n, cur.n_tokens);
+  n_out = std::max(n_out, cur.n_outputs);
+  cur = Buffers{};  // frees the old buffers before the larger ones are allocated
   Buffers b;
-  b.n_tokens = n;
-  b.n_outputs = n_out;
+  Status failed;
   auto make = [&](Type type, int64_t ne0, int64_t ne1) {
     const size_t bytes = static_cast<size_t>(ne0 * ne1) * 4;  // F32 and I32 only
-    b.owned.push_back(be_.alloc(bytes));
+    auto buf = failed.ok() ? site.be->alloc(bytes) : nullptr;
+    if (buf == nullptr) {
+      if (failed.ok()) {
+        failed =
+            Status::error("model: cannot allocate " + std::to_string(bytes) + " bytes of workspace for a batch of " +
+                          std::to_string(n) + " tokens on " + site.be->name() + ": " + site.be->take_error().message());
+      }
+      return Tensor{};
+    }
+    b.owned.push_back(std::move(buf));
     return backend::make_tensor(b.owned.back()->data(), type, ne0, ne1);
   };
   const HParams& h = hp_;
   const int64_t q_row = int64_t{h.n_head} * h.head_dim_k, k_row = int64_t{h.n_head_kv} * h.head_dim_k,
                 v_row = int64_t{h.n_head_kv} * h.head_dim_v, att_row = int64_t{h.n_head} * h.head_dim_v;
   b.x = make(Type::F32, h.n_embd, n);
-  b.xb = make(Type::F32, h.n_embd, n);
-  b.q = make(Type::F32, q_row, n);
-  b.k = make(Type::F32, k_row, n);
-  b.v = make(Type::F32, v_row, n);
-  b.att = make(Type::F32, att_row, n);
-  if (h.n_expert == 0) {
-    b.hb = make(Type::F32, h.n_ff, n);
-    b.hb2 = make(Type::F32, h.n_ff, n);
-  } else {
-    const int64_t used = h.n_expert_used;
-    b.router = make(Type::F32, h.n_expert, n);
-    b.expert_ids = make(Type::I32, used, n);
-    b.expert_w = make(Type::F32, used, n);
-    b.eg = make(Type::F32, h.n_ff, used * n);
-    b.eu = make(Type::F32, h.n_ff, used * n);
-    b.ed = make(Type::F32, h.n_embd, used * n);
+  if (site.runs_layers) {
+    b.xb = make(Type::F32, h.n_embd, n);
+    b.q = make(Type::F32, q_row, n);
+    b.k = make(Type::F32, k_row, n);
+    b.v = make(Type::F32, v_row, n);
+    b.att = make(Type::F32, att_row, n);
+    if (h.n_expert == 0) {
+      b.hb = make(Type::F32, h.n_ff, n);
+      b.hb2 = make(Type::F32, h.n_ff, n);
+    } else {
+      const int64_t used = h.n_expert_used;
+      b.router = make(Type::F32, h.n_expert, n);
+      b.expert_ids = make(Type::I32, used, n);
+      b.expert_w = make(Type::F32, used, n);
+      b.eg = make(Type::F32, h.n_ff, used * n);
+      b.eu = make(Type::F32, h.n_ff, used * n);
+      b.ed = make(Type::F32, h.n_embd, used * n);
+    }
   }
-  b.xo = make(Type::F32, h.n_embd, n_out);
-  b.logits = make(Type::F32, h.n_vocab, n_out);
-  ws_ = std::move(b);
+  if (site.runs_output) {
+    b.xo = make(Type::F32, h.n_embd, n_out);
+    b.logits = make(Type::F32, h.n_vocab, n_out);
+  }
+  if (!failed.ok()) return failed;  // cur stays empty: the next pass tries again
+  b.n_tokens = n;
+  b.n_outputs = n_out;
+  cur = std::move(b);
+  return ok_status();
 }
 
 void Model::attention_block(int il, const backend::DeviceBatch& db, kv::KvCache& cache, int64_t n) {
   const HParams& h = hp_;
   const LayerWeights& lw = w_.layers[static_cast<size_t>(il)];
-  Tensor x = ws_.x.rows(0, n), xb = ws_.xb.rows(0, n);
-  Tensor q = ws_.q.rows(0, n), k = ws_.k.rows(0, n), v = ws_.v.rows(0, n), att = ws_.att.rows(0, n);
+  Site& site = sites_[static_cast<size_t>(layer_site_[static_cast<size_t>(il)])];
+  backend::Backend& be = *site.be;
+  const Buffers& ws = site.ws;
+  Tensor x = ws.x.rows(0, n), xb = ws.xb.rows(0, n);
+  Tensor q = ws.q.rows(0, n), k = ws.k.rows(0, n), v = ws.v.rows(0, n), att = ws.att.rows(0, n);
 
-  be_.rms_norm(xb, x, lw.attn_norm, h.rms_eps);
-  be_.matmul(q, xb, lw.wq);
-  be_.matmul(k, xb, lw.wk);
-  be_.matmul(v, xb, lw.wv);
-  if (!lw.bq.empty()) be_.add(q, q, lw.bq);
-  if (!lw.bk.empty()) be_.add(k, k, lw.bk);
-  if (!lw.bv.empty()) be_.add(v, v, lw.bv);
-  if (!lw.q_norm.empty()) be_.rms_norm(q.reshape_rows(h.head_dim_k), q.reshape_rows(h.head_dim_k), lw.q_norm, h.rms_eps);
-  if (!lw.k_norm.empty()) be_.rms_norm(k.reshape_rows(h.head_dim_k), k.reshape_rows(h.head_dim_k), lw.k_norm, h.rms_eps);
+  be.rms_norm(xb, x, lw.attn_norm, h.rms_eps);
+  be.matmul(q, xb, lw.wq);
+  be.matmul(k, xb, lw.wk);
+  be.matmul(v, xb, lw.wv);
+  if (!lw.bq.empty()) be.add(q, q, lw.bq);
+  if (!lw.bk.empty()) be.add(k, k, lw.bk);
+  if (!lw.bv.empty()) be.add(v, v, lw.bv);
+  if (!lw.q_norm.empty()) be.rms_norm(q.reshape_rows(h.head_dim_k), q.reshape_rows(h.head_dim_k), lw.q_norm, h.rms_eps);
+  if (!lw.k_norm.empty()) be.rms_norm(k.reshape_rows(h.head_dim_k), k.reshape_rows(h.head_dim_k), lw.k_norm, h.rms_eps);
 
   backend::RopeParams rp;
   rp.mode = h.rope_mode;
@@ -76,49 +99,71 @@ void Model::attention_block(int il, const backend::DeviceBatch& db, kv::KvCache&
   rp.n_rot = h.n_rot;
   rp.freq_base = h.rope_freq_base;
   rp.freq_scale = h.rope_freq_scale;
-  rp.freq_factors = w_.rope_freqs;
+  rp.freq_factors = lw.rope_freqs;
   rp.n_head = h.n_head;
-  be_.rope(q, db, rp);
+  be.rope(q, db, rp);
   rp.n_head = h.n_head_kv;
-  be_.rope(k, db, rp);
+  be.rope(k, db, rp);
 
-  be_.kv_store(cache.k(il), cache.v(il), k, v, db);
+  be.kv_store(cache.k(il), cache.v(il), k, v, db);
   backend::AttentionParams ap;
   ap.n_head = h.n_head;
   ap.n_head_kv = h.n_head_kv;
   ap.head_dim_k = h.head_dim_k;
   ap.head_dim_v = h.head_dim_v;
   ap.scale = 1.0f / std::sqrt(static_cast<float>(h.head_dim_k));
-  be_.attention(att, q, cache.k(il), cache.v(il), db, ap);
+  be.attention(att, q, cache.k(il), cache.v(il), db, ap);
 
-  be_.matmul(xb, att, lw.wo);
-  be_.add(x, x, xb);
+  be.matmul(xb, att, lw.wo);
+  be.add(x, x, xb);
 }
 
 void Model::ffn_block(int il, int64_t n) {
   const HParams& h = hp_;
   const LayerWeights& lw = w_.layers[static_cast<size_t>(il)];
-  Tensor x = ws_.x.rows(0, n), xb = ws_.xb.rows(0, n);
-  be_.rms_norm(xb, x, lw.ffn_norm, h.rms_eps);
+  Site& site = sites_[static_cast<size_t>(layer_site_[static_cast<size_t>(il)])];
+  backend::Backend& be = *site.be;
+  const Buffers& ws = site.ws;
+  Tensor x = ws.x.rows(0, n), xb = ws.xb.rows(0, n);
+  be.rms_norm(xb, x, lw.ffn_norm, h.rms_eps);
   if (h.n_expert == 0) {
-    Tensor g = ws_.hb.rows(0, n), u = ws_.hb2.rows(0, n);
-    be_.matmul(g, xb, lw.ffn_gate);
-    be_.matmul(u, xb, lw.ffn_up);
-    be_.silu_mul(g, g, u);
-    be_.matmul(xb, g, lw.ffn_down);
+    Tensor g = ws.hb.rows(0, n), u = ws.hb2.rows(0, n);
+    be.matmul(g, xb, lw.ffn_gate);
+    be.matmul(u, xb, lw.ffn_up);
+    be.silu_mul(g, g, u);
+    be.matmul(xb, g, lw.ffn_down);
   } else {
     const int64_t used = h.n_expert_used;
-    Tensor router = ws_.router.rows(0, n), ids = ws_.expert_ids.rows(0, n), ew = ws_.expert_w.rows(0, n);
-    Tensor g = ws_.eg.rows(0, used * n), u = ws_.eu.rows(0, used * n), d = ws_.ed.rows(0, used * n);
-    be_.matmul(router, xb, lw.ffn_gate_inp);
-    be_.moe_route(ids, ew, router, /*normalize=*/true);
-    be_.moe_matmul(g, xb, lw.ffn_gate_exps, ids);
-    be_.moe_matmul(u, xb, lw.ffn_up_exps, ids);
-    be_.silu_mul(g, g, u);
-    be_.moe_matmul(d, g, lw.ffn_down_exps, ids);
-    be_.moe_combine(xb, d, ew);
+    Tensor router = ws.router.rows(0, n), ids = ws.expert_ids.rows(0, n), ew = ws.expert_w.rows(0, n);
+    Tensor g = ws.eg.rows(0, used * n), u = ws.eu.rows(0, used * n), d = ws.ed.rows(0, used * n);
+    be.matmul(router, xb, lw.ffn_gate_inp);
+    be.moe_route(ids, ew, router, /*normalize=*/true);
+    be.moe_matmul(g, xb, lw.ffn_gate_exps, ids);
+    be.moe_matmul(u, xb, lw.ffn_up_exps, ids);
+    be.silu_mul(g, g, u);
+    be.moe_matmul(d, g, lw.ffn_down_exps, ids);
+    be.moe_combine(xb, d, ew);
   }
-  be_.add(x, x, xb);
+  be.add(x, x, xb);
+}
+
+Status Model::move_hidden(Site& from, Site& to, int64_t n) {
+  const size_t count = static_cast<size_t>(n) * static_cast<size_t>(hp_.n_embd);
+  host_x_.resize(count);
+  from.be->to_host(host_x_.data(), from.ws.x.rows(0, n), count * sizeof(float));
+  // to_host waited for the source's queued work: a failure there shows now, before the next backend starts.
+  RF_RETURN_IF_ERROR(from.be->take_error());
+  to.be->to_device(to.ws.x.rows(0, n), host_x_.data(), count * sizeof(float));
+  return ok_status();
+}
+
+Status Model::finish(Status first) {
+  for (Site& s : sites_) {
+    s.be->sync();
+    Status e = s.be->take_error();
+    if (first.ok() && !e.ok()) first = Status::error("model: forward pass on " + s.be->name() + ": " + e.message());
+  }
+  return first;
 }
 
 Status Model::forward(backend::Batch batch, kv::KvCache& cache, std::vector<float>* logits) {
@@ -127,26 +172,56 @@ Status Model::forward(backend::Batch batch, kv::KvCache& cache, std::vector<floa
   const int64_t n = batch.n_tokens();
   const int64_t n_out = batch.n_outputs();
   if (n == 0) return Status::error("model: empty batch");
-  ensure_workspace(n, n_out);
-  const auto db = be_.prepare_batch(std::move(batch));
+  logits->clear();
+  for (Site& s : sites_) {
+    if (Status st = ensure_workspace(s, n, n_out); !st.ok()) return finish(st);
+  }
+  Status failed;
+  {
+    // One prepared batch per backend (each uploads its own index arrays).
+    std::vector<std::unique_ptr<backend::DeviceBatch>> dbs(sites_.size());
+    for (size_t i = 0; i + 1 < sites_.size(); ++i) dbs[i] = sites_[i].be->prepare_batch(batch);
+    dbs.back() = sites_.back().be->prepare_batch(std::move(batch));
 
-  be_.embed(ws_.x.rows(0, n), w_.token_embd, *db);
-  for (int il = 0; il < hp_.n_layer; ++il) {
-    attention_block(il, *db, cache, n);
-    ffn_block(il, n);
-  }
-  if (n_out > 0) {
-    Tensor xo = ws_.xo.rows(0, n_out), lg = ws_.logits.rows(0, n_out);
-    be_.get_rows(xo, ws_.x.rows(0, n), *db);
-    be_.rms_norm(xo, xo, w_.output_norm, hp_.rms_eps);
-    be_.matmul(lg, xo, w_.output);
-    logits->resize(static_cast<size_t>(n_out * hp_.n_vocab));
-    be_.to_host(logits->data(), lg, logits->size() * sizeof(float));
-  } else {
-    logits->clear();
-  }
-  be_.sync();
-  return ok_status();
+    int cur = in_site_;
+    sites_[static_cast<size_t>(cur)].be->embed(sites_[static_cast<size_t>(cur)].ws.x.rows(0, n), w_.token_embd,
+                                               *dbs[static_cast<size_t>(cur)]);
+    for (int il = 0; il < hp_.n_layer && failed.ok(); ++il) {
+      const int s = layer_site_[static_cast<size_t>(il)];
+      if (s != cur) {
+        failed = move_hidden(sites_[static_cast<size_t>(cur)], sites_[static_cast<size_t>(s)], n);
+        if (!failed.ok()) {
+          failed = Status::error("model: forward pass on " + sites_[static_cast<size_t>(cur)].be->name() +
+                                 " (layers before " + std::to_string(il) + "): " + failed.message());
+          break;
+        }
+        cur = s;
+      }
+      attention_block(il, *dbs[static_cast<size_t>(s)], cache, n);
+      ffn_block(il, n);
+    }
+    if (failed.ok() && n_out > 0) {
+      if (out_site_ != cur) {
+        failed = move_hidden(sites_[static_cast<size_t>(cur)], sites_[static_cast<size_t>(out_site_)], n);
+        if (!failed.ok()) {
+          failed = Status::error("model: forward pass on " + sites_[static_cast<size_t>(cur)].be->name() + ": " +
+                                 failed.message());
+        }
+      }
+      if (failed.ok()) {
+        Site& o = sites_[static_cast<size_t>(out_site_)];
+        Tensor xo = o.ws.xo.rows(0, n_out), lg = o.ws.logits.rows(0, n_out);
+        o.be->get_rows(xo, o.ws.x.rows(0, n), *dbs[static_cast<size_t>(out_site_)]);
+        o.be->rms_norm(xo, xo, w_.output_norm, hp_.rms_eps);
+        o.be->matmul(lg, xo, w_.output);
+        logits->resize(static_cast<size_t>(n_out * hp_.n_vocab));
+        o.be->to_host(logits->data(), lg, logits->size() * sizeof(float));
+      }
+    }
+  }  // the prepared batches are released here, before the errors are taken
+  failed = finish(std::move(failed));
+  if (!failed.ok()) logits->clear();
+  return failed;
 }
 
 }  // namespace rf::model

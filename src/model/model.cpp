@@ -1,4 +1,5 @@
-// Model loading: architecture lookup, hyper-parameters, weights table (tied embeddings, rope frequency factors).
+// Model loading: architecture lookup, hyper-parameters, placement of the layers on backends, weights table (tied
+// embeddings, rope frequency factors).
 #include "model/model.h"
 
 #include "gguf/gguf.h"
@@ -12,19 +13,25 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path, backend::B
 }
 
 Expected<std::unique_ptr<Model>> Model::load(std::shared_ptr<gguf::File> file, backend::Backend& be) {
+  Placement p;
+  p.first = &be;
+  return load(std::move(file), std::move(p));
+}
+
+Expected<std::unique_ptr<Model>> Model::load(std::shared_ptr<gguf::File> file, Placement placement) {
   auto arch_name = file->get<std::string>("general.architecture");
   if (!arch_name) return Status::error("model: " + file->name() + ": " + arch_name.error_message());
   const ArchFamily* family = find_arch(*arch_name);
   if (family == nullptr) {
     std::string known;
     for (const auto& f : arch_families()) known += (known.empty() ? "" : ", ") + std::string(f.name);
-    return Status::error("model: " + file->name() + ": architecture '" + *arch_name + "' is not supported (known: " +
-                         known + ")");
+    return Status::error("model: " + file->name() + ": architecture '" + *arch_name +
+                         "' is not supported (known: " + known + ")");
   }
   auto hp = read_hparams(*file, *arch_name);
   if (!hp) return Status::error(hp.error_message() + " in " + file->name());
 
-  std::unique_ptr<Model> m(new Model(file, be));
+  std::unique_ptr<Model> m(new Model(file));
   m->hp_ = *hp;
   m->hp_.rope_mode = family->rope_mode;
   const gguf::TensorInfo* embd = file->find_tensor("token_embd.weight");
@@ -34,23 +41,94 @@ Expected<std::unique_ptr<Model>> Model::load(std::shared_ptr<gguf::File> file, b
   if (h.n_expert == 0 && h.n_ff <= 0) {
     return Status::error("model: " + h.arch + ".feed_forward_length is missing or zero in " + file->name());
   }
+  RF_RETURN_IF_ERROR(m->place(placement));
 
-  TensorLoader l(*file, be);
+  // One loader per backend: each tensor is loaded where the op that reads it runs.
+  std::vector<TensorLoader> loaders;
+  for (const Site& s : m->sites_) loaders.emplace_back(*file, *s.be);
   Weights& w = m->w_;
-  RF_RETURN_IF_ERROR(l.require("token_embd.weight", {h.n_embd, h.n_vocab}, &w.token_embd));
-  RF_RETURN_IF_ERROR(l.require("output_norm.weight", {h.n_embd}, &w.output_norm));
-  RF_RETURN_IF_ERROR(l.optional("output.weight", {h.n_embd, h.n_vocab}, &w.output));
-  if (w.output.empty()) w.output = w.token_embd;  // tied embeddings
-  RF_RETURN_IF_ERROR(l.optional("rope_freqs.weight", {h.n_rot / 2}, &w.rope_freqs));
+  TensorLoader& in = loaders[static_cast<size_t>(m->in_site_)];
+  TensorLoader& out = loaders[static_cast<size_t>(m->out_site_)];
+  RF_RETURN_IF_ERROR(in.require("token_embd.weight", {h.n_embd, h.n_vocab}, &w.token_embd));
+  RF_RETURN_IF_ERROR(out.require("output_norm.weight", {h.n_embd}, &w.output_norm));
+  RF_RETURN_IF_ERROR(out.optional("output.weight", {h.n_embd, h.n_vocab}, &w.output));
+  if (w.output.empty()) {  // tied embeddings
+    if (m->out_site_ == m->in_site_) {
+      w.output = w.token_embd;
+    } else {
+      RF_RETURN_IF_ERROR(out.require("token_embd.weight", {h.n_embd, h.n_vocab}, &w.output));
+    }
+  }
+  std::vector<Tensor> rope_freqs(m->sites_.size());
+  for (size_t s = 0; s < m->sites_.size(); ++s) {
+    if (m->sites_[s].runs_layers) {
+      RF_RETURN_IF_ERROR(loaders[s].optional("rope_freqs.weight", {h.n_rot / 2}, &rope_freqs[s]));
+    }
+  }
   w.layers.resize(static_cast<size_t>(h.n_layer));
   for (int il = 0; il < h.n_layer; ++il) {
-    RF_RETURN_IF_ERROR(family->load_layer(l, h, il, w.layers[static_cast<size_t>(il)]));
+    const auto s = static_cast<size_t>(m->layer_site_[static_cast<size_t>(il)]);
+    LayerWeights& lw = w.layers[static_cast<size_t>(il)];
+    RF_RETURN_IF_ERROR(family->load_layer(loaders[s], h, il, lw));
+    lw.rope_freqs = rope_freqs[s];
   }
   return m;
 }
 
+Status Model::place(Placement& p) {
+  if (p.first == nullptr) return Status::error("model: placement without a backend");
+  const int n_layer = hp_.n_layer;
+  n_first_ = p.n_first < 0 || p.n_first >= n_layer ? n_layer : p.n_first;
+  if (n_first_ < n_layer && p.rest == nullptr) {
+    return Status::error("model: placement puts " + std::to_string(n_first_) + " of " + std::to_string(n_layer) +
+                         " layers on '" + p.first->name() + "' but names no backend for the rest");
+  }
+  owned_backend_ = std::move(p.owned);
+  auto site_of = [&](backend::Backend* be) {
+    for (size_t i = 0; i < sites_.size(); ++i) {
+      if (sites_[i].be == be) return static_cast<int>(i);
+    }
+    sites_.push_back(Site{be, false, false, {}});
+    return static_cast<int>(sites_.size() - 1);
+  };
+  backend::Backend* in_be = n_first_ > 0 || n_layer == 0 ? p.first : p.rest;
+  in_site_ = site_of(in_be);
+  layer_site_.resize(static_cast<size_t>(n_layer));
+  for (int il = 0; il < n_layer; ++il) {
+    const int s = site_of(il < n_first_ ? p.first : p.rest);
+    layer_site_[static_cast<size_t>(il)] = s;
+    sites_[static_cast<size_t>(s)].runs_layers = true;
+  }
+  out_site_ = site_of(n_first_ == n_layer ? p.first : p.rest);
+  sites_[static_cast<size_t>(out_site_)].runs_output = true;
+  return ok_status();
+}
+
+std::string Model::placement_summary() const {
+  std::string s;
+  for (size_t i = 0; i < sites_.size(); ++i) {
+    std::vector<std::string> parts;
+    int lo = -1, hi = -1;
+    for (int il = 0; il < hp_.n_layer; ++il) {
+      if (layer_site_[static_cast<size_t>(il)] != static_cast<int>(i)) continue;
+      if (lo < 0) lo = il;
+      hi = il;
+    }
+    if (lo >= 0)
+      parts.push_back(lo == hi ? "layer " + std::to_string(lo)
+                               : "layers " + std::to_string(lo) + "-" + std::to_string(hi));
+    if (out_site_ == static_cast<int>(i)) parts.push_back("the output");
+    std::string what;
+    for (size_t k = 0; k < parts.size(); ++k) what += (k == 0 ? "" : " and ") + parts[k];
+    s += (i == 0 ? "" : ", ") + what + " on " + sites_[i].be->name();
+  }
+  return s;
+}
+
 kv::KvShape Model::kv_shape() const {
-  return {hp_.n_layer, int64_t{hp_.n_head_kv} * hp_.head_dim_k, int64_t{hp_.n_head_kv} * hp_.head_dim_v};
+  kv::KvShape shape{hp_.n_layer, int64_t{hp_.n_head_kv} * hp_.head_dim_k, int64_t{hp_.n_head_kv} * hp_.head_dim_v, {}};
+  for (int il = 0; il < hp_.n_layer; ++il) shape.layer_backends.push_back(&layer_backend(il));
+  return shape;
 }
 
 size_t Model::weight_bytes_per_token() const {

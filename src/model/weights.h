@@ -31,13 +31,15 @@ struct LayerWeights {
   Tensor ffn_gate_exps;  // [n_embd, n_ff, n_expert]
   Tensor ffn_up_exps;    // [n_embd, n_ff, n_expert]
   Tensor ffn_down_exps;  // [n_ff, n_embd, n_expert]
+  Tensor rope_freqs;     // optional [n_rot / 2]: the model's rope_freqs.weight on this layer's backend
 };
 
+// A split model (Placement) holds each tensor on the backend that uses it: token_embd on layer 0's, output_norm
+// and output on the output's (a tied output is token_embd loaded there too), rope_freqs once per backend.
 struct Weights {
   Tensor token_embd;   // [n_embd, n_vocab]
   Tensor output_norm;  // [n_embd]
   Tensor output;       // [n_embd, n_vocab] (token_embd when the model ties embeddings)
-  Tensor rope_freqs;   // optional [n_rot / 2] per-frequency divisors (llama3 rope scaling)
   std::vector<LayerWeights> layers;
 };
 
