@@ -226,6 +226,42 @@ TEST_P(CpuMatmulTest, MultiRowKernelsAreBitwiseEqualToTheSingleRowDot) {
   }
 }
 
+// The backend hands kernels that tile for the caches themselves (dot_rows_blocks) a thread's whole row range and
+// every token at once: many activation rows (past the kernels' internal activation chunks, with partial register
+// tiles) and many weight rows, the last one ending exactly at the end of the buffer (ASan sees any over-read).
+TEST_P(CpuMatmulTest, MultiRowKernelsStayBitwiseEqualOnLargeBatches) {
+  const KernelTable* table = find_kernel_table(GetParam());
+  ASSERT_NE(table, nullptr);
+  std::mt19937 rng(6);
+  for (Type t : matmul_types()) {
+    const TypeKernels& k = table->for_weight(t);
+    if (k.dot_rows == nullptr) continue;
+    const int64_t bs = quant::traits(t).block_size;
+    const int64_t n_in = bs == 256 ? 512 : 352;  // 11 blocks of 32: an odd tail block
+    const int64_t n_w = 37, n_act = 70;
+    const auto wbytes = random_weight_rows(rng, t, n_in, n_w);
+    const size_t ws = wbytes.size() / n_w;
+    const size_t xs = *quant::row_bytes(k.act_type, n_in);
+    std::vector<uint8_t> act(xs * static_cast<size_t>(n_act));
+    for (int64_t a = 0; a < n_act; ++a) {
+      const auto x = random_floats(rng, n_in);
+      table->for_act(k.act_type).quantize(x.data(), act.data() + static_cast<size_t>(a) * xs, n_in);
+    }
+    const size_t os = static_cast<size_t>(n_w) + 5;
+    std::vector<float> out(os * static_cast<size_t>(n_act), -7.0f);
+    k.dot_rows(n_in, wbytes.data(), ws, n_w, act.data(), xs, n_act, out.data(), os);
+    for (int64_t a = 0; a < n_act; ++a) {
+      for (int64_t r = 0; r < n_w; ++r) {
+        const float want = k.dot(n_in, wbytes.data() + static_cast<size_t>(r) * ws, act.data() + a * xs);
+        const float got = out[static_cast<size_t>(a) * os + static_cast<size_t>(r)];
+        ASSERT_EQ(std::memcmp(&got, &want, sizeof(float)), 0)
+            << quant::type_name(t) << " row " << r << " act " << a << ": " << got << " vs " << want;
+      }
+      for (size_t pad = static_cast<size_t>(n_w); pad < os; ++pad) ASSERT_EQ(out[a * os + pad], -7.0f);
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Isa, CpuMatmulTest, ::testing::ValuesIn(isa_names()), isa_param_name);
 
 }  // namespace

@@ -122,6 +122,12 @@ void CpuBackend::dot_rows(Tensor out, Tensor w, size_t act_row_bytes, int64_t n_
       [&](int64_t rb, int64_t re, int thread) {
         std::vector<float>& wrow = scratch_[static_cast<size_t>(thread)];
         if (k.dot == nullptr) wrow.resize(static_cast<size_t>(n_in));
+        if (k.dot_rows != nullptr && k.dot_rows_blocks && expert_of_pair == nullptr && act_of_pair == nullptr) {
+          // Multi-row kernel that does its own cache tiling: the whole row range at once.
+          k.dot_rows(n_in, static_cast<const uint8_t*>(w.data) + rb * w.nb1, w.nb1, re - rb, act_.data(), act_row_bytes,
+                     n_pairs, row_f32(out, 0) + rb, out.nb1 / sizeof(float));
+          return;
+        }
         if (k.dot_rows != nullptr && expert_of_pair == nullptr && act_of_pair == nullptr) {
           // Multi-row kernel: tiles of kRowTile weight rows (L1) x kActTile activation rows (L2); inside, each
           // weight block is decoded once for several activation rows.

@@ -28,6 +28,7 @@ struct TypeKernels {
   quant::Type act_type = quant::Type::F32;  // activation format the dot expects
   DotFn dot = nullptr;                      // fused dot; nullptr = dequantize-then-dot fallback
   DotRowsFn dot_rows = nullptr;             // optional multi-row form of `dot` (nullptr: loop over `dot`)
+  bool dot_rows_blocks = false;             // dot_rows tiles for the caches itself: call it once per row range
 };
 
 struct ActKernels {

@@ -32,6 +32,9 @@ Tables build_tables() {
                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
                       __builtin_cpu_supports("avx512vnni");
   if (avx512) t.owned.push_back(derive("avx512", register_avx512_kernels));
+  if (avx512 && __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("gfni")) {
+    register_avx512_vbmi_kernels(*t.owned.back());
+  }
 #elif defined(__aarch64__) && defined(RF_HAVE_NEON_SIMD)
   t.owned.push_back(derive("neon", register_neon_kernels));
 #endif

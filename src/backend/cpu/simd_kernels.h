@@ -25,6 +25,8 @@ const KernelTable* find_kernel_table(std::string_view isa);
 // Called only when the CPU supports the ISA.
 void register_avx2_kernels(KernelTable& t);
 void register_avx512_kernels(KernelTable& t);
+// Extra AVX-512 kernels for CPUs that also have VBMI and GFNI, applied on top of register_avx512_kernels.
+void register_avx512_vbmi_kernels(KernelTable& t);
 void register_neon_kernels(KernelTable& t);
 
 }  // namespace rf::backend::cpu
