@@ -197,6 +197,7 @@ TEST_P(AttentionParity, PrefillThenDecodeOverPagedCacheMatchesCpu) {
 INSTANTIATE_TEST_SUITE_P(Shapes, AttentionParity,
                          ::testing::Values(AttnCase{Type::F32, 4, 4, 64}, AttnCase{Type::F16, 8, 2, 64},
                                            AttnCase{Type::F32, 6, 1, 128}, AttnCase{Type::F16, 4, 2, 256},
+                                           AttnCase{Type::F16, 8, 8, 128},
                                            AttnCase{Type::F32, 2, 1, 80}),
                          [](const ::testing::TestParamInfo<AttnCase>& i) {
                            return std::string(quant::type_name(i.param.cache_type)) + "_h" +

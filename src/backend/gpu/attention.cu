@@ -26,6 +26,8 @@ RF_DEVICE float load_kv(const void* cache, bool f16, int64_t i) {
   return f16 ? __half2float(static_cast<const __half*>(cache)[i]) : static_cast<const float*>(cache)[i];
 }
 
+RF_DEVICE bool row_valid_for(int r, int64_t t0, int64_t n_tokens) { return t0 + r < n_tokens; }
+
 template <int kVPer>
 __global__ void __launch_bounds__(kTile) attention_kernel(AttentionArgs a) {
   extern __shared__ float q_s[];  // head_dim_k
@@ -90,6 +92,159 @@ __global__ void __launch_bounds__(kTile) attention_kernel(AttentionArgs a) {
   }
 }
 
+// Prefill: one block per (query head, tile of QT consecutive batch tokens). K/V tiles of kKeyTile positions are
+// staged in shared memory (F16) and serve every query of the tile; each query row has kTpr threads that share its
+// scores (kKeyTile / kTpr each) and its output dimensions (head_dim / kTpr each), with an online softmax per row.
+// Rows of different sequences in one tile are handled in passes, one sequence per pass. Needs F16 K/V and
+// head_dim_k == head_dim_v, a multiple of 8, at most kMaxTileDim.
+constexpr int kTileThreads = 128;
+constexpr int kKeyTile = 32;
+constexpr int kMaxTileDim = 256;
+
+template <int QT>
+__global__ void __launch_bounds__(kTileThreads) attention_tile_kernel(AttentionArgs a) {
+  constexpr int kTpr = kTileThreads / QT;        // threads per query row
+  constexpr int kScores = kKeyTile / kTpr;       // scores per thread per key tile
+  constexpr int kMaxDims = kMaxTileDim / kTpr;   // output dims per thread, upper bound
+  extern __shared__ float4 smem_raw[];  // float4: 16-byte alignment
+  const int D = a.head_dim_k;
+  const int ld = D + 2;  // half row stride of the K tile (odd word count: spreads banks)
+  __half* qs = reinterpret_cast<__half*>(smem_raw);             // [QT][D]
+  __half* ks = qs + QT * D;                                      // [kKeyTile][ld]
+  __half* vs = ks + kKeyTile * ld;                               // [kKeyTile][D]
+  float* ps = reinterpret_cast<float*>(vs + kKeyTile * D);       // [QT][kKeyTile + 1]
+  __shared__ int32_t row_seq[QT], row_pos[QT];
+  __shared__ int row_done[QT];
+  __shared__ int pass_seq, pass_keys, pass_left;
+
+  const int h = static_cast<int>(blockIdx.x);
+  const int hk = h / (a.n_head / a.n_head_kv);
+  const int64_t t0 = static_cast<int64_t>(blockIdx.y) * QT;
+  const int tid = static_cast<int>(threadIdx.x);
+  const int qi = tid / kTpr, sub = tid % kTpr;
+  const int64_t t = t0 + qi;
+  const bool row_valid = t < a.n_tokens;
+
+  for (int i = tid; i < QT * D; i += kTileThreads) {
+    const int64_t tt = t0 + i / D;
+    qs[i] = __float2half_rn(tt < a.n_tokens ? a.q[tt * a.q_stride + static_cast<int64_t>(h) * D + i % D] : 0.0f);
+  }
+  if (tid < QT) {
+    const bool v = t0 + tid < a.n_tokens;
+    row_seq[tid] = v ? a.seq[t0 + tid] : -1;
+    row_pos[tid] = v ? a.positions[t0 + tid] : -1;
+    row_done[tid] = v ? 0 : 1;
+  }
+  const int n_dims = (D + kTpr - 1) / kTpr;  // dims sub, sub + kTpr, ...
+  float acc[kMaxDims];
+#pragma unroll
+  for (int j = 0; j < kMaxDims; ++j) acc[j] = 0.0f;
+  float m = -INFINITY, l = 0.0f;
+  const int64_t k_off = static_cast<int64_t>(hk) * D;
+
+  for (;;) {
+    __syncthreads();
+    if (tid == 0) {
+      int s = -1, keys = 0, left = 0;
+      for (int r = 0; r < QT; ++r) {
+        if (row_done[r]) continue;
+        if (s < 0) s = row_seq[r];
+        if (row_seq[r] == s) keys = max(keys, row_pos[r] + 1);
+        else ++left;
+      }
+      pass_seq = s;
+      pass_keys = keys;
+      pass_left = left;
+    }
+    __syncthreads();
+    const int s = pass_seq;
+    if (s < 0) break;
+    const bool active = row_valid && !row_done[qi] && row_seq[qi] == s;
+    const int pos = row_pos[qi];
+    const int32_t* table = a.block_tables + static_cast<int64_t>(s) * a.table_stride;
+    for (int j0 = 0; j0 < pass_keys; j0 += kKeyTile) {
+      const int chunks = D / 8;
+      for (int i = tid; i < kKeyTile * chunks; i += kTileThreads) {
+        const int kj = i / chunks, c = i % chunks;
+        const int j = j0 + kj;
+        uint4 kv = make_uint4(0, 0, 0, 0), vv = kv;
+        if (j < pass_keys) {
+          const int64_t slot = static_cast<int64_t>(table[j / a.block_size]) * a.block_size + j % a.block_size;
+          kv = *reinterpret_cast<const uint4*>(static_cast<const __half*>(a.k_cache) + slot * a.k_stride + k_off + 8 * c);
+          vv = *reinterpret_cast<const uint4*>(static_cast<const __half*>(a.v_cache) + slot * a.v_stride + k_off + 8 * c);
+        }
+        const uint32_t* kw = &kv.x;
+#pragma unroll
+        for (int w = 0; w < 4; ++w) *reinterpret_cast<uint32_t*>(ks + kj * ld + 8 * c + 2 * w) = kw[w];
+        *reinterpret_cast<uint4*>(vs + kj * D + 8 * c) = vv;
+      }
+      __syncthreads();
+      // Every thread takes part (the row shuffles need whole warps); rows outside this pass see only masked keys,
+      // which leaves their running max, sum and output unchanged (corr 1, p 0).
+      {
+        float sc[kScores];
+        float tile_max = -INFINITY;
+#pragma unroll
+        for (int u = 0; u < kScores; ++u) {
+          const int kj = sub + kTpr * u;
+          const int j = j0 + kj;
+          float dot = 0.0f;
+          const __half* qrow = qs + qi * D;
+          const __half* krow = ks + kj * ld;
+          for (int d = 0; d < D; d += 2) {
+            const float2 qf = __half22float2(*reinterpret_cast<const __half2*>(qrow + d));
+            const float2 kf = __half22float2(*reinterpret_cast<const __half2*>(krow + d));
+            dot += qf.x * kf.x + qf.y * kf.y;
+          }
+          sc[u] = (active && j < pass_keys && j <= pos) ? dot * a.scale : -INFINITY;
+          tile_max = fmaxf(tile_max, sc[u]);
+        }
+#pragma unroll
+        for (int off = 1; off < kTpr; off <<= 1) tile_max = fmaxf(tile_max, shfl_xor(tile_max, off, kTpr));
+        const float m_new = fmaxf(m, tile_max);
+        const float corr = m_new == -INFINITY ? 1.0f : expf(m - m_new);
+        float psum = 0.0f;
+#pragma unroll
+        for (int u = 0; u < kScores; ++u) {
+          const float p = sc[u] == -INFINITY ? 0.0f : expf(sc[u] - m_new);
+          ps[qi * (kKeyTile + 1) + sub + kTpr * u] = p;
+          psum += p;
+        }
+#pragma unroll
+        for (int off = 1; off < kTpr; off <<= 1) psum += shfl_xor(psum, off, kTpr);
+        l = l * corr + psum;
+        m = m_new;
+#pragma unroll
+        for (int j = 0; j < kMaxDims; ++j) acc[j] *= corr;
+      }
+      __syncthreads();  // ps complete
+      if (active) {
+        const int n_keys = min(kKeyTile, pass_keys - j0);
+        for (int kj = 0; kj < n_keys; ++kj) {
+          const float p = ps[qi * (kKeyTile + 1) + kj];
+          const __half* vrow = vs + kj * D;
+#pragma unroll
+          for (int j = 0; j < kMaxDims; ++j) {
+            if (j < n_dims) acc[j] += p * __half2float(vrow[sub + kTpr * j]);
+          }
+        }
+      }
+      __syncthreads();  // K/V tiles are rewritten next
+    }
+    if (active) {
+      float* o = a.out + t * a.out_stride + static_cast<int64_t>(h) * D;
+      const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+#pragma unroll
+      for (int j = 0; j < kMaxDims; ++j) {
+        if (j < n_dims) o[sub + kTpr * j] = acc[j] * inv;
+      }
+    }
+    __syncthreads();
+    if (tid < QT && row_valid_for(tid, t0, a.n_tokens) && row_seq[tid] == s) row_done[tid] = 1;
+    if (pass_left == 0) break;
+  }
+}
+
 }  // namespace
 
 Status attention(const AttentionArgs& a, gpuStream_t stream) {
@@ -101,6 +256,22 @@ Status attention(const AttentionArgs& a, gpuStream_t stream) {
   if (a.head_dim_v > kMaxAttentionHeadDim || a.head_dim_v <= 0 || a.head_dim_k <= 0) {
     return Status::error("gpu attention: head sizes k " + std::to_string(a.head_dim_k) + " / v " +
                          std::to_string(a.head_dim_v) + " outside 1.." + std::to_string(kMaxAttentionHeadDim));
+  }
+  const bool tile_kernel = a.n_seqs > 0 && a.n_tokens >= 4 * a.n_seqs && a.k_f16 && a.v_f16 &&
+                           a.head_dim_k == a.head_dim_v && a.head_dim_k % 8 == 0 && a.head_dim_k <= kMaxTileDim;
+  if (tile_kernel) {
+    const int d = a.head_dim_k;
+    const int qt = d <= 128 ? 32 : 16;
+    const size_t shared = static_cast<size_t>(qt * d + kKeyTile * (d + 2) + kKeyTile * d) * sizeof(__half) +
+                          static_cast<size_t>(qt * (kKeyTile + 1)) * sizeof(float);
+    const dim3 grid(static_cast<unsigned>(a.n_head), static_cast<unsigned>((a.n_tokens + qt - 1) / qt));
+    if (qt == 32) {
+      attention_tile_kernel<32><<<grid, kTileThreads, shared, stream>>>(a);
+    } else {
+      attention_tile_kernel<16><<<grid, kTileThreads, shared, stream>>>(a);
+    }
+    const gpuError_t err = gpuGetLastError();
+    return err == gpuSuccess ? ok_status() : error_status(err, "attention (query tiles) launch");
   }
   const dim3 grid(static_cast<unsigned>(a.n_head), static_cast<unsigned>(a.n_tokens));
   const size_t shared = static_cast<size_t>(a.head_dim_k) * sizeof(float);

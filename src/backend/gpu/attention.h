@@ -31,6 +31,9 @@ struct AttentionArgs {
   int head_dim_k = 0;
   int head_dim_v = 0;
   float scale = 1.0f;
+  // Sequences in the batch (0: unknown). Batches with several tokens per sequence (prefill) take the query-tile
+  // kernel, which reads each K/V tile once for up to 32 queries instead of once per query.
+  int64_t n_seqs = 0;
 };
 
 // Largest head_dim_v the kernel supports.

@@ -9,6 +9,9 @@
 //
 // Portability: the MMA is CUDA's WMMA (sm_70+). HIP (and CUDA with ROCMFORGE_GPU_TENSOR_CORES=0, so that the
 // H100 tests it) uses the same tiles, loads and epilogue with a plain FMA product over shared memory.
+#include <algorithm>
+#include <map>
+#include <mutex>
 #include <string>
 
 #include "backend/gpu/blocks.cuh"
@@ -45,7 +48,7 @@ struct Tile {
 
 using TileLarge = Tile<128, 128, 32, 2, 4>;  // long prompts
 using TileMid = Tile<128, 64, 32, 4, 2>;
-using TileSmall = Tile<32, 32, 64, 2, 2>;    // batched decode / short chunks: more blocks, whole-K slices
+using TileSmall = Tile<64, 32, 64, 4, 1>;    // batched decode / short chunks (split over K, see below)
 
 // 8 floats -> 8 halves (round to nearest) packed in 16 bytes.
 RF_DEVICE uint4 pack_half8(const float (&v)[8]) {
@@ -70,13 +73,19 @@ template <typename BT, typename T, bool kTensorCores>
 __global__ void __launch_bounds__(T::kThreads)
     matmul_mma_kernel(const uint8_t* __restrict__ w, size_t nb1, int64_t n_in, int64_t n_out,
                       const float* __restrict__ act, int64_t act_stride, int64_t n_tok, float* __restrict__ out,
-                      int64_t out_stride) {
+                      int64_t out_stride, int64_t steps_per_split) {
   __shared__ SharedTiles<T> sh;
   const int tid = static_cast<int>(threadIdx.x);
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * T::MT;
   const int64_t tok0 = static_cast<int64_t>(blockIdx.y) * T::NT;
   const int64_t n_chunks = (n_in + 7) / 8;
-  const int64_t n_steps = (n_chunks + T::KC - 1) / T::KC;
+  // Split over K (blockIdx.z): this block's steps, and its slice of the partial sums (out then points at
+  // gridDim.z slices of n_tok x n_out, summed in order by reduce_splits_kernel).
+  const int64_t first_step = static_cast<int64_t>(blockIdx.z) * steps_per_split;
+  const int64_t n_steps = min(steps_per_split, (n_chunks + T::KC - 1) / T::KC - first_step);
+  if (gridDim.z > 1) {
+    out += static_cast<int64_t>(blockIdx.z) * n_tok * out_stride;
+  }
 
   uint4 wreg[T::kWLoads];
   uint4 xreg[T::kXLoads];
@@ -85,7 +94,7 @@ __global__ void __launch_bounds__(T::kThreads)
     for (int l = 0; l < T::kWLoads; ++l) {
       const int i = tid + l * T::kThreads;
       const int r = i / T::KC, c = i % T::KC;
-      const int64_t idx = step * T::KC + c;
+      const int64_t idx = (first_step + step) * T::KC + c;
       float v[8];
       if (row0 + r < n_out && idx < n_chunks) {
         BT::chunk(w + (row0 + r) * nb1, idx, n_in, v);
@@ -99,7 +108,7 @@ __global__ void __launch_bounds__(T::kThreads)
     for (int l = 0; l < T::kXLoads; ++l) {
       const int i = tid + l * T::kThreads;
       const int t = i / T::KC, c = i % T::KC;
-      const int64_t idx = step * T::KC + c;
+      const int64_t idx = (first_step + step) * T::KC + c;
       float v[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
       if (t < T::NT && tok0 + t < n_tok && idx < n_chunks) {
         const auto* a = reinterpret_cast<const float4*>(act + (tok0 + t) * act_stride + idx * 8);
@@ -216,25 +225,87 @@ __global__ void __launch_bounds__(T::kThreads)
   }
 }
 
+// out[tok][row] = sum over the splits, in split order, of partial[split][tok][row] (rows n_out apart).
+__global__ void reduce_splits_kernel(const float* __restrict__ partial, int splits, int64_t n_tok, int64_t n_out,
+                                     float* __restrict__ out, int64_t out_stride) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n_tok * n_out) return;
+  float s = 0.0f;
+  for (int z = 0; z < splits; ++z) s += partial[z * n_tok * n_out + i];
+  out[(i / n_out) * out_stride + i % n_out] = s;
+}
+
 unsigned ceil_div(int64_t a, int64_t b) { return static_cast<unsigned>((a + b - 1) / b); }
 
+// Blocks a product should have so that every SM of a large part has enough loads in flight (132 SMs on an H100,
+// 104-110 CUs on MI200 parts): with fewer, the product is split over K. 4-warp tiles want ~8 per SM, 8-warp ~2.
+template <typename T>
+constexpr int64_t target_blocks() {
+  return T::kThreads <= 128 ? 1024 : 264;
+}
+constexpr int kMaxSplits = 16;
+
+// Partial-sum scratch per stream (products on one stream run in order, so one buffer each suffices). Never used
+// inside a graph capture: graphs capture single-token decode only, which has no split.
+float* split_scratch(gpuStream_t stream, size_t floats) {
+  struct Buf {
+    float* ptr = nullptr;
+    size_t floats = 0;
+  };
+  static std::mutex mu;
+  static std::map<gpuStream_t, Buf> bufs;
+  std::lock_guard<std::mutex> lock(mu);
+  Buf& b = bufs[stream];
+  if (floats > b.floats) {
+    if (b.ptr != nullptr) {
+      (void)gpuStreamSynchronize(stream);
+      (void)gpuFree(b.ptr);
+    }
+    b.floats = 0;
+    b.ptr = nullptr;
+    if (gpuMalloc(reinterpret_cast<void**>(&b.ptr), floats * sizeof(float)) != gpuSuccess) return nullptr;
+    b.floats = floats;
+  }
+  return b.ptr;
+}
+
 template <typename BT, typename T>
-void launch(bool tensor_cores, const WeightView& w, const float* act, int64_t n_tok, float* out, int64_t out_stride,
-            gpuStream_t stream) {
-  const dim3 grid(ceil_div(w.n_out, T::MT), ceil_div(n_tok, T::NT));
+Status launch(bool tensor_cores, const WeightView& w, const float* act, int64_t n_tok, float* out, int64_t out_stride,
+              gpuStream_t stream) {
+  const int64_t n_steps = (w.n_in + T::KT - 1) / T::KT;
+  const int64_t blocks = static_cast<int64_t>(ceil_div(w.n_out, T::MT)) * ceil_div(n_tok, T::NT);
+  int splits = static_cast<int>(std::min<int64_t>({(target_blocks<T>() + blocks - 1) / blocks, n_steps / 4, kMaxSplits}));
+  splits = std::max(splits, 1);
+  const int64_t steps_per_split = (n_steps + splits - 1) / splits;
+  splits = static_cast<int>((n_steps + steps_per_split - 1) / steps_per_split);
+  float* dst = out;
+  int64_t dst_stride = out_stride;
+  if (splits > 1) {
+    dst = split_scratch(stream, static_cast<size_t>(splits * n_tok * w.n_out));
+    if (dst == nullptr) return Status::error("gpu matmul_mma: out of GPU memory for split-K partial sums");
+    dst_stride = w.n_out;
+  }
+  const dim3 grid(ceil_div(w.n_out, T::MT), ceil_div(n_tok, T::NT), static_cast<unsigned>(splits));
   const auto* wb = static_cast<const uint8_t*>(w.data);
   const int64_t as = act_row_stride(w.n_in);
 #if defined(RF_GPU_CUDA)
   if (tensor_cores) {
-    matmul_mma_kernel<BT, T, true>
-        <<<grid, T::kThreads, 0, stream>>>(wb, w.nb1, w.n_in, w.n_out, act, as, n_tok, out, out_stride);
-    return;
+    matmul_mma_kernel<BT, T, true><<<grid, T::kThreads, 0, stream>>>(wb, w.nb1, w.n_in, w.n_out, act, as, n_tok, dst,
+                                                                     dst_stride, steps_per_split);
+  } else {
+    matmul_mma_kernel<BT, T, false><<<grid, T::kThreads, 0, stream>>>(wb, w.nb1, w.n_in, w.n_out, act, as, n_tok,
+                                                                      dst, dst_stride, steps_per_split);
   }
 #else
   (void)tensor_cores;
+  matmul_mma_kernel<BT, T, false><<<grid, T::kThreads, 0, stream>>>(wb, w.nb1, w.n_in, w.n_out, act, as, n_tok, dst,
+                                                                    dst_stride, steps_per_split);
 #endif
-  matmul_mma_kernel<BT, T, false>
-      <<<grid, T::kThreads, 0, stream>>>(wb, w.nb1, w.n_in, w.n_out, act, as, n_tok, out, out_stride);
+  if (splits > 1) {
+    reduce_splits_kernel<<<ceil_div(n_tok * w.n_out, 256), 256, 0, stream>>>(dst, splits, n_tok, w.n_out, out,
+                                                                              out_stride);
+  }
+  return ok_status();
 }
 
 }  // namespace
@@ -251,14 +322,16 @@ Status matmul_mma(const WeightView& w, const float* act, int64_t n_tok, float* o
     return Status::error("gpu matmul_mma: no tensor-core path for weight type " +
                          std::string(quant::type_name(w.type)));
   }
+  Status launched = ok_status();
   dispatch_block_type(w.type, [&](auto bt) {
     using BT = decltype(bt);
     switch (tile) {
-      case MmaTile::kLarge: launch<BT, TileLarge>(tensor_cores, w, act, n_tok, out, out_stride, stream); break;
-      case MmaTile::kMid: launch<BT, TileMid>(tensor_cores, w, act, n_tok, out, out_stride, stream); break;
-      case MmaTile::kSmall: launch<BT, TileSmall>(tensor_cores, w, act, n_tok, out, out_stride, stream); break;
+      case MmaTile::kLarge: launched = launch<BT, TileLarge>(tensor_cores, w, act, n_tok, out, out_stride, stream); break;
+      case MmaTile::kMid: launched = launch<BT, TileMid>(tensor_cores, w, act, n_tok, out, out_stride, stream); break;
+      case MmaTile::kSmall: launched = launch<BT, TileSmall>(tensor_cores, w, act, n_tok, out, out_stride, stream); break;
     }
   });
+  if (!launched.ok()) return launched;
   const gpuError_t err = gpuGetLastError();
   return err == gpuSuccess ? ok_status() : error_status(err, "matmul_mma launch");
 }
