@@ -33,7 +33,7 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 
 struct BenchOptions {
   std::string model;
-  int n_prompt = 512, n_gen = 128, reps = 3, threads = 0;
+  int n_prompt = 512, n_gen = 128, reps = 3, threads = 0, n_gpu_layers = -1;
   std::string device = "auto";
   bool json = false, kernels = false;
 };
@@ -87,6 +87,7 @@ Expected<BenchResult> run_bench(const BenchOptions& o) {
   backend::BackendOptions bo;
   bo.device = *kind;
   bo.n_threads = o.threads;
+  bo.n_gpu_layers = o.n_gpu_layers;
   auto choice = runtime::select_backend(bo);
   if (!choice) return Status::error("bench: " + choice.error_message());
   if (!choice->note.empty()) std::fprintf(stderr, "rocmforge: %s\n", choice->note.c_str());
@@ -107,7 +108,11 @@ Expected<BenchResult> run_bench(const BenchOptions& o) {
   reset_peak_rss();
 
   const auto t0 = Clock::now();
-  auto loaded = model::Model::load(o.model, be);
+  model::OffloadRequest sizes;
+  sizes.kv_tokens = std::max(o.n_prompt, o.n_gen) + 64;
+  sizes.batch_tokens = std::max(o.n_prompt, 1);
+  sizes.output_rows = 1;
+  auto loaded = runtime::load_model(o.model, be, bo, sizes);
   if (!loaded) return loaded.status();
   r.load_seconds = seconds_since(t0);
   model::Model& m = **loaded;
@@ -252,6 +257,8 @@ void register_bench_command(CLI::App& app, int& exit_code) {
   sub->add_option("-r,--repetitions", o->reps, "timed runs of each phase")->capture_default_str();
   sub->add_option("--threads", o->threads, "CPU threads (default: physical cores)");
   sub->add_option("--device", o->device, "auto | cpu | gpu")->capture_default_str();
+  sub->add_option("--n-gpu-layers,--ngl", o->n_gpu_layers, "layers on the GPU, the rest on the CPU (-1: all that fit)")
+      ->capture_default_str();
   sub->add_flag("--json", o->json, "print one JSON object");
   sub->add_flag("--kernels", o->kernels, "time the dot kernels of every SIMD table instead (no model)");
   sub->callback([o, &exit_code] {

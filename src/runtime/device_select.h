@@ -6,6 +6,8 @@
 //   auto: the GPU backend when one can be created, otherwise the CPU backend plus a one-line note saying why
 //         (BackendChoice::note; log it once).
 // Safe on machines without a GPU or a driver and in builds without a GPU backend: never aborts.
+// load_model() then places a model on the chosen backend: on a GPU, the first --n-gpu-layers layers there and the
+// rest on a CPU backend the model owns (hybrid execution), as many as fit in free GPU memory by default.
 #pragma once
 
 #include <memory>
@@ -13,6 +15,9 @@
 
 #include "backend/backend.h"
 #include "core/status.h"
+#include "gguf/gguf.h"
+#include "model/model.h"
+#include "model/offload_plan.h"
 
 namespace rf::runtime {
 
@@ -30,6 +35,20 @@ Expected<backend::DeviceKind> parse_device_kind(const std::string& text);
 bool gpu_backend_compiled();
 
 Expected<BackendChoice> select_backend(const backend::BackendOptions& options);
+
+// GPU memory kept free by the automatic split (runtime, decode graphs, arena slack).
+inline constexpr size_t kGpuReserveBytes = size_t{768} << 20;
+
+// Loads the model on `be` (from select_backend). When `be` is a GPU backend, options.n_gpu_layers layers go on it
+// and the rest on a new CPU backend with options.n_threads threads (owned by the model); -1 chooses from the
+// GPU's free memory with model::plan_offload, where `sizes` says how large the caller's KV cache and batches will
+// be. Logs one line saying how many layers went where and why. On a CPU backend options.n_gpu_layers is ignored.
+Expected<std::unique_ptr<model::Model>> load_model(std::shared_ptr<gguf::File> file, backend::Backend& be,
+                                                   const backend::BackendOptions& options,
+                                                   const model::OffloadRequest& sizes = {});
+Expected<std::unique_ptr<model::Model>> load_model(const std::string& path, backend::Backend& be,
+                                                   const backend::BackendOptions& options,
+                                                   const model::OffloadRequest& sizes = {});
 
 // The device's copy bandwidth in bytes/s (read + write of a large device-to-device copy) for a GPU backend from
 // select_backend; an error for other backends.

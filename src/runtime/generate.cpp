@@ -41,6 +41,7 @@ Expected<GenerateResult> generate(const GenerateOptions& o, const std::function<
   backend::BackendOptions bo;
   bo.device = o.device;
   bo.n_threads = o.threads;
+  bo.n_gpu_layers = o.n_gpu_layers;
   auto choice = select_backend(bo);
   if (!choice) return Status::error("generate: " + choice.error_message());
   if (!choice->note.empty()) std::fprintf(stderr, "rocmforge: %s\n", choice->note.c_str());
@@ -48,7 +49,10 @@ Expected<GenerateResult> generate(const GenerateOptions& o, const std::function<
   r.backend_name = be->name();
   auto file = gguf::File::open(o.model_path);
   if (!file) return file.status();
-  auto model = model::Model::load(*file, *be);
+  model::OffloadRequest sizes;  // the KV cache and the batches below
+  sizes.kv_tokens = o.ctx_size;
+  sizes.output_rows = o.dump_logits_path.empty() ? 1 : sizes.batch_tokens;
+  auto model = load_model(*file, *be, bo, sizes);
   if (!model && choice->is_gpu && o.device == backend::DeviceKind::kAuto) {
     // auto: a model the GPU cannot hold (memory, a type without a GPU kernel) runs on the CPU instead.
     std::fprintf(stderr, "rocmforge: device auto: using the CPU, the model does not load on the GPU: %s\n",
@@ -63,6 +67,7 @@ Expected<GenerateResult> generate(const GenerateOptions& o, const std::function<
   }
   if (!model) return model.status();
   model::Model& m = **model;
+  if (m.n_first_layers() < m.hparams().n_layer) r.backend_name = m.placement_summary();  // split over two backends
   const int n_vocab = m.hparams().n_vocab;
 
   std::shared_ptr<const tokenizer::Tokenizer> tok;

@@ -22,6 +22,7 @@ struct GenerateOptions {
   int ctx_size = 0;  // 0: the model's context_length
   int threads = 0;   // 0: physical cores
   backend::DeviceKind device = backend::DeviceKind::kAuto;
+  int n_gpu_layers = -1;  // layers on the GPU (the rest on the CPU); -1: as many as fit
   bool ignore_eos = false;
   std::string dump_logits_path;  // writes {"tokens": [...], "logits": [[...] per prompt position]}
   sampling::SamplerParams sampling;

@@ -97,6 +97,9 @@ void register_generate_command(CLI::App& app, int& exit_code) {
   cmd->add_option("-c,--ctx-size", o.ctx_size, "Context size in tokens (0 = the model's)")->check(CLI::NonNegativeNumber);
   cmd->add_option("-t,--threads", o.threads, "CPU threads (0 = physical cores)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--device", args->device, "auto|cpu|gpu")->check(CLI::IsMember({"auto", "cpu", "gpu"}));
+  cmd->add_option("--n-gpu-layers,--ngl", o.n_gpu_layers,
+                  "Layers on the GPU, the rest on the CPU (-1: as many as fit in free GPU memory)")
+      ->check(CLI::Range(-1, 1 << 20));
   cmd->add_flag("--ignore-eos", o.ignore_eos, "Do not stop at end-of-generation tokens");
   cmd->add_flag("--json", args->json, "Print one JSON object at the end instead of streaming text");
   cmd->add_option("--dump-logits", o.dump_logits_path, "Write the prompt's logits (one prefill batch) as JSON");

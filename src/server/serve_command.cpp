@@ -26,12 +26,17 @@ Expected<Loaded> load(const ServeOptions& o, const std::string& path) {
   Loaded l;
   auto kind = runtime::parse_device_kind(o.device);
   if (!kind) return kind.status();
-  auto choice = runtime::select_backend({*kind, o.threads});
+  auto choice = runtime::select_backend({*kind, o.threads, o.n_gpu_layers});
   if (!choice) return choice.status();
   if (!choice->note.empty()) std::fprintf(stderr, "rocmforge serve: %s\n", choice->note.c_str());
   std::fprintf(stderr, "rocmforge serve: backend %s\n", choice->backend->name().c_str());
   l.backend = std::move(choice->backend);
-  auto m = model::Model::load(path, *l.backend);
+  model::OffloadRequest sizes;  // the engine's KV cache and batches (hybrid split, --n-gpu-layers)
+  sizes.kv_tokens =
+      o.kv_cache_tokens > 0 ? o.kv_cache_tokens : int64_t{o.ctx_size > 0 ? o.ctx_size : 4096} * o.parallel;
+  sizes.batch_tokens = o.batch_tokens;
+  sizes.output_rows = o.parallel;
+  auto m = runtime::load_model(path, *l.backend, {*kind, o.threads, o.n_gpu_layers}, sizes);
   if (!m) return m.status();
   l.model = std::move(*m);
   auto tok = tokenizer::Tokenizer::from_gguf(l.model->file());
@@ -160,6 +165,10 @@ void register_serve_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--device", opts->device, "auto|cpu|gpu")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "cpu", "gpu"}));
+  cmd->add_option("--n-gpu-layers,--ngl", opts->n_gpu_layers,
+                  "Layers on the GPU, the rest on the CPU (-1: all that fit)")
+      ->capture_default_str()
+      ->check(CLI::Range(-1, 1 << 20));
   cmd->add_option("--max-body-bytes", opts->http.max_body_bytes, "Largest request body")->capture_default_str();
   cmd->add_option("--shutdown-grace", opts->shutdown_grace_s, "Seconds running requests get to finish on SIGTERM")
       ->capture_default_str();

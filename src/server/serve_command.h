@@ -23,6 +23,7 @@ struct ServeOptions {
   bool prefix_cache = true;
   int threads = 0;
   std::string device = "auto";  // auto | cpu | gpu
+  int n_gpu_layers = -1;        // layers on the GPU, the rest on the CPU; -1: all that fit
   double shutdown_grace_s = 10.0;
 };
 

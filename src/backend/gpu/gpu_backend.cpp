@@ -21,14 +21,12 @@ using quant::Type;
 constexpr size_t kArenaAlign = 256;
 constexpr size_t kFirstArenaBytes = size_t{64} << 20;  // arenas double from 64 MiB up to 1 GiB
 constexpr size_t kMaxArenaBytes = size_t{1} << 30;
+constexpr size_t kMaxPlannedArenaBytes = size_t{16} << 30;  // with plan_weight_bytes(): arenas of up to 16 GiB
 
 class GpuBuffer final : public backend::Buffer {
  public:
-  GpuBuffer(size_t bytes, gpuStream_t stream) : size_(bytes) {
-    GPU_CHECK(gpuMalloc(&data_, bytes == 0 ? 1 : bytes));
-    GPU_CHECK(gpuMemsetAsync(data_, 0, bytes == 0 ? 1 : bytes, stream));
-    GPU_CHECK(gpuStreamSynchronize(stream));
-  }
+  // Owns `data` (from gpuMalloc) of `bytes`.
+  GpuBuffer(void* data, size_t bytes) : data_(data), size_(bytes) {}
   ~GpuBuffer() override { (void)gpuFree(data_); }
   void* data() const override { return data_; }
   size_t size() const override { return size_; }
@@ -67,13 +65,15 @@ class GpuDeviceBatch final : public backend::DeviceBatch {
       ints.insert(ints.end(), static_cast<size_t>(table_stride_) - t.size(), 0);
     }
     mem_ = be_.acquire_batch_mem(ints.size());
-    if (!ints.empty()) {
+    if (!ints.empty() && mem_.dev != nullptr) {  // no memory: the backend has recorded the error, ops are skipped
       std::memcpy(mem_.host, ints.data(), ints.size() * sizeof(int32_t));
-      GPU_CHECK(
-          gpuMemcpyAsync(mem_.dev, mem_.host, ints.size() * sizeof(int32_t), gpuMemcpyHostToDevice, be_.stream()));
+      be_.check_call(
+          gpuMemcpyAsync(mem_.dev, mem_.host, ints.size() * sizeof(int32_t), gpuMemcpyHostToDevice, be_.stream()),
+          "batch index upload");
     }
     const auto nn = static_cast<int64_t>(n);
     int32_t* base = mem_.dev;
+    if (base == nullptr) return;  // every index pointer stays null; the ops that read them are skipped
     tokens_ = base;
     positions_ = base + nn;
     seq_ = base + 2 * nn;
@@ -113,8 +113,6 @@ RowsF32 rows_of(Tensor t) {
 }
 
 WeightView view_of(Tensor w) { return WeightView{w.data, w.type, w.ne0, w.ne1, w.ne2, w.nb1, w.nb2}; }
-
-void check(const Status& s) { RF_CHECK_MSG(s.ok(), s.message()); }
 
 }  // namespace
 
@@ -172,10 +170,19 @@ size_t GpuBackend::arena_bytes_used() const {
 Expected<void*> GpuBackend::arena_alloc(size_t bytes) {
   const size_t need = (bytes + kArenaAlign - 1) / kArenaAlign * kArenaAlign;
   if (arenas_.empty() || arenas_.back().size - arenas_.back().used < need) {
-    const size_t grow = arenas_.empty() ? kFirstArenaBytes : std::min(arenas_.back().size * 2, kMaxArenaBytes);
+    // With a plan, arenas hold what is still to come (up to kMaxPlannedArenaBytes each), so the last one ends
+    // where the weights do; without one they double from 64 MiB up to 1 GiB.
+    const size_t grow = planned_weight_bytes_ > 0 ? std::min(planned_weight_bytes_, kMaxPlannedArenaBytes)
+                        : arenas_.empty()         ? kFirstArenaBytes
+                                                  : std::min(arenas_.back().size * 2, kMaxArenaBytes);
     Arena a;
     a.size = std::max(grow, need);
-    const gpuError_t err = gpuMalloc(&a.base, a.size);
+    gpuError_t err = gpuMalloc(&a.base, a.size);
+    if (err != gpuSuccess && a.size > need) {  // the growth does not fit: the tensor alone may
+      (void)gpuGetLastError();
+      a.size = need;
+      err = gpuMalloc(&a.base, a.size);
+    }
     if (err != gpuSuccess) {
       (void)gpuGetLastError();
       return Status::error("gpu backend: out of GPU memory allocating a weight arena of " + std::to_string(a.size) +
@@ -187,12 +194,46 @@ Expected<void*> GpuBackend::arena_alloc(size_t bytes) {
   Arena& a = arenas_.back();
   void* p = static_cast<uint8_t*>(a.base) + a.used;
   a.used += need;
+  planned_weight_bytes_ -= std::min(planned_weight_bytes_, need);
   return p;
+}
+
+void GpuBackend::check(const Status& s) {
+  if (s.ok()) return;
+  (void)gpuGetLastError();  // clears a launch error that is not sticky, so later calls start clean
+  if (error_.ok()) error_ = s;
+  last_batch_tokens_ = -1;  // the next decode step runs uncaptured
+}
+
+bool GpuBackend::check_call(gpuError_t err, const char* what) {
+  if (err == gpuSuccess) return true;
+  check(error_status(err, what));
+  return false;
+}
+
+Status GpuBackend::take_error() {
+  finish_capture();
+  // Launch errors not seen yet (a kernel fault shows up at the next synchronisation).
+  check_call(gpuGetLastError(), "kernel launch");
+  Status s = error_;
+  error_ = ok_status();
+  return s;
+}
+
+Expected<size_t> GpuBackend::free_memory() const {
+  size_t free_bytes = 0, total_bytes = 0;
+  const gpuError_t err = gpuMemGetInfo(&free_bytes, &total_bytes);
+  if (err != gpuSuccess) {
+    (void)gpuGetLastError();
+    return error_status(err, "gpuMemGetInfo");
+  }
+  return free_bytes;
 }
 
 void GpuBackend::flush_pending_add() {
   if (!pending_add_.active) return;
   pending_add_.active = false;
+  if (failed()) return;
   check(gpu::add(rows_of(pending_add_.out), rows_of(pending_add_.a), rows_of(pending_add_.b), stream_));
 }
 
@@ -201,25 +242,38 @@ void GpuBackend::finish_capture() {
   if (!capturing_) return;
   capturing_ = false;
   gpuGraph_t graph = nullptr;
-  GPU_CHECK(gpuStreamEndCapture(stream_, &graph));
-  if (graph_exec_ == nullptr || !gpuGraphExecUpdateOk(graph_exec_, graph)) {
-    if (graph_exec_ != nullptr) GPU_CHECK(gpuGraphExecDestroy(graph_exec_));
-    graph_exec_ = nullptr;
-    GPU_CHECK(gpuGraphInstantiate(&graph_exec_, graph));
-    ++graph_instantiations_;
+  // A launch that failed during the capture invalidates it: the error is recorded and nothing is launched.
+  const bool captured = check_call(gpuStreamEndCapture(stream_, &graph), "end of decode graph capture");
+  if (captured && !failed()) {
+    if (graph_exec_ == nullptr || !gpuGraphExecUpdateOk(graph_exec_, graph)) {
+      if (graph_exec_ != nullptr) (void)gpuGraphExecDestroy(graph_exec_);
+      graph_exec_ = nullptr;
+      if (check_call(gpuGraphInstantiate(&graph_exec_, graph), "decode graph instantiation")) {
+        ++graph_instantiations_;
+      } else {
+        graph_exec_ = nullptr;
+      }
+    }
+    if (graph_exec_ != nullptr && check_call(gpuGraphLaunch(graph_exec_, stream_), "decode graph launch")) {
+      ++graph_launches_;
+    }
   }
-  GPU_CHECK(gpuGraphLaunch(graph_exec_, stream_));
-  GPU_CHECK(gpuGraphDestroy(graph));
-  ++graph_launches_;
+  if (graph != nullptr) (void)gpuGraphDestroy(graph);
 }
 
 float* GpuBackend::act_scratch(size_t floats) {
   if (floats > act_floats_) {
     finish_capture();
-    GPU_CHECK(gpuStreamSynchronize(stream_));
-    if (act_ != nullptr) GPU_CHECK(gpuFree(act_));
-    act_floats_ = std::max(floats, act_floats_ * 2);
-    GPU_CHECK(gpuMalloc(reinterpret_cast<void**>(&act_), act_floats_ * sizeof(float)));
+    check_call(gpuStreamSynchronize(stream_), "stream synchronisation");
+    if (act_ != nullptr) (void)gpuFree(act_);
+    const size_t want = std::max(floats, act_floats_ * 2);
+    act_ = nullptr;
+    act_floats_ = 0;
+    if (!check_call(gpuMalloc(reinterpret_cast<void**>(&act_), want * sizeof(float)), "activation scratch")) {
+      act_ = nullptr;
+      return nullptr;
+    }
+    act_floats_ = want;
   }
   return act_;
 }
@@ -262,30 +316,37 @@ GpuBackend::BatchMem GpuBackend::acquire_batch_mem(size_t ints) {
     if (batch_pool_[i].capacity >= ints) {
       BatchMem m = batch_pool_[i];
       batch_pool_.erase(batch_pool_.begin() + static_cast<std::ptrdiff_t>(i));
-      GPU_CHECK(gpuEventSynchronize(m.done));  // the last batch that used it has been read
+      check_call(gpuEventSynchronize(m.done), "batch index event");  // the last batch that used it has been read
       return m;
     }
   }
   if (!batch_pool_.empty()) {  // none large enough: replace the smallest
     BatchMem& old = batch_pool_.front();
-    GPU_CHECK(gpuEventSynchronize(old.done));
-    GPU_CHECK(gpuFree(old.dev));
-    GPU_CHECK(gpuFreeHost(old.host));
-    GPU_CHECK(gpuEventDestroy(old.done));
+    check_call(gpuEventSynchronize(old.done), "batch index event");
+    (void)gpuFree(old.dev);
+    (void)gpuFreeHost(old.host);
+    (void)gpuEventDestroy(old.done);
     batch_pool_.erase(batch_pool_.begin());
   }
   BatchMem m;
   m.capacity = std::max<size_t>(ints, 4096);
-  GPU_CHECK(gpuMalloc(reinterpret_cast<void**>(&m.dev), m.capacity * sizeof(int32_t)));
-  GPU_CHECK(gpuMallocHost(reinterpret_cast<void**>(&m.host), m.capacity * sizeof(int32_t)));
-  GPU_CHECK(gpuEventCreateWithFlags(&m.done, gpuEventDisableTiming));
+  const bool ok = check_call(gpuMalloc(reinterpret_cast<void**>(&m.dev), m.capacity * sizeof(int32_t)),
+                             "batch index allocation") &&
+                  check_call(gpuMallocHost(reinterpret_cast<void**>(&m.host), m.capacity * sizeof(int32_t)),
+                             "pinned batch index allocation") &&
+                  check_call(gpuEventCreateWithFlags(&m.done, gpuEventDisableTiming), "batch index event creation");
+  if (!ok) {  // the error is recorded; the batch gets no index memory and its ops are skipped
+    if (m.dev != nullptr) (void)gpuFree(m.dev);
+    if (m.host != nullptr) (void)gpuFreeHost(m.host);
+    return BatchMem{};
+  }
   return m;
 }
 
 void GpuBackend::release_batch_mem(BatchMem mem) {
   finish_capture();
   if (mem.dev == nullptr) return;
-  GPU_CHECK(gpuEventRecord(mem.done, stream_));
+  check_call(gpuEventRecord(mem.done, stream_), "batch index event");
   batch_pool_.push_back(mem);
   std::sort(batch_pool_.begin(), batch_pool_.end(),
             [](const BatchMem& a, const BatchMem& b) { return a.capacity < b.capacity; });
@@ -294,7 +355,15 @@ void GpuBackend::release_batch_mem(BatchMem mem) {
 std::unique_ptr<backend::Buffer> GpuBackend::alloc(size_t bytes) {
   finish_capture();
   before_op();
-  return std::make_unique<GpuBuffer>(bytes, stream_);
+  const size_t n = bytes == 0 ? 1 : bytes;
+  void* data = nullptr;
+  if (!check_call(gpuMalloc(&data, n), "device buffer allocation")) return nullptr;
+  auto buf = std::make_unique<GpuBuffer>(data, bytes);
+  if (!check_call(gpuMemsetAsync(data, 0, n, stream_), "device buffer clear") ||
+      !check_call(gpuStreamSynchronize(stream_), "stream synchronisation")) {
+    return nullptr;
+  }
+  return buf;
 }
 
 Expected<Tensor> GpuBackend::load_weight(const gguf::TensorInfo& info) {
@@ -334,35 +403,38 @@ Expected<Tensor> GpuBackend::load_weight(const gguf::TensorInfo& info) {
 void GpuBackend::to_device(Tensor dst, const void* src, size_t bytes) {
   before_op();
   finish_capture();
-  GPU_CHECK(gpuMemcpyAsync(dst.data, src, bytes, gpuMemcpyHostToDevice, stream_));
-  GPU_CHECK(gpuStreamSynchronize(stream_));
+  if (failed()) return;
+  if (check_call(gpuMemcpyAsync(dst.data, src, bytes, gpuMemcpyHostToDevice, stream_), "upload")) {
+    check_call(gpuStreamSynchronize(stream_), "upload");
+  }
 }
 
 void GpuBackend::to_host(void* dst, Tensor src, size_t bytes) {
   finish_capture();
-  GPU_CHECK(gpuMemcpyAsync(dst, src.data, bytes, gpuMemcpyDeviceToHost, stream_));
-  GPU_CHECK(gpuStreamSynchronize(stream_));
+  if (failed()) return;
+  if (check_call(gpuMemcpyAsync(dst, src.data, bytes, gpuMemcpyDeviceToHost, stream_), "download")) {
+    check_call(gpuStreamSynchronize(stream_), "download (a kernel before it may have failed)");
+  }
 }
 
 void GpuBackend::sync() {
   finish_capture();
-  GPU_CHECK(gpuStreamSynchronize(stream_));
+  check_call(gpuStreamSynchronize(stream_), "stream synchronisation (a kernel before it may have failed)");
 }
 
 std::unique_ptr<backend::DeviceBatch> GpuBackend::prepare_batch(backend::Batch batch) {
   finish_capture();
   auto db = std::make_unique<GpuDeviceBatch>(std::move(batch), *this);  // uploads its indices before any capture
   const int64_t n = db->n_tokens();
-  if (graphs_ && n == 1 && last_batch_tokens_ == 1) {
-    GPU_CHECK(gpuStreamBeginCapture(stream_, gpuStreamCaptureModeRelaxed));
-    capturing_ = true;
+  if (graphs_ && !failed() && n == 1 && last_batch_tokens_ == 1) {
+    capturing_ = check_call(gpuStreamBeginCapture(stream_, gpuStreamCaptureModeRelaxed), "decode graph capture");
   }
-  last_batch_tokens_ = n;
+  last_batch_tokens_ = failed() ? -1 : n;
   return db;
 }
 
 void GpuBackend::embed(Tensor out, Tensor table, const backend::DeviceBatch& batch) {
-  before_op();
+  if (!before_op()) return;
   const GpuDeviceBatch& b = gpu_batch(batch);
   const RowsF32 o = rows_of(out);
   RF_CHECK(out.ne0 == table.ne0 && out.ne1 == b.n_tokens());
@@ -370,7 +442,7 @@ void GpuBackend::embed(Tensor out, Tensor table, const backend::DeviceBatch& bat
 }
 
 void GpuBackend::get_rows(Tensor out, Tensor x, const backend::DeviceBatch& batch) {
-  before_op();
+  if (!before_op()) return;
   const GpuDeviceBatch& b = gpu_batch(batch);
   RF_CHECK(out.ne0 == x.ne0 && out.ne1 == b.n_outputs());
   check(gather_rows(rows_of(out), rows_of(x), b.outputs(), stream_));
@@ -405,7 +477,7 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
 }
 
 void GpuBackend::moe_matmul(Tensor out, Tensor x, Tensor w, Tensor ids) {
-  before_op();
+  if (!before_op()) return;
   const int64_t n_used = ids.ne0;
   const int64_t n = ids.ne1;
   RF_CHECK(ids.type == Type::I32 && out.ne1 == n_used * n && out.ne0 == w.ne1 && x.ne0 == w.ne0);
@@ -422,6 +494,10 @@ void GpuBackend::moe_matmul(Tensor out, Tensor x, Tensor w, Tensor ids) {
 void GpuBackend::rms_norm(Tensor out, Tensor x, Tensor weight, float eps) {
   RF_CHECK(out.ne0 == x.ne0 && out.ne1 == x.ne1 && (weight.empty() || weight.ne0 == x.ne0));
   RF_CHECK(weight.empty() || weight.type == Type::F32);
+  if (failed()) {
+    before_op();
+    return;
+  }
   const auto* w = static_cast<const float*>(weight.data);
   const PendingAdd& p = pending_add_;
   if (p.active && p.out.data == x.data && p.out.ne0 == x.ne0 && p.out.ne1 == x.ne1 && p.out.nb1 == x.nb1 &&
@@ -431,12 +507,12 @@ void GpuBackend::rms_norm(Tensor out, Tensor x, Tensor weight, float eps) {
     check(gpu::add_rms_norm(rows_of(x), rows_of(p.a), rows_of(p.b), rows_of(out), w, eps, stream_));
     return;
   }
-  before_op();
+  if (!before_op()) return;
   check(gpu::rms_norm(rows_of(out), rows_of(x), w, eps, stream_));
 }
 
 void GpuBackend::add(Tensor out, Tensor a, Tensor b) {
-  before_op();
+  if (!before_op()) return;
   RF_CHECK(a.ne0 == b.ne0 && out.ne0 == a.ne0 && out.ne1 == a.ne1 && (b.ne1 == a.ne1 || b.ne1 == 1));
   if (b.ne1 == a.ne1) {  // deferred: the next op decides whether it fuses (see rms_norm)
     pending_add_ = PendingAdd{true, out, a, b};
@@ -446,13 +522,13 @@ void GpuBackend::add(Tensor out, Tensor a, Tensor b) {
 }
 
 void GpuBackend::silu_mul(Tensor out, Tensor gate, Tensor up) {
-  before_op();
+  if (!before_op()) return;
   RF_CHECK(gate.ne0 == up.ne0 && gate.ne1 == up.ne1 && out.ne0 == gate.ne0 && out.ne1 == gate.ne1);
   check(gpu::silu_mul(rows_of(out), rows_of(gate), rows_of(up), stream_));
 }
 
 void GpuBackend::rope(Tensor x, const backend::DeviceBatch& batch, const backend::RopeParams& p) {
-  before_op();
+  if (!before_op()) return;
   const GpuDeviceBatch& b = gpu_batch(batch);
   RF_CHECK(x.ne0 == static_cast<int64_t>(p.n_head) * p.head_dim && x.ne1 == b.n_tokens());
   RF_CHECK(p.n_rot > 0 && p.n_rot <= p.head_dim && p.n_rot % 2 == 0);
@@ -469,7 +545,7 @@ void GpuBackend::rope(Tensor x, const backend::DeviceBatch& batch, const backend
 }
 
 void GpuBackend::kv_store(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v, const backend::DeviceBatch& batch) {
-  before_op();
+  if (!before_op()) return;
   const GpuDeviceBatch& b = gpu_batch(batch);
   RF_CHECK(k.ne0 == k_cache.ne0 && v.ne0 == v_cache.ne0 && k.ne1 == b.n_tokens() && v.ne1 == b.n_tokens());
   for (auto [cache, src] : {std::pair{k_cache, k}, std::pair{v_cache, v}}) {
@@ -482,7 +558,7 @@ void GpuBackend::kv_store(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v, co
 
 void GpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache, const backend::DeviceBatch& batch,
                            const backend::AttentionParams& p) {
-  before_op();
+  if (!before_op()) return;
   const GpuDeviceBatch& b = gpu_batch(batch);
   RF_CHECK(p.n_head > 0 && p.n_head_kv > 0 && p.n_head % p.n_head_kv == 0);
   RF_CHECK(q.ne0 == static_cast<int64_t>(p.n_head) * p.head_dim_k && q.ne1 == b.n_tokens());
@@ -526,7 +602,7 @@ void GpuBackend::moe_route(Tensor ids, Tensor weights, Tensor logits, bool norma
 }
 
 void GpuBackend::moe_combine(Tensor out, Tensor expert_out, Tensor weights) {
-  before_op();
+  if (!before_op()) return;
   RF_CHECK(expert_out.ne1 == weights.ne0 * out.ne1 && expert_out.ne0 == out.ne0 && weights.ne1 == out.ne1);
   check(gpu::moe_combine(rows_of(out), rows_of(expert_out), rows_of(weights), stream_));
 }

@@ -4,8 +4,9 @@
 //
 // Errors: create_gpu_backend() returns an error (never aborts) when there is no usable GPU or driver;
 // load_weight() returns an error for tensor types without a GPU kernel or when GPU memory runs out. Ops have no
-// status in the Backend interface: a failed launch or a shape mismatch is a programming error and aborts with
-// the runtime's message.
+// status in the Backend interface: a failed launch, a kernel fault seen at a synchronisation, or memory that
+// cannot be had mid-run is recorded (the first one), later ops are skipped, and take_error() reports it, so one
+// failing request does not take the process down. A shape mismatch is a caller bug and aborts.
 #pragma once
 
 #include <memory>
@@ -29,12 +30,19 @@ class GpuBackend final : public backend::Backend {
   static Expected<std::unique_ptr<GpuBackend>> create(int device_index = 0);
 
   std::string name() const override;
+  Status take_error() override;
   const DeviceInfo& device() const { return info_; }
+  // Free device memory now, in bytes (an error when the runtime cannot say).
+  Expected<size_t> free_memory() const;
   gpuStream_t stream() const { return stream_; }
   // Bytes of weight arenas allocated and used so far.
   size_t arena_bytes_reserved() const;
   size_t arena_bytes_used() const;
   size_t arena_count() const { return arenas_.size(); }
+  // The weight bytes about to be loaded (arena-aligned, e.g. model::offload_bytes' weights): arenas are then
+  // sized to hold them (one allocation per 16 GiB) instead of doubling, so a planned fit is not lost to
+  // a half-used last arena. Counted down as weights load.
+  void plan_weight_bytes(size_t bytes) { planned_weight_bytes_ = bytes; }
   // Device memory bandwidth in bytes/s: read + write of a `bytes` device-to-device copy, median of a few runs
   // (an error when the buffers cannot be allocated).
   Expected<double> measure_copy_bandwidth(size_t bytes = size_t{1} << 30);
@@ -72,6 +80,8 @@ class GpuBackend final : public backend::Backend {
   };
   BatchMem acquire_batch_mem(size_t ints);
   void release_batch_mem(BatchMem mem);
+  // Records a failed runtime call as the backend's error (see take_error); true when `err` is success.
+  bool check_call(gpuError_t err, const char* what);
 
   // Decode graphs: a one-token batch that follows another one-token batch is captured from prepare_batch() to the
   // next call that needs the host (to_host, sync, to_device, alloc, scratch growth, the batch's release), then the
@@ -97,17 +107,23 @@ class GpuBackend final : public backend::Backend {
   // Ends a capture in progress and launches it (no-op when not capturing).
   void finish_capture();
   // Before every op but matmul: runs a deferred add and forgets the quantized activation row in the int8 scratch
-  // (the op may write its source).
-  void before_op() {
+  // (the op may write its source). False while an error is recorded: the op is then skipped.
+  bool before_op() {
     flush_pending_add();
     quant_src_ = nullptr;
+    return !failed();
   }
+  // Records a failed launch or runtime call (the first one is kept until take_error()).
+  void check(const Status& s);
+  bool failed() const { return !error_.ok(); }
   // Runs the deferred add, if any. add() waits for the next op: an rms_norm of its result fuses with it.
   void flush_pending_add();
 
   DeviceInfo info_;
   gpuStream_t stream_ = nullptr;
+  Status error_;  // the first failure since the last take_error()
   std::vector<Arena> arenas_;
+  size_t planned_weight_bytes_ = 0;
   float* act_ = nullptr;
   size_t act_floats_ = 0;
   std::vector<BatchMem> batch_pool_;
