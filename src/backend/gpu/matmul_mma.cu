@@ -28,9 +28,14 @@ constexpr int kPad = 8;  // halves of padding per shared row (keeps 32-byte frag
 
 // Tile shape: MT weight rows x NT tokens, KT elements per K step, WM x WN warps of 32 lanes (the thread count is
 // 32 * WM * WN on every vendor; the tensor-core path exists only on CUDA, where a warp is 32 lanes).
-template <int MT_, int NT_, int KT_, int WM_, int WN_>
+// SPLIT: each factor is carried as two F16 parts, hi = f16(v) and lo = f16((v - hi) * 2^11), and the product
+// takes hi*hi + 2^-11 (hi*lo + lo*hi): about 2^-22 relative per product, as exact as F32 products for these inputs.
+// It costs 3 MMAs and twice the shared memory, which small batches (bound by weight reads, not MMAs) can afford.
+template <int MT_, int NT_, int KT_, int WM_, int WN_, bool SPLIT_ = false>
 struct Tile {
   static constexpr int MT = MT_, NT = NT_, KT = KT_, WM = WM_, WN = WN_;
+  static constexpr bool kSplit = SPLIT_;
+  static constexpr int kParts = SPLIT_ ? 2 : 1;
   static constexpr int kThreads = 32 * WM * WN;
   static constexpr int KC = KT / 8;                  // 8-element chunks per row per step
   static constexpr int kLd = KT + kPad;              // shared row length (halves)
@@ -48,25 +53,30 @@ struct Tile {
 
 using TileLarge = Tile<128, 128, 32, 2, 4>;  // long prompts
 using TileMid = Tile<128, 64, 32, 4, 2>;
-using TileSmall = Tile<64, 32, 64, 4, 1>;    // batched decode / short chunks (split over K, see below)
+using TileSmall = Tile<64, 32, 32, 4, 1, true>;  // batched decode / short chunks (split over K, see below)
 
-// 8 floats -> 8 halves (round to nearest) packed in 16 bytes.
-RF_DEVICE uint4 pack_half8(const float (&v)[8]) {
-  uint4 r;
-  uint32_t* w = &r.x;
+constexpr float kLoScale = 2048.0f, kLoUnscale = 1.0f / 2048.0f;
+
+// 8 floats -> 8 halves (round to nearest) packed in 16 bytes; part 1: the scaled residuals of part 0.
+template <int kParts>
+RF_DEVICE void pack_half8(const float (&v)[8], uint4 (&r)[kParts]) {
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
-    const uint32_t lo = __half_as_ushort(__float2half_rn(v[2 * j]));
-    const uint32_t hi = __half_as_ushort(__float2half_rn(v[2 * j + 1]));
-    w[j] = lo | (hi << 16);
+    const __half h0 = __float2half_rn(v[2 * j]), h1 = __float2half_rn(v[2 * j + 1]);
+    (&r[0].x)[j] = static_cast<uint32_t>(__half_as_ushort(h0)) | (static_cast<uint32_t>(__half_as_ushort(h1)) << 16);
+    if constexpr (kParts == 2) {
+      const __half l0 = __float2half_rn((v[2 * j] - __half2float(h0)) * kLoScale);
+      const __half l1 = __float2half_rn((v[2 * j + 1] - __half2float(h1)) * kLoScale);
+      (&r[1].x)[j] =
+          static_cast<uint32_t>(__half_as_ushort(l0)) | (static_cast<uint32_t>(__half_as_ushort(l1)) << 16);
+    }
   }
-  return r;
 }
 
 template <typename T>
 struct alignas(32) SharedTiles {
-  __half w[2][T::MT][T::kLd];
-  __half x[2][T::NT][T::kLd];
+  __half w[2][T::kParts][T::MT][T::kLd];
+  __half x[2][T::kParts][T::NT][T::kLd];
 };
 
 template <typename BT, typename T, bool kTensorCores>
@@ -87,8 +97,8 @@ __global__ void __launch_bounds__(T::kThreads)
     out += static_cast<int64_t>(blockIdx.z) * n_tok * out_stride;
   }
 
-  uint4 wreg[T::kWLoads];
-  uint4 xreg[T::kXLoads];
+  uint4 wreg[T::kWLoads][T::kParts];
+  uint4 xreg[T::kXLoads][T::kParts];
   const auto load_step = [&](int64_t step) {
 #pragma unroll
     for (int l = 0; l < T::kWLoads; ++l) {
@@ -102,7 +112,7 @@ __global__ void __launch_bounds__(T::kThreads)
 #pragma unroll
         for (int j = 0; j < 8; ++j) v[j] = 0.0f;
       }
-      wreg[l] = pack_half8(v);
+      pack_half8<T::kParts>(v, wreg[l]);
     }
 #pragma unroll
     for (int l = 0; l < T::kXLoads; ++l) {
@@ -115,19 +125,27 @@ __global__ void __launch_bounds__(T::kThreads)
         const float4 a0 = a[0], a1 = a[1];
         v[0] = a0.x, v[1] = a0.y, v[2] = a0.z, v[3] = a0.w, v[4] = a1.x, v[5] = a1.y, v[6] = a1.z, v[7] = a1.w;
       }
-      xreg[l] = pack_half8(v);
+      pack_half8<T::kParts>(v, xreg[l]);
     }
   };
   const auto store_step = [&](int buf) {
 #pragma unroll
     for (int l = 0; l < T::kWLoads; ++l) {
       const int i = tid + l * T::kThreads;
-      *reinterpret_cast<uint4*>(&sh.w[buf][i / T::KC][(i % T::KC) * 8]) = wreg[l];
+#pragma unroll
+      for (int p = 0; p < T::kParts; ++p) {
+        *reinterpret_cast<uint4*>(&sh.w[buf][p][i / T::KC][(i % T::KC) * 8]) = wreg[l][p];
+      }
     }
 #pragma unroll
     for (int l = 0; l < T::kXLoads; ++l) {
       const int i = tid + l * T::kThreads;
-      if (i / T::KC < T::NT) *reinterpret_cast<uint4*>(&sh.x[buf][i / T::KC][(i % T::KC) * 8]) = xreg[l];
+      if (i / T::KC < T::NT) {
+#pragma unroll
+        for (int p = 0; p < T::kParts; ++p) {
+          *reinterpret_cast<uint4*>(&sh.x[buf][p][i / T::KC][(i % T::KC) * 8]) = xreg[l][p];
+        }
+      }
     }
   };
 
@@ -136,11 +154,15 @@ __global__ void __launch_bounds__(T::kThreads)
   [[maybe_unused]] const int warp = tid / 32, lane = tid % 32;
   [[maybe_unused]] const int wm0 = (warp % T::WM) * (T::MT / T::WM), wn0 = (warp / T::WM) * (T::NT / T::WN);
   [[maybe_unused]] wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[T::FM][T::FN];
+  [[maybe_unused]] wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc_lo[T::kSplit ? T::FM : 1][T::FN];
   if constexpr (kTensorCores) {
 #pragma unroll
     for (int i = 0; i < T::FM; ++i) {
 #pragma unroll
-      for (int j = 0; j < T::FN; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
+      for (int j = 0; j < T::FN; ++j) {
+        wmma::fill_fragment(acc[i][j], 0.0f);
+        if constexpr (T::kSplit) wmma::fill_fragment(acc_lo[i][j], 0.0f);
+      }
     }
   }
 #endif
@@ -157,16 +179,25 @@ __global__ void __launch_bounds__(T::kThreads)
 #if defined(RF_GPU_CUDA)
 #pragma unroll
       for (int kk = 0; kk < T::KT; kk += 16) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa[T::FM];
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> fb[T::FN];
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa[T::kParts][T::FM];
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> fb[T::kParts][T::FN];
 #pragma unroll
-        for (int i = 0; i < T::FM; ++i) wmma::load_matrix_sync(fa[i], &sh.w[buf][wm0 + 16 * i][kk], T::kLd);
+        for (int p = 0; p < T::kParts; ++p) {
 #pragma unroll
-        for (int j = 0; j < T::FN; ++j) wmma::load_matrix_sync(fb[j], &sh.x[buf][wn0 + 16 * j][kk], T::kLd);
+          for (int i = 0; i < T::FM; ++i) wmma::load_matrix_sync(fa[p][i], &sh.w[buf][p][wm0 + 16 * i][kk], T::kLd);
+#pragma unroll
+          for (int j = 0; j < T::FN; ++j) wmma::load_matrix_sync(fb[p][j], &sh.x[buf][p][wn0 + 16 * j][kk], T::kLd);
+        }
 #pragma unroll
         for (int i = 0; i < T::FM; ++i) {
 #pragma unroll
-          for (int j = 0; j < T::FN; ++j) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+          for (int j = 0; j < T::FN; ++j) {
+            wmma::mma_sync(acc[i][j], fa[0][i], fb[0][j], acc[i][j]);
+            if constexpr (T::kSplit) {
+              wmma::mma_sync(acc_lo[i][j], fa[0][i], fb[1][j], acc_lo[i][j]);
+              wmma::mma_sync(acc_lo[i][j], fa[1][i], fb[0][j], acc_lo[i][j]);
+            }
+          }
         }
       }
 #endif
@@ -175,9 +206,15 @@ __global__ void __launch_bounds__(T::kThreads)
       for (int k = 0; k < T::KT; ++k) {
         float a[T::RM], b[T::RN];
 #pragma unroll
-        for (int i = 0; i < T::RM; ++i) a[i] = __half2float(sh.w[buf][tx + 16 * i][k]);
+        for (int i = 0; i < T::RM; ++i) {
+          a[i] = __half2float(sh.w[buf][0][tx + 16 * i][k]);
+          if constexpr (T::kSplit) a[i] += __half2float(sh.w[buf][1][tx + 16 * i][k]) * kLoUnscale;
+        }
 #pragma unroll
-        for (int j = 0; j < T::RN; ++j) b[j] = __half2float(sh.x[buf][ty + T::TGN * j][k]);
+        for (int j = 0; j < T::RN; ++j) {
+          b[j] = __half2float(sh.x[buf][0][ty + T::TGN * j][k]);
+          if constexpr (T::kSplit) b[j] += __half2float(sh.x[buf][1][ty + T::TGN * j][k]) * kLoUnscale;
+        }
 #pragma unroll
         for (int i = 0; i < T::RM; ++i) {
 #pragma unroll
@@ -199,6 +236,10 @@ __global__ void __launch_bounds__(T::kThreads)
     for (int i = 0; i < T::FM; ++i) {
 #pragma unroll
       for (int j = 0; j < T::FN; ++j) {
+        if constexpr (T::kSplit) {
+#pragma unroll
+          for (int e = 0; e < acc[i][j].num_elements; ++e) acc[i][j].x[e] += acc_lo[i][j].x[e] * kLoUnscale;
+        }
         wmma::store_matrix_sync(stage, acc[i][j], 16, wmma::mem_col_major);
         __syncwarp();
 #pragma unroll
