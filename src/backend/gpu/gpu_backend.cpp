@@ -589,11 +589,12 @@ void GpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
   a.head_dim_k = p.head_dim_k;
   a.head_dim_v = p.head_dim_v;
   a.scale = p.scale;
+  a.n_seqs = static_cast<int64_t>(b.host().block_tables.size());
   check(gpu::attention(a, stream_));
 }
 
 void GpuBackend::moe_route(Tensor ids, Tensor weights, Tensor logits, bool normalize) {
-  before_op();
+  if (!before_op()) return;
   const int64_t n_used = ids.ne0;
   RF_CHECK(ids.type == Type::I32 && weights.ne0 == n_used && ids.ne1 == logits.ne1 && weights.ne1 == logits.ne1 &&
            n_used <= logits.ne0);
