@@ -15,6 +15,8 @@ const char* finish_reason_name(FinishReason r) {
       return "length";
     case FinishReason::kCancelled:
       return "cancelled";
+    case FinishReason::kShutdown:
+      return "shutdown";
     case FinishReason::kError:
       return "error";
     case FinishReason::kNone:
@@ -208,15 +210,23 @@ void Engine::loop() {
     const Status s = model_.forward(std::move(batch), *cache_, &logits);
     lock.lock();
     if (!s.ok()) {
-      for (Seq* q : batch_seqs) finish_seq(*q, FinishReason::kError, s.message());
+      // The batch's sequences fail (their K/V rows of this pass are undefined) and free their blocks; the others,
+      // and new requests, go on with the next step.
+      for (Seq* q : batch_seqs) finish_seq(*q, FinishReason::kError, "the model's forward pass failed: " + s.message());
     } else {
       after_forward(batch_seqs, chunk, logits);
     }
     std::erase_if(st_->running, [](const std::unique_ptr<Seq>& q) { return q->done; });
     if (st_->running.empty() && st_->waiting.empty()) shared_->idle_cv.notify_all();
   }
-  for (auto& q : st_->running) finish_seq(*q, FinishReason::kCancelled);
-  for (auto& q : st_->waiting) finish_seq(*q, FinishReason::kCancelled);
+  // Sequences a consumer cancelled meanwhile still finish as cancelled; the others were cut by the shutdown.
+  auto end_all = [&](auto& seqs) {
+    for (auto& q : seqs) {
+      finish_seq(*q, q->handle->cancelled() ? FinishReason::kCancelled : FinishReason::kShutdown);
+    }
+  };
+  end_all(st_->running);
+  end_all(st_->waiting);
   st_->running.clear();
   st_->waiting.clear();
   shared_->idle_cv.notify_all();

@@ -51,8 +51,10 @@ struct SequenceParams {
   bool ignore_eos = false;
 };
 
-enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };
-const char* finish_reason_name(FinishReason r);  // "stop", "length", "cancelled", "error"
+// kCancelled: the consumer cancelled it; kShutdown: the engine stopped (shutdown) before it finished; kError: the
+// forward pass of a batch it was in failed (SequenceUpdate::error says why).
+enum class FinishReason { kNone, kStop, kLength, kCancelled, kShutdown, kError };
+const char* finish_reason_name(FinishReason r);  // "stop", "length", "cancelled", "shutdown", "error"
 
 struct TokenEvent {
   int32_t token = 0;
@@ -133,8 +135,8 @@ class Engine {
   // computed the prompt, then reuse its KV blocks through the prefix cache.
   SubmitResult submit(std::vector<SequenceParams> group);
 
-  // Stops admitting, lets running and queued sequences finish for up to `grace`, cancels the rest, and stops the
-  // scheduler thread. Idempotent; the destructor calls it with zero grace.
+  // Stops admitting, lets running and queued sequences finish for up to `grace`, ends the rest with kShutdown, and
+  // stops the scheduler thread. Idempotent; the destructor calls it with zero grace.
   void shutdown(std::chrono::milliseconds grace);
 
   EngineStats stats() const;

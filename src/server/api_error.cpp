@@ -36,6 +36,10 @@ ApiError server_overloaded(std::string message) {
   return ApiError{503, std::move(message), "server_error", std::nullopt, "server_overloaded"};
 }
 
+ApiError server_shutting_down(std::string message) {
+  return ApiError{503, std::move(message), "server_error", std::nullopt, "server_shutting_down"};
+}
+
 ApiError internal_error(std::string message) {
   return ApiError{500, std::move(message), "server_error", std::nullopt, "internal_error"};
 }

@@ -25,6 +25,7 @@ ApiError unauthorized(std::string message);                                     
 ApiError not_found(std::string message, std::optional<std::string> code = std::nullopt);  // 404
 ApiError payload_too_large(size_t limit_bytes);                                           // 413
 ApiError server_overloaded(std::string message);                                          // 503
+ApiError server_shutting_down(std::string message);                                       // 503
 ApiError internal_error(std::string message);  // 500 (engine failures only, never for input)
 
 // JSON text that never throws on invalid UTF-8 in strings (invalid bytes become U+FFFD).

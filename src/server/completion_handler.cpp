@@ -10,6 +10,7 @@
 
 #include "server/api_error.h"
 #include "server/choice_assembler.h"
+#include "server/client_socket.h"
 #include "server/response.h"
 
 namespace rf::server {
@@ -41,17 +42,15 @@ std::variant<std::vector<int32_t>, ApiError> build_prompt(const CompletionReques
   return tokens;
 }
 
-const char* finish_name(runtime::FinishReason f) {
-  // A sequence cancelled by the server (shutdown) ends like one cut by a limit.
-  return f == runtime::FinishReason::kStop ? "stop" : "length";
-}
-
 // The n sequences of one request, turned into choices.
 struct Generation {
   Generation(Endpoint e, CompletionRequest r, ResponseMeta m, Metrics& mx, Clock::time_point t0)
-      : endpoint(e), req(std::move(r)), meta(std::move(m)), metrics(mx), start(t0) {}
+      : endpoint(e), req(std::move(r)), meta(std::move(m)), metrics(mx), start(t0) {
+    metrics.generation_started();
+  }
   ~Generation() {
     cancel_all();
+    metrics.generation_ended();
     metrics.add_prompt_tokens(usage.prompt_tokens, usage.cached_tokens);
     int64_t generated = 0;
     for (const auto& c : choices) generated += c.n_tokens();
@@ -131,7 +130,11 @@ struct Generation {
         acc.text += d.text;
         acc.logprobs.insert(acc.logprobs.end(), d.logprobs.begin(), d.logprobs.end());
         acc.text_offsets.insert(acc.text_offsets.end(), d.text_offsets.begin(), d.text_offsets.end());
-        finish[i] = d.stopped ? "stop" : finish_name(u.finish);
+        // Cut off by the engine's shutdown (kShutdown; kCancelled too, as this handler cancels only choices it has
+        // finished): "stop" (OpenAI has no finish reason for it), and the response reports the interruption.
+        const bool cut = u.finish == runtime::FinishReason::kShutdown || u.finish == runtime::FinishReason::kCancelled;
+        interrupted = interrupted || (cut && !d.stopped);
+        finish[i] = d.stopped || u.finish != runtime::FinishReason::kLength ? "stop" : "length";
         fin = &finish[i];
       }
       fn(static_cast<int32_t>(i), acc, fin);
@@ -150,14 +153,29 @@ struct Generation {
   Usage usage;
   bool first_token_seen = false;
   bool started = false;
-  std::string error;
+  std::string error;         // a choice failed (engine error): the response is an error
+  bool interrupted = false;  // a choice was cut off by the server's shutdown
 };
 
-void respond_whole(Generation& g, httplib::Response& res) {
+ApiError shutdown_error(const Generation& g) {
+  return server_shutting_down("the server is shutting down: the completion was stopped after " +
+                              std::to_string(g.completion_tokens()) + " generated tokens; retry on a running server");
+}
+
+// A non-streaming answer: nothing is written until every choice has finished, so a client that goes away meanwhile
+// is noticed by watching its connection; its sequences are cancelled at once (their KV blocks freed).
+void respond_whole(Generation& g, const httplib::Request& req, httplib::Response& res) {
   const size_t n = g.handles.size();
   std::vector<std::vector<TokenLogprob>> lps(n);
   std::vector<std::vector<size_t>> offsets(n);
-  while (!g.all_finished()) {
+  ClientConnection client(req);
+  while (!g.all_finished() && g.error.empty()) {
+    if (client.gone()) {
+      g.cancel_all();
+      set_error(res, ApiError{499, "the client closed the connection before the completion was ready",
+                              "invalid_request_error", std::nullopt, "client_closed_request"});
+      return;
+    }
     g.poll(50ms, [&](int32_t i, ChoiceAssembler::Delta& d, const std::string*) {
       auto& l = lps[static_cast<size_t>(i)];
       l.insert(l.end(), d.logprobs.begin(), d.logprobs.end());
@@ -166,7 +184,12 @@ void respond_whole(Generation& g, httplib::Response& res) {
     });
   }
   if (!g.error.empty()) {
+    g.cancel_all();  // the other choices would be thrown away
     set_error(res, internal_error(g.error));
+    return;
+  }
+  if (g.interrupted) {  // a cut-off text with a normal finish reason would pass for a complete answer
+    set_error(res, shutdown_error(g));
     return;
   }
   g.usage.completion_tokens = g.completion_tokens();
@@ -220,6 +243,9 @@ bool stream_step(Generation& g, httplib::DataSink& sink) {
       g.usage.completion_tokens = g.completion_tokens();
       if (!write(sse_event(usage_chunk(g.meta, g.endpoint, g.usage)))) return false;
     }
+    // Every choice got its finish chunk ("stop" for the cut-off ones); the error event then tells clients (the
+    // official SDKs raise it) that the text is incomplete.
+    if (g.interrupted && !write(sse_event(shutdown_error(g).to_json()))) return false;
     if (!write(sse_done())) return false;
     sink.done();
   }
@@ -282,6 +308,7 @@ void handle_generation(Endpoint endpoint, std::shared_ptr<const ServedModel> mod
     p.prompt = tokens;
     p.max_tokens = static_cast<int32_t>(std::min<int64_t>(max_tokens, std::numeric_limits<int32_t>::max()));
     p.top_logprobs = r.logprobs ? r.top_logprobs : -1;
+    p.ignore_eos = r.ignore_eos;
     auto& s = p.sampler;
     s.temperature = static_cast<float>(r.sampling.temperature);
     s.top_k = r.sampling.top_k;
@@ -298,6 +325,8 @@ void handle_generation(Endpoint endpoint, std::shared_ptr<const ServedModel> mod
   if (!sub.ok()) {
     if (sub.error == runtime::SubmitError::kInvalid) {
       set_error(res, invalid_request(sub.message, endpoint == Endpoint::kChat ? "messages" : "prompt"));
+    } else if (sub.error == runtime::SubmitError::kShuttingDown) {
+      set_error(res, server_shutting_down(sub.message));
     } else {
       set_error(res, server_overloaded(sub.message));
     }
@@ -313,7 +342,7 @@ void handle_generation(Endpoint endpoint, std::shared_ptr<const ServedModel> mod
     g->last_token.emplace_back();
   }
   if (!r.stream) {
-    respond_whole(*g, res);
+    respond_whole(*g, req, res);
     return;
   }
   res.set_header("Cache-Control", "no-cache");

@@ -90,6 +90,8 @@ void HttpServer::start_background() {
   while (!svr_->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
+bool HttpServer::drain(std::chrono::milliseconds timeout) { return metrics_.wait_generations_done(timeout); }
+
 void HttpServer::stop() {
   svr_->stop();
   if (thread_.joinable()) thread_.join();

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -57,7 +58,11 @@ class HttpServer {
   // Serves until stop(); returns after in-flight requests have finished.
   void run();
   void start_background();  // run() on an owned thread
-  // Stops accepting connections; with a background thread, joins it (in-flight requests finish first).
+  // Waits up to `timeout` until no completion response is being generated or written (after the engine's shutdown,
+  // so that every stream gets its ending before stop() closes the listener). True when none is left.
+  bool drain(std::chrono::milliseconds timeout);
+  // Stops accepting connections; with a background thread, joins it. Streams still being written are cut at their
+  // next chunk (httplib stops chunked responses when the server stops): drain() first.
   void stop();
 
   void set_model(std::shared_ptr<const ServedModel> model);

@@ -87,6 +87,26 @@ void Metrics::observe_request_duration(double s) {
   duration_.observe(s);
 }
 
+void Metrics::generation_started() {
+  std::lock_guard lock(mu_);
+  ++in_flight_;
+}
+
+void Metrics::generation_ended() {
+  std::lock_guard lock(mu_);
+  if (--in_flight_ == 0) idle_cv_.notify_all();
+}
+
+int64_t Metrics::generations_in_flight() const {
+  std::lock_guard lock(mu_);
+  return in_flight_;
+}
+
+bool Metrics::wait_generations_done(std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mu_);
+  return idle_cv_.wait_for(lock, timeout, [&] { return in_flight_ == 0; });
+}
+
 std::string Metrics::escape_label(const std::string& v) {
   std::string out;
   for (char c : v) {
@@ -119,6 +139,8 @@ std::string Metrics::render(const EngineGauges& g) const {
     out += "rocmforge_requests_total{endpoint=\"" + escape_label(key.first) + "\",status=\"" +
            std::to_string(key.second) + "\"} " + std::to_string(n) + "\n";
   }
+  header(out, "rocmforge_generation_requests_in_flight", "gauge", "Completion requests being generated or sent.");
+  sample(out, "rocmforge_generation_requests_in_flight", static_cast<double>(in_flight_));
   header(out, "rocmforge_queue_length", "gauge", "Sequences waiting to be admitted.");
   sample(out, "rocmforge_queue_length", static_cast<double>(g.queue_length));
   header(out, "rocmforge_running_sequences", "gauge", "Sequences admitted (prefilling or decoding).");

@@ -2,6 +2,8 @@
 // Thread-safe; the engine-side gauges (queue, running sequences, KV blocks) are passed in at render time.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -44,6 +46,12 @@ class Metrics {
   void observe_time_to_first_token(double seconds);
   void observe_inter_token_latency(double seconds);
   void observe_request_duration(double seconds);
+  // Generation responses being produced or written (from submission until the last byte is handed over).
+  void generation_started();
+  void generation_ended();
+  int64_t generations_in_flight() const;
+  // Waits up to `timeout` until no generation is in flight; true when none is.
+  bool wait_generations_done(std::chrono::milliseconds timeout) const;
 
   std::string render(const EngineGauges& gauges) const;
 
@@ -54,6 +62,8 @@ class Metrics {
 
  private:
   mutable std::mutex mu_;
+  mutable std::condition_variable idle_cv_;
+  int64_t in_flight_ = 0;
   std::map<std::pair<std::string, int>, uint64_t> requests_;
   int64_t prompt_tokens_ = 0, cached_prompt_tokens_ = 0, generated_tokens_ = 0;
   Histogram ttft_, itl_, duration_;

@@ -349,6 +349,7 @@ std::variant<CompletionRequest, ApiError> parse_request_json(Endpoint endpoint, 
     }
   }
   r.boolean("stream", &req.stream);
+  r.boolean("ignore_eos", &req.ignore_eos);
   if (const Json* so = r.field("stream_options")) {
     if (!so->is_object()) {
       r.wrong_type("stream_options", "an object", *so);

@@ -43,6 +43,7 @@ struct CompletionRequest {
   int32_t top_logprobs = 0;  // alternatives per position, [0, 20]
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
+  bool ignore_eos = false;     // extension (as in vLLM and llama.cpp's server): end-of-generation tokens do not stop
   std::string user;
 };
 

@@ -126,9 +126,14 @@ int run_serve(const ServeOptions& o) {
   std::fprintf(stderr, "rocmforge serve: %s: finishing running requests (up to %.0f s), then exiting\n",
                sig == SIGINT ? "SIGINT" : "SIGTERM", o.shutdown_grace_s);
   std::fflush(stderr);
-  // Stop admitting (new requests get 503), let running sequences finish within the grace period, cancel the rest;
-  // their streams end properly. Then stop the listener (it waits for in-flight handlers).
+  // Stop admitting (new requests get 503), let running sequences finish within the grace period, end the rest (their
+  // clients get a well-formed ending: a finish chunk and an error event in streams, a 503 error otherwise), wait
+  // until those endings are written (bounded by the write timeout of a client that does not read), then stop the
+  // listener.
   loaded->engine->shutdown(std::chrono::milliseconds(static_cast<int64_t>(o.shutdown_grace_s * 1000)));
+  if (!server.drain(std::chrono::seconds(http.write_timeout_s + 2))) {
+    std::fprintf(stderr, "rocmforge serve: some responses were still being written; closing them\n");
+  }
   server.stop();
   std::fprintf(stderr, "rocmforge serve: stopped\n");
   return 0;

@@ -9,6 +9,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "kv/kv_cache.h"
 #include "model/model.h"
+#include "model/probe_backend.h"
 #include "support/tiny_synth_model.h"
 
 namespace rf::runtime {
@@ -89,6 +90,7 @@ class EngineTest : public ::testing::Test {
     std::vector<int32_t> tokens;
     std::vector<TokenEvent> events;
     FinishReason finish = FinishReason::kNone;
+    std::string error;
     int32_t cached = 0;
   };
 
@@ -100,6 +102,7 @@ class EngineTest : public ::testing::Test {
     o.events = u.tokens;
     for (const auto& ev : u.tokens) o.tokens.push_back(ev.token);
     o.finish = u.finish;
+    o.error = u.error;
     o.cached = u.cached_prompt_tokens;
     return o;
   }
@@ -339,7 +342,7 @@ TEST_F(EngineTest, SubmitRejectsBadInputAndOverload) {
   EXPECT_EQ(e->submit({greedy({1, 2}, 4)}).error, SubmitError::kShuttingDown);
 }
 
-TEST_F(EngineTest, ShutdownWithGraceLetsRunningFinishThenCancelsTheRest) {
+TEST_F(EngineTest, ShutdownWithGraceLetsRunningFinishThenEndsTheRestWithShutdown) {
   EngineOptions o;
   o.ctx_size = 8192;  // the long sequence cannot end by itself within the grace period
   o.kv_slots = 8192;
@@ -350,7 +353,54 @@ TEST_F(EngineTest, ShutdownWithGraceLetsRunningFinishThenCancelsTheRest) {
   ASSERT_TRUE(short_one.ok() && long_one.ok());
   e->shutdown(100ms);
   EXPECT_EQ(collect(short_one.handles[0]).finish, FinishReason::kLength);
-  EXPECT_EQ(collect(long_one.handles[0]).finish, FinishReason::kCancelled);
+  const auto cut = collect(long_one.handles[0]);
+  EXPECT_EQ(cut.finish, FinishReason::kShutdown);  // not kCancelled: nobody cancelled it
+  EXPECT_EQ(e->stats().kv_blocks_used, 0);
+}
+
+// A forward pass that fails (a backend error, as a GPU reports a failed kernel; injected by tests/model's
+// ProbeBackend): the sequences of its batch end with kError and a message, their blocks are freed, and a queued
+// sequence and later ones run as if nothing happened.
+TEST_F(EngineTest, FailingForwardPassEndsItsBatchAndTheEngineGoesOn) {
+  const auto prompt_a = prompt_of(20, 1), prompt_b = prompt_of(12, 2), prompt_c = prompt_of(15, 3);
+  const auto ref_b = reference_greedy(prompt_b, 6), ref_c = reference_greedy(prompt_c, 5);
+  const auto ref_a = reference_greedy(prompt_a, 3);
+  test::ProbeBackend probe(*be_, "probe");
+  auto m = model::Model::load(test::tiny_synth_model("engine_test_synth", 320, 256), probe);
+  ASSERT_TRUE(m.ok()) << m.error_message();
+  EngineOptions o;
+  o.ctx_size = 128;
+  o.max_running = 1;
+  auto created = Engine::create(**m, o);
+  ASSERT_TRUE(created.ok()) << created.error_message();
+  Engine& e = **created;
+  // Ops of one pass: a one-token generation is one pass (measured after a first pass that may set things up).
+  // stats() orders the probe's counters after the scheduler thread's passes; it is idle between the runs.
+  run_one(e, greedy(prompt_of(9, 4), 1));
+  e.stats();
+  const int64_t before = probe.ops_seen();
+  run_one(e, greedy(prompt_of(9, 4), 1));
+  e.stats();
+  const int64_t per_pass = probe.ops_seen() - before;
+  ASSERT_GT(per_pass, 0);
+  // Armed while idle: the fault lands in the middle of the fourth pass, after a has generated 3 tokens.
+  probe.fail_op_in(3 * per_pass + per_pass / 2);
+  auto a = e.submit({greedy(prompt_a, 50)});
+  auto b = e.submit({greedy(prompt_b, 6)});  // queued behind a (max_running 1): not in the failing batch
+  ASSERT_TRUE(a.ok() && b.ok());
+  const auto out_a = collect(a.handles[0]);
+  EXPECT_EQ(out_a.finish, FinishReason::kError);
+  EXPECT_EQ(out_a.tokens, ref_a);
+  EXPECT_NE(out_a.error.find("forward pass failed"), std::string::npos) << out_a.error;
+  EXPECT_NE(out_a.error.find("injected fault"), std::string::npos) << out_a.error;
+  const auto out_b = collect(b.handles[0]);
+  EXPECT_EQ(out_b.finish, FinishReason::kLength);
+  EXPECT_EQ(out_b.tokens, ref_b);
+  const auto out_c = run_one(e, greedy(prompt_c, 5));
+  EXPECT_EQ(out_c.finish, FinishReason::kLength);
+  EXPECT_EQ(out_c.tokens, ref_c);
+  wait_idle(e);
+  EXPECT_EQ(e.stats().kv_blocks_used, 0);
 }
 
 }  // namespace

@@ -27,7 +27,7 @@ TEST(Request, ChatParsesEveryListedField) {
     "max_completion_tokens": 7, "temperature": 0.5, "top_p": 0.9, "top_k": 40, "min_p": 0.05,
     "presence_penalty": 0.1, "frequency_penalty": -0.2, "repetition_penalty": 1.1, "seed": 1234,
     "stop": ["a", "bc"], "n": 3, "logprobs": true, "top_logprobs": 2, "stream": true,
-    "stream_options": {"include_usage": true}, "user": "u1", "some_future_field": {"x": 1}})");
+    "stream_options": {"include_usage": true}, "user": "u1", "ignore_eos": true, "some_future_field": {"x": 1}})");
   EXPECT_EQ(r.model, "m");
   ASSERT_EQ(r.messages.size(), 2u);
   EXPECT_EQ(r.messages[1]["content"], "Hi");
@@ -47,6 +47,7 @@ TEST(Request, ChatParsesEveryListedField) {
   EXPECT_TRUE(r.stream);
   EXPECT_TRUE(r.include_usage);
   EXPECT_EQ(r.user, "u1");
+  EXPECT_TRUE(r.ignore_eos);
 }
 
 TEST(Request, DefaultsWhenFieldsAbsentOrNull) {
@@ -56,6 +57,7 @@ TEST(Request, DefaultsWhenFieldsAbsentOrNull) {
   EXPECT_DOUBLE_EQ(r.sampling.temperature, 1.0);
   EXPECT_EQ(r.n, 1);
   EXPECT_FALSE(r.stream);
+  EXPECT_FALSE(r.ignore_eos);
   EXPECT_FALSE(r.sampling.seed.has_value());
   EXPECT_TRUE(r.stop.empty());
 }
@@ -105,6 +107,7 @@ TEST(Request, RejectsWrongTypesAndRangesWith400AndParam) {
       {Endpoint::kChat, R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})",
        "messages[0].content[0]"},
       {Endpoint::kChat, R"({"messages": [{"role": "user", "content": "x"}], "temperature": "hot"})", "temperature"},
+      {Endpoint::kChat, R"({"messages": [{"role": "user", "content": "x"}], "ignore_eos": 1})", "ignore_eos"},
       {Endpoint::kChat, R"({"messages": [{"role": "user", "content": "x"}], "temperature": 2.5})", "temperature"},
       {Endpoint::kChat, R"({"messages": [{"role": "user", "content": "x"}], "top_p": 0})", "top_p"},
       {Endpoint::kChat, R"({"messages": [{"role": "user", "content": "x"}], "top_k": 1.5})", "top_k"},

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <thread>
 
 #include "server/response.h"
 #include "support/tiny_synth_model.h"
@@ -15,9 +16,10 @@ namespace rf::server::test {
 
 std::string synth_model_path() { return rf::test::tiny_synth_model("server_test_synth", 400, 512); }
 
-TestServer::TestServer(runtime::EngineOptions eo, ServerOptions so, bool ready) {
+TestServer::TestServer(runtime::EngineOptions eo, ServerOptions so, bool ready, bool fault_injection) {
   be = std::make_unique<backend::cpu::CpuBackend>(2);
-  auto m = model::Model::load(synth_model_path(), *be);
+  if (fault_injection) probe = std::make_unique<rf::test::ProbeBackend>(*be, "probe");
+  auto m = model::Model::load(synth_model_path(), probe ? static_cast<backend::Backend&>(*probe) : *be);
   EXPECT_TRUE(m.ok()) << m.error_message();
   model = std::move(*m);
   if (eo.ctx_size == 0) eo.ctx_size = 256;
@@ -64,8 +66,6 @@ httplib::Client TestServer::client() const {
   return c;
 }
 
-namespace {
-
 int connect_and_send(int port, const std::string& bytes) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -85,14 +85,13 @@ int connect_and_send(int port, const std::string& bytes) {
   return fd;
 }
 
-}  // namespace
-
 std::string http_post_request(const std::string& path, const std::string& body) {
   return "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n" +
          "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
-int open_stream(int port, const std::string& path, const std::string& body, bool wait_first_event) {
+int open_stream(int port, const std::string& path, const std::string& body, bool wait_first_event,
+                std::string* received) {
   const int fd = connect_and_send(port, http_post_request(path, body));
   if (fd < 0 || !wait_first_event) return fd;
   std::string got;
@@ -105,12 +104,16 @@ int open_stream(int port, const std::string& path, const std::string& body, bool
     if (n <= 0) break;
     got.append(buf, static_cast<size_t>(n));
   }
+  if (received) *received = std::move(got);
   return fd;
 }
 
 std::string raw_exchange(int port, const std::string& bytes, int timeout_ms) {
   const int fd = connect_and_send(port, bytes);
-  if (fd < 0) return {};
+  return fd < 0 ? std::string() : read_until_closed(fd, timeout_ms);
+}
+
+std::string read_until_closed(int fd, int timeout_ms) {
   std::string out;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   char buf[4096];
@@ -123,6 +126,33 @@ std::string raw_exchange(int port, const std::string& bytes, int timeout_ms) {
   }
   close(fd);
   return out;
+}
+
+int http_status(const std::string& response) {
+  if (response.rfind("HTTP/1.1 ", 0) != 0 || response.size() < 12) return -1;
+  return std::atoi(response.substr(9, 3).c_str());
+}
+
+std::string http_body(const std::string& response) {
+  const size_t head_end = response.find("\r\n\r\n");
+  if (head_end == std::string::npos) return {};
+  std::string head = response.substr(0, head_end);
+  for (auto& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string raw = response.substr(head_end + 4);
+  if (head.find("transfer-encoding: chunked") == std::string::npos) return raw;
+  std::string body;
+  size_t pos = 0;
+  while (pos < raw.size()) {
+    const size_t eol = raw.find("\r\n", pos);
+    if (eol == std::string::npos) break;
+    const size_t n = std::stoul(raw.substr(pos, eol - pos), nullptr, 16);
+    if (n == 0) return body;
+    body += raw.substr(eol + 2, n);
+    pos = eol + 2 + n + 2;
+  }
+  ADD_FAILURE() << "chunked body without its terminating chunk: ..."
+                << raw.substr(raw.size() > 200 ? raw.size() - 200 : 0);
+  return body;
 }
 
 std::vector<std::string> sse_payloads(const std::string& body) {
@@ -166,6 +196,22 @@ nlohmann::json post_json(httplib::Client& cli, const std::string& path, const nl
   *status = r->status;
   auto j = nlohmann::json::parse(r->body, nullptr, false);
   return j.is_discarded() ? nlohmann::json(r->body) : j;
+}
+
+void expect_still_serving(TestServer& ts) {
+  auto cli = ts.client();
+  int status = 0;
+  // Greedy, so that the answer is the same every run (a sampled one may draw an end-of-generation token at once).
+  const auto r =
+      post_json(cli, "/v1/completions", {{"prompt", "still alive"}, {"max_tokens", 2}, {"temperature", 0}}, &status);
+  EXPECT_EQ(status, 200) << r.dump();
+  EXPECT_EQ(r["usage"]["completion_tokens"], 2);
+  for (int i = 0; i < 1000 && (ts.engine->stats().running > 0 || ts.engine->stats().kv_blocks_used > 0); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(ts.engine->stats().running, 0);
+  EXPECT_EQ(ts.engine->stats().waiting, 0);
+  EXPECT_EQ(ts.engine->stats().kv_blocks_used, 0);
 }
 
 }  // namespace rf::server::test

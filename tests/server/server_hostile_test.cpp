@@ -16,28 +16,7 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-void expect_still_serving(TestServer& ts) {
-  auto cli = ts.client();
-  int status = 0;
-  // Greedy, so that the answer is the same every run (a sampled one may draw an end-of-generation token at once).
-  const auto r = post_json(cli, "/v1/completions", {{"prompt", "still alive"}, {"max_tokens", 2}, {"temperature", 0}},
-                           &status);
-  EXPECT_EQ(status, 200) << r.dump();
-  EXPECT_EQ(r["usage"]["completion_tokens"], 2);
-  for (int i = 0; i < 200 && (ts.engine->stats().running > 0 || ts.engine->stats().kv_blocks_used > 0); ++i) {
-    std::this_thread::sleep_for(10ms);
-  }
-  EXPECT_EQ(ts.engine->stats().running, 0);
-  EXPECT_EQ(ts.engine->stats().waiting, 0);
-  EXPECT_EQ(ts.engine->stats().kv_blocks_used, 0);
-}
-
 std::string http_post(const std::string& path, const std::string& body) { return http_post_request(path, body); }
-
-int status_of(const std::string& response) {
-  if (response.rfind("HTTP/1.1 ", 0) != 0) return -1;
-  return std::stoi(response.substr(9, 3));
-}
 
 TEST(ServerHostile, BadBodiesGet400NeverA500) {
   TestServer ts;
@@ -59,27 +38,27 @@ TEST(ServerHostile, BadBodiesGet400NeverA500) {
   };
   for (const auto& b : bodies) {
     const auto resp = raw_exchange(ts.port(), http_post("/v1/chat/completions", b));
-    const int st = status_of(resp);
+    const int st = http_status(resp);
     EXPECT_EQ(st, 400) << b.substr(0, 60) << " -> " << resp.substr(0, 200);
     EXPECT_NE(resp.find("\"error\""), std::string::npos);
   }
   // Completions with an invalid UTF-8 prompt inside an otherwise valid body: rejected by the JSON parser.
-  EXPECT_EQ(status_of(raw_exchange(ts.port(), http_post("/v1/completions", "{\"prompt\": \"\xff\xfe\"}"))), 400);
+  EXPECT_EQ(http_status(raw_exchange(ts.port(), http_post("/v1/completions", "{\"prompt\": \"\xff\xfe\"}"))), 400);
   expect_still_serving(ts);
 }
 
 TEST(ServerHostile, GarbageHttpAndHugeBodies) {
   TestServer ts;
-  EXPECT_NE(status_of(raw_exchange(ts.port(), "THIS IS NOT HTTP\r\n\r\n", 2000)), 500);
-  EXPECT_NE(status_of(raw_exchange(ts.port(), std::string(64 * 1024, 'A'), 2000)), 500);
+  EXPECT_NE(http_status(raw_exchange(ts.port(), "THIS IS NOT HTTP\r\n\r\n", 2000)), 500);
+  EXPECT_NE(http_status(raw_exchange(ts.port(), std::string(64 * 1024, 'A'), 2000)), 500);
   // 10 MB body: refused with 413 (the limit is 4 MiB), without reading it all.
   const std::string big(10 << 20, 'x');
   const auto resp = raw_exchange(ts.port(), http_post("/v1/completions", big), 5000);
-  EXPECT_EQ(status_of(resp), 413) << resp.substr(0, 200);
+  EXPECT_EQ(http_status(resp), 413) << resp.substr(0, 200);
   // A declared length far beyond the limit with no body at all.
   const auto lie =
       raw_exchange(ts.port(), "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n", 3000);
-  EXPECT_EQ(status_of(lie), 413) << lie.substr(0, 200);
+  EXPECT_EQ(http_status(lie), 413) << lie.substr(0, 200);
   expect_still_serving(ts);
 }
 

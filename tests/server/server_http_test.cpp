@@ -1,10 +1,10 @@
 // End-to-end tests of the HTTP API against the real server and engine on a loopback port.
 #include <gtest/gtest.h>
-#include <sys/socket.h>
 #include <poll.h>
-#include <atomic>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <future>
 #include <thread>
 

@@ -157,24 +157,49 @@ TEST(ServeProcess, OfficialOpenAiNodeClient) {
 
 TEST(ServeProcess, SigtermEndsRunningStreamsProperlyAndExitsZero) {
   if (!have("curl")) GTEST_SKIP() << "curl not installed";
-  ServeProcess sp({"--shutdown-grace", "0.3"});
+  ServeProcess sp({"--shutdown-grace", "0.05"});
   ASSERT_GT(sp.port(), 0) << sp.log();
-  // A stream far longer than the grace period; curl writes what it got to a file.
-  const std::string out_file = ::testing::TempDir() + "/rf_sigterm_stream_" + std::to_string(getpid()) + ".txt";
-  const std::string cmd =
-      "curl -sS -N -H 'Content-Type: application/json' -d '{\"prompt\":\"go\",\"max_tokens\":1000,"
-      "\"stream\":true}' " +
-      sp.base() + "/v1/completions > '" + out_file + "' 2>&1 &";
+  // A stream and a non-streaming request far longer than the grace period (1000 tokens, ignore_eos); curl writes what
+  // it got to files, then its status and exit code.
+  const std::string base = ::testing::TempDir() + "/rf_sigterm_" + std::to_string(getpid());
+  const std::string stream_file = base + "_stream.txt", whole_file = base + "_whole.txt";
+  auto curl = [&](const std::string& body, const std::string& out) {
+    return "(curl -sS -N -H 'Content-Type: application/json' -w '\\nHTTP %{http_code}\\n' -d '" + body + "' " +
+           sp.base() + "/v1/completions > '" + out + ".part' 2>&1; echo \"exit $?\" >> '" + out + ".part'; mv '" + out +
+           ".part' '" + out + "') &";
+  };
+  const std::string cmd = curl(R"({"prompt":"go","max_tokens":1000,"ignore_eos":true,"stream":true})", stream_file) +
+                          " " + curl(R"({"prompt":"go on","max_tokens":1000,"ignore_eos":true})", whole_file);
   ASSERT_EQ(std::system(cmd.c_str()), 0);
-  for (int i = 0; i < 200 && read_all(out_file).find("data: ") == std::string::npos; ++i)
-    std::this_thread::sleep_for(20ms);
+  // Signal once both generate (a request arriving after the shutdown would find the listener closed).
+  httplib::Client probe("127.0.0.1", sp.port());
+  bool both = false;
+  for (int i = 0; i < 1000 && !both; ++i) {
+    auto m = probe.Get("/metrics");
+    both = m && m->body.find("\nrocmforge_running_sequences 2\n") != std::string::npos;
+    if (!both) std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(both) << sp.log() << read_all(stream_file).substr(0, 2000) << read_all(whole_file);
   EXPECT_EQ(sp.signal_and_wait(SIGTERM, 15s), 0) << sp.log();
-  std::this_thread::sleep_for(200ms);
-  const std::string body = read_all(out_file);
-  std::remove(out_file.c_str());
+  // curl has written everything once the files are renamed (poll: the exit is already known).
+  for (int i = 0; i < 500 && (read_all(stream_file).empty() || read_all(whole_file).empty()); ++i)
+    std::this_thread::sleep_for(20ms);
+  const std::string streamed = read_all(stream_file), whole = read_all(whole_file);
+  std::remove(stream_file.c_str());
+  std::remove(whole_file.c_str());
+  // Both transfers completed (curl exit 0: the chunked stream was properly terminated).
+  EXPECT_NE(streamed.find("\nHTTP 200\nexit 0"), std::string::npos) << streamed.substr(0, 300);
+  const std::string body = streamed.substr(0, streamed.find("\nHTTP "));
   ASSERT_GE(body.size(), 14u) << body;
   EXPECT_EQ(body.substr(body.size() - 14), "data: [DONE]\n\n")
       << body.substr(body.size() > 300 ? body.size() - 300 : 0);
+  // Cut off: a finish chunk ("stop"), then the error event, then [DONE].
+  const size_t fin = body.rfind("\"finish_reason\":\"stop\""), err = body.rfind("server_shutting_down");
+  EXPECT_NE(fin, std::string::npos) << body.substr(body.size() > 600 ? body.size() - 600 : 0);
+  EXPECT_NE(err, std::string::npos) << body.substr(body.size() > 600 ? body.size() - 600 : 0);
+  EXPECT_LT(fin, err);
+  EXPECT_NE(whole.find("\nHTTP 503\nexit 0"), std::string::npos) << whole;
+  EXPECT_NE(whole.find("server_shutting_down"), std::string::npos) << whole;
   EXPECT_NE(sp.log().find("SIGTERM"), std::string::npos);
 }
 
