@@ -58,27 +58,114 @@ void Sampler::min_p(std::vector<Candidate>& c, float p) {
   c.resize(keep);
 }
 
+namespace {
+
+using Candidate = Sampler::Candidate;
+
+// The chain's candidate order: higher logit first, then lower id.
+bool better(const Candidate& a, const Candidate& b) { return a.logit > b.logit || (a.logit == b.logit && a.id < b.id); }
+
+// Reorders c[b, e) so that [b, m) holds (in no particular order) the fewest best candidates whose p sum reaches
+// target (sum > target when strict, >= otherwise), and returns m; e when even the whole range does not reach it.
+// Quickselect over the candidate order with running mass: expected linear time, no sort.
+size_t best_prefix(std::vector<Candidate>& c, size_t b, size_t e, double target, bool strict) {
+  const auto reaches = [strict](double sum, double t) { return strict ? sum > t : sum >= t; };
+  while (b < e) {
+    // Median of three as the pivot, moved to the end.
+    const size_t m = b + (e - b) / 2, l = e - 1;
+    size_t piv = m;
+    if (better(c[b], c[m]) != better(c[b], c[l])) {
+      piv = b;
+    } else if (better(c[l], c[m]) != better(c[l], c[b])) {
+      piv = l;
+    }
+    std::swap(c[piv], c[l]);
+    size_t i = b;
+    double sum = 0.0;
+    for (size_t j = b; j < l; ++j) {
+      if (better(c[j], c[l])) {
+        std::swap(c[i], c[j]);
+        sum += c[i].p;
+        ++i;
+      }
+    }
+    std::swap(c[i], c[l]);  // the pivot at i: [b, i) better, (i, e) worse
+    if (reaches(sum, target)) {
+      e = i;
+      continue;
+    }
+    const double with = sum + c[i].p;
+    if (reaches(with, target)) return i + 1;
+    target -= with;
+    b = i + 1;
+  }
+  return b;
+}
+
+// Moves the best candidate of c[0, n) to the front.
+void best_to_front(std::vector<Candidate>& c, size_t n) {
+  size_t best = 0;
+  for (size_t i = 1; i < n; ++i) {
+    if (better(c[i], c[best])) best = i;
+  }
+  std::swap(c[0], c[best]);
+}
+
+}  // namespace
+
+// The same chain as top_k -> softmax -> top_p -> min_p -> draw over the sorted candidates, without sorting: the
+// kept sets are found by selection (nth_element, best_prefix), and the draw by a mass-guided selection of the
+// first sorted candidate whose running mass passes r. Linear time instead of a full sort of the vocabulary (a
+// 32k sort per token and sequence was most of a server step).
 int32_t Sampler::sample(std::span<const float> logits_in, std::span<const int32_t> history) {
-  std::vector<float> logits(logits_in.begin(), logits_in.end());
-  apply_penalties(logits, history, p_);
+  logits_.assign(logits_in.begin(), logits_in.end());
+  apply_penalties(logits_, history, p_);
   if (p_.temperature <= 0.0f) {
-    return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    return static_cast<int32_t>(std::max_element(logits_.begin(), logits_.end()) - logits_.begin());
   }
-  std::vector<Candidate> c(logits.size());
-  for (size_t i = 0; i < logits.size(); ++i) c[i] = {static_cast<int32_t>(i), logits[i], 0.0f};
-  top_k(c, p_.top_k);
-  softmax(c, p_.temperature);
-  top_p(c, p_.top_p);
-  min_p(c, p_.min_p);
+  std::vector<Candidate>& c = cand_;
+  c.resize(logits_.size());
+  for (size_t i = 0; i < logits_.size(); ++i) c[i] = {static_cast<int32_t>(i), logits_[i], 0.0f};
+  size_t n = c.size();
+  if (n == 0) return 0;
+  if (p_.top_k > 0 && static_cast<size_t>(p_.top_k) < n) {
+    n = static_cast<size_t>(p_.top_k);
+    std::nth_element(c.begin(), c.begin() + static_cast<std::ptrdiff_t>(n - 1), c.end(), better);
+  }
+  float mx = c[0].logit;
+  for (size_t i = 1; i < n; ++i) mx = std::max(mx, c[i].logit);
+  double sum = 0.0;
+  for (size_t i = 0; i < n; ++i) sum += (c[i].p = std::exp((c[i].logit - mx) / p_.temperature));
+  for (size_t i = 0; i < n; ++i) c[i].p = static_cast<float>(c[i].p / sum);
+  if (p_.top_p < 1.0f) {
+    n = best_prefix(c, 0, n, p_.top_p, /*strict=*/false);
+    if (n == 0) {
+      best_to_front(c, c.size());
+      n = 1;
+    }
+  }
+  if (p_.min_p > 0.0f) {
+    float p_max = 0.0f;
+    for (size_t i = 0; i < n; ++i) p_max = std::max(p_max, c[i].p);
+    const float threshold = p_.min_p * p_max;
+    best_to_front(c, n);
+    size_t kept = 1;  // the best stays whatever min_p is
+    for (size_t i = 1; i < n; ++i) {
+      if (c[i].p >= threshold) std::swap(c[kept++], c[i]);
+    }
+    n = kept;
+  }
   double total = 0.0;
-  for (const auto& x : c) total += x.p;
+  for (size_t i = 0; i < n; ++i) total += c[i].p;
   const double r = std::uniform_real_distribution<double>(0.0, total)(rng_);
-  double cum = 0.0;
-  for (const auto& x : c) {
-    cum += x.p;
-    if (r < cum) return x.id;
+  const size_t m = best_prefix(c, 0, n, r, /*strict=*/true);
+  // The draw is the last candidate (in the chain's order) of that prefix: its worst.
+  const size_t end = std::max<size_t>(m, 1);
+  size_t pick = 0;
+  for (size_t i = 1; i < end; ++i) {
+    if (better(c[pick], c[i])) pick = i;
   }
-  return c.back().id;
+  return c[pick].id;
 }
 
 }  // namespace rf::sampling

@@ -28,7 +28,8 @@ class Sampler {
   int32_t sample(std::span<const float> logits, std::span<const int32_t> history);
   const SamplerParams& params() const { return p_; }
 
-  // The chain's steps, exposed for tests. Candidates are (token, logit) pairs.
+  // The chain's steps over sorted candidates: the reference that sample() (which never sorts) is tested
+  // against. Candidates are (token, logit) pairs.
   struct Candidate {
     int32_t id;
     float logit;
@@ -43,6 +44,8 @@ class Sampler {
  private:
   SamplerParams p_;
   std::mt19937_64 rng_;
+  std::vector<float> logits_;     // per-call scratch, kept to avoid a vocabulary-sized allocation per token
+  std::vector<Candidate> cand_;
 };
 
 }  // namespace rf::sampling

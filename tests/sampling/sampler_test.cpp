@@ -2,10 +2,72 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <random>
 #include <set>
 
 namespace rf::sampling {
 namespace {
+
+// The chain written the plain way: sort, cut, draw (the definition sample() must reproduce without sorting).
+int32_t reference_sample(const SamplerParams& p, std::span<const float> in, std::span<const int32_t> history,
+                         std::mt19937_64& rng) {
+  std::vector<float> logits(in.begin(), in.end());
+  Sampler::apply_penalties(logits, history, p);
+  if (p.temperature <= 0.0f) return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  std::vector<Sampler::Candidate> c(logits.size());
+  for (size_t i = 0; i < logits.size(); ++i) c[i] = {static_cast<int32_t>(i), logits[i], 0.0f};
+  Sampler::top_k(c, p.top_k);
+  Sampler::softmax(c, p.temperature);
+  Sampler::top_p(c, p.top_p);
+  Sampler::min_p(c, p.min_p);
+  double total = 0.0;
+  for (const auto& x : c) total += x.p;
+  const double r = std::uniform_real_distribution<double>(0.0, total)(rng);
+  double cum = 0.0;
+  for (const auto& x : c) {
+    cum += x.p;
+    if (r < cum) return x.id;
+  }
+  return c.back().id;
+}
+
+TEST(Sampler, SelectionBasedDrawEqualsTheSortedChain) {
+  std::mt19937 gen(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  int cases = 0, draws = 0;
+  for (const size_t n_vocab : {1u, 2u, 7u, 100u, 5000u}) {
+    for (const float temp : {0.3f, 1.0f, 2.5f}) {
+      for (const int top_k : {0, 1, 5, 40}) {
+        for (const float top_p : {1.0f, 0.9f, 0.5f, 0.01f}) {
+          for (const float min_p : {0.0f, 0.05f, 0.5f}) {
+            SamplerParams p;
+            p.temperature = temp;
+            p.top_k = top_k;
+            p.top_p = top_p;
+            p.min_p = min_p;
+            p.repeat_penalty = 1.1f;
+            p.seed = static_cast<uint64_t>(cases) * 7919u + 1u;
+            std::vector<float> logits(n_vocab);
+            // Every third case has many exact ties (coarse values): the order's id tie-break matters there.
+            const bool coarse = cases % 3 == 0;
+            for (auto& v : logits) v = coarse ? std::round(normal(gen) * 2.0f) * 0.5f : normal(gen) * 3.0f;
+            const std::vector<int32_t> history = {0, static_cast<int32_t>(n_vocab / 2), 0};
+            Sampler fast(p);
+            std::mt19937_64 rng(p.seed);
+            for (int d = 0; d < 12; ++d, ++draws) {
+              ASSERT_EQ(fast.sample(logits, history), reference_sample(p, logits, history, rng))
+                  << "vocab " << n_vocab << " temp " << temp << " top_k " << top_k << " top_p " << top_p
+                  << " min_p " << min_p << " draw " << d;
+            }
+            ++cases;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(draws, cases * 12);
+}
 
 TEST(Sampler, ZeroTemperatureIsGreedy) {
   SamplerParams p;
