@@ -288,24 +288,28 @@ Expected<double> GpuBackend::measure_copy_bandwidth(size_t bytes) {
     return Status::error("gpu: cannot allocate 2 x " + std::to_string(bytes) + " bytes to measure copy bandwidth");
   }
   gpuEvent_t a{}, b{};
-  GPU_CHECK(gpuEventCreateWithFlags(&a, gpuEventDefault));
-  GPU_CHECK(gpuEventCreateWithFlags(&b, gpuEventDefault));
-  GPU_CHECK(gpuMemsetAsync(src, 0x5a, bytes, stream_));
-  GPU_CHECK(gpuMemcpyAsync(dst, src, bytes, gpuMemcpyDeviceToDevice, stream_));  // warm-up
   std::vector<float> ms;
-  for (int i = 0; i < 9; ++i) {
-    GPU_CHECK(gpuEventRecord(a, stream_));
-    GPU_CHECK(gpuMemcpyAsync(dst, src, bytes, gpuMemcpyDeviceToDevice, stream_));
-    GPU_CHECK(gpuEventRecord(b, stream_));
-    GPU_CHECK(gpuEventSynchronize(b));
+  gpuError_t err = gpuEventCreateWithFlags(&a, gpuEventDefault);
+  if (err == gpuSuccess) err = gpuEventCreateWithFlags(&b, gpuEventDefault);
+  if (err == gpuSuccess) err = gpuMemsetAsync(src, 0x5a, bytes, stream_);
+  if (err == gpuSuccess) err = gpuMemcpyAsync(dst, src, bytes, gpuMemcpyDeviceToDevice, stream_);  // warm-up
+  for (int i = 0; i < 9 && err == gpuSuccess; ++i) {
     float v = 0.0f;
-    GPU_CHECK(gpuEventElapsedTime(&v, a, b));
+    err = gpuEventRecord(a, stream_);
+    if (err == gpuSuccess) err = gpuMemcpyAsync(dst, src, bytes, gpuMemcpyDeviceToDevice, stream_);
+    if (err == gpuSuccess) err = gpuEventRecord(b, stream_);
+    if (err == gpuSuccess) err = gpuEventSynchronize(b);
+    if (err == gpuSuccess) err = gpuEventElapsedTime(&v, a, b);
     ms.push_back(v);
   }
-  (void)gpuEventDestroy(a);
-  (void)gpuEventDestroy(b);
+  if (a != nullptr) (void)gpuEventDestroy(a);
+  if (b != nullptr) (void)gpuEventDestroy(b);
   (void)gpuFree(src);
   (void)gpuFree(dst);
+  if (err != gpuSuccess) {
+    (void)gpuGetLastError();
+    return error_status(err, "copy bandwidth measurement");
+  }
   std::sort(ms.begin(), ms.end());
   return 2.0 * static_cast<double>(bytes) / (static_cast<double>(ms[ms.size() / 2]) * 1e-3);
 }
