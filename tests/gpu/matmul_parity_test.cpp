@@ -131,6 +131,45 @@ TEST_P(MatmulParity, MmaTilesMatchCpuWithinF16Rounding) {
   }
 }
 
+// Decode matmuls of one input are deferred and launched together (q / k / v, gate / up): a group of two of one
+// type, one of another type, then a matmul that overwrites its own input and one that must read the new values.
+TEST(GpuMatmulGroups, DeferredDecodeGroupsMatchCpuAndRespectInPlaceWrites) {
+  RF_REQUIRE_GPU_PAIR(pair);
+  std::mt19937 rng(99);
+  const int64_t n = 512;
+  for (const Type t : {Type::Q4_0, Type::Q4_K}) {
+    const HostWeight ha = make_weight(rng, t, n, 96), hb = make_weight(rng, t, n, 64);
+    const HostWeight hc = make_weight(rng, Type::Q6_K, n, 32), hsq = make_weight(rng, t, n, n);
+    auto [ag, ac] = pair.weight(t, n, 96, 1, ha.bytes);
+    auto [bg, bc] = pair.weight(t, n, 64, 1, hb.bytes);
+    auto [cg, cc] = pair.weight(Type::Q6_K, n, 32, 1, hc.bytes);
+    auto [sg, sc] = pair.weight(t, n, n, 1, hsq.bytes);
+    const std::vector<float> x = random_floats(rng, static_cast<size_t>(n));
+    const Tensor xg = pair.gpu_f32(x, n), xc = pair.cpu_f32(x, n);
+    std::vector<Tensor> og, oc;
+    for (const int64_t rows : {96, 64, 32, 64}) {
+      og.push_back(pair.gpu_zeros(rows, 1));
+      oc.push_back(pair.cpu_zeros(rows, 1));
+    }
+    for (int side = 0; side < 2; ++side) {
+      backend::Backend& be = side == 0 ? static_cast<backend::Backend&>(pair.gpu()) : pair.cpu();
+      const std::vector<Tensor>& o = side == 0 ? og : oc;
+      const Tensor xs = side == 0 ? xg : xc;
+      be.matmul(o[0], xs, side == 0 ? ag : ac);
+      be.matmul(o[1], xs, side == 0 ? bg : bc);
+      be.matmul(o[2], xs, side == 0 ? cg : cc);
+      be.matmul(xs, xs, side == 0 ? sg : sc);  // in place: x = x * S^T
+      be.matmul(o[3], xs, side == 0 ? bg : bc);  // must see the new x
+    }
+    for (size_t i = 0; i < og.size(); ++i) {
+      const auto g = pair.download(pair.gpu(), og[i]), c = pair.download(pair.cpu(), oc[i]);
+      float scale = 0.0f;
+      for (const float v : c) scale = std::max(scale, std::fabs(v));
+      expect_close(g, c, {1e-3f * scale + 1e-5f}, label(t) + " grouped output " + std::to_string(i));
+    }
+  }
+}
+
 TEST_P(MatmulParity, MoeMatmulMatchesCpuWithSharedAndPerSlotInputs) {
   RF_REQUIRE_GPU_PAIR(pair);
   const Type t = GetParam();

@@ -230,7 +230,23 @@ Expected<size_t> GpuBackend::free_memory() const {
   return free_bytes;
 }
 
+void GpuBackend::flush_matvec_group() {
+  PendingMatvec& g = pending_mv_;
+  if (g.count == 0) return;
+  const int count = g.count;
+  g.count = 0;
+  g.closed = false;
+  if (failed()) return;
+  void* scratch = act_scratch((int8_matvec_scratch_bytes(g.n_in) + sizeof(float) - 1) / sizeof(float));
+  check(matvec_int8_multi(g.w, g.out, count, g.x, scratch, info_.warp_size, stream_, g.quantize));
+}
+
 void GpuBackend::flush_pending_add() {
+  flush_matvec_group();
+  flush_add_only();
+}
+
+void GpuBackend::flush_add_only() {
   if (!pending_add_.active) return;
   pending_add_.active = false;
   if (failed()) return;
@@ -453,7 +469,7 @@ void GpuBackend::get_rows(Tensor out, Tensor x, const backend::DeviceBatch& batc
 }
 
 void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
-  flush_pending_add();
+  flush_add_only();
   RF_CHECK_MSG(x.ne0 == w.ne0 && out.ne0 == w.ne1 && out.ne1 == x.ne1 && out.type == Type::F32,
                "gpu matmul: shapes x [" + std::to_string(x.ne0) + ", " + std::to_string(x.ne1) + "] w [" +
                    std::to_string(w.ne0) + ", " + std::to_string(w.ne1) + "] out [" + std::to_string(out.ne0) + ", " +
@@ -461,14 +477,24 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
   const RowsF32 xr = rows_of(x);
   const RowsF32 o = rows_of(out);
   if (has_int8_matvec(w.type, x.ne1)) {
-    void* scratch = act_scratch((int8_matvec_scratch_bytes(x.ne0) + sizeof(float) - 1) / sizeof(float));
+    PendingMatvec& g = pending_mv_;
+    const bool joins = g.count > 0 && !g.closed && g.count < 3 && g.x == xr.data && g.n_in == x.ne0 && g.type == w.type;
+    if (!joins) flush_matvec_group();
     const int kind = int8_matvec_act_kind(w.type);
-    // q/k/v and gate/up read the same row: quantize it once while nothing has written it since.
-    const bool reuse = quant_src_ == x.data && quant_n_in_ == x.ne0 && quant_kind_ == kind;
-    check(matvec_int8(view_of(w), xr.data, scratch, o.data, info_.warp_size, stream_, !reuse));
+    if (g.count == 0) {
+      // q/k/v and gate/up read the same row: quantize it once while nothing has written it since.
+      g.quantize = !(quant_src_ == x.data && quant_n_in_ == x.ne0 && quant_kind_ == kind);
+      g.x = xr.data;
+      g.n_in = x.ne0;
+      g.type = w.type;
+    }
+    g.w[g.count] = view_of(w);
+    g.out[g.count] = o.data;
+    ++g.count;
     const auto* ob = static_cast<const uint8_t*>(out.data);
     const auto* xb = static_cast<const uint8_t*>(x.data);
     const bool overlap = ob < xb + x.ne0 * sizeof(float) && xb < ob + out.ne0 * sizeof(float);
+    g.closed = g.closed || overlap;
     quant_src_ = overlap ? nullptr : x.data;
     quant_n_in_ = x.ne0;
     quant_kind_ = kind;

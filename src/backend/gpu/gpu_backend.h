@@ -16,6 +16,7 @@
 #include "backend/backend.h"
 #include "backend/gpu/compat.h"
 #include "backend/gpu/device_info.h"
+#include "backend/gpu/matmul.h"
 #include "core/status.h"
 
 namespace rf::gpu {
@@ -116,8 +117,12 @@ class GpuBackend final : public backend::Backend {
   // Records a failed launch or runtime call (the first one is kept until take_error()).
   void check(const Status& s);
   bool failed() const { return !error_.ok(); }
-  // Runs the deferred add, if any. add() waits for the next op: an rms_norm of its result fuses with it.
+  // Runs the deferred matrix-vector group, then the deferred add, if any. add() waits for the next op: an
+  // rms_norm of its result fuses with it.
   void flush_pending_add();
+  void flush_add_only();
+  // Decode matmuls of one input (q / k / v, gate / up) wait for the next op and then run as one launch.
+  void flush_matvec_group();
 
   DeviceInfo info_;
   gpuStream_t stream_ = nullptr;
@@ -131,6 +136,16 @@ class GpuBackend final : public backend::Backend {
   const void* quant_src_ = nullptr;
   int64_t quant_n_in_ = 0;
   int quant_kind_ = 0;
+  struct PendingMatvec {
+    int count = 0;
+    bool closed = false;  // a member's output overlaps the input: later matmuls must see the new values
+    bool quantize = true;
+    const float* x = nullptr;
+    int64_t n_in = 0;
+    quant::Type type = quant::Type::F32;
+    WeightView w[3];
+    float* out[3] = {};
+  } pending_mv_;
   struct PendingAdd {
     bool active = false;
     backend::Tensor out, a, b;

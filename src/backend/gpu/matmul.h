@@ -78,6 +78,10 @@ size_t int8_matvec_scratch_bytes(int64_t n_in);
 // with the same x), so only the product runs.
 Status matvec_int8(const WeightView& w, const float* x, void* scratch, float* out, int warp_size, gpuStream_t stream,
                    bool quantize = true);
+// The same for count (1..3) weights of one type and row length that multiply the same x (q / k / v, gate / up):
+// one quantization and one launch; outs[i] receives weight i's products.
+Status matvec_int8_multi(const WeightView* ws, float* const* outs, int count, const float* x, void* scratch,
+                         int warp_size, gpuStream_t stream, bool quantize = true);
 // 256 for the weight types whose activations are Q8_K, 32 for Q8_0 (the quantized scratch is shared only within one).
 int int8_matvec_act_kind(quant::Type weight);
 

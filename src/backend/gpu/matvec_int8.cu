@@ -20,6 +20,29 @@ constexpr int kLanesPerKBlock = 8;  // lanes sharing one 256-element K-quant blo
 constexpr int kQ4RowsPerWarp = 2;   // Q4_0 / Q8_0 rows per warp (see PERF_NOTES.md)
 constexpr int kKRowsPerWarp = 1;    // K-quant rows per warp
 
+// Up to kMaxMats weights of one type and row length that multiply the same activation row in ONE launch (q / k / v,
+// gate / up): each launch block belongs to one matrix, from first_block[m] on.
+constexpr int kMaxMats = 3;
+struct MatSet {
+  const uint8_t* w[kMaxMats];
+  size_t nb1[kMaxMats];
+  int64_t n_out[kMaxMats];
+  float* out[kMaxMats];
+  unsigned first_block[kMaxMats];
+  int count;
+};
+
+// This block's matrix and its block index within that matrix.
+RF_DEVICE int pick_mat(const MatSet& set, unsigned* local) {
+  int m = 0;
+#pragma unroll
+  for (int i = 1; i < kMaxMats; ++i) {
+    if (i < set.count && blockIdx.x >= set.first_block[i]) m = i;
+  }
+  *local = blockIdx.x - set.first_block[m];
+  return m;
+}
+
 RF_DEVICE float round_half_f(float v) { return __half2float(__float2half_rn(v)); }
 
 // Larger |value| wins; on equal magnitude the smaller index (the CPU scans in order and keeps the first).
@@ -115,12 +138,18 @@ RF_DEVICE void load16_2aligned(const uint8_t* p, uint32_t (&w)[4]) {
 // Q4_K (kFive false) / Q5_K (true) weights times Q8_K activations, kKRowsPerWarp rows per warp.
 template <bool kFive>
 __global__ void __launch_bounds__(kThreads)
-    matvec_q45k_kernel(const uint8_t* __restrict__ w, size_t nb1, int64_t n_blocks, int64_t n_out,
-                       const int8_t* __restrict__ aq, const float* __restrict__ ad, float* __restrict__ out) {
+    matvec_q45k_kernel(const MatSet set, int64_t n_blocks,
+                       const int8_t* __restrict__ aq, const float* __restrict__ ad) {
+  unsigned blk = 0;
+  const int mat = pick_mat(set, &blk);
+  const uint8_t* __restrict__ w = set.w[mat];
+  const size_t nb1 = set.nb1[mat];
+  const int64_t n_out = set.n_out[mat];
+  float* __restrict__ out = set.out[mat];
   constexpr int kBytes = kFive ? 176 : 144;
   constexpr int kQsOffset = kFive ? 48 : 16;
   constexpr int kR = kKRowsPerWarp;
-  const int64_t row0 = (static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarpSize) + warp_id()) * kR;
+  const int64_t row0 = (static_cast<int64_t>(blk) * (blockDim.x / kWarpSize) + warp_id()) * kR;
   if (row0 >= n_out) return;  // uniform across the warp
   const int64_t nr = min(static_cast<int64_t>(kR), n_out - row0);
   const int sub = lane_id() % kLanesPerKBlock;
@@ -180,11 +209,17 @@ __global__ void __launch_bounds__(kThreads)
 // [64h + 16j, +16) and qh bytes [32h + l0, +16) (l0 = 16 (j & 1)); they hold elements 128h + 32k0 + l0 + i (low
 // nibbles, qh bits 2k0) and 128h + 32(k0 + 2) + l0 + i (high nibbles, qh bits 2k0 + 4), k0 = j / 2, i < 16.
 __global__ void __launch_bounds__(kThreads)
-    matvec_q6k_kernel(const uint8_t* __restrict__ w, size_t nb1, int64_t n_blocks, int64_t n_out,
-                      const int8_t* __restrict__ aq, const float* __restrict__ ad, float* __restrict__ out) {
+    matvec_q6k_kernel(const MatSet set, int64_t n_blocks,
+                      const int8_t* __restrict__ aq, const float* __restrict__ ad) {
+  unsigned blk = 0;
+  const int mat = pick_mat(set, &blk);
+  const uint8_t* __restrict__ w = set.w[mat];
+  const size_t nb1 = set.nb1[mat];
+  const int64_t n_out = set.n_out[mat];
+  float* __restrict__ out = set.out[mat];
   constexpr int kBytes = 210;
   constexpr int kR = kKRowsPerWarp;
-  const int64_t row0 = (static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarpSize) + warp_id()) * kR;
+  const int64_t row0 = (static_cast<int64_t>(blk) * (blockDim.x / kWarpSize) + warp_id()) * kR;
   if (row0 >= n_out) return;  // uniform across the warp
   const int64_t nr = min(static_cast<int64_t>(kR), n_out - row0);
   const int sub = lane_id() % kLanesPerKBlock;
@@ -230,11 +265,17 @@ __global__ void __launch_bounds__(kThreads)
 // Q4_0 / Q8_0 weights times Q8_0 activations: each lane takes whole 32-element blocks, kQ4RowsPerWarp rows per warp.
 template <bool kQ8Weights>
 __global__ void __launch_bounds__(kThreads)
-    matvec_q40_q80_kernel(const uint8_t* __restrict__ w, size_t nb1, int64_t n_blocks, int64_t n_out,
-                          const int8_t* __restrict__ aq, const float* __restrict__ ad, float* __restrict__ out) {
+    matvec_q40_q80_kernel(const MatSet set, int64_t n_blocks,
+                          const int8_t* __restrict__ aq, const float* __restrict__ ad) {
+  unsigned blk = 0;
+  const int mat = pick_mat(set, &blk);
+  const uint8_t* __restrict__ w = set.w[mat];
+  const size_t nb1 = set.nb1[mat];
+  const int64_t n_out = set.n_out[mat];
+  float* __restrict__ out = set.out[mat];
   constexpr int kBlockBytes = kQ8Weights ? 34 : 18;
   constexpr int kR = kQ4RowsPerWarp;
-  const int64_t row0 = (static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarpSize) + warp_id()) * kR;
+  const int64_t row0 = (static_cast<int64_t>(blk) * (blockDim.x / kWarpSize) + warp_id()) * kR;
   if (row0 >= n_out) return;  // uniform across the warp
   const int64_t nr = min(static_cast<int64_t>(kR), n_out - row0);
   float acc[kR];
@@ -302,14 +343,25 @@ int int8_matvec_act_kind(quant::Type weight) {
 
 Status matvec_int8(const WeightView& w, const float* x, void* scratch, float* out, int warp_size, gpuStream_t stream,
                    bool quantize) {
+  return matvec_int8_multi(&w, &out, 1, x, scratch, warp_size, stream, quantize);
+}
+
+Status matvec_int8_multi(const WeightView* ws, float* const* outs, int count, const float* x, void* scratch,
+                         int warp_size, gpuStream_t stream, bool quantize) {
   using quant::Type;
+  if (count < 1 || count > kMaxMats) return Status::error("gpu matvec_int8: 1 to 3 weights per launch");
+  const WeightView& w = ws[0];
+  for (int i = 1; i < count; ++i) {
+    if (ws[i].type != w.type || ws[i].n_in != w.n_in) {
+      return Status::error("gpu matvec_int8: weights of one launch need one type and row length");
+    }
+  }
   const bool k_quant = w.type == Type::Q4_K || w.type == Type::Q5_K || w.type == Type::Q6_K;
   const int64_t qk = k_quant ? 256 : 32;
   if (!has_int8_matvec(w.type, 1) || w.n_in % qk != 0) {
     return Status::error("gpu matvec_int8: needs Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K rows of whole blocks, got " +
                          std::string(quant::type_name(w.type)) + " x " + std::to_string(w.n_in));
   }
-  if (w.n_out == 0) return ok_status();
   auto* aq = static_cast<int8_t*>(scratch);
   auto* ad = reinterpret_cast<float*>(aq + (w.n_in + 15) / 16 * 16);
   const int warps_per_block = kThreads / warp_size;
@@ -322,24 +374,34 @@ Status matvec_int8(const WeightView& w, const float* x, void* scratch, float* ou
     quantize_act_kernel<32><<<q_blocks, kThreads, 0, stream>>>(x, w.n_in, aq, ad);
   }
   const int64_t n_blocks = w.n_in / qk;
-  const auto* wb = static_cast<const uint8_t*>(w.data);
-  const unsigned grid_k = blocks_for(w.n_out, static_cast<int64_t>(warps_per_block) * kKRowsPerWarp);
-  const unsigned grid_q = blocks_for(w.n_out, static_cast<int64_t>(warps_per_block) * kQ4RowsPerWarp);
+  const int64_t rows_per_block = static_cast<int64_t>(warps_per_block) * (k_quant ? kKRowsPerWarp : kQ4RowsPerWarp);
+  MatSet set{};
+  unsigned grid = 0;
+  for (int i = 0; i < count; ++i) {
+    set.w[i] = static_cast<const uint8_t*>(ws[i].data);
+    set.nb1[i] = ws[i].nb1;
+    set.n_out[i] = ws[i].n_out;
+    set.out[i] = outs[i];
+    set.first_block[i] = grid;
+    grid += blocks_for(ws[i].n_out, rows_per_block);
+  }
+  set.count = count;
+  if (grid == 0) return ok_status();
   switch (w.type) {
     case Type::Q4_0:
-      matvec_q40_q80_kernel<false><<<grid_q, kThreads, 0, stream>>>(wb, w.nb1, n_blocks, w.n_out, aq, ad, out);
+      matvec_q40_q80_kernel<false><<<grid, kThreads, 0, stream>>>(set, n_blocks, aq, ad);
       break;
     case Type::Q8_0:
-      matvec_q40_q80_kernel<true><<<grid_q, kThreads, 0, stream>>>(wb, w.nb1, n_blocks, w.n_out, aq, ad, out);
+      matvec_q40_q80_kernel<true><<<grid, kThreads, 0, stream>>>(set, n_blocks, aq, ad);
       break;
     case Type::Q4_K:
-      matvec_q45k_kernel<false><<<grid_k, kThreads, 0, stream>>>(wb, w.nb1, n_blocks, w.n_out, aq, ad, out);
+      matvec_q45k_kernel<false><<<grid, kThreads, 0, stream>>>(set, n_blocks, aq, ad);
       break;
     case Type::Q5_K:
-      matvec_q45k_kernel<true><<<grid_k, kThreads, 0, stream>>>(wb, w.nb1, n_blocks, w.n_out, aq, ad, out);
+      matvec_q45k_kernel<true><<<grid, kThreads, 0, stream>>>(set, n_blocks, aq, ad);
       break;
     default:
-      matvec_q6k_kernel<<<grid_k, kThreads, 0, stream>>>(wb, w.nb1, n_blocks, w.n_out, aq, ad, out);
+      matvec_q6k_kernel<<<grid, kThreads, 0, stream>>>(set, n_blocks, aq, ad);
       break;
   }
   const gpuError_t err = gpuGetLastError();
