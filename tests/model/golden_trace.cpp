@@ -110,7 +110,7 @@ std::vector<int> greedy_continuation(model::Model& model, const std::vector<int>
 
 TieExplanation explain_by_rounding_ties(model::Model& model, TieBackend& ties, const Golden& golden,
                                         double event_threshold, double max_rel_change, int max_ties,
-                                        size_t max_candidates_per_row) {
+                                        size_t max_candidates_prefill, size_t max_candidates_decode) {
   TieExplanation ex;
   ties.set_nudges({});
   ties.record(0.0, -1);
@@ -134,7 +134,8 @@ TieExplanation explain_by_rounding_ties(model::Model& model, TieBackend& ties, c
     }
     std::sort(candidates.begin(), candidates.end(),
               [](const RoundingTie& a, const RoundingTie& b) { return a.rel_change < b.rel_change; });
-    if (candidates.size() > max_candidates_per_row) candidates.resize(max_candidates_per_row);
+    const size_t max_candidates = fwd == 0 ? max_candidates_prefill : max_candidates_decode;
+    if (candidates.size() > max_candidates) candidates.resize(max_candidates);
     // Flip the tie that best brings the bad row back (two ties can meet in one forward pass: each flip must at
     // least halve the row's error; the search ends when the row is back under the threshold).
     const double before = ex.trace.nrmse[bad];

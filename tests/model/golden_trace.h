@@ -43,10 +43,11 @@ struct TieExplanation {
 
 // `ties` is the TieBackend the model was loaded through. For the first row above `event_threshold` (or with a
 // different argmax), tries the ties of that row's forward pass (needing at most `max_rel_change` relative change,
-// smallest first, at most `max_candidates_per_row`), keeps the flip that best brings that row back (it must at
-// least halve its error) and repeats, up to `max_ties` ties.
+// smallest first, at most `max_candidates_prefill` for a prefill row, `max_candidates_decode` for a decode step:
+// a decode pass has few candidates and each trial is cheap), keeps the flip that best brings that row back (it
+// must at least halve its error) and repeats, up to `max_ties` ties.
 TieExplanation explain_by_rounding_ties(model::Model& model, TieBackend& ties, const Golden& golden,
                                         double event_threshold, double max_rel_change, int max_ties,
-                                        size_t max_candidates_per_row);
+                                        size_t max_candidates_prefill, size_t max_candidates_decode);
 
 }  // namespace rf::test
