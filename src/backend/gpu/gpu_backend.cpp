@@ -238,6 +238,7 @@ void GpuBackend::flush_matvec_group() {
   g.closed = false;
   if (failed()) return;
   void* scratch = act_scratch((int8_matvec_scratch_bytes(g.n_in) + sizeof(float) - 1) / sizeof(float));
+  if (scratch == nullptr) return;  // act_scratch could not grow: the error is recorded, nothing is launched
   check(matvec_int8_multi(g.w, g.out, count, g.x, scratch, info_.warp_size, stream_, g.quantize));
 }
 
