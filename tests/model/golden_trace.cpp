@@ -108,6 +108,14 @@ std::vector<int> greedy_continuation(model::Model& model, const std::vector<int>
   return out;
 }
 
+size_t TieExplanation::first_unexplained(double threshold) const {
+  for (size_t r = 0; r < trace.nrmse.size(); ++r) {
+    const bool event = trace.nrmse[r] > threshold || !trace.argmax_equal[r];
+    if (event && std::count(isolated.begin(), isolated.end(), r) == 0) return r;
+  }
+  return trace.nrmse.size();
+}
+
 TieExplanation explain_by_rounding_ties(model::Model& model, TieBackend& ties, const Golden& golden,
                                         double event_threshold, double max_rel_change, int max_ties,
                                         size_t max_candidates_prefill, size_t max_candidates_decode) {
@@ -116,7 +124,7 @@ TieExplanation explain_by_rounding_ties(model::Model& model, TieBackend& ties, c
   ties.record(0.0, -1);
   ex.trace = run_trace(model, golden);
   while (true) {
-    const size_t bad = ex.trace.first_above(event_threshold);
+    const size_t bad = ex.first_unexplained(event_threshold);
     if (bad == ex.trace.nrmse.size()) {
       ex.explained = true;
       break;
@@ -155,8 +163,16 @@ TieExplanation explain_by_rounding_ties(model::Model& model, TieBackend& ties, c
         if (err == 0.0) break;
       }
     }
-    if (found) ex.ties.push_back(best);
-    if (!found) break;
+    if (found) {
+      ex.ties.push_back(best);
+    } else if (ex.trace.argmax_equal[bad] &&
+               (bad + 1 == ex.trace.nrmse.size() ||
+                (ex.trace.nrmse[bad + 1] <= event_threshold && ex.trace.argmax_equal[bad + 1]))) {
+      ex.isolated.push_back(bad);  // stays in its row (or is the last row, which nothing follows): look past it
+      continue;
+    } else {
+      break;
+    }
     ties.set_nudges(ex.ties);
     ex.trace = run_trace(model, golden);
   }

@@ -36,8 +36,15 @@ Trace run_trace(model::Model& model, const Golden& golden, size_t max_rows = SIZ
 std::vector<int> greedy_continuation(model::Model& model, const std::vector<int>& prompt, size_t n);
 
 struct TieExplanation {
-  bool explained = false;       // every row within `event_threshold` with equal argmax after the nudges
+  bool explained = false;       // every row within `event_threshold` (or isolated) with equal argmax after the nudges
   std::vector<RoundingTie> ties;  // the rounding ties resolved the other way
+  // Rows above `event_threshold` that no tie explains but whose deviation stays in the row: equal argmax and the
+  // next row back within `event_threshold` (so nothing it feeds, no K/V entry, differs: a rounding after the last
+  // layer's K/V, e.g. inside that layer's attention probabilities, which the search cannot nudge), or the last
+  // row with equal argmax (nothing follows it).
+  std::vector<size_t> isolated;
+  // First row above `threshold` or with a different argmax that is not isolated, or trace.nrmse.size().
+  size_t first_unexplained(double threshold) const;
   Trace trace;                  // the trace with those ties flipped
 };
 
