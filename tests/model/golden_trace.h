@@ -36,7 +36,7 @@ Trace run_trace(model::Model& model, const Golden& golden, size_t max_rows = SIZ
 std::vector<int> greedy_continuation(model::Model& model, const std::vector<int>& prompt, size_t n);
 
 struct TieExplanation {
-  bool explained = false;       // every row within `event_threshold` (or isolated) with equal argmax after the nudges
+  bool explained = false;       // every row within `event_threshold` or isolated, equal argmax, after the nudges
   std::vector<RoundingTie> ties;  // the rounding ties resolved the other way
   // Rows above `event_threshold` that no tie explains but whose deviation stays in the row: equal argmax and the
   // next row back within `event_threshold` (so nothing it feeds, no K/V entry, differs: a rounding after the last

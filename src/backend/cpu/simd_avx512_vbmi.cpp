@@ -6,12 +6,14 @@
 // exact integers and each float lane gets the same fmadd chain (even blocks into acc0, odd into acc1, the float
 // product of the two fp16 scales, one final hsum of acc0 + acc1). Only where the numbers sit differs: a pair's
 // 16 int32 slots are interleaved, slot s = lane s / 2 of block s % 2 (acc0 / acc1 lane s / 2), which lets
-//  - the weights be decoded with one masked load of the 36-byte block pair, one vpermb and one gf2p8affineqb
-//    (selects the low or high nibble per qword), and the pair's two scales with one vpermw and one vcvtph2ps;
+//  - the weights be decoded with one 64-byte load of the 36-byte block pair (masked at the end of the matrix),
+//    one vpermb and one gf2p8affineqb (the low or high nibble per qword), and the pair's two scales with one
+//    vpermw and one vcvtph2ps;
 //  - the activations be prepared once per call (codes in slot order, the -8 * sum(y) offset term of the unsigned
 //    form, the two scales), then read as plain memory operands by every weight row.
-// The caller hands the whole row range of a thread at once (TypeKernels::dot_rows_blocks); the kernel blocks it
-// for the caches itself.
+// Prefill decodes each tile of weight rows once per chunk of 32 activation rows and runs 4 x 4 register tiles
+// over the decoded codes; decode streams 4 weight rows at a time. The caller hands the whole row range of a thread
+// at once (TypeKernels::dot_rows_blocks); the kernel tiles it for the caches itself.
 #define RF_SIMD_VNNI 1
 #include <cstdlib>
 
@@ -53,8 +55,8 @@ inline __m512i nibble_matrix() {
 inline __m256i scale_index() { return _mm256_set_epi16(9, 0, 9, 0, 9, 0, 9, 0, 9, 0, 9, 0, 9, 0, 9, 0); }
 
 struct WeightPair {
-  __m512i u;   // unsigned codes (weight + 8) in slot order
-  __m512 d;    // the two fp16 scales as floats in slot order
+  __m512i u;  // unsigned codes (weight + 8) in slot order
+  __m512 d;   // the two fp16 scales as floats in slot order
 };
 
 // kMasked: load exactly the pair's 36 bytes (at the end of the matrix); otherwise a plain 64-byte load, which is
@@ -91,15 +93,16 @@ inline void prepare_act(const BlockQ8_0* x, int64_t np, __m512i* y, __m512i* ny,
 // The last block of an odd block count (block nb - 1, an even block) into acc0, as the single dot does.
 inline __m256 tail_block(__m256 acc0, const BlockQ4_0& w, const BlockQ8_0& x) {
   const __m256i y = load256(x.qs);
-  const __m256i ny = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(),
-                                                                                   _mm256_set1_epi8(8), y));
+  const __m256i ny =
+      _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(8), y));
   const __m256i s = _mm256_dpbusd_epi32(ny, expand_nibbles(w.qs), y);
   return _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(h2f(w.d) * h2f(x.d)), acc0);
 }
 
 // Slot-order accumulator -> the single dot's result.
 inline float finish(__m512 acc, int64_t nb, const uint8_t* wrow, const BlockQ8_0* x) {
-  const __m512 split = _mm512_permutexvar_ps(_mm512_set_epi32(15, 13, 11, 9, 7, 5, 3, 1, 14, 12, 10, 8, 6, 4, 2, 0), acc);
+  const __m512 split =
+      _mm512_permutexvar_ps(_mm512_set_epi32(15, 13, 11, 9, 7, 5, 3, 1, 14, 12, 10, 8, 6, 4, 2, 0), acc);
   __m256 acc0 = _mm512_castps512_ps256(split);
   const __m256 acc1 = _mm512_extractf32x8_ps(split, 1);
   if (nb % 2 != 0) acc0 = tail_block(acc0, reinterpret_cast<const BlockQ4_0*>(wrow)[nb - 1], x[nb - 1]);
@@ -169,7 +172,8 @@ inline void decode_row(const uint8_t* row, const uint8_t* wend, int64_t np, __m5
   const __m256i sidx = scale_index();
   for (int64_t p = 0; p < np; ++p) {
     const uint8_t* src = row + kPairBytes * p;
-    const WeightPair wp = wend - src >= 64 ? decode_pair<false>(src, widx, nib, sidx) : decode_pair<true>(src, widx, nib, sidx);
+    const WeightPair wp =
+        wend - src >= 64 ? decode_pair<false>(src, widx, nib, sidx) : decode_pair<true>(src, widx, nib, sidx);
     u[p] = wp.u;
     alignas(64) float f[16];
     _mm512_store_ps(f, wp.d);
@@ -230,7 +234,7 @@ thread_local Scratch scratch, wscratch;
 // slower on weights streamed from DRAM).
 constexpr int kRm = 4, kRn = 4;
 constexpr int kDecodeRows = 4;
-constexpr int64_t kActChunk = 32;                 // activation rows prepared at a time
+constexpr int64_t kActChunk = 32;                      // activation rows prepared at a time
 constexpr size_t kWeightTileBytes = size_t{32} << 10;  // decoded weight rows per tile (reused by the chunk)
 constexpr int64_t kMaxTileRows = 256;
 
