@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <unordered_map>
 
 namespace rf::sampling {
@@ -111,27 +112,64 @@ void best_to_front(std::vector<Candidate>& c, size_t n) {
   std::swap(c[0], c[best]);
 }
 
+// Whether the penalties change any logit (else sample() reads the caller's logits without copying them).
+bool penalties_active(const SamplerParams& p, std::span<const int32_t> history) {
+  if (p.repeat_last_n == 0 || history.empty()) return false;
+  return p.repeat_penalty != 1.0f || p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f;
+}
+
+// Buckets of the full-vocabulary path: a candidate's bucket is floor((max - logit) / temperature * kPerUnit), the
+// last one also holding everything further down. The bucket index never decreases along the chain's order, so the
+// running mass over buckets finds the bucket where a cut falls, and only that bucket is sorted.
+constexpr int32_t kBuckets = 512;
+constexpr float kBucketsPerUnit = 16.0f;
+
+// The index of the first largest value: a maximum over independent lanes (no loop-carried index), then a scan for
+// its first occurrence. Same answer as std::max_element.
+size_t first_max(std::span<const float> v) {
+  constexpr size_t kLanes = 8;
+  float lane[kLanes];
+  for (size_t j = 0; j < kLanes; ++j) lane[j] = v[0];
+  size_t i = 0;
+  for (; i + kLanes <= v.size(); i += kLanes) {
+    for (size_t j = 0; j < kLanes; ++j) lane[j] = v[i + j] > lane[j] ? v[i + j] : lane[j];
+  }
+  float mx = lane[0];
+  for (size_t j = 1; j < kLanes; ++j) mx = lane[j] > mx ? lane[j] : mx;
+  for (; i < v.size(); ++i) mx = v[i] > mx ? v[i] : mx;
+  size_t k = 0;
+  while (k + 1 < v.size() && !(v[k] == mx)) ++k;  // mx is one of the values (unless NaNs are about)
+  return k;
+}
+
 }  // namespace
+
+int32_t Sampler::sample(std::span<const float> logits_in, std::span<const int32_t> history) {
+  std::span<const float> logits = logits_in;
+  if (penalties_active(p_, history)) {
+    logits_.assign(logits_in.begin(), logits_in.end());
+    apply_penalties(logits_, history, p_);
+    logits = logits_;
+  }
+  if (logits.empty()) return 0;
+  if (p_.temperature <= 0.0f) {
+    return static_cast<int32_t>(first_max(logits));
+  }
+  if (p_.top_k > 0 && static_cast<size_t>(p_.top_k) < logits.size()) return sample_top_k(logits);
+  return sample_full(logits);
+}
 
 // The same chain as top_k -> softmax -> top_p -> min_p -> draw over the sorted candidates, without sorting: the
 // kept sets are found by selection (nth_element, best_prefix), and the draw by a mass-guided selection of the
-// first sorted candidate whose running mass passes r. Linear time instead of a full sort of the vocabulary (a
-// 32k sort per token and sequence was most of a server step).
-int32_t Sampler::sample(std::span<const float> logits_in, std::span<const int32_t> history) {
-  logits_.assign(logits_in.begin(), logits_in.end());
-  apply_penalties(logits_, history, p_);
-  if (p_.temperature <= 0.0f) {
-    return static_cast<int32_t>(std::max_element(logits_.begin(), logits_.end()) - logits_.begin());
-  }
+// first sorted candidate whose running mass passes r.
+int32_t Sampler::sample_top_k(std::span<const float> logits) {
   std::vector<Candidate>& c = cand_;
-  c.resize(logits_.size());
-  for (size_t i = 0; i < logits_.size(); ++i) c[i] = {static_cast<int32_t>(i), logits_[i], 0.0f};
-  size_t n = c.size();
-  if (n == 0) return 0;
-  if (p_.top_k > 0 && static_cast<size_t>(p_.top_k) < n) {
-    n = static_cast<size_t>(p_.top_k);
-    std::nth_element(c.begin(), c.begin() + static_cast<std::ptrdiff_t>(n - 1), c.end(), better);
-  }
+  c.resize(logits.size());
+  for (size_t i = 0; i < logits.size(); ++i) c[i] = {static_cast<int32_t>(i), logits[i], 0.0f};
+  const auto n_k = static_cast<size_t>(p_.top_k);
+  std::nth_element(c.begin(), c.begin() + static_cast<std::ptrdiff_t>(n_k - 1), c.end(), better);
+  c.resize(n_k);
+  size_t n = n_k;
   float mx = c[0].logit;
   for (size_t i = 1; i < n; ++i) mx = std::max(mx, c[i].logit);
   double sum = 0.0;
@@ -166,6 +204,96 @@ int32_t Sampler::sample(std::span<const float> logits_in, std::span<const int32_
     if (better(c[pick], c[i])) pick = i;
   }
   return c[pick].id;
+}
+
+// Without top-k the chain covers the whole vocabulary. Both cuts (top-p, and the draw) are prefixes of the chain's
+// order, found through the buckets: one pass for the probabilities and the buckets' masses, then a walk over the
+// buckets and a sort of the one bucket where the running mass crosses the target. Expected linear time with small
+// constants (no comparison-based selection over the vocabulary, no vocabulary-sized candidate records).
+int32_t Sampler::sample_full(std::span<const float> logits) {
+  const size_t n = logits.size();
+  const size_t best = first_max(logits);  // the chain's first candidate
+  const float mx = logits[best];
+  const float t = p_.temperature;
+  const float scale = kBucketsPerUnit / t;
+  prob_.resize(n);
+  bucket_.resize(n);
+  double sum = 0.0;
+  for (size_t i = 0; i < n; ++i) {
+    const float e = std::exp((logits[i] - mx) / t);  // the same expression as softmax() (identical values)
+    prob_[i] = e;
+    sum += e;
+    const float key = (mx - logits[i]) * scale;
+    bucket_[i] = key < static_cast<float>(kBuckets - 1) ? static_cast<uint16_t>(key) : kBuckets - 1;
+  }
+  mass_.assign(kBuckets, 0.0);
+  double total = 0.0;
+  for (size_t i = 0; i < n; ++i) {
+    const float q = static_cast<float>(prob_[i] / sum);
+    prob_[i] = q;
+    mass_[bucket_[i]] += q;
+    total += q;
+  }
+  // The kept set is a prefix of the chain's order: everything up to and including `last` (index; n: all).
+  size_t last = n;
+  if (p_.top_p < 1.0f) last = find_crossing(logits, p_.top_p, /*strict=*/false, n);
+  const float threshold = p_.min_p > 0.0f ? p_.min_p * prob_[best] : 0.0f;
+  auto kept = [&](size_t i) {
+    if (i == best) return true;  // the best stays whatever min_p is
+    if (last < n && (logits[i] < logits[last] || (logits[i] == logits[last] && i > last))) return false;
+    return prob_[i] >= threshold;
+  };
+  const bool filtered = last < n || p_.min_p > 0.0f;
+  if (filtered) {
+    mass_.assign(kBuckets, 0.0);
+    total = 0.0;
+    for (size_t i = 0; i < n; ++i) {
+      if (!kept(i)) {
+        prob_[i] = -1.0f;  // out of the draw (and no longer kept() itself)
+        continue;
+      }
+      mass_[bucket_[i]] += prob_[i];
+      total += prob_[i];
+    }
+  }
+  const double r = std::uniform_real_distribution<double>(0.0, total)(rng_);
+  const size_t pick = find_crossing(logits, r, /*strict=*/true, n);
+  if (pick < n) return static_cast<int32_t>(pick);
+  // Rounding left r at or beyond the running mass: the chain's last kept candidate.
+  size_t worst = best;
+  for (size_t i = 0; i < n; ++i) {
+    if (kept(i) && better({static_cast<int32_t>(worst), logits[worst], 0.0f},
+                                  {static_cast<int32_t>(i), logits[i], 0.0f})) {
+      worst = i;
+    }
+  }
+  return static_cast<int32_t>(worst);
+}
+
+// The first candidate (in the chain's order) at which the running mass of prob_ reaches target (> when strict, >=
+// otherwise), or n when none does. Uses mass_ (per bucket) to skip to the bucket where that happens.
+size_t Sampler::find_crossing(std::span<const float> logits, double target, bool strict, size_t n) {
+  const auto reaches = [strict, target](double v) { return strict ? v > target : v >= target; };
+  double cum = 0.0;
+  for (int32_t b = 0; b < kBuckets; ++b) {
+    if (!reaches(cum + mass_[static_cast<size_t>(b)])) {
+      cum += mass_[static_cast<size_t>(b)];
+      continue;
+    }
+    members_.clear();
+    for (size_t i = 0; i < n; ++i) {
+      if (bucket_[i] == b) members_.push_back(static_cast<int32_t>(i));
+    }
+    std::sort(members_.begin(), members_.end(), [&](int32_t x, int32_t y) {
+      const float lx = logits[static_cast<size_t>(x)], ly = logits[static_cast<size_t>(y)];
+      return lx > ly || (lx == ly && x < y);
+    });
+    for (int32_t id : members_) {
+      cum += std::max(prob_[static_cast<size_t>(id)], 0.0f);  // excluded candidates carry -1
+      if (reaches(cum)) return static_cast<size_t>(id);
+    }
+  }
+  return n;
 }
 
 }  // namespace rf::sampling

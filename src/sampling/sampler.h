@@ -42,10 +42,19 @@ class Sampler {
   static void min_p(std::vector<Candidate>& c, float p);         // keeps p_i >= p * p_max
 
  private:
+  int32_t sample_top_k(std::span<const float> logits);
+  int32_t sample_full(std::span<const float> logits);
+  size_t find_crossing(std::span<const float> logits, double target, bool strict, size_t n);
+
   SamplerParams p_;
   std::mt19937_64 rng_;
-  std::vector<float> logits_;     // per-call scratch, kept to avoid a vocabulary-sized allocation per token
+  // Per-call scratch, kept to avoid vocabulary-sized allocations per token.
+  std::vector<float> logits_;  // penalised logits (only when a penalty applies)
   std::vector<Candidate> cand_;
+  std::vector<float> prob_;        // full path: probability per token (-1: cut by top-p / min-p)
+  std::vector<uint16_t> bucket_;   // full path: bucket per token
+  std::vector<double> mass_;       // full path: probability mass per bucket
+  std::vector<int32_t> members_;   // full path: the tokens of the bucket being sorted
 };
 
 }  // namespace rf::sampling

@@ -69,6 +69,44 @@ TEST(Sampler, SelectionBasedDrawEqualsTheSortedChain) {
   EXPECT_EQ(draws, cases * 12);
 }
 
+TEST(Sampler, FullVocabularyDrawEqualsTheSortedChainAtLlamaVocabularySize) {
+  // 32000 tokens without top-k: the bucketed path. A tiny temperature pushes nearly every token into the last
+  // bucket; a large one spreads the mass over many buckets; a peaked row puts it all in the first.
+  std::mt19937 gen(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> flat(32000), peaked(32000);
+  for (auto& v : flat) v = normal(gen) * 2.0f;
+  for (size_t i = 0; i < peaked.size(); ++i) peaked[i] = (i % 997 == 3 ? 12.0f : 0.0f) + normal(gen);
+  int cases = 0;
+  for (const auto* row : {&flat, &peaked}) {
+    for (const float temp : {0.02f, 1.0f, 2.0f}) {
+      for (const auto& [top_p, min_p] : std::vector<std::pair<float, float>>{{1.0f, 0.0f}, {0.9f, 0.0f}, {1.0f, 0.1f}}) {
+        SamplerParams p;
+        p.temperature = temp;
+        p.top_k = 0;
+        p.top_p = top_p;
+        p.min_p = min_p;
+        p.seed = static_cast<uint64_t>(++cases);
+        Sampler fast(p);
+        std::mt19937_64 rng(p.seed);
+        for (int d = 0; d < 4; ++d) {
+          ASSERT_EQ(fast.sample(*row, {}), reference_sample(p, *row, {}, rng))
+              << "temp " << temp << " top_p " << top_p << " min_p " << min_p << " draw " << d;
+        }
+      }
+    }
+  }
+}
+
+TEST(Sampler, GreedyPicksTheFirstOfEqualMaxima) {
+  SamplerParams p;
+  p.temperature = 0.0f;
+  std::vector<float> logits(37, -1.0f);
+  logits[21] = 5.0f;
+  logits[30] = 5.0f;
+  EXPECT_EQ(Sampler(p).sample(logits, {}), 21);
+}
+
 TEST(Sampler, ZeroTemperatureIsGreedy) {
   SamplerParams p;
   p.temperature = 0.0f;
