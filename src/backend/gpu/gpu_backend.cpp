@@ -479,7 +479,13 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
   const RowsF32 o = rows_of(out);
   if (has_int8_matvec(w.type, x.ne1)) {
     PendingMatvec& g = pending_mv_;
-    const bool joins = g.count > 0 && !g.closed && g.count < 3 && g.x == xr.data && g.n_in == x.ne0 && g.type == w.type;
+    // ROCMFORGE_GPU_GROUP_MATVEC=0 launches each one alone (for measurements).
+    static const bool grouping = [] {
+      const char* v = std::getenv("ROCMFORGE_GPU_GROUP_MATVEC");
+      return v == nullptr || v[0] != '0';
+    }();
+    const bool joins = grouping && g.count > 0 && !g.closed && g.count < 3 && g.x == xr.data && g.n_in == x.ne0 &&
+                       g.type == w.type;
     if (!joins) flush_matvec_group();
     const int kind = int8_matvec_act_kind(w.type);
     if (g.count == 0) {
@@ -503,6 +509,7 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
   }
   before_op();
   float* act = act_scratch(static_cast<size_t>(act_row_stride(x.ne0) * std::max<int64_t>(x.ne1, 1)));
+  if (act == nullptr) return;  // the failed allocation is recorded
   check(round_activations(activation_type(w.type), xr.data, xr.stride, x.ne0, x.ne1, act, stream_));
   check(gpu::matmul(view_of(w), act, x.ne1, o.data, o.stride, info_.warp_size, stream_));
 }

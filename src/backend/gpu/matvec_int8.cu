@@ -34,12 +34,10 @@ struct MatSet {
 
 // This block's matrix and its block index within that matrix.
 RF_DEVICE int pick_mat(const MatSet& set, unsigned* local) {
-  int m = 0;
-#pragma unroll
-  for (int i = 1; i < kMaxMats; ++i) {
-    if (i < set.count && blockIdx.x >= set.first_block[i]) m = i;
-  }
-  *local = blockIdx.x - set.first_block[m];
+  static_assert(kMaxMats == 3, "the selects below name each matrix");
+  const unsigned b = blockIdx.x;
+  const int m = (set.count > 2 && b >= set.first_block[2]) ? 2 : (set.count > 1 && b >= set.first_block[1]) ? 1 : 0;
+  *local = b - (m == 0 ? set.first_block[0] : m == 1 ? set.first_block[1] : set.first_block[2]);
   return m;
 }
 
@@ -142,10 +140,11 @@ __global__ void __launch_bounds__(kThreads)
                        const int8_t* __restrict__ aq, const float* __restrict__ ad) {
   unsigned blk = 0;
   const int mat = pick_mat(set, &blk);
-  const uint8_t* __restrict__ w = set.w[mat];
-  const size_t nb1 = set.nb1[mat];
-  const int64_t n_out = set.n_out[mat];
-  float* __restrict__ out = set.out[mat];
+  // Selects with constant indices: indexing the kernel parameter with `mat` would copy it to local memory.
+  const uint8_t* __restrict__ w = mat == 0 ? set.w[0] : mat == 1 ? set.w[1] : set.w[2];
+  const size_t nb1 = mat == 0 ? set.nb1[0] : mat == 1 ? set.nb1[1] : set.nb1[2];
+  const int64_t n_out = mat == 0 ? set.n_out[0] : mat == 1 ? set.n_out[1] : set.n_out[2];
+  float* __restrict__ out = mat == 0 ? set.out[0] : mat == 1 ? set.out[1] : set.out[2];
   constexpr int kBytes = kFive ? 176 : 144;
   constexpr int kQsOffset = kFive ? 48 : 16;
   constexpr int kR = kKRowsPerWarp;
@@ -213,10 +212,11 @@ __global__ void __launch_bounds__(kThreads)
                       const int8_t* __restrict__ aq, const float* __restrict__ ad) {
   unsigned blk = 0;
   const int mat = pick_mat(set, &blk);
-  const uint8_t* __restrict__ w = set.w[mat];
-  const size_t nb1 = set.nb1[mat];
-  const int64_t n_out = set.n_out[mat];
-  float* __restrict__ out = set.out[mat];
+  // Selects with constant indices: indexing the kernel parameter with `mat` would copy it to local memory.
+  const uint8_t* __restrict__ w = mat == 0 ? set.w[0] : mat == 1 ? set.w[1] : set.w[2];
+  const size_t nb1 = mat == 0 ? set.nb1[0] : mat == 1 ? set.nb1[1] : set.nb1[2];
+  const int64_t n_out = mat == 0 ? set.n_out[0] : mat == 1 ? set.n_out[1] : set.n_out[2];
+  float* __restrict__ out = mat == 0 ? set.out[0] : mat == 1 ? set.out[1] : set.out[2];
   constexpr int kBytes = 210;
   constexpr int kR = kKRowsPerWarp;
   const int64_t row0 = (static_cast<int64_t>(blk) * (blockDim.x / kWarpSize) + warp_id()) * kR;
@@ -269,10 +269,11 @@ __global__ void __launch_bounds__(kThreads)
                           const int8_t* __restrict__ aq, const float* __restrict__ ad) {
   unsigned blk = 0;
   const int mat = pick_mat(set, &blk);
-  const uint8_t* __restrict__ w = set.w[mat];
-  const size_t nb1 = set.nb1[mat];
-  const int64_t n_out = set.n_out[mat];
-  float* __restrict__ out = set.out[mat];
+  // Selects with constant indices: indexing the kernel parameter with `mat` would copy it to local memory.
+  const uint8_t* __restrict__ w = mat == 0 ? set.w[0] : mat == 1 ? set.w[1] : set.w[2];
+  const size_t nb1 = mat == 0 ? set.nb1[0] : mat == 1 ? set.nb1[1] : set.nb1[2];
+  const int64_t n_out = mat == 0 ? set.n_out[0] : mat == 1 ? set.n_out[1] : set.n_out[2];
+  float* __restrict__ out = mat == 0 ? set.out[0] : mat == 1 ? set.out[1] : set.out[2];
   constexpr int kBlockBytes = kQ8Weights ? 34 : 18;
   constexpr int kR = kQ4RowsPerWarp;
   const int64_t row0 = (static_cast<int64_t>(blk) * (blockDim.x / kWarpSize) + warp_id()) * kR;
