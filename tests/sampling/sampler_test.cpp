@@ -80,7 +80,8 @@ TEST(Sampler, FullVocabularyDrawEqualsTheSortedChainAtLlamaVocabularySize) {
   int cases = 0;
   for (const auto* row : {&flat, &peaked}) {
     for (const float temp : {0.02f, 1.0f, 2.0f}) {
-      for (const auto& [top_p, min_p] : std::vector<std::pair<float, float>>{{1.0f, 0.0f}, {0.9f, 0.0f}, {1.0f, 0.1f}}) {
+      const std::vector<std::pair<float, float>> cuts = {{1.0f, 0.0f}, {0.9f, 0.0f}, {1.0f, 0.1f}};  // top_p, min_p
+      for (const auto& [top_p, min_p] : cuts) {
         SamplerParams p;
         p.temperature = temp;
         p.top_k = 0;
