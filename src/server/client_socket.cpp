@@ -66,7 +66,8 @@ bool peer_closed(int fd) {
   return got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
-ClientConnection::ClientConnection(const httplib::Request& req) : req_(req) {}
+ClientConnection::ClientConnection(const httplib::Request& req)
+    : req_(req), last_check_(std::chrono::steady_clock::now()) {}
 
 bool ClientConnection::gone(std::chrono::milliseconds interval) {
   const auto now = std::chrono::steady_clock::now();

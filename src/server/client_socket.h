@@ -14,12 +14,14 @@ namespace rf::server {
 
 class ClientConnection {
  public:
-  // Looks the socket up (one scan of /proc/self/fd, done on the first check). The socket stays open while the
-  // handler runs (httplib closes it after the response), so it cannot be confused with another connection.
+  // Looks the socket up on the first check (one scan of /proc/self/fd), so requests answered within the first
+  // interval cost nothing. The socket stays open while the handler runs (httplib closes it after the response), so
+  // it cannot be confused with another connection.
   explicit ClientConnection(const httplib::Request& req);
 
   // True once the client has closed or reset the connection (a half-close counts: HTTP clients do not half-close
-  // while they wait for an answer). Checks at most once per `interval`; false while unknown (socket not found).
+  // while they wait for an answer). Checks at most once per `interval`, the first time one interval after
+  // construction; false while unknown (socket not found).
   bool gone(std::chrono::milliseconds interval = std::chrono::milliseconds(20));
 
  private:

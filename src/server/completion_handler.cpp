@@ -209,6 +209,8 @@ void respond_whole(Generation& g, const httplib::Request& req, httplib::Response
 
 // One call of the chunked content provider: sends whatever is ready. false = the client is gone.
 bool stream_step(Generation& g, httplib::DataSink& sink) {
+  // A client that left is noticed here even while nothing is written (a stream still queued for admission).
+  if (!sink.is_writable()) return false;
   auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
   const bool chat = g.endpoint == Endpoint::kChat;
   if (!g.started) {

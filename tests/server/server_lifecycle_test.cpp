@@ -68,6 +68,24 @@ TEST(ServerLifecycle, NonStreamingClientThatLeavesIsCancelledAtOnce) {
   }));
 }
 
+TEST(ServerLifecycle, QueuedStreamingClientThatLeavesLeavesTheQueue) {
+  TestServer ts(endless(1));
+  const json body = {{"prompt", "a very long story"}, {"max_tokens", 30000}};
+  const int running = connect_and_send(ts.port(), http_post_request("/v1/completions", body.dump()));
+  ASSERT_GE(running, 0);
+  ASSERT_TRUE(eventually([&] { return ts.engine->stats().running == 1; }));
+  json sbody = body;
+  sbody["stream"] = true;  // a completion stream writes nothing while it waits for admission
+  const int queued = open_stream(ts.port(), "/v1/completions", sbody.dump(), /*wait_first_event=*/false);
+  ASSERT_GE(queued, 0);
+  ASSERT_TRUE(eventually([&] { return ts.engine->stats().waiting == 1; }));
+  close(queued);
+  EXPECT_TRUE(eventually([&] { return ts.engine->stats().waiting == 0; }, 10s));
+  EXPECT_EQ(ts.engine->stats().running, 1);  // the other one generates on
+  close(running);
+  EXPECT_TRUE(eventually([&] { return ts.engine->stats().running == 0 && ts.engine->stats().kv_blocks_used == 0; }));
+}
+
 TEST(ServerLifecycle, ShutdownGivesStreamsAFinishChunkAndAnErrorAndOthersA503) {
   TestServer ts(endless(4));
   const json chat = {{"messages", {{{"role", "user"}, {"content", "tell me everything"}}}},
