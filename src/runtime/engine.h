@@ -160,7 +160,9 @@ class Engine {
   void register_full_blocks(Seq& s);
   void after_forward(const std::vector<Seq*>& batch_seqs, const std::vector<int32_t>& chunk,
                      const std::vector<float>& logits);
-  void sample_next(Seq& s, const float* logits);
+  // Samples s's next token from its logits row and hands it to the consumer; returns how s finishes (kStop,
+  // kLength) or kNone. Touches only s: safe on several threads at once for distinct sequences.
+  FinishReason sample_next(Seq& s, const float* logits);
 
   model::Model& model_;
   EngineOptions opts_;

@@ -5,6 +5,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "runtime/engine.h"
@@ -51,6 +52,9 @@ struct Engine::State {
   BlockManager blocks;
   EngineStats stats;
   uint64_t next_id = 1;
+  // after_forward's scratch (kept between steps): the sequences to sample with their logits rows, and their finish.
+  std::vector<std::pair<Seq*, const float*>> sample_todo;
+  std::vector<FinishReason> sample_finish;
 };
 
 }  // namespace rf::runtime

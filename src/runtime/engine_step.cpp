@@ -6,10 +6,14 @@
 #include <numeric>
 
 #include "core/check.h"
+#include "core/parallel.h"
 #include "runtime/engine_internal.h"
 
 namespace rf::runtime {
 namespace {
+
+// Sequences per sampling thread at least: a thread is worth starting for a few vocabulary-sized passes.
+constexpr int64_t kSeqsPerSamplingThread = 4;
 
 int32_t blocks_for(int64_t n_tokens, int32_t block_size) {
   return static_cast<int32_t>((n_tokens + block_size - 1) / block_size);
@@ -167,17 +171,14 @@ void Engine::register_full_blocks(Seq& s) {
   }
 }
 
-void Engine::sample_next(Seq& s, const float* logits) {
+FinishReason Engine::sample_next(Seq& s, const float* logits) {
   const auto nv = static_cast<size_t>(n_vocab());
   const std::span<const float> row(logits, nv);
   TokenEvent ev;
   ev.token = s.sampler->sample(row, s.tokens);
   const bool stop = !s.params.ignore_eos &&
                     std::find(opts_.stop_tokens.begin(), opts_.stop_tokens.end(), ev.token) != opts_.stop_tokens.end();
-  if (stop) {
-    finish_seq(s, FinishReason::kStop);
-    return;
-  }
+  if (stop) return FinishReason::kStop;
   if (s.params.top_logprobs >= 0) {
     const float mx = *std::max_element(row.begin(), row.end());
     double sum = 0.0;
@@ -197,13 +198,16 @@ void Engine::sample_next(Seq& s, const float* logits) {
   ++s.n_generated;
   s.handle->push(std::move(ev));
   if (s.n_generated >= s.params.max_tokens || static_cast<int32_t>(s.tokens.size()) >= opts_.ctx_size) {
-    finish_seq(s, FinishReason::kLength);
+    return FinishReason::kLength;
   }
+  return FinishReason::kNone;
 }
 
 void Engine::after_forward(const std::vector<Seq*>& batch_seqs, const std::vector<int32_t>& chunk,
                            const std::vector<float>& logits) {
   const auto nv = static_cast<size_t>(n_vocab());
+  std::vector<std::pair<Seq*, const float*>>& todo = st_->sample_todo;
+  todo.clear();
   size_t out = 0;
   for (size_t i = 0; i < batch_seqs.size(); ++i) {
     Seq& s = *batch_seqs[i];
@@ -217,7 +221,23 @@ void Engine::after_forward(const std::vector<Seq*>& batch_seqs, const std::vecto
     register_full_blocks(s);
     if (!has_output || s.handle->cancelled()) continue;
     if (s.leader) s.group->prefilled = true;
-    sample_next(s, row);
+    todo.emplace_back(&s, row);
+  }
+  // Sampling (a pass or more over the vocabulary per sequence) and handing the token to the consumer touch only
+  // the sequence itself (its sampler, RNG, tokens and handle), so sequences are sampled on several threads; the
+  // tokens do not depend on the split. Finishing (which frees blocks) stays on this thread.
+  std::vector<FinishReason>& fin = st_->sample_finish;
+  fin.assign(todo.size(), FinishReason::kNone);
+  const auto n = static_cast<int64_t>(todo.size());
+  const int threads = static_cast<int>(std::min<int64_t>(rf::hardware_threads(), n / kSeqsPerSamplingThread));
+  rf::parallel_for(n, std::max(threads, 1), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const auto k = static_cast<size_t>(i);
+      fin[k] = sample_next(*todo[k].first, todo[k].second);
+    }
+  });
+  for (size_t k = 0; k < todo.size(); ++k) {
+    if (fin[k] != FinishReason::kNone) finish_seq(*todo[k].first, fin[k]);
   }
 }
 
