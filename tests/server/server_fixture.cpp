@@ -44,8 +44,9 @@ TestServer::TestServer(runtime::EngineOptions eo, ServerOptions so, bool ready, 
   EXPECT_TRUE(t.ok()) << t.error_message();
   served->chat_template = std::move(*t);
   so.port = 0;
-  so.read_timeout_s = 2;
-  so.write_timeout_s = 2;
+  // Short timeouts (unless the test chose its own), so that tests of stalled clients do not wait long.
+  if (so.read_timeout_s == ServerOptions{}.read_timeout_s) so.read_timeout_s = 2;
+  if (so.write_timeout_s == ServerOptions{}.write_timeout_s) so.write_timeout_s = 2;
   http = std::make_unique<HttpServer>(so);
   const Status s = http->bind();
   EXPECT_TRUE(s.ok()) << s.message();
@@ -108,16 +109,24 @@ int open_stream(int port, const std::string& path, const std::string& body, bool
   return fd;
 }
 
-std::string raw_exchange(int port, const std::string& bytes, int timeout_ms) {
-  const int fd = connect_and_send(port, bytes);
-  return fd < 0 ? std::string() : read_until_closed(fd, timeout_ms);
+namespace {
+
+// True when `r` holds a whole response with a Content-Length body (a kept-alive connection stays open after it).
+bool complete_response(const std::string& r) {
+  const size_t head_end = r.find("\r\n\r\n");
+  if (head_end == std::string::npos) return false;
+  std::string head = r.substr(0, head_end);
+  for (auto& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const size_t at = head.find("\r\ncontent-length: ");
+  if (at == std::string::npos) return false;
+  return r.size() - head_end - 4 >= std::stoul(head.substr(at + 18));
 }
 
-std::string read_until_closed(int fd, int timeout_ms) {
+std::string read_response(int fd, int timeout_ms, bool until_closed) {
   std::string out;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   char buf[4096];
-  while (std::chrono::steady_clock::now() < deadline) {
+  while (std::chrono::steady_clock::now() < deadline && (until_closed || !complete_response(out))) {
     pollfd p{fd, POLLIN, 0};
     if (poll(&p, 1, 50) <= 0) continue;
     const ssize_t n = recv(fd, buf, sizeof buf, 0);
@@ -127,6 +136,15 @@ std::string read_until_closed(int fd, int timeout_ms) {
   close(fd);
   return out;
 }
+
+}  // namespace
+
+std::string raw_exchange(int port, const std::string& bytes, int timeout_ms) {
+  const int fd = connect_and_send(port, bytes);
+  return fd < 0 ? std::string() : read_response(fd, timeout_ms, /*until_closed=*/false);
+}
+
+std::string read_until_closed(int fd, int timeout_ms) { return read_response(fd, timeout_ms, /*until_closed=*/true); }
 
 int http_status(const std::string& response) {
   if (response.rfind("HTTP/1.1 ", 0) != 0 || response.size() < 12) return -1;

@@ -39,7 +39,8 @@ struct TestServer {
   std::unique_ptr<HttpServer> http;
 };
 
-// Sends raw bytes to 127.0.0.1:port and returns whatever the server answers until it closes (or timeout_ms).
+// Sends raw bytes to 127.0.0.1:port and returns what the server answers until it closes, or has sent a whole
+// response with a Content-Length, or timeout_ms passed.
 std::string raw_exchange(int port, const std::string& bytes, int timeout_ms = 5000);
 // Connects to 127.0.0.1:port and sends bytes; the socket, or -1.
 int connect_and_send(int port, const std::string& bytes);
