@@ -123,19 +123,29 @@ bool penalties_active(const SamplerParams& p, std::span<const int32_t> history) 
 // running mass over buckets finds the bucket where a cut falls, and only that bucket is sorted.
 constexpr int32_t kBuckets = 512;
 constexpr float kBucketsPerUnit = 16.0f;
+constexpr size_t kLanes = 4;
+
+double lanes_total(const double (&acc)[kLanes]) { return (acc[0] + acc[1]) + (acc[2] + acc[3]); }
+
+// Adds the per-lane bucket masses (kLanes arrays of kBuckets, one after the other) into the first array.
+void fold_lanes(std::vector<double>& mass) {
+  for (size_t l = 1; l < kLanes; ++l) {
+    for (size_t b = 0; b < kBuckets; ++b) mass[b] += mass[l * kBuckets + b];
+  }
+}
 
 // The index of the first largest value: a maximum over independent lanes (no loop-carried index), then a scan for
 // its first occurrence. Same answer as std::max_element.
 size_t first_max(std::span<const float> v) {
-  constexpr size_t kLanes = 8;
-  float lane[kLanes];
-  for (size_t j = 0; j < kLanes; ++j) lane[j] = v[0];
+  constexpr size_t kMaxLanes = 8;
+  float lane[kMaxLanes];
+  for (size_t j = 0; j < kMaxLanes; ++j) lane[j] = v[0];
   size_t i = 0;
-  for (; i + kLanes <= v.size(); i += kLanes) {
-    for (size_t j = 0; j < kLanes; ++j) lane[j] = v[i + j] > lane[j] ? v[i + j] : lane[j];
+  for (; i + kMaxLanes <= v.size(); i += kMaxLanes) {
+    for (size_t j = 0; j < kMaxLanes; ++j) lane[j] = v[i + j] > lane[j] ? v[i + j] : lane[j];
   }
   float mx = lane[0];
-  for (size_t j = 1; j < kLanes; ++j) mx = lane[j] > mx ? lane[j] : mx;
+  for (size_t j = 1; j < kMaxLanes; ++j) mx = lane[j] > mx ? lane[j] : mx;
   for (; i < v.size(); ++i) mx = v[i] > mx ? v[i] : mx;
   size_t k = 0;
   while (k + 1 < v.size() && !(v[k] == mx)) ++k;  // mx is one of the values (unless NaNs are about)
@@ -218,50 +228,60 @@ int32_t Sampler::sample_full(std::span<const float> logits) {
   const float scale = kBucketsPerUnit / t;
   prob_.resize(n);
   bucket_.resize(n);
-  double sum = 0.0;
   for (size_t i = 0; i < n; ++i) {
-    const float e = std::exp((logits[i] - mx) / t);  // the same expression as softmax() (identical values)
-    prob_[i] = e;
-    sum += e;
+    prob_[i] = std::exp((logits[i] - mx) / t);  // the same expression as softmax() (identical values)
     const float key = (mx - logits[i]) * scale;
     bucket_[i] = key < static_cast<float>(kBuckets - 1) ? static_cast<uint16_t>(key) : kBuckets - 1;
   }
-  mass_.assign(kBuckets, 0.0);
-  double total = 0.0;
-  for (size_t i = 0; i < n; ++i) {
+  // Sums over kLanes interleaved lanes: independent chains instead of one add latency per token.
+  double acc[kLanes] = {};
+  size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (size_t j = 0; j < kLanes; ++j) acc[j] += prob_[i + j];
+  }
+  for (; i < n; ++i) acc[0] += prob_[i];
+  const double sum = lanes_total(acc);
+  // Bucket masses per lane too (neighbouring tokens often share a bucket: one array would chain through memory).
+  mass_.assign(kBuckets * kLanes, 0.0);
+  double tot[kLanes] = {};
+  for (i = 0; i < n; ++i) {
     const float q = static_cast<float>(prob_[i] / sum);
     prob_[i] = q;
-    mass_[bucket_[i]] += q;
-    total += q;
+    mass_[(i % kLanes) * kBuckets + bucket_[i]] += q;
+    tot[i % kLanes] += q;
   }
+  double total = lanes_total(tot);
+  fold_lanes(mass_);
   // The kept set is a prefix of the chain's order: everything up to and including `last` (index; n: all).
   size_t last = n;
   if (p_.top_p < 1.0f) last = find_crossing(logits, p_.top_p, /*strict=*/false, n);
   const float threshold = p_.min_p > 0.0f ? p_.min_p * prob_[best] : 0.0f;
-  auto kept = [&](size_t i) {
-    if (i == best) return true;  // the best stays whatever min_p is
-    if (last < n && (logits[i] < logits[last] || (logits[i] == logits[last] && i > last))) return false;
-    return prob_[i] >= threshold;
+  auto kept = [&](size_t k) {
+    if (k == best) return true;  // the best stays whatever min_p is
+    if (last < n && (logits[k] < logits[last] || (logits[k] == logits[last] && k > last))) return false;
+    return prob_[k] >= threshold;
   };
   const bool filtered = last < n || p_.min_p > 0.0f;
   if (filtered) {
-    mass_.assign(kBuckets, 0.0);
-    total = 0.0;
-    for (size_t i = 0; i < n; ++i) {
+    mass_.assign(kBuckets * kLanes, 0.0);
+    std::fill(std::begin(tot), std::end(tot), 0.0);
+    for (i = 0; i < n; ++i) {
       if (!kept(i)) {
         prob_[i] = -1.0f;  // out of the draw (and no longer kept() itself)
         continue;
       }
-      mass_[bucket_[i]] += prob_[i];
-      total += prob_[i];
+      mass_[(i % kLanes) * kBuckets + bucket_[i]] += prob_[i];
+      tot[i % kLanes] += prob_[i];
     }
+    total = lanes_total(tot);
+    fold_lanes(mass_);
   }
   const double r = std::uniform_real_distribution<double>(0.0, total)(rng_);
   const size_t pick = find_crossing(logits, r, /*strict=*/true, n);
   if (pick < n) return static_cast<int32_t>(pick);
   // Rounding left r at or beyond the running mass: the chain's last kept candidate.
   size_t worst = best;
-  for (size_t i = 0; i < n; ++i) {
+  for (i = 0; i < n; ++i) {
     if (kept(i) && better({static_cast<int32_t>(worst), logits[worst], 0.0f},
                                   {static_cast<int32_t>(i), logits[i], 0.0f})) {
       worst = i;
