@@ -3,9 +3,15 @@
 #include <algorithm>
 
 #include "core/check.h"
+#include "core/parallel.h"
 #include "runtime/engine_internal.h"
 
 namespace rf::runtime {
+namespace {
+
+constexpr int kMaxSamplingWorkers = 15;  // besides the scheduler thread
+
+}  // namespace
 
 const char* finish_reason_name(FinishReason r) {
   switch (r) {
@@ -96,6 +102,7 @@ Expected<std::unique_ptr<Engine>> Engine::create(model::Model& model, const Engi
   e->cache_ = std::move(*cache);
   e->st_ = std::make_unique<State>(e->cache_->n_blocks(), o.block_size, o.prefix_cache);
   e->st_->stats.kv_blocks_total = e->cache_->n_blocks();
+  e->st_->workers = std::make_unique<WorkerPool>(std::min(rf::hardware_threads() - 1, kMaxSamplingWorkers));
   e->thread_ = std::thread([p = e.get()] { p->loop(); });
   return e;
 }

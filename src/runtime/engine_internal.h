@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "runtime/engine.h"
+#include "runtime/engine_pool.h"
 #include "runtime/scheduler_blocks.h"
 
 namespace rf::runtime {
@@ -55,6 +56,7 @@ struct Engine::State {
   // after_forward's scratch (kept between steps): the sequences to sample with their logits rows, and their finish.
   std::vector<std::pair<Seq*, const float*>> sample_todo;
   std::vector<FinishReason> sample_finish;
+  std::unique_ptr<WorkerPool> workers;  // samples the sequences of a step in parallel
 };
 
 }  // namespace rf::runtime

@@ -6,14 +6,13 @@
 #include <numeric>
 
 #include "core/check.h"
-#include "core/parallel.h"
 #include "runtime/engine_internal.h"
 
 namespace rf::runtime {
 namespace {
 
-// Sequences per sampling thread at least: a thread is worth starting for a few vocabulary-sized passes.
-constexpr int64_t kSeqsPerSamplingThread = 4;
+// Sequences per sampling thread at least: waking a worker is worth it for a couple of vocabulary-sized passes.
+constexpr int64_t kSeqsPerSamplingThread = 2;
 
 int32_t blocks_for(int64_t n_tokens, int32_t block_size) {
   return static_cast<int32_t>((n_tokens + block_size - 1) / block_size);
@@ -229,12 +228,9 @@ void Engine::after_forward(const std::vector<Seq*>& batch_seqs, const std::vecto
   std::vector<FinishReason>& fin = st_->sample_finish;
   fin.assign(todo.size(), FinishReason::kNone);
   const auto n = static_cast<int64_t>(todo.size());
-  const int threads = static_cast<int>(std::min<int64_t>(rf::hardware_threads(), n / kSeqsPerSamplingThread));
-  rf::parallel_for(n, std::max(threads, 1), [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      const auto k = static_cast<size_t>(i);
-      fin[k] = sample_next(*todo[k].first, todo[k].second);
-    }
+  st_->workers->run(n, static_cast<int>(n / kSeqsPerSamplingThread) - 1, [&](int64_t i) {
+    const auto k = static_cast<size_t>(i);
+    fin[k] = sample_next(*todo[k].first, todo[k].second);
   });
   for (size_t k = 0; k < todo.size(); ++k) {
     if (fin[k] != FinishReason::kNone) finish_seq(*todo[k].first, fin[k]);
