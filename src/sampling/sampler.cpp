@@ -174,11 +174,8 @@ int32_t Sampler::sample(std::span<const float> logits_in, std::span<const int32_
 // first sorted candidate whose running mass passes r.
 int32_t Sampler::sample_top_k(std::span<const float> logits) {
   std::vector<Candidate>& c = cand_;
-  c.resize(logits.size());
-  for (size_t i = 0; i < logits.size(); ++i) c[i] = {static_cast<int32_t>(i), logits[i], 0.0f};
   const auto n_k = static_cast<size_t>(p_.top_k);
-  std::nth_element(c.begin(), c.begin() + static_cast<std::ptrdiff_t>(n_k - 1), c.end(), better);
-  c.resize(n_k);
+  select_top_k(logits, n_k, c);
   size_t n = n_k;
   float mx = c[0].logit;
   for (size_t i = 1; i < n; ++i) mx = std::max(mx, c[i].logit);
@@ -214,6 +211,44 @@ int32_t Sampler::sample_top_k(std::span<const float> logits) {
     if (better(c[pick], c[i])) pick = i;
   }
   return c[pick].id;
+}
+
+// The k best candidates (in no particular order) into c: tokens are bucketed by distance from the max logit
+// (kBucketsPerUnit per logit unit), the bucket holding the k-th best is found from the bucket counts, and only that
+// bucket is sorted. The same set as nth_element over the chain's order, without a vocabulary-wide selection.
+void Sampler::select_top_k(std::span<const float> logits, size_t k, std::vector<Candidate>& c) {
+  const size_t n = logits.size();
+  const float mx = logits[first_max(logits)];
+  bucket_.resize(n);
+  std::vector<int32_t>& count = counts_;
+  count.assign(kBuckets, 0);
+  for (size_t i = 0; i < n; ++i) {
+    const float key = (mx - logits[i]) * kBucketsPerUnit;
+    const uint16_t b = key < static_cast<float>(kBuckets - 1) ? static_cast<uint16_t>(key) : kBuckets - 1;
+    bucket_[i] = b;
+    ++count[b];
+  }
+  int32_t cut = 0;  // the bucket holding the k-th best
+  size_t before = 0;  // candidates in the buckets before it
+  while (before + static_cast<size_t>(count[static_cast<size_t>(cut)]) < k) before += count[static_cast<size_t>(cut++)];
+  c.clear();
+  members_.clear();
+  for (size_t i = 0; i < n; ++i) {
+    if (bucket_[i] < cut) {
+      c.push_back({static_cast<int32_t>(i), logits[i], 0.0f});
+    } else if (bucket_[i] == cut) {
+      members_.push_back(static_cast<int32_t>(i));
+    }
+  }
+  const auto need = static_cast<std::ptrdiff_t>(k - before);
+  std::partial_sort(members_.begin(), members_.begin() + need, members_.end(), [&](int32_t x, int32_t y) {
+    const float lx = logits[static_cast<size_t>(x)], ly = logits[static_cast<size_t>(y)];
+    return lx > ly || (lx == ly && x < y);
+  });
+  for (std::ptrdiff_t j = 0; j < need; ++j) {
+    const int32_t id = members_[static_cast<size_t>(j)];
+    c.push_back({id, logits[static_cast<size_t>(id)], 0.0f});
+  }
 }
 
 // Without top-k the chain covers the whole vocabulary. Both cuts (top-p, and the draw) are prefixes of the chain's

@@ -43,6 +43,7 @@ class Sampler {
 
  private:
   int32_t sample_top_k(std::span<const float> logits);
+  void select_top_k(std::span<const float> logits, size_t k, std::vector<Candidate>& c);
   int32_t sample_full(std::span<const float> logits);
   size_t find_crossing(std::span<const float> logits, double target, bool strict, size_t n);
 
@@ -54,7 +55,8 @@ class Sampler {
   std::vector<float> prob_;        // full path: probability per token (-1: cut by top-p / min-p)
   std::vector<uint16_t> bucket_;   // full path: bucket per token
   std::vector<double> mass_;       // full path: probability mass per bucket
-  std::vector<int32_t> members_;   // full path: the tokens of the bucket being sorted
+  std::vector<int32_t> members_;   // the tokens of the bucket being sorted
+  std::vector<int32_t> counts_;    // top-k: tokens per bucket
 };
 
 }  // namespace rf::sampling

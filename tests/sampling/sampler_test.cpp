@@ -70,8 +70,9 @@ TEST(Sampler, SelectionBasedDrawEqualsTheSortedChain) {
 }
 
 TEST(Sampler, FullVocabularyDrawEqualsTheSortedChainAtLlamaVocabularySize) {
-  // 32000 tokens without top-k: the bucketed path. A tiny temperature pushes nearly every token into the last
-  // bucket; a large one spreads the mass over many buckets; a peaked row puts it all in the first.
+  // 32000 tokens, without top-k (the bucketed draw) and with top-k 40 (the bucketed selection). A tiny temperature
+  // pushes nearly every token into the last bucket; a large one spreads the mass over many buckets; a peaked row
+  // puts it all in the first.
   std::mt19937 gen(11);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<float> flat(32000), peaked(32000);
@@ -84,7 +85,7 @@ TEST(Sampler, FullVocabularyDrawEqualsTheSortedChainAtLlamaVocabularySize) {
       for (const auto& [top_p, min_p] : cuts) {
         SamplerParams p;
         p.temperature = temp;
-        p.top_k = 0;
+        p.top_k = cases % 2 == 0 ? 0 : 40;  // every other case through the bucketed top-k selection
         p.top_p = top_p;
         p.min_p = min_p;
         p.seed = static_cast<uint64_t>(++cases);
@@ -92,7 +93,7 @@ TEST(Sampler, FullVocabularyDrawEqualsTheSortedChainAtLlamaVocabularySize) {
         std::mt19937_64 rng(p.seed);
         for (int d = 0; d < 4; ++d) {
           ASSERT_EQ(fast.sample(*row, {}), reference_sample(p, *row, {}, rng))
-              << "temp " << temp << " top_p " << top_p << " min_p " << min_p << " draw " << d;
+              << "top_k " << p.top_k << " temp " << temp << " top_p " << top_p << " min_p " << min_p << " draw " << d;
         }
       }
     }
