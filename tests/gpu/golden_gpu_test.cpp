@@ -28,40 +28,6 @@ const char* const kModels[] = {
     "synth-qwen2-Q8_0",   "synth-qwen2-Q4_K_M", "synth-mixtral-f32",  "synth-mixtral-Q8_0",   "synth-mixtral-Q4_K_M",
 };
 
-// One sequence in a fresh cache on the model's backend; returns the logits of every token fed.
-class Runner {
- public:
-  explicit Runner(model::Model& m) : model_(m) {
-    kv::KvOptions o;
-    o.n_slots = 256;
-    o.block_size = 16;
-    cache_ = kv::KvCache::create(m.backend(), m.kv_shape(), o).value();
-    seq_ = cache_->add_sequence();
-  }
-  std::vector<float> feed(const std::vector<int>& tokens) {
-    backend::Batch b;
-    const int32_t start = cache_->length(seq_);
-    EXPECT_TRUE(cache_->reserve(seq_, static_cast<int32_t>(tokens.size())).ok());
-    for (size_t i = 0; i < tokens.size(); ++i) {
-      b.tokens.push_back(tokens[i]);
-      b.positions.push_back(start + static_cast<int32_t>(i));
-      b.seq.push_back(0);
-      b.output_rows.push_back(static_cast<int32_t>(i));
-    }
-    b.block_tables.push_back(cache_->block_table(seq_));
-    std::vector<float> logits;
-    const Status s = model_.forward(std::move(b), *cache_, &logits);
-    EXPECT_TRUE(s.ok()) << s.message();
-    cache_->advance(seq_, static_cast<int32_t>(tokens.size()));
-    return logits;
-  }
-
- private:
-  model::Model& model_;
-  std::unique_ptr<kv::KvCache> cache_;
-  int32_t seq_ = 0;
-};
-
 class GpuGoldenLogits : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(GpuGoldenLogits, PrefillAndTeacherForcedDecodeMatchLlamaCpp) {
@@ -80,7 +46,7 @@ TEST_P(GpuGoldenLogits, PrefillAndTeacherForcedDecodeMatchLlamaCpp) {
     const auto g = rf::test::load_golden(golden_path);
     ASSERT_TRUE(g.has_value()) << golden_path;
     ASSERT_EQ(g->n_vocab, (*model)->hparams().n_vocab);
-    Runner r(**model);
+    rf::test::SequenceFeeder r(**model);
     const auto logits = r.feed(g->tokens);
     ASSERT_EQ(logits.size(), g->tokens.size() * static_cast<size_t>(g->n_vocab));
     for (size_t p = 0; p < g->tokens.size(); ++p) {

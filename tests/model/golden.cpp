@@ -1,5 +1,7 @@
 #include "model/golden.h"
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -59,6 +61,32 @@ double golden_tolerance(const std::string& name) {
   if (has("-f32") || has("-F16") || has("stories260K")) return 2e-3;
   if (has("-BF16")) return 1e-2;
   return 5e-2;
+}
+
+SequenceFeeder::SequenceFeeder(model::Model& m) : model_(m) {
+  kv::KvOptions o;
+  o.n_slots = 256;
+  o.block_size = 16;
+  cache_ = kv::KvCache::create(m.backend(), m.kv_shape(), o).value();
+  seq_ = cache_->add_sequence();
+}
+
+std::vector<float> SequenceFeeder::feed(const std::vector<int>& tokens) {
+  backend::Batch b;
+  const int32_t start = cache_->length(seq_);
+  EXPECT_TRUE(cache_->reserve(seq_, static_cast<int32_t>(tokens.size())).ok());
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    b.tokens.push_back(tokens[i]);
+    b.positions.push_back(start + static_cast<int32_t>(i));
+    b.seq.push_back(0);
+    b.output_rows.push_back(static_cast<int32_t>(i));
+  }
+  b.block_tables.push_back(cache_->block_table(seq_));
+  std::vector<float> logits;
+  const Status s = model_.forward(std::move(b), *cache_, &logits);
+  EXPECT_TRUE(s.ok()) << s.message();
+  cache_->advance(seq_, static_cast<int32_t>(tokens.size()));
+  return logits;
 }
 
 }  // namespace rf::test

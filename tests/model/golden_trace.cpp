@@ -9,40 +9,6 @@
 namespace rf::test {
 namespace {
 
-// One sequence in a fresh cache; feeds tokens at consecutive positions and returns the logits of every fed token.
-class Feeder {
- public:
-  explicit Feeder(model::Model& m) : model_(m) {
-    kv::KvOptions o;
-    o.n_slots = 256;
-    o.block_size = 16;
-    cache_ = kv::KvCache::create(m.backend(), m.kv_shape(), o).value();
-    seq_ = cache_->add_sequence();
-  }
-  std::vector<float> feed(const std::vector<int>& tokens) {
-    backend::Batch b;
-    const int32_t start = cache_->length(seq_);
-    EXPECT_TRUE(cache_->reserve(seq_, static_cast<int32_t>(tokens.size())).ok());
-    for (size_t i = 0; i < tokens.size(); ++i) {
-      b.tokens.push_back(tokens[i]);
-      b.positions.push_back(start + static_cast<int32_t>(i));
-      b.seq.push_back(0);
-      b.output_rows.push_back(static_cast<int32_t>(i));
-    }
-    b.block_tables.push_back(cache_->block_table(seq_));
-    std::vector<float> logits;
-    const Status s = model_.forward(std::move(b), *cache_, &logits);
-    EXPECT_TRUE(s.ok()) << s.message();
-    cache_->advance(seq_, static_cast<int32_t>(tokens.size()));
-    return logits;
-  }
-
- private:
-  model::Model& model_;
-  std::unique_ptr<kv::KvCache> cache_;
-  int32_t seq_ = 0;
-};
-
 void compare(Trace* t, const float* row, const std::vector<float>& golden) {
   const int n = static_cast<int>(golden.size());
   t->nrmse.push_back(nrmse(row, golden));
@@ -79,7 +45,7 @@ size_t Trace::first_above(double threshold) const {
 Trace run_trace(model::Model& model, const Golden& g, size_t max_rows) {
   Trace t;
   t.n_prompt = g.tokens.size();
-  Feeder f(model);
+  SequenceFeeder f(model);
   const auto logits = f.feed(g.tokens);
   EXPECT_EQ(logits.size(), g.tokens.size() * static_cast<size_t>(g.n_vocab));
   if (logits.size() != g.tokens.size() * static_cast<size_t>(g.n_vocab)) return t;
@@ -93,7 +59,7 @@ Trace run_trace(model::Model& model, const Golden& g, size_t max_rows) {
 }
 
 std::vector<int> greedy_continuation(model::Model& model, const std::vector<int>& prompt, size_t n) {
-  Feeder f(model);
+  SequenceFeeder f(model);
   const auto logits = f.feed(prompt);
   const int nv = model.hparams().n_vocab;
   std::vector<int> out;

@@ -26,8 +26,6 @@ RF_DEVICE float load_kv(const void* cache, bool f16, int64_t i) {
   return f16 ? __half2float(static_cast<const __half*>(cache)[i]) : static_cast<const float*>(cache)[i];
 }
 
-RF_DEVICE bool row_valid_for(int r, int64_t t0, int64_t n_tokens) { return t0 + r < n_tokens; }
-
 template <int kVPer>
 __global__ void __launch_bounds__(kTile) attention_kernel(AttentionArgs a) {
   extern __shared__ float q_s[];  // head_dim_k
@@ -240,7 +238,7 @@ __global__ void __launch_bounds__(kTileThreads) attention_tile_kernel(AttentionA
       }
     }
     __syncthreads();
-    if (tid < QT && row_valid_for(tid, t0, a.n_tokens) && row_seq[tid] == s) row_done[tid] = 1;
+    if (tid < QT && row_seq[tid] == s) row_done[tid] = 1;  // rows past the batch have seq -1
     if (pass_left == 0) break;
   }
 }

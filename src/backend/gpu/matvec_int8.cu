@@ -32,23 +32,29 @@ struct MatSet {
   int count;
 };
 
-// This block's matrix and its block index within that matrix. Selects with constant indices: indexing the kernel
-// parameter with a run-time index would copy it to local memory (7-13 % slower decode on the H100).
-struct MatView {
+// The rows this warp computes: kR rows of its block's matrix from row0 (n_rows of them; <= 0 past the end, the
+// same for every lane). Selects with constant indices: indexing the kernel parameter with a run-time index would
+// copy it to local memory (7-13 % slower decode on the H100).
+struct WarpRows {
   const uint8_t* w;
   size_t nb1;
-  int64_t n_out;
   float* out;
-  unsigned block;
+  int64_t row0;
+  int64_t n_rows;
 };
 
-RF_DEVICE MatView this_block_mat(const MatSet& set) {
+template <int kR>
+RF_DEVICE WarpRows warp_rows(const MatSet& set) {
   static_assert(kMaxMats == 3, "the selects below name each matrix");
   const unsigned b = blockIdx.x;
   const int m = (set.count > 2 && b >= set.first_block[2]) ? 2 : (set.count > 1 && b >= set.first_block[1]) ? 1 : 0;
-  if (m == 0) return {set.w[0], set.nb1[0], set.n_out[0], set.out[0], b - set.first_block[0]};
-  if (m == 1) return {set.w[1], set.nb1[1], set.n_out[1], set.out[1], b - set.first_block[1]};
-  return {set.w[2], set.nb1[2], set.n_out[2], set.out[2], b - set.first_block[2]};
+  const unsigned first = m == 0 ? set.first_block[0] : m == 1 ? set.first_block[1] : set.first_block[2];
+  const int64_t n_out = m == 0 ? set.n_out[0] : m == 1 ? set.n_out[1] : set.n_out[2];
+  const int64_t row0 = (static_cast<int64_t>(b - first) * (blockDim.x / kWarpSize) + warp_id()) * kR;
+  const int64_t n_rows = min(static_cast<int64_t>(kR), n_out - row0);
+  if (m == 0) return {set.w[0], set.nb1[0], set.out[0], row0, n_rows};
+  if (m == 1) return {set.w[1], set.nb1[1], set.out[1], row0, n_rows};
+  return {set.w[2], set.nb1[2], set.out[2], row0, n_rows};
 }
 
 RF_DEVICE float round_half_f(float v) { return __half2float(__float2half_rn(v)); }
@@ -148,18 +154,11 @@ template <bool kFive>
 __global__ void __launch_bounds__(kThreads)
     matvec_q45k_kernel(const MatSet set, int64_t n_blocks,
                        const int8_t* __restrict__ aq, const float* __restrict__ ad) {
-  const MatView v = this_block_mat(set);
-  const uint8_t* __restrict__ w = v.w;
-  const size_t nb1 = v.nb1;
-  const int64_t n_out = v.n_out;
-  float* __restrict__ out = v.out;
-  const unsigned blk = v.block;
   constexpr int kBytes = kFive ? 176 : 144;
   constexpr int kQsOffset = kFive ? 48 : 16;
   constexpr int kR = kKRowsPerWarp;
-  const int64_t row0 = (static_cast<int64_t>(blk) * (blockDim.x / kWarpSize) + warp_id()) * kR;
-  if (row0 >= n_out) return;  // uniform across the warp
-  const int64_t nr = min(static_cast<int64_t>(kR), n_out - row0);
+  const auto [w, nb1, out, row0, nr] = warp_rows<kR>(set);
+  if (nr <= 0) return;  // uniform across the warp
   const int sub = lane_id() % kLanesPerKBlock;
   const int c = sub / 2, half = sub % 2;  // 64-element chunk c; low nibbles: sub-block 2c, high: 2c + 1
   float acc[kR];
@@ -219,17 +218,10 @@ __global__ void __launch_bounds__(kThreads)
 __global__ void __launch_bounds__(kThreads)
     matvec_q6k_kernel(const MatSet set, int64_t n_blocks,
                       const int8_t* __restrict__ aq, const float* __restrict__ ad) {
-  const MatView v = this_block_mat(set);
-  const uint8_t* __restrict__ w = v.w;
-  const size_t nb1 = v.nb1;
-  const int64_t n_out = v.n_out;
-  float* __restrict__ out = v.out;
-  const unsigned blk = v.block;
   constexpr int kBytes = 210;
   constexpr int kR = kKRowsPerWarp;
-  const int64_t row0 = (static_cast<int64_t>(blk) * (blockDim.x / kWarpSize) + warp_id()) * kR;
-  if (row0 >= n_out) return;  // uniform across the warp
-  const int64_t nr = min(static_cast<int64_t>(kR), n_out - row0);
+  const auto [w, nb1, out, row0, nr] = warp_rows<kR>(set);
+  if (nr <= 0) return;  // uniform across the warp
   const int sub = lane_id() % kLanesPerKBlock;
   const int h = sub / 4, j = sub % 4, k0 = j / 2, l0 = 16 * (j & 1);
   const int e1 = 128 * h + 32 * k0 + l0, e2 = e1 + 64;
@@ -275,17 +267,10 @@ template <bool kQ8Weights>
 __global__ void __launch_bounds__(kThreads)
     matvec_q40_q80_kernel(const MatSet set, int64_t n_blocks,
                           const int8_t* __restrict__ aq, const float* __restrict__ ad) {
-  const MatView v = this_block_mat(set);
-  const uint8_t* __restrict__ w = v.w;
-  const size_t nb1 = v.nb1;
-  const int64_t n_out = v.n_out;
-  float* __restrict__ out = v.out;
-  const unsigned blk = v.block;
   constexpr int kBlockBytes = kQ8Weights ? 34 : 18;
   constexpr int kR = kQ4RowsPerWarp;
-  const int64_t row0 = (static_cast<int64_t>(blk) * (blockDim.x / kWarpSize) + warp_id()) * kR;
-  if (row0 >= n_out) return;  // uniform across the warp
-  const int64_t nr = min(static_cast<int64_t>(kR), n_out - row0);
+  const auto [w, nb1, out, row0, nr] = warp_rows<kR>(set);
+  if (nr <= 0) return;  // uniform across the warp
   float acc[kR];
 #pragma unroll
   for (int r = 0; r < kR; ++r) acc[r] = 0.0f;
