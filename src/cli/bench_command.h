@@ -31,8 +31,6 @@ double measure_read_bandwidth(int n_threads, size_t bytes = size_t{512} << 20);
 // VmHWM of this process in bytes (0 when /proc is unavailable); reset_peak_rss() restarts the high-water mark.
 double peak_rss_bytes();
 void reset_peak_rss();
-// The CPU's model name from /proc/cpuinfo ("cpu" when unknown).
-std::string cpu_name();
 
 void register_bench_command(CLI::App& app, int& exit_code);
 

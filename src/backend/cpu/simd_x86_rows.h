@@ -357,6 +357,20 @@ inline SbCodes q4k_codes(const uint8_t* qs, __m128i sm) {
 #endif
 }
 
+// The Q8_K activation rows [a0, a0 + kA) of x (rows xs bytes apart; past n_x the last row repeats) and zeroed sums;
+// returns how many are real.
+template <int kA>
+inline int q8k_row_group(const void* x, size_t xs, int64_t a0, int64_t n_x, const BlockQ8K* (&b)[kA],
+                         float (&sum)[kA]) {
+  const int rn = static_cast<int>(n_x - a0 < kA ? n_x - a0 : kA);
+  for (int j = 0; j < kA; ++j) {
+    b[j] = reinterpret_cast<const BlockQ8K*>(static_cast<const uint8_t*>(x) +
+                                             static_cast<size_t>(a0 + (j < rn ? j : rn - 1)) * xs);
+    sum[j] = 0.0f;
+  }
+  return rn;
+}
+
 void dot_rows_q4_k(int64_t n, const void* w, size_t ws, int64_t n_w, const void* x, size_t xs, int64_t n_x, float* out,
                    size_t os) {
   constexpr int kA = 8;  // activation rows per decoded super-block
@@ -364,14 +378,9 @@ void dot_rows_q4_k(int64_t n, const void* w, size_t ws, int64_t n_w, const void*
   for (int64_t r = 0; r < n_w; ++r) {
     const auto* a = reinterpret_cast<const BlockQ4K*>(static_cast<const uint8_t*>(w) + static_cast<size_t>(r) * ws);
     for (int64_t a0 = 0; a0 < n_x; a0 += kA) {
-      const int rn = static_cast<int>(n_x - a0 < kA ? n_x - a0 : kA);
       const BlockQ8K* b[kA];
       float sum[kA];
-      for (int j = 0; j < kA; ++j) {
-        b[j] = reinterpret_cast<const BlockQ8K*>(static_cast<const uint8_t*>(x) +
-                                                 static_cast<size_t>(a0 + (j < rn ? j : rn - 1)) * xs);
-        sum[j] = 0.0f;
-      }
+      const int rn = q8k_row_group(x, xs, a0, n_x, b, sum);
       for (int64_t i = 0; i < nsb; ++i) {
         const __m128i sm = unpack_k4_scales(a[i].scales);  // 8 scales, 8 mins
         const __m128i mins = _mm_unpackhi_epi64(sm, sm);
@@ -406,14 +415,9 @@ void dot_rows_q6_k(int64_t n, const void* w, size_t ws, int64_t n_w, const void*
   for (int64_t r = 0; r < n_w; ++r) {
     const auto* a = reinterpret_cast<const BlockQ6K*>(static_cast<const uint8_t*>(w) + static_cast<size_t>(r) * ws);
     for (int64_t a0 = 0; a0 < n_x; a0 += kA) {
-      const int rn = static_cast<int>(n_x - a0 < kA ? n_x - a0 : kA);
       const BlockQ8K* b[kA];
       float sum[kA];
-      for (int j = 0; j < kA; ++j) {
-        b[j] = reinterpret_cast<const BlockQ8K*>(static_cast<const uint8_t*>(x) +
-                                                 static_cast<size_t>(a0 + (j < rn ? j : rn - 1)) * xs);
-        sum[j] = 0.0f;
-      }
+      const int rn = q8k_row_group(x, xs, a0, n_x, b, sum);
       for (int64_t i = 0; i < nsb; ++i) {
         alignas(32) int16_t sc[16];
         for (int g = 0; g < 16; ++g) sc[g] = a[i].scales[g];
