@@ -172,9 +172,11 @@ Status Model::forward(backend::Batch batch, kv::KvCache& cache, std::vector<floa
   const int64_t n = batch.n_tokens();
   const int64_t n_out = batch.n_outputs();
   if (n == 0) return Status::error("model: empty batch");
-  logits->clear();
   for (Site& s : sites_) {
-    if (Status st = ensure_workspace(s, n, n_out); !st.ok()) return finish(st);
+    if (Status st = ensure_workspace(s, n, n_out); !st.ok()) {
+      logits->clear();
+      return finish(st);
+    }
   }
   Status failed;
   {
@@ -214,13 +216,14 @@ Status Model::forward(backend::Batch batch, kv::KvCache& cache, std::vector<floa
         o.be->get_rows(xo, o.ws.x.rows(0, n), *dbs[static_cast<size_t>(out_site_)]);
         o.be->rms_norm(xo, xo, w_.output_norm, hp_.rms_eps);
         o.be->matmul(lg, xo, w_.output);
+        // A caller's buffer of the same size is reused as is: no zero fill of n_out x n_vocab floats per step.
         logits->resize(static_cast<size_t>(n_out * hp_.n_vocab));
         o.be->to_host(logits->data(), lg, logits->size() * sizeof(float));
       }
     }
   }  // the prepared batches are released here, before the errors are taken
   failed = finish(std::move(failed));
-  if (!failed.ok()) logits->clear();
+  if (!failed.ok() || n_out == 0) logits->clear();
   return failed;
 }
 
