@@ -160,6 +160,14 @@ struct RopeParams {
   float freq_base = 10000.0f;
   float freq_scale = 1.0f;   // 1 / linear scaling factor
   Tensor freq_factors;       // optional F32 [n_rot / 2]: per-frequency divisors (llama3-style scaling)
+  // YaRN (see backend/rope_yarn.h). With ext_factor 0 (the default) the angle is freq_scale * theta; otherwise
+  // pairs below the correction range keep the unscaled angle, pairs above it get the scaled one, and a linear
+  // ramp blends the two in between (weight ext_factor on the unscaled side).
+  float ext_factor = 0.0f;   // 0: off
+  float attn_factor = 1.0f;  // multiplies cos and sin (YaRN's magnitude correction is folded in by the caller)
+  float beta_fast = 32.0f;   // correction range, in rotations over n_ctx_orig positions
+  float beta_slow = 1.0f;
+  int n_ctx_orig = 0;        // context trained on before the extension; > 0 when ext_factor != 0
 };
 
 struct AttentionParams {

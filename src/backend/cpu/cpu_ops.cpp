@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/rope_yarn.h"
 #include "core/check.h"
 #include "core/half.h"
 
@@ -68,20 +69,29 @@ void CpuBackend::rope(Tensor x, const DeviceBatch& batch, const RopeParams& p) {
   RF_CHECK(x.ne0 == static_cast<int64_t>(p.n_head) * p.head_dim && x.ne1 == batch.n_tokens());
   RF_CHECK(p.n_rot > 0 && p.n_rot <= p.head_dim && p.n_rot % 2 == 0);
   RF_CHECK(p.freq_factors.empty() || p.freq_factors.ne0 >= p.n_rot / 2);
+  RF_CHECK(p.ext_factor == 0.0f || p.n_ctx_orig > 0);
   const auto* ff = static_cast<const float*>(p.freq_factors.data);
   const float theta_scale = std::pow(p.freq_base, -2.0f / static_cast<float>(p.n_rot));
   const int half = p.n_rot / 2;
+  const bool yarn = p.ext_factor != 0.0f;
+  const YarnRange range = yarn ? yarn_range(p.n_rot, p.n_ctx_orig, p.freq_base, p.beta_fast, p.beta_slow) : YarnRange{};
   pool_.parallel_for(x.ne1, [&](int64_t b, int64_t e, int thread) {
     std::vector<float>& cs = scratch_[static_cast<size_t>(thread)];
     cs.resize(static_cast<size_t>(p.n_rot));
     for (int64_t t = b; t < e; ++t) {
       // cos/sin per frequency i: theta_i = pos * base^(-2i/n_rot) (advanced by repeated multiplication),
-      // divided by the frequency factor and scaled by freq_scale.
+      // divided by the frequency factor and scaled by freq_scale; with YaRN, blended back towards the unscaled
+      // angle by the ramp. cos and sin are multiplied by attn_factor.
       float theta = static_cast<float>(batch.host().positions[static_cast<size_t>(t)]);
       for (int i = 0; i < half; ++i) {
-        const float th = p.freq_scale * (ff ? theta / ff[i] : theta);
-        cs[2 * i] = std::cos(th);
-        cs[2 * i + 1] = std::sin(th);
+        const float th_extrap = ff ? theta / ff[i] : theta;
+        float th = p.freq_scale * th_extrap;
+        if (yarn) {
+          const float mix = yarn_ramp(range, i) * p.ext_factor;
+          th = th * (1.0f - mix) + th_extrap * mix;
+        }
+        cs[2 * i] = std::cos(th) * p.attn_factor;
+        cs[2 * i + 1] = std::sin(th) * p.attn_factor;
         theta *= theta_scale;
       }
       float* row = row_f32(x, t);
