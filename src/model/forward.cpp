@@ -100,6 +100,11 @@ void Model::attention_block(int il, const backend::DeviceBatch& db, kv::KvCache&
   rp.freq_base = h.rope_freq_base;
   rp.freq_scale = h.rope_freq_scale;
   rp.freq_factors = lw.rope_freqs;
+  rp.ext_factor = h.rope_ext_factor;
+  rp.attn_factor = h.rope_attn_factor;
+  rp.beta_fast = h.rope_yarn_beta_fast;
+  rp.beta_slow = h.rope_yarn_beta_slow;
+  rp.n_ctx_orig = h.rope_n_ctx_orig;
   rp.n_head = h.n_head;
   be.rope(q, db, rp);
   rp.n_head = h.n_head_kv;

@@ -25,7 +25,16 @@ struct HParams {
   int n_expert_used = 0;     // <arch>.expert_used_count
   float rms_eps = 1e-5f;     // <arch>.attention.layer_norm_rms_epsilon
   float rope_freq_base = 10000.0f;  // <arch>.rope.freq_base
-  float rope_freq_scale = 1.0f;     // 1 / <arch>.rope.scaling.factor for linear scaling
+  float rope_freq_scale = 1.0f;     // 1 / <arch>.rope.scaling.factor for linear and yarn scaling
+  // Magnitude of rope's cos/sin: <arch>.rope.scaling.attn_factor (default 1), times YaRN's correction
+  // g(factor, 1) (divided by g(factor, .rope.scaling.yarn_log_multiplier) when that is set), g(s, k) = 1 + 0.1 k ln s
+  // for s > 1, else 1.
+  float rope_attn_factor = 1.0f;
+  // YaRN ramp weight: 1 for <arch>.rope.scaling.type yarn (or its .rope.scaling.yarn_ext_factor), else 0.
+  float rope_ext_factor = 0.0f;
+  float rope_yarn_beta_fast = 32.0f;  // <arch>.rope.scaling.yarn_beta_fast (yarn only)
+  float rope_yarn_beta_slow = 1.0f;   // <arch>.rope.scaling.yarn_beta_slow (yarn only)
+  int rope_n_ctx_orig = 0;            // <arch>.rope.scaling.original_context_length (default context_length)
   backend::RopeMode rope_mode = backend::RopeMode::kNormal;  // set by the architecture
 };
 
