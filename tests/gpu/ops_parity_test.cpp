@@ -130,6 +130,51 @@ TEST(GpuOpsParity, RopeNormalAndNeoxWithPartialRotationAndFrequencyFactors) {
   }
 }
 
+// YaRN: positions past the original context (n_ctx_orig 256, factor 8), the ramp on and half on, with and without
+// frequency factors. Both backends derive the correction range with the same host function, so the ramped angles
+// agree exactly and only cosf / sinf differ (2e-5, times attn_factor).
+TEST(GpuOpsParity, RopeYarnNormalAndNeoxPastTheOriginalContext) {
+  RF_REQUIRE_GPU_PAIR(pair);
+  std::mt19937 rng(12);
+  for (const auto mode : {backend::RopeMode::kNormal, backend::RopeMode::kNeox}) {
+    for (const float ext_factor : {1.0f, 0.5f}) {
+      for (const bool factors : {false, true}) {
+        const int n_head = 3, head_dim = 80, n_rot = 64;
+        const int64_t n = 33;
+        backend::RopeParams p;
+        p.mode = mode;
+        p.n_head = n_head;
+        p.head_dim = head_dim;
+        p.n_rot = n_rot;
+        p.freq_base = 10000.0f;
+        p.freq_scale = 1.0f / 8.0f;
+        p.ext_factor = ext_factor;
+        p.attn_factor = 1.0f + 0.1f * std::log(8.0f);
+        p.beta_fast = 32.0f;
+        p.beta_slow = 1.0f;
+        p.n_ctx_orig = 256;
+        std::vector<float> ff(static_cast<size_t>(n_rot / 2));
+        for (auto& f : ff) f = 1.0f + static_cast<float>(rng() % 8);
+        const backend::Batch b = seq_batch(rng, n, 1000, 70);
+        const auto bg = pair.gpu().prepare_batch(b);
+        const auto bc = pair.cpu().prepare_batch(b);
+        const auto x = random_floats(rng, static_cast<size_t>(n_head * head_dim * n));
+        const Tensor xg = pair.gpu_f32(x, n_head * head_dim), xc = pair.cpu_f32(x, n_head * head_dim);
+        backend::RopeParams pg = p, pc = p;
+        if (factors) {
+          pg.freq_factors = pair.gpu_f32(ff, n_rot / 2);
+          pc.freq_factors = pair.cpu_f32(ff, n_rot / 2);
+        }
+        pair.gpu().rope(xg, *bg, pg);
+        pair.cpu().rope(xc, *bc, pc);
+        expect_close(pair.download(pair.gpu(), xg), pair.download(pair.cpu(), xc), {2e-5f * p.attn_factor},
+                     std::string("rope yarn ") + (mode == backend::RopeMode::kNeox ? "neox" : "normal") +
+                         " ext_factor " + std::to_string(ext_factor) + (factors ? " factors" : ""));
+      }
+    }
+  }
+}
+
 struct AttnCase {
   Type cache_type;
   int n_head, n_head_kv, head_dim;

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "backend/gpu/elementwise.h"
+#include "backend/rope_yarn.h"
 
 namespace rf::gpu {
 namespace {
@@ -118,7 +119,7 @@ __global__ void silu_mul_kernel(RowsF32 out, RowsF32 gate, RowsF32 up) {
 }
 
 // One thread per (token, head, rotated pair).
-__global__ void rope_kernel(RowsF32 x, const int32_t* __restrict__ positions, RopeArgs a) {
+__global__ void rope_kernel(RowsF32 x, const int32_t* __restrict__ positions, RopeArgs a, backend::YarnRange yarn) {
   const int half = a.n_rot / 2;
   const int64_t t = global_thread();
   if (t >= x.rows * a.n_head * half) return;
@@ -128,8 +129,16 @@ __global__ void rope_kernel(RowsF32 x, const int32_t* __restrict__ positions, Ro
   // theta_i = pos * theta_scale^i by repeated multiplication, exactly as the CPU reference advances it.
   float theta = static_cast<float>(positions[tok]);
   for (int k = 0; k < i; ++k) theta *= a.theta_scale;
-  const float th = a.freq_scale * (a.freq_factors ? theta / a.freq_factors[i] : theta);
-  const float c = cosf(th), s = sinf(th);
+  const float th_extrap = a.freq_factors ? theta / a.freq_factors[i] : theta;
+  float th = a.freq_scale * th_extrap;
+  if (a.ext_factor != 0.0f) {
+    // YaRN: blend back towards the unscaled angle, weight 1 up to yarn.low falling linearly to 0 at yarn.high.
+    const float y = (static_cast<float>(i) - yarn.low) / fmaxf(0.001f, yarn.high - yarn.low);
+    const float mix = (1.0f - fminf(1.0f, fmaxf(0.0f, y))) * a.ext_factor;
+    // Rounded products and sum (no fused multiply-add), as the CPU reference computes them.
+    th = __fadd_rn(__fmul_rn(th, 1.0f - mix), __fmul_rn(th_extrap, mix));
+  }
+  const float c = cosf(th) * a.attn_factor, s = sinf(th) * a.attn_factor;
   float* v = x.data + tok * x.stride + static_cast<int64_t>(h) * a.head_dim;
   const int i0 = a.neox ? i : 2 * i;
   const int i1 = a.neox ? i + half : 2 * i + 1;
@@ -250,7 +259,10 @@ Status silu_mul(RowsF32 out, RowsF32 gate, RowsF32 up, gpuStream_t stream) {
 Status rope(RowsF32 x, const int32_t* positions, const RopeArgs& args, gpuStream_t stream) {
   const int64_t items = x.rows * args.n_head * (args.n_rot / 2);
   if (items == 0) return ok_status();
-  rope_kernel<<<blocks_for(items, kThreads), kThreads, 0, stream>>>(x, positions, args);
+  const backend::YarnRange yarn = args.ext_factor != 0.0f ? backend::yarn_range(args.n_rot, args.n_ctx_orig, args.freq_base,
+                                                               args.beta_fast, args.beta_slow)
+                                                  : backend::YarnRange{};
+  rope_kernel<<<blocks_for(items, kThreads), kThreads, 0, stream>>>(x, positions, args, yarn);
   return launch_status("rope launch");
 }
 

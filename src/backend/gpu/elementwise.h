@@ -40,6 +40,13 @@ struct RopeArgs {
   float theta_scale = 1.0f;  // freq_base^(-2 / n_rot), computed on the host as the CPU reference does
   float freq_scale = 1.0f;
   const float* freq_factors = nullptr;  // optional [n_rot / 2]
+  float attn_factor = 1.0f;             // multiplies cos and sin
+  // YaRN (backend/rope_yarn.h); ext_factor 0 turns it off. The launcher derives the correction range.
+  float ext_factor = 0.0f;
+  float freq_base = 10000.0f;
+  float beta_fast = 32.0f;
+  float beta_slow = 1.0f;
+  int n_ctx_orig = 0;
 };
 
 // In place on x (one row of n_head * head_dim per token) at positions[t].

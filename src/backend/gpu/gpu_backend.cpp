@@ -579,6 +579,13 @@ void GpuBackend::rope(Tensor x, const backend::DeviceBatch& batch, const backend
   a.theta_scale = std::pow(p.freq_base, -2.0f / static_cast<float>(p.n_rot));
   a.freq_scale = p.freq_scale;
   a.freq_factors = static_cast<const float*>(p.freq_factors.data);
+  RF_CHECK(p.ext_factor == 0.0f || p.n_ctx_orig > 0);
+  a.attn_factor = p.attn_factor;
+  a.ext_factor = p.ext_factor;
+  a.freq_base = p.freq_base;
+  a.beta_fast = p.beta_fast;
+  a.beta_slow = p.beta_slow;
+  a.n_ctx_orig = p.n_ctx_orig;
   check(gpu::rope(rows_of(x), b.positions(), a, stream_));
 }
 
