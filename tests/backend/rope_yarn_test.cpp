@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -25,6 +26,12 @@ struct YarnCase {
   int n_ctx_orig;
   bool freq_factors;
 };
+
+void PrintTo(const YarnCase& c, std::ostream* os) {
+  *os << (c.mode == RopeMode::kNeox ? "neox" : "normal") << " head_dim " << c.head_dim << " n_rot " << c.n_rot
+      << " base " << c.base << " factor " << c.factor << " ext_factor " << c.ext_factor << " attn_factor "
+      << c.attn_factor << " n_ctx_orig " << c.n_ctx_orig << (c.freq_factors ? " freq_factors" : "");
+}
 
 // The correction range in float64: pairs turning more than beta_fast times over n_ctx_orig keep their angle, those
 // turning less than beta_slow times are interpolated. d(r) solves n_ctx_orig * base^(-2d / n_rot) = 2 pi r for d.
