@@ -78,6 +78,9 @@ Status read_rope_scaling(const gguf::File& f, const std::string& p, HParams* hp)
   auto orig = f.get_or<uint32_t>(orig_key, static_cast<uint32_t>(hp->n_ctx_train));
   if (!orig) return Status::error("model: " + orig.error_message());
   RF_RETURN_IF_ERROR(positive(orig_key, *orig));
+  if (*orig > static_cast<uint32_t>(INT32_MAX)) {
+    return Status::error("model: key '" + orig_key + "' is too large: " + std::to_string(*orig));
+  }
   hp->rope_n_ctx_orig = static_cast<int>(*orig);
 
   float ext = -1.0f;  // negative: not set, as llama.cpp reads it
