@@ -21,6 +21,92 @@ int64_t kv_slot(const Batch& b, int32_t seq, int32_t pos) {
          pos % b.kv_block_size;
 }
 
+// Attention sums in the order of the reference engine. The golden logits come from llama.cpp's CPU backend
+// without flash attention, built for AVX-512: there q . k is ggml's F16 dot of the F16-rounded query with each F16
+// key, and each output element is the same dot of the F16-rounded probabilities with a V column over the KV view
+// (the used cells rounded up to kKvPad, the rest masked to probability 0). That dot sums whole 64-element steps in
+// 4 accumulators x 16 float lanes, folds them in a fixed order and adds the elements past the last whole step in
+// double; so a 32-wide head's q . k and the output over fewer than 64 cells are plain double sums. Any other order
+// moves results by a float ulp, and an ulp across an F16 or 8-bit rounding boundary moves the logits by up to
+// ~1e-2 nRMSE (on fortune-qwen2-Q8_0 a float-lane q . k flipped a near-tied argmax five decode steps later). The
+// products of two F16 values are exact in float, so fused or separate multiply-adds give the same sums.
+constexpr int kLanes = 16;         // float lanes of one accumulator
+constexpr int kStep = 4 * kLanes;  // elements per step
+constexpr int32_t kKvPad = 32;     // llama.cpp's KV view granularity without flash attention
+
+// The reference's horizontal sum of one accumulator a[16], in place: halves onto halves down to two pairs.
+float fold16(float* a) {
+  for (int l = 0; l < 8; ++l) a[l] += a[l + 8];
+  for (int l = 0; l < 4; ++l) a[l] += a[l + 4];
+  return (a[0] + a[2]) + (a[1] + a[3]);
+}
+
+// The 4 accumulators of a step a[kStep] (accumulator k / 16, lane k % 16), in place: (acc0 + acc2) + (acc1 + acc3)
+// per lane, then fold16.
+float fold_step(float* a) {
+  for (int l = 0; l < kLanes; ++l) a[l] = (a[l] + a[l + 2 * kLanes]) + (a[l + kLanes] + a[l + 3 * kLanes]);
+  return fold16(a);
+}
+
+// fold_step for `width` independent steps at once: element k of step d at a[k * width + d]; the sums land in
+// a[0 .. width) (the other rows are overwritten).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+void fold_step_rows(float* a, int64_t width) {
+  const auto row = [&](int k) { return a + k * width; };
+  for (int l = 0; l < kLanes; ++l) {
+    float* r = row(l);
+    const float *r1 = row(l + kLanes), *r2 = row(l + 2 * kLanes), *r3 = row(l + 3 * kLanes);
+    for (int64_t d = 0; d < width; ++d) r[d] = (r[d] + r2[d]) + (r1[d] + r3[d]);
+  }
+  for (int half = kLanes / 2; half >= 2; half /= 2) {
+    for (int l = 0; l < half; ++l) {
+      float* r = row(l);
+      const float* o = row(l + half);
+      for (int64_t d = 0; d < width; ++d) r[d] += o[d];
+    }
+  }
+  float *r0 = row(0), *r1 = row(1);
+  for (int64_t d = 0; d < width; ++d) r0[d] += r1[d];
+}
+
+// out[g * stride] = k . q_g * scale for the n_q query rows q_g = q + g * n of a KV head, each dot of F16 values in
+// the reference order. (Also compiled for AVX-512 and AVX2 where the compiler can pick per CPU: vector code gives
+// the same bits, every operation being an element-wise float add or an exact product.)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+void scores_f16_values(int64_t n, const float* k, const float* q, int n_q, float scale, float* out, int64_t stride) {
+  const int64_t whole = n - n % kStep;
+  for (int g = 0; g < n_q; ++g) {
+    const float* y = q + g * n;
+    double sum = 0.0;
+    if (whole > 0) {
+      float acc[kStep] = {};
+      for (int64_t i = 0; i < whole; i += kStep) {
+        for (int j = 0; j < kStep; ++j) acc[j] += k[i + j] * y[i + j];
+      }
+      sum = fold_step(acc);
+    }
+    for (int64_t i = whole; i < n; ++i) sum += static_cast<double>(k[i] * y[i]);
+    out[g * stride] = static_cast<float>(sum) * scale;
+  }
+}
+
+// s[j] = exp(s[j] - max); returns their sum as the reference's soft max forms it: 16-element chunks folded in
+// float, added in double (the masked cells of the view add zeros). Its exp is a vectorised approximation within
+// ~1.5 ulp of expf; this one is the C library's.
+double exp_sum(float* s, int32_t n, float max) {
+  double sum = 0.0;
+  for (int32_t c = 0; c < n; c += kLanes) {
+    float e[kLanes] = {};
+    for (int l = 0; l < kLanes && c + l < n; ++l) e[l] = s[c + l] = std::exp(s[c + l] - max);
+    sum += static_cast<double>(fold16(e));
+  }
+  return sum;
+}
+
 }  // namespace
 
 void CpuBackend::rms_norm(Tensor out, Tensor x, Tensor weight, float eps) {
@@ -143,82 +229,104 @@ void CpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
   const int group = p.n_head / p.n_head_kv;
   const bool f16_keys = k_cache.type == quant::Type::F16;
   const bool f16_values = v_cache.type == quant::Type::F16;
-  // q . k: the F16 x F16 dot with the query rounded to F16 (as llama.cpp's F16 dot does), else the F32 dot; both
-  // from the kernel table (the scalar table sums the float products in double).
-  const DotFn dot_f16 = table_->for_weight(quant::Type::F16).dot;
+  const ActKernels& f16 = table_->for_act(quant::Type::F16);  // exact F16 <-> F32 row conversions
   const int dk = p.head_dim_k, dv = p.head_dim_v;
   // One job per (token, KV head): the group's query heads share each K / V row read (and its F16 conversion).
   pool_.parallel_for(b.n_tokens() * p.n_head_kv, [&](int64_t begin, int64_t end, int thread) {
     std::vector<float>& buf = scratch_[static_cast<size_t>(thread)];
+    std::vector<uint16_t>& buf16 = scratch16_[static_cast<size_t>(thread)];
     for (int64_t job = begin; job < end; ++job) {
       const int64_t t = job / p.n_head_kv;
       const int hk = static_cast<int>(job % p.n_head_kv);
       const int32_t seq = b.seq[static_cast<size_t>(t)];
       const int32_t n_ctx = b.positions[static_cast<size_t>(t)] + 1;
-      // scores [group][n_ctx] | query [group][dk] | acc [group][dv] | one V row [dv]; the F16 query in buf16
-      std::vector<uint16_t>& buf16 = scratch16_[static_cast<size_t>(thread)];
-      buf16.resize(static_cast<size_t>(group) * dk);
-      buf.resize(static_cast<size_t>(group) * (n_ctx + dk + dv) + dv);
+      // Cells [0, n_lanes) of the output sums go through the float lanes, the rest (at most kKvPad) through double.
+      const int32_t n_view = (n_ctx + kKvPad - 1) / kKvPad * kKvPad;
+      const int32_t n_lanes = std::min(n_ctx, n_view - n_view % kStep);
+      const int32_t n_tail = n_ctx - n_lanes;
+      // scores [group][n_ctx] | queries [group][dk] | one K row [dk] | one V row [dv] | lane sums [group][kStep][dv]
+      // | the tail's V rows [n_tail][dv]
+      const int64_t lanes_size = n_lanes > 0 ? static_cast<int64_t>(group) * kStep * dv : 0;
+      buf.resize(static_cast<size_t>(static_cast<int64_t>(group) * (n_ctx + dk) + dk + dv + lanes_size +
+                                     static_cast<int64_t>(n_tail) * dv));
       float* scores = buf.data();
       float* qf = scores + static_cast<int64_t>(group) * n_ctx;
-      float* acc = qf + static_cast<int64_t>(group) * dk;
-      float* vrow = acc + static_cast<int64_t>(group) * dv;
+      float* krow = qf + static_cast<int64_t>(group) * dk;
+      float* vrow = krow + dk;
+      float* lanes = vrow + dv;
+      float* vtail = lanes + lanes_size;
+      buf16.resize(static_cast<size_t>(std::max(group * dk, n_ctx)));
+      // The queries, rounded to F16 for F16 keys (llama.cpp converts them to the keys' type).
       const float* qsrc = row_f32(q, t) + static_cast<int64_t>(hk) * group * dk;
-      for (int g = 0; g < group; ++g) {
-        if (f16_keys) {
-          uint16_t* qh = buf16.data() + static_cast<int64_t>(g) * dk;
-          for (int i = 0; i < dk; ++i) qh[i] = fp32_to_fp16(qsrc[static_cast<int64_t>(g) * dk + i]);
-        } else {
-          std::memcpy(qf + static_cast<int64_t>(g) * dk, qsrc + static_cast<int64_t>(g) * dk,
-                      static_cast<size_t>(dk) * sizeof(float));
-        }
+      if (f16_keys) {
+        f16.quantize(qsrc, buf16.data(), static_cast<int64_t>(group) * dk);
+        f16.dequantize(buf16.data(), qf, static_cast<int64_t>(group) * dk);
+      } else {
+        std::memcpy(qf, qsrc, static_cast<size_t>(group) * dk * sizeof(float));
       }
-      std::vector<float> max_score(static_cast<size_t>(group), -INFINITY);
       for (int32_t j = 0; j < n_ctx; ++j) {
-        const auto* krow = static_cast<const uint8_t*>(k_cache.data) + kv_slot(b, seq, j) * k_cache.nb1 +
+        const auto* ksrc = static_cast<const uint8_t*>(k_cache.data) + kv_slot(b, seq, j) * k_cache.nb1 +
                            static_cast<size_t>(hk) * dk * (f16_keys ? 2 : 4);
+        if (f16_keys) {
+          f16.dequantize(ksrc, krow, dk);
+          scores_f16_values(dk, krow, qf, group, p.scale, scores + j, n_ctx);
+          continue;
+        }
         for (int g = 0; g < group; ++g) {
-          const float s =
-              f16_keys ? dot_f16(dk, krow, buf16.data() + static_cast<int64_t>(g) * dk)
-                       : table_->dot_f32(dk, qf + static_cast<int64_t>(g) * dk, reinterpret_cast<const float*>(krow));
-          float& sc = scores[static_cast<int64_t>(g) * n_ctx + j];
-          sc = s * p.scale;
-          max_score[static_cast<size_t>(g)] = std::max(max_score[static_cast<size_t>(g)], sc);
+          const float s = table_->dot_f32(dk, qf + static_cast<int64_t>(g) * dk, reinterpret_cast<const float*>(ksrc));
+          scores[static_cast<int64_t>(g) * n_ctx + j] = s * p.scale;
         }
       }
-      // Probabilities (scores * 1/sum); llama.cpp multiplies the F16 V cache by them rounded to F16, and its golden
-      // logits need that rounding.
-      const ActKernels& f16 = table_->for_act(quant::Type::F16);
-      if (f16_values) buf16.resize(static_cast<size_t>(n_ctx));  // (the F16 queries are no longer needed)
+      // Probabilities: exp(score - max) * (1 / sum), rounded to F16 for an F16 V cache (llama.cpp multiplies the
+      // V cache by them converted to its type).
       for (int g = 0; g < group; ++g) {
         float* sg = scores + static_cast<int64_t>(g) * n_ctx;
-        double sum = 0.0;
-        for (int32_t j = 0; j < n_ctx; ++j) {
-          sg[j] = std::exp(sg[j] - max_score[static_cast<size_t>(g)]);
-          sum += sg[j];
-        }
-        const float inv = static_cast<float>(1.0 / sum);
+        const float inv = static_cast<float>(1.0 / exp_sum(sg, n_ctx, *std::max_element(sg, sg + n_ctx)));
         for (int32_t j = 0; j < n_ctx; ++j) sg[j] *= inv;
         if (f16_values) {
           f16.quantize(sg, buf16.data(), n_ctx);
           f16.dequantize(buf16.data(), sg, n_ctx);
         }
       }
-      std::fill(acc, acc + static_cast<int64_t>(group) * dv, 0.0f);
+      // Output = probabilities . V columns in the F16 dot's order: cell j's products into lane j % kStep (float
+      // adds), the lanes folded, then the tail cells added in double.
+      for (int g = 0; g < group && n_lanes > 0 && n_lanes < kStep; ++g) {  // lanes no cell sets (see below)
+        float* lg = lanes + static_cast<int64_t>(g) * kStep * dv;
+        std::fill(lg + static_cast<int64_t>(n_lanes) * dv, lg + static_cast<int64_t>(kStep) * dv, 0.0f);
+      }
       for (int32_t j = 0; j < n_ctx; ++j) {
+        float* v = j < n_lanes ? vrow : vtail + static_cast<int64_t>(j - n_lanes) * dv;
         const auto* vsrc = static_cast<const uint8_t*>(v_cache.data) + kv_slot(b, seq, j) * v_cache.nb1 +
                            static_cast<size_t>(hk) * dv * (f16_values ? 2 : 4);
-        const float* v = reinterpret_cast<const float*>(vsrc);
         if (f16_values) {
-          f16.dequantize(vsrc, vrow, dv);
-          v = vrow;
+          f16.dequantize(vsrc, v, dv);
+        } else {
+          std::memcpy(v, vsrc, static_cast<size_t>(dv) * sizeof(float));
         }
+        if (j >= n_lanes) continue;
         for (int g = 0; g < group; ++g) {
-          table_->axpy_f32(dv, scores[static_cast<int64_t>(g) * n_ctx + j], v, acc + static_cast<int64_t>(g) * dv);
+          const float pj = scores[static_cast<int64_t>(g) * n_ctx + j];
+          float* lane = lanes + (static_cast<int64_t>(g) * kStep + j % kStep) * dv;
+          if (j < kStep) {  // the first cell of a lane: 0 + p * v
+            for (int d = 0; d < dv; ++d) lane[d] = pj * v[d];
+          } else {  // the table's axpy: fused where it can, equal here as the F16 x F16 product is exact
+            table_->axpy_f32(dv, pj, v, lane);
+          }
         }
       }
       float* o = row_f32(out, t) + static_cast<int64_t>(hk) * group * dv;
-      std::memcpy(o, acc, static_cast<size_t>(group) * dv * sizeof(float));
+      for (int g = 0; g < group && n_lanes > 0; ++g) fold_step_rows(lanes + static_cast<int64_t>(g) * kStep * dv, dv);
+      for (int g = 0; g < group; ++g) {
+        const float* pg = scores + static_cast<int64_t>(g) * n_ctx + n_lanes;
+        const float* lg = lanes + static_cast<int64_t>(g) * kStep * dv;  // folded sums in its first row
+        for (int d = 0; d < dv; ++d) {
+          double sum = n_lanes > 0 ? lg[d] : 0.0;
+          for (int32_t j = 0; j < n_tail; ++j) {
+            sum += static_cast<double>(pg[j] * vtail[static_cast<int64_t>(j) * dv + d]);
+          }
+          o[static_cast<int64_t>(g) * dv + d] = static_cast<float>(sum);
+        }
+      }
     }
   });
 }
