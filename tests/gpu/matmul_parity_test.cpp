@@ -11,6 +11,7 @@
 #include <cmath>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backend/gpu/matmul.h"
@@ -92,6 +93,8 @@ TEST_P(MatmulParity, MatchesCpuForEveryBatchWidthAndOddShapes) {
   const Type t = GetParam();
   PolicyGuard guard;
   matmul_policy().mma_min_tokens = 1 << 30;  // the float kernels (matrix-vector widths and the tiled kernel)
+  matmul_policy().int8_max_tokens = 0;
+  matmul_policy().mmq_max_tokens = 0;
   std::mt19937 rng(1234 + static_cast<unsigned>(t));
   for (const bool odd : {false, true}) {
     const int64_t n_in = row_len_for(t, odd);
@@ -110,6 +113,8 @@ TEST_P(MatmulParity, MmaTilesMatchCpuWithinF16Rounding) {
   if (!has_mma_matmul(t)) GTEST_SKIP() << label(t) << " has no tensor-core path";
   PolicyGuard guard;
   matmul_policy().mma_min_tokens = 2;
+  matmul_policy().int8_max_tokens = 0;
+  matmul_policy().mmq_max_tokens = 0;
   std::mt19937 rng(4321 + static_cast<unsigned>(t));
   const float factor = 2.0f * 4.8828125e-4f + tol_factor(t);
   for (const bool odd : {false, true}) {
@@ -131,25 +136,96 @@ TEST_P(MatmulParity, MmaTilesMatchCpuWithinF16Rounding) {
   }
 }
 
+// The int8 products (Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K) for 1 to 40 tokens: within float summation order of the CPU,
+// and every token's row bitwise equal to the product of that token alone (batched decode must not change a
+// sequence's numbers, so greedy text does not depend on load).
+TEST_P(MatmulParity, Int8BatchesMatchCpuAndEqualSingleTokenProductsBitwise) {
+  RF_REQUIRE_GPU_PAIR(pair);
+  const Type t = GetParam();
+  if (!has_int8_matvec(t, 1)) GTEST_SKIP() << label(t) << " has no int8 product";
+  PolicyGuard guard;
+  matmul_policy().int8_max_tokens = 64;
+  matmul_policy().mmq_max_tokens = 0;
+  std::mt19937 rng(777 + static_cast<unsigned>(t));
+  const int64_t n_in = quant::traits(t).block_size == 256 ? 768 : 544, n_out = 133;
+  const HostWeight hw = make_weight(rng, t, n_in, n_out);
+  auto [wg, wc] = pair.weight(t, n_in, n_out, 1, hw.bytes);
+  expect_batches_match(pair, rng, t, hw, wg, wc, n_in, n_out, {1, 2, 3, 4, 5, 8, 9, 17, 32, 40}, tol_factor(t),
+                       "int8");
+  for (const int64_t n_tok : {2, 3, 7, 8, 13, 32}) {
+    const std::vector<float> x = random_floats(rng, static_cast<size_t>(n_in * n_tok));
+    const Tensor xg = pair.gpu_f32(x, n_in);
+    const Tensor og = pair.gpu_zeros(n_out, n_tok);
+    pair.gpu().matmul(og, xg, wg);
+    const std::vector<float> batched = pair.download(pair.gpu(), og);
+    for (int64_t k = 0; k < n_tok; ++k) {
+      const Tensor o1 = pair.gpu_zeros(n_out, 1);
+      pair.gpu().matmul(o1, xg.rows(k, 1), wg);
+      const std::vector<float> single = pair.download(pair.gpu(), o1);
+      for (int64_t r = 0; r < n_out; ++r) {
+        ASSERT_EQ(batched[k * n_out + r], single[r])
+            << label(t) << " batch " << n_tok << " token " << k << " row " << r << ": not bitwise equal";
+      }
+    }
+  }
+}
+
+// The integer tensor-core product (CUDA only) for 2 to 70 tokens: within float summation order of the CPU, and a
+// token's row bitwise the same in every batch it is part of (K order and splits depend on the weight alone).
+TEST_P(MatmulParity, MmqBatchesMatchCpuAndDoNotDependOnTheBatch) {
+  RF_REQUIRE_GPU_PAIR(pair);
+  const Type t = GetParam();
+  if (!has_mmq_matmul(t)) GTEST_SKIP() << label(t) << " has no integer tensor-core product in this build";
+  PolicyGuard guard;
+  matmul_policy().mmq_min_tokens = 2;
+  matmul_policy().mmq_max_tokens = 1 << 30;
+  std::mt19937 rng(555 + static_cast<unsigned>(t));
+  for (const int64_t n_in : {int64_t{768}, int64_t{4096}}) {
+    const int64_t n_out = n_in == 768 ? 133 : 70;
+    const HostWeight hw = make_weight(rng, t, n_in, n_out);
+    auto [wg, wc] = pair.weight(t, n_in, n_out, 1, hw.bytes);
+    expect_batches_match(pair, rng, t, hw, wg, wc, n_in, n_out, {2, 3, 8, 9, 16, 17, 32, 33, 70}, tol_factor(t),
+                         "mmq");
+    const int64_t n_all = 40;
+    const std::vector<float> x = random_floats(rng, static_cast<size_t>(n_in * n_all));
+    const Tensor xg = pair.gpu_f32(x, n_in);
+    const Tensor og = pair.gpu_zeros(n_out, n_all);
+    pair.gpu().matmul(og, xg, wg);
+    const std::vector<float> all = pair.download(pair.gpu(), og);
+    for (const auto& [first, count] : {std::pair<int64_t, int64_t>{0, 2}, {3, 5}, {1, 9}, {7, 17}, {5, 33}}) {
+      const Tensor o = pair.gpu_zeros(n_out, count);
+      pair.gpu().matmul(o, xg.rows(first, count), wg);
+      const std::vector<float> part = pair.download(pair.gpu(), o);
+      for (int64_t k = 0; k < count; ++k) {
+        for (int64_t r = 0; r < n_out; ++r) {
+          ASSERT_EQ(part[k * n_out + r], all[(first + k) * n_out + r])
+              << label(t) << " n_in " << n_in << ": token " << first + k << " row " << r << " differs between a batch of "
+              << count << " and one of " << n_all;
+        }
+      }
+    }
+  }
+}
+
 // Decode matmuls of one input are deferred and launched together (q / k / v, gate / up): a group of two of one
 // type, one of another type, then a matmul that overwrites its own input and one that must read the new values.
 TEST(GpuMatmulGroups, DeferredDecodeGroupsMatchCpuAndRespectInPlaceWrites) {
   RF_REQUIRE_GPU_PAIR(pair);
   std::mt19937 rng(99);
   const int64_t n = 512;
-  for (const Type t : {Type::Q4_0, Type::Q4_K}) {
+  for (const auto& [t, n_tok] : {std::pair{Type::Q4_0, 1}, std::pair{Type::Q4_K, 1}, std::pair{Type::Q4_0, 6}}) {
     const HostWeight ha = make_weight(rng, t, n, 96), hb = make_weight(rng, t, n, 64);
     const HostWeight hc = make_weight(rng, Type::Q6_K, n, 32), hsq = make_weight(rng, t, n, n);
     auto [ag, ac] = pair.weight(t, n, 96, 1, ha.bytes);
     auto [bg, bc] = pair.weight(t, n, 64, 1, hb.bytes);
     auto [cg, cc] = pair.weight(Type::Q6_K, n, 32, 1, hc.bytes);
     auto [sg, sc] = pair.weight(t, n, n, 1, hsq.bytes);
-    const std::vector<float> x = random_floats(rng, static_cast<size_t>(n));
+    const std::vector<float> x = random_floats(rng, static_cast<size_t>(n * n_tok));
     const Tensor xg = pair.gpu_f32(x, n), xc = pair.cpu_f32(x, n);
     std::vector<Tensor> og, oc;
     for (const int64_t rows : {96, 64, 32, 64}) {
-      og.push_back(pair.gpu_zeros(rows, 1));
-      oc.push_back(pair.cpu_zeros(rows, 1));
+      og.push_back(pair.gpu_zeros(rows, n_tok));
+      oc.push_back(pair.cpu_zeros(rows, n_tok));
     }
     for (int side = 0; side < 2; ++side) {
       backend::Backend& be = side == 0 ? static_cast<backend::Backend&>(pair.gpu()) : pair.cpu();
@@ -165,7 +241,8 @@ TEST(GpuMatmulGroups, DeferredDecodeGroupsMatchCpuAndRespectInPlaceWrites) {
       const auto g = pair.download(pair.gpu(), og[i]), c = pair.download(pair.cpu(), oc[i]);
       float scale = 0.0f;
       for (const float v : c) scale = std::max(scale, std::fabs(v));
-      expect_close(g, c, {1e-3f * scale + 1e-5f}, label(t) + " grouped output " + std::to_string(i));
+      expect_close(g, c, {1e-3f * scale + 1e-5f},
+                   label(t) + " grouped output " + std::to_string(i) + " tokens " + std::to_string(n_tok));
     }
   }
 }

@@ -117,8 +117,10 @@ int main(int argc, char** argv) {
     Tensor ot = rf::backend::make_tensor(obuf->data(), Type::F32, n_out, n_batch);
     const Tensor x1 = xt.rows(0, 1), o1 = ot.rows(0, 1);
     for (int i = 0; i < 5; ++i) be.matmul(o1, x1, w[static_cast<size_t>(i) % w.size()]);  // warm-up
-    const double dec_ms =
-        median_ms(be.stream(), 60, [&](int i) { be.matmul(o1, x1, w[static_cast<size_t>(i) % w.size()]); });
+    const double dec_ms = median_ms(be.stream(), 60, [&](int i) {
+      be.matmul(o1, x1, w[static_cast<size_t>(i) % w.size()]);
+      be.flush_deferred();
+    });
     be.matmul(ot, xt, w[0]);
     const double bat_ms =
         median_ms(be.stream(), 5, [&](int i) { be.matmul(ot, xt, w[static_cast<size_t>(i) % w.size()]); });
@@ -133,15 +135,36 @@ int main(int argc, char** argv) {
       const Tensor xb = xt.rows(0, nb), ob = ot.rows(0, nb);
       auto time_it = [&]() {
         be.matmul(ob, xb, w[0]);
-        return median_ms(be.stream(), 12, [&](int i) { be.matmul(ob, xb, w[static_cast<size_t>(i) % w.size()]); });
+        be.flush_deferred();
+        return median_ms(be.stream(), 12, [&](int i) {
+          be.matmul(ob, xb, w[static_cast<size_t>(i) % w.size()]);
+          be.flush_deferred();
+        });
       };
       policy = saved;
       policy.mma_min_tokens = 1 << 30;
+      policy.int8_max_tokens = 0;
+      policy.mmq_max_tokens = 0;
       const double f_ms = time_it();
       std::printf("  batch %4ld  float %8.1f us", static_cast<long>(nb), f_ms * 1e3);
+      policy = saved;
+      policy.mmq_max_tokens = 1 << 30;
+      if (rf::gpu::has_mmq_matmul(t)) {
+        const double q_ms = time_it();
+        std::printf("  mmq %8.1f us (%5.0f GB/s)", q_ms * 1e3, static_cast<double>(bytes.size()) / (q_ms * 1e6));
+      }
+      policy = saved;
+      policy.int8_max_tokens = 1 << 30;
+      policy.mmq_max_tokens = 0;
+      if (rf::gpu::has_int8_matvec(t, 1)) {
+        const double i_ms = time_it();
+        std::printf("  int8 %8.1f us (%5.0f GB/s)", i_ms * 1e3, static_cast<double>(bytes.size()) / (i_ms * 1e6));
+      }
       if (rf::gpu::has_mma_matmul(t)) {
         for (int tile = -1; tile < 3; ++tile) {
           policy = saved;
+          policy.int8_max_tokens = 0;
+          policy.mmq_max_tokens = 0;
           policy.force_tile = tile;
           const double m_ms = time_it();
           std::printf("  %s %8.1f us", tile < 0 ? "mma(auto)" : tile == 0 ? "S" : tile == 1 ? "M" : "L", m_ms * 1e3);

@@ -228,8 +228,26 @@ TEST_P(AttentionParity, PrefillThenDecodeOverPagedCacheMatchesCpu) {
     const Tensor og = pair.gpu_zeros(q_row, n), oc = pair.cpu_zeros(q_row, n);
     pair.gpu().attention(og, pair.gpu_f32(q, q_row), kg, vg, *bg, p);
     pair.cpu().attention(oc, pair.cpu_f32(q, q_row), kc, vc, *bc, p);
-    expect_close(pair.download(pair.gpu(), og), pair.download(pair.cpu(), oc), {tol},
+    const std::vector<float> got = pair.download(pair.gpu(), og);
+    expect_close(got, pair.download(pair.cpu(), oc), {tol},
                  std::string(step == 0 ? "prefill" : "decode") + " head_dim " + std::to_string(c.head_dim));
+    if (step == 1) {
+      // The first sequence's decode token alone gives the same bits as in the two-sequence batch.
+      backend::Batch one;
+      one.block_tables = tables;
+      one.kv_block_size = block;
+      one.tokens = {0};
+      one.positions = {lens[0]};
+      one.seq = {0};
+      const auto b1 = pair.gpu().prepare_batch(one);
+      const std::vector<float> q0(q.begin(), q.begin() + q_row);
+      const Tensor o1 = pair.gpu_zeros(q_row, 1);
+      pair.gpu().attention(o1, pair.gpu_f32(q0, q_row), kg, vg, *b1, p);
+      const std::vector<float> alone = pair.download(pair.gpu(), o1);
+      for (int64_t i = 0; i < q_row; ++i) {
+        ASSERT_EQ(alone[i], got[i]) << "decode output " << i << " differs alone and in a batch";
+      }
+    }
   }
   // The caches themselves: identical bytes.
   const size_t cache_bytes = kg.nb1 * static_cast<size_t>(kg.ne1);

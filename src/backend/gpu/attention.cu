@@ -1,5 +1,5 @@
-// Attention over the paged KV cache with an online softmax: one block per (query head, token); the context is
-// walked in tiles of kTile positions (one per thread: its score), each tile rescales the running sum and the
+// Attention over the paged KV cache with an online softmax. Decode takes attention_decode_kernel (below). The
+// general kernel (heads over 256 dimensions): one block per (query head, token); the context is walked in tiles of kTile positions (one per thread: its score), each tile rescales the running sum and the
 // running output (each thread owns head_dim_v / kTile output dimensions). Scores live in shared memory only.
 #include <string>
 
@@ -243,6 +243,181 @@ __global__ void __launch_bounds__(kTileThreads) attention_tile_kernel(AttentionA
   }
 }
 
+
+// Decode: one block per (KV head, slice of up to kGroup of its query heads, token, chunk of kAttentionChunk context
+// positions). Each warp walks every kDecWarps-th position of the chunk: its lanes hold head_dim / warp-size
+// consecutive dimensions of the K and V rows (coalesced reads), the score is a warp sum, and the warp keeps an
+// online softmax per query head. The warps then merge in warp order; a token whose context spans several chunks
+// leaves one (max, sum, unnormalized output) per chunk in `partial`, merged in chunk order by
+// attention_merge_kernel. Which positions a block and a warp take depends on the token's own context only, so a
+// token's output does not depend on the rest of the batch.
+constexpr int kDecWarps = 8;
+constexpr int kGroup = 4;            // query heads of one KV head per block
+constexpr int kMaxDecodeDim = 256;   // larger heads take attention_kernel
+
+template <int D>  // dimensions per lane: head_dim <= D * kWarpSize
+__global__ void __launch_bounds__(kDecWarps * kWarpSize) attention_decode_kernel(AttentionArgs a, int slices) {
+  extern __shared__ float sm[];  // [kDecWarps][kGroup][head_dim_v] outputs, then [kDecWarps][kGroup][2] (max, sum)
+  const int gsize = a.n_head / a.n_head_kv;
+  const int hk = static_cast<int>(blockIdx.x) / slices;
+  const int g0 = (static_cast<int>(blockIdx.x) % slices) * kGroup;
+  const int ng = min(kGroup, gsize - g0);
+  const int64_t t = blockIdx.y;
+  const int chunk = static_cast<int>(blockIdx.z);
+  const int32_t n_ctx = a.positions[t] + 1;
+  const int32_t start = chunk * kAttentionChunk;
+  if (start >= n_ctx) return;  // uniform over the block: the merge reads only this token's chunks
+  const int32_t end = min(n_ctx, start + kAttentionChunk);
+  const int n_chunks = (n_ctx + kAttentionChunk - 1) / kAttentionChunk;
+  const int lane = lane_id(), warp = warp_id();
+  const int d0 = lane * D;
+  const int32_t* table = a.block_tables + static_cast<int64_t>(a.seq[t]) * a.table_stride;
+
+  float q[kGroup][D], acc[kGroup][D], m[kGroup], l[kGroup];
+#pragma unroll
+  for (int g = 0; g < kGroup; ++g) {
+    const float* qh = a.q + t * a.q_stride + static_cast<int64_t>(hk * gsize + g0 + g) * a.head_dim_k;
+#pragma unroll
+    for (int i = 0; i < D; ++i) {
+      const float v = g < ng && d0 + i < a.head_dim_k ? qh[d0 + i] : 0.0f;
+      q[g][i] = a.k_f16 ? __half2float(__float2half_rn(v)) : v;
+      acc[g][i] = 0.0f;
+    }
+    m[g] = -INFINITY;
+    l[g] = 0.0f;
+  }
+  const int64_t k_off = static_cast<int64_t>(hk) * a.head_dim_k + d0;
+  const int64_t v_off = static_cast<int64_t>(hk) * a.head_dim_v + d0;
+  for (int32_t p = start + warp; p < end; p += kDecWarps) {
+    const int64_t slot = static_cast<int64_t>(table[p / a.block_size]) * a.block_size + p % a.block_size;
+    float kr[D], vr[D];
+#pragma unroll
+    for (int i = 0; i < D; ++i) {
+      kr[i] = d0 + i < a.head_dim_k ? load_kv(a.k_cache, a.k_f16, slot * a.k_stride + k_off + i) : 0.0f;
+      vr[i] = d0 + i < a.head_dim_v ? load_kv(a.v_cache, a.v_f16, slot * a.v_stride + v_off + i) : 0.0f;
+    }
+#pragma unroll
+    for (int g = 0; g < kGroup; ++g) {
+      if (g < ng) {  // uniform over the block
+        float dot = 0.0f;
+#pragma unroll
+        for (int i = 0; i < D; ++i) dot += q[g][i] * kr[i];
+        const float s = warp_reduce_sum(dot) * a.scale;
+        const float m_new = fmaxf(m[g], s);
+        const float corr = expf(m[g] - m_new), pr = expf(s - m_new);
+        l[g] = l[g] * corr + pr;
+#pragma unroll
+        for (int i = 0; i < D; ++i) acc[g][i] = acc[g][i] * corr + pr * vr[i];
+        m[g] = m_new;
+      }
+    }
+  }
+  // Merge the warps (in warp order).
+  float* s_out = sm;
+  float* s_ml = sm + kDecWarps * kGroup * a.head_dim_v;
+#pragma unroll
+  for (int g = 0; g < kGroup; ++g) {
+    if (g < ng) {
+#pragma unroll
+      for (int i = 0; i < D; ++i) {
+        if (d0 + i < a.head_dim_v) s_out[(warp * kGroup + g) * a.head_dim_v + d0 + i] = acc[g][i];
+      }
+      if (lane == 0) {
+        s_ml[(warp * kGroup + g) * 2] = m[g];
+        s_ml[(warp * kGroup + g) * 2 + 1] = l[g];
+      }
+    }
+  }
+  __syncthreads();
+  for (int e = static_cast<int>(threadIdx.x); e < ng * a.head_dim_v; e += static_cast<int>(blockDim.x)) {
+    const int g = e / a.head_dim_v, d = e % a.head_dim_v;
+    float mx = -INFINITY;
+    for (int w = 0; w < kDecWarps; ++w) mx = fmaxf(mx, s_ml[(w * kGroup + g) * 2]);
+    float sum = 0.0f, o = 0.0f;
+    for (int w = 0; w < kDecWarps; ++w) {
+      const float mw = s_ml[(w * kGroup + g) * 2];
+      const float f = mw == -INFINITY ? 0.0f : expf(mw - mx);
+      sum += s_ml[(w * kGroup + g) * 2 + 1] * f;
+      o += s_out[(w * kGroup + g) * a.head_dim_v + d] * f;
+    }
+    const int h = hk * gsize + g0 + g;
+    if (n_chunks == 1) {
+      a.out[t * a.out_stride + static_cast<int64_t>(h) * a.head_dim_v + d] = o / sum;
+    } else {
+      const int64_t base = ((t * a.n_head + h) * ((a.max_ctx + kAttentionChunk - 1) / kAttentionChunk) + chunk);
+      a.partial[base * (a.head_dim_v + 2) + d] = o;
+      if (d == 0) {
+        a.partial[base * (a.head_dim_v + 2) + a.head_dim_v] = mx;
+        a.partial[base * (a.head_dim_v + 2) + a.head_dim_v + 1] = sum;
+      }
+    }
+  }
+}
+
+// Merges the chunks of every (token, head) whose context spans more than one, in chunk order.
+__global__ void attention_merge_kernel(AttentionArgs a) {
+  const int h = static_cast<int>(blockIdx.x);
+  const int64_t t = blockIdx.y;
+  const int32_t n_ctx = a.positions[t] + 1;
+  const int n_chunks = (n_ctx + kAttentionChunk - 1) / kAttentionChunk;
+  if (n_chunks == 1) return;
+  const int max_chunks = (a.max_ctx + kAttentionChunk - 1) / kAttentionChunk;
+  const float* part = a.partial + (t * a.n_head + h) * max_chunks * (a.head_dim_v + 2);
+  const int stride = a.head_dim_v + 2;
+  float mx = -INFINITY;
+  for (int c = 0; c < n_chunks; ++c) mx = fmaxf(mx, part[c * stride + a.head_dim_v]);
+  for (int d = static_cast<int>(threadIdx.x); d < a.head_dim_v; d += static_cast<int>(blockDim.x)) {
+    float sum = 0.0f, o = 0.0f;
+    for (int c = 0; c < n_chunks; ++c) {
+      const float f = expf(part[c * stride + a.head_dim_v] - mx);
+      sum += part[c * stride + a.head_dim_v + 1] * f;
+      o += part[c * stride + d] * f;
+    }
+    a.out[t * a.out_stride + static_cast<int64_t>(h) * a.head_dim_v + d] = o / sum;
+  }
+}
+
+int decode_dims_per_lane(const AttentionArgs& a) {
+  const int hd = a.head_dim_k > a.head_dim_v ? a.head_dim_k : a.head_dim_v;
+  const int per = (hd + a.warp_size - 1) / a.warp_size;
+  return per <= 2 ? 2 : per <= 4 ? 4 : 8;
+}
+
+bool use_decode_kernel(const AttentionArgs& a) {
+  const int hd = a.head_dim_k > a.head_dim_v ? a.head_dim_k : a.head_dim_v;
+  return hd <= kMaxDecodeDim && decode_dims_per_lane(a) * a.warp_size >= hd && a.max_ctx > 0;
+}
+
+}  // namespace
+
+size_t attention_partial_floats(const AttentionArgs& a) {
+  if (!use_decode_kernel(a) || a.max_ctx <= kAttentionChunk) return 0;
+  const int64_t chunks = (a.max_ctx + kAttentionChunk - 1) / kAttentionChunk;
+  return static_cast<size_t>(a.n_tokens * a.n_head * chunks * (a.head_dim_v + 2));
+}
+
+namespace {
+Status launch_decode(const AttentionArgs& a, gpuStream_t stream) {
+  const int gsize = a.n_head / a.n_head_kv;
+  const int slices = (gsize + kGroup - 1) / kGroup;
+  const int chunks = (a.max_ctx + kAttentionChunk - 1) / kAttentionChunk;
+  if (chunks > 1 && a.partial == nullptr) return Status::error("gpu attention: no partial-result buffer");
+  const dim3 grid(static_cast<unsigned>(a.n_head_kv * slices), static_cast<unsigned>(a.n_tokens),
+                  static_cast<unsigned>(chunks));
+  const size_t shared = static_cast<size_t>(kDecWarps * kGroup * (a.head_dim_v + 2)) * sizeof(float);
+  const unsigned threads = static_cast<unsigned>(kDecWarps * a.warp_size);
+  switch (decode_dims_per_lane(a)) {
+    case 2: attention_decode_kernel<2><<<grid, threads, shared, stream>>>(a, slices); break;
+    case 4: attention_decode_kernel<4><<<grid, threads, shared, stream>>>(a, slices); break;
+    default: attention_decode_kernel<8><<<grid, threads, shared, stream>>>(a, slices); break;
+  }
+  if (chunks > 1) {
+    attention_merge_kernel<<<dim3(static_cast<unsigned>(a.n_head), static_cast<unsigned>(a.n_tokens)), 128, 0,
+                             stream>>>(a);
+  }
+  const gpuError_t err = gpuGetLastError();
+  return err == gpuSuccess ? ok_status() : error_status(err, "attention (decode) launch");
+}
 }  // namespace
 
 Status attention(const AttentionArgs& a, gpuStream_t stream) {
@@ -271,6 +446,7 @@ Status attention(const AttentionArgs& a, gpuStream_t stream) {
     const gpuError_t err = gpuGetLastError();
     return err == gpuSuccess ? ok_status() : error_status(err, "attention (query tiles) launch");
   }
+  if (use_decode_kernel(a)) return launch_decode(a, stream);
   const dim3 grid(static_cast<unsigned>(a.n_head), static_cast<unsigned>(a.n_tokens));
   const size_t shared = static_cast<size_t>(a.head_dim_k) * sizeof(float);
   const int per = (a.head_dim_v + kTile - 1) / kTile;

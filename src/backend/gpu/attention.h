@@ -34,7 +34,18 @@ struct AttentionArgs {
   // Sequences in the batch (0: unknown). Batches with several tokens per sequence (prefill) take the query-tile
   // kernel, which reads each K/V tile once for up to 32 queries instead of once per query.
   int64_t n_seqs = 0;
+  // Decode (one query per sequence) splits each token's context into chunks of kAttentionChunk positions, each a
+  // block of its own, merged afterwards; max_ctx (the longest context of the batch, positions[t] + 1) sizes the
+  // grid, and `partial` (attention_partial_floats(args) floats, nullptr when that is 0) holds the chunks' results.
+  int32_t max_ctx = 0;
+  float* partial = nullptr;
+  int warp_size = 32;  // the device's (DeviceInfo::warp_size)
 };
+
+inline constexpr int kAttentionChunk = 128;
+
+// Floats of `partial` the decode kernel needs for these arguments (0: every context fits one chunk).
+size_t attention_partial_floats(const AttentionArgs& args);
 
 // Largest head_dim_v the kernel supports.
 inline constexpr int kMaxAttentionHeadDim = 512;

@@ -237,9 +237,10 @@ void GpuBackend::flush_matvec_group() {
   g.count = 0;
   g.closed = false;
   if (failed()) return;
-  void* scratch = act_scratch((int8_matvec_scratch_bytes(g.n_in) + sizeof(float) - 1) / sizeof(float));
+  void* scratch = act_scratch((int8_matvec_scratch_bytes(g.n_in, g.n_tok) + sizeof(float) - 1) / sizeof(float));
   if (scratch == nullptr) return;  // act_scratch could not grow: the error is recorded, nothing is launched
-  check(matvec_int8_multi(g.w, g.out, count, g.x, scratch, info_.warp_size, stream_, g.quantize));
+  check(matvec_int8_multi(g.w, g.out, g.out_stride, count, g.x, g.x_stride, g.n_tok, scratch, info_.warp_size,
+                          stream_, g.quantize));
 }
 
 void GpuBackend::flush_pending_add() {
@@ -477,6 +478,41 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
                    std::to_string(out.ne1) + "]");
   const RowsF32 xr = rows_of(x);
   const RowsF32 o = rows_of(out);
+  // Whether out overlaps x (first row start to last row end): then x changes, and its quantized rows with it.
+  const auto* ob = static_cast<const uint8_t*>(out.data);
+  const auto* xb = static_cast<const uint8_t*>(x.data);
+  const size_t x_span = static_cast<size_t>((x.ne1 - 1) * xr.stride + x.ne0) * sizeof(float);
+  const size_t o_span = static_cast<size_t>((out.ne1 - 1) * o.stride + out.ne0) * sizeof(float);
+  const bool overlap = x.ne1 > 0 && ob < xb + x_span && xb < ob + o_span;
+  const auto remember_quantized = [&](int kind) {
+    quant_src_ = overlap ? nullptr : x.data;
+    quant_n_in_ = x.ne0;
+    quant_n_tok_ = x.ne1;
+    quant_stride_ = xr.stride;
+    quant_kind_ = kind;
+  };
+  const auto holds_quantized = [&](int kind) {
+    return quant_src_ == x.data && quant_n_in_ == x.ne0 && quant_n_tok_ == x.ne1 && quant_stride_ == xr.stride &&
+           quant_kind_ == kind;
+  };
+  const MatmulPolicy& policy = matmul_policy();
+  if (x.ne1 >= policy.mmq_min_tokens && x.ne1 <= policy.mmq_max_tokens && has_mmq_matmul(w.type) &&
+      x.ne0 % 256 == 0) {
+    // Batches: integer tensor-core product. Rows already quantized for the previous product (q / k / v, gate / up)
+    // are not quantized again.
+    flush_pending_add();
+    if (failed()) return;
+    const int kind = int8_matvec_act_kind(w.type);
+    void* scratch = act_scratch((int8_matvec_scratch_bytes(x.ne0, x.ne1) + sizeof(float) - 1) / sizeof(float));
+    if (scratch == nullptr) return;  // the failed allocation is recorded
+    const Int8Rows rows = int8_rows_layout(scratch, x.ne0, x.ne1);
+    if (!holds_quantized(kind)) {
+      check(quantize_int8_rows(kind, xr.data, xr.stride, x.ne0, x.ne1, rows, info_.warp_size, stream_));
+    }
+    check(matmul_mmq(view_of(w), rows, x.ne1, o.data, o.stride, stream_));
+    remember_quantized(kind);
+    return;
+  }
   if (has_int8_matvec(w.type, x.ne1)) {
     PendingMatvec& g = pending_mv_;
     // ROCMFORGE_GPU_GROUP_MATVEC=0 launches each one alone (for measurements).
@@ -485,26 +521,24 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
       return v == nullptr || v[0] != '0';
     }();
     const bool joins = grouping && g.count > 0 && !g.closed && g.count < 3 && g.x == xr.data && g.n_in == x.ne0 &&
-                       g.type == w.type;
+                       g.n_tok == x.ne1 && g.x_stride == xr.stride && g.type == w.type;
     if (!joins) flush_matvec_group();
     const int kind = int8_matvec_act_kind(w.type);
     if (g.count == 0) {
       // q/k/v and gate/up read the same row: quantize it once while nothing has written it since.
-      g.quantize = !(quant_src_ == x.data && quant_n_in_ == x.ne0 && quant_kind_ == kind);
+      g.quantize = !holds_quantized(kind);
       g.x = xr.data;
+      g.x_stride = xr.stride;
       g.n_in = x.ne0;
+      g.n_tok = x.ne1;
       g.type = w.type;
     }
     g.w[g.count] = view_of(w);
     g.out[g.count] = o.data;
+    g.out_stride[g.count] = o.stride;
     ++g.count;
-    const auto* ob = static_cast<const uint8_t*>(out.data);
-    const auto* xb = static_cast<const uint8_t*>(x.data);
-    const bool overlap = ob < xb + x.ne0 * sizeof(float) && xb < ob + out.ne0 * sizeof(float);
     g.closed = g.closed || overlap;
-    quant_src_ = overlap ? nullptr : x.data;
-    quant_n_in_ = x.ne0;
-    quant_kind_ = kind;
+    remember_quantized(kind);
     return;
   }
   before_op();
@@ -635,6 +669,12 @@ void GpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
   a.head_dim_v = p.head_dim_v;
   a.scale = p.scale;
   a.n_seqs = static_cast<int64_t>(b.host().block_tables.size());
+  a.warp_size = info_.warp_size;
+  for (const int32_t pos : b.host().positions) a.max_ctx = std::max(a.max_ctx, pos + 1);
+  if (const size_t floats = attention_partial_floats(a); floats > 0) {
+    a.partial = act_scratch(floats);
+    if (a.partial == nullptr) return;  // the failed allocation is recorded
+  }
   check(gpu::attention(a, stream_));
 }
 

@@ -53,6 +53,8 @@ class GpuBackend final : public backend::Backend {
   void to_device(backend::Tensor dst, const void* src, size_t bytes) override;
   void to_host(void* dst, backend::Tensor src, size_t bytes) override;
   void sync() override;
+  // Launches the deferred decode matmul group and add now (benchmarks that time kernels with stream events).
+  void flush_deferred() { flush_pending_add(); }
   std::unique_ptr<backend::DeviceBatch> prepare_batch(backend::Batch batch) override;
 
   void embed(backend::Tensor out, backend::Tensor table, const backend::DeviceBatch& batch) override;
@@ -132,19 +134,25 @@ class GpuBackend final : public backend::Backend {
   float* act_ = nullptr;
   size_t act_floats_ = 0;
   std::vector<BatchMem> batch_pool_;
-  // The int8 decode scratch holds quant_src_ (one row of quant_n_in floats) quantized for quant_kind_ weights.
+  // The int8 decode scratch holds quant_src_ (quant_n_tok_ rows of quant_n_in_ floats, quant_stride_ apart)
+  // quantized for quant_kind_ weights.
   const void* quant_src_ = nullptr;
   int64_t quant_n_in_ = 0;
+  int64_t quant_n_tok_ = 0;
+  int64_t quant_stride_ = 0;
   int quant_kind_ = 0;
   struct PendingMatvec {
     int count = 0;
     bool closed = false;  // a member's output overlaps the input: later matmuls must see the new values
     bool quantize = true;
     const float* x = nullptr;
+    int64_t x_stride = 0;
     int64_t n_in = 0;
+    int64_t n_tok = 0;
     quant::Type type = quant::Type::F32;
     WeightView w[3];
     float* out[3] = {};
+    int64_t out_stride[3] = {};
   } pending_mv_;
   struct PendingAdd {
     bool active = false;

@@ -349,6 +349,12 @@ MatmulPolicy& matmul_policy() {
     p.tensor_cores = false;
 #endif
     if (const char* v = std::getenv("ROCMFORGE_GPU_MMA_MIN_TOKENS")) p.mma_min_tokens = std::max<int64_t>(1, std::atoll(v));
+    const auto env_count = [](const char* name, int64_t* dst) {
+      if (const char* v = std::getenv(name)) *dst = std::max<int64_t>(0, std::atoll(v));
+    };
+    env_count("ROCMFORGE_GPU_INT8_MAX_TOKENS", &p.int8_max_tokens);
+    env_count("ROCMFORGE_GPU_MMQ_MIN_TOKENS", &p.mmq_min_tokens);
+    env_count("ROCMFORGE_GPU_MMQ_MAX_TOKENS", &p.mmq_max_tokens);
     if (const char* v = std::getenv("ROCMFORGE_GPU_TENSOR_CORES")) p.tensor_cores = p.tensor_cores && v[0] != '0';
     return p;
   }();

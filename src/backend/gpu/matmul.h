@@ -57,33 +57,67 @@ Status matmul_mma(const WeightView& w, const float* act, int64_t n_tok, float* o
                   MmaTile tile, bool tensor_cores, gpuStream_t stream);
 
 // How matmul() picks its kernel; process-wide, read once from the environment (ROCMFORGE_GPU_MMA_MIN_TOKENS,
+// ROCMFORGE_GPU_INT8_MAX_TOKENS, ROCMFORGE_GPU_MMQ_MIN_TOKENS, ROCMFORGE_GPU_MMQ_MAX_TOKENS,
 // ROCMFORGE_GPU_TENSOR_CORES=0|1) and adjustable by tests and benchmarks (not thread-safe: set it before use).
+// GpuBackend::matmul tries matmul_mmq, then matvec_int8, then matmul_mma, then the float kernels.
 struct MatmulPolicy {
   int64_t mma_min_tokens = 2;  // batches of at least this many tokens take matmul_mma (when the type has it)
   bool tensor_cores = true;    // false: matmul_mma's FMA variant (what HIP builds run)
   int force_tile = -1;         // >= 0: always this MmaTile (benchmarks)
+  int64_t int8_max_tokens = 32;  // batches of up to this many tokens take matvec_int8 (when the type has it)
+  int64_t mmq_min_tokens = 2;    // batches in [mmq_min_tokens, mmq_max_tokens] take matmul_mmq (when it has the type)
+  int64_t mmq_max_tokens = 64;
 };
 MatmulPolicy& matmul_policy();
 // The tile matmul() uses for n_tok tokens and n_out rows under the current policy.
 MmaTile pick_mma_tile(int64_t n_tok, int64_t n_out);
 
-// Decode fast path (matvec_int8.cu) for Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K weights and one token: activations
-// quantized to Q8_0 or Q8_K (int8 codes and block scales, as the CPU does) and integer dot products (dot4_i8),
-// the CPU's arithmetic up to float summation order.
+// Decode fast path (matvec_int8.cu) for Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K weights and 1 to
+// MatmulPolicy::int8_max_tokens tokens: activations quantized to Q8_0 or Q8_K (int8 codes and block scales, as the
+// CPU does) and integer dot products (dot4_i8), the CPU's arithmetic up to float summation order. Each weight block
+// is read once for up to 8 tokens. A token's result is bitwise the same whatever the other tokens of the batch
+// are (every token's sums take the same steps), so batched decode gives the text single decode gives.
 bool has_int8_matvec(quant::Type weight, int64_t n_tok);
-// Bytes of scratch matvec_int8 needs for rows of n_in.
-size_t int8_matvec_scratch_bytes(int64_t n_in);
-// out[r] = dot(weight row r, x) for one token x (F32); scratch: int8_matvec_scratch_bytes(w.n_in), 16-byte aligned.
-// quantize false: scratch already holds x quantized for a weight of the same int8_matvec_act_kind (a previous call
-// with the same x), so only the product runs.
-Status matvec_int8(const WeightView& w, const float* x, void* scratch, float* out, int warp_size, gpuStream_t stream,
-                   bool quantize = true);
-// The same for count (1..3) weights of one type and row length that multiply the same x (q / k / v, gate / up):
-// one quantization and one launch; outs[i] receives weight i's products.
-Status matvec_int8_multi(const WeightView* ws, float* const* outs, int count, const float* x, void* scratch,
-                         int warp_size, gpuStream_t stream, bool quantize = true);
+// Bytes of scratch matvec_int8_multi needs for n_tok rows of n_in.
+size_t int8_matvec_scratch_bytes(int64_t n_in, int64_t n_tok = 1);
+// For count (1..3) weights of one type and row length that multiply the same rows x (q / k / v, gate / up): one
+// quantization and one launch. Token t (row x + t * x_stride) of weight i lands in outs[i] + t * out_strides[i].
+// scratch: int8_matvec_scratch_bytes(n_in, n_tok), 16-byte aligned. quantize false: scratch already holds x
+// quantized for a weight of the same int8_matvec_act_kind (a previous call with the same rows), so only the
+// product runs.
+Status matvec_int8_multi(const WeightView* ws, float* const* outs, const int64_t* out_strides, int count,
+                         const float* x, int64_t x_stride, int64_t n_tok, void* scratch, int warp_size,
+                         gpuStream_t stream, bool quantize = true);
 // 256 for the weight types whose activations are Q8_K, 32 for Q8_0 (the quantized scratch is shared only within one).
 int int8_matvec_act_kind(quant::Type weight);
+
+// Quantized activation rows in int8_matvec scratch: row t's codes at q + t * q_stride (16-byte aligned), its block
+// scales (Q8_0: one per 32, Q8_K: one per 256) at d + t * d_stride, the sums of its 32-code groups at s + t * s_stride.
+struct Int8Rows {
+  int8_t* q = nullptr;
+  float* d = nullptr;
+  int32_t* s = nullptr;
+  int64_t q_stride = 0, d_stride = 0, s_stride = 0;
+};
+Int8Rows int8_rows_layout(void* scratch, int64_t n_in, int64_t n_tok);
+// Quantizes n_tok rows of n_in floats (x_stride apart) to Q8_0 (kind 32) or Q8_K (kind 256) codes, as the CPU does.
+Status quantize_int8_rows(int kind, const float* x, int64_t x_stride, int64_t n_in, int64_t n_tok,
+                          const Int8Rows& rows, int warp_size, gpuStream_t stream);
+
+// Integer tensor-core product (matmul_mmq.cu, CUDA sm_80+ only): Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K weights times
+// quantized activation rows, int8 MMAs with exact int32 sums per block, scales applied in float. The K order and
+// split of every output are fixed by the weight's shape alone, so a token's result is bitwise the same in any
+// batch. has_mmq_matmul is false on HIP builds and for other types.
+bool has_mmq_matmul(quant::Type weight);
+Status matmul_mmq(const WeightView& w, const Int8Rows& act, int64_t n_tok, float* out, int64_t out_stride,
+                  gpuStream_t stream);
+
+// Split-K support shared by the tiled products (matmul_mma.cu): a per-stream partial-sum buffer of at least
+// `floats` floats (nullptr when it cannot grow; never call while capturing a graph, it may allocate), and
+// out[tok][row] = the sum over splits, in split order, of partial[split][tok][row] (deterministic).
+float* split_scratch(gpuStream_t stream, size_t floats);
+Status reduce_splits(const float* partial, int splits, int64_t n_tok, int64_t n_out, float* out, int64_t out_stride,
+                     gpuStream_t stream);
 
 // Expert products: for token t < n_tok and slot j < n_used, out row (t * n_used + j) = matrix ids[t * ids_stride
 // + j] of w applied to act row t (shared_act) or t * n_used + j.

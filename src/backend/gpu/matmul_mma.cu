@@ -266,16 +266,6 @@ __global__ void __launch_bounds__(T::kThreads)
   }
 }
 
-// out[tok][row] = sum over the splits, in split order, of partial[split][tok][row] (rows n_out apart).
-__global__ void reduce_splits_kernel(const float* __restrict__ partial, int splits, int64_t n_tok, int64_t n_out,
-                                     float* __restrict__ out, int64_t out_stride) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= n_tok * n_out) return;
-  float s = 0.0f;
-  for (int z = 0; z < splits; ++z) s += partial[z * n_tok * n_out + i];
-  out[(i / n_out) * out_stride + i % n_out] = s;
-}
-
 unsigned ceil_div(int64_t a, int64_t b) { return static_cast<unsigned>((a + b - 1) / b); }
 
 // Blocks a product should have so that every SM of a large part has enough loads in flight (132 SMs on an H100,
@@ -285,30 +275,6 @@ constexpr int64_t target_blocks() {
   return T::kThreads <= 128 ? 1024 : 264;
 }
 constexpr int kMaxSplits = 16;
-
-// Partial-sum scratch per stream (products on one stream run in order, so one buffer each suffices). Never used
-// inside a graph capture: graphs capture single-token decode only, which has no split.
-float* split_scratch(gpuStream_t stream, size_t floats) {
-  struct Buf {
-    float* ptr = nullptr;
-    size_t floats = 0;
-  };
-  static std::mutex mu;
-  static std::map<gpuStream_t, Buf> bufs;
-  std::lock_guard<std::mutex> lock(mu);
-  Buf& b = bufs[stream];
-  if (floats > b.floats) {
-    if (b.ptr != nullptr) {
-      (void)gpuStreamSynchronize(stream);
-      (void)gpuFree(b.ptr);
-    }
-    b.floats = 0;
-    b.ptr = nullptr;
-    if (gpuMalloc(reinterpret_cast<void**>(&b.ptr), floats * sizeof(float)) != gpuSuccess) return nullptr;
-    b.floats = floats;
-  }
-  return b.ptr;
-}
 
 template <typename BT, typename T>
 Status launch(bool tensor_cores, const WeightView& w, const float* act, int64_t n_tok, float* out, int64_t out_stride,
@@ -343,13 +309,58 @@ Status launch(bool tensor_cores, const WeightView& w, const float* act, int64_t 
                                                                     dst_stride, steps_per_split);
 #endif
   if (splits > 1) {
-    reduce_splits_kernel<<<ceil_div(n_tok * w.n_out, 256), 256, 0, stream>>>(dst, splits, n_tok, w.n_out, out,
-                                                                              out_stride);
+    return reduce_splits(dst, splits, n_tok, w.n_out, out, out_stride, stream);
   }
   return ok_status();
 }
 
 }  // namespace
+
+namespace {
+// out[tok][row] = sum over the splits, in split order, of partial[split][tok][row] (rows n_out apart).
+__global__ void reduce_splits_kernel(const float* __restrict__ partial, int splits, int64_t n_tok, int64_t n_out,
+                                     float* __restrict__ out, int64_t out_stride) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n_tok * n_out) return;
+  float s = 0.0f;
+  for (int z = 0; z < splits; ++z) s += partial[z * n_tok * n_out + i];
+  out[(i / n_out) * out_stride + i % n_out] = s;
+}
+
+}  // namespace
+
+// Partial-sum scratch per stream (products on one stream run in order, so one buffer each suffices). Never used
+// inside a graph capture: graphs capture single-token decode only, which has no split.
+float* split_scratch(gpuStream_t stream, size_t floats) {
+  struct Buf {
+    float* ptr = nullptr;
+    size_t floats = 0;
+  };
+  static std::mutex mu;
+  static std::map<gpuStream_t, Buf> bufs;
+  std::lock_guard<std::mutex> lock(mu);
+  Buf& b = bufs[stream];
+  if (floats > b.floats) {
+    if (b.ptr != nullptr) {
+      (void)gpuStreamSynchronize(stream);
+      (void)gpuFree(b.ptr);
+    }
+    b.floats = 0;
+    b.ptr = nullptr;
+    if (gpuMalloc(reinterpret_cast<void**>(&b.ptr), floats * sizeof(float)) != gpuSuccess) return nullptr;
+    b.floats = floats;
+  }
+  return b.ptr;
+}
+
+Status reduce_splits(const float* partial, int splits, int64_t n_tok, int64_t n_out, float* out, int64_t out_stride,
+                     gpuStream_t stream) {
+  const int64_t n = n_tok * n_out;
+  reduce_splits_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(partial, splits, n_tok, n_out, out,
+                                                                                    out_stride);
+  const gpuError_t err = gpuGetLastError();
+  return err == gpuSuccess ? ok_status() : error_status(err, "reduce_splits launch");
+}
 
 bool has_mma_matmul(quant::Type weight) {
   // F32 stays on the float kernels (F16 would lose its precision); BF16 values can exceed F16's range.

@@ -8,6 +8,7 @@
 // or 16 + 16 bytes of Q6_K low / high bits), so a warp covers kWarpSize / 8 blocks of a row per step.
 // (Block layouts: ggml format facts, see blocks.cuh and src/quant/kquant_layout.h.)
 #include <string>
+#include <type_traits>
 
 #include "backend/gpu/blocks.cuh"
 #include "backend/gpu/matmul.h"
@@ -20,7 +21,7 @@ constexpr int kLanesPerKBlock = 8;  // lanes sharing one 256-element K-quant blo
 constexpr int kQ4RowsPerWarp = 2;   // Q4_0 / Q8_0 rows per warp (see PERF_NOTES.md)
 constexpr int kKRowsPerWarp = 1;    // K-quant rows per warp
 
-// Up to kMaxMats weights of one type and row length that multiply the same activation row in ONE launch (q / k / v,
+// Up to kMaxMats weights of one type and row length that multiply the same activation rows in ONE launch (q / k / v,
 // gate / up): each launch block belongs to one matrix, from first_block[m] on.
 constexpr int kMaxMats = 3;
 struct MatSet {
@@ -28,33 +29,66 @@ struct MatSet {
   size_t nb1[kMaxMats];
   int64_t n_out[kMaxMats];
   float* out[kMaxMats];
+  int64_t out_stride[kMaxMats];
   unsigned first_block[kMaxMats];
   int count;
 };
 
-// The rows this warp computes: kR rows of its block's matrix from row0 (n_rows of them; <= 0 past the end, the
-// same for every lane). Selects with constant indices: indexing the kernel parameter with a run-time index would
-// copy it to local memory (7-13 % slower decode on the H100).
+// The quantized activation rows of a launch: token t's codes at q + t * q_stride, its block scales at
+// d + t * d_stride. Launch blocks take tokens in groups of NT, the group index varying fastest (blockIdx.x %
+// n_groups), so that the groups reading the same weight rows run together and share them through L2.
+struct ActRows {
+  const int8_t* q;
+  const float* d;
+  int64_t q_stride;
+  int64_t d_stride;
+  int64_t n_tok;
+  unsigned n_groups;
+};
+
+// The rows and tokens this warp computes: kR rows of its block's matrix from row0 (n_rows of them; <= 0 past the
+// end, the same for every lane) and the tokens [tok0, tok0 + n_tok) of its group. Selects with constant indices:
+// indexing the kernel parameter with a run-time index would copy it to local memory (7-13 % slower decode on the
+// H100).
 struct WarpRows {
   const uint8_t* w;
   size_t nb1;
   float* out;
+  int64_t out_stride;
   int64_t row0;
   int64_t n_rows;
+  int64_t tok0;
+  int n_tok;
 };
 
-template <int kR>
-RF_DEVICE WarpRows warp_rows(const MatSet& set) {
+template <int kR, int NT>
+RF_DEVICE WarpRows warp_rows(const MatSet& set, const ActRows& act) {
   static_assert(kMaxMats == 3, "the selects below name each matrix");
-  const unsigned b = blockIdx.x;
+  const unsigned b = blockIdx.x / act.n_groups, g = blockIdx.x % act.n_groups;
   const int m = (set.count > 2 && b >= set.first_block[2]) ? 2 : (set.count > 1 && b >= set.first_block[1]) ? 1 : 0;
   const unsigned first = m == 0 ? set.first_block[0] : m == 1 ? set.first_block[1] : set.first_block[2];
   const int64_t n_out = m == 0 ? set.n_out[0] : m == 1 ? set.n_out[1] : set.n_out[2];
   const int64_t row0 = (static_cast<int64_t>(b - first) * (blockDim.x / kWarpSize) + warp_id()) * kR;
   const int64_t n_rows = min(static_cast<int64_t>(kR), n_out - row0);
-  if (m == 0) return {set.w[0], set.nb1[0], set.out[0], row0, n_rows};
-  if (m == 1) return {set.w[1], set.nb1[1], set.out[1], row0, n_rows};
-  return {set.w[2], set.nb1[2], set.out[2], row0, n_rows};
+  const int64_t tok0 = static_cast<int64_t>(g) * NT;
+  const int nt = static_cast<int>(min(static_cast<int64_t>(NT), act.n_tok - tok0));
+  if (m == 0) return {set.w[0], set.nb1[0], set.out[0], set.out_stride[0], row0, n_rows, tok0, nt};
+  if (m == 1) return {set.w[1], set.nb1[1], set.out[1], set.out_stride[1], row0, n_rows, tok0, nt};
+  return {set.w[2], set.nb1[2], set.out[2], set.out_stride[2], row0, n_rows, tok0, nt};
+}
+
+// Reduces each lane's partial sums over the warp and stores row row0 + r of token tok0 + t. Every token's sums
+// take the same steps whatever NT is, so a token's result does not depend on the batch around it.
+template <int kR, int NT>
+RF_DEVICE void store_sums(const WarpRows& wr, float (&acc)[kR][NT]) {
+#pragma unroll
+  for (int t = 0; t < NT; ++t) {
+#pragma unroll
+    for (int r = 0; r < kR; ++r) {
+      const float s = warp_reduce_sum(acc[r][t]);
+      if (lane_id() == 0 && r < wr.n_rows && t < wr.n_tok) wr.out[(wr.tok0 + t) * wr.out_stride + wr.row0 + r] = s;
+    }
+  }
 }
 
 RF_DEVICE float round_half_f(float v) { return __half2float(__float2half_rn(v)); }
@@ -70,10 +104,15 @@ RF_DEVICE void take_max(float& amax, float& vmax, int& imax, float a, float v, i
 
 // One warp per 256 activations. kBlock 32: Q8_0 (scale fp16(amax / 127), codes round(x * 127 / amax));
 // kBlock 256: Q8_K (iscale -127 / the signed extreme, codes min(127, round(iscale * x)), scale 1 / iscale).
-// n must be a multiple of kBlock; lanes past n compute zeros and store nothing.
+// Also writes the sum of every 32 codes.
+// n must be a multiple of kBlock; lanes past n compute zeros and store nothing. Row blockIdx.y of x, q and d.
 template <int kBlock>
 __global__ void __launch_bounds__(kThreads)
-    quantize_act_kernel(const float* __restrict__ x, int64_t n, int8_t* __restrict__ q, float* __restrict__ d) {
+    quantize_act_kernel(const float* __restrict__ x, int64_t x_stride, int64_t n, const Int8Rows rows) {
+  x += blockIdx.y * x_stride;  // one activation row per blockIdx.y
+  int8_t* q = rows.q + blockIdx.y * rows.q_stride;
+  float* d = rows.d + blockIdx.y * rows.d_stride;
+  int32_t* sums = rows.s + blockIdx.y * rows.s_stride;
   constexpr int kPer = 256 / kWarpSize;          // elements per lane: 8 (warp 32) or 4 (warp 64)
   constexpr int kLanesPerBlock = kBlock / kPer;  // lanes sharing one scale
   const int64_t base = (static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarpSize) + warp_id()) * 256;
@@ -99,7 +138,6 @@ __global__ void __launch_bounds__(kThreads)
     const int i = shfl_xor(imax, mask);
     take_max(amax, vmax, imax, a, vv, i);
   }
-  if (!live) return;
   int codes[kPer];
   float scale = 0.0f;
   if (kBlock == 32) {
@@ -120,12 +158,22 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int i = 0; i < 4; ++i) words[w] |= (static_cast<uint32_t>(codes[4 * w + i]) & 0xFFu) << (8 * i);
   }
+  // The code sum of every 32 elements (the offsets of Q4_0 / K-quant minimums in the tensor-core products). Every
+  // lane takes part in the shuffles; lanes past n (zeros) store nothing.
+  constexpr int kLanesPer32 = 32 / kPer;
+  int sum = 0;
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) sum += codes[j];
+#pragma unroll
+  for (int mask = 1; mask < kLanesPer32; mask <<= 1) sum += shfl_xor(sum, mask);
+  if (!live) return;
   if (kPer == 8) {
     *reinterpret_cast<uint2*>(q + e0) = make_uint2(words[0], words[kPer / 4 - 1]);
   } else {
     *reinterpret_cast<uint32_t*>(q + e0) = words[0];
   }
   if (lane_id() % kLanesPerBlock == 0) d[e0 / kBlock] = scale;
+  if (lane_id() % kLanesPer32 == 0) sums[e0 / 32] = sum;
 }
 
 RF_DEVICE int sum_codes(const int4 a) {
@@ -149,167 +197,210 @@ RF_DEVICE void load16_2aligned(const uint8_t* p, uint32_t (&w)[4]) {
   for (int k = 0; k < 4; ++k) w[k] = static_cast<uint32_t>(h[2 * k]) | (static_cast<uint32_t>(h[2 * k + 1]) << 16);
 }
 
-// Q4_K (kFive false) / Q5_K (true) weights times Q8_K activations, kKRowsPerWarp rows per warp.
-template <bool kFive>
+// Q4_K (kFive false) / Q5_K (true) weights times Q8_K activations, kKRowsPerWarp rows per warp, NT tokens: each
+// lane decodes its weight bytes once per block and multiplies them with every token's codes.
+template <bool kFive, int NT>
 __global__ void __launch_bounds__(kThreads)
-    matvec_q45k_kernel(const MatSet set, int64_t n_blocks,
-                       const int8_t* __restrict__ aq, const float* __restrict__ ad) {
+    matvec_q45k_kernel(const MatSet set, int64_t n_blocks, const ActRows act) {
   constexpr int kBytes = kFive ? 176 : 144;
   constexpr int kQsOffset = kFive ? 48 : 16;
   constexpr int kR = kKRowsPerWarp;
-  const auto [w, nb1, out, row0, nr] = warp_rows<kR>(set);
-  if (nr <= 0) return;  // uniform across the warp
+  const WarpRows wr = warp_rows<kR, NT>(set, act);
+  if (wr.n_rows <= 0) return;  // uniform across the warp
   const int sub = lane_id() % kLanesPerKBlock;
   const int c = sub / 2, half = sub % 2;  // 64-element chunk c; low nibbles: sub-block 2c, high: 2c + 1
-  float acc[kR];
+  float acc[kR][NT];
 #pragma unroll
-  for (int r = 0; r < kR; ++r) acc[r] = 0.0f;
+  for (int r = 0; r < kR; ++r) {
+#pragma unroll
+    for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
+  }
 #pragma unroll 4
   for (int64_t ib = lane_id() / kLanesPerKBlock; ib < n_blocks; ib += kWarpSize / kLanesPerKBlock) {
-    const int8_t* ab = aq + ib * 256 + 64 * c + 16 * half;
-    const int4 a_lo = *reinterpret_cast<const int4*>(ab);
-    const int4 a_hi = *reinterpret_cast<const int4*>(ab + 32);
-    const float da = ad[ib];
-    const int s_lo = sum_codes(a_lo), s_hi = sum_codes(a_hi);
+    uint32_t lo[kR][4], hi[kR][4];
+    float d[kR], dmin[kR];
+    int sc_lo[kR], m_lo[kR], sc_hi[kR], m_hi[kR];
 #pragma unroll
     for (int r = 0; r < kR; ++r) {
-      if (r < nr) {
-        const uint8_t* b = w + (row0 + r) * nb1 + ib * kBytes;
+      if (r < wr.n_rows) {
+        const uint8_t* b = wr.w + (wr.row0 + r) * wr.nb1 + ib * kBytes;
         const uint4 qs = *reinterpret_cast<const uint4*>(b + kQsOffset + 32 * c + 16 * half);
         const uint32_t q[4] = {qs.x, qs.y, qs.z, qs.w};
-        uint32_t lo[4], hi[4];
         if (kFive) {
           const uint4 qh4 = *reinterpret_cast<const uint4*>(b + 16 + 16 * half);
           const uint32_t qh[4] = {qh4.x, qh4.y, qh4.z, qh4.w};
 #pragma unroll
           for (int k = 0; k < 4; ++k) {
-            lo[k] = (q[k] & 0x0F0F0F0Fu) | (((qh[k] >> (2 * c)) & 0x01010101u) << 4);
-            hi[k] = ((q[k] >> 4) & 0x0F0F0F0Fu) | (((qh[k] >> (2 * c + 1)) & 0x01010101u) << 4);
+            lo[r][k] = (q[k] & 0x0F0F0F0Fu) | (((qh[k] >> (2 * c)) & 0x01010101u) << 4);
+            hi[r][k] = ((q[k] >> 4) & 0x0F0F0F0Fu) | (((qh[k] >> (2 * c + 1)) & 0x01010101u) << 4);
           }
         } else {
 #pragma unroll
           for (int k = 0; k < 4; ++k) {
-            lo[k] = q[k] & 0x0F0F0F0Fu;
-            hi[k] = (q[k] >> 4) & 0x0F0F0F0Fu;
+            lo[r][k] = q[k] & 0x0F0F0F0Fu;
+            hi[r][k] = (q[k] >> 4) & 0x0F0F0F0Fu;
           }
         }
         const uint32_t dm = *reinterpret_cast<const uint32_t*>(b);
-        const float d = half_bits_to_float(static_cast<uint16_t>(dm & 0xFFFFu));
-        const float dmin = half_bits_to_float(static_cast<uint16_t>(dm >> 16));
-        int sc_lo = 0, m_lo = 0, sc_hi = 0, m_hi = 0;
-        scale_min_k4(b + 4, 2 * c, &sc_lo, &m_lo);
-        scale_min_k4(b + 4, 2 * c + 1, &sc_hi, &m_hi);
-        const int dot = sc_lo * dot16(lo, a_lo) + sc_hi * dot16(hi, a_hi);
-        const int mins = m_lo * s_lo + m_hi * s_hi;
-        acc[r] += da * (d * static_cast<float>(dot) - dmin * static_cast<float>(mins));
+        d[r] = half_bits_to_float(static_cast<uint16_t>(dm & 0xFFFFu));
+        dmin[r] = half_bits_to_float(static_cast<uint16_t>(dm >> 16));
+        scale_min_k4(b + 4, 2 * c, &sc_lo[r], &m_lo[r]);
+        scale_min_k4(b + 4, 2 * c + 1, &sc_hi[r], &m_hi[r]);
+      }
+    }
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      if (t < wr.n_tok) {
+        const int8_t* ab = act.q + (wr.tok0 + t) * act.q_stride + ib * 256 + 64 * c + 16 * half;
+        const int4 a_lo = *reinterpret_cast<const int4*>(ab);
+        const int4 a_hi = *reinterpret_cast<const int4*>(ab + 32);
+        const float da = act.d[(wr.tok0 + t) * act.d_stride + ib];
+        const int s_lo = sum_codes(a_lo), s_hi = sum_codes(a_hi);
+#pragma unroll
+        for (int r = 0; r < kR; ++r) {
+          if (r < wr.n_rows) {
+            const int dot = sc_lo[r] * dot16(lo[r], a_lo) + sc_hi[r] * dot16(hi[r], a_hi);
+            const int mins = m_lo[r] * s_lo + m_hi[r] * s_hi;
+            acc[r][t] += da * (d[r] * static_cast<float>(dot) - dmin[r] * static_cast<float>(mins));
+          }
+        }
       }
     }
   }
-#pragma unroll
-  for (int r = 0; r < kR; ++r) {
-    const float s = warp_reduce_sum(acc[r]);
-    if (lane_id() == 0 && r < nr) out[row0 + r] = s;
-  }
+  store_sums(wr, acc);
 }
 
 // Q6_K weights times Q8_K activations. Lane sub (0..7) of a block: half h = sub / 4, j = sub % 4 reads ql bytes
 // [64h + 16j, +16) and qh bytes [32h + l0, +16) (l0 = 16 (j & 1)); they hold elements 128h + 32k0 + l0 + i (low
 // nibbles, qh bits 2k0) and 128h + 32(k0 + 2) + l0 + i (high nibbles, qh bits 2k0 + 4), k0 = j / 2, i < 16.
+template <int NT>
 __global__ void __launch_bounds__(kThreads)
-    matvec_q6k_kernel(const MatSet set, int64_t n_blocks,
-                      const int8_t* __restrict__ aq, const float* __restrict__ ad) {
+    matvec_q6k_kernel(const MatSet set, int64_t n_blocks, const ActRows act) {
   constexpr int kBytes = 210;
   constexpr int kR = kKRowsPerWarp;
-  const auto [w, nb1, out, row0, nr] = warp_rows<kR>(set);
-  if (nr <= 0) return;  // uniform across the warp
+  const WarpRows wr = warp_rows<kR, NT>(set, act);
+  if (wr.n_rows <= 0) return;  // uniform across the warp
   const int sub = lane_id() % kLanesPerKBlock;
   const int h = sub / 4, j = sub % 4, k0 = j / 2, l0 = 16 * (j & 1);
   const int e1 = 128 * h + 32 * k0 + l0, e2 = e1 + 64;
-  float acc[kR];
+  float acc[kR][NT];
 #pragma unroll
-  for (int r = 0; r < kR; ++r) acc[r] = 0.0f;
+  for (int r = 0; r < kR; ++r) {
+#pragma unroll
+    for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
+  }
 #pragma unroll 4
   for (int64_t ib = lane_id() / kLanesPerKBlock; ib < n_blocks; ib += kWarpSize / kLanesPerKBlock) {
-    const int8_t* ab = aq + ib * 256;
-    const int4 a1 = *reinterpret_cast<const int4*>(ab + e1);
-    const int4 a2 = *reinterpret_cast<const int4*>(ab + e2);
-    const float da = ad[ib];
-    const int s1 = sum_codes(a1), s2 = sum_codes(a2);
+    uint32_t v1[kR][4], v2[kR][4];
+    int sc1[kR], sc2[kR];
+    float d[kR];
 #pragma unroll
     for (int r = 0; r < kR; ++r) {
-      if (r < nr) {
-        const uint8_t* b = w + (row0 + r) * nb1 + ib * kBytes;
-        uint32_t ql[4], qh[4], v1[4], v2[4];
+      if (r < wr.n_rows) {
+        const uint8_t* b = wr.w + (wr.row0 + r) * wr.nb1 + ib * kBytes;
+        uint32_t ql[4], qh[4];
         load16_2aligned(b + 64 * h + 16 * j, ql);
         load16_2aligned(b + 128 + 32 * h + l0, qh);
 #pragma unroll
         for (int k = 0; k < 4; ++k) {
-          v1[k] = (ql[k] & 0x0F0F0F0Fu) | (((qh[k] >> (2 * k0)) & 0x03030303u) << 4);
-          v2[k] = ((ql[k] >> 4) & 0x0F0F0F0Fu) | (((qh[k] >> (2 * k0 + 4)) & 0x03030303u) << 4);
+          v1[r][k] = (ql[k] & 0x0F0F0F0Fu) | (((qh[k] >> (2 * k0)) & 0x03030303u) << 4);
+          v2[r][k] = ((ql[k] >> 4) & 0x0F0F0F0Fu) | (((qh[k] >> (2 * k0 + 4)) & 0x03030303u) << 4);
         }
         const auto* scales = reinterpret_cast<const int8_t*>(b + 192);
-        const int sc1 = scales[e1 / 16], sc2 = scales[e2 / 16];
-        const float d = half_bits_to_float(*reinterpret_cast<const uint16_t*>(b + 208));
-        const int dot = sc1 * (dot16(v1, a1) - 32 * s1) + sc2 * (dot16(v2, a2) - 32 * s2);
-        acc[r] += da * d * static_cast<float>(dot);
+        sc1[r] = scales[e1 / 16];
+        sc2[r] = scales[e2 / 16];
+        d[r] = half_bits_to_float(*reinterpret_cast<const uint16_t*>(b + 208));
+      }
+    }
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      if (t < wr.n_tok) {
+        const int8_t* ab = act.q + (wr.tok0 + t) * act.q_stride + ib * 256;
+        const int4 a1 = *reinterpret_cast<const int4*>(ab + e1);
+        const int4 a2 = *reinterpret_cast<const int4*>(ab + e2);
+        const float da = act.d[(wr.tok0 + t) * act.d_stride + ib];
+        const int s1 = sum_codes(a1), s2 = sum_codes(a2);
+#pragma unroll
+        for (int r = 0; r < kR; ++r) {
+          if (r < wr.n_rows) {
+            const int dot = sc1[r] * (dot16(v1[r], a1) - 32 * s1) + sc2[r] * (dot16(v2[r], a2) - 32 * s2);
+            acc[r][t] += da * d[r] * static_cast<float>(dot);
+          }
+        }
       }
     }
   }
-#pragma unroll
-  for (int r = 0; r < kR; ++r) {
-    const float s = warp_reduce_sum(acc[r]);
-    if (lane_id() == 0 && r < nr) out[row0 + r] = s;
-  }
+  store_sums(wr, acc);
 }
 
 // Q4_0 / Q8_0 weights times Q8_0 activations: each lane takes whole 32-element blocks, kQ4RowsPerWarp rows per warp.
-template <bool kQ8Weights>
+template <bool kQ8Weights, int NT>
 __global__ void __launch_bounds__(kThreads)
-    matvec_q40_q80_kernel(const MatSet set, int64_t n_blocks,
-                          const int8_t* __restrict__ aq, const float* __restrict__ ad) {
+    matvec_q40_q80_kernel(const MatSet set, int64_t n_blocks, const ActRows act) {
   constexpr int kBlockBytes = kQ8Weights ? 34 : 18;
   constexpr int kR = kQ4RowsPerWarp;
-  const auto [w, nb1, out, row0, nr] = warp_rows<kR>(set);
-  if (nr <= 0) return;  // uniform across the warp
-  float acc[kR];
+  const WarpRows wr = warp_rows<kR, NT>(set, act);
+  if (wr.n_rows <= 0) return;  // uniform across the warp
+  float acc[kR][NT];
 #pragma unroll
-  for (int r = 0; r < kR; ++r) acc[r] = 0.0f;
+  for (int r = 0; r < kR; ++r) {
+#pragma unroll
+    for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
+  }
 #pragma unroll 4
   for (int64_t ib = lane_id(); ib < n_blocks; ib += kWarpSize) {
-    const int4 a0 = reinterpret_cast<const int4*>(aq + ib * 32)[0];
-    const int4 a1 = reinterpret_cast<const int4*>(aq + ib * 32)[1];
-    const int a[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
-    const float da = ad[ib];
-    const int asum = kQ8Weights ? 0 : sum_codes(a0) + sum_codes(a1);  // Q4_0 codes carry an offset of 8
+    // Weight codes as 8 words of 4 signed bytes in activation order (Q4_0: unsigned nibbles, offset 8 applied below).
+    uint32_t wq[kR][8];
+    float dw[kR];
 #pragma unroll
     for (int r = 0; r < kR; ++r) {
-      if (r < nr) {
-        const auto* hw = reinterpret_cast<const uint16_t*>(w + (row0 + r) * nb1 + ib * kBlockBytes);
-        const float dw = half_bits_to_float(hw[0]);
-        int sumi = 0;
+      if (r < wr.n_rows) {
+        const auto* hw = reinterpret_cast<const uint16_t*>(wr.w + (wr.row0 + r) * wr.nb1 + ib * kBlockBytes);
+        dw[r] = half_bits_to_float(hw[0]);
         if (kQ8Weights) {
 #pragma unroll
-          for (int k = 0; k < 8; ++k) {
-            sumi = dot4_i8(static_cast<int>(hw[1 + 2 * k] | (static_cast<uint32_t>(hw[2 + 2 * k]) << 16)), a[k], sumi);
-          }
+          for (int k = 0; k < 8; ++k) wq[r][k] = hw[1 + 2 * k] | (static_cast<uint32_t>(hw[2 + 2 * k]) << 16);
         } else {
 #pragma unroll
           for (int k = 0; k < 4; ++k) {
             const uint32_t x = hw[1 + 2 * k] | (static_cast<uint32_t>(hw[2 + 2 * k]) << 16);
-            sumi = dot4_i8(static_cast<int>(x & 0x0F0F0F0Fu), a[k], sumi);
-            sumi = dot4_i8(static_cast<int>((x >> 4) & 0x0F0F0F0Fu), a[k + 4], sumi);
+            wq[r][k] = x & 0x0F0F0F0Fu;
+            wq[r][k + 4] = (x >> 4) & 0x0F0F0F0Fu;
           }
-          sumi -= 8 * asum;
         }
-        acc[r] += static_cast<float>(sumi) * (dw * da);
+      }
+    }
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      if (t < wr.n_tok) {
+        const int8_t* ab = act.q + (wr.tok0 + t) * act.q_stride + ib * 32;
+        const int4 a0 = reinterpret_cast<const int4*>(ab)[0];
+        const int4 a1 = reinterpret_cast<const int4*>(ab)[1];
+        const int a[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+        const float da = act.d[(wr.tok0 + t) * act.d_stride + ib];
+        const int asum = kQ8Weights ? 0 : sum_codes(a0) + sum_codes(a1);  // Q4_0 codes carry an offset of 8
+#pragma unroll
+        for (int r = 0; r < kR; ++r) {
+          if (r < wr.n_rows) {
+            int sumi = 0;
+            if (kQ8Weights) {
+#pragma unroll
+              for (int k = 0; k < 8; ++k) sumi = dot4_i8(static_cast<int>(wq[r][k]), a[k], sumi);
+            } else {
+#pragma unroll
+              for (int k = 0; k < 4; ++k) {
+                sumi = dot4_i8(static_cast<int>(wq[r][k]), a[k], sumi);
+                sumi = dot4_i8(static_cast<int>(wq[r][k + 4]), a[k + 4], sumi);
+              }
+              sumi -= 8 * asum;
+            }
+            acc[r][t] += static_cast<float>(sumi) * (dw[r] * da);
+          }
+        }
       }
     }
   }
-#pragma unroll
-  for (int r = 0; r < kR; ++r) {
-    const float s = warp_reduce_sum(acc[r]);
-    if (lane_id() == 0 && r < nr) out[row0 + r] = s;
-  }
+  store_sums(wr, acc);
 }
 
 unsigned blocks_for(int64_t items, int64_t per_block) {
@@ -320,13 +411,48 @@ unsigned blocks_for(int64_t items, int64_t per_block) {
 
 bool has_int8_matvec(quant::Type weight, int64_t n_tok) {
   using quant::Type;
-  return n_tok == 1 && (weight == Type::Q4_0 || weight == Type::Q8_0 || weight == Type::Q4_K || weight == Type::Q5_K ||
-                        weight == Type::Q6_K);
+  return n_tok >= 1 && n_tok <= matmul_policy().int8_max_tokens &&
+         (weight == Type::Q4_0 || weight == Type::Q8_0 || weight == Type::Q4_K || weight == Type::Q5_K ||
+          weight == Type::Q6_K);
 }
 
-size_t int8_matvec_scratch_bytes(int64_t n_in) {
-  // Codes, then one float scale per 32 elements (enough for Q8_K's one per 256), 16-byte aligned.
-  return (static_cast<size_t>(n_in) + 15) / 16 * 16 + static_cast<size_t>(n_in / 32 + 1) * sizeof(float);
+namespace {
+// Scratch layout for n_tok rows of n_in: each row's codes (16-byte aligned rows), then each row's block scales
+// (one float per 32 elements, enough for Q8_K's one per 256), then each row's sums of 32 codes.
+int64_t codes_stride(int64_t n_in) { return (n_in + 15) / 16 * 16; }
+int64_t scales_stride(int64_t n_in) { return n_in / 32 + 1; }
+}  // namespace
+
+size_t int8_matvec_scratch_bytes(int64_t n_in, int64_t n_tok) {
+  return static_cast<size_t>(n_tok) * (static_cast<size_t>(codes_stride(n_in)) +
+                                       static_cast<size_t>(scales_stride(n_in)) * (sizeof(float) + sizeof(int32_t)));
+}
+
+Int8Rows int8_rows_layout(void* scratch, int64_t n_in, int64_t n_tok) {
+  Int8Rows r;
+  r.q = static_cast<int8_t*>(scratch);
+  r.q_stride = codes_stride(n_in);
+  r.d = reinterpret_cast<float*>(r.q + n_tok * r.q_stride);
+  r.d_stride = scales_stride(n_in);
+  r.s = reinterpret_cast<int32_t*>(r.d + n_tok * r.d_stride);
+  r.s_stride = scales_stride(n_in);
+  return r;
+}
+
+Status quantize_int8_rows(int kind, const float* x, int64_t x_stride, int64_t n_in, int64_t n_tok,
+                          const Int8Rows& rows, int warp_size, gpuStream_t stream) {
+  if (n_in % kind != 0 || n_tok < 1 || n_tok > 65535) {
+    return Status::error("gpu quantize_int8_rows: rows of " + std::to_string(n_in) + " are not whole blocks of " +
+                         std::to_string(kind) + " or bad row count " + std::to_string(n_tok));
+  }
+  const dim3 grid(blocks_for((n_in + 255) / 256, kThreads / warp_size), static_cast<unsigned>(n_tok));
+  if (kind == 256) {
+    quantize_act_kernel<256><<<grid, kThreads, 0, stream>>>(x, x_stride, n_in, rows);
+  } else {
+    quantize_act_kernel<32><<<grid, kThreads, 0, stream>>>(x, x_stride, n_in, rows);
+  }
+  const gpuError_t err = gpuGetLastError();
+  return err == gpuSuccess ? ok_status() : error_status(err, "quantize_int8_rows launch");
 }
 
 int int8_matvec_act_kind(quant::Type weight) {
@@ -334,13 +460,9 @@ int int8_matvec_act_kind(quant::Type weight) {
   return weight == Type::Q4_K || weight == Type::Q5_K || weight == Type::Q6_K ? 256 : 32;
 }
 
-Status matvec_int8(const WeightView& w, const float* x, void* scratch, float* out, int warp_size, gpuStream_t stream,
-                   bool quantize) {
-  return matvec_int8_multi(&w, &out, 1, x, scratch, warp_size, stream, quantize);
-}
-
-Status matvec_int8_multi(const WeightView* ws, float* const* outs, int count, const float* x, void* scratch,
-                         int warp_size, gpuStream_t stream, bool quantize) {
+Status matvec_int8_multi(const WeightView* ws, float* const* outs, const int64_t* out_strides, int count,
+                         const float* x, int64_t x_stride, int64_t n_tok, void* scratch, int warp_size,
+                         gpuStream_t stream, bool quantize) {
   using quant::Type;
   if (count < 1 || count > kMaxMats) return Status::error("gpu matvec_int8: 1 to 3 weights per launch");
   const WeightView& w = ws[0];
@@ -355,47 +477,47 @@ Status matvec_int8_multi(const WeightView* ws, float* const* outs, int count, co
     return Status::error("gpu matvec_int8: needs Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K rows of whole blocks, got " +
                          std::string(quant::type_name(w.type)) + " x " + std::to_string(w.n_in));
   }
-  auto* aq = static_cast<int8_t*>(scratch);
-  auto* ad = reinterpret_cast<float*>(aq + (w.n_in + 15) / 16 * 16);
+  if (n_tok < 1 || n_tok > 65535) return Status::error("gpu matvec_int8: 1 to 65535 tokens per launch");
+  const Int8Rows rows = int8_rows_layout(scratch, w.n_in, n_tok);
   const int warps_per_block = kThreads / warp_size;
-  const unsigned q_blocks = blocks_for((w.n_in + 255) / 256, warps_per_block);
-  if (!quantize) {
-    // the caller's scratch already holds this activation row
-  } else if (k_quant) {
-    quantize_act_kernel<256><<<q_blocks, kThreads, 0, stream>>>(x, w.n_in, aq, ad);
-  } else {
-    quantize_act_kernel<32><<<q_blocks, kThreads, 0, stream>>>(x, w.n_in, aq, ad);
+  if (quantize) {  // else the caller's scratch already holds these activation rows
+    const Status q = quantize_int8_rows(static_cast<int>(qk), x, x_stride, w.n_in, n_tok, rows, warp_size, stream);
+    if (!q.ok()) return q;
   }
+  // Tokens per launch block: a weight block decoded once serves NT tokens.
+  const int nt = n_tok == 1 ? 1 : n_tok == 2 ? 2 : n_tok <= 4 ? 4 : 8;
+  const ActRows act{rows.q, rows.d, rows.q_stride, rows.d_stride, n_tok, blocks_for(n_tok, nt)};
   const int64_t n_blocks = w.n_in / qk;
   const int64_t rows_per_block = static_cast<int64_t>(warps_per_block) * (k_quant ? kKRowsPerWarp : kQ4RowsPerWarp);
   MatSet set{};
-  unsigned grid = 0;
+  unsigned row_blocks = 0;
   for (int i = 0; i < count; ++i) {
     set.w[i] = static_cast<const uint8_t*>(ws[i].data);
     set.nb1[i] = ws[i].nb1;
     set.n_out[i] = ws[i].n_out;
     set.out[i] = outs[i];
-    set.first_block[i] = grid;
-    grid += blocks_for(ws[i].n_out, rows_per_block);
+    set.out_stride[i] = out_strides[i];
+    set.first_block[i] = row_blocks;
+    row_blocks += blocks_for(ws[i].n_out, rows_per_block);
   }
   set.count = count;
-  if (grid == 0) return ok_status();
-  switch (w.type) {
-    case Type::Q4_0:
-      matvec_q40_q80_kernel<false><<<grid, kThreads, 0, stream>>>(set, n_blocks, aq, ad);
-      break;
-    case Type::Q8_0:
-      matvec_q40_q80_kernel<true><<<grid, kThreads, 0, stream>>>(set, n_blocks, aq, ad);
-      break;
-    case Type::Q4_K:
-      matvec_q45k_kernel<false><<<grid, kThreads, 0, stream>>>(set, n_blocks, aq, ad);
-      break;
-    case Type::Q5_K:
-      matvec_q45k_kernel<true><<<grid, kThreads, 0, stream>>>(set, n_blocks, aq, ad);
-      break;
-    default:
-      matvec_q6k_kernel<<<grid, kThreads, 0, stream>>>(set, n_blocks, aq, ad);
-      break;
+  if (row_blocks == 0) return ok_status();
+  const unsigned grid = row_blocks * act.n_groups;
+  const auto run = [&](auto nt_const) {
+    constexpr int NT = decltype(nt_const)::value;
+    switch (w.type) {
+      case Type::Q4_0: matvec_q40_q80_kernel<false, NT><<<grid, kThreads, 0, stream>>>(set, n_blocks, act); break;
+      case Type::Q8_0: matvec_q40_q80_kernel<true, NT><<<grid, kThreads, 0, stream>>>(set, n_blocks, act); break;
+      case Type::Q4_K: matvec_q45k_kernel<false, NT><<<grid, kThreads, 0, stream>>>(set, n_blocks, act); break;
+      case Type::Q5_K: matvec_q45k_kernel<true, NT><<<grid, kThreads, 0, stream>>>(set, n_blocks, act); break;
+      default: matvec_q6k_kernel<NT><<<grid, kThreads, 0, stream>>>(set, n_blocks, act); break;
+    }
+  };
+  switch (nt) {
+    case 1: run(std::integral_constant<int, 1>{}); break;
+    case 2: run(std::integral_constant<int, 2>{}); break;
+    case 4: run(std::integral_constant<int, 4>{}); break;
+    default: run(std::integral_constant<int, 8>{}); break;
   }
   const gpuError_t err = gpuGetLastError();
   return err == gpuSuccess ? ok_status() : error_status(err, "matvec_int8 launch");

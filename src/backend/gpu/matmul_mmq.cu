@@ -1,0 +1,403 @@
+// Integer tensor-core product for batches (matmul.h: matmul_mmq): out[token][row] = weight row . activation row
+// for Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K weights and activations quantized to Q8_0 / Q8_K codes (quantize_int8_rows).
+//
+// A block computes MT = 64 weight rows x NT (8..128) tokens with 4 x NT / 32 warps (16 rows x 32 tokens each; up to
+// 32 tokens: 4 warps of 16 rows x NT). Per K step of 256 elements:
+//   1. the raw weight bytes of the step (64 rows x one 256-element span) arrive with 16-byte loads (issued one step
+//      ahead, held in registers) and are stored as they are in shared memory;
+//   2. each thread decodes 32-element groups of them into int8 codes in shared memory (Q4_0 and Q6_K codes carry
+//      their offset already: code - 8, code - 32) plus the group's scales;
+//   3. each warp multiplies its 16 rows with the tokens' codes (read straight from the quantized rows, which stay in
+//      L1/L2) through mma.sync m16n8k32 (m16n8k16 for Q6_K's 16-element sub-blocks): exact int32 sums per group,
+//      then the scales in float, as the CPU reference applies them (Q4_K/Q5_K/Q6_K: integer sums over the super
+//      block first, then d and dmin).
+// Splits over K depend only on the weight's shape and are summed in split order, so a token's result is the same
+// bitwise whatever the rest of the batch (the token tile NT only changes which fragment holds it).
+//
+// Portability: mma.sync is NVIDIA-only (sm_80+). HIP builds have no such kernel (has_mmq_matmul is false there) and
+// use matvec_int8 / matmul_mma instead.
+// (Block layouts: ggml format facts, see blocks.cuh and src/quant/kquant_layout.h.)
+#include <algorithm>
+#include <string>
+#include <type_traits>
+
+#include "backend/gpu/blocks.cuh"
+#include "backend/gpu/matmul.h"
+
+namespace rf::gpu {
+
+#if defined(RF_GPU_CUDA)
+namespace {
+
+constexpr int kStep = 256;                  // weight elements per row per K step
+constexpr int kMT = 64;                     // rows per block
+constexpr int kWarpsM = 4;                  // warps along rows, 16 rows each
+constexpr int kCleanLd = kStep + 16;        // bytes per decoded row (spreads the fragment loads over all banks)
+constexpr int kMaxSplits = 16;
+constexpr int64_t kTargetBlocks = 4 * 132;  // ~4 resident blocks per SM of an H100-class part
+
+enum class Kind { kQ4_0, kQ8_0, kQ4_K, kQ5_K, kQ6_K };
+
+template <Kind K>
+struct Traits;
+template <>
+struct Traits<Kind::kQ4_0> {
+  static constexpr int kBytes = 144;  // 8 blocks of 18
+  static constexpr bool kSub16 = false, kSuper = false;
+};
+template <>
+struct Traits<Kind::kQ8_0> {
+  static constexpr int kBytes = 272;  // 8 blocks of 34
+  static constexpr bool kSub16 = false, kSuper = false;
+};
+template <>
+struct Traits<Kind::kQ4_K> {
+  static constexpr int kBytes = 144;
+  static constexpr bool kSub16 = false, kSuper = true;
+};
+template <>
+struct Traits<Kind::kQ5_K> {
+  static constexpr int kBytes = 176;
+  static constexpr bool kSub16 = false, kSuper = true;
+};
+template <>
+struct Traits<Kind::kQ6_K> {
+  static constexpr int kBytes = 210;
+  static constexpr bool kSub16 = true, kSuper = true;
+};
+
+// 16-byte chunks that cover kBytes from any 2-byte aligned start (the start is rounded down to 16 bytes).
+template <Kind K>
+inline constexpr int kRawChunks = (Traits<K>::kBytes + 15 + 15) / 16;
+
+template <Kind K>
+struct alignas(16) Shared {
+  uint4 raw[kMT][kRawChunks<K> + 1];  // +1: the unaligned word reads may touch one word past the span
+  int8_t codes[kMT][kCleanLd];
+  float f[kMT][8];   // Q4_0 / Q8_0: the scale of each block; K-quants: f[0] = d, f[1] = dmin
+  int sc[kMT][16];   // Q4_K / Q5_K: scales [0, 8) and minimums [8, 16); Q6_K: the 16 sub-block scales
+};
+
+// The 4 bytes at byte offset off of a 4-byte aligned shared buffer, any alignment of off.
+RF_DEVICE uint32_t ld_u32(const uint8_t* base, int off) {
+  const auto* w = reinterpret_cast<const uint32_t*>(base) + (off >> 2);
+  return __funnelshift_r(w[0], w[1], 8 * (off & 3));
+}
+RF_DEVICE uint32_t ld_u16(const uint8_t* base, int off) {
+  return static_cast<uint32_t>(base[off]) | (static_cast<uint32_t>(base[off + 1]) << 8);
+}
+// Per-byte (b - k) for bytes b >= 0 and b - k >= -128, as signed bytes.
+RF_DEVICE uint32_t sub_bytes(uint32_t b, uint32_t k4) { return ((b | 0x80808080u) - k4) ^ 0x80808080u; }
+
+// Decodes 32-element group j (0..7) of row r's step span (raw bytes at off) into codes[r][32 j, +32) and scales.
+template <Kind K>
+RF_DEVICE void decode_group(Shared<K>& sh, int r, int j, int off) {
+  const auto* raw = reinterpret_cast<const uint8_t*>(sh.raw[r]);
+  uint32_t c[8];
+  if constexpr (K == Kind::kQ4_0) {
+    const int b = off + 18 * j;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const uint32_t q = ld_u32(raw, b + 2 + 4 * k);
+      c[k] = sub_bytes(q & 0x0F0F0F0Fu, 0x08080808u);
+      c[k + 4] = sub_bytes((q >> 4) & 0x0F0F0F0Fu, 0x08080808u);
+    }
+    sh.f[r][j] = half_bits_to_float(static_cast<uint16_t>(ld_u16(raw, b)));
+  } else if constexpr (K == Kind::kQ8_0) {
+    const int b = off + 34 * j;
+#pragma unroll
+    for (int k = 0; k < 8; ++k) c[k] = ld_u32(raw, b + 2 + 4 * k);
+    sh.f[r][j] = half_bits_to_float(static_cast<uint16_t>(ld_u16(raw, b)));
+  } else if constexpr (K == Kind::kQ4_K || K == Kind::kQ5_K) {
+    constexpr int kQs = K == Kind::kQ5_K ? 48 : 16;
+    const int ch = j / 2, shift = 4 * (j & 1);
+#pragma unroll
+    for (int k = 0; k < 8; ++k) {
+      c[k] = (ld_u32(raw, off + kQs + 32 * ch + 4 * k) >> shift) & 0x0F0F0F0Fu;
+      if constexpr (K == Kind::kQ5_K) c[k] |= ((ld_u32(raw, off + 16 + 4 * k) >> j) & 0x01010101u) << 4;
+    }
+    scale_min_k4(raw + off + 4, j, &sh.sc[r][j], &sh.sc[r][8 + j]);
+    if (j == 0) {
+      sh.f[r][0] = half_bits_to_float(static_cast<uint16_t>(ld_u16(raw, off)));
+      sh.f[r][1] = half_bits_to_float(static_cast<uint16_t>(ld_u16(raw, off + 2)));
+    }
+  } else {  // Q6_K: group j = quarter q of half h; 4-bit low parts in ql, 2-bit high parts in qh
+    const int h = j / 4, q = j % 4;
+#pragma unroll
+    for (int k = 0; k < 8; ++k) {
+      const uint32_t lo = (ld_u32(raw, off + 64 * h + 32 * (q & 1) + 4 * k) >> (4 * (q >> 1))) & 0x0F0F0F0Fu;
+      const uint32_t hi = (ld_u32(raw, off + 128 + 32 * h + 4 * k) >> (2 * q)) & 0x03030303u;
+      c[k] = sub_bytes(lo | (hi << 4), 0x20202020u);
+    }
+    sh.sc[r][2 * j] = static_cast<int8_t>(raw[off + 192 + 2 * j]);
+    sh.sc[r][2 * j + 1] = static_cast<int8_t>(raw[off + 193 + 2 * j]);
+    if (j == 0) sh.f[r][0] = half_bits_to_float(static_cast<uint16_t>(ld_u16(raw, off + 208)));
+  }
+  auto* dst = reinterpret_cast<uint4*>(&sh.codes[r][32 * j]);
+  dst[0] = make_uint4(c[0], c[1], c[2], c[3]);
+  dst[1] = make_uint4(c[4], c[5], c[6], c[7]);
+}
+
+RF_DEVICE void mma_k32(int (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+RF_DEVICE void mma_k16(int (&d)[4], uint32_t a0, uint32_t a1, uint32_t b0) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};\n"
+               : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+               : "r"(a0), "r"(a1), "r"(b0));
+}
+
+// FN fragments of 8 tokens per warp, WN warps along tokens (NT = 8 FN WN tokens per block).
+template <Kind K, int FN, int WN>
+__global__ void __launch_bounds__(32 * kWarpsM * WN)
+    mmq_kernel(const uint8_t* __restrict__ w, size_t nb1, int64_t n_out, int64_t n_steps, const Int8Rows act,
+               int64_t n_tok, float* __restrict__ out, int64_t out_stride, int64_t steps_per_split) {
+  using T = Traits<K>;
+  constexpr int kThreads = 32 * kWarpsM * WN;
+  constexpr int kChunks = kRawChunks<K>;
+  constexpr int kLoads = (kMT * kChunks + kThreads - 1) / kThreads;
+  __shared__ Shared<K> sh;
+  const int tid = static_cast<int>(threadIdx.x), warp = tid / 32, lane = tid % 32;
+  const int g = lane / 4, t = lane % 4;  // fragment group and thread in group
+  const int wm = warp % kWarpsM, wn = warp / kWarpsM;
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kMT;
+  const int64_t tok0 = static_cast<int64_t>(blockIdx.y) * 8 * FN * WN + 8 * FN * wn;
+  const int64_t first = static_cast<int64_t>(blockIdx.z) * steps_per_split;
+  const int64_t n_my = min(steps_per_split, n_steps - first);
+  if (gridDim.z > 1) out += static_cast<int64_t>(blockIdx.z) * n_tok * out_stride;
+
+  const auto span = [&](int r, int64_t step) {  // the byte address of row r's span in step
+    return reinterpret_cast<uintptr_t>(w + (row0 + r) * nb1) + static_cast<uintptr_t>(step * T::kBytes);
+  };
+  uint4 regs[kLoads];
+  const auto load = [&](int64_t step) {
+#pragma unroll
+    for (int l = 0; l < kLoads; ++l) {
+      const int i = tid + l * kThreads, r = i / kChunks, c = i % kChunks;
+      regs[l] = make_uint4(0, 0, 0, 0);
+      if (i < kMT * kChunks && row0 + r < n_out) {
+        const uintptr_t a = span(r, step);
+        if (static_cast<int>(a & 15) + T::kBytes > 16 * c) regs[l] = reinterpret_cast<const uint4*>(a & ~uintptr_t{15})[c];
+      }
+    }
+  };
+  const auto store = [&]() {
+#pragma unroll
+    for (int l = 0; l < kLoads; ++l) {
+      const int i = tid + l * kThreads;
+      if (i < kMT * kChunks) sh.raw[i / kChunks][i % kChunks] = regs[l];
+    }
+  };
+
+  float acc[FN][4];
+  int isum[T::kSuper ? FN : 1][4], msum[T::kSuper ? FN : 1][4];
+#pragma unroll
+  for (int n = 0; n < FN; ++n) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc[n][e] = 0.0f;
+  }
+  // Activation rows of this thread's B fragments (token g of each fragment) and of its C elements (2t, 2t + 1).
+  const int8_t* bq[FN];
+  bool b_live[FN];
+#pragma unroll
+  for (int n = 0; n < FN; ++n) {
+    const int64_t tok = tok0 + 8 * n + g;
+    b_live[n] = tok < n_tok;
+    bq[n] = act.q + (b_live[n] ? tok : 0) * act.q_stride;
+  }
+  const int r_lo = 16 * wm + g, r_hi = r_lo + 8;  // this thread's rows of the warp's fragment
+
+  if (n_my > 0) load(first);
+  for (int64_t s = 0; s < n_my; ++s) {
+    const int64_t step = first + s;
+    store();
+    __syncthreads();
+    for (int task = tid; task < kMT * 8; task += kThreads) {
+      const int r = task / 8, j = task % 8;
+      decode_group<K>(sh, r, j, static_cast<int>(span(r, step) & 15));
+    }
+    if (s + 1 < n_my) load(step + 1);
+    __syncthreads();
+
+    if constexpr (T::kSuper) {
+#pragma unroll
+      for (int n = 0; n < FN; ++n) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) isum[n][e] = msum[n][e] = 0;
+      }
+    }
+    const int64_t kbase = step * kStep;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {  // 32-element groups
+      if constexpr (!T::kSub16) {
+        uint32_t a[4];
+        a[0] = *reinterpret_cast<const uint32_t*>(&sh.codes[r_lo][32 * j + 4 * t]);
+        a[1] = *reinterpret_cast<const uint32_t*>(&sh.codes[r_hi][32 * j + 4 * t]);
+        a[2] = *reinterpret_cast<const uint32_t*>(&sh.codes[r_lo][32 * j + 16 + 4 * t]);
+        a[3] = *reinterpret_cast<const uint32_t*>(&sh.codes[r_hi][32 * j + 16 + 4 * t]);
+#pragma unroll
+        for (int n = 0; n < FN; ++n) {
+          int c[4] = {0, 0, 0, 0};
+          const int8_t* b = bq[n] + kbase + 32 * j + 4 * t;
+          const uint32_t b0 = b_live[n] ? *reinterpret_cast<const uint32_t*>(b) : 0u;
+          const uint32_t b1 = b_live[n] ? *reinterpret_cast<const uint32_t*>(b + 16) : 0u;
+          mma_k32(c, a, b0, b1);
+          if constexpr (T::kSuper) {  // Q4_K / Q5_K: integer sums over the super block
+            const int sc_lo = sh.sc[r_lo][j], sc_hi = sh.sc[r_hi][j];
+            const int m_lo = sh.sc[r_lo][8 + j], m_hi = sh.sc[r_hi][8 + j];
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+              const int64_t tok = tok0 + 8 * n + 2 * t + (e & 1);
+              const int as = tok < n_tok ? act.s[tok * act.s_stride + step * 8 + j] : 0;
+              isum[n][e] += (e < 2 ? sc_lo : sc_hi) * c[e];
+              msum[n][e] += (e < 2 ? m_lo : m_hi) * as;
+            }
+          } else {  // Q4_0 / Q8_0: one scale per 32-element block on each side
+            const float w_lo = sh.f[r_lo][j], w_hi = sh.f[r_hi][j];
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+              const int64_t tok = tok0 + 8 * n + 2 * t + (e & 1);
+              const float da = tok < n_tok ? act.d[tok * act.d_stride + step * 8 + j] : 0.0f;
+              acc[n][e] += static_cast<float>(c[e]) * ((e < 2 ? w_lo : w_hi) * da);
+            }
+          }
+        }
+      } else {  // Q6_K: two 16-element sub-blocks per group, each with its own scale
+#pragma unroll
+        for (int hsub = 0; hsub < 2; ++hsub) {
+          const int k0 = 32 * j + 16 * hsub;
+          const uint32_t a0 = *reinterpret_cast<const uint32_t*>(&sh.codes[r_lo][k0 + 4 * t]);
+          const uint32_t a1 = *reinterpret_cast<const uint32_t*>(&sh.codes[r_hi][k0 + 4 * t]);
+          const int sc_lo = sh.sc[r_lo][2 * j + hsub], sc_hi = sh.sc[r_hi][2 * j + hsub];
+#pragma unroll
+          for (int n = 0; n < FN; ++n) {
+            int c[4] = {0, 0, 0, 0};
+            const uint32_t b0 = b_live[n] ? *reinterpret_cast<const uint32_t*>(bq[n] + kbase + k0 + 4 * t) : 0u;
+            mma_k16(c, a0, a1, b0);
+#pragma unroll
+            for (int e = 0; e < 4; ++e) isum[n][e] += (e < 2 ? sc_lo : sc_hi) * c[e];
+          }
+        }
+      }
+    }
+    if constexpr (T::kSuper) {  // d (and dmin) per super block, Q8_K's scale per 256 activations
+      const float d_lo = sh.f[r_lo][0], d_hi = sh.f[r_hi][0];
+      const float m_lo = sh.f[r_lo][1], m_hi = sh.f[r_hi][1];
+#pragma unroll
+      for (int n = 0; n < FN; ++n) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int64_t tok = tok0 + 8 * n + 2 * t + (e & 1);
+          const float da = tok < n_tok ? act.d[tok * act.d_stride + step] : 0.0f;
+          const float dw = e < 2 ? d_lo : d_hi;
+          if constexpr (K == Kind::kQ6_K) {
+            acc[n][e] += da * dw * static_cast<float>(isum[n][e]);
+          } else {
+            acc[n][e] += da * (dw * static_cast<float>(isum[n][e]) - (e < 2 ? m_lo : m_hi) * static_cast<float>(msum[n][e]));
+          }
+        }
+      }
+    }
+    __syncthreads();  // the raw and decoded tiles are rewritten next step
+  }
+#pragma unroll
+  for (int n = 0; n < FN; ++n) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int64_t row = row0 + (e < 2 ? r_lo : r_hi);
+      const int64_t tok = tok0 + 8 * n + 2 * t + (e & 1);
+      if (row < n_out && tok < n_tok) out[tok * out_stride + row] = acc[n][e];
+    }
+  }
+}
+
+Kind kind_of(quant::Type t) {
+  switch (t) {
+    case quant::Type::Q4_0: return Kind::kQ4_0;
+    case quant::Type::Q8_0: return Kind::kQ8_0;
+    case quant::Type::Q4_K: return Kind::kQ4_K;
+    case quant::Type::Q5_K: return Kind::kQ5_K;
+    default: return Kind::kQ6_K;
+  }
+}
+
+template <Kind K, int FN, int WN>
+void launch(const WeightView& w, const Int8Rows& act, int64_t n_tok, float* dst, int64_t dst_stride, int64_t n_steps,
+            int splits, int64_t steps_per_split, gpuStream_t stream) {
+  constexpr int kNT = 8 * FN * WN;
+  const dim3 grid(static_cast<unsigned>((w.n_out + kMT - 1) / kMT), static_cast<unsigned>((n_tok + kNT - 1) / kNT),
+                  static_cast<unsigned>(splits));
+  mmq_kernel<K, FN, WN><<<grid, 32 * kWarpsM * WN, 0, stream>>>(static_cast<const uint8_t*>(w.data), w.nb1, w.n_out, n_steps, act,
+                                                   n_tok, dst, dst_stride, steps_per_split);
+}
+
+template <Kind K>
+void launch_fn(int fn, const WeightView& w, const Int8Rows& act, int64_t n_tok, float* dst, int64_t dst_stride,
+               int64_t n_steps, int splits, int64_t steps_per_split, gpuStream_t stream) {
+  switch (fn) {  // tokens per block: 8, 16, 32, 64, 128
+    case 1: launch<K, 1, 1>(w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
+    case 2: launch<K, 2, 1>(w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
+    case 4: launch<K, 4, 1>(w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
+    case 8: launch<K, 4, 2>(w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
+    default: launch<K, 4, 4>(w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
+  }
+}
+
+}  // namespace
+
+bool has_mmq_matmul(quant::Type weight) {
+  using quant::Type;
+  return weight == Type::Q4_0 || weight == Type::Q8_0 || weight == Type::Q4_K || weight == Type::Q5_K ||
+         weight == Type::Q6_K;
+}
+
+Status matmul_mmq(const WeightView& w, const Int8Rows& act, int64_t n_tok, float* out, int64_t out_stride,
+                  gpuStream_t stream) {
+  if (n_tok == 0 || w.n_out == 0) return ok_status();
+  if (!has_mmq_matmul(w.type) || w.n_in % kStep != 0) {
+    return Status::error("gpu matmul_mmq: needs Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K rows of whole 256-element spans, got " +
+                         std::string(quant::type_name(w.type)) + " x " + std::to_string(w.n_in));
+  }
+  if (n_tok > 65535 * 32) return Status::error("gpu matmul_mmq: too many tokens for one launch");
+  // Splits over K from the weight's shape only (never from n_tok: a token's sums must not depend on its batch).
+  const int64_t n_steps = w.n_in / kStep;
+  const int64_t row_tiles = (w.n_out + kMT - 1) / kMT;
+  int splits = static_cast<int>(std::clamp<int64_t>((kTargetBlocks + row_tiles - 1) / row_tiles, 1,
+                                                    std::min<int64_t>(kMaxSplits, std::max<int64_t>(n_steps / 2, 1))));
+  const int64_t steps_per_split = (n_steps + splits - 1) / splits;
+  splits = static_cast<int>((n_steps + steps_per_split - 1) / steps_per_split);
+  float* dst = out;
+  int64_t dst_stride = out_stride;
+  if (splits > 1) {
+    dst = split_scratch(stream, static_cast<size_t>(splits) * static_cast<size_t>(n_tok * w.n_out));
+    if (dst == nullptr) return Status::error("gpu matmul_mmq: out of GPU memory for split-K partial sums");
+    dst_stride = w.n_out;
+  }
+  const int fn = n_tok <= 8 ? 1 : n_tok <= 16 ? 2 : n_tok <= 32 ? 4 : n_tok <= 64 ? 8 : 16;
+  switch (kind_of(w.type)) {
+    case Kind::kQ4_0: launch_fn<Kind::kQ4_0>(fn, w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
+    case Kind::kQ8_0: launch_fn<Kind::kQ8_0>(fn, w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
+    case Kind::kQ4_K: launch_fn<Kind::kQ4_K>(fn, w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
+    case Kind::kQ5_K: launch_fn<Kind::kQ5_K>(fn, w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
+    case Kind::kQ6_K: launch_fn<Kind::kQ6_K>(fn, w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
+  }
+  const gpuError_t err = gpuGetLastError();
+  if (err != gpuSuccess) return error_status(err, "matmul_mmq launch");
+  if (splits > 1) return reduce_splits(dst, splits, n_tok, w.n_out, out, out_stride, stream);
+  return ok_status();
+}
+
+#else  // HIP: no integer tensor-core kernel (see the top of this file)
+
+bool has_mmq_matmul(quant::Type) { return false; }
+
+Status matmul_mmq(const WeightView&, const Int8Rows&, int64_t, float*, int64_t, gpuStream_t) {
+  return Status::error("gpu matmul_mmq: not available in HIP builds");
+}
+
+#endif
+
+}  // namespace rf::gpu
