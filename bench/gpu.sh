@@ -7,7 +7,7 @@
 #
 # Env: ROCMFORGE (binary, default build/bin/rocmforge), MODEL_DIR (default /tmp/rocmforge-gpu-bench; models are
 # reused when present), MODELS (default "7b-Q4_0 7b-Q4_K_M 7b-Q8_0 7b-F16 8b-Q4_K_M"), P (512), N (128), R (3),
-# COMMIT (recorded commit; default: git rev-parse, "unknown" without git).
+# DECODE_BATCHES (8,32: sequences of the batched decode runs), COMMIT (recorded commit; default: git rev-parse, "unknown" without git).
 #   run(carry=[".deps"], command="bash scripts/gpu-build.sh && bash bench/gpu.sh")
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +33,8 @@ for m in $models; do
     echo "gpu.sh: made $model in $(($(date +%s) - t0)) s" >&2
   fi
   echo "gpu.sh: bench $m" >&2
-  results+=("$("$bin" bench --device gpu -m "$model" -p "${P:-512}" -n "${N:-128}" -r "${R:-3}" --json)")
+  results+=("$("$bin" bench --device gpu -m "$model" -p "${P:-512}" -n "${N:-128}" -r "${R:-3}" \
+    --decode-batches "${DECODE_BATCHES:-8,32}" --json)")
 done
 
 date=$(date -u +%Y-%m-%d)
@@ -54,12 +55,14 @@ python3 -c '
 import json, sys
 ref = {"7b-Q4_0": (10415, 222.9), "7b-Q4_K_M": (9239, 214.4), "7b-Q8_0": (10635, 190.6), "7b-F16": (17210, 140.0),
        "8b-Q4_K_M": (9060, 192.0)}
-print("%-12s %9s %8s %9s %8s %6s %6s %9s" % ("model", "pp t/s", "x llama", "tg t/s", "x llama", "roof", "GB/tok",
-                                           "copy GB/s"))
+print("%-12s %9s %8s %9s %8s %6s %6s %9s  %s" % ("model", "pp t/s", "x llama", "tg t/s", "x llama", "roof", "GB/tok",
+                                               "copy GB/s", "batched decode t/s"))
 for r in json.load(open(sys.argv[1]))["results"]:
     name = r["model"].split("/")[-1].replace("synth-", "").replace(".gguf", "")
     pp, tg = ref.get(name, (0, 0))
-    print("%-12s %9.0f %8.2f %9.1f %8.2f %5.0f%% %6.2f %9.0f" % (name, r["pp_tokens_per_s"],
+    batched = " ".join("x%d %.0f" % (b["sequences"], b["tokens_per_s"]) for b in r.get("batched_tg", []))
+    print("%-12s %9.0f %8.2f %9.1f %8.2f %5.0f%% %6.2f %9.0f  %s" % (name, r["pp_tokens_per_s"],
           r["pp_tokens_per_s"] / pp if pp else 0, r["tg_tokens_per_s"], r["tg_tokens_per_s"] / tg if tg else 0,
-          100 * r["tg_roofline_fraction"], r["weight_bytes_per_token"] / 1e9, r["memory_bandwidth_bytes_per_s"] / 1e9))
+          100 * r["tg_roofline_fraction"], r["weight_bytes_per_token"] / 1e9, r["memory_bandwidth_bytes_per_s"] / 1e9,
+          batched))
 ' "$out"

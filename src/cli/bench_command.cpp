@@ -36,6 +36,7 @@ struct BenchOptions {
   int n_prompt = 512, n_gen = 128, reps = 3, threads = 0, n_gpu_layers = -1;
   std::string device = "auto";
   bool json = false, kernels = false;
+  std::vector<int> decode_batches;  // sequences per batched-decode run (none by default)
 };
 
 void mean_sd(const std::vector<double>& v, double* mean, double* sd) {
@@ -75,10 +76,52 @@ Expected<double> run_sequence(model::Model& m, kv::KvCache& cache, int n_tokens,
   return secs;
 }
 
+// Batched decode: n_seqs sequences each get a short prompt (untimed), then n_gen steps in which every sequence
+// adds one token (one batch of n_seqs tokens, logits for all); returns aggregate generated tokens per second.
+Expected<double> run_batched_decode(model::Model& m, kv::KvCache& cache, int n_seqs, int n_gen) {
+  constexpr int kPrompt = 16;
+  std::vector<int32_t> seqs;
+  std::vector<float> logits;
+  const auto release = [&] {
+    for (const int32_t s : seqs) cache.release_sequence(s);
+  };
+  const auto step = [&](int n_each, int pos0) -> Status {
+    backend::Batch b;
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      RF_RETURN_IF_ERROR(cache.reserve(seqs[i], n_each));
+      for (int k = 0; k < n_each; ++k) {
+        b.tokens.push_back(bench_token(static_cast<int64_t>(i) * 131 + pos0 + k, m.hparams().n_vocab));
+        b.positions.push_back(pos0 + k);
+        b.seq.push_back(static_cast<int32_t>(i));
+      }
+      b.block_tables.push_back(cache.block_table(seqs[i]));
+      b.output_rows.push_back(static_cast<int32_t>(b.tokens.size()) - 1);
+    }
+    RF_RETURN_IF_ERROR(m.forward(std::move(b), cache, &logits));
+    for (const int32_t s : seqs) cache.advance(s, n_each);
+    return ok_status();
+  };
+  for (int i = 0; i < n_seqs; ++i) seqs.push_back(cache.add_sequence());
+  Status s = step(kPrompt, 0);
+  if (s.ok()) s = step(1, kPrompt);  // warm-up
+  const auto t0 = Clock::now();
+  for (int g = 1; s.ok() && g < n_gen; ++g) s = step(1, kPrompt + g);
+  const double secs = seconds_since(t0);
+  release();
+  if (!s.ok()) return s;
+  return static_cast<double>(n_seqs) * (n_gen - 1) / secs;
+}
+
 Expected<BenchResult> run_bench(const BenchOptions& o) {
   auto kind = runtime::parse_device_kind(o.device);
   if (!kind) return Status::error("bench: " + kind.error_message());
   if (o.n_prompt < 0 || o.n_gen < 0 || o.reps < 1) return Status::error("bench: -p/-n must be >= 0 and -r >= 1");
+  int max_seqs = 1;
+  for (const int b : o.decode_batches) {
+    if (b < 1 || b > 1024) return Status::error("bench: --decode-batches values must be in [1, 1024]");
+    max_seqs = std::max(max_seqs, b);
+  }
+  const int batched_gen = std::max(o.n_gen, 2);
   BenchResult r;
   r.model = o.model;
   r.n_prompt = o.n_prompt;
@@ -109,9 +152,10 @@ Expected<BenchResult> run_bench(const BenchOptions& o) {
 
   const auto t0 = Clock::now();
   model::OffloadRequest sizes;
-  sizes.kv_tokens = std::max(o.n_prompt, o.n_gen) + 64;
-  sizes.batch_tokens = std::max(o.n_prompt, 1);
-  sizes.output_rows = 1;
+  const int batched_slots = o.decode_batches.empty() ? 0 : max_seqs * (batched_gen + 16 + 16);
+  sizes.kv_tokens = std::max(std::max(o.n_prompt, o.n_gen) + 64, batched_slots);
+  sizes.batch_tokens = std::max({o.n_prompt, 1, o.decode_batches.empty() ? 1 : max_seqs * 16});
+  sizes.output_rows = max_seqs;
   auto loaded = runtime::load_model(o.model, be, bo, sizes);
   if (!loaded) return loaded.status();
   r.load_seconds = seconds_since(t0);
@@ -119,7 +163,7 @@ Expected<BenchResult> run_bench(const BenchOptions& o) {
   r.weight_bytes_per_token = static_cast<double>(m.weight_bytes_per_token());
 
   kv::KvOptions kvo;
-  kvo.n_slots = std::max(o.n_prompt, o.n_gen) + 64;
+  kvo.n_slots = sizes.kv_tokens;
   auto cache = kv::KvCache::create(be, m.kv_shape(), kvo);
   if (!cache) return cache.status();
 
@@ -142,6 +186,11 @@ Expected<BenchResult> run_bench(const BenchOptions& o) {
       tg.push_back(o.n_gen / *secs);
     }
   }
+  for (const int n_seqs : o.decode_batches) {
+    auto tps = run_batched_decode(m, **cache, n_seqs, batched_gen);
+    if (!tps) return tps.status();
+    r.batched_tg.push_back({n_seqs, *tps});
+  }
   mean_sd(pp, &r.pp_tokens_per_s, &r.pp_tokens_per_s_sd);
   mean_sd(tg, &r.tg_tokens_per_s, &r.tg_tokens_per_s_sd);
   r.tg_roofline_fraction = r.memory_bandwidth_bytes_per_s > 0
@@ -152,6 +201,8 @@ Expected<BenchResult> run_bench(const BenchOptions& o) {
 }
 
 nlohmann::json to_json(const BenchResult& r) {
+  nlohmann::json batched = nlohmann::json::array();
+  for (const auto& b : r.batched_tg) batched.push_back({{"sequences", b.sequences}, {"tokens_per_s", b.tokens_per_s}});
   return {{"model", r.model},
           {"device", r.device},
           {"backend", r.backend},
@@ -167,7 +218,8 @@ nlohmann::json to_json(const BenchResult& r) {
           {"memory_bandwidth_bytes_per_s", r.memory_bandwidth_bytes_per_s},
           {"tg_roofline_fraction", r.tg_roofline_fraction},
           {"load_seconds", r.load_seconds},
-          {"peak_rss_bytes", r.peak_rss_bytes}};
+          {"peak_rss_bytes", r.peak_rss_bytes},
+          {"batched_tg", batched}};
 }
 
 void print_text(const BenchResult& r) {
@@ -176,6 +228,10 @@ void print_text(const BenchResult& r) {
   std::printf("load       %.3f s, peak RSS %.1f MiB\n", r.load_seconds, r.peak_rss_bytes / (1 << 20));
   std::printf("pp%-5d    %8.2f ± %.2f tokens/s\n", r.n_prompt, r.pp_tokens_per_s, r.pp_tokens_per_s_sd);
   std::printf("tg%-5d    %8.2f ± %.2f tokens/s\n", r.n_gen, r.tg_tokens_per_s, r.tg_tokens_per_s_sd);
+  for (const auto& b : r.batched_tg) {
+    std::printf("tg x%-4d   %8.2f tokens/s aggregate (%d sequences, one token each per step)\n", b.sequences,
+                b.tokens_per_s, b.sequences);
+  }
   std::printf("weights    %.1f MiB read per generated token\n", r.weight_bytes_per_token / (1 << 20));
   std::printf("bandwidth  %.1f GB/s measured read; tg reads weights at %.1f GB/s = %.0f%% of it\n",
               r.memory_bandwidth_bytes_per_s / 1e9, r.tg_tokens_per_s * r.weight_bytes_per_token / 1e9,
@@ -247,6 +303,9 @@ void register_bench_command(CLI::App& app, int& exit_code) {
   sub->add_option("--device", o->device, "auto | cpu | gpu")->capture_default_str();
   sub->add_option("--n-gpu-layers,--ngl", o->n_gpu_layers, "layers on the GPU, the rest on the CPU (-1: all that fit)")
       ->capture_default_str();
+  sub->add_option("--decode-batches", o->decode_batches,
+                  "also time batched decode with these numbers of sequences (e.g. 8,32)")
+      ->delimiter(',');
   sub->add_flag("--json", o->json, "print one JSON object");
   sub->add_flag("--kernels", o->kernels, "time the dot kernels of every SIMD table instead (no model)");
   sub->callback([o, &exit_code] {

@@ -1,10 +1,11 @@
-// `rocmforge bench -m MODEL [-p 512] [-n 128] [-r 3] [--threads N] [--device ...] [--json]`: prompt-processing
-// (pp) and generation (tg) tokens/s, load time, peak RSS, weight bytes read per generated token and that traffic as
+// `rocmforge bench -m MODEL [-p 512] [-n 128] [-r 3] [--threads N] [--device ...] [--decode-batches 8,32] [--json]`:
+// prompt-processing (pp) and generation (tg) tokens/s, batched decode tokens/s, load time, peak RSS, weight bytes read per generated token and that traffic as
 // a fraction of the memory read bandwidth measured in the same run. `--kernels` instead times the dot kernels of
 // every SIMD table this CPU has (GB/s of weights per core).
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace CLI {
 class App;
@@ -23,6 +24,12 @@ struct BenchResult {
   double tg_roofline_fraction = 0;
   double load_seconds = 0;
   double peak_rss_bytes = 0;
+  // --decode-batches: aggregate decode tokens/s with that many sequences stepping together (one token each).
+  struct BatchedDecode {
+    int sequences = 0;
+    double tokens_per_s = 0;
+  };
+  std::vector<BatchedDecode> batched_tg;
 };
 
 // Multi-threaded streaming read of a buffer far larger than the last-level cache: bytes per second (best of a few
