@@ -16,6 +16,7 @@ import http.client
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -30,6 +31,7 @@ def start_server(args, model):
            "--ctx-size", "1024", "--queue", "1024"]
     if args.threads:
         cmd += ["-t", str(args.threads)]
+    cmd += shlex.split(args.server_args)
     proc = subprocess.Popen(cmd, stderr=log, stdout=subprocess.DEVNULL)
     deadline = time.time() + 120
     port = None
@@ -139,7 +141,11 @@ def metrics(port):
     out = {}
     for key, pat in [("running", r"^rocmforge_running_sequences (\S+)"), ("queued", r"^rocmforge_queue_length (\S+)"),
                      ("kv_used", r'^rocmforge_kv_cache_blocks\{state="used"\} (\S+)'),
-                     ("preemptions", r"^rocmforge_preemptions_total (\S+)")]:
+                     ("preemptions", r"^rocmforge_preemptions_total (\S+)"),
+                     ("steps", r"^rocmforge_engine_steps_total (\S+)"),
+                     ("schedule_s", r'^rocmforge_engine_step_seconds_total\{phase="schedule"\} (\S+)'),
+                     ("forward_s", r'^rocmforge_engine_step_seconds_total\{phase="forward"\} (\S+)'),
+                     ("after_s", r'^rocmforge_engine_step_seconds_total\{phase="after"\} (\S+)')]:
         m = re.search(pat, text, re.M)
         out[key] = float(m.group(1)) if m else None
     return out
@@ -156,6 +162,7 @@ def main():
     ap.add_argument("--parallel", type=int, default=32)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--server-args", default="", help="extra arguments for rocmforge serve (one string)")
     args = ap.parse_args()
 
     tmpdir = tempfile.mkdtemp(prefix="rf_load_")

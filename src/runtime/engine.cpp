@@ -1,6 +1,7 @@
 #include "runtime/engine.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "core/check.h"
 #include "core/parallel.h"
@@ -200,6 +201,7 @@ void Engine::loop() {
       return shared_->stop || shared_->pending_cancels > 0 || !st_->running.empty() || !st_->waiting.empty();
     });
     if (shared_->stop) break;
+    const auto t_schedule = std::chrono::steady_clock::now();
     reap_cancelled();
     admit();
     backend::Batch batch;
@@ -215,9 +217,11 @@ void Engine::loop() {
     st_->stats.max_batch_tokens = std::max<int64_t>(st_->stats.max_batch_tokens, batch.n_tokens());
     st_->stats.max_batch_sequences =
         std::max<int64_t>(st_->stats.max_batch_sequences, static_cast<int64_t>(batch_seqs.size()));
+    const auto t_forward = std::chrono::steady_clock::now();
     lock.unlock();
     const Status s = model_.forward(std::move(batch), *cache_, &logits);
     lock.lock();
+    const auto t_after = std::chrono::steady_clock::now();
     if (!s.ok()) {
       // The batch's sequences fail (their K/V rows of this pass are undefined) and free their blocks; the others,
       // and new requests, go on with the next step.
@@ -226,6 +230,10 @@ void Engine::loop() {
       after_forward(batch_seqs, chunk, logits);
     }
     std::erase_if(st_->running, [](const std::unique_ptr<Seq>& q) { return q->done; });
+    const auto seconds = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+    st_->stats.schedule_seconds += seconds(t_schedule, t_forward);
+    st_->stats.forward_seconds += seconds(t_forward, t_after);
+    st_->stats.after_seconds += seconds(t_after, std::chrono::steady_clock::now());
     if (st_->running.empty() && st_->waiting.empty()) shared_->idle_cv.notify_all();
   }
   // Sequences a consumer cancelled meanwhile still finish as cancelled; the others were cut by the shutdown.

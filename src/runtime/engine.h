@@ -112,6 +112,11 @@ struct EngineStats {
   int64_t max_batch_sequences = 0;  // most sequences in one batch so far
   int64_t prompt_tokens_computed = 0;
   int64_t prompt_tokens_cached = 0;
+  // Where the scheduler loop's time goes, summed over steps: choosing the batch, the model's forward pass, and
+  // what follows it (sampling, stop checks, handing tokens to the consumers).
+  double schedule_seconds = 0;
+  double forward_seconds = 0;
+  double after_seconds = 0;
 };
 
 enum class SubmitError { kNone, kInvalid, kOverloaded, kShuttingDown };

@@ -166,6 +166,10 @@ void HttpServer::install_routes() {
       g.kv_blocks_used = st.kv_blocks_used;
       g.kv_blocks_cached = st.kv_blocks_cached;
       g.preemptions = st.preemptions;
+      g.steps = st.steps;
+      g.schedule_seconds = st.schedule_seconds;
+      g.forward_seconds = st.forward_seconds;
+      g.after_seconds = st.after_seconds;
     }
     res.set_content(metrics_.render(g), "text/plain; version=0.0.4; charset=utf-8");
   });

@@ -167,6 +167,13 @@ std::string Metrics::render(const EngineGauges& g) const {
          g.kv_blocks_total > 0 ? static_cast<double>(g.kv_blocks_used) / static_cast<double>(g.kv_blocks_total) : 0.0);
   header(out, "rocmforge_preemptions_total", "counter", "Sequences preempted (KV blocks reclaimed, recomputed later).");
   sample(out, "rocmforge_preemptions_total", static_cast<double>(g.preemptions));
+  header(out, "rocmforge_engine_steps_total", "counter", "Scheduler steps (batches) run.");
+  sample(out, "rocmforge_engine_steps_total", static_cast<double>(g.steps));
+  header(out, "rocmforge_engine_step_seconds_total", "counter",
+         "Scheduler time by phase: batch choice, forward pass, sampling and hand-off.");
+  out += "rocmforge_engine_step_seconds_total{phase=\"schedule\"} " + format_value(g.schedule_seconds) + "\n";
+  out += "rocmforge_engine_step_seconds_total{phase=\"forward\"} " + format_value(g.forward_seconds) + "\n";
+  out += "rocmforge_engine_step_seconds_total{phase=\"after\"} " + format_value(g.after_seconds) + "\n";
   return out;
 }
 

@@ -35,6 +35,10 @@ struct EngineGauges {
   int64_t kv_blocks_used = 0;    // referenced by a live sequence
   int64_t kv_blocks_cached = 0;  // unreferenced but kept for prefix reuse
   int64_t preemptions = 0;       // total
+  int64_t steps = 0;             // scheduler steps (batches) run
+  double schedule_seconds = 0;   // time of those steps by phase (EngineStats)
+  double forward_seconds = 0;
+  double after_seconds = 0;
 };
 
 class Metrics {
