@@ -321,21 +321,30 @@ TEST_F(EngineTest, ContextLimitEndsWithLength) {
 
 TEST_F(EngineTest, SubmitRejectsBadInputAndOverload) {
   EngineOptions o;
-  o.ctx_size = 32;
+  // The running sequence must not end by itself before the test cancels it: a 32-token context let it reach
+  // kLength after 24 steps (about a millisecond), which a loaded machine easily gives it before the cancel lands
+  // (and then a queued one ran and could finish too). With this context and token limit it would need some 32k
+  // steps, so only the cancel can end it.
+  o.ctx_size = 1 << 15;
   o.max_running = 1;
   o.max_waiting = 2;
+  constexpr int32_t kEndless = 1 << 30;
   auto e = make_engine(o);
   EXPECT_EQ(e->submit({greedy({}, 4)}).error, SubmitError::kInvalid);
-  EXPECT_EQ(e->submit({greedy(prompt_of(32, 1), 4)}).error, SubmitError::kInvalid);
+  EXPECT_EQ(e->submit({greedy(prompt_of(o.ctx_size, 1), 4)}).error, SubmitError::kInvalid);
   EXPECT_EQ(e->submit({greedy({1, 320}, 4)}).error, SubmitError::kInvalid);
   EXPECT_EQ(e->submit({greedy({1, 2}, 0)}).error, SubmitError::kInvalid);
   std::vector<std::shared_ptr<SequenceHandle>> hs;
   SubmitResult last;
+  // One sequence runs (max_running 1) and nothing finishes, so the queue is full by the fourth submit at the latest
+  // (the third when the scheduler has not admitted the first one yet).
   for (int i = 0; i < 10 && last.ok(); ++i) {
-    last = e->submit({greedy(prompt_of(8, i), 1000)});
+    last = e->submit({greedy(prompt_of(8, i), kEndless)});
     for (auto& h : last.handles) hs.push_back(h);
   }
   EXPECT_EQ(last.error, SubmitError::kOverloaded);
+  EXPECT_GE(hs.size(), 2u);
+  EXPECT_LE(hs.size(), 3u);
   for (auto& h : hs) h->cancel();
   for (auto& h : hs) EXPECT_EQ(collect(h).finish, FinishReason::kCancelled);
   e->shutdown(0ms);
