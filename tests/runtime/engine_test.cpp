@@ -13,6 +13,17 @@
 #include "support/tiny_synth_model.h"
 
 namespace rf::runtime {
+
+// Failures name the values (gtest would print the enums as raw bytes, easy to misread as the other enum).
+static void PrintTo(FinishReason r, std::ostream* os) {
+  *os << "FinishReason(" << static_cast<int>(r) << ", \"" << finish_reason_name(r) << "\")";
+}
+static void PrintTo(SubmitError e, std::ostream* os) {
+  constexpr const char* kNames[] = {"kNone", "kInvalid", "kOverloaded", "kShuttingDown"};
+  const auto i = static_cast<size_t>(e);
+  *os << "SubmitError::" << (i < std::size(kNames) ? kNames[i] : "?");
+}
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -351,20 +362,75 @@ TEST_F(EngineTest, SubmitRejectsBadInputAndOverload) {
   EXPECT_EQ(e->submit({greedy({1, 2}, 4)}).error, SubmitError::kShuttingDown);
 }
 
-TEST_F(EngineTest, ShutdownWithGraceLetsRunningFinishThenEndsTheRestWithShutdown) {
+// The grace period is a wall-clock bound, so each test below has its outcome fixed whatever the machine's speed:
+// sequences that must finish inside the grace get one far longer than they need (shutdown returns as soon as
+// the engine is idle), and sequences that must outlive it cannot end by themselves (32k context, no token limit).
+TEST_F(EngineTest, ShutdownWithGraceLetsRunningAndQueuedSequencesFinish) {
   EngineOptions o;
-  o.ctx_size = 8192;  // the long sequence cannot end by itself within the grace period
-  o.kv_slots = 8192;
-  o.max_running = 2;
+  o.max_running = 1;  // the second one waits in the queue when the shutdown begins
   auto e = make_engine(o);
-  auto short_one = e->submit({greedy(prompt_of(6, 1), 3)});
-  auto long_one = e->submit({greedy(prompt_of(6, 2), 1000000)});
-  ASSERT_TRUE(short_one.ok() && long_one.ok());
-  e->shutdown(100ms);
-  EXPECT_EQ(collect(short_one.handles[0]).finish, FinishReason::kLength);
-  const auto cut = collect(long_one.handles[0]);
-  EXPECT_EQ(cut.finish, FinishReason::kShutdown);  // not kCancelled: nobody cancelled it
+  auto running = e->submit({greedy(prompt_of(6, 1), 3)});
+  auto queued = e->submit({greedy(prompt_of(7, 2), 4)});
+  ASSERT_TRUE(running.ok() && queued.ok());
+  e->shutdown(60s);  // returns once both have finished
+  const auto a = collect(running.handles[0]), b = collect(queued.handles[0]);
+  EXPECT_EQ(a.finish, FinishReason::kLength);
+  EXPECT_EQ(a.tokens.size(), 3u);
+  EXPECT_EQ(b.finish, FinishReason::kLength);
+  EXPECT_EQ(b.tokens.size(), 4u);
   EXPECT_EQ(e->stats().kv_blocks_used, 0);
+}
+
+TEST_F(EngineTest, ShutdownEndsSequencesThatOutliveTheGraceWithShutdown) {
+  EngineOptions o;
+  o.ctx_size = 1 << 15;
+  o.max_running = 1;
+  auto e = make_engine(o);
+  auto running = e->submit({greedy(prompt_of(6, 1), 1 << 30)});
+  auto queued = e->submit({greedy(prompt_of(6, 2), 1 << 30)});
+  ASSERT_TRUE(running.ok() && queued.ok());
+  e->shutdown(20ms);
+  // Not kCancelled: nobody cancelled them.
+  EXPECT_EQ(collect(running.handles[0]).finish, FinishReason::kShutdown);
+  EXPECT_EQ(collect(queued.handles[0]).finish, FinishReason::kShutdown);
+  EXPECT_EQ(e->stats().kv_blocks_used, 0);
+}
+
+// While a shutdown waits out its grace the queue may still be full; a submit then must say the engine is
+// shutting down (the caller must not retry), not that it is overloaded.
+TEST_F(EngineTest, SubmitDuringShutdownGraceSaysShuttingDownEvenWithFullQueue) {
+  EngineOptions o;
+  o.ctx_size = 1 << 15;
+  o.max_running = 1;
+  o.max_waiting = 1;
+  auto e = make_engine(o);
+  auto running = e->submit({greedy(prompt_of(6, 1), 1 << 30)});
+  ASSERT_TRUE(running.ok());
+  SubmitResult queued;
+  // The queue holds one sequence; it is full once the scheduler has admitted the first one.
+  for (int i = 0; i < 5000 && e->stats().running == 0; ++i) std::this_thread::sleep_for(2ms);
+  queued = e->submit({greedy(prompt_of(6, 2), 1 << 30)});
+  ASSERT_TRUE(queued.ok());
+  ASSERT_EQ(e->submit({greedy({1, 2}, 4)}).error, SubmitError::kOverloaded);
+  std::thread stopper([&] { e->shutdown(60s); });  // waits: nothing can finish by itself
+  // Until the shutdown has begun the answer is kOverloaded; from then on it must be kShuttingDown.
+  SubmitError seen = SubmitError::kOverloaded;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (seen == SubmitError::kOverloaded && std::chrono::steady_clock::now() < deadline) {
+    seen = e->submit({greedy({1, 2}, 4)}).error;
+    if (seen == SubmitError::kOverloaded) std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_EQ(seen, SubmitError::kShuttingDown);
+  int other_answers = 0;
+  for (int i = 0; i < 20; ++i) other_answers += e->submit({greedy({1, 2}, 4)}).error != SubmitError::kShuttingDown;
+  EXPECT_EQ(other_answers, 0);
+  // Ending both sequences makes the engine idle, which ends the grace wait early.
+  running.handles[0]->cancel();
+  queued.handles[0]->cancel();
+  stopper.join();
+  EXPECT_EQ(collect(running.handles[0]).finish, FinishReason::kCancelled);
+  EXPECT_EQ(collect(queued.handles[0]).finish, FinishReason::kCancelled);
+  EXPECT_EQ(e->submit({greedy({1, 2}, 4)}).error, SubmitError::kShuttingDown);
 }
 
 // A forward pass that fails (a backend error, as a GPU reports a failed kernel; injected by tests/model's
