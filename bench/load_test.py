@@ -6,7 +6,8 @@ one client alone, then N concurrent clients. Reports aggregate generated tokens/
 failures, and leak checks (no running/queued sequences, no KV blocks held, RSS growth) after the load.
 
   bench/load_test.py --rocmforge build/bin/rocmforge [--model m.gguf] [--clients 32] [--requests 2]
-                     [--max-tokens 64] [--prompt-words 45] [--parallel 32] [--threads 0] [--json out.json]
+                     [--max-tokens 64] [--prompt-words 45 | --prompt-tokens 60] [--parallel 32] [--threads 0]
+                     [--server-args "..."] [--json out.json]
 
 Without --model, a synth model (llama shape, n_embd 512, 4 layers, Q4_0) is written to a temp dir first.
 Everything is bounded: a fixed number of requests, per-request timeouts, and the server is always stopped.
@@ -60,18 +61,24 @@ def rss_kib(pid):
 
 
 def one_request(port, prompt, max_tokens, seed):
-    """Streams one chat completion; returns (ttft_s, tokens, total_s) or raises."""
-    body = json.dumps({"model": "synth", "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens,
-                       "temperature": 0.8, "seed": seed, "stream": True,
-                       "stream_options": {"include_usage": True}})
+    """Streams one completion; returns (ttft_s, tokens, total_s, prompt_tokens) or raises. A string prompt goes to
+    /v1/chat/completions as the user message, a list of token ids to /v1/completions as is."""
+    req = {"model": "synth", "max_tokens": max_tokens, "temperature": 0.8, "seed": seed, "stream": True,
+           "stream_options": {"include_usage": True}}
+    if isinstance(prompt, list):
+        path, req["prompt"] = "/v1/completions", prompt
+    else:
+        path, req["messages"] = "/v1/chat/completions", [{"role": "user", "content": prompt}]
+    body = json.dumps(req)
     t0 = time.perf_counter()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-    conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+    conn.request("POST", path, body, {"Content-Type": "application/json"})
     resp = conn.getresponse()
     if resp.status != 200:
         raise RuntimeError(f"status {resp.status}: {resp.read()[:200]!r}")
     ttft = None
     tokens = None
+    prompt_tokens = None
     buf = b""
     done = False
     while not done:
@@ -90,22 +97,30 @@ def one_request(port, prompt, max_tokens, seed):
             j = json.loads(payload)
             if j.get("usage"):
                 tokens = j["usage"]["completion_tokens"]
+                prompt_tokens = j["usage"]["prompt_tokens"]
             for c in j.get("choices", []):
-                if c["delta"].get("content") and ttft is None:
+                if (c.get("delta", {}).get("content") or c.get("text")) and ttft is None:
                     ttft = time.perf_counter() - t0
     conn.close()
     if not done or tokens is None:
         raise RuntimeError("stream ended without [DONE] or usage")
-    return (ttft if ttft is not None else time.perf_counter() - t0), tokens, time.perf_counter() - t0
+    return (ttft if ttft is not None else time.perf_counter() - t0), tokens, time.perf_counter() - t0, prompt_tokens
 
 
-def run_phase(port, clients, requests, max_tokens, prompt_words):
+def make_prompt(cid, r, prompt_words, prompt_tokens):
+    """Client cid's request r: prompt_tokens > 0 gives that many token ids (distinct per request), else words."""
+    if prompt_tokens > 0:
+        return [3 + (cid * 7919 + r * 104729 + k * 31) % 1000 for k in range(prompt_tokens)]
+    return " ".join(f"w{(cid * 131 + r * 17 + k) % 97}" for k in range(prompt_words))
+
+
+def run_phase(port, clients, requests, max_tokens, prompt_words, prompt_tokens=0):
     results, failures = [], []
     lock = threading.Lock()
 
     def worker(cid):
         for r in range(requests):
-            prompt = " ".join(f"w{(cid * 131 + r * 17 + k) % 97}" for k in range(prompt_words))
+            prompt = make_prompt(cid, r, prompt_words, prompt_tokens)
             try:
                 res = one_request(port, prompt, max_tokens, cid * 1000 + r)
                 with lock:
@@ -130,7 +145,8 @@ def run_phase(port, clients, requests, max_tokens, prompt_words):
     return {"clients": clients, "requests": len(results) + len(failures), "failures": len(failures),
             "failure_samples": failures[:3], "generated_tokens": tokens, "wall_s": round(wall, 3),
             "tokens_per_s": round(tokens / wall, 1) if wall > 0 else 0.0,
-            "ttft_p50_s": round(pct(50), 4), "ttft_p99_s": round(pct(99), 4)}
+            "ttft_p50_s": round(pct(50), 4), "ttft_p99_s": round(pct(99), 4),
+            "prompt_tokens_mean": round(sum(r[3] for r in results) / len(results), 1) if results else None}
 
 
 def metrics(port):
@@ -163,6 +179,9 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--server-args", default="", help="extra arguments for rocmforge serve (one string)")
+    ap.add_argument("--prompt-tokens", type=int, default=0,
+                    help="prompts of exactly this many token ids through /v1/completions (default: chat prompts of "
+                         "--prompt-words words, whose token count depends on the model's tokenizer)")
     args = ap.parse_args()
 
     tmpdir = tempfile.mkdtemp(prefix="rf_load_")
@@ -173,10 +192,10 @@ def main():
                         "--n-vocab", "2048", "--type", "Q4_0", "-o", model], check=True, stdout=subprocess.DEVNULL)
     proc, port, log = start_server(args, model)
     try:
-        run_phase(port, 1, 1, 8, args.prompt_words)  # warm-up
+        run_phase(port, 1, 1, 8, args.prompt_words, args.prompt_tokens)  # warm-up
         rss_before = rss_kib(proc.pid)
-        single = run_phase(port, 1, args.requests, args.max_tokens, args.prompt_words)
-        multi = run_phase(port, args.clients, args.requests, args.max_tokens, args.prompt_words)
+        single = run_phase(port, 1, args.requests, args.max_tokens, args.prompt_words, args.prompt_tokens)
+        multi = run_phase(port, args.clients, args.requests, args.max_tokens, args.prompt_words, args.prompt_tokens)
         time.sleep(0.5)
         after = metrics(port)
         rss_after = rss_kib(proc.pid)

@@ -240,6 +240,10 @@ struct BackendOptions {
   // Layers on the GPU when one is used (--n-gpu-layers): the first n_gpu_layers run there and the rest on the
   // CPU backend (hybrid execution). -1: as many as fit in free GPU memory; 0: none (CPU only); >= n_layer: all.
   int n_gpu_layers = -1;
+  // Every row of a batch computed with the same arithmetic whatever the rest of the batch is (the server: greedy
+  // text must not depend on load). The CPU backend always is; the GPU backend then takes its integer tensor-core
+  // products for single tokens too and its per-token decode attention for prompts (slower single-stream decode).
+  bool batch_invariant = false;
 };
 
 }  // namespace rf::backend

@@ -29,7 +29,7 @@ Expected<BackendChoice> create_gpu(const backend::BackendOptions& options) {
 #if defined(ROCMFORGE_HAVE_GPU)
   auto created = gpu::GpuBackend::create(0);
   if (!created.ok()) return created.status();
-  (void)options;
+  (*created)->set_batch_invariant(options.batch_invariant);
   BackendChoice c;
   c.device_name = (*created)->device().name;
   c.backend = std::move(*created);

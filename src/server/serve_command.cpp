@@ -26,7 +26,8 @@ Expected<Loaded> load(const ServeOptions& o, const std::string& path) {
   Loaded l;
   auto kind = runtime::parse_device_kind(o.device);
   if (!kind) return kind.status();
-  auto choice = runtime::select_backend({*kind, o.threads, o.n_gpu_layers});
+  const backend::BackendOptions bo{*kind, o.threads, o.n_gpu_layers, o.batch_invariant};
+  auto choice = runtime::select_backend(bo);
   if (!choice) return choice.status();
   if (!choice->note.empty()) std::fprintf(stderr, "rocmforge serve: %s\n", choice->note.c_str());
   std::fprintf(stderr, "rocmforge serve: backend %s\n", choice->backend->name().c_str());
@@ -36,7 +37,7 @@ Expected<Loaded> load(const ServeOptions& o, const std::string& path) {
       o.kv_cache_tokens > 0 ? o.kv_cache_tokens : int64_t{o.ctx_size > 0 ? o.ctx_size : 4096} * o.parallel;
   sizes.batch_tokens = o.batch_tokens;
   sizes.output_rows = o.parallel;
-  auto m = runtime::load_model(path, *l.backend, {*kind, o.threads, o.n_gpu_layers}, sizes);
+  auto m = runtime::load_model(path, *l.backend, bo, sizes);
   if (!m) return m.status();
   l.model = std::move(*m);
   auto tok = tokenizer::Tokenizer::from_gguf(l.model->file());
@@ -166,6 +167,9 @@ void register_serve_command(CLI::App& app, int& exit_code) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag(
       "--no-prefix-cache", [opts](int64_t) { opts->prefix_cache = false; }, "Do not reuse prompt KV blocks");
+  cmd->add_flag_function(
+      "--no-batch-invariant", [opts](int64_t) { opts->batch_invariant = false; },
+      "GPU: faster single-stream decode, but greedy text may then depend on what else runs (default: it does not)");
   cmd->add_option("-t,--threads", opts->threads, "CPU threads (0: physical cores)")->capture_default_str();
   cmd->add_option("--device", opts->device, "auto|cpu|gpu")
       ->capture_default_str()

@@ -21,6 +21,8 @@ struct ServeOptions {
   int batch_tokens = 256;
   int queue = 256;
   bool prefix_cache = true;
+  // Greedy text independent of load: every row of a batch computed alike (BackendOptions::batch_invariant).
+  bool batch_invariant = true;
   int threads = 0;
   std::string device = "auto";  // auto | cpu | gpu
   int n_gpu_layers = -1;        // layers on the GPU, the rest on the CPU; -1: all that fit

@@ -430,7 +430,7 @@ Status attention(const AttentionArgs& a, gpuStream_t stream) {
     return Status::error("gpu attention: head sizes k " + std::to_string(a.head_dim_k) + " / v " +
                          std::to_string(a.head_dim_v) + " outside 1.." + std::to_string(kMaxAttentionHeadDim));
   }
-  const bool tile_kernel = a.n_seqs > 0 && a.n_tokens >= 4 * a.n_seqs && a.k_f16 && a.v_f16 &&
+  const bool tile_kernel = !a.per_token && a.n_seqs > 0 && a.n_tokens >= 4 * a.n_seqs && a.k_f16 && a.v_f16 &&
                            a.head_dim_k == a.head_dim_v && a.head_dim_k % 8 == 0 && a.head_dim_k <= kMaxTileDim;
   if (tile_kernel) {
     const int d = a.head_dim_k;

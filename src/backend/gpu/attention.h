@@ -40,6 +40,7 @@ struct AttentionArgs {
   int32_t max_ctx = 0;
   float* partial = nullptr;
   int warp_size = 32;  // the device's (DeviceInfo::warp_size)
+  bool per_token = false;  // never the query-tile kernel: every token's output independent of the batch
 };
 
 inline constexpr int kAttentionChunk = 128;

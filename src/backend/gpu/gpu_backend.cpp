@@ -496,8 +496,8 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
            quant_kind_ == kind;
   };
   const MatmulPolicy& policy = matmul_policy();
-  if (x.ne1 >= policy.mmq_min_tokens && x.ne1 <= policy.mmq_max_tokens && has_mmq_matmul(w.type) &&
-      x.ne0 % 256 == 0) {
+  const int64_t mmq_min = batch_invariant_ ? 1 : policy.mmq_min_tokens;
+  if (x.ne1 >= mmq_min && x.ne1 <= policy.mmq_max_tokens && has_mmq_matmul(w.type) && x.ne0 % 256 == 0) {
     // Batches: integer tensor-core product. Rows already quantized for the previous product (q / k / v, gate / up)
     // are not quantized again.
     flush_pending_add();
@@ -670,6 +670,7 @@ void GpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
   a.scale = p.scale;
   a.n_seqs = static_cast<int64_t>(b.host().block_tables.size());
   a.warp_size = info_.warp_size;
+  a.per_token = batch_invariant_;
   for (const int32_t pos : b.host().positions) a.max_ctx = std::max(a.max_ctx, pos + 1);
   if (const size_t floats = attention_partial_floats(a); floats > 0) {
     a.partial = act_scratch(floats);

@@ -91,6 +91,9 @@ class GpuBackend final : public backend::Backend {
   // captured graph updates the instantiated one in place (only kernel parameters differ from step to step) and is
   // launched: one launch instead of hundreds. On by default with CUDA; ROCMFORGE_GPU_GRAPHS=0 turns it off.
   void set_graphs_enabled(bool on) { graphs_ = on && kGraphUpdateSupported; }
+  // BackendOptions::batch_invariant: matmul_mmq for every batch size its types have (single tokens included) and
+  // the per-token decode attention for every token (never the query-tile kernel).
+  void set_batch_invariant(bool on) { batch_invariant_ = on; }
   bool graphs_enabled() const { return graphs_; }
   int64_t graph_launches() const { return graph_launches_; }
   int64_t graph_instantiations() const { return graph_instantiations_; }
@@ -159,6 +162,7 @@ class GpuBackend final : public backend::Backend {
     backend::Tensor out, a, b;
   } pending_add_;
   bool graphs_ = kGraphUpdateSupported;
+  bool batch_invariant_ = false;
   bool capturing_ = false;
   int64_t last_batch_tokens_ = -1;
   gpuGraphExec_t graph_exec_ = nullptr;

@@ -66,7 +66,7 @@ struct MatmulPolicy {
   int force_tile = -1;         // >= 0: always this MmaTile (benchmarks)
   int64_t int8_max_tokens = 32;  // batches of up to this many tokens take matvec_int8 (when the type has it)
   int64_t mmq_min_tokens = 2;    // batches in [mmq_min_tokens, mmq_max_tokens] take matmul_mmq (when it has the type)
-  int64_t mmq_max_tokens = 64;
+  int64_t mmq_max_tokens = int64_t{1} << 40;
 };
 MatmulPolicy& matmul_policy();
 // The tile matmul() uses for n_tok tokens and n_out rows under the current policy.
