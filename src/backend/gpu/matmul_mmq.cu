@@ -1,16 +1,16 @@
 // Integer tensor-core product for batches (matmul.h: matmul_mmq): out[token][row] = weight row . activation row
 // for Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K weights and activations quantized to Q8_0 / Q8_K codes (quantize_int8_rows).
 //
-// A block computes MT = 64 weight rows x NT (8..128) tokens with 4 x NT / 32 warps (16 rows x 32 tokens each; up to
-// 32 tokens: 4 warps of 16 rows x NT). Per K step of 256 elements:
+// A block computes MT = 64 weight rows x NT tokens (8, 16, 32: 4 warps of 16 rows x NT; 64, 128: 8 warps, each 16
+// rows x NT / 2). Per K step of 256 elements:
 //   1. the raw weight bytes of the step (64 rows x one 256-element span) arrive with 16-byte loads (issued one step
 //      ahead, held in registers) and are stored as they are in shared memory;
 //   2. each thread decodes 32-element groups of them into int8 codes in shared memory (Q4_0 and Q6_K codes carry
 //      their offset already: code - 8, code - 32) plus the group's scales;
-//   3. each warp multiplies its 16 rows with the tokens' codes (read straight from the quantized rows, which stay in
-//      L1/L2) through mma.sync m16n8k32 (m16n8k16 for Q6_K's 16-element sub-blocks): exact int32 sums per group,
-//      then the scales in float, as the CPU reference applies them (Q4_K/Q5_K/Q6_K: integer sums over the super
-//      block first, then d and dmin).
+//   3. each warp multiplies its 16 rows with the tokens' codes (staged in shared memory with the weights, one step
+//      ahead, with their scales and code sums) through mma.sync m16n8k32 (m16n8k16 for Q6_K's 16-element
+//      sub-blocks): exact int32 sums per group, then the scales in float, as the CPU reference applies them
+//      (Q4_K/Q5_K/Q6_K: integer sums over the super block first, then d and dmin).
 // Splits over K depend only on the weight's shape and are summed in split order, so a token's result is the same
 // bitwise whatever the rest of the batch (the token tile NT only changes which fragment holds it).
 //
@@ -70,12 +70,16 @@ struct Traits<Kind::kQ6_K> {
 template <Kind K>
 inline constexpr int kRawChunks = (Traits<K>::kBytes + 15 + 15) / 16;
 
-template <Kind K>
+// Shared memory of a block of NT tokens (dynamic: up to ~86 KB).
+template <Kind K, int NT>
 struct alignas(16) Shared {
   uint4 raw[kMT][kRawChunks<K> + 1];  // +1: the unaligned word reads may touch one word past the span
   int8_t codes[kMT][kCleanLd];
   float f[kMT][8];   // Q4_0 / Q8_0: the scale of each block; K-quants: f[0] = d, f[1] = dmin
   int sc[kMT][16];   // Q4_K / Q5_K: scales [0, 8) and minimums [8, 16); Q6_K: the 16 sub-block scales
+  int8_t xq[NT][kCleanLd];  // the tokens' activation codes of the step (zeros past the batch)
+  float xd[NT][8];          // their scales (Q8_0: one per 32-element block; Q8_K: [0] for the step)
+  int xs[NT][8];            // their sums of 32 codes (Q4_K / Q5_K minimums)
 };
 
 // The 4 bytes at byte offset off of a 4-byte aligned shared buffer, any alignment of off.
@@ -90,8 +94,8 @@ RF_DEVICE uint32_t ld_u16(const uint8_t* base, int off) {
 RF_DEVICE uint32_t sub_bytes(uint32_t b, uint32_t k4) { return ((b | 0x80808080u) - k4) ^ 0x80808080u; }
 
 // Decodes 32-element group j (0..7) of row r's step span (raw bytes at off) into codes[r][32 j, +32) and scales.
-template <Kind K>
-RF_DEVICE void decode_group(Shared<K>& sh, int r, int j, int off) {
+template <Kind K, typename Sh>
+RF_DEVICE void decode_group(Sh& sh, int r, int j, int off) {
   const auto* raw = reinterpret_cast<const uint8_t*>(sh.raw[r]);
   uint32_t c[8];
   if constexpr (K == Kind::kQ4_0) {
@@ -157,14 +161,20 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
                int64_t n_tok, float* __restrict__ out, int64_t out_stride, int64_t steps_per_split) {
   using T = Traits<K>;
   constexpr int kThreads = 32 * kWarpsM * WN;
+  constexpr int kNT = 8 * FN * WN;
   constexpr int kChunks = kRawChunks<K>;
   constexpr int kLoads = (kMT * kChunks + kThreads - 1) / kThreads;
-  __shared__ Shared<K> sh;
+  constexpr int kXLoads = (kNT * 16 + kThreads - 1) / kThreads;  // 16-byte chunks of the tokens' codes
+  constexpr int kXScalars = (kNT * 8 + kThreads - 1) / kThreads;
+  extern __shared__ uint4 smem[];
+  auto& sh = *reinterpret_cast<Shared<K, kNT>*>(smem);
   const int tid = static_cast<int>(threadIdx.x), warp = tid / 32, lane = tid % 32;
   const int g = lane / 4, t = lane % 4;  // fragment group and thread in group
   const int wm = warp % kWarpsM, wn = warp / kWarpsM;
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kMT;
-  const int64_t tok0 = static_cast<int64_t>(blockIdx.y) * 8 * FN * WN + 8 * FN * wn;
+  const int64_t btok0 = static_cast<int64_t>(blockIdx.y) * kNT;  // the block's first token
+  const int tl0 = 8 * FN * wn;                                   // this warp's first token in the block
+  const int64_t tok0 = btok0 + tl0;
   const int64_t first = static_cast<int64_t>(blockIdx.z) * steps_per_split;
   const int64_t n_my = min(steps_per_split, n_steps - first);
   if (gridDim.z > 1) out += static_cast<int64_t>(blockIdx.z) * n_tok * out_stride;
@@ -184,11 +194,46 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
       }
     }
   };
+  // The tokens' codes, scales and sums of a step, loaded with the weights (one step ahead).
+  uint4 xregs[kXLoads];
+  float xdr[kXScalars];
+  int xsr[kXScalars];
+  constexpr int kScalesPerStep = T::kSuper ? 1 : 8;
+  const auto load_x = [&](int64_t step) {
+#pragma unroll
+    for (int l = 0; l < kXLoads; ++l) {
+      const int i = tid + l * kThreads, tk = i / 16, c = i % 16;
+      xregs[l] = make_uint4(0, 0, 0, 0);
+      if (i < kNT * 16 && btok0 + tk < n_tok) {
+        xregs[l] = reinterpret_cast<const uint4*>(act.q + (btok0 + tk) * act.q_stride + step * kStep)[c];
+      }
+    }
+#pragma unroll
+    for (int l = 0; l < kXScalars; ++l) {
+      const int i = tid + l * kThreads, tk = i / 8, j = i % 8;
+      const bool live = i < kNT * 8 && btok0 + tk < n_tok;
+      xdr[l] = live && j < kScalesPerStep ? act.d[(btok0 + tk) * act.d_stride + step * kScalesPerStep + j] : 0.0f;
+      xsr[l] = live && T::kSuper ? act.s[(btok0 + tk) * act.s_stride + step * 8 + j] : 0;
+    }
+  };
   const auto store = [&]() {
 #pragma unroll
     for (int l = 0; l < kLoads; ++l) {
       const int i = tid + l * kThreads;
       if (i < kMT * kChunks) sh.raw[i / kChunks][i % kChunks] = regs[l];
+    }
+#pragma unroll
+    for (int l = 0; l < kXLoads; ++l) {
+      const int i = tid + l * kThreads;
+      if (i < kNT * 16) *reinterpret_cast<uint4*>(&sh.xq[i / 16][16 * (i % 16)]) = xregs[l];
+    }
+#pragma unroll
+    for (int l = 0; l < kXScalars; ++l) {
+      const int i = tid + l * kThreads;
+      if (i < kNT * 8) {
+        sh.xd[i / 8][i % 8] = xdr[l];
+        sh.xs[i / 8][i % 8] = xsr[l];
+      }
     }
   };
 
@@ -199,18 +244,12 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
 #pragma unroll
     for (int e = 0; e < 4; ++e) acc[n][e] = 0.0f;
   }
-  // Activation rows of this thread's B fragments (token g of each fragment) and of its C elements (2t, 2t + 1).
-  const int8_t* bq[FN];
-  bool b_live[FN];
-#pragma unroll
-  for (int n = 0; n < FN; ++n) {
-    const int64_t tok = tok0 + 8 * n + g;
-    b_live[n] = tok < n_tok;
-    bq[n] = act.q + (b_live[n] ? tok : 0) * act.q_stride;
-  }
   const int r_lo = 16 * wm + g, r_hi = r_lo + 8;  // this thread's rows of the warp's fragment
 
-  if (n_my > 0) load(first);
+  if (n_my > 0) {
+    load(first);
+    load_x(first);
+  }
   for (int64_t s = 0; s < n_my; ++s) {
     const int64_t step = first + s;
     store();
@@ -219,7 +258,10 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
       const int r = task / 8, j = task % 8;
       decode_group<K>(sh, r, j, static_cast<int>(span(r, step) & 15));
     }
-    if (s + 1 < n_my) load(step + 1);
+    if (s + 1 < n_my) {
+      load(step + 1);
+      load_x(step + 1);
+    }
     __syncthreads();
 
     if constexpr (T::kSuper) {
@@ -229,7 +271,6 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
         for (int e = 0; e < 4; ++e) isum[n][e] = msum[n][e] = 0;
       }
     }
-    const int64_t kbase = step * kStep;
 #pragma unroll
     for (int j = 0; j < 8; ++j) {  // 32-element groups
       if constexpr (!T::kSub16) {
@@ -241,17 +282,14 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
 #pragma unroll
         for (int n = 0; n < FN; ++n) {
           int c[4] = {0, 0, 0, 0};
-          const int8_t* b = bq[n] + kbase + 32 * j + 4 * t;
-          const uint32_t b0 = b_live[n] ? *reinterpret_cast<const uint32_t*>(b) : 0u;
-          const uint32_t b1 = b_live[n] ? *reinterpret_cast<const uint32_t*>(b + 16) : 0u;
-          mma_k32(c, a, b0, b1);
+          const int8_t* b = &sh.xq[tl0 + 8 * n + g][32 * j + 4 * t];
+          mma_k32(c, a, *reinterpret_cast<const uint32_t*>(b), *reinterpret_cast<const uint32_t*>(b + 16));
           if constexpr (T::kSuper) {  // Q4_K / Q5_K: integer sums over the super block
             const int sc_lo = sh.sc[r_lo][j], sc_hi = sh.sc[r_hi][j];
             const int m_lo = sh.sc[r_lo][8 + j], m_hi = sh.sc[r_hi][8 + j];
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
-              const int64_t tok = tok0 + 8 * n + 2 * t + (e & 1);
-              const int as = tok < n_tok ? act.s[tok * act.s_stride + step * 8 + j] : 0;
+              const int as = sh.xs[tl0 + 8 * n + 2 * t + (e & 1)][j];
               isum[n][e] += (e < 2 ? sc_lo : sc_hi) * c[e];
               msum[n][e] += (e < 2 ? m_lo : m_hi) * as;
             }
@@ -259,8 +297,7 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
             const float w_lo = sh.f[r_lo][j], w_hi = sh.f[r_hi][j];
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
-              const int64_t tok = tok0 + 8 * n + 2 * t + (e & 1);
-              const float da = tok < n_tok ? act.d[tok * act.d_stride + step * 8 + j] : 0.0f;
+              const float da = sh.xd[tl0 + 8 * n + 2 * t + (e & 1)][j];
               acc[n][e] += static_cast<float>(c[e]) * ((e < 2 ? w_lo : w_hi) * da);
             }
           }
@@ -275,8 +312,7 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
 #pragma unroll
           for (int n = 0; n < FN; ++n) {
             int c[4] = {0, 0, 0, 0};
-            const uint32_t b0 = b_live[n] ? *reinterpret_cast<const uint32_t*>(bq[n] + kbase + k0 + 4 * t) : 0u;
-            mma_k16(c, a0, a1, b0);
+            mma_k16(c, a0, a1, *reinterpret_cast<const uint32_t*>(&sh.xq[tl0 + 8 * n + g][k0 + 4 * t]));
 #pragma unroll
             for (int e = 0; e < 4; ++e) isum[n][e] += (e < 2 ? sc_lo : sc_hi) * c[e];
           }
@@ -290,8 +326,7 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
       for (int n = 0; n < FN; ++n) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          const int64_t tok = tok0 + 8 * n + 2 * t + (e & 1);
-          const float da = tok < n_tok ? act.d[tok * act.d_stride + step] : 0.0f;
+          const float da = sh.xd[tl0 + 8 * n + 2 * t + (e & 1)][0];
           const float dw = e < 2 ? d_lo : d_hi;
           if constexpr (K == Kind::kQ6_K) {
             acc[n][e] += da * dw * static_cast<float>(isum[n][e]);
@@ -330,7 +365,13 @@ void launch(const WeightView& w, const Int8Rows& act, int64_t n_tok, float* dst,
   constexpr int kNT = 8 * FN * WN;
   const dim3 grid(static_cast<unsigned>((w.n_out + kMT - 1) / kMT), static_cast<unsigned>((n_tok + kNT - 1) / kNT),
                   static_cast<unsigned>(splits));
-  mmq_kernel<K, FN, WN><<<grid, 32 * kWarpsM * WN, 0, stream>>>(static_cast<const uint8_t*>(w.data), w.nb1, w.n_out, n_steps, act,
+  constexpr size_t kShared = sizeof(Shared<K, kNT>);
+  static const bool opted_in = [] {  // above 48 KB needs the opt-in, once per kernel
+    return gpuFuncSetAttribute(reinterpret_cast<const void*>(&mmq_kernel<K, FN, WN>),
+                               gpuFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kShared)) == gpuSuccess;
+  }();
+  (void)opted_in;  // a refused opt-in shows as the launch error
+  mmq_kernel<K, FN, WN><<<grid, 32 * kWarpsM * WN, kShared, stream>>>(static_cast<const uint8_t*>(w.data), w.nb1, w.n_out, n_steps, act,
                                                    n_tok, dst, dst_stride, steps_per_split);
 }
 
@@ -342,7 +383,7 @@ void launch_fn(int fn, const WeightView& w, const Int8Rows& act, int64_t n_tok, 
     case 2: launch<K, 2, 1>(w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
     case 4: launch<K, 4, 1>(w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
     case 8: launch<K, 4, 2>(w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
-    default: launch<K, 4, 4>(w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
+    default: launch<K, 8, 2>(w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
   }
 }
 
