@@ -44,6 +44,10 @@ TEST(Metrics, RendersEveryFamilyWithHelpAndType) {
   g.kv_blocks_total = 100;
   g.kv_blocks_used = 25;
   g.kv_blocks_cached = 5;
+  g.steps = 12;
+  g.schedule_seconds = 0.5;
+  g.forward_seconds = 2.25;
+  g.after_seconds = 0.125;
   const auto s = m.render(g);
   EXPECT_TRUE(has_line(s, "rocmforge_requests_total{endpoint=\"/v1/chat/completions\",status=\"200\"} 2"));
   EXPECT_TRUE(has_line(s, "rocmforge_requests_total{endpoint=\"/v1/completions\",status=\"400\"} 1"));
@@ -60,6 +64,10 @@ TEST(Metrics, RendersEveryFamilyWithHelpAndType) {
   EXPECT_TRUE(has_line(s, "# TYPE rocmforge_requests_total counter"));
   EXPECT_TRUE(has_line(s, "# TYPE rocmforge_time_to_first_token_seconds histogram"));
   EXPECT_TRUE(has_line(s, "# TYPE rocmforge_queue_length gauge"));
+  EXPECT_TRUE(has_line(s, "rocmforge_engine_steps_total 12"));
+  EXPECT_TRUE(has_line(s, "rocmforge_engine_step_seconds_total{phase=\"schedule\"} 0.5"));
+  EXPECT_TRUE(has_line(s, "rocmforge_engine_step_seconds_total{phase=\"forward\"} 2.25"));
+  EXPECT_TRUE(has_line(s, "rocmforge_engine_step_seconds_total{phase=\"after\"} 0.125"));
   // Every sample line belongs to a family announced by a TYPE line before it.
   std::istringstream in(s);
   std::string current;
