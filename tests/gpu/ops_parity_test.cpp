@@ -93,38 +93,43 @@ TEST(GpuOpsParity, RmsNormAddSiluMulAndGetRowsMatchCpu) {
   }
 }
 
+// Rope of 33 tokens at scattered positions on both backends (frequency factors 1..8 when `factors`), compared
+// within tol.
+void expect_rope_matches(BackendPair& pair, std::mt19937& rng, const backend::RopeParams& p, bool factors, float tol,
+                         const std::string& what) {
+  const int64_t n = 33;
+  std::vector<float> ff(static_cast<size_t>(p.n_rot / 2));
+  for (auto& f : ff) f = 1.0f + static_cast<float>(rng() % 8);
+  const backend::Batch b = seq_batch(rng, n, 1000, 70);
+  const auto bg = pair.gpu().prepare_batch(b);
+  const auto bc = pair.cpu().prepare_batch(b);
+  const auto x = random_floats(rng, static_cast<size_t>(p.n_head * p.head_dim * n));
+  const Tensor xg = pair.gpu_f32(x, p.n_head * p.head_dim), xc = pair.cpu_f32(x, p.n_head * p.head_dim);
+  backend::RopeParams pg = p, pc = p;
+  if (factors) {
+    pg.freq_factors = pair.gpu_f32(ff, p.n_rot / 2);
+    pc.freq_factors = pair.cpu_f32(ff, p.n_rot / 2);
+  }
+  pair.gpu().rope(xg, *bg, pg);
+  pair.cpu().rope(xc, *bc, pc);
+  expect_close(pair.download(pair.gpu(), xg), pair.download(pair.cpu(), xc), {tol},
+               what + (p.mode == backend::RopeMode::kNeox ? " neox" : " normal") + (factors ? " factors" : ""));
+}
+
 TEST(GpuOpsParity, RopeNormalAndNeoxWithPartialRotationAndFrequencyFactors) {
   RF_REQUIRE_GPU_PAIR(pair);
   std::mt19937 rng(11);
   for (const auto mode : {backend::RopeMode::kNormal, backend::RopeMode::kNeox}) {
     for (const int n_rot : {64, 32}) {
       for (const bool factors : {false, true}) {
-        const int n_head = 3, head_dim = 64;
-        const int64_t n = 33;
         backend::RopeParams p;
         p.mode = mode;
-        p.n_head = n_head;
-        p.head_dim = head_dim;
+        p.n_head = 3;
+        p.head_dim = 64;
         p.n_rot = n_rot;
         p.freq_base = 500000.0f;
         p.freq_scale = 0.5f;
-        std::vector<float> ff(static_cast<size_t>(n_rot / 2));
-        for (auto& f : ff) f = 1.0f + static_cast<float>(rng() % 8);
-        const backend::Batch b = seq_batch(rng, n, 1000, 70);
-        const auto bg = pair.gpu().prepare_batch(b);
-        const auto bc = pair.cpu().prepare_batch(b);
-        const auto x = random_floats(rng, static_cast<size_t>(n_head * head_dim * n));
-        const Tensor xg = pair.gpu_f32(x, n_head * head_dim), xc = pair.cpu_f32(x, n_head * head_dim);
-        backend::RopeParams pg = p, pc = p;
-        if (factors) {
-          pg.freq_factors = pair.gpu_f32(ff, n_rot / 2);
-          pc.freq_factors = pair.cpu_f32(ff, n_rot / 2);
-        }
-        pair.gpu().rope(xg, *bg, pg);
-        pair.cpu().rope(xc, *bc, pc);
-        expect_close(pair.download(pair.gpu(), xg), pair.download(pair.cpu(), xc), {2e-5f},
-                     std::string("rope ") + (mode == backend::RopeMode::kNeox ? "neox" : "normal") + " n_rot " +
-                         std::to_string(n_rot) + (factors ? " factors" : ""));
+        expect_rope_matches(pair, rng, p, factors, 2e-5f, "rope n_rot " + std::to_string(n_rot));
       }
     }
   }
@@ -139,13 +144,11 @@ TEST(GpuOpsParity, RopeYarnNormalAndNeoxPastTheOriginalContext) {
   for (const auto mode : {backend::RopeMode::kNormal, backend::RopeMode::kNeox}) {
     for (const float ext_factor : {1.0f, 0.5f}) {
       for (const bool factors : {false, true}) {
-        const int n_head = 3, head_dim = 80, n_rot = 64;
-        const int64_t n = 33;
         backend::RopeParams p;
         p.mode = mode;
-        p.n_head = n_head;
-        p.head_dim = head_dim;
-        p.n_rot = n_rot;
+        p.n_head = 3;
+        p.head_dim = 80;
+        p.n_rot = 64;
         p.freq_base = 10000.0f;
         p.freq_scale = 1.0f / 8.0f;
         p.ext_factor = ext_factor;
@@ -153,23 +156,8 @@ TEST(GpuOpsParity, RopeYarnNormalAndNeoxPastTheOriginalContext) {
         p.beta_fast = 32.0f;
         p.beta_slow = 1.0f;
         p.n_ctx_orig = 256;
-        std::vector<float> ff(static_cast<size_t>(n_rot / 2));
-        for (auto& f : ff) f = 1.0f + static_cast<float>(rng() % 8);
-        const backend::Batch b = seq_batch(rng, n, 1000, 70);
-        const auto bg = pair.gpu().prepare_batch(b);
-        const auto bc = pair.cpu().prepare_batch(b);
-        const auto x = random_floats(rng, static_cast<size_t>(n_head * head_dim * n));
-        const Tensor xg = pair.gpu_f32(x, n_head * head_dim), xc = pair.cpu_f32(x, n_head * head_dim);
-        backend::RopeParams pg = p, pc = p;
-        if (factors) {
-          pg.freq_factors = pair.gpu_f32(ff, n_rot / 2);
-          pc.freq_factors = pair.cpu_f32(ff, n_rot / 2);
-        }
-        pair.gpu().rope(xg, *bg, pg);
-        pair.cpu().rope(xc, *bc, pc);
-        expect_close(pair.download(pair.gpu(), xg), pair.download(pair.cpu(), xc), {2e-5f * p.attn_factor},
-                     std::string("rope yarn ") + (mode == backend::RopeMode::kNeox ? "neox" : "normal") +
-                         " ext_factor " + std::to_string(ext_factor) + (factors ? " factors" : ""));
+        expect_rope_matches(pair, rng, p, factors, 2e-5f * p.attn_factor,
+                            "rope yarn ext_factor " + std::to_string(ext_factor));
       }
     }
   }
