@@ -7,7 +7,8 @@ failures, and leak checks (no running/queued sequences, no KV blocks held, RSS g
 
   bench/load_test.py --rocmforge build/bin/rocmforge [--model m.gguf] [--clients 32] [--requests 2]
                      [--max-tokens 64] [--prompt-words 45 | --prompt-tokens 60] [--parallel 32] [--threads 0]
-                     [--server-args "..."] [--json out.json]
+                     [--server-args="--no-batch-invariant ..."] [--json out.json]
+(--server-args takes its value after "=" when it starts with "--".)
 
 Without --model, a synth model (llama shape, n_embd 512, 4 layers, Q4_0) is written to a temp dir first.
 Everything is bounded: a fixed number of requests, per-request timeouts, and the server is always stopped.
