@@ -77,6 +77,15 @@ RF_DEVICE WarpRows warp_rows(const MatSet& set, const ActRows& act) {
   return {set.w[2], set.nb1[2], set.out[2], set.out_stride[2], row0, n_rows, tok0, nt};
 }
 
+template <int kR, int NT>
+RF_DEVICE void zero_sums(float (&acc)[kR][NT]) {
+#pragma unroll
+  for (int r = 0; r < kR; ++r) {
+#pragma unroll
+    for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
+  }
+}
+
 // Reduces each lane's partial sums over the warp and stores row row0 + r of token tok0 + t. Every token's sums
 // take the same steps whatever NT is, so a token's result does not depend on the batch around it.
 template <int kR, int NT>
@@ -210,11 +219,7 @@ __global__ void __launch_bounds__(kThreads)
   const int sub = lane_id() % kLanesPerKBlock;
   const int c = sub / 2, half = sub % 2;  // 64-element chunk c; low nibbles: sub-block 2c, high: 2c + 1
   float acc[kR][NT];
-#pragma unroll
-  for (int r = 0; r < kR; ++r) {
-#pragma unroll
-    for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
-  }
+  zero_sums(acc);
 #pragma unroll 4
   for (int64_t ib = lane_id() / kLanesPerKBlock; ib < n_blocks; ib += kWarpSize / kLanesPerKBlock) {
     uint32_t lo[kR][4], hi[kR][4];
@@ -284,11 +289,7 @@ __global__ void __launch_bounds__(kThreads)
   const int h = sub / 4, j = sub % 4, k0 = j / 2, l0 = 16 * (j & 1);
   const int e1 = 128 * h + 32 * k0 + l0, e2 = e1 + 64;
   float acc[kR][NT];
-#pragma unroll
-  for (int r = 0; r < kR; ++r) {
-#pragma unroll
-    for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
-  }
+  zero_sums(acc);
 #pragma unroll 4
   for (int64_t ib = lane_id() / kLanesPerKBlock; ib < n_blocks; ib += kWarpSize / kLanesPerKBlock) {
     uint32_t v1[kR][4], v2[kR][4];
@@ -342,11 +343,7 @@ __global__ void __launch_bounds__(kThreads)
   const WarpRows wr = warp_rows<kR, NT>(set, act);
   if (wr.n_rows <= 0) return;  // uniform across the warp
   float acc[kR][NT];
-#pragma unroll
-  for (int r = 0; r < kR; ++r) {
-#pragma unroll
-    for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
-  }
+  zero_sums(acc);
 #pragma unroll 4
   for (int64_t ib = lane_id(); ib < n_blocks; ib += kWarpSize) {
     // Weight codes as 8 words of 4 signed bytes in activation order (Q4_0: unsigned nibbles, offset 8 applied below).
