@@ -21,6 +21,17 @@ fi
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "(no nvidia-smi)"
 
+# Golden and hybrid tests read ../shared; on the device it comes as the carried .gpu-models/data.tar.gz. Without
+# it those tests SKIP (and their binaries still exit 0): the summary says so loudly.
+if [ -s .gpu-models/data.tar.gz ] && [ -z "${ROCMFORGE_SHARED:-}" ]; then
+  mkdir -p /tmp/rf-shared && tar xzf .gpu-models/data.tar.gz -C /tmp/rf-shared
+  export ROCMFORGE_SHARED=/tmp/rf-shared
+fi
+shared_note=""
+if [ -z "${ROCMFORGE_SHARED:-}" ] && [ ! -d ../shared ]; then
+  shared_note="!!! NO SHARED DATA: the golden and hybrid tests SKIPPED (carry .gpu-models, see scripts/gpu-all.sh)"
+fi
+
 build=${ROCMFORGE_GPU_BUILD_DIR:-build-device}
 t0=$(date +%s)
 # Warnings stay warnings here: the device has a newer GCC than Debian 12 (CI enforces -Werror there).
@@ -53,4 +64,5 @@ if [ "${ROCMFORGE_GPU_BENCH:-0}" = 1 ]; then
   "$build/bin/gpu_matvec_bench" | tee ${OUT:+"$OUT/matvec_bench.txt"} || failed=1
 fi
 printf '\n==== GPU test summary ====\n%s' "$summary"
+[ -n "$shared_note" ] && printf '%s\n' "$shared_note"
 exit "$failed"
