@@ -50,10 +50,12 @@ bool have(const char* tool) {
 
 class ServeProcess {
  public:
-  explicit ServeProcess(std::vector<std::string> extra = {}) {
+  explicit ServeProcess(std::vector<std::string> extra = {}, int ctx_size = 1024) {
     log_ = ::testing::TempDir() + "/rf_serve_" + std::to_string(getpid()) + "_" + std::to_string(counter_++) + ".log";
     std::vector<std::string> args = {RF_ROCMFORGE_BIN, "serve", "-m", synth_model_path(), "--port", "0", "--alias",
-                                     "synth",          "-t",    "1",  "--ctx-size",       "1024"};
+                                     "synth",          "-t",    "1"};
+    args.push_back("--ctx-size");
+    args.push_back(std::to_string(ctx_size));
     args.insert(args.end(), extra.begin(), extra.end());
     pid_ = fork();
     if (pid_ == 0) {
@@ -157,10 +159,13 @@ TEST(ServeProcess, OfficialOpenAiNodeClient) {
 
 TEST(ServeProcess, SigtermEndsRunningStreamsProperlyAndExitsZero) {
   if (!have("curl")) GTEST_SKIP() << "curl not installed";
-  ServeProcess sp({"--shutdown-grace", "0.05"});
+  // Requests the tiny model cannot finish while the test looks: 1000 tokens in a 1024 context took it well under
+  // 100 ms, so a request could end (200, "length") before the SIGTERM's grace ran out, or before the other one
+  // started. 30000 tokens in a 32k context take it many seconds.
+  ServeProcess sp({"--shutdown-grace", "0.05", "--parallel", "2"}, 1 << 15);
   ASSERT_GT(sp.port(), 0) << sp.log();
-  // A stream and a non-streaming request far longer than the grace period (1000 tokens, ignore_eos); curl writes what
-  // it got to files, then its status and exit code.
+  // A stream and a non-streaming request far longer than the grace period (30000 tokens, ignore_eos); curl writes
+  // what it got to files, then its status and exit code.
   const std::string base = ::testing::TempDir() + "/rf_sigterm_" + std::to_string(getpid());
   const std::string stream_file = base + "_stream.txt", whole_file = base + "_whole.txt";
   auto curl = [&](const std::string& body, const std::string& out) {
@@ -168,8 +173,8 @@ TEST(ServeProcess, SigtermEndsRunningStreamsProperlyAndExitsZero) {
            sp.base() + "/v1/completions > '" + out + ".part' 2>&1; echo \"exit $?\" >> '" + out + ".part'; mv '" + out +
            ".part' '" + out + "') &";
   };
-  const std::string cmd = curl(R"({"prompt":"go","max_tokens":1000,"ignore_eos":true,"stream":true})", stream_file) +
-                          " " + curl(R"({"prompt":"go on","max_tokens":1000,"ignore_eos":true})", whole_file);
+  const std::string cmd = curl(R"({"prompt":"go","max_tokens":30000,"ignore_eos":true,"stream":true})", stream_file) +
+                          " " + curl(R"({"prompt":"go on","max_tokens":30000,"ignore_eos":true})", whole_file);
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   // Signal once both generate (a request arriving after the shutdown would find the listener closed).
   httplib::Client probe("127.0.0.1", sp.port());
