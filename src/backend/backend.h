@@ -213,6 +213,8 @@ class Backend {
   virtual void add(Tensor out, Tensor a, Tensor b) = 0;
   // out = silu(gate) * up. out may alias gate.
   virtual void silu_mul(Tensor out, Tensor gate, Tensor up) = 0;
+  // out row t = x row t * sigmoid(gate(0, t)), gate F32 [1, n_tokens] (a gated shared expert). out may alias x.
+  virtual void sigmoid_scale(Tensor out, Tensor x, Tensor gate) = 0;
   // In place on x [n_head * head_dim, n_tokens] at the batch positions.
   virtual void rope(Tensor x, const DeviceBatch& batch, const RopeParams& params) = 0;
   // Writes k [k_row, n_tokens] and v [v_row, n_tokens] into the caches [k_row|v_row, n_blocks * block_size]

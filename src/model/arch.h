@@ -33,6 +33,9 @@ class TensorLoader {
 struct ArchFamily {
   std::string_view name;  // general.architecture value
   backend::RopeMode rope_mode;
+  bool expert_weights_norm;  // MoE: the routed experts' top-k probabilities renormalised to sum 1
+  // Reads the family's own keys into hp after the shared ones (nullptr: none). Errors name the key.
+  Status (*read_hparams)(const gguf::File& file, HParams& hp);
   // Loads layer `il` of the family into `lw` (hp is complete, including n_vocab).
   Status (*load_layer)(TensorLoader& loader, const HParams& hp, int il, LayerWeights& lw);
 };
@@ -49,5 +52,7 @@ Status load_ffn(TensorLoader& l, const HParams& hp, int il, LayerWeights& lw);  
 Status load_layer_llama(TensorLoader& l, const HParams& hp, int il, LayerWeights& lw);
 Status load_layer_qwen2(TensorLoader& l, const HParams& hp, int il, LayerWeights& lw);
 Status load_layer_qwen3(TensorLoader& l, const HParams& hp, int il, LayerWeights& lw);
+Status read_hparams_qwen2moe(const gguf::File& file, HParams& hp);
+Status load_layer_qwen2moe(TensorLoader& l, const HParams& hp, int il, LayerWeights& lw);
 
 }  // namespace rf::model

@@ -7,11 +7,13 @@ namespace rf::model {
 namespace {
 
 // general.architecture -> family. Add a family by writing arch_<name>.cpp and one line here.
-const std::array<ArchFamily, 4> kFamilies = {{
-    {"llama", backend::RopeMode::kNormal, load_layer_llama},  // LLaMA 1/2/3, Mistral, Yi, Mixtral MoE
-    {"mistral", backend::RopeMode::kNormal, load_layer_llama},
-    {"qwen2", backend::RopeMode::kNeox, load_layer_qwen2},    // q/k/v bias
-    {"qwen3", backend::RopeMode::kNeox, load_layer_qwen3},    // q/k RMS norm
+const std::array<ArchFamily, 5> kFamilies = {{
+    {"llama", backend::RopeMode::kNormal, true, nullptr, load_layer_llama},  // LLaMA 1/2/3, Mistral, Yi, Mixtral
+    {"mistral", backend::RopeMode::kNormal, true, nullptr, load_layer_llama},
+    {"qwen2", backend::RopeMode::kNeox, true, nullptr, load_layer_qwen2},  // q/k/v bias
+    {"qwen3", backend::RopeMode::kNeox, true, nullptr, load_layer_qwen3},  // q/k RMS norm
+    // qwen2 attention, routed experts (weights not renormalised) plus a sigmoid-gated shared expert
+    {"qwen2moe", backend::RopeMode::kNeox, false, read_hparams_qwen2moe, load_layer_qwen2moe},
 }};
 
 std::string dims_str(std::span<const int64_t> d) {
@@ -84,11 +86,11 @@ Status load_ffn(TensorLoader& l, const HParams& hp, int il, LayerWeights& lw) {
     RF_RETURN_IF_ERROR(l.require(n("ffn_down.weight"), {f, e}, &lw.ffn_down));
     return ok_status();
   }
-  const int64_t x = hp.n_expert;
+  const int64_t x = hp.n_expert, fx = hp.n_ff_exp;
   RF_RETURN_IF_ERROR(l.require(n("ffn_gate_inp.weight"), {e, x}, &lw.ffn_gate_inp));
-  RF_RETURN_IF_ERROR(l.require(n("ffn_gate_exps.weight"), {e, f, x}, &lw.ffn_gate_exps));
-  RF_RETURN_IF_ERROR(l.require(n("ffn_up_exps.weight"), {e, f, x}, &lw.ffn_up_exps));
-  RF_RETURN_IF_ERROR(l.require(n("ffn_down_exps.weight"), {f, e, x}, &lw.ffn_down_exps));
+  RF_RETURN_IF_ERROR(l.require(n("ffn_gate_exps.weight"), {e, fx, x}, &lw.ffn_gate_exps));
+  RF_RETURN_IF_ERROR(l.require(n("ffn_up_exps.weight"), {e, fx, x}, &lw.ffn_up_exps));
+  RF_RETURN_IF_ERROR(l.require(n("ffn_down_exps.weight"), {fx, e, x}, &lw.ffn_down_exps));
   return ok_status();
 }
 

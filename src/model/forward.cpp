@@ -1,7 +1,8 @@
 // The transformer forward pass, written once against the Backend interface:
 //   x = embed(tokens)
 //   per layer: x += wo * attention(rope(wq * norm(x) [+ bq]), rope(wk * ...), wv * ...)   (paged KV, causal, GQA)
-//              x += ffn(norm(x))            dense SwiGLU, or top-k routed SwiGLU experts (MoE)
+//              x += ffn(norm(x))            dense SwiGLU, or top-k routed SwiGLU experts (MoE), plus a
+//                                           sigmoid-gated shared SwiGLU expert when the model has one (qwen2moe)
 //   logits = output * norm(x)   for the batch's output rows only
 // A split model (Placement) runs each layer on its own backend: x crosses to the next backend at each boundary.
 #include <algorithm>
@@ -58,9 +59,14 @@ Status Model::ensure_workspace(Site& site, int64_t n, int64_t n_out) {
       b.router = make(Type::F32, h.n_expert, n);
       b.expert_ids = make(Type::I32, used, n);
       b.expert_w = make(Type::F32, used, n);
-      b.eg = make(Type::F32, h.n_ff, used * n);
-      b.eu = make(Type::F32, h.n_ff, used * n);
+      b.eg = make(Type::F32, h.n_ff_exp, used * n);
+      b.eu = make(Type::F32, h.n_ff_exp, used * n);
       b.ed = make(Type::F32, h.n_embd, used * n);
+      if (h.n_ff_shexp > 0) {
+        b.sg = make(Type::F32, h.n_ff_shexp, n);
+        b.su = make(Type::F32, h.n_ff_shexp, n);
+        b.sgate = make(Type::F32, 1, n);
+      }
     }
   }
   if (site.runs_output) {
@@ -141,13 +147,27 @@ void Model::ffn_block(int il, int64_t n) {
     const int64_t used = h.n_expert_used;
     Tensor router = ws.router.rows(0, n), ids = ws.expert_ids.rows(0, n), ew = ws.expert_w.rows(0, n);
     Tensor g = ws.eg.rows(0, used * n), u = ws.eu.rows(0, used * n), d = ws.ed.rows(0, used * n);
+    Tensor sg, su, sgate;
+    if (h.n_ff_shexp > 0) {  // the shared expert's products of the normed input, before xb is overwritten
+      sg = ws.sg.rows(0, n), su = ws.su.rows(0, n), sgate = ws.sgate.rows(0, n);
+      be.matmul(sg, xb, lw.ffn_gate_shexp);
+      be.matmul(su, xb, lw.ffn_up_shexp);
+      be.matmul(sgate, xb, lw.ffn_gate_inp_shexp);
+      be.silu_mul(sg, sg, su);
+    }
     be.matmul(router, xb, lw.ffn_gate_inp);
-    be.moe_route(ids, ew, router, /*normalize=*/true);
+    be.moe_route(ids, ew, router, h.expert_weights_norm);
     be.moe_matmul(g, xb, lw.ffn_gate_exps, ids);
     be.moe_matmul(u, xb, lw.ffn_up_exps, ids);
     be.silu_mul(g, g, u);
     be.moe_matmul(d, g, lw.ffn_down_exps, ids);
     be.moe_combine(xb, d, ew);
+    if (h.n_ff_shexp > 0) {  // xb += sigmoid(gate) * down(silu(gate) * up), in the first n rows of d (now free)
+      Tensor shared = ws.ed.rows(0, n);
+      be.matmul(shared, sg, lw.ffn_down_shexp);
+      be.sigmoid_scale(shared, shared, sgate);
+      be.add(xb, xb, shared);
+    }
   }
   be.add(x, x, xb);
 }

@@ -143,6 +143,7 @@ Expected<HParams> read_hparams(const gguf::File& f, const std::string& arch) {
   RF_RETURN_IF_ERROR(opt_int("context_length", 2048, &hp.n_ctx_train));
   RF_RETURN_IF_ERROR(opt_int("expert_count", 0, &hp.n_expert));
   RF_RETURN_IF_ERROR(opt_int("expert_used_count", 0, &hp.n_expert_used));
+  hp.n_ff_exp = hp.n_ff;
   RF_RETURN_IF_ERROR(opt_float("attention.layer_norm_rms_epsilon", 1e-5f, &hp.rms_eps));
   RF_RETURN_IF_ERROR(opt_float("rope.freq_base", 10000.0f, &hp.rope_freq_base));
 

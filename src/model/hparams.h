@@ -23,6 +23,9 @@ struct HParams {
   int n_vocab = 0;           // rows of token_embd
   int n_expert = 0;          // <arch>.expert_count (0 = dense FFN)
   int n_expert_used = 0;     // <arch>.expert_used_count
+  int n_ff_exp = 0;          // one routed expert's FFN width (n_ff unless the architecture says otherwise)
+  int n_ff_shexp = 0;        // the shared expert's FFN width (0: no shared expert; set by the architecture)
+  bool expert_weights_norm = true;  // routed top-k probabilities renormalised to sum 1 (set by the architecture)
   float rms_eps = 1e-5f;     // <arch>.attention.layer_norm_rms_epsilon
   float rope_freq_base = 10000.0f;  // <arch>.rope.freq_base
   float rope_freq_scale = 1.0f;     // 1 / <arch>.rope.scaling.factor for linear and yarn scaling

@@ -34,6 +34,12 @@ Expected<std::unique_ptr<Model>> Model::load(std::shared_ptr<gguf::File> file, P
   std::unique_ptr<Model> m(new Model(file));
   m->hp_ = *hp;
   m->hp_.rope_mode = family->rope_mode;
+  m->hp_.expert_weights_norm = family->expert_weights_norm;
+  if (family->read_hparams != nullptr) {
+    if (Status st = family->read_hparams(*file, m->hp_); !st.ok()) {
+      return Status::error(st.message() + " in " + file->name());
+    }
+  }
   const gguf::TensorInfo* embd = file->find_tensor("token_embd.weight");
   if (embd == nullptr) return Status::error("model: tensor 'token_embd.weight' is missing from " + file->name());
   m->hp_.n_vocab = static_cast<int>(embd->ne[1]);
@@ -136,7 +142,8 @@ size_t Model::weight_bytes_per_token() const {
   size_t total = bytes(w_.output_norm) + bytes(w_.output) + w_.token_embd.nb1;  // one embedding row
   for (const auto& l : w_.layers) {
     for (const auto* t : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.bq, &l.bk, &l.bv, &l.q_norm, &l.k_norm,
-                          &l.ffn_norm, &l.ffn_gate, &l.ffn_up, &l.ffn_down, &l.ffn_gate_inp}) {
+                          &l.ffn_norm, &l.ffn_gate, &l.ffn_up, &l.ffn_down, &l.ffn_gate_inp, &l.ffn_gate_inp_shexp,
+                          &l.ffn_gate_shexp, &l.ffn_up_shexp, &l.ffn_down_shexp}) {
       total += bytes(*t);
     }
     for (const auto* t : {&l.ffn_gate_exps, &l.ffn_up_exps, &l.ffn_down_exps}) {

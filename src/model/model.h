@@ -68,6 +68,7 @@ class Model {
     backend::Tensor x, xb, q, k, v, att, hb, hb2;  // per token rows
     backend::Tensor router, expert_ids, expert_w;  // MoE per token
     backend::Tensor eg, eu, ed;                    // MoE per (token, used expert)
+    backend::Tensor sg, su, sgate;                 // shared expert per token (n_ff_shexp > 0)
     backend::Tensor xo, logits;                    // per output row
   };
   // One backend the model runs on, with its workspace.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "model/arch.h"
 #include "model/hparams.h"
 
 namespace rf::model {
@@ -75,6 +76,11 @@ Expected<OffloadBudget> offload_budget(const gguf::File& file, const OffloadRequ
   if (!arch) return Status::error("offload: " + file.name() + ": " + arch.error_message());
   auto hp = read_hparams(file, *arch);
   if (!hp) return Status::error("offload: " + hp.error_message() + " in " + file.name());
+  if (const ArchFamily* family = find_arch(*arch); family != nullptr && family->read_hparams != nullptr) {
+    if (Status st = family->read_hparams(file, *hp); !st.ok()) {
+      return Status::error("offload: " + st.message() + " in " + file.name());
+    }
+  }
   const gguf::TensorInfo* embd = file.find_tensor("token_embd.weight");
   if (embd == nullptr) return Status::error("offload: tensor 'token_embd.weight' is missing from " + file.name());
   const HParams& h = *hp;
@@ -100,7 +106,9 @@ Expected<OffloadBudget> offload_budget(const gguf::File& file, const OffloadRequ
   const int64_t kv_tokens = r.kv_tokens > 0 ? r.kv_tokens : std::max(h.n_ctx_train, 1);
   b.kv_bytes_per_layer = (k_row + v_row) * elem * static_cast<size_t>(kv_tokens);
 
-  const auto n_embd = static_cast<size_t>(h.n_embd), n_ff = static_cast<size_t>(h.n_ff);
+  const auto n_embd = static_cast<size_t>(h.n_embd);
+  const auto n_ff = static_cast<size_t>(h.n_expert == 0 ? h.n_ff : h.n_ff_exp);
+  const auto n_ff_shexp = static_cast<size_t>(h.n_ff_shexp);
   const auto q_row = static_cast<size_t>(h.n_head) * static_cast<size_t>(h.head_dim_k);
   const auto att_row = static_cast<size_t>(h.n_head) * static_cast<size_t>(h.head_dim_v);
   size_t per_token = 2 * n_embd + q_row + k_row + v_row + att_row;  // x, xb, q, k, v, att
@@ -110,7 +118,8 @@ Expected<OffloadBudget> offload_budget(const gguf::File& file, const OffloadRequ
   } else {
     const auto used = static_cast<size_t>(h.n_expert_used);
     per_token += static_cast<size_t>(h.n_expert) + 2 * used + (2 * n_ff + n_embd) * used;
-    widest_input *= used;
+    per_token += n_ff_shexp > 0 ? 2 * n_ff_shexp + 1 : 0;  // shared expert gate, up and sigmoid gate
+    widest_input = std::max(widest_input * used, n_ff_shexp);
   }
   per_token += widest_input;
   const auto batch = static_cast<size_t>(std::max<int64_t>(r.batch_tokens, 1));

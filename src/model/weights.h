@@ -28,9 +28,14 @@ struct LayerWeights {
   Tensor ffn_down;  // [n_ff, n_embd]
   // Mixture of experts (n_expert > 0)
   Tensor ffn_gate_inp;   // [n_embd, n_expert] router
-  Tensor ffn_gate_exps;  // [n_embd, n_ff, n_expert]
-  Tensor ffn_up_exps;    // [n_embd, n_ff, n_expert]
-  Tensor ffn_down_exps;  // [n_ff, n_embd, n_expert]
+  Tensor ffn_gate_exps;  // [n_embd, n_ff_exp, n_expert]
+  Tensor ffn_up_exps;    // [n_embd, n_ff_exp, n_expert]
+  Tensor ffn_down_exps;  // [n_ff_exp, n_embd, n_expert]
+  // Shared expert (n_ff_shexp > 0): a SwiGLU FFN every token runs, its output scaled by sigmoid(gate_inp_shexp . x)
+  Tensor ffn_gate_inp_shexp;  // [n_embd] (one output row)
+  Tensor ffn_gate_shexp;      // [n_embd, n_ff_shexp]
+  Tensor ffn_up_shexp;        // [n_embd, n_ff_shexp]
+  Tensor ffn_down_shexp;      // [n_ff_shexp, n_embd]
   Tensor rope_freqs;     // optional [n_rot / 2]: the model's rope_freqs.weight on this layer's backend
 };
 

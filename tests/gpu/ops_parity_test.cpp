@@ -116,6 +116,30 @@ void expect_rope_matches(BackendPair& pair, std::mt19937& rng, const backend::Ro
                what + (p.mode == backend::RopeMode::kNeox ? " neox" : " normal") + (factors ? " factors" : ""));
 }
 
+TEST(GpuOpsParity, SigmoidScaleMatchesCpu) {
+  RF_REQUIRE_GPU_PAIR(pair);
+  std::mt19937 rng(9);
+  for (const int64_t ne0 : {1, 67, 4099}) {
+    for (const int64_t n : {1, 7, 33}) {
+      const std::string at = " ne0 " + std::to_string(ne0) + " n " + std::to_string(n);
+      const auto x = random_floats(rng, static_cast<size_t>(ne0 * n), 3.0f);
+      const auto gate = random_floats(rng, static_cast<size_t>(n), 6.0f);  // one value per row
+      Tensor xg = pair.gpu_f32(x, ne0), xc = pair.cpu_f32(x, ne0);
+      const Tensor gg = pair.gpu_f32(gate, 1), gc = pair.cpu_f32(gate, 1);
+      Tensor og = pair.gpu_zeros(ne0, n), oc = pair.cpu_zeros(ne0, n);
+      pair.gpu().sigmoid_scale(og, xg, gg);
+      pair.cpu().sigmoid_scale(oc, xc, gc);
+      auto want = pair.download(pair.cpu(), oc);
+      expect_close(pair.download(pair.gpu(), og), want, {row_scale(want) * 1e-5f + 1e-7f}, "sigmoid_scale" + at);
+      pair.gpu().sigmoid_scale(xg, xg, gg);  // in place
+      pair.cpu().sigmoid_scale(xc, xc, gc);
+      want = pair.download(pair.cpu(), xc);
+      expect_close(pair.download(pair.gpu(), xg), want, {row_scale(want) * 1e-5f + 1e-7f},
+                   "sigmoid_scale in place" + at);
+    }
+  }
+}
+
 TEST(GpuOpsParity, RopeNormalAndNeoxWithPartialRotationAndFrequencyFactors) {
   RF_REQUIRE_GPU_PAIR(pair);
   std::mt19937 rng(11);

@@ -87,6 +87,9 @@ class ProbeBackend final : public backend::Backend {
   void silu_mul(backend::Tensor out, backend::Tensor gate, backend::Tensor up) override {
     if (op("silu_mul")) inner_.silu_mul(out, gate, up);
   }
+  void sigmoid_scale(backend::Tensor out, backend::Tensor x, backend::Tensor gate) override {
+    if (op("sigmoid_scale")) inner_.sigmoid_scale(out, x, gate);
+  }
   void rope(backend::Tensor x, const backend::DeviceBatch& b, const backend::RopeParams& p) override {
     if (op("rope")) inner_.rope(x, b, p);
   }

@@ -106,6 +106,9 @@ class TieBackend final : public backend::Backend {
   void silu_mul(backend::Tensor out, backend::Tensor gate, backend::Tensor up) override {
     inner_.silu_mul(out, gate, up);
   }
+  void sigmoid_scale(backend::Tensor out, backend::Tensor x, backend::Tensor gate) override {
+    inner_.sigmoid_scale(out, x, gate);
+  }
   void rope(backend::Tensor x, const backend::DeviceBatch& b, const backend::RopeParams& p) override {
     inner_.rope(x, b, p);
   }

@@ -31,6 +31,7 @@ class CpuBackend final : public Backend {
   void rms_norm(Tensor out, Tensor x, Tensor weight, float eps) override;
   void add(Tensor out, Tensor a, Tensor b) override;
   void silu_mul(Tensor out, Tensor gate, Tensor up) override;
+  void sigmoid_scale(Tensor out, Tensor x, Tensor gate) override;
   void rope(Tensor x, const DeviceBatch& batch, const RopeParams& params) override;
   void kv_store(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v, const DeviceBatch& batch) override;
   void attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache, const DeviceBatch& batch,

@@ -151,6 +151,19 @@ void CpuBackend::silu_mul(Tensor out, Tensor gate, Tensor up) {
   });
 }
 
+void CpuBackend::sigmoid_scale(Tensor out, Tensor x, Tensor gate) {
+  RF_CHECK(out.ne0 == x.ne0 && out.ne1 == x.ne1 && gate.ne0 == 1 && gate.ne1 == x.ne1);
+  RF_CHECK(gate.type == quant::Type::F32);
+  pool_.parallel_for(x.ne1, [&](int64_t rb, int64_t re, int) {
+    for (int64_t r = rb; r < re; ++r) {
+      const float s = 1.0f / (1.0f + std::exp(-row_f32(gate, r)[0]));
+      const float* xr = row_f32(x, r);
+      float* o = row_f32(out, r);
+      for (int64_t i = 0; i < x.ne0; ++i) o[i] = xr[i] * s;
+    }
+  });
+}
+
 void CpuBackend::rope(Tensor x, const DeviceBatch& batch, const RopeParams& p) {
   RF_CHECK(x.ne0 == static_cast<int64_t>(p.n_head) * p.head_dim && x.ne1 == batch.n_tokens());
   RF_CHECK(p.n_rot > 0 && p.n_rot <= p.head_dim && p.n_rot % 2 == 0);

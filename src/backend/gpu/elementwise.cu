@@ -118,6 +118,14 @@ __global__ void silu_mul_kernel(RowsF32 out, RowsF32 gate, RowsF32 up) {
   out.data[r * out.stride + i] = g / (1.0f + expf(-g)) * up.data[r * up.stride + i];
 }
 
+__global__ void sigmoid_scale_kernel(RowsF32 out, RowsF32 x, RowsF32 gate) {
+  const int64_t t = global_thread();
+  if (t >= x.ne0 * x.rows) return;
+  const int64_t r = t / x.ne0, i = t % x.ne0;
+  const float s = 1.0f / (1.0f + expf(-gate.data[r * gate.stride]));
+  out.data[r * out.stride + i] = x.data[r * x.stride + i] * s;
+}
+
 // One thread per (token, head, rotated pair).
 __global__ void rope_kernel(RowsF32 x, const int32_t* __restrict__ positions, RopeArgs a, backend::YarnRange yarn) {
   const int half = a.n_rot / 2;
@@ -254,6 +262,12 @@ Status silu_mul(RowsF32 out, RowsF32 gate, RowsF32 up, gpuStream_t stream) {
   if (gate.rows * gate.ne0 == 0) return ok_status();
   silu_mul_kernel<<<blocks_for(gate.rows * gate.ne0, kThreads), kThreads, 0, stream>>>(out, gate, up);
   return launch_status("silu_mul launch");
+}
+
+Status sigmoid_scale(RowsF32 out, RowsF32 x, RowsF32 gate, gpuStream_t stream) {
+  if (x.rows * x.ne0 == 0) return ok_status();
+  sigmoid_scale_kernel<<<blocks_for(x.rows * x.ne0, kThreads), kThreads, 0, stream>>>(out, x, gate);
+  return launch_status("sigmoid_scale launch");
 }
 
 Status rope(RowsF32 x, const int32_t* positions, const RopeArgs& args, gpuStream_t stream) {

@@ -32,6 +32,9 @@ Status add(RowsF32 out, RowsF32 a, RowsF32 b, gpuStream_t stream);
 // out = silu(gate) * up. out may alias gate.
 Status silu_mul(RowsF32 out, RowsF32 gate, RowsF32 up, gpuStream_t stream);
 
+// out row r = x row r * sigmoid(gate.data[r * gate.stride]) (gate: one value per row). out may alias x.
+Status sigmoid_scale(RowsF32 out, RowsF32 x, RowsF32 gate, gpuStream_t stream);
+
 struct RopeArgs {
   bool neox = false;
   int n_head = 0;

@@ -599,6 +599,12 @@ void GpuBackend::silu_mul(Tensor out, Tensor gate, Tensor up) {
   check(gpu::silu_mul(rows_of(out), rows_of(gate), rows_of(up), stream_));
 }
 
+void GpuBackend::sigmoid_scale(Tensor out, Tensor x, Tensor gate) {
+  if (!before_op()) return;
+  RF_CHECK(out.ne0 == x.ne0 && out.ne1 == x.ne1 && gate.ne0 == 1 && gate.ne1 == x.ne1 && gate.type == Type::F32);
+  check(gpu::sigmoid_scale(rows_of(out), rows_of(x), rows_of(gate), stream_));
+}
+
 void GpuBackend::rope(Tensor x, const backend::DeviceBatch& batch, const backend::RopeParams& p) {
   if (!before_op()) return;
   const GpuDeviceBatch& b = gpu_batch(batch);

@@ -63,6 +63,7 @@ class GpuBackend final : public backend::Backend {
   void rms_norm(backend::Tensor out, backend::Tensor x, backend::Tensor weight, float eps) override;
   void add(backend::Tensor out, backend::Tensor a, backend::Tensor b) override;
   void silu_mul(backend::Tensor out, backend::Tensor gate, backend::Tensor up) override;
+  void sigmoid_scale(backend::Tensor out, backend::Tensor x, backend::Tensor gate) override;
   void rope(backend::Tensor x, const backend::DeviceBatch& batch, const backend::RopeParams& params) override;
   void kv_store(backend::Tensor k_cache, backend::Tensor v_cache, backend::Tensor k, backend::Tensor v,
                 const backend::DeviceBatch& batch) override;
