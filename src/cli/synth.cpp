@@ -76,6 +76,10 @@ Status add_hparams(gguf::Writer& w, const SynthOptions& o) {
     RF_RETURN_IF_ERROR(w.add(a + ".expert_count", u32(o.n_expert)));
     RF_RETURN_IF_ERROR(w.add(a + ".expert_used_count", u32(o.n_expert_used)));
   }
+  if (a == "qwen2moe") {
+    RF_RETURN_IF_ERROR(w.add(a + ".expert_feed_forward_length", u32(o.n_ff)));
+    RF_RETURN_IF_ERROR(w.add(a + ".expert_shared_feed_forward_length", u32(o.n_ff_shexp > 0 ? o.n_ff_shexp : o.n_ff)));
+  }
   return add_vocab(w, o.n_vocab);
 }
 

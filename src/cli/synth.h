@@ -13,7 +13,9 @@
 namespace rf::cli {
 
 struct SynthOptions {
-  std::string arch = "llama";  // llama | qwen2 | qwen3 (llama with n_expert > 0 is Mixtral-style MoE)
+  // llama | qwen2 | qwen3 (llama with n_expert > 0 is Mixtral-style MoE) | qwen2moe (n_expert > 0 routed experts
+  // n_ff wide, plus a sigmoid-gated shared expert n_ff_shexp wide)
+  std::string arch = "llama";
   int64_t n_embd = 256;
   int64_t n_ff = 512;
   int64_t n_layer = 2;
@@ -23,6 +25,7 @@ struct SynthOptions {
   int64_t n_vocab = 512;
   int64_t n_expert = 0;
   int64_t n_expert_used = 0;
+  int64_t n_ff_shexp = 0;  // qwen2moe: the shared expert's FFN width (0: n_ff)
   int64_t n_ctx = 4096;
   float rope_base = 10000.0f;
   bool tied_embeddings = false;  // no output.weight

@@ -14,7 +14,7 @@ namespace rf::cli {
 void register_synth_command(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<SynthOptions>();
   CLI::App* sub = app.add_subcommand("synth", "Write a random-weight model of any shape and type (benchmark input)");
-  sub->add_option("--arch", o->arch, "llama | qwen2 | qwen3")->capture_default_str();
+  sub->add_option("--arch", o->arch, "llama | qwen2 | qwen3 | qwen2moe")->capture_default_str();
   sub->add_option("--n-embd", o->n_embd)->capture_default_str();
   sub->add_option("--n-ff", o->n_ff)->capture_default_str();
   sub->add_option("--n-layer", o->n_layer)->capture_default_str();
@@ -24,6 +24,7 @@ void register_synth_command(CLI::App& app, int& exit_code) {
   sub->add_option("--n-vocab", o->n_vocab)->capture_default_str();
   sub->add_option("--n-expert", o->n_expert, "experts per MoE layer (0: dense)");
   sub->add_option("--n-expert-used", o->n_expert_used);
+  sub->add_option("--n-ff-shexp", o->n_ff_shexp, "qwen2moe: the shared expert's FFN width (default: --n-ff)");
   sub->add_option("--ctx-size", o->n_ctx)->capture_default_str();
   sub->add_option("--rope-base", o->rope_base)->capture_default_str();
   sub->add_flag("--tied-embeddings", o->tied_embeddings, "no output.weight (the output uses token_embd)");

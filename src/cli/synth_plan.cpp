@@ -63,8 +63,14 @@ Expected<std::vector<SynthTensor>> plan_synth_tensors(const SynthOptions& o) {
     const bool low_bit = quant::traits(*t).block_size > 1 && *t != Type::Q8_0;
     preset = Preset{"", *t, low_bit ? Type::Q6_K : *t, *t, false};
   }
-  if (o.arch != "llama" && o.arch != "qwen2" && o.arch != "qwen3") {
-    return Status::error("synth: unknown architecture '" + o.arch + "' (expected llama, qwen2 or qwen3)");
+  if (o.arch != "llama" && o.arch != "qwen2" && o.arch != "qwen3" && o.arch != "qwen2moe") {
+    return Status::error("synth: unknown architecture '" + o.arch + "' (expected llama, qwen2, qwen3 or qwen2moe)");
+  }
+  const bool qwen2moe = o.arch == "qwen2moe";
+  if (qwen2moe && o.n_expert == 0) return Status::error("synth: qwen2moe needs --n-expert and --n-expert-used");
+  const int64_t n_ff_shexp = o.n_ff_shexp > 0 ? o.n_ff_shexp : o.n_ff;
+  if (o.n_ff_shexp < 0 || n_ff_shexp > (int64_t{1} << 24)) {
+    return Status::error("synth: --n-ff-shexp must be in 1..16777216 (or 0: --n-ff)");
   }
   for (auto [name, v] : {std::pair{"--n-embd", o.n_embd}, {"--n-ff", o.n_ff}, {"--n-layer", o.n_layer},
                          {"--n-head", o.n_head}, {"--n-vocab", o.n_vocab}}) {
@@ -97,7 +103,7 @@ Expected<std::vector<SynthTensor>> plan_synth_tensors(const SynthOptions& o) {
     matrix(b + "attn_q.weight", {o.n_embd, q_dim}, p.base);
     matrix(b + "attn_k.weight", {o.n_embd, kv_dim}, p.base);
     matrix(b + "attn_v.weight", {o.n_embd, kv_dim}, more);
-    if (o.arch == "qwen2") {
+    if (o.arch == "qwen2" || qwen2moe) {
       vec(b + "attn_q.bias", q_dim, SynthTensor::Init::kBias);
       vec(b + "attn_k.bias", kv_dim, SynthTensor::Init::kBias);
       vec(b + "attn_v.bias", kv_dim, SynthTensor::Init::kBias);
@@ -113,6 +119,12 @@ Expected<std::vector<SynthTensor>> plan_synth_tensors(const SynthOptions& o) {
       matrix(b + "ffn_gate_exps.weight", {o.n_embd, o.n_ff, o.n_expert}, p.base);
       matrix(b + "ffn_up_exps.weight", {o.n_embd, o.n_ff, o.n_expert}, p.base);
       matrix(b + "ffn_down_exps.weight", {o.n_ff, o.n_embd, o.n_expert}, more);
+      if (qwen2moe) {  // the shared expert and its gate (one F32 row, as 1-D tensors stay F32 in llama.cpp)
+        out.push_back({b + "ffn_gate_inp_shexp.weight", {o.n_embd}, Type::F32, SynthTensor::Init::kWeight, o.n_embd});
+        matrix(b + "ffn_gate_shexp.weight", {o.n_embd, n_ff_shexp}, p.base);
+        matrix(b + "ffn_up_shexp.weight", {o.n_embd, n_ff_shexp}, p.base);
+        matrix(b + "ffn_down_shexp.weight", {n_ff_shexp, o.n_embd}, more);
+      }
     } else {
       matrix(b + "ffn_gate.weight", {o.n_embd, o.n_ff}, p.base);
       matrix(b + "ffn_up.weight", {o.n_embd, o.n_ff}, p.base);

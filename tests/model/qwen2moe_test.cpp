@@ -1,16 +1,20 @@
 // The qwen2moe architecture: loading (hyper-parameter defaults, errors naming missing or misshapen tensors) and
 // the forward pass's logits against an independent float64 reference over the same random F32 weights, for a
-// prefill and a decode step. Wrong variants of the graph (renormalised routing, no shared expert, an ungated shared
-// expert) are computed too and must differ from the engine by far more than the tolerance, so the comparison
-// tells the real graph from plausible wrong ones.
+// prefill and decode steps, also on a model from `rocmforge synth --arch qwen2moe`. Wrong variants of the graph
+// (renormalised routing, no shared expert, an ungated shared expert) are computed too and must differ from the
+// engine by far more than the tolerance, so the comparison tells the real graph from plausible wrong ones.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "cli/synth.h"
 #include "kv/kv_cache.h"
 #include "model/model.h"
 #include "model/offload_plan.h"
@@ -223,6 +227,56 @@ TEST_F(Qwen2Moe, TheOffloadBudgetCountsTheSharedExpertWorkspace) {
   ASSERT_TRUE(narrow_budget.ok()) << narrow_budget.error_message();
   // Two rows of the shared width per token: (64 - 32) * 2 floats * 8 tokens more.
   EXPECT_EQ(wide_budget->layer_workspace_bytes - narrow_budget->layer_workspace_bytes, size_t{32 * 2 * 4 * 8});
+}
+
+TEST_F(Qwen2Moe, ASynthModelLoadsAndMatchesTheReference) {
+  cli::SynthOptions o;
+  o.arch = "qwen2moe";
+  o.n_embd = 64;
+  o.n_ff = 32;
+  o.n_ff_shexp = 96;
+  o.n_layer = 2;
+  o.n_head = 4;
+  o.n_head_kv = 2;
+  o.n_vocab = 300;
+  o.n_expert = 4;
+  o.n_expert_used = 2;
+  o.n_ctx = 64;
+  o.type = "F32";
+  o.threads = 2;
+  o.output = ::testing::TempDir() + "/rf_qwen2moe_synth_" + std::to_string(::getpid()) + ".gguf";
+  const Status written = cli::write_synth_model(o);
+  ASSERT_TRUE(written.ok()) << written.message();
+  auto file = gguf::File::open(o.output);
+  std::remove(o.output.c_str());  // the mapping stays valid
+  ASSERT_TRUE(file.ok()) << file.error_message();
+  auto m = model::Model::load(*file, cpu_);
+  ASSERT_TRUE(m.ok()) << m.error_message();
+  EXPECT_EQ((*m)->hparams().n_ff_exp, 32);
+  EXPECT_EQ((*m)->hparams().n_ff_shexp, 96);
+
+  TinyWeights w;  // the file's F32 tensors, for the reference
+  for (const gguf::TensorInfo& t : (*file)->tensors()) {
+    ASSERT_EQ(t.type, quant::Type::F32) << t.name;
+    TinyTensor tt;
+    tt.ne.assign(t.ne.begin(), t.ne.begin() + std::max(t.n_dims, 1));
+    tt.data.resize(t.n_bytes / sizeof(float));
+    std::memcpy(tt.data.data(), t.data, t.n_bytes);
+    w.emplace(t.name, std::move(tt));
+  }
+  TinyQwen2MoeSpec spec;  // the shape the reference needs
+  spec.n_layer = 2;
+  spec.n_embd = 64;
+  spec.n_head = 4;
+  spec.n_head_kv = 2;
+  spec.n_expert_used = 2;
+  spec.rms_eps = 1e-5f;
+  spec.rope_base = o.rope_base;
+  const std::vector<int32_t> tokens = {1, 250, 77, 9, 180, 42};
+  auto got = run_sequence(**m, tokens, 4);
+  ASSERT_TRUE(got.ok()) << got.error_message();
+  const auto want = reference_logits(spec, w, tokens);
+  for (size_t t = 0; t < want.size(); ++t) EXPECT_LE(row_rel_error((*got)[t], want[t]), kTolerance) << "token " << t;
 }
 
 }  // namespace
