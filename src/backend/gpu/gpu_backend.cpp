@@ -58,6 +58,7 @@ class GpuDeviceBatch final : public backend::DeviceBatch {
       RF_CHECK_MSG(block < table.size(), "gpu batch: token " + std::to_string(t) + " position " +
                                              std::to_string(b.positions[t]) + " past its block table");
       ints.push_back(table[block] * b.kv_block_size + b.positions[t] % b.kv_block_size);
+      max_ctx_ = std::max(max_ctx_, b.positions[t] + 1);
     }
     ints.insert(ints.end(), b.output_rows.begin(), b.output_rows.end());
     for (const auto& t : b.block_tables) {
@@ -90,6 +91,7 @@ class GpuDeviceBatch final : public backend::DeviceBatch {
   const int32_t* outputs() const { return outputs_; }
   const int32_t* tables() const { return tables_; }
   int64_t table_stride() const { return table_stride_; }
+  int32_t max_ctx() const { return max_ctx_; }  // the longest context of the batch (largest position + 1)
 
  private:
   GpuBackend& be_;
@@ -97,6 +99,7 @@ class GpuDeviceBatch final : public backend::DeviceBatch {
   const int32_t *tokens_ = nullptr, *positions_ = nullptr, *seq_ = nullptr, *slots_ = nullptr, *outputs_ = nullptr;
   const int32_t* tables_ = nullptr;
   int64_t table_stride_ = 0;
+  int32_t max_ctx_ = 0;
 };
 
 const GpuDeviceBatch& gpu_batch(const backend::DeviceBatch& b) {
@@ -484,17 +487,14 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
   const size_t x_span = static_cast<size_t>((x.ne1 - 1) * xr.stride + x.ne0) * sizeof(float);
   const size_t o_span = static_cast<size_t>((out.ne1 - 1) * o.stride + out.ne0) * sizeof(float);
   const bool overlap = x.ne1 > 0 && ob < xb + x_span && xb < ob + o_span;
+  // The rows this product quantizes (for `kind` weights), reusable by the next product of the same rows unless
+  // out overwrites them.
+  const auto rows_for = [&](int kind) { return QuantizedRows{x.data, x.ne0, x.ne1, xr.stride, kind}; };
   const auto remember_quantized = [&](int kind) {
-    quant_src_ = overlap ? nullptr : x.data;
-    quant_n_in_ = x.ne0;
-    quant_n_tok_ = x.ne1;
-    quant_stride_ = xr.stride;
-    quant_kind_ = kind;
+    quantized_ = rows_for(kind);
+    if (overlap) quantized_.src = nullptr;
   };
-  const auto holds_quantized = [&](int kind) {
-    return quant_src_ == x.data && quant_n_in_ == x.ne0 && quant_n_tok_ == x.ne1 && quant_stride_ == xr.stride &&
-           quant_kind_ == kind;
-  };
+  const auto holds_quantized = [&](int kind) { return quantized_ == rows_for(kind); };
   const MatmulPolicy& policy = matmul_policy();
   const int64_t mmq_min = batch_invariant_ ? 1 : policy.mmq_min_tokens;
   if (x.ne1 >= mmq_min && x.ne1 <= policy.mmq_max_tokens && has_mmq_matmul(w.type) && x.ne0 % 256 == 0) {
@@ -575,7 +575,7 @@ void GpuBackend::rms_norm(Tensor out, Tensor x, Tensor weight, float eps) {
   if (p.active && p.out.data == x.data && p.out.ne0 == x.ne0 && p.out.ne1 == x.ne1 && p.out.nb1 == x.nb1 &&
       can_add_rms_norm(rows_of(x), rows_of(p.a), rows_of(p.b), rows_of(out), w)) {
     pending_add_.active = false;  // x = a + b and out = norm(x) in one kernel
-    quant_src_ = nullptr;
+    quantized_.src = nullptr;
     check(gpu::add_rms_norm(rows_of(x), rows_of(p.a), rows_of(p.b), rows_of(out), w, eps, stream_));
     return;
   }
@@ -677,7 +677,7 @@ void GpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
   a.n_seqs = static_cast<int64_t>(b.host().block_tables.size());
   a.warp_size = info_.warp_size;
   a.per_token = batch_invariant_;
-  for (const int32_t pos : b.host().positions) a.max_ctx = std::max(a.max_ctx, pos + 1);
+  a.max_ctx = b.max_ctx();
   if (const size_t floats = attention_partial_floats(a); floats > 0) {
     a.partial = act_scratch(floats);
     if (a.partial == nullptr) return;  // the failed allocation is recorded

@@ -117,7 +117,7 @@ class GpuBackend final : public backend::Backend {
   // (the op may write its source). False while an error is recorded: the op is then skipped.
   bool before_op() {
     flush_pending_add();
-    quant_src_ = nullptr;
+    quantized_.src = nullptr;
     return !failed();
   }
   // Records a failed launch or runtime call (the first one is kept until take_error()).
@@ -138,13 +138,14 @@ class GpuBackend final : public backend::Backend {
   float* act_ = nullptr;
   size_t act_floats_ = 0;
   std::vector<BatchMem> batch_pool_;
-  // The int8 decode scratch holds quant_src_ (quant_n_tok_ rows of quant_n_in_ floats, quant_stride_ apart)
-  // quantized for quant_kind_ weights.
-  const void* quant_src_ = nullptr;
-  int64_t quant_n_in_ = 0;
-  int64_t quant_n_tok_ = 0;
-  int64_t quant_stride_ = 0;
-  int quant_kind_ = 0;
+  // What the int8 scratch holds: rows `src` (n_tok rows of n_in floats, stride apart) quantized for `kind` weights
+  // (src nullptr: nothing reusable).
+  struct QuantizedRows {
+    const void* src = nullptr;
+    int64_t n_in = 0, n_tok = 0, stride = 0;
+    int kind = 0;
+    bool operator==(const QuantizedRows&) const = default;
+  } quantized_;
   struct PendingMatvec {
     int count = 0;
     bool closed = false;  // a member's output overlaps the input: later matmuls must see the new values
