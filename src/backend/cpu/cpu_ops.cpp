@@ -1,5 +1,5 @@
 // CpuBackend element-wise ops, rope, paged KV store, attention and MoE routing: plain scalar code (the reference
-// the SIMD and GPU versions are tested against), threaded over rows / (token, head) pairs.
+// the SIMD and GPU versions are tested against), threaded over rows / (token tile, KV head) pairs.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -41,14 +41,8 @@ float fold16(float* a) {
   return (a[0] + a[2]) + (a[1] + a[3]);
 }
 
-// The 4 accumulators of a step a[kStep] (accumulator k / 16, lane k % 16), in place: (acc0 + acc2) + (acc1 + acc3)
-// per lane, then fold16.
-float fold_step(float* a) {
-  for (int l = 0; l < kLanes; ++l) a[l] = (a[l] + a[l + 2 * kLanes]) + (a[l + kLanes] + a[l + 3 * kLanes]);
-  return fold16(a);
-}
-
-// fold_step for `width` independent steps at once: element k of step d at a[k * width + d]; the sums land in
+// The reference's sum of one 64-element step (its 4 accumulators merged (acc0 + acc2) + (acc1 + acc3) per lane, then
+// fold16) for `width` independent steps at once: element k of step d at a[k * width + d]; the sums land in
 // a[0 .. width) (the other rows are overwritten).
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -71,26 +65,134 @@ void fold_step_rows(float* a, int64_t width) {
   for (int64_t d = 0; d < width; ++d) r0[d] += r1[d];
 }
 
-// out[g * stride] = k . q_g * scale for the n_q query rows q_g = q + g * n of a KV head, each dot of F16 values in
-// the reference order. (Also compiled for AVX-512 and AVX2 where the compiler can pick per CPU: vector code gives
-// the same bits, every operation being an element-wise float add or an exact product.)
+// The F16 cache kernels below work on 16 keys (q . k) or 16 output columns (p . V) at once, one per vector lane,
+// and apply the reference's fold tree to whole vectors: each lane then goes through exactly the float operations
+// the per-element code performs, in the same order, so the results are the same bits. The tree, for the 64 step
+// sums P(0..63) (lane l of accumulator a is P(16 a + l)):
+//   t_l = (P(l) + P(l + 32)) + (P(l + 16) + P(l + 48))   l < 16 (the accumulators merged)
+//   u_l = t_l + t_(l + 8)   l < 8;   w_l = u_l + u_(l + 4)   l < 4;   sum = (w_0 + w_2) + (w_1 + w_3)   (fold16)
+// evaluated depth first so that few vectors are live. The GNU vector types are lowered to whatever the clone's ISA
+// has (one zmm, two ymm, or SSE / scalar code): element-wise float operations, the same bits on every clone.
+using F32x16 = float __attribute__((vector_size(64)));
+using F32x8 = float __attribute__((vector_size(32)));
+using F64x8 = double __attribute__((vector_size(64)));
+using F32x16u = float __attribute__((vector_size(64), aligned(4), may_alias));  // unaligned loads / stores
+using F32x8u = float __attribute__((vector_size(32), aligned(4), may_alias));
+constexpr int kKeyBlock = 16;  // keys (or output columns) per vector
+
+#define RF_LOAD16(p) (*reinterpret_cast<const F32x16u*>(p))
+#define RF_LOAD8(p) (*reinterpret_cast<const F32x8u*>(p))
+
+// The fold tree over P(i), i < kStep: the statements after `out` set F32x16 `p` to P(i); result into `out`.
+#define RF_FOLD_TREE(out, ...)                                             \
+  do {                                                                     \
+    F32x16 w_[4];                                                          \
+    for (int a_ = 0; a_ < 4; ++a_) {                                       \
+      F32x16 u_[2];                                                        \
+      for (int b_ = 0; b_ < 2; ++b_) {                                     \
+        F32x16 t_[2];                                                      \
+        for (int c_ = 0; c_ < 2; ++c_) {                                   \
+          const int l_ = a_ + 4 * b_ + 8 * c_;                             \
+          F32x16 p_[4];                                                    \
+          for (int e_ = 0; e_ < 4; ++e_) {                                 \
+            const int i = l_ + kLanes * e_;                                \
+            F32x16& p = p_[e_];                                            \
+            __VA_ARGS__                                                    \
+          }                                                                \
+          t_[c_] = (p_[0] + p_[2]) + (p_[1] + p_[3]);                      \
+        }                                                                  \
+        u_[b_] = t_[0] + t_[1];                                            \
+      }                                                                    \
+      w_[a_] = u_[0] + u_[1];                                              \
+    }                                                                      \
+    (out) = (w_[0] + w_[2]) + (w_[1] + w_[3]);                             \
+  } while (0)
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("avx512f", "avx2", "default")))
+#define RF_ATTN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define RF_ATTN_CLONES
 #endif
-void scores_f16_values(int64_t n, const float* k, const float* q, int n_q, float scale, float* out, int64_t stride) {
-  const int64_t whole = n - n % kStep;
-  for (int g = 0; g < n_q; ++g) {
-    const float* y = q + g * n;
-    double sum = 0.0;
-    if (whole > 0) {
-      float acc[kStep] = {};
-      for (int64_t i = 0; i < whole; i += kStep) {
-        for (int j = 0; j < kStep; ++j) acc[j] += k[i + j] * y[i + j];
+
+// Scaled q . k over F16 values for blocks of 16 keys: kt holds n_blocks blocks of [dk][16] (element i of key
+// 16 b + c at kt[(b * dk + i) * 16 + c]); query r (the F16-rounded qf + r * dk) gets the scores of its first
+// n_ctx[r] keys, rounded up to whole blocks, at scores + r * stride. Per key: the dot's whole 64-element steps
+// summed per element from 0 and folded, the rest added in double, then scaled (as the per-key code does).
+RF_ATTN_CLONES
+void scores_f16_blocks(int dk, const float* kt, int64_t n_blocks, const float* qf, int n_q, const int32_t* n_ctx,
+                       float scale, float* scores, int64_t stride) {
+  const int whole = dk - dk % kStep;
+  for (int64_t blk = 0; blk < n_blocks; ++blk) {
+    const float* kb = kt + blk * dk * kKeyBlock;
+    for (int r = 0; r < n_q; ++r) {
+      if (n_ctx[r] <= blk * kKeyBlock) continue;
+      const float* y = qf + static_cast<int64_t>(r) * dk;
+      float* dst = scores + r * stride + blk * kKeyBlock;
+      F32x16 folded = {};
+      if (whole > 0) {
+        RF_FOLD_TREE(folded, p = F32x16{};
+                     for (int s = 0; s < whole; s += kStep) p += RF_LOAD16(kb + (s + i) * kKeyBlock) * y[s + i];);
       }
-      sum = fold_step(acc);
+      if (whole == dk) {
+        *reinterpret_cast<F32x16u*>(dst) = folded * scale;
+        continue;
+      }
+      float f[kKeyBlock];
+      *reinterpret_cast<F32x16u*>(f) = folded;
+      F64x8 lo = {}, hi = {};
+      if (whole > 0) {
+        lo = __builtin_convertvector(RF_LOAD8(f), F64x8);
+        hi = __builtin_convertvector(RF_LOAD8(f + 8), F64x8);
+      }
+      for (int i = whole; i < dk; ++i) {
+        lo += __builtin_convertvector(RF_LOAD8(kb + i * kKeyBlock) * y[i], F64x8);
+        hi += __builtin_convertvector(RF_LOAD8(kb + i * kKeyBlock + 8) * y[i], F64x8);
+      }
+      *reinterpret_cast<F32x8u*>(dst) = __builtin_convertvector(lo, F32x8) * scale;
+      *reinterpret_cast<F32x8u*>(dst + 8) = __builtin_convertvector(hi, F32x8) * scale;
     }
-    for (int64_t i = whole; i < n; ++i) sum += static_cast<double>(k[i] * y[i]);
-    out[g * stride] = static_cast<float>(sum) * scale;
+  }
+}
+
+// probabilities . V for F16 values: v holds the tile's converted V rows at a stride of dvp floats (a multiple of
+// 16; the columns past dv are 0); query r's F16-rounded probabilities over its n_ctx[r] cells (probs + r * stride)
+// give out[r][0, dv). Per output element, as the reference's F16 dot over the KV view: cell j's product into lane
+// j % 64 (the lane's first cell as is, later ones added), the lanes folded (lanes no cell reaches hold 0), then the
+// cells past the last whole step of the view added in double.
+RF_ATTN_CLONES
+void values_f16_rows(int dv, int dvp, const float* v, int n_q, const int32_t* n_ctx, const float* probs,
+                     int64_t stride, float* const* out) {
+  for (int r = 0; r < n_q; ++r) {
+    const int32_t n = n_ctx[r];
+    const int32_t n_view = (n + kKvPad - 1) / kKvPad * kKvPad;
+    const int32_t n_lanes = std::min(n, n_view - n_view % kStep);
+    const float* pr = probs + r * stride;
+    for (int d0 = 0; d0 < dv; d0 += kKeyBlock) {
+      const float* vc = v + d0;
+      F32x16 folded = {};
+      if (n_lanes > 0) {
+        RF_FOLD_TREE(folded, p = F32x16{}; if (i < n_lanes) {
+          p = RF_LOAD16(vc + static_cast<int64_t>(i) * dvp) * pr[i];
+          for (int32_t j = i + kStep; j < n_lanes; j += kStep) p += RF_LOAD16(vc + static_cast<int64_t>(j) * dvp) * pr[j];
+        });
+      }
+      float f[kKeyBlock];
+      *reinterpret_cast<F32x16u*>(f) = folded;
+      if (n_lanes < n) {
+        F64x8 lo = {}, hi = {};
+        if (n_lanes > 0) {
+          lo = __builtin_convertvector(RF_LOAD8(f), F64x8);
+          hi = __builtin_convertvector(RF_LOAD8(f + 8), F64x8);
+        }
+        for (int32_t j = n_lanes; j < n; ++j) {
+          lo += __builtin_convertvector(RF_LOAD8(vc + static_cast<int64_t>(j) * dvp) * pr[j], F64x8);
+          hi += __builtin_convertvector(RF_LOAD8(vc + static_cast<int64_t>(j) * dvp + 8) * pr[j], F64x8);
+        }
+        *reinterpret_cast<F32x8u*>(f) = __builtin_convertvector(lo, F32x8);
+        *reinterpret_cast<F32x8u*>(f + 8) = __builtin_convertvector(hi, F32x8);
+      }
+      std::memcpy(out[r] + d0, f, static_cast<size_t>(std::min(kKeyBlock, dv - d0)) * sizeof(float));
+    }
   }
 }
 
@@ -244,100 +346,164 @@ void CpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
   const bool f16_values = v_cache.type == quant::Type::F16;
   const ActKernels& f16 = table_->for_act(quant::Type::F16);  // exact F16 <-> F32 row conversions
   const int dk = p.head_dim_k, dv = p.head_dim_v;
-  // One job per (token, KV head): the group's query heads share each K / V row read (and its F16 conversion).
-  pool_.parallel_for(b.n_tokens() * p.n_head_kv, [&](int64_t begin, int64_t end, int thread) {
+  const int dvp = (dv + kKeyBlock - 1) / kKeyBlock * kKeyBlock;
+  const int64_t n_tokens = b.n_tokens();
+  if (n_tokens == 0) return;
+  // Tiles: the batch's tokens grouped by sequence (batch order within one), cut into runs of up to `tile` tokens.
+  // One job per (tile, KV head) converts each K / V row it reads once for all the tile's queries (its tokens x the
+  // group's query heads). Every query's sums are those of the per-query order, so the tiling changes no bit. Tiles
+  // are as long as leaves a few jobs per thread and the scores within ~kTileFloats; the most expensive go first,
+  // as the pool's threads claim contiguous job ranges in order.
+  int32_t max_ctx_all = 0;
+  for (int32_t pos : b.positions) max_ctx_all = std::max(max_ctx_all, pos + 1);
+  constexpr int64_t kTileTokens = 16, kTileFloats = int64_t{1} << 17;
+  const int64_t jobs_wanted = 4 * static_cast<int64_t>(pool_.size());
+  const int64_t tile = std::clamp(std::min((n_tokens * p.n_head_kv + jobs_wanted - 1) / jobs_wanted,
+                                           kTileFloats / (int64_t{group} * (max_ctx_all + kKeyBlock + dk))),
+                                  int64_t{1}, kTileTokens);
+  std::vector<int64_t> order(static_cast<size_t>(n_tokens));
+  std::iota(order.begin(), order.end(), int64_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t x, int64_t y) { return b.seq[static_cast<size_t>(x)] < b.seq[static_cast<size_t>(y)]; });
+  struct Tile {
+    int64_t begin, end;  // in `order`
+    int64_t cost;
+  };
+  std::vector<Tile> tiles;
+  for (int64_t i = 0; i < n_tokens; ++i) {
+    const int64_t t = order[static_cast<size_t>(i)];
+    if (tiles.empty() || tiles.back().end - tiles.back().begin == tile ||
+        b.seq[static_cast<size_t>(order[static_cast<size_t>(tiles.back().begin)])] != b.seq[static_cast<size_t>(t)]) {
+      tiles.push_back({i, i, 0});
+    }
+    tiles.back().end = i + 1;
+    tiles.back().cost = std::max<int64_t>(tiles.back().cost, b.positions[static_cast<size_t>(t)] + 1);
+  }
+  for (Tile& tl : tiles) tl.cost *= tl.end - tl.begin;
+  std::stable_sort(tiles.begin(), tiles.end(), [](const Tile& x, const Tile& y) { return x.cost > y.cost; });
+
+  pool_.parallel_for(static_cast<int64_t>(tiles.size()) * p.n_head_kv, [&](int64_t begin, int64_t end, int thread) {
     std::vector<float>& buf = scratch_[static_cast<size_t>(thread)];
     std::vector<uint16_t>& buf16 = scratch16_[static_cast<size_t>(thread)];
+    std::vector<int32_t> n_ctx;
+    std::vector<float*> out_rows;
     for (int64_t job = begin; job < end; ++job) {
-      const int64_t t = job / p.n_head_kv;
+      const Tile& tl = tiles[static_cast<size_t>(job / p.n_head_kv)];
       const int hk = static_cast<int>(job % p.n_head_kv);
-      const int32_t seq = b.seq[static_cast<size_t>(t)];
-      const int32_t n_ctx = b.positions[static_cast<size_t>(t)] + 1;
-      // Cells [0, n_lanes) of the output sums go through the float lanes, the rest (at most kKvPad) through double.
-      const int32_t n_view = (n_ctx + kKvPad - 1) / kKvPad * kKvPad;
-      const int32_t n_lanes = std::min(n_ctx, n_view - n_view % kStep);
-      const int32_t n_tail = n_ctx - n_lanes;
-      // scores [group][n_ctx] | queries [group][dk] | one K row [dk] | one V row [dv] | lane sums [group][kStep][dv]
-      // | the tail's V rows [n_tail][dv]
-      const int64_t lanes_size = n_lanes > 0 ? static_cast<int64_t>(group) * kStep * dv : 0;
-      buf.resize(static_cast<size_t>(static_cast<int64_t>(group) * (n_ctx + dk) + dk + dv + lanes_size +
-                                     static_cast<int64_t>(n_tail) * dv));
-      float* scores = buf.data();
-      float* qf = scores + static_cast<int64_t>(group) * n_ctx;
-      float* krow = qf + static_cast<int64_t>(group) * dk;
-      float* vrow = krow + dk;
-      float* lanes = vrow + dv;
-      float* vtail = lanes + lanes_size;
-      buf16.resize(static_cast<size_t>(std::max(group * dk, n_ctx)));
-      // The queries, rounded to F16 for F16 keys (llama.cpp converts them to the keys' type).
-      const float* qsrc = row_f32(q, t) + static_cast<int64_t>(hk) * group * dk;
-      if (f16_keys) {
-        f16.quantize(qsrc, buf16.data(), static_cast<int64_t>(group) * dk);
-        f16.dequantize(buf16.data(), qf, static_cast<int64_t>(group) * dk);
-      } else {
-        std::memcpy(qf, qsrc, static_cast<size_t>(group) * dk * sizeof(float));
+      const int n_tok = static_cast<int>(tl.end - tl.begin);
+      const int n_q = n_tok * group;  // query r: token r / group of the tile, query head hk * group + r % group
+      const int32_t seq = b.seq[static_cast<size_t>(order[static_cast<size_t>(tl.begin)])];
+      n_ctx.resize(static_cast<size_t>(n_q));
+      out_rows.resize(static_cast<size_t>(n_q));
+      int32_t max_ctx = 0;
+      for (int r = 0; r < n_q; ++r) {
+        const int64_t t = order[static_cast<size_t>(tl.begin + r / group)];
+        n_ctx[static_cast<size_t>(r)] = b.positions[static_cast<size_t>(t)] + 1;
+        out_rows[static_cast<size_t>(r)] = row_f32(out, t) + (static_cast<int64_t>(hk) * group + r % group) * dv;
+        max_ctx = std::max(max_ctx, n_ctx[static_cast<size_t>(r)]);
       }
-      for (int32_t j = 0; j < n_ctx; ++j) {
-        const auto* ksrc = static_cast<const uint8_t*>(k_cache.data) + kv_slot(b, seq, j) * k_cache.nb1 +
-                           static_cast<size_t>(hk) * dk * (f16_keys ? 2 : 4);
+      const int64_t n_blocks = (max_ctx + kKeyBlock - 1) / kKeyBlock;
+      const int64_t stride = n_blocks * kKeyBlock;
+      // scores [n_q][stride] | queries [n_q][dk] | F16 keys [n_blocks][dk][16] | F16 V rows [max_ctx][dvp]
+      // | F32 V lane sums [kStep][dv] | one row [max(dk, dv)]
+      const int64_t kt_size = f16_keys ? n_blocks * kKeyBlock * dk : 0;
+      const int64_t v_size = f16_values ? static_cast<int64_t>(max_ctx) * dvp : 0;
+      const int64_t lanes_size = f16_values ? 0 : int64_t{kStep} * dv;
+      buf.resize(static_cast<size_t>(n_q * (stride + dk) + kt_size + v_size + lanes_size + std::max(dk, dv)));
+      float* scores = buf.data();
+      float* qf = scores + n_q * stride;
+      float* kt = qf + static_cast<int64_t>(n_q) * dk;
+      float* vbuf = kt + kt_size;
+      float* lanes = vbuf + v_size;
+      float* row = lanes + lanes_size;
+      buf16.resize(static_cast<size_t>(std::max(static_cast<int64_t>(group) * dk, stride)));
+      // The queries, rounded to F16 for F16 keys (llama.cpp converts them to the keys' type).
+      for (int ti = 0; ti < n_tok; ++ti) {
+        const float* qsrc = row_f32(q, order[static_cast<size_t>(tl.begin + ti)]) + static_cast<int64_t>(hk) * group * dk;
+        float* qdst = qf + static_cast<int64_t>(ti) * group * dk;
         if (f16_keys) {
-          f16.dequantize(ksrc, krow, dk);
-          scores_f16_values(dk, krow, qf, group, p.scale, scores + j, n_ctx);
-          continue;
+          f16.quantize(qsrc, buf16.data(), static_cast<int64_t>(group) * dk);
+          f16.dequantize(buf16.data(), qdst, static_cast<int64_t>(group) * dk);
+        } else {
+          std::memcpy(qdst, qsrc, static_cast<size_t>(group) * dk * sizeof(float));
         }
-        for (int g = 0; g < group; ++g) {
-          const float s = table_->dot_f32(dk, qf + static_cast<int64_t>(g) * dk, reinterpret_cast<const float*>(ksrc));
-          scores[static_cast<int64_t>(g) * n_ctx + j] = s * p.scale;
+      }
+      const auto k_row = [&](int32_t j) {
+        return static_cast<const uint8_t*>(k_cache.data) + kv_slot(b, seq, j) * k_cache.nb1 +
+               static_cast<size_t>(hk) * dk * (f16_keys ? 2 : 4);
+      };
+      const auto v_row = [&](int32_t j) {
+        return static_cast<const uint8_t*>(v_cache.data) + kv_slot(b, seq, j) * v_cache.nb1 +
+               static_cast<size_t>(hk) * dv * (f16_values ? 2 : 4);
+      };
+      if (f16_keys) {  // each key converted once, transposed into blocks of 16 keys
+        for (int32_t j = 0; j < max_ctx; ++j) {
+          f16.dequantize(k_row(j), row, dk);
+          float* dst = kt + (j / kKeyBlock) * static_cast<int64_t>(dk) * kKeyBlock + j % kKeyBlock;
+          for (int i = 0; i < dk; ++i) dst[i * kKeyBlock] = row[i];
+        }
+        for (int64_t j = max_ctx; j < stride; ++j) {  // the last block's keys past the context: 0
+          float* dst = kt + (j / kKeyBlock) * dk * kKeyBlock + j % kKeyBlock;
+          for (int i = 0; i < dk; ++i) dst[i * kKeyBlock] = 0.0f;
+        }
+        scores_f16_blocks(dk, kt, n_blocks, qf, n_q, n_ctx.data(), p.scale, scores, stride);
+      } else {
+        for (int32_t j = 0; j < max_ctx; ++j) {
+          const auto* k = reinterpret_cast<const float*>(k_row(j));
+          for (int r = 0; r < n_q; ++r) {
+            if (j >= n_ctx[static_cast<size_t>(r)]) continue;
+            scores[r * stride + j] = table_->dot_f32(dk, qf + static_cast<int64_t>(r) * dk, k) * p.scale;
+          }
         }
       }
       // Probabilities: exp(score - max) * (1 / sum), rounded to F16 for an F16 V cache (llama.cpp multiplies the
       // V cache by them converted to its type).
-      for (int g = 0; g < group; ++g) {
-        float* sg = scores + static_cast<int64_t>(g) * n_ctx;
-        const float inv = static_cast<float>(1.0 / exp_sum(sg, n_ctx, *std::max_element(sg, sg + n_ctx)));
-        for (int32_t j = 0; j < n_ctx; ++j) sg[j] *= inv;
+      for (int r = 0; r < n_q; ++r) {
+        float* sr = scores + r * stride;
+        const int32_t n = n_ctx[static_cast<size_t>(r)];
+        const float inv = static_cast<float>(1.0 / exp_sum(sr, n, *std::max_element(sr, sr + n)));
+        for (int32_t j = 0; j < n; ++j) sr[j] *= inv;
         if (f16_values) {
-          f16.quantize(sg, buf16.data(), n_ctx);
-          f16.dequantize(buf16.data(), sg, n_ctx);
+          f16.quantize(sr, buf16.data(), n);
+          f16.dequantize(buf16.data(), sr, n);
         }
       }
-      // Output = probabilities . V columns in the F16 dot's order: cell j's products into lane j % kStep (float
-      // adds), the lanes folded, then the tail cells added in double.
-      for (int g = 0; g < group && n_lanes > 0 && n_lanes < kStep; ++g) {  // lanes no cell sets (see below)
-        float* lg = lanes + static_cast<int64_t>(g) * kStep * dv;
-        std::fill(lg + static_cast<int64_t>(n_lanes) * dv, lg + static_cast<int64_t>(kStep) * dv, 0.0f);
-      }
-      for (int32_t j = 0; j < n_ctx; ++j) {
-        float* v = j < n_lanes ? vrow : vtail + static_cast<int64_t>(j - n_lanes) * dv;
-        const auto* vsrc = static_cast<const uint8_t*>(v_cache.data) + kv_slot(b, seq, j) * v_cache.nb1 +
-                           static_cast<size_t>(hk) * dv * (f16_values ? 2 : 4);
-        if (f16_values) {
-          f16.dequantize(vsrc, v, dv);
-        } else {
-          std::memcpy(v, vsrc, static_cast<size_t>(dv) * sizeof(float));
+      if (f16_values) {
+        for (int32_t j = 0; j < max_ctx; ++j) {
+          float* dst = vbuf + static_cast<int64_t>(j) * dvp;
+          f16.dequantize(v_row(j), dst, dv);
+          std::fill(dst + dv, dst + dvp, 0.0f);
         }
-        if (j >= n_lanes) continue;
-        for (int g = 0; g < group; ++g) {
-          const float pj = scores[static_cast<int64_t>(g) * n_ctx + j];
-          float* lane = lanes + (static_cast<int64_t>(g) * kStep + j % kStep) * dv;
-          if (j < kStep) {  // the first cell of a lane: 0 + p * v
-            for (int d = 0; d < dv; ++d) lane[d] = pj * v[d];
-          } else {  // the table's axpy: fused where it can, equal here as the F16 x F16 product is exact
-            table_->axpy_f32(dv, pj, v, lane);
+        values_f16_rows(dv, dvp, vbuf, n_q, n_ctx.data(), scores, stride, out_rows.data());
+        continue;
+      }
+      // F32 values, per query: cell j's products into lane j % kStep (the first cell of a lane as is, later ones by
+      // the table's axpy, fused where it can), the lanes folded, then the tail cells added in double.
+      for (int r = 0; r < n_q; ++r) {
+        const int32_t n = n_ctx[static_cast<size_t>(r)];
+        const int32_t n_view = (n + kKvPad - 1) / kKvPad * kKvPad;
+        const int32_t n_lanes = std::min(n, n_view - n_view % kStep);
+        const float* pr = scores + r * stride;
+        if (n_lanes > 0 && n_lanes < kStep) {  // lanes no cell sets
+          std::fill(lanes + static_cast<int64_t>(n_lanes) * dv, lanes + static_cast<int64_t>(kStep) * dv, 0.0f);
+        }
+        for (int32_t j = 0; j < n_lanes; ++j) {
+          const auto* v = reinterpret_cast<const float*>(v_row(j));
+          float* lane = lanes + static_cast<int64_t>(j % kStep) * dv;
+          if (j < kStep) {
+            for (int d = 0; d < dv; ++d) lane[d] = pr[j] * v[d];
+          } else {
+            table_->axpy_f32(dv, pr[j], v, lane);
           }
         }
-      }
-      float* o = row_f32(out, t) + static_cast<int64_t>(hk) * group * dv;
-      for (int g = 0; g < group && n_lanes > 0; ++g) fold_step_rows(lanes + static_cast<int64_t>(g) * kStep * dv, dv);
-      for (int g = 0; g < group; ++g) {
-        const float* pg = scores + static_cast<int64_t>(g) * n_ctx + n_lanes;
-        const float* lg = lanes + static_cast<int64_t>(g) * kStep * dv;  // folded sums in its first row
+        if (n_lanes > 0) fold_step_rows(lanes, dv);
+        float* o = out_rows[static_cast<size_t>(r)];
         for (int d = 0; d < dv; ++d) {
-          double sum = n_lanes > 0 ? lg[d] : 0.0;
-          for (int32_t j = 0; j < n_tail; ++j) {
-            sum += static_cast<double>(pg[j] * vtail[static_cast<int64_t>(j) * dv + d]);
+          double sum = n_lanes > 0 ? lanes[d] : 0.0;
+          for (int32_t j = n_lanes; j < n; ++j) {
+            sum += static_cast<double>(pr[j] * reinterpret_cast<const float*>(v_row(j))[d]);
           }
-          o[static_cast<int64_t>(g) * dv + d] = static_cast<float>(sum);
+          o[d] = static_cast<float>(sum);
         }
       }
     }
