@@ -65,10 +65,10 @@ void fold_step_rows(float* a, int64_t width) {
   for (int64_t d = 0; d < width; ++d) r0[d] += r1[d];
 }
 
-// The F16 cache kernels below work on 16 keys (q . k) or 16 output columns (p . V) at once, one per vector lane,
-// and apply the reference's fold tree to whole vectors: each lane then goes through exactly the float operations
-// the per-element code performs, in the same order, so the results are the same bits. The tree, for the 64 step
-// sums P(0..63) (lane l of accumulator a is P(16 a + l)):
+// The F16 cache kernels below work on 16 keys (q . k) or 16 output columns (p . V) at once, one per vector lane:
+// each lane goes through exactly the float operations of the per-element code, in the same order, so the results
+// are the same bits. For q . k that is the reference's fold tree applied to whole vectors; for the 64 step sums
+// P(0..63) (lane l of accumulator a is P(16 a + l)):
 //   t_l = (P(l) + P(l + 32)) + (P(l + 16) + P(l + 48))   l < 16 (the accumulators merged)
 //   u_l = t_l + t_(l + 8)   l < 8;   w_l = u_l + u_(l + 4)   l < 4;   sum = (w_0 + w_2) + (w_1 + w_3)   (fold16)
 // evaluated depth first so that few vectors are live. The GNU vector types are lowered to whatever the clone's ISA
@@ -82,31 +82,10 @@ constexpr int kKeyBlock = 16;  // keys (or output columns) per vector
 
 #define RF_LOAD16(p) (*reinterpret_cast<const F32x16u*>(p))
 #define RF_LOAD8(p) (*reinterpret_cast<const F32x8u*>(p))
-
-// The fold tree over P(i), i < kStep: the statements after `out` set F32x16 `p` to P(i); result into `out`.
-#define RF_FOLD_TREE(out, ...)                                             \
-  do {                                                                     \
-    F32x16 w_[4];                                                          \
-    for (int a_ = 0; a_ < 4; ++a_) {                                       \
-      F32x16 u_[2];                                                        \
-      for (int b_ = 0; b_ < 2; ++b_) {                                     \
-        F32x16 t_[2];                                                      \
-        for (int c_ = 0; c_ < 2; ++c_) {                                   \
-          const int l_ = a_ + 4 * b_ + 8 * c_;                             \
-          F32x16 p_[4];                                                    \
-          for (int e_ = 0; e_ < 4; ++e_) {                                 \
-            const int i = l_ + kLanes * e_;                                \
-            F32x16& p = p_[e_];                                            \
-            __VA_ARGS__                                                    \
-          }                                                                \
-          t_[c_] = (p_[0] + p_[2]) + (p_[1] + p_[3]);                      \
-        }                                                                  \
-        u_[b_] = t_[0] + t_[1];                                            \
-      }                                                                    \
-      w_[a_] = u_[0] + u_[1];                                              \
-    }                                                                      \
-    (out) = (w_[0] + w_[2]) + (w_[1] + w_[3]);                             \
-  } while (0)
+#define RF_STORE16(p, x) (*reinterpret_cast<F32x16u*>(p) = (x))
+#define RF_STORE8(p, x) (*reinterpret_cast<F32x8u*>(p) = (x))
+// Inlined into each clone below, so compiled for its ISA (they take no vector arguments).
+#define RF_ATTN_INLINE __attribute__((always_inline)) inline
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define RF_ATTN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -114,43 +93,135 @@ constexpr int kKeyBlock = 16;  // keys (or output columns) per vector
 #define RF_ATTN_CLONES
 #endif
 
+// The scaled q . k of 16 keys kb ([dk][16]: element i of key c at kb[i * 16 + c]) with NQ F16-rounded queries
+// y + g * y_stride, stored at dst + g * dst_stride. Per key and query: the whole 64-element steps summed per
+// element, folded, the elements past them added in double, then scaled. Each key block is loaded once for the NQ
+// queries. An element's first product is taken as is where the reference adds it to a zero accumulator: that only
+// turns a -0 sum into +0, i.e. can only flip the sign of a zero score, and a score enters the outputs only through
+// exp(score - max), where the sign of a zero does not matter (x - (+-0) = x for x != 0, and exp(+-0) = 1).
+template <int NQ>
+RF_ATTN_INLINE void scores_f16_keys(int dk, const float* kb, const float* y, int64_t y_stride, float scale,
+                                    float* dst, int64_t dst_stride) {
+  const int whole = dk - dk % kStep;
+  F32x16 res[NQ] = {};
+  if (whole > 0) {
+    F32x16 w[4][NQ];
+#pragma GCC unroll 4
+    for (int a = 0; a < 4; ++a) {
+      F32x16 u[2][NQ];
+#pragma GCC unroll 2
+      for (int b = 0; b < 2; ++b) {
+        F32x16 t[2][NQ];
+#pragma GCC unroll 2
+        for (int c = 0; c < 2; ++c) {
+          F32x16 p[4][NQ];
+#pragma GCC unroll 4
+          for (int e = 0; e < 4; ++e) {
+            const int i = a + 4 * b + 8 * c + kLanes * e;
+            const F32x16 k = RF_LOAD16(kb + i * kKeyBlock);
+#pragma GCC unroll 4
+            for (int g = 0; g < NQ; ++g) p[e][g] = k * y[g * y_stride + i];
+            for (int s = kStep; s < whole; s += kStep) {
+              const F32x16 ks = RF_LOAD16(kb + (s + i) * kKeyBlock);
+#pragma GCC unroll 4
+              for (int g = 0; g < NQ; ++g) p[e][g] += ks * y[g * y_stride + s + i];
+            }
+          }
+#pragma GCC unroll 4
+          for (int g = 0; g < NQ; ++g) t[c][g] = (p[0][g] + p[2][g]) + (p[1][g] + p[3][g]);
+        }
+#pragma GCC unroll 4
+        for (int g = 0; g < NQ; ++g) u[b][g] = t[0][g] + t[1][g];
+      }
+#pragma GCC unroll 4
+      for (int g = 0; g < NQ; ++g) w[a][g] = u[0][g] + u[1][g];
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < NQ; ++g) res[g] = (w[0][g] + w[2][g]) + (w[1][g] + w[3][g]);
+  }
+  for (int g = 0; g < NQ; ++g) {
+    float* out = dst + g * dst_stride;
+    if (whole == dk) {
+      RF_STORE16(out, res[g] * scale);
+      continue;
+    }
+    float f[kKeyBlock];
+    RF_STORE16(f, res[g]);
+    F64x8 lo = {}, hi = {};
+    if (whole > 0) {
+      lo = __builtin_convertvector(RF_LOAD8(f), F64x8);
+      hi = __builtin_convertvector(RF_LOAD8(f + 8), F64x8);
+    }
+    const float* yg = y + g * y_stride;
+    for (int i = whole; i < dk; ++i) {
+      lo += __builtin_convertvector(RF_LOAD8(kb + i * kKeyBlock) * yg[i], F64x8);
+      hi += __builtin_convertvector(RF_LOAD8(kb + i * kKeyBlock + 8) * yg[i], F64x8);
+    }
+    RF_STORE8(out, __builtin_convertvector(lo, F32x8) * scale);
+    RF_STORE8(out + 8, __builtin_convertvector(hi, F32x8) * scale);
+  }
+}
+
 // Scaled q . k over F16 values for blocks of 16 keys: kt holds n_blocks blocks of [dk][16] (element i of key
 // 16 b + c at kt[(b * dk + i) * 16 + c]); query r (the F16-rounded qf + r * dk) gets the scores of its first
-// n_ctx[r] keys, rounded up to whole blocks, at scores + r * stride. Per key: the dot's whole 64-element steps
-// summed per element from 0 and folded, the rest added in double, then scaled (as the per-key code does).
+// n_ctx[r] keys, rounded up to whole blocks, at scores + r * stride. Queries go in pairs (a pair's block is
+// computed when one of them needs it; the other's row has room for it).
 RF_ATTN_CLONES
 void scores_f16_blocks(int dk, const float* kt, int64_t n_blocks, const float* qf, int n_q, const int32_t* n_ctx,
                        float scale, float* scores, int64_t stride) {
-  const int whole = dk - dk % kStep;
   for (int64_t blk = 0; blk < n_blocks; ++blk) {
     const float* kb = kt + blk * dk * kKeyBlock;
-    for (int r = 0; r < n_q; ++r) {
-      if (n_ctx[r] <= blk * kKeyBlock) continue;
-      const float* y = qf + static_cast<int64_t>(r) * dk;
-      float* dst = scores + r * stride + blk * kKeyBlock;
-      F32x16 folded = {};
-      if (whole > 0) {
-        RF_FOLD_TREE(folded, p = F32x16{};
-                     for (int s = 0; s < whole; s += kStep) p += RF_LOAD16(kb + (s + i) * kKeyBlock) * y[s + i];);
-      }
-      if (whole == dk) {
-        *reinterpret_cast<F32x16u*>(dst) = folded * scale;
-        continue;
-      }
-      float f[kKeyBlock];
-      *reinterpret_cast<F32x16u*>(f) = folded;
-      F64x8 lo = {}, hi = {};
-      if (whole > 0) {
-        lo = __builtin_convertvector(RF_LOAD8(f), F64x8);
-        hi = __builtin_convertvector(RF_LOAD8(f + 8), F64x8);
-      }
-      for (int i = whole; i < dk; ++i) {
-        lo += __builtin_convertvector(RF_LOAD8(kb + i * kKeyBlock) * y[i], F64x8);
-        hi += __builtin_convertvector(RF_LOAD8(kb + i * kKeyBlock + 8) * y[i], F64x8);
-      }
-      *reinterpret_cast<F32x8u*>(dst) = __builtin_convertvector(lo, F32x8) * scale;
-      *reinterpret_cast<F32x8u*>(dst + 8) = __builtin_convertvector(hi, F32x8) * scale;
+    const int64_t first = blk * kKeyBlock;
+    int r = 0;
+    for (; r + 2 <= n_q; r += 2) {
+      if (n_ctx[r] <= first && n_ctx[r + 1] <= first) continue;
+      scores_f16_keys<2>(dk, kb, qf + static_cast<int64_t>(r) * dk, dk, scale, scores + r * stride + first, stride);
     }
+    if (r < n_q && n_ctx[r] > first) {
+      scores_f16_keys<1>(dk, kb, qf + static_cast<int64_t>(r) * dk, dk, scale, scores + r * stride + first, stride);
+    }
+  }
+}
+
+// Lane sums of p . V for lanes [c0, c0 + 4) and the NV column vectors from column d0: lane c gets cell c's product,
+// then those of cells c + 64, c + 128, ... (< n_lanes) added in order, into lanes[c * dvp + d0 ...]; a lane no
+// cell reaches gets 0.
+template <int NV>
+RF_ATTN_INLINE void value_lanes(int dvp, int d0, const float* v, const float* pr, int32_t n_lanes, int c0,
+                                float* lanes) {
+  constexpr int kRows = 4;
+  F32x16 acc[kRows][NV];
+  int32_t count[kRows];  // cells per lane
+#pragma GCC unroll 4
+  for (int c = 0; c < kRows; ++c) {
+    count[c] = n_lanes > c0 + c ? (n_lanes - (c0 + c) + kStep - 1) / kStep : 0;
+#pragma GCC unroll 4
+    for (int k = 0; k < NV; ++k) {
+      acc[c][k] = count[c] > 0 ? RF_LOAD16(v + static_cast<int64_t>(c0 + c) * dvp + d0 + k * kKeyBlock) * pr[c0 + c]
+                               : F32x16{};
+    }
+  }
+  // Lanes of one group differ by at most one cell (the last lane has the fewest).
+  int32_t m = 1;
+  for (; m < count[kRows - 1]; ++m) {
+#pragma GCC unroll 4
+    for (int c = 0; c < kRows; ++c) {
+      const int32_t j = c0 + c + m * kStep;
+      const float* vr = v + static_cast<int64_t>(j) * dvp + d0;
+#pragma GCC unroll 4
+      for (int k = 0; k < NV; ++k) acc[c][k] += RF_LOAD16(vr + k * kKeyBlock) * pr[j];
+    }
+  }
+#pragma GCC unroll 4
+  for (int c = 0; c < kRows; ++c) {
+    if (m < count[c]) {
+      const int32_t j = c0 + c + m * kStep;
+      const float* vr = v + static_cast<int64_t>(j) * dvp + d0;
+#pragma GCC unroll 4
+      for (int k = 0; k < NV; ++k) acc[c][k] += RF_LOAD16(vr + k * kKeyBlock) * pr[j];
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < NV; ++k) RF_STORE16(lanes + static_cast<int64_t>(c0 + c) * dvp + d0 + k * kKeyBlock, acc[c][k]);
   }
 }
 
@@ -158,26 +229,26 @@ void scores_f16_blocks(int dk, const float* kt, int64_t n_blocks, const float* q
 // 16; the columns past dv are 0); query r's F16-rounded probabilities over its n_ctx[r] cells (probs + r * stride)
 // give out[r][0, dv). Per output element, as the reference's F16 dot over the KV view: cell j's product into lane
 // j % 64 (the lane's first cell as is, later ones added), the lanes folded (lanes no cell reaches hold 0), then the
-// cells past the last whole step of the view added in double.
+// cells past the last whole step of the view added in double. lanes: scratch of kStep x dvp floats.
 RF_ATTN_CLONES
 void values_f16_rows(int dv, int dvp, const float* v, int n_q, const int32_t* n_ctx, const float* probs,
-                     int64_t stride, float* const* out) {
+                     int64_t stride, float* lanes, float* const* out) {
   for (int r = 0; r < n_q; ++r) {
     const int32_t n = n_ctx[r];
     const int32_t n_view = (n + kKvPad - 1) / kKvPad * kKvPad;
     const int32_t n_lanes = std::min(n, n_view - n_view % kStep);
     const float* pr = probs + r * stride;
-    for (int d0 = 0; d0 < dv; d0 += kKeyBlock) {
-      const float* vc = v + d0;
-      F32x16 folded = {};
-      if (n_lanes > 0) {
-        RF_FOLD_TREE(folded, p = F32x16{}; if (i < n_lanes) {
-          p = RF_LOAD16(vc + static_cast<int64_t>(i) * dvp) * pr[i];
-          for (int32_t j = i + kStep; j < n_lanes; j += kStep) p += RF_LOAD16(vc + static_cast<int64_t>(j) * dvp) * pr[j];
-        });
+    if (n_lanes > 0) {
+      for (int c0 = 0; c0 < kStep; c0 += 4) {
+        int d0 = 0;
+        for (; d0 + 4 * kKeyBlock <= dvp; d0 += 4 * kKeyBlock) value_lanes<4>(dvp, d0, v, pr, n_lanes, c0, lanes);
+        for (; d0 < dvp; d0 += kKeyBlock) value_lanes<1>(dvp, d0, v, pr, n_lanes, c0, lanes);
       }
+      fold_step_rows(lanes, dvp);  // the folded sums in the first row
+    }
+    for (int d0 = 0; d0 < dv; d0 += kKeyBlock) {
       float f[kKeyBlock];
-      *reinterpret_cast<F32x16u*>(f) = folded;
+      RF_STORE16(f, n_lanes > 0 ? RF_LOAD16(lanes + d0) : F32x16{});
       if (n_lanes < n) {
         F64x8 lo = {}, hi = {};
         if (n_lanes > 0) {
@@ -185,11 +256,11 @@ void values_f16_rows(int dv, int dvp, const float* v, int n_q, const int32_t* n_
           hi = __builtin_convertvector(RF_LOAD8(f + 8), F64x8);
         }
         for (int32_t j = n_lanes; j < n; ++j) {
-          lo += __builtin_convertvector(RF_LOAD8(vc + static_cast<int64_t>(j) * dvp) * pr[j], F64x8);
-          hi += __builtin_convertvector(RF_LOAD8(vc + static_cast<int64_t>(j) * dvp + 8) * pr[j], F64x8);
+          lo += __builtin_convertvector(RF_LOAD8(v + static_cast<int64_t>(j) * dvp + d0) * pr[j], F64x8);
+          hi += __builtin_convertvector(RF_LOAD8(v + static_cast<int64_t>(j) * dvp + d0 + 8) * pr[j], F64x8);
         }
-        *reinterpret_cast<F32x8u*>(f) = __builtin_convertvector(lo, F32x8);
-        *reinterpret_cast<F32x8u*>(f + 8) = __builtin_convertvector(hi, F32x8);
+        RF_STORE8(f, __builtin_convertvector(lo, F32x8));
+        RF_STORE8(f + 8, __builtin_convertvector(hi, F32x8));
       }
       std::memcpy(out[r] + d0, f, static_cast<size_t>(std::min(kKeyBlock, dv - d0)) * sizeof(float));
     }
@@ -405,10 +476,10 @@ void CpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
       const int64_t n_blocks = (max_ctx + kKeyBlock - 1) / kKeyBlock;
       const int64_t stride = n_blocks * kKeyBlock;
       // scores [n_q][stride] | queries [n_q][dk] | F16 keys [n_blocks][dk][16] | F16 V rows [max_ctx][dvp]
-      // | F32 V lane sums [kStep][dv] | one row [max(dk, dv)]
+      // | V lane sums [kStep][dvp] | one row [max(dk, dv)]
       const int64_t kt_size = f16_keys ? n_blocks * kKeyBlock * dk : 0;
       const int64_t v_size = f16_values ? static_cast<int64_t>(max_ctx) * dvp : 0;
-      const int64_t lanes_size = f16_values ? 0 : int64_t{kStep} * dv;
+      const int64_t lanes_size = int64_t{kStep} * dvp;
       buf.resize(static_cast<size_t>(n_q * (stride + dk) + kt_size + v_size + lanes_size + std::max(dk, dv)));
       float* scores = buf.data();
       float* qf = scores + n_q * stride;
@@ -474,7 +545,7 @@ void CpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
           f16.dequantize(v_row(j), dst, dv);
           std::fill(dst + dv, dst + dvp, 0.0f);
         }
-        values_f16_rows(dv, dvp, vbuf, n_q, n_ctx.data(), scores, stride, out_rows.data());
+        values_f16_rows(dv, dvp, vbuf, n_q, n_ctx.data(), scores, stride, lanes, out_rows.data());
         continue;
       }
       // F32 values, per query: cell j's products into lane j % kStep (the first cell of a lane as is, later ones by
