@@ -4,6 +4,7 @@
 // Weights rotate over several copies so that the 50 MB L2 cache cannot hold them.
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -81,7 +82,14 @@ int main(int argc, char** argv) {
       if (auto t = rf::quant::type_from_name(argv[i])) types.push_back(*t);
     }
   }
-  const int64_t n_in = 4096, n_out = 11008, n_copies = 6, n_batch = 512;
+  // ROCMFORGE_BENCH_SHAPE=IN,OUT (default 4096,11008: a 7B gate / up matrix).
+  int64_t n_in = 4096, n_out = 11008;
+  if (const char* v = std::getenv("ROCMFORGE_BENCH_SHAPE")) {
+    long a = 0, b = 0;
+    if (std::sscanf(v, "%ld,%ld", &a, &b) == 2 && a > 0 && b > 0) n_in = a, n_out = b;
+  }
+  const int64_t n_copies = 6, n_batch = 512;
+  std::printf("shape %ld x %ld\n", static_cast<long>(n_in), static_cast<long>(n_out));
   std::mt19937 rng(1);
   std::normal_distribution<float> dist(0.0f, 1.0f);
   std::printf("%-7s %10s %12s %10s %8s %14s\n", "type", "MB/copy", "decode us", "GB/s", "% copy", "batch GFLOP/s");
@@ -121,6 +129,29 @@ int main(int argc, char** argv) {
       be.matmul(o1, x1, w[static_cast<size_t>(i) % w.size()]);
       be.flush_deferred();
     });
+    // Back-to-back products (as in a decode graph: no idle GPU between launches), the staged kernel and the direct
+    // one; the activation row is quantized once and reused.
+    {
+      rf::gpu::MatmulPolicy& pol = rf::gpu::matmul_policy();
+      const int saved_staged = pol.staged_matvec;
+      for (const int staged : {0, 2}) {
+        pol.staged_matvec = staged;
+        be.matmul(o1, x1, w[0]);
+        be.flush_deferred();
+        const int k = 24;
+        const double ms = median_ms(be.stream(), 15, [&](int) {
+          for (int i = 0; i < k; ++i) {
+            be.matmul(o1, x1, w[static_cast<size_t>(i) % w.size()]);
+            be.flush_deferred();
+          }
+        }) / k;
+        const double g = static_cast<double>(bytes.size()) / (ms * 1e6);
+        std::printf("  back-to-back %-7s %8.2f us %7.0f GB/s %6.1f%% copy\n", staged ? "staged" : "direct", ms * 1e3,
+                    g, 100.0 * g / copy_gbs);
+      }
+      pol.staged_matvec = saved_staged;
+    }
+    if (std::getenv("ROCMFORGE_BENCH_DECODE_ONLY") != nullptr) continue;  // decode figures only
     be.matmul(ot, xt, w[0]);
     const double bat_ms =
         median_ms(be.stream(), 5, [&](int i) { be.matmul(ot, xt, w[static_cast<size_t>(i) % w.size()]); });

@@ -28,6 +28,7 @@ RF_DEVICE float load_kv(const void* cache, bool f16, int64_t i) {
 
 template <int kVPer>
 __global__ void __launch_bounds__(kTile) attention_kernel(AttentionArgs a) {
+  pdl_prologue();
   extern __shared__ float q_s[];  // head_dim_k
   __shared__ float p_s[kTile];
   __shared__ int64_t slot_s[kTile];
@@ -101,6 +102,7 @@ constexpr int kMaxTileDim = 256;
 
 template <int QT>
 __global__ void __launch_bounds__(kTileThreads) attention_tile_kernel(AttentionArgs a) {
+  pdl_prologue();
   constexpr int kTpr = kTileThreads / QT;        // threads per query row
   constexpr int kScores = kKeyTile / kTpr;       // scores per thread per key tile
   constexpr int kMaxDims = kMaxTileDim / kTpr;   // output dims per thread, upper bound
@@ -257,6 +259,7 @@ constexpr int kMaxDecodeDim = 256;   // larger heads take attention_kernel
 
 template <int D>  // dimensions per lane: head_dim <= D * kWarpSize
 __global__ void __launch_bounds__(kDecWarps * kWarpSize) attention_decode_kernel(AttentionArgs a, int slices) {
+  pdl_prologue();
   extern __shared__ float sm[];  // [kDecWarps][kGroup][head_dim_v] outputs, then [kDecWarps][kGroup][2] (max, sum)
   const int gsize = a.n_head / a.n_head_kv;
   const int hk = static_cast<int>(blockIdx.x) / slices;
@@ -356,6 +359,7 @@ __global__ void __launch_bounds__(kDecWarps * kWarpSize) attention_decode_kernel
 
 // Merges the chunks of every (token, head) whose context spans more than one, in chunk order.
 __global__ void attention_merge_kernel(AttentionArgs a) {
+  pdl_prologue();
   const int h = static_cast<int>(blockIdx.x);
   const int64_t t = blockIdx.y;
   const int32_t n_ctx = a.positions[t] + 1;
@@ -407,13 +411,12 @@ Status launch_decode(const AttentionArgs& a, gpuStream_t stream) {
   const size_t shared = static_cast<size_t>(kDecWarps * kGroup * (a.head_dim_v + 2)) * sizeof(float);
   const unsigned threads = static_cast<unsigned>(kDecWarps * a.warp_size);
   switch (decode_dims_per_lane(a)) {
-    case 2: attention_decode_kernel<2><<<grid, threads, shared, stream>>>(a, slices); break;
-    case 4: attention_decode_kernel<4><<<grid, threads, shared, stream>>>(a, slices); break;
-    default: attention_decode_kernel<8><<<grid, threads, shared, stream>>>(a, slices); break;
+    case 2: launch_kernel(attention_decode_kernel<2>, grid, threads, shared, stream, a, slices); break;
+    case 4: launch_kernel(attention_decode_kernel<4>, grid, threads, shared, stream, a, slices); break;
+    default: launch_kernel(attention_decode_kernel<8>, grid, threads, shared, stream, a, slices); break;
   }
   if (chunks > 1) {
-    attention_merge_kernel<<<dim3(static_cast<unsigned>(a.n_head), static_cast<unsigned>(a.n_tokens)), 128, 0,
-                             stream>>>(a);
+    launch_kernel(attention_merge_kernel, dim3(static_cast<unsigned>(a.n_head), static_cast<unsigned>(a.n_tokens)), 128, 0, stream, a);
   }
   const gpuError_t err = gpuGetLastError();
   return err == gpuSuccess ? ok_status() : error_status(err, "attention (decode) launch");
@@ -439,9 +442,9 @@ Status attention(const AttentionArgs& a, gpuStream_t stream) {
                           static_cast<size_t>(qt * (kKeyTile + 1)) * sizeof(float);
     const dim3 grid(static_cast<unsigned>(a.n_head), static_cast<unsigned>((a.n_tokens + qt - 1) / qt));
     if (qt == 32) {
-      attention_tile_kernel<32><<<grid, kTileThreads, shared, stream>>>(a);
+      launch_kernel(attention_tile_kernel<32>, grid, kTileThreads, shared, stream, a);
     } else {
-      attention_tile_kernel<16><<<grid, kTileThreads, shared, stream>>>(a);
+      launch_kernel(attention_tile_kernel<16>, grid, kTileThreads, shared, stream, a);
     }
     const gpuError_t err = gpuGetLastError();
     return err == gpuSuccess ? ok_status() : error_status(err, "attention (query tiles) launch");
@@ -451,11 +454,11 @@ Status attention(const AttentionArgs& a, gpuStream_t stream) {
   const size_t shared = static_cast<size_t>(a.head_dim_k) * sizeof(float);
   const int per = (a.head_dim_v + kTile - 1) / kTile;
   if (per == 1) {
-    attention_kernel<1><<<grid, kTile, shared, stream>>>(a);
+    launch_kernel(attention_kernel<1>, grid, kTile, shared, stream, a);
   } else if (per == 2) {
-    attention_kernel<2><<<grid, kTile, shared, stream>>>(a);
+    launch_kernel(attention_kernel<2>, grid, kTile, shared, stream, a);
   } else {
-    attention_kernel<4><<<grid, kTile, shared, stream>>>(a);
+    launch_kernel(attention_kernel<4>, grid, kTile, shared, stream, a);
   }
   const gpuError_t err = gpuGetLastError();
   return err == gpuSuccess ? ok_status() : error_status(err, "attention launch");

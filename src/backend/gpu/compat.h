@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "core/status.h"
 
@@ -178,6 +179,14 @@ inline Status error_status(gpuError_t err, const char* what) {
 
 [[noreturn]] void fatal_gpu_error(const char* file, int line, const char* expr, gpuError_t err);
 
+// Programmatic dependent launch (CUDA, sm_90+): kernels launched through launch_kernel() may start while the
+// kernel before them on the stream is still running, so their launch and prologue (weight prefetch) overlap its
+// tail. Set once per process by the backend from the device (compute capability 9+) and ROCMFORGE_GPU_PDL (0: off).
+inline bool& pdl_enabled() {
+  static bool on = false;
+  return on;
+}
+
 }  // namespace rf::gpu
 
 // Aborts on a failed runtime call: for calls that can only fail through a programming error.
@@ -314,11 +323,110 @@ RF_DEVICE int dot4_i8(int a, int b, int c) {
 #endif
 }
 
+// Memory ordering and a rendezvous among the lanes of one warp (the lanes that reach it; no block barrier, so
+// warps of a block may leave early).
+RF_DEVICE void warp_sync() {
+#if defined(RF_GPU_HIP)
+  __builtin_amdgcn_fence(__ATOMIC_RELEASE, "wavefront");
+  __builtin_amdgcn_wave_barrier();
+  __builtin_amdgcn_fence(__ATOMIC_ACQUIRE, "wavefront");
+#else
+  __syncwarp();
+#endif
+}
+
+// Global -> shared copies of 16 bytes (both addresses 16-byte aligned) that run in the background: cp.async on
+// NVIDIA sm_80+ (cached in L2 only), a plain load and store elsewhere. async_copy_commit() closes a group of
+// copies; async_copy_wait<N>() returns once every group but the N most recent is in shared memory (for this
+// thread: other lanes see the data after a warp_sync() / __syncthreads() that follows it).
+// async_copy16_partial copies the first n (0..16) bytes and zero-fills the rest, reading nothing past src + n.
+RF_DEVICE void async_copy16(void* smem, const void* gmem) {
+#if defined(RF_GPU_CUDA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const auto s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem) : "memory");
+#else
+  *static_cast<uint4*>(smem) = *static_cast<const uint4*>(gmem);
+#endif
+}
+RF_DEVICE void async_copy16_partial(void* smem, const void* gmem, int n) {
+#if defined(RF_GPU_CUDA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const auto s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(n) : "memory");
+#else
+  auto* d = static_cast<uint8_t*>(smem);
+  const auto* g = static_cast<const uint8_t*>(gmem);
+  for (int i = 0; i < 16; ++i) d[i] = i < n ? g[i] : uint8_t{0};
+#endif
+}
+RF_DEVICE void async_copy_commit() {
+#if defined(RF_GPU_CUDA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+template <int N>
+RF_DEVICE void async_copy_wait() {
+#if defined(RF_GPU_CUDA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+#endif
+}
+
+// Programmatic dependent launch, device side (no-ops where the target lacks it). Every kernel launched through
+// launch_kernel() calls grid_dependency_wait() before it reads anything an earlier kernel wrote or writes anything
+// an earlier kernel reads; work before it may only touch data no kernel writes (weights). grid_dependents_launch()
+// lets the next kernel's launch begin (it still waits in its own grid_dependency_wait for this one to finish).
+RF_DEVICE void grid_dependency_wait() {
+#if defined(RF_GPU_CUDA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+RF_DEVICE void grid_dependents_launch() {
+#if defined(RF_GPU_CUDA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" :::);
+#endif
+}
+// The start of a kernel with nothing to do before it waits: lets the next kernel launch, then waits.
+RF_DEVICE void pdl_prologue() {
+  grid_dependents_launch();
+  grid_dependency_wait();
+}
+// Hint: bring the 128-byte line holding p into L2 (weights a kernel will read after grid_dependency_wait).
+RF_DEVICE void prefetch_l2(const void* p) {
+#if defined(RF_GPU_CUDA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p));
+#else
+  (void)p;
+#endif
+}
+
 // IEEE half (as its 16 raw bits) to float, exact for every finite value, subnormals and infinities.
 RF_DEVICE float half_bits_to_float(uint16_t bits) { return __half2float(__ushort_as_half(bits)); }
 
 // bfloat16 (raw bits) to float: the upper half of the float's bits.
 RF_DEVICE float bf16_bits_to_float(uint16_t bits) { return __uint_as_float(static_cast<uint32_t>(bits) << 16); }
+
+// kernel<<<grid, block, shared, stream>>>(args...), as a programmatic dependent launch when pdl_enabled() (the
+// kernel must then follow grid_dependency_wait's rule). A failed launch shows in gpuGetLastError(), as for <<<>>>.
+template <typename... Params, typename... Args>
+inline void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, gpuStream_t stream,
+                                Args&&... args) {
+#if defined(RF_GPU_CUDA)
+  if (pdl_enabled()) {
+    cudaLaunchConfig_t config{};
+    config.gridDim = grid;
+    config.blockDim = block;
+    config.dynamicSmemBytes = shared;
+    config.stream = stream;
+    cudaLaunchAttribute attribute[1];
+    attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute[0].val.programmaticStreamSerializationAllowed = 1;
+    config.attrs = attribute;
+    config.numAttrs = 1;
+    (void)cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);  // its error stays the last error
+    return;
+  }
+#endif
+  kernel<<<grid, block, shared, stream>>>(std::forward<Args>(args)...);
+}
 
 }  // namespace rf::gpu
 

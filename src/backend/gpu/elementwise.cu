@@ -24,6 +24,7 @@ Status launch_status(const char* what) {
 // One block per row.
 __global__ void __launch_bounds__(kThreads)
     rms_norm_kernel(RowsF32 out, RowsF32 x, const float* __restrict__ weight, float eps) {
+  pdl_prologue();
   __shared__ float scratch[kMaxWarpsPerBlock];
   const int64_t r = blockIdx.x;
   const float* xr = x.data + r * x.stride;
@@ -48,6 +49,7 @@ constexpr int kNormVecs = 4;
 template <bool kAdd>
 __global__ void __launch_bounds__(1024)
     rms_norm_vec_kernel(RowsF32 out, RowsF32 x, RowsF32 a, RowsF32 b, const float* __restrict__ weight, float eps) {
+  pdl_prologue();
   __shared__ float scratch[kMaxWarpsPerBlock];
   const int64_t r = blockIdx.x;
   auto* xr = reinterpret_cast<float4*>(x.data + r * x.stride);
@@ -104,6 +106,7 @@ int norm_threads(int64_t ne0) {
 }
 
 __global__ void add_kernel(RowsF32 out, RowsF32 a, RowsF32 b) {
+  pdl_prologue();
   const int64_t t = global_thread();
   if (t >= a.ne0 * a.rows) return;
   const int64_t r = t / a.ne0, i = t % a.ne0;
@@ -111,6 +114,7 @@ __global__ void add_kernel(RowsF32 out, RowsF32 a, RowsF32 b) {
 }
 
 __global__ void silu_mul_kernel(RowsF32 out, RowsF32 gate, RowsF32 up) {
+  pdl_prologue();
   const int64_t t = global_thread();
   if (t >= gate.ne0 * gate.rows) return;
   const int64_t r = t / gate.ne0, i = t % gate.ne0;
@@ -119,6 +123,7 @@ __global__ void silu_mul_kernel(RowsF32 out, RowsF32 gate, RowsF32 up) {
 }
 
 __global__ void sigmoid_scale_kernel(RowsF32 out, RowsF32 x, RowsF32 gate) {
+  pdl_prologue();
   const int64_t t = global_thread();
   if (t >= x.ne0 * x.rows) return;
   const int64_t r = t / x.ne0, i = t % x.ne0;
@@ -128,6 +133,7 @@ __global__ void sigmoid_scale_kernel(RowsF32 out, RowsF32 x, RowsF32 gate) {
 
 // One thread per (token, head, rotated pair).
 __global__ void rope_kernel(RowsF32 x, const int32_t* __restrict__ positions, RopeArgs a, backend::YarnRange yarn) {
+  pdl_prologue();
   const int half = a.n_rot / 2;
   const int64_t t = global_thread();
   if (t >= x.rows * a.n_head * half) return;
@@ -158,6 +164,7 @@ __global__ void rope_kernel(RowsF32 x, const int32_t* __restrict__ positions, Ro
 template <bool kF16>
 __global__ void kv_store_kernel(void* __restrict__ cache, int64_t cache_stride, RowsF32 src,
                                 const int32_t* __restrict__ slots) {
+  pdl_prologue();
   const int64_t t = global_thread();
   if (t >= src.ne0 * src.rows) return;
   const int64_t r = t / src.ne0, i = t % src.ne0;
@@ -171,6 +178,7 @@ __global__ void kv_store_kernel(void* __restrict__ cache, int64_t cache_stride, 
 }
 
 __global__ void gather_rows_kernel(RowsF32 out, RowsF32 x, const int32_t* __restrict__ rows) {
+  pdl_prologue();
   const int64_t t = global_thread();
   if (t >= out.ne0 * out.rows) return;
   const int64_t r = t / out.ne0, i = t % out.ne0;
@@ -180,6 +188,7 @@ __global__ void gather_rows_kernel(RowsF32 out, RowsF32 x, const int32_t* __rest
 // One thread per token; the expert probabilities live in dynamic shared memory (a float per expert).
 __global__ void moe_route_kernel(int32_t* __restrict__ ids, int64_t ids_stride, RowsF32 weights, RowsF32 logits,
                                  int n_used, bool normalize) {
+  pdl_prologue();
   extern __shared__ float probs[];
   const int64_t t = blockIdx.x;
   const int64_t n_expert = logits.ne0;
@@ -211,6 +220,7 @@ __global__ void moe_route_kernel(int32_t* __restrict__ ids, int64_t ids_stride, 
 }
 
 __global__ void moe_combine_kernel(RowsF32 out, RowsF32 expert_out, RowsF32 weights) {
+  pdl_prologue();
   const int64_t t = global_thread();
   if (t >= out.ne0 * out.rows) return;
   const int64_t r = t / out.ne0, i = t % out.ne0;
@@ -229,10 +239,9 @@ __global__ void moe_combine_kernel(RowsF32 out, RowsF32 expert_out, RowsF32 weig
 Status rms_norm(RowsF32 out, RowsF32 x, const float* weight, float eps, gpuStream_t stream) {
   if (x.rows == 0) return ok_status();
   if (vec_rows(x) && vec_rows(out) && (weight == nullptr || aligned16(weight))) {
-    rms_norm_vec_kernel<false>
-        <<<static_cast<unsigned>(x.rows), norm_threads(x.ne0), 0, stream>>>(out, x, x, x, weight, eps);
+    launch_kernel(rms_norm_vec_kernel<false>, static_cast<unsigned>(x.rows), norm_threads(x.ne0), 0, stream, out, x, x, x, weight, eps);
   } else {
-    rms_norm_kernel<<<static_cast<unsigned>(x.rows), kThreads, 0, stream>>>(out, x, weight, eps);
+    launch_kernel(rms_norm_kernel, static_cast<unsigned>(x.rows), kThreads, 0, stream, out, x, weight, eps);
   }
   return launch_status("rms_norm launch");
 }
@@ -247,26 +256,25 @@ Status add_rms_norm(RowsF32 sum, RowsF32 a, RowsF32 b, RowsF32 out, const float*
                     gpuStream_t stream) {
   if (!can_add_rms_norm(sum, a, b, out, weight)) return Status::error("gpu add_rms_norm: unsupported row layout");
   if (sum.rows == 0) return ok_status();
-  rms_norm_vec_kernel<true>
-      <<<static_cast<unsigned>(sum.rows), norm_threads(sum.ne0), 0, stream>>>(out, sum, a, b, weight, eps);
+  launch_kernel(rms_norm_vec_kernel<true>, static_cast<unsigned>(sum.rows), norm_threads(sum.ne0), 0, stream, out, sum, a, b, weight, eps);
   return launch_status("add_rms_norm launch");
 }
 
 Status add(RowsF32 out, RowsF32 a, RowsF32 b, gpuStream_t stream) {
   if (a.rows * a.ne0 == 0) return ok_status();
-  add_kernel<<<blocks_for(a.rows * a.ne0, kThreads), kThreads, 0, stream>>>(out, a, b);
+  launch_kernel(add_kernel, blocks_for(a.rows * a.ne0, kThreads), kThreads, 0, stream, out, a, b);
   return launch_status("add launch");
 }
 
 Status silu_mul(RowsF32 out, RowsF32 gate, RowsF32 up, gpuStream_t stream) {
   if (gate.rows * gate.ne0 == 0) return ok_status();
-  silu_mul_kernel<<<blocks_for(gate.rows * gate.ne0, kThreads), kThreads, 0, stream>>>(out, gate, up);
+  launch_kernel(silu_mul_kernel, blocks_for(gate.rows * gate.ne0, kThreads), kThreads, 0, stream, out, gate, up);
   return launch_status("silu_mul launch");
 }
 
 Status sigmoid_scale(RowsF32 out, RowsF32 x, RowsF32 gate, gpuStream_t stream) {
   if (x.rows * x.ne0 == 0) return ok_status();
-  sigmoid_scale_kernel<<<blocks_for(x.rows * x.ne0, kThreads), kThreads, 0, stream>>>(out, x, gate);
+  launch_kernel(sigmoid_scale_kernel, blocks_for(x.rows * x.ne0, kThreads), kThreads, 0, stream, out, x, gate);
   return launch_status("sigmoid_scale launch");
 }
 
@@ -276,7 +284,7 @@ Status rope(RowsF32 x, const int32_t* positions, const RopeArgs& args, gpuStream
   const backend::YarnRange yarn = args.ext_factor != 0.0f ? backend::yarn_range(args.n_rot, args.n_ctx_orig, args.freq_base,
                                                                args.beta_fast, args.beta_slow)
                                                   : backend::YarnRange{};
-  rope_kernel<<<blocks_for(items, kThreads), kThreads, 0, stream>>>(x, positions, args, yarn);
+  launch_kernel(rope_kernel, blocks_for(items, kThreads), kThreads, 0, stream, x, positions, args, yarn);
   return launch_status("rope launch");
 }
 
@@ -284,9 +292,9 @@ Status kv_store(void* cache, bool f16, int64_t cache_stride, RowsF32 src, const 
   const int64_t items = src.rows * src.ne0;
   if (items == 0) return ok_status();
   if (f16) {
-    kv_store_kernel<true><<<blocks_for(items, kThreads), kThreads, 0, stream>>>(cache, cache_stride, src, slots);
+    launch_kernel(kv_store_kernel<true>, blocks_for(items, kThreads), kThreads, 0, stream, cache, cache_stride, src, slots);
   } else {
-    kv_store_kernel<false><<<blocks_for(items, kThreads), kThreads, 0, stream>>>(cache, cache_stride, src, slots);
+    launch_kernel(kv_store_kernel<false>, blocks_for(items, kThreads), kThreads, 0, stream, cache, cache_stride, src, slots);
   }
   return launch_status("kv_store launch");
 }
@@ -294,7 +302,7 @@ Status kv_store(void* cache, bool f16, int64_t cache_stride, RowsF32 src, const 
 Status gather_rows(RowsF32 out, RowsF32 x, const int32_t* rows, gpuStream_t stream) {
   const int64_t items = out.rows * out.ne0;
   if (items == 0) return ok_status();
-  gather_rows_kernel<<<blocks_for(items, kThreads), kThreads, 0, stream>>>(out, x, rows);
+  launch_kernel(gather_rows_kernel, blocks_for(items, kThreads), kThreads, 0, stream, out, x, rows);
   return launch_status("get_rows launch");
 }
 
@@ -302,7 +310,7 @@ Status moe_route(int32_t* ids, int64_t ids_stride, RowsF32 weights, RowsF32 logi
                  gpuStream_t stream) {
   if (logits.rows == 0) return ok_status();
   const size_t shared = static_cast<size_t>(logits.ne0) * sizeof(float);
-  moe_route_kernel<<<static_cast<unsigned>(logits.rows), 1, shared, stream>>>(ids, ids_stride, weights, logits, n_used,
+  launch_kernel(moe_route_kernel, static_cast<unsigned>(logits.rows), 1, shared, stream, ids, ids_stride, weights, logits, n_used,
                                                                               normalize);
   return launch_status("moe_route launch");
 }
@@ -310,7 +318,7 @@ Status moe_route(int32_t* ids, int64_t ids_stride, RowsF32 weights, RowsF32 logi
 Status moe_combine(RowsF32 out, RowsF32 expert_out, RowsF32 weights, gpuStream_t stream) {
   const int64_t items = out.rows * out.ne0;
   if (items == 0) return ok_status();
-  moe_combine_kernel<<<blocks_for(items, kThreads), kThreads, 0, stream>>>(out, expert_out, weights);
+  launch_kernel(moe_combine_kernel, blocks_for(items, kThreads), kThreads, 0, stream, out, expert_out, weights);
   return launch_status("moe_combine launch");
 }
 

@@ -128,6 +128,11 @@ Expected<std::unique_ptr<GpuBackend>> GpuBackend::create(int device_index) {
   if (const char* g = std::getenv("ROCMFORGE_GPU_GRAPHS"); g != nullptr && std::string(g) == "0") {
     be->set_graphs_enabled(false);
   }
+  // Programmatic dependent launch (compat.h) on NVIDIA compute capability 9.0 and later; ROCMFORGE_GPU_PDL=0: off.
+  if (be->info_.arch.rfind("sm_", 0) == 0 && std::atoi(be->info_.arch.c_str() + 3) >= 90) {
+    const char* v = std::getenv("ROCMFORGE_GPU_PDL");
+    pdl_enabled() = v == nullptr || v[0] != '0';
+  }
   // One real kernel: fails here (with the runtime's reason) when this build has no code for the device.
   float* probe = be->act_scratch(64);
   if (probe == nullptr) return Status::error("gpu: cannot allocate a 256-byte scratch buffer");

@@ -67,6 +67,9 @@ struct MatmulPolicy {
   int64_t int8_max_tokens = 32;  // batches of up to this many tokens take matvec_int8 (when the type has it)
   int64_t mmq_min_tokens = 2;    // batches in [mmq_min_tokens, mmq_max_tokens] take matmul_mmq (when it has the type)
   int64_t mmq_max_tokens = int64_t{1} << 40;
+  // Single-token matvec_int8 with weights staged in shared memory: 0 never, 1 for the types where that measured
+  // faster on the H100 (Q4_0, Q8_0, Q6_K), 2 for every type (ROCMFORGE_GPU_STAGED).
+  int staged_matvec = 1;
 };
 MatmulPolicy& matmul_policy();
 // The tile matmul() uses for n_tok tokens and n_out rows under the current policy.

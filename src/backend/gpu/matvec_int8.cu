@@ -77,6 +77,16 @@ RF_DEVICE WarpRows warp_rows(const MatSet& set, const ActRows& act) {
   return {set.w[2], set.nb1[2], set.out[2], set.out_stride[2], row0, n_rows, tok0, nt};
 }
 
+// Programmatic launch (see compat.h): lets the next kernel launch, asks L2 for this warp's weight rows (no kernel
+// writes them) while the previous kernel may still run, then waits for it before the activations are read.
+RF_DEVICE void weights_then_wait(const WarpRows& wr) {
+  grid_dependents_launch();
+  const uint8_t* p = wr.w + wr.row0 * wr.nb1;
+  const int64_t bytes = wr.n_rows * static_cast<int64_t>(wr.nb1);
+  for (int64_t off = static_cast<int64_t>(lane_id()) * 128; off < bytes; off += kWarpSize * 128) prefetch_l2(p + off);
+  grid_dependency_wait();
+}
+
 template <int kR, int NT>
 RF_DEVICE void zero_sums(float (&acc)[kR][NT]) {
 #pragma unroll
@@ -118,6 +128,7 @@ RF_DEVICE void take_max(float& amax, float& vmax, int& imax, float a, float v, i
 template <int kBlock>
 __global__ void __launch_bounds__(kThreads)
     quantize_act_kernel(const float* __restrict__ x, int64_t x_stride, int64_t n, const Int8Rows rows) {
+  pdl_prologue();
   x += blockIdx.y * x_stride;  // one activation row per blockIdx.y
   int8_t* q = rows.q + blockIdx.y * rows.q_stride;
   float* d = rows.d + blockIdx.y * rows.d_stride;
@@ -206,6 +217,33 @@ RF_DEVICE void load16_2aligned(const uint8_t* p, uint32_t (&w)[4]) {
   for (int k = 0; k < 4; ++k) w[k] = static_cast<uint32_t>(h[2 * k]) | (static_cast<uint32_t>(h[2 * k + 1]) << 16);
 }
 
+// Q4_K / Q5_K block ib of the warp's rows: this lane's 16 codes of sub-blocks 2c (lo) and 2c + 1 (hi) as words of
+// 4 bytes, their 6-bit scales and mins and the block's d / dmin, times every token's Q8_K block ib.
+template <int kR, int NT>
+RF_DEVICE void accumulate_q45k(const uint32_t (&lo)[kR][4], const uint32_t (&hi)[kR][4], const float (&d)[kR],
+                               const float (&dmin)[kR], const int (&sc_lo)[kR], const int (&m_lo)[kR],
+                               const int (&sc_hi)[kR], const int (&m_hi)[kR], int64_t ib, int c, int half,
+                               const WarpRows& wr, const ActRows& act, float (&acc)[kR][NT]) {
+#pragma unroll
+  for (int t = 0; t < NT; ++t) {
+    if (t < wr.n_tok) {
+      const int8_t* ab = act.q + (wr.tok0 + t) * act.q_stride + ib * 256 + 64 * c + 16 * half;
+      const int4 a_lo = *reinterpret_cast<const int4*>(ab);
+      const int4 a_hi = *reinterpret_cast<const int4*>(ab + 32);
+      const float da = act.d[(wr.tok0 + t) * act.d_stride + ib];
+      const int s_lo = sum_codes(a_lo), s_hi = sum_codes(a_hi);
+#pragma unroll
+      for (int r = 0; r < kR; ++r) {
+        if (r < wr.n_rows) {
+          const int dot = sc_lo[r] * dot16(lo[r], a_lo) + sc_hi[r] * dot16(hi[r], a_hi);
+          const int mins = m_lo[r] * s_lo + m_hi[r] * s_hi;
+          acc[r][t] += da * (d[r] * static_cast<float>(dot) - dmin[r] * static_cast<float>(mins));
+        }
+      }
+    }
+  }
+}
+
 // Q4_K (kFive false) / Q5_K (true) weights times Q8_K activations, kKRowsPerWarp rows per warp, NT tokens: each
 // lane decodes its weight bytes once per block and multiplies them with every token's codes.
 template <bool kFive, int NT>
@@ -216,6 +254,7 @@ __global__ void __launch_bounds__(kThreads)
   constexpr int kR = kKRowsPerWarp;
   const WarpRows wr = warp_rows<kR, NT>(set, act);
   if (wr.n_rows <= 0) return;  // uniform across the warp
+  weights_then_wait(wr);
   const int sub = lane_id() % kLanesPerKBlock;
   const int c = sub / 2, half = sub % 2;  // 64-element chunk c; low nibbles: sub-block 2c, high: 2c + 1
   float acc[kR][NT];
@@ -253,26 +292,34 @@ __global__ void __launch_bounds__(kThreads)
         scale_min_k4(b + 4, 2 * c + 1, &sc_hi[r], &m_hi[r]);
       }
     }
+    accumulate_q45k(lo, hi, d, dmin, sc_lo, m_lo, sc_hi, m_hi, ib, c, half, wr, act, acc);
+  }
+  store_sums(wr, acc);
+}
+
+// Q6_K block ib of the warp's rows: this lane's 16 + 16 codes (elements e1.. and e2.., offset 32 taken off here)
+// with their scales and the block's d, times every token's Q8_K block ib.
+template <int kR, int NT>
+RF_DEVICE void accumulate_q6k(const uint32_t (&v1)[kR][4], const uint32_t (&v2)[kR][4], const int (&sc1)[kR],
+                              const int (&sc2)[kR], const float (&d)[kR], int64_t ib, int e1, int e2,
+                              const WarpRows& wr, const ActRows& act, float (&acc)[kR][NT]) {
 #pragma unroll
-    for (int t = 0; t < NT; ++t) {
-      if (t < wr.n_tok) {
-        const int8_t* ab = act.q + (wr.tok0 + t) * act.q_stride + ib * 256 + 64 * c + 16 * half;
-        const int4 a_lo = *reinterpret_cast<const int4*>(ab);
-        const int4 a_hi = *reinterpret_cast<const int4*>(ab + 32);
-        const float da = act.d[(wr.tok0 + t) * act.d_stride + ib];
-        const int s_lo = sum_codes(a_lo), s_hi = sum_codes(a_hi);
+  for (int t = 0; t < NT; ++t) {
+    if (t < wr.n_tok) {
+      const int8_t* ab = act.q + (wr.tok0 + t) * act.q_stride + ib * 256;
+      const int4 a1 = *reinterpret_cast<const int4*>(ab + e1);
+      const int4 a2 = *reinterpret_cast<const int4*>(ab + e2);
+      const float da = act.d[(wr.tok0 + t) * act.d_stride + ib];
+      const int s1 = sum_codes(a1), s2 = sum_codes(a2);
 #pragma unroll
-        for (int r = 0; r < kR; ++r) {
-          if (r < wr.n_rows) {
-            const int dot = sc_lo[r] * dot16(lo[r], a_lo) + sc_hi[r] * dot16(hi[r], a_hi);
-            const int mins = m_lo[r] * s_lo + m_hi[r] * s_hi;
-            acc[r][t] += da * (d[r] * static_cast<float>(dot) - dmin[r] * static_cast<float>(mins));
-          }
+      for (int r = 0; r < kR; ++r) {
+        if (r < wr.n_rows) {
+          const int dot = sc1[r] * (dot16(v1[r], a1) - 32 * s1) + sc2[r] * (dot16(v2[r], a2) - 32 * s2);
+          acc[r][t] += da * d[r] * static_cast<float>(dot);
         }
       }
     }
   }
-  store_sums(wr, acc);
 }
 
 // Q6_K weights times Q8_K activations. Lane sub (0..7) of a block: half h = sub / 4, j = sub % 4 reads ql bytes
@@ -285,6 +332,7 @@ __global__ void __launch_bounds__(kThreads)
   constexpr int kR = kKRowsPerWarp;
   const WarpRows wr = warp_rows<kR, NT>(set, act);
   if (wr.n_rows <= 0) return;  // uniform across the warp
+  weights_then_wait(wr);
   const int sub = lane_id() % kLanesPerKBlock;
   const int h = sub / 4, j = sub % 4, k0 = j / 2, l0 = 16 * (j & 1);
   const int e1 = 128 * h + 32 * k0 + l0, e2 = e1 + 64;
@@ -313,25 +361,45 @@ __global__ void __launch_bounds__(kThreads)
         d[r] = half_bits_to_float(*reinterpret_cast<const uint16_t*>(b + 208));
       }
     }
+    accumulate_q6k(v1, v2, sc1, sc2, d, ib, e1, e2, wr, act, acc);
+  }
+  store_sums(wr, acc);
+}
+
+// Block ib of the warp's rows (weight codes wq as 8 words of signed bytes in activation order, Q4_0: unsigned
+// nibbles whose offset of 8 is taken off here; scales dw) times every token's Q8_0 activation block ib.
+template <bool kQ8Weights, int kR, int NT>
+RF_DEVICE void accumulate_q40_q80(const uint32_t (&wq)[kR][8], const float (&dw)[kR], int64_t ib, const WarpRows& wr,
+                                  const ActRows& act, float (&acc)[kR][NT]) {
 #pragma unroll
-    for (int t = 0; t < NT; ++t) {
-      if (t < wr.n_tok) {
-        const int8_t* ab = act.q + (wr.tok0 + t) * act.q_stride + ib * 256;
-        const int4 a1 = *reinterpret_cast<const int4*>(ab + e1);
-        const int4 a2 = *reinterpret_cast<const int4*>(ab + e2);
-        const float da = act.d[(wr.tok0 + t) * act.d_stride + ib];
-        const int s1 = sum_codes(a1), s2 = sum_codes(a2);
+  for (int t = 0; t < NT; ++t) {
+    if (t < wr.n_tok) {
+      const int8_t* ab = act.q + (wr.tok0 + t) * act.q_stride + ib * 32;
+      const int4 a0 = reinterpret_cast<const int4*>(ab)[0];
+      const int4 a1 = reinterpret_cast<const int4*>(ab)[1];
+      const int a[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+      const float da = act.d[(wr.tok0 + t) * act.d_stride + ib];
+      const int asum = kQ8Weights ? 0 : sum_codes(a0) + sum_codes(a1);  // Q4_0 codes carry an offset of 8
 #pragma unroll
-        for (int r = 0; r < kR; ++r) {
-          if (r < wr.n_rows) {
-            const int dot = sc1[r] * (dot16(v1[r], a1) - 32 * s1) + sc2[r] * (dot16(v2[r], a2) - 32 * s2);
-            acc[r][t] += da * d[r] * static_cast<float>(dot);
+      for (int r = 0; r < kR; ++r) {
+        if (r < wr.n_rows) {
+          int sumi = 0;
+          if (kQ8Weights) {
+#pragma unroll
+            for (int k = 0; k < 8; ++k) sumi = dot4_i8(static_cast<int>(wq[r][k]), a[k], sumi);
+          } else {
+#pragma unroll
+            for (int k = 0; k < 4; ++k) {
+              sumi = dot4_i8(static_cast<int>(wq[r][k]), a[k], sumi);
+              sumi = dot4_i8(static_cast<int>(wq[r][k + 4]), a[k + 4], sumi);
+            }
+            sumi -= 8 * asum;
           }
+          acc[r][t] += static_cast<float>(sumi) * (dw[r] * da);
         }
       }
     }
   }
-  store_sums(wr, acc);
 }
 
 // Q4_0 / Q8_0 weights times Q8_0 activations: each lane takes whole 32-element blocks, kQ4RowsPerWarp rows per warp.
@@ -342,6 +410,7 @@ __global__ void __launch_bounds__(kThreads)
   constexpr int kR = kQ4RowsPerWarp;
   const WarpRows wr = warp_rows<kR, NT>(set, act);
   if (wr.n_rows <= 0) return;  // uniform across the warp
+  weights_then_wait(wr);
   float acc[kR][NT];
   zero_sums(acc);
 #pragma unroll 4
@@ -367,37 +436,225 @@ __global__ void __launch_bounds__(kThreads)
         }
       }
     }
+    accumulate_q40_q80<kQ8Weights>(wq, dw, ib, wr, act, acc);
+  }
+  store_sums(wr, acc);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Staged products: the same per-lane arithmetic as the kernels above (every lane takes the same blocks in the same
+// order, so the sums are bitwise equal), but the weight bytes reach shared memory through 16-byte asynchronous
+// copies of whole contiguous row spans, kStages steps ahead, instead of 2- to 16-byte loads from global memory
+// per lane. A Q4_0 row's 18-byte blocks read with 2-byte loads touch every 128-byte line nine times; staged, each
+// line once, with several steps of the row in flight per warp.
+// Step = the blocks one warp pass covers (kWarpSize / kLanes of them); stage = one step of kR rows.
+
+// Bytes per block, lanes per block and rows per warp of each staged type.
+struct StagedFormat {
+  int block_bytes, lanes, rows;
+};
+RF_HOST_DEVICE constexpr StagedFormat staged_format(quant::Type t) {
+  using quant::Type;
+  return t == Type::Q4_0   ? StagedFormat{18, 1, kQ4RowsPerWarp}
+         : t == Type::Q8_0 ? StagedFormat{34, 1, kQ4RowsPerWarp}
+         : t == Type::Q4_K ? StagedFormat{144, kLanesPerKBlock, kKRowsPerWarp}
+         : t == Type::Q5_K ? StagedFormat{176, kLanesPerKBlock, kKRowsPerWarp}
+                           : StagedFormat{210, kLanesPerKBlock, kKRowsPerWarp};
+}
+constexpr int kStages = 4;
+// One row's step in shared memory: the step's bytes from the 16-byte boundary at or below its start (up to 15
+// bytes earlier) to the one at or above its end, plus room for read_words' reads past the last block.
+RF_HOST_DEVICE constexpr int staged_step_bytes(quant::Type t, int warp_size) {
+  return (warp_size / staged_format(t).lanes * staged_format(t).block_bytes + 32 + 15) / 16 * 16;
+}
+size_t staged_shared_bytes(quant::Type t, int warp_size) {
+  return static_cast<size_t>(kThreads / warp_size) * kStages * staged_format(t).rows * staged_step_bytes(t, warp_size);
+}
+
+// N little-endian words of the bytes at p (2-byte aligned), through aligned 4-byte loads (reads up to 4 bytes past
+// p + 4 N).
+template <int N>
+RF_DEVICE void read_words(const uint8_t* p, uint32_t (&w)[N]) {
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  const auto* src = reinterpret_cast<const uint32_t*>(a & ~uintptr_t{3});
+  const unsigned shift = static_cast<unsigned>(a & 2) * 8;  // 0 or 16
+  uint32_t prev = src[0];
 #pragma unroll
-    for (int t = 0; t < NT; ++t) {
-      if (t < wr.n_tok) {
-        const int8_t* ab = act.q + (wr.tok0 + t) * act.q_stride + ib * 32;
-        const int4 a0 = reinterpret_cast<const int4*>(ab)[0];
-        const int4 a1 = reinterpret_cast<const int4*>(ab)[1];
-        const int a[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
-        const float da = act.d[(wr.tok0 + t) * act.d_stride + ib];
-        const int asum = kQ8Weights ? 0 : sum_codes(a0) + sum_codes(a1);  // Q4_0 codes carry an offset of 8
+  for (int i = 0; i < N; ++i) {
+    const uint32_t next = src[i + 1];
+    w[i] = static_cast<uint32_t>(((static_cast<uint64_t>(next) << 32) | prev) >> shift);
+    prev = next;
+  }
+}
+
+// Block ib of each row r < wr.n_rows whose bytes start at b[r] (shared memory, 2-byte aligned); `sub` is the lane's
+// index among the block's lanes. Decodes as the direct kernels above and accumulates with the same helpers.
+template <quant::Type T, int kR, int NT>
+RF_DEVICE void staged_block(const uint8_t* const (&b)[kR], int64_t ib, int sub, const WarpRows& wr,
+                            const ActRows& act, float (&acc)[kR][NT]) {
+  using quant::Type;
+  if constexpr (T == Type::Q4_0 || T == Type::Q8_0) {
+    constexpr bool kQ8 = T == Type::Q8_0;
+    uint32_t wq[kR][8];
+    float dw[kR];
 #pragma unroll
-        for (int r = 0; r < kR; ++r) {
-          if (r < wr.n_rows) {
-            int sumi = 0;
-            if (kQ8Weights) {
+    for (int r = 0; r < kR; ++r) {
+      if (r < wr.n_rows) {
+        uint32_t x[kQ8 ? 9 : 5];  // the scale and the codes (from byte 2)
+        read_words(b[r], x);
+        dw[r] = half_bits_to_float(static_cast<uint16_t>(x[0] & 0xFFFFu));
+        constexpr int kCodeWords = kQ8 ? 8 : 4;
 #pragma unroll
-              for (int k = 0; k < 8; ++k) sumi = dot4_i8(static_cast<int>(wq[r][k]), a[k], sumi);
-            } else {
-#pragma unroll
-              for (int k = 0; k < 4; ++k) {
-                sumi = dot4_i8(static_cast<int>(wq[r][k]), a[k], sumi);
-                sumi = dot4_i8(static_cast<int>(wq[r][k + 4]), a[k + 4], sumi);
-              }
-              sumi -= 8 * asum;
-            }
-            acc[r][t] += static_cast<float>(sumi) * (dw[r] * da);
+        for (int k = 0; k < kCodeWords; ++k) {
+          const uint32_t v = (x[k] >> 16) | (x[k + 1] << 16);
+          if (kQ8) {
+            wq[r][k] = v;
+          } else {
+            wq[r][k] = v & 0x0F0F0F0Fu;
+            wq[r][k + 4] = (v >> 4) & 0x0F0F0F0Fu;
           }
         }
       }
     }
+    accumulate_q40_q80<kQ8>(wq, dw, ib, wr, act, acc);
+  } else if constexpr (T == Type::Q4_K || T == Type::Q5_K) {
+    constexpr bool kFive = T == Type::Q5_K;
+    constexpr int kQsOffset = kFive ? 48 : 16;
+    const int c = sub / 2, half = sub % 2;
+    uint32_t lo[kR][4], hi[kR][4];
+    float d[kR], dmin[kR];
+    int sc_lo[kR], m_lo[kR], sc_hi[kR], m_hi[kR];
+#pragma unroll
+    for (int r = 0; r < kR; ++r) {
+      if (r < wr.n_rows) {
+        uint32_t q[4], dm[1];
+        read_words(b[r] + kQsOffset + 32 * c + 16 * half, q);
+        if (kFive) {
+          uint32_t qh[4];
+          read_words(b[r] + 16 + 16 * half, qh);
+#pragma unroll
+          for (int k = 0; k < 4; ++k) {
+            lo[r][k] = (q[k] & 0x0F0F0F0Fu) | (((qh[k] >> (2 * c)) & 0x01010101u) << 4);
+            hi[r][k] = ((q[k] >> 4) & 0x0F0F0F0Fu) | (((qh[k] >> (2 * c + 1)) & 0x01010101u) << 4);
+          }
+        } else {
+#pragma unroll
+          for (int k = 0; k < 4; ++k) {
+            lo[r][k] = q[k] & 0x0F0F0F0Fu;
+            hi[r][k] = (q[k] >> 4) & 0x0F0F0F0Fu;
+          }
+        }
+        read_words(b[r], dm);
+        d[r] = half_bits_to_float(static_cast<uint16_t>(dm[0] & 0xFFFFu));
+        dmin[r] = half_bits_to_float(static_cast<uint16_t>(dm[0] >> 16));
+        scale_min_k4(b[r] + 4, 2 * c, &sc_lo[r], &m_lo[r]);
+        scale_min_k4(b[r] + 4, 2 * c + 1, &sc_hi[r], &m_hi[r]);
+      }
+    }
+    accumulate_q45k(lo, hi, d, dmin, sc_lo, m_lo, sc_hi, m_hi, ib, c, half, wr, act, acc);
+  } else {
+    static_assert(T == Type::Q6_K, "staged types: Q4_0, Q8_0, Q4_K, Q5_K, Q6_K");
+    const int h = sub / 4, j = sub % 4, k0 = j / 2, l0 = 16 * (j & 1);
+    const int e1 = 128 * h + 32 * k0 + l0, e2 = e1 + 64;
+    uint32_t v1[kR][4], v2[kR][4];
+    int sc1[kR], sc2[kR];
+    float d[kR];
+#pragma unroll
+    for (int r = 0; r < kR; ++r) {
+      if (r < wr.n_rows) {
+        uint32_t ql[4], qh[4];
+        read_words(b[r] + 64 * h + 16 * j, ql);
+        read_words(b[r] + 128 + 32 * h + l0, qh);
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+          v1[r][k] = (ql[k] & 0x0F0F0F0Fu) | (((qh[k] >> (2 * k0)) & 0x03030303u) << 4);
+          v2[r][k] = ((ql[k] >> 4) & 0x0F0F0F0Fu) | (((qh[k] >> (2 * k0 + 4)) & 0x03030303u) << 4);
+        }
+        const auto* scales = reinterpret_cast<const int8_t*>(b[r] + 192);
+        sc1[r] = scales[e1 / 16];
+        sc2[r] = scales[e2 / 16];
+        d[r] = half_bits_to_float(*reinterpret_cast<const uint16_t*>(b[r] + 208));
+      }
+    }
+    accumulate_q6k(v1, v2, sc1, sc2, d, ib, e1, e2, wr, act, acc);
+  }
+}
+
+template <quant::Type T, int NT>
+__global__ void __launch_bounds__(kThreads)
+    matvec_staged_kernel(const MatSet set, int64_t n_blocks, const ActRows act) {
+  constexpr StagedFormat kF = staged_format(T);
+  constexpr int kR = kF.rows;
+  constexpr int kStepBlocks = kWarpSize / kF.lanes;
+  constexpr int kStepBytes = staged_step_bytes(T, kWarpSize);
+  extern __shared__ uint4 staged_shared[];
+  grid_dependents_launch();
+  const WarpRows wr = warp_rows<kR, NT>(set, act);
+  if (wr.n_rows <= 0) return;  // uniform across the warp; the kernel has no block-wide barrier
+  uint8_t* mine = reinterpret_cast<uint8_t*>(staged_shared) + warp_id() * (kStages * kR * kStepBytes);
+  const int64_t n_steps = (n_blocks + kStepBlocks - 1) / kStepBlocks;
+  const int lane = lane_id();
+  const auto step_src = [&](int r, int64_t s) {
+    return wr.w + (wr.row0 + r) * wr.nb1 + s * kStepBlocks * kF.block_bytes;
+  };
+  const auto issue = [&](int64_t s) {
+    if (s < n_steps) {
+      const int64_t n_bytes = min(static_cast<int64_t>(kStepBlocks), n_blocks - s * kStepBlocks) * kF.block_bytes;
+#pragma unroll
+      for (int r = 0; r < kR; ++r) {
+        if (r < wr.n_rows) {
+          const uint8_t* g = step_src(r, s);
+          const uint8_t* g0 = reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(g) & ~uintptr_t{15});
+          const uint8_t* end = g + n_bytes;
+          const int n_chunks = static_cast<int>((end - g0 + 15) / 16);
+          uint8_t* dst = mine + ((s % kStages) * kR + r) * kStepBytes;
+          for (int c = lane; c < n_chunks; c += kWarpSize) {
+            const uint8_t* src = g0 + 16 * c;
+            if (end - src >= 16) {
+              async_copy16(dst + 16 * c, src);
+            } else {
+              async_copy16_partial(dst + 16 * c, src, static_cast<int>(end - src));
+            }
+          }
+        }
+      }
+    }
+    async_copy_commit();  // an empty group past the end keeps the wait count below uniform
+  };
+  float acc[kR][NT];
+  zero_sums(acc);
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) issue(s);  // weights only: no kernel writes them
+  grid_dependency_wait();                           // the activations come from the previous kernel
+  for (int64_t s = 0; s < n_steps; ++s) {
+    issue(s + kStages - 1);
+    async_copy_wait<kStages - 1>();
+    warp_sync();
+    const int64_t ib = s * kStepBlocks + lane / kF.lanes;
+    if (ib < n_blocks) {
+      const uint8_t* b[kR];
+#pragma unroll
+      for (int r = 0; r < kR; ++r) {
+        b[r] = mine + ((s % kStages) * kR + r) * kStepBytes + (reinterpret_cast<uintptr_t>(step_src(r, s)) & 15) +
+               (lane / kF.lanes) * kF.block_bytes;
+      }
+      staged_block<T>(b, ib, lane % kF.lanes, wr, act, acc);
+    }
+    warp_sync();  // every lane is done with this stage before a later issue() overwrites it
   }
   store_sums(wr, acc);
+}
+
+template <quant::Type T>
+void launch_staged(unsigned grid, const MatSet& set, int64_t n_blocks, const ActRows& act, int warp_size,
+                   gpuStream_t stream) {
+  const size_t shared = staged_shared_bytes(T, warp_size);
+  static const bool opted_in = [&] {  // above 48 KB needs the opt-in, once per kernel
+    return gpuFuncSetAttribute(reinterpret_cast<const void*>(&matvec_staged_kernel<T, 1>),
+                               gpuFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared)) == gpuSuccess;
+  }();
+  (void)opted_in;  // a refused opt-in shows as the launch error
+  launch_kernel(matvec_staged_kernel<T, 1>, grid, kThreads, shared, stream, set, n_blocks, act);
 }
 
 unsigned blocks_for(int64_t items, int64_t per_block) {
@@ -444,9 +701,9 @@ Status quantize_int8_rows(int kind, const float* x, int64_t x_stride, int64_t n_
   }
   const dim3 grid(blocks_for((n_in + 255) / 256, kThreads / warp_size), static_cast<unsigned>(n_tok));
   if (kind == 256) {
-    quantize_act_kernel<256><<<grid, kThreads, 0, stream>>>(x, x_stride, n_in, rows);
+    launch_kernel(quantize_act_kernel<256>, grid, kThreads, 0, stream, x, x_stride, n_in, rows);
   } else {
-    quantize_act_kernel<32><<<grid, kThreads, 0, stream>>>(x, x_stride, n_in, rows);
+    launch_kernel(quantize_act_kernel<32>, grid, kThreads, 0, stream, x, x_stride, n_in, rows);
   }
   const gpuError_t err = gpuGetLastError();
   return err == gpuSuccess ? ok_status() : error_status(err, "quantize_int8_rows launch");
@@ -500,14 +757,27 @@ Status matvec_int8_multi(const WeightView* ws, float* const* outs, const int64_t
   set.count = count;
   if (row_blocks == 0) return ok_status();
   const unsigned grid = row_blocks * act.n_groups;
+  const int staged = matmul_policy().staged_matvec;
+  // Staged Q4_K / Q5_K decode more bytes per lane out of shared memory than their direct kernels load: slower there.
+  if (nt == 1 && (staged >= 2 || (staged == 1 && w.type != Type::Q4_K && w.type != Type::Q5_K))) {
+    switch (w.type) {
+      case Type::Q4_0: launch_staged<Type::Q4_0>(grid, set, n_blocks, act, warp_size, stream); break;
+      case Type::Q8_0: launch_staged<Type::Q8_0>(grid, set, n_blocks, act, warp_size, stream); break;
+      case Type::Q4_K: launch_staged<Type::Q4_K>(grid, set, n_blocks, act, warp_size, stream); break;
+      case Type::Q5_K: launch_staged<Type::Q5_K>(grid, set, n_blocks, act, warp_size, stream); break;
+      default: launch_staged<Type::Q6_K>(grid, set, n_blocks, act, warp_size, stream); break;
+    }
+    const gpuError_t err = gpuGetLastError();
+    return err == gpuSuccess ? ok_status() : error_status(err, "matvec_int8 (staged) launch");
+  }
   const auto run = [&](auto nt_const) {
     constexpr int NT = decltype(nt_const)::value;
     switch (w.type) {
-      case Type::Q4_0: matvec_q40_q80_kernel<false, NT><<<grid, kThreads, 0, stream>>>(set, n_blocks, act); break;
-      case Type::Q8_0: matvec_q40_q80_kernel<true, NT><<<grid, kThreads, 0, stream>>>(set, n_blocks, act); break;
-      case Type::Q4_K: matvec_q45k_kernel<false, NT><<<grid, kThreads, 0, stream>>>(set, n_blocks, act); break;
-      case Type::Q5_K: matvec_q45k_kernel<true, NT><<<grid, kThreads, 0, stream>>>(set, n_blocks, act); break;
-      default: matvec_q6k_kernel<NT><<<grid, kThreads, 0, stream>>>(set, n_blocks, act); break;
+      case Type::Q4_0: launch_kernel(matvec_q40_q80_kernel<false, NT>, grid, kThreads, 0, stream, set, n_blocks, act); break;
+      case Type::Q8_0: launch_kernel(matvec_q40_q80_kernel<true, NT>, grid, kThreads, 0, stream, set, n_blocks, act); break;
+      case Type::Q4_K: launch_kernel(matvec_q45k_kernel<false, NT>, grid, kThreads, 0, stream, set, n_blocks, act); break;
+      case Type::Q5_K: launch_kernel(matvec_q45k_kernel<true, NT>, grid, kThreads, 0, stream, set, n_blocks, act); break;
+      default: launch_kernel(matvec_q6k_kernel<NT>, grid, kThreads, 0, stream, set, n_blocks, act); break;
     }
   };
   switch (nt) {
