@@ -4,6 +4,11 @@
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <vector>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/rope_yarn.h"
@@ -183,6 +188,35 @@ void scores_f16_blocks(int dk, const float* kt, int64_t n_blocks, const float* q
   }
 }
 
+// The largest of s[0, n), n >= 1: std::max_element's value, but for the sign of a zero maximum when both signs occur,
+// which cannot matter (it is used only as exp(s - max); see scores_f16_keys). With a NaN, std::max_element's answer.
+// (std::max_element's loop runs a store-to-load chain per element.)
+RF_ATTN_CLONES
+float row_max(const float* s, int32_t n) {
+  using I32x16 = int32_t __attribute__((vector_size(64)));
+  float m = s[0];
+  bool nan = false;
+  int32_t j = 0;
+  if (n >= kKeyBlock) {
+    F32x16 mv = RF_LOAD16(s);
+    I32x16 bad = mv != mv;
+    for (j = kKeyBlock; j + kKeyBlock <= n; j += kKeyBlock) {
+      const F32x16 v = RF_LOAD16(s + j);
+      mv = v > mv ? v : mv;
+      bad |= v != v;
+    }
+    for (int l = 0; l < kKeyBlock; ++l) {
+      m = mv[l] > m ? mv[l] : m;
+      nan = nan || bad[l] != 0;
+    }
+  }
+  for (; j < n; ++j) {
+    m = s[j] > m ? s[j] : m;
+    nan = nan || s[j] != s[j];
+  }
+  return nan ? *std::max_element(s, s + n) : m;
+}
+
 // Lane sums of p . V for lanes [c0, c0 + 4) and the NV column vectors from column d0: lane c gets cell c's product,
 // then those of cells c + 64, c + 128, ... (< n_lanes) added in order, into lanes[c * dvp + d0 ...]; a lane no
 // cell reaches gets 0.
@@ -267,14 +301,113 @@ void values_f16_rows(int dv, int dvp, const float* v, int n_q, const int32_t* n_
   }
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+// glibc's expf as x86-64 glibc (>= 2.28) runs it on CPUs with AVX2 and FMA (__expf_fma), 8 lanes at once: the same
+// double operations in the same order (x * 32 / ln 2 split into k + r by adding 1.5 * 2^52, 2^(k/32) from a
+// 32-entry table of 2^(i/32) with k / 32 added to its exponent, a cubic in r), fused exactly where that build
+// fuses them, so the same bits wherever it takes its main path (|x| < 88); other lanes go to std::exp. Used only
+// where a check against std::exp passes (exp_fma_usable), else std::exp does it all.
+constexpr uint64_t kExpTable[32] = {
+    0x3ff0000000000000, 0x3fefd9b0d3158574, 0x3fefb5586cf9890f, 0x3fef9301d0125b51, 0x3fef72b83c7d517b,
+    0x3fef54873168b9aa, 0x3fef387a6e756238, 0x3fef1e9df51fdee1, 0x3fef06fe0a31b715, 0x3feef1a7373aa9cb,
+    0x3feedea64c123422, 0x3feece086061892d, 0x3feebfdad5362a27, 0x3feeb42b569d4f82, 0x3feeab07dd485429,
+    0x3feea47eb03a5585, 0x3feea09e667f3bcd, 0x3fee9f75e8ec5f74, 0x3feea11473eb0187, 0x3feea589994cce13,
+    0x3feeace5422aa0db, 0x3feeb737b0cdc5e5, 0x3feec49182a3f090, 0x3feed503b23e255d, 0x3feee89f995ad3ad,
+    0x3feeff76f2fb5e47, 0x3fef199bdd85529c, 0x3fef3720dcef9069, 0x3fef5818dcfba487, 0x3fef7c97337b9b5f,
+    0x3fefa4afa2a490da, 0x3fefd0765b6e4540};
+constexpr uint64_t kExpInvLn2N = 0x40471547652b82fe;  // 32 / ln 2
+constexpr uint64_t kExpShift = 0x4338000000000000;    // 1.5 * 2^52
+constexpr uint64_t kExpC0 = 0x3ebc6af84b912394, kExpC1 = 0x3f2ebfce50fac4f3, kExpC2 = 0x3f962e42ff0c52d6;
+
+__attribute__((target("avx2,fma"))) inline __m256d exp_const(uint64_t u) {
+  return _mm256_castsi256_pd(_mm256_set1_epi64x(static_cast<long long>(u)));
+}
+
+__attribute__((target("avx2,fma"))) __m128 exp_fma4(__m128 x) {
+  const __m256d xd = _mm256_cvtps_pd(x);
+  __m256d kd = _mm256_fmadd_pd(exp_const(kExpInvLn2N), xd, exp_const(kExpShift));
+  const __m256i ki = _mm256_castpd_si256(kd);
+  kd = _mm256_sub_pd(kd, exp_const(kExpShift));
+  const __m256d r = _mm256_fmsub_pd(exp_const(kExpInvLn2N), xd, kd);
+  const __m256i t =
+      _mm256_add_epi64(_mm256_i64gather_epi64(reinterpret_cast<const long long*>(kExpTable),
+                                              _mm256_and_si256(ki, _mm256_set1_epi64x(31)), 8),
+                       _mm256_slli_epi64(ki, 47));
+  const __m256d z = _mm256_fmadd_pd(r, exp_const(kExpC0), exp_const(kExpC1));
+  const __m256d r2 = _mm256_mul_pd(r, r);
+  __m256d y = _mm256_fmadd_pd(r, exp_const(kExpC2), _mm256_set1_pd(1.0));
+  y = _mm256_fmadd_pd(z, r2, y);
+  return _mm256_cvtpd_ps(_mm256_mul_pd(y, _mm256_castsi256_pd(t)));
+}
+
+// s[j] = exp(s[j] - max) for j < n.
+__attribute__((target("avx2,fma"))) void exp_shifted_fma(float* s, int32_t n, float max) {
+  const __m256 vmax = _mm256_set1_ps(max);
+  int32_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 x = _mm256_sub_ps(_mm256_loadu_ps(s + j), vmax);
+    const __m256i abstop =
+        _mm256_and_si256(_mm256_srli_epi32(_mm256_castps_si256(x), 20), _mm256_set1_epi32(0x7ff));
+    const int special =
+        _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(abstop, _mm256_set1_epi32(0x42a))));
+    const __m256 e = _mm256_set_m128(exp_fma4(_mm256_extractf128_ps(x, 1)), exp_fma4(_mm256_castps256_ps128(x)));
+    if (special == 0) {
+      _mm256_storeu_ps(s + j, e);
+      continue;
+    }
+    float xs[8];
+    _mm256_storeu_ps(xs, x);
+    _mm256_storeu_ps(s + j, e);
+    for (int l = 0; l < 8; ++l) {
+      if (special & (1 << l)) s[j + l] = std::exp(xs[l]);
+    }
+  }
+  for (; j < n; ++j) s[j] = std::exp(s[j] - max);
+}
+
+// Whether exp_shifted_fma can stand in for std::exp here: the CPU has AVX2 and FMA, and the two agree bit for bit
+// on a sweep of [-90, 1] (every 1/1024, which crosses every table entry and the special-case bounds) and on
+// 2^16 pseudo-random values of [-88, 0] (checked once).
+bool exp_fma_usable() {
+  static const bool usable = [] {
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return false;
+    std::vector<float> x;
+    for (int k = -90 * 1024; k <= 1024; ++k) x.push_back(static_cast<float>(k) / 1024.0f);
+    uint32_t state = 12345;
+    for (int i = 0; i < 1 << 16; ++i) {
+      state = state * 1664525u + 1013904223u;
+      x.push_back(-88.0f * static_cast<float>(state >> 8) / static_cast<float>(1u << 24));
+    }
+    for (float v : {0.0f, -0.0f, -87.999f, -88.0f, -103.5f, -104.0f, -INFINITY, NAN}) x.push_back(v);
+    std::vector<float> got = x;
+    exp_shifted_fma(got.data(), static_cast<int32_t>(got.size()), 0.0f);
+    for (size_t i = 0; i < x.size(); ++i) {
+      const float want = std::exp(x[i] - 0.0f);
+      if (std::memcmp(&want, &got[i], sizeof(float)) != 0) return false;
+    }
+    return true;
+  }();
+  return usable;
+}
+#endif
+
 // s[j] = exp(s[j] - max); returns their sum as the reference's soft max forms it: 16-element chunks folded in
 // float, added in double (the masked cells of the view add zeros). Its exp is a vectorised approximation within
-// ~1.5 ulp of expf; this one is the C library's.
+// ~1.5 ulp of expf; this one is the C library's (or exp_shifted_fma, its equal).
 double exp_sum(float* s, int32_t n, float max) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (exp_fma_usable()) {
+    exp_shifted_fma(s, n, max);
+  } else {
+    for (int32_t j = 0; j < n; ++j) s[j] = std::exp(s[j] - max);
+  }
+#else
+  for (int32_t j = 0; j < n; ++j) s[j] = std::exp(s[j] - max);
+#endif
   double sum = 0.0;
   for (int32_t c = 0; c < n; c += kLanes) {
     float e[kLanes] = {};
-    for (int l = 0; l < kLanes && c + l < n; ++l) e[l] = s[c + l] = std::exp(s[c + l] - max);
+    for (int l = 0; l < kLanes && c + l < n; ++l) e[l] = s[c + l];
     sum += static_cast<double>(fold16(e));
   }
   return sum;
@@ -532,7 +665,7 @@ void CpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
       for (int r = 0; r < n_q; ++r) {
         float* sr = scores + r * stride;
         const int32_t n = n_ctx[static_cast<size_t>(r)];
-        const float inv = static_cast<float>(1.0 / exp_sum(sr, n, *std::max_element(sr, sr + n)));
+        const float inv = static_cast<float>(1.0 / exp_sum(sr, n, row_max(sr, n)));
         for (int32_t j = 0; j < n; ++j) sr[j] *= inv;
         if (f16_values) {
           f16.quantize(sr, buf16.data(), n);
