@@ -4,7 +4,8 @@
 # P tokens (default 512) with 1 generated token, and prints total microseconds per kernel name, largest first.
 # DECODE=N profiles batched decode instead: `bench --decode-batches N` (one N x 16-token prefill, then 3 steps of N
 # sequences with one token each; the int8 product and decode attention kernels are the steps' own).
-# Env: ROCMFORGE (binary, default build/bin/rocmforge), TYPE, P, LAYERS (2), DECODE.
+# Env: ROCMFORGE (binary, default build/bin/rocmforge), TYPE, P, LAYERS (2), DECODE, NCU_ARGS (extra ncu options,
+# e.g. "--cache-control none --clock-control none" for kernels as they run in a decode step: warm L2, boost clock).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${ROCMFORGE:-build/bin/rocmforge}
@@ -22,7 +23,8 @@ else
   cmd=("$bin" generate --device gpu -m "$model" --tokens "$tokens" -n 1 --temp 0)
   label="prompt $p tokens"
 fi
-ncu --metrics gpu__time_duration.sum --csv --print-units base "${cmd[@]}" >"$csv" 2>/tmp/rf-profile.err || {
+# shellcheck disable=SC2086
+ncu ${NCU_ARGS:-} --metrics gpu__time_duration.sum --csv --print-units base "${cmd[@]}" >"$csv" 2>/tmp/rf-profile.err || {
   tail -5 /tmp/rf-profile.err; exit 1; }
 python3 - "$csv" "$label" <<'PY'
 import csv, collections, sys

@@ -200,6 +200,43 @@ TEST_P(MatmulParity, StagedSingleTokenProductEqualsTheDirectKernelBitwise) {
   }
 }
 
+// A norm, a residual add + norm, or a SiLU gate followed by an int8 product of its output runs as one kernel that
+// also quantizes the rows: the product's result and the op's own output are bitwise those of the separate kernels
+// (forced here by reading the op's output back before the product).
+TEST_P(MatmulParity, NormAndSiluFusedWithTheQuantizationGiveTheSeparateKernelsBits) {
+  RF_REQUIRE_GPU_PAIR(pair);
+  const Type t = GetParam();
+  if (!has_int8_matvec(t, 1)) GTEST_SKIP() << label(t) << " has no int8 product";
+  std::mt19937 rng(4242 + static_cast<unsigned>(t));
+  const int64_t n_in = 1280, n_out = 40;
+  const HostWeight hw = make_weight(rng, t, n_in, n_out);
+  auto [wg, wc] = pair.weight(t, n_in, n_out, 1, hw.bytes);
+  backend::Backend& be = pair.gpu();
+  for (const int64_t n_tok : {int64_t{1}, int64_t{3}}) {
+    const auto rand = [&](int64_t rows) { return random_floats(rng, static_cast<size_t>(n_in * rows)); };
+    const std::vector<float> x = rand(n_tok), x2 = rand(n_tok), gamma = rand(1), gate = rand(n_tok), up = rand(n_tok);
+    for (int op = 0; op < 3; ++op) {  // norm, add + norm, silu
+      std::vector<float> act[2], prod[2];
+      for (int fused = 0; fused < 2; ++fused) {
+        const Tensor a = pair.gpu_f32(op == 2 ? gate : x, n_in), b = pair.gpu_f32(op == 2 ? up : x2, n_in);
+        const Tensor g = pair.gpu_f32(gamma, n_in), y = pair.gpu_zeros(n_in, n_tok), o = pair.gpu_zeros(n_out, n_tok);
+        if (op == 0) be.rms_norm(y, a, g, 1e-5f);
+        if (op == 1) {
+          be.add(a, a, b);
+          be.rms_norm(y, a, g, 1e-5f);
+        }
+        if (op == 2) be.silu_mul(y, a, b);
+        if (!fused) act[0] = pair.download(be, y);  // runs the op alone before the product
+        be.matmul(o, y, wg);
+        prod[fused] = pair.download(be, o);
+        if (fused) act[1] = pair.download(be, y);
+      }
+      ASSERT_EQ(act[0], act[1]) << label(t) << " op " << op << " n_tok " << n_tok << ": the op's output differs";
+      ASSERT_EQ(prod[0], prod[1]) << label(t) << " op " << op << " n_tok " << n_tok << ": the product differs";
+    }
+  }
+}
+
 // The integer tensor-core product (CUDA only) for 2 to 70 tokens: within float summation order of the CPU, and a
 // token's row bitwise the same in every batch it is part of (K order and splits depend on the weight alone).
 TEST_P(MatmulParity, MmqBatchesMatchCpuAndDoNotDependOnTheBatch) {

@@ -5,6 +5,8 @@
 #include <cstdint>
 
 #include "backend/gpu/elementwise.h"
+
+#include "backend/gpu/act_quant.cuh"
 #include "backend/rope_yarn.h"
 
 namespace rf::gpu {
@@ -46,9 +48,11 @@ constexpr int kNormVecs = 4;
 
 // kAdd: the row is first a + b (the residual add), written to x, then normalised into out (out may alias a or b:
 // every thread reads its elements before the block-wide reduction and writes only those elements after it).
-template <bool kAdd>
-__global__ void __launch_bounds__(1024)
-    rms_norm_vec_kernel(RowsF32 out, RowsF32 x, RowsF32 a, RowsF32 b, const float* __restrict__ weight, float eps) {
+// kQuant 32 / 256: out is then also quantized into rows (Q8_0 / Q8_K, quantize_warp_values), row blockIdx.x.
+template <bool kAdd, int kQuant = 0>
+__global__ void __launch_bounds__(1024) rms_norm_vec_kernel(RowsF32 out, RowsF32 x, RowsF32 a, RowsF32 b,
+                                                            const float* __restrict__ weight, float eps,
+                                                            Int8Rows rows) {
   pdl_prologue();
   __shared__ float scratch[kMaxWarpsPerBlock];
   const int64_t r = blockIdx.x;
@@ -93,6 +97,22 @@ __global__ void __launch_bounds__(1024)
     if (i < n4) emit(i, v[k]);
   }
   for (int64_t i = threadIdx.x + kNormVecs * step; i < n4; i += step) emit(i, xr[i]);
+  if constexpr (kQuant != 0) {
+    __syncthreads();  // the block's writes of out are visible to all its threads
+    constexpr int kPer = kQuantPerLane;
+    const float* src = out.data + r * out.stride;
+    const int n_warps = static_cast<int>(blockDim.x) / kWarpSize;
+    for (int64_t base = static_cast<int64_t>(warp_id()) * 256; base < x.ne0;
+         base += static_cast<int64_t>(n_warps) * 256) {
+      const int64_t e0 = base + static_cast<int64_t>(lane_id()) * kPer;
+      const bool live = e0 < x.ne0;
+      float q[kPer];
+#pragma unroll
+      for (int j = 0; j < kPer; ++j) q[j] = live ? src[e0 + j] : 0.0f;
+      quantize_warp_values<kQuant>(q, live, e0, rows.q + r * rows.q_stride, rows.d + r * rows.d_stride,
+                                   rows.s + r * rows.s_stride);
+    }
+  }
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
@@ -120,6 +140,30 @@ __global__ void silu_mul_kernel(RowsF32 out, RowsF32 gate, RowsF32 up) {
   const int64_t r = t / gate.ne0, i = t % gate.ne0;
   const float g = gate.data[r * gate.stride + i];
   out.data[r * out.stride + i] = g / (1.0f + expf(-g)) * up.data[r * up.stride + i];
+}
+
+// silu_mul_kernel's values, one warp per 256 of a row (row blockIdx.y), also quantized into rows (kBlock 32 / 256).
+template <int kBlock>
+__global__ void __launch_bounds__(kThreads) silu_mul_quant_kernel(RowsF32 out, RowsF32 gate, RowsF32 up, Int8Rows rows) {
+  pdl_prologue();
+  constexpr int kPer = kQuantPerLane;
+  const int64_t r = blockIdx.y;
+  const int64_t base = (static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarpSize) + warp_id()) * 256;
+  if (base >= gate.ne0) return;  // uniform across the warp
+  const int64_t e0 = base + static_cast<int64_t>(lane_id()) * kPer;
+  const bool live = e0 < gate.ne0;
+  float v[kPer];
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    v[j] = 0.0f;
+    if (live) {
+      const float g = gate.data[r * gate.stride + e0 + j];
+      v[j] = g / (1.0f + expf(-g)) * up.data[r * up.stride + e0 + j];
+      out.data[r * out.stride + e0 + j] = v[j];
+    }
+  }
+  quantize_warp_values<kBlock>(v, live, e0, rows.q + r * rows.q_stride, rows.d + r * rows.d_stride,
+                               rows.s + r * rows.s_stride);
 }
 
 __global__ void sigmoid_scale_kernel(RowsF32 out, RowsF32 x, RowsF32 gate) {
@@ -239,7 +283,7 @@ __global__ void moe_combine_kernel(RowsF32 out, RowsF32 expert_out, RowsF32 weig
 Status rms_norm(RowsF32 out, RowsF32 x, const float* weight, float eps, gpuStream_t stream) {
   if (x.rows == 0) return ok_status();
   if (vec_rows(x) && vec_rows(out) && (weight == nullptr || aligned16(weight))) {
-    launch_kernel(rms_norm_vec_kernel<false>, static_cast<unsigned>(x.rows), norm_threads(x.ne0), 0, stream, out, x, x, x, weight, eps);
+    launch_kernel(rms_norm_vec_kernel<false>, static_cast<unsigned>(x.rows), norm_threads(x.ne0), 0, stream, out, x, x, x, weight, eps, Int8Rows{});
   } else {
     launch_kernel(rms_norm_kernel, static_cast<unsigned>(x.rows), kThreads, 0, stream, out, x, weight, eps);
   }
@@ -256,8 +300,50 @@ Status add_rms_norm(RowsF32 sum, RowsF32 a, RowsF32 b, RowsF32 out, const float*
                     gpuStream_t stream) {
   if (!can_add_rms_norm(sum, a, b, out, weight)) return Status::error("gpu add_rms_norm: unsupported row layout");
   if (sum.rows == 0) return ok_status();
-  launch_kernel(rms_norm_vec_kernel<true>, static_cast<unsigned>(sum.rows), norm_threads(sum.ne0), 0, stream, out, sum, a, b, weight, eps);
+  launch_kernel(rms_norm_vec_kernel<true>, static_cast<unsigned>(sum.rows), norm_threads(sum.ne0), 0, stream, out, sum, a, b, weight, eps, Int8Rows{});
   return launch_status("add_rms_norm launch");
+}
+
+Status rms_norm_quant(RowsF32 out, RowsF32 x, const RowsF32* add_a, const RowsF32* add_b, const float* weight,
+                      float eps, int kind, const Int8Rows& rows, gpuStream_t stream) {
+  const bool add = add_a != nullptr;
+  if (!can_rms_norm_quant(out, x, add_a, add_b, weight, kind)) {
+    return Status::error("gpu rms_norm_quant: unsupported row layout or kind");
+  }
+  if (x.rows == 0) return ok_status();
+  const RowsF32 a = add ? *add_a : x, b = add ? *add_b : x;
+  const dim3 grid(static_cast<unsigned>(x.rows));
+  const int threads = norm_threads(x.ne0);
+  if (add && kind == 32) launch_kernel(rms_norm_vec_kernel<true, 32>, grid, threads, 0, stream, out, x, a, b, weight, eps, rows);
+  if (add && kind == 256) launch_kernel(rms_norm_vec_kernel<true, 256>, grid, threads, 0, stream, out, x, a, b, weight, eps, rows);
+  if (!add && kind == 32) launch_kernel(rms_norm_vec_kernel<false, 32>, grid, threads, 0, stream, out, x, a, b, weight, eps, rows);
+  if (!add && kind == 256) launch_kernel(rms_norm_vec_kernel<false, 256>, grid, threads, 0, stream, out, x, a, b, weight, eps, rows);
+  return launch_status("rms_norm_quant launch");
+}
+
+bool can_rms_norm_quant(RowsF32 out, RowsF32 x, const RowsF32* add_a, const RowsF32* add_b, const float* weight,
+                        int kind) {
+  if ((kind != 32 && kind != 256) || x.ne0 % kind != 0 || x.rows > 65535) return false;
+  if (add_a != nullptr) return add_b != nullptr && can_add_rms_norm(x, *add_a, *add_b, out, weight);
+  return vec_rows(x) && vec_rows(out) && out.rows == x.rows && out.ne0 == x.ne0 &&
+         (weight == nullptr || aligned16(weight));
+}
+
+Status silu_mul_quant(RowsF32 out, RowsF32 gate, RowsF32 up, int kind, const Int8Rows& rows, gpuStream_t stream) {
+  if ((kind != 32 && kind != 256) || gate.ne0 % kind != 0 || gate.rows > 65535) {
+    return Status::error("gpu silu_mul_quant: rows of " + std::to_string(gate.ne0) + " are not whole blocks of " +
+                         std::to_string(kind));
+  }
+  if (gate.rows * gate.ne0 == 0) return ok_status();
+  // Blocks for 64-wide warps (4 per block): on 32-wide devices the second half of the warps finds nothing to do.
+  const dim3 grid(static_cast<unsigned>(blocks_for((gate.ne0 + 255) / 256, kThreads / 64)),
+                  static_cast<unsigned>(gate.rows));
+  if (kind == 32) {
+    launch_kernel(silu_mul_quant_kernel<32>, grid, kThreads, 0, stream, out, gate, up, rows);
+  } else {
+    launch_kernel(silu_mul_quant_kernel<256>, grid, kThreads, 0, stream, out, gate, up, rows);
+  }
+  return launch_status("silu_mul_quant launch");
 }
 
 Status add(RowsF32 out, RowsF32 a, RowsF32 b, gpuStream_t stream) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "backend/gpu/compat.h"
+#include "backend/gpu/matmul.h"
 #include "core/status.h"
 
 namespace rf::gpu {
@@ -28,6 +29,15 @@ Status add_rms_norm(RowsF32 sum, RowsF32 a, RowsF32 b, RowsF32 out, const float*
 
 // out = a + b, b one row broadcast when b.rows == 1. out may alias a.
 Status add(RowsF32 out, RowsF32 a, RowsF32 b, gpuStream_t stream);
+
+// Norm / SiLU-gate kernels that also quantize their output for the int8 products that read it next (kind 32: Q8_0,
+// 256: Q8_K, as quantize_int8_rows, bitwise the same codes): one launch instead of two. rms_norm_quant with add_a /
+// add_b set is add_rms_norm's residual add (x = a + b) first; without, the plain rms_norm.
+bool can_rms_norm_quant(RowsF32 out, RowsF32 x, const RowsF32* add_a, const RowsF32* add_b, const float* weight,
+                        int kind);
+Status rms_norm_quant(RowsF32 out, RowsF32 x, const RowsF32* add_a, const RowsF32* add_b, const float* weight,
+                      float eps, int kind, const Int8Rows& rows, gpuStream_t stream);
+Status silu_mul_quant(RowsF32 out, RowsF32 gate, RowsF32 up, int kind, const Int8Rows& rows, gpuStream_t stream);
 
 // out = silu(gate) * up. out may alias gate.
 Status silu_mul(RowsF32 out, RowsF32 gate, RowsF32 up, gpuStream_t stream);

@@ -253,7 +253,50 @@ void GpuBackend::flush_matvec_group() {
 
 void GpuBackend::flush_pending_add() {
   flush_matvec_group();
+  flush_act_only();
   flush_add_only();
+}
+
+void GpuBackend::flush_act_only() {
+  if (pending_act_.op == ActOp::kNone) return;
+  const PendingAct p = pending_act_;
+  pending_act_.op = ActOp::kNone;
+  if (failed()) return;
+  switch (p.op) {
+    case ActOp::kNorm: check(gpu::rms_norm(rows_of(p.out), rows_of(p.x), p.weight, p.eps, stream_)); break;
+    case ActOp::kAddNorm:
+      check(gpu::add_rms_norm(rows_of(p.x), rows_of(p.a), rows_of(p.b), rows_of(p.out), p.weight, p.eps, stream_));
+      break;
+    case ActOp::kSiluMul: check(gpu::silu_mul(rows_of(p.out), rows_of(p.a), rows_of(p.b), stream_)); break;
+    case ActOp::kNone: break;
+  }
+}
+
+void GpuBackend::fuse_or_flush_act(const Tensor& x, int kind) {
+  const PendingAct p = pending_act_;
+  if (p.op == ActOp::kNone) return;
+  const bool produced_x = p.out.data == x.data && p.out.ne0 == x.ne0 && p.out.ne1 == x.ne1 && p.out.nb1 == x.nb1;
+  const RowsF32 a = rows_of(p.a), b = rows_of(p.b);
+  const bool fits = p.op == ActOp::kSiluMul
+                        ? x.ne0 % kind == 0 && x.ne1 <= 65535
+                        : can_rms_norm_quant(rows_of(p.out), rows_of(p.x), p.op == ActOp::kAddNorm ? &a : nullptr,
+                                             p.op == ActOp::kAddNorm ? &b : nullptr, p.weight, kind);
+  if (!produced_x || !fits || failed()) {
+    flush_act_only();
+    return;
+  }
+  pending_act_.op = ActOp::kNone;  // before act_scratch, which may flush pending work when it grows
+  void* scratch = act_scratch((int8_matvec_scratch_bytes(x.ne0, x.ne1) + sizeof(float) - 1) / sizeof(float));
+  if (scratch == nullptr) return;  // the failed allocation is recorded; later ops are skipped
+  const Int8Rows rows = int8_rows_layout(scratch, x.ne0, x.ne1);
+  if (p.op == ActOp::kSiluMul) {
+    check(silu_mul_quant(rows_of(p.out), a, b, kind, rows, stream_));
+  } else {
+    const bool add = p.op == ActOp::kAddNorm;
+    check(rms_norm_quant(rows_of(p.out), rows_of(p.x), add ? &a : nullptr, add ? &b : nullptr, p.weight, p.eps, kind,
+                         rows, stream_));
+  }
+  quantized_ = QuantizedRows{x.data, x.ne0, x.ne1, rows_of(x).stride, kind};
 }
 
 void GpuBackend::flush_add_only() {
@@ -291,6 +334,7 @@ float* GpuBackend::act_scratch(size_t floats) {
   if (floats > act_floats_) {
     finish_capture();
     check_call(gpuStreamSynchronize(stream_), "stream synchronisation");
+    quantized_.src = nullptr;  // the rows quantized in the old buffer are gone
     if (act_ != nullptr) (void)gpuFree(act_);
     const size_t want = std::max(floats, act_floats_ * 2);
     act_ = nullptr;
@@ -502,7 +546,14 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
   const auto holds_quantized = [&](int kind) { return quantized_ == rows_for(kind); };
   const MatmulPolicy& policy = matmul_policy();
   const int64_t mmq_min = batch_invariant_ ? 1 : policy.mmq_min_tokens;
-  if (x.ne1 >= mmq_min && x.ne1 <= policy.mmq_max_tokens && has_mmq_matmul(w.type) && x.ne0 % 256 == 0) {
+  const bool use_mmq =
+      x.ne1 >= mmq_min && x.ne1 <= policy.mmq_max_tokens && has_mmq_matmul(w.type) && x.ne0 % 256 == 0;
+  if (use_mmq || has_int8_matvec(w.type, x.ne1)) {
+    fuse_or_flush_act(x, int8_matvec_act_kind(w.type));
+  } else {
+    flush_act_only();
+  }
+  if (use_mmq) {
     // Batches: integer tensor-core product. Rows already quantized for the previous product (q / k / v, gate / up)
     // are not quantized again.
     flush_pending_add();
@@ -579,13 +630,13 @@ void GpuBackend::rms_norm(Tensor out, Tensor x, Tensor weight, float eps) {
   const PendingAdd& p = pending_add_;
   if (p.active && p.out.data == x.data && p.out.ne0 == x.ne0 && p.out.ne1 == x.ne1 && p.out.nb1 == x.nb1 &&
       can_add_rms_norm(rows_of(x), rows_of(p.a), rows_of(p.b), rows_of(out), w)) {
-    pending_add_.active = false;  // x = a + b and out = norm(x) in one kernel
+    pending_add_.active = false;  // x = a + b and out = norm(x) in one kernel, launched by the next op
     quantized_.src = nullptr;
-    check(gpu::add_rms_norm(rows_of(x), rows_of(p.a), rows_of(p.b), rows_of(out), w, eps, stream_));
+    pending_act_ = PendingAct{ActOp::kAddNorm, out, x, p.a, p.b, w, eps};
     return;
   }
   if (!before_op()) return;
-  check(gpu::rms_norm(rows_of(out), rows_of(x), w, eps, stream_));
+  pending_act_ = PendingAct{ActOp::kNorm, out, x, {}, {}, w, eps};
 }
 
 void GpuBackend::add(Tensor out, Tensor a, Tensor b) {
@@ -601,7 +652,7 @@ void GpuBackend::add(Tensor out, Tensor a, Tensor b) {
 void GpuBackend::silu_mul(Tensor out, Tensor gate, Tensor up) {
   if (!before_op()) return;
   RF_CHECK(gate.ne0 == up.ne0 && gate.ne1 == up.ne1 && out.ne0 == gate.ne0 && out.ne1 == gate.ne1);
-  check(gpu::silu_mul(rows_of(out), rows_of(gate), rows_of(up), stream_));
+  pending_act_ = PendingAct{ActOp::kSiluMul, out, {}, gate, up, nullptr, 0.0f};  // launched by the next op
 }
 
 void GpuBackend::sigmoid_scale(Tensor out, Tensor x, Tensor gate) {

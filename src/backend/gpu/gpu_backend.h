@@ -163,6 +163,19 @@ class GpuBackend final : public backend::Backend {
     bool active = false;
     backend::Tensor out, a, b;
   } pending_add_;
+  // A norm or SiLU gate waiting for the next op: when that is an int8 product of its output, one kernel writes the
+  // output and its quantized rows (elementwise.h rms_norm_quant / silu_mul_quant).
+  enum class ActOp { kNone, kNorm, kAddNorm, kSiluMul };
+  struct PendingAct {
+    ActOp op = ActOp::kNone;
+    backend::Tensor out, x, a, b;  // norm: out = norm(x), with x = a + b first for kAddNorm; silu: out = silu(a) * b
+    const float* weight = nullptr;
+    float eps = 0.0f;
+  } pending_act_;
+  void flush_act_only();
+  // Launches the pending act fused with the quantization of its output for `kind` products, when it produced x
+  // and the layout allows; else launches it alone.
+  void fuse_or_flush_act(const backend::Tensor& x, int kind);
   bool graphs_ = kGraphUpdateSupported;
   bool batch_invariant_ = false;
   bool capturing_ = false;

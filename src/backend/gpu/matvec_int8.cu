@@ -10,6 +10,7 @@
 #include <string>
 #include <type_traits>
 
+#include "backend/gpu/act_quant.cuh"
 #include "backend/gpu/blocks.cuh"
 #include "backend/gpu/matmul.h"
 
@@ -110,31 +111,14 @@ RF_DEVICE void store_sums(const WarpRows& wr, float (&acc)[kR][NT]) {
   }
 }
 
-RF_DEVICE float round_half_f(float v) { return __half2float(__float2half_rn(v)); }
-
-// Larger |value| wins; on equal magnitude the smaller index (the CPU scans in order and keeps the first).
-RF_DEVICE void take_max(float& amax, float& vmax, int& imax, float a, float v, int i) {
-  if (a > amax || (a == amax && i < imax)) {
-    amax = a;
-    vmax = v;
-    imax = i;
-  }
-}
-
-// One warp per 256 activations. kBlock 32: Q8_0 (scale fp16(amax / 127), codes round(x * 127 / amax));
-// kBlock 256: Q8_K (iscale -127 / the signed extreme, codes min(127, round(iscale * x)), scale 1 / iscale).
-// Also writes the sum of every 32 codes.
-// n must be a multiple of kBlock; lanes past n compute zeros and store nothing. Row blockIdx.y of x, q and d.
+// One warp per 256 activations (see quantize_warp_values). n must be a multiple of kBlock; lanes past n compute
+// zeros and store nothing. Row blockIdx.y of x, q and d.
 template <int kBlock>
 __global__ void __launch_bounds__(kThreads)
     quantize_act_kernel(const float* __restrict__ x, int64_t x_stride, int64_t n, const Int8Rows rows) {
   pdl_prologue();
   x += blockIdx.y * x_stride;  // one activation row per blockIdx.y
-  int8_t* q = rows.q + blockIdx.y * rows.q_stride;
-  float* d = rows.d + blockIdx.y * rows.d_stride;
-  int32_t* sums = rows.s + blockIdx.y * rows.s_stride;
-  constexpr int kPer = 256 / kWarpSize;          // elements per lane: 8 (warp 32) or 4 (warp 64)
-  constexpr int kLanesPerBlock = kBlock / kPer;  // lanes sharing one scale
+  constexpr int kPer = kQuantPerLane;
   const int64_t base = (static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarpSize) + warp_id()) * 256;
   if (base >= n) return;  // uniform across the warp
   const int64_t e0 = base + static_cast<int64_t>(lane_id()) * kPer;
@@ -148,52 +132,8 @@ __global__ void __launch_bounds__(kThreads)
     v[j + 2] = f.z;
     v[j + 3] = f.w;
   }
-  float amax = -1.0f, vmax = 0.0f;
-  int imax = 0;
-#pragma unroll
-  for (int j = 0; j < kPer; ++j) take_max(amax, vmax, imax, fabsf(v[j]), v[j], lane_id() * kPer + j);
-#pragma unroll
-  for (int mask = 1; mask < kLanesPerBlock; mask <<= 1) {
-    const float a = shfl_xor(amax, mask), vv = shfl_xor(vmax, mask);
-    const int i = shfl_xor(imax, mask);
-    take_max(amax, vmax, imax, a, vv, i);
-  }
-  int codes[kPer];
-  float scale = 0.0f;
-  if (kBlock == 32) {
-    scale = round_half_f(amax / 127.0f);
-    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
-#pragma unroll
-    for (int j = 0; j < kPer; ++j) codes[j] = __float2int_rn(v[j] * id);
-  } else {
-    const float iscale = amax != 0.0f ? -127.0f / vmax : 0.0f;
-    scale = amax != 0.0f ? 1.0f / iscale : 0.0f;
-#pragma unroll
-    for (int j = 0; j < kPer; ++j) codes[j] = min(127, __float2int_rn(iscale * v[j]));
-  }
-  uint32_t words[kPer / 4];
-#pragma unroll
-  for (int w = 0; w < kPer / 4; ++w) {
-    words[w] = 0;
-#pragma unroll
-    for (int i = 0; i < 4; ++i) words[w] |= (static_cast<uint32_t>(codes[4 * w + i]) & 0xFFu) << (8 * i);
-  }
-  // The code sum of every 32 elements (the offsets of Q4_0 / K-quant minimums in the tensor-core products). Every
-  // lane takes part in the shuffles; lanes past n (zeros) store nothing.
-  constexpr int kLanesPer32 = 32 / kPer;
-  int sum = 0;
-#pragma unroll
-  for (int j = 0; j < kPer; ++j) sum += codes[j];
-#pragma unroll
-  for (int mask = 1; mask < kLanesPer32; mask <<= 1) sum += shfl_xor(sum, mask);
-  if (!live) return;
-  if (kPer == 8) {
-    *reinterpret_cast<uint2*>(q + e0) = make_uint2(words[0], words[kPer / 4 - 1]);
-  } else {
-    *reinterpret_cast<uint32_t*>(q + e0) = words[0];
-  }
-  if (lane_id() % kLanesPerBlock == 0) d[e0 / kBlock] = scale;
-  if (lane_id() % kLanesPer32 == 0) sums[e0 / 32] = sum;
+  quantize_warp_values<kBlock>(v, live, e0, rows.q + blockIdx.y * rows.q_stride, rows.d + blockIdx.y * rows.d_stride,
+                               rows.s + blockIdx.y * rows.s_stride);
 }
 
 RF_DEVICE int sum_codes(const int4 a) {
