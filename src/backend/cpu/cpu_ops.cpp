@@ -167,24 +167,20 @@ RF_ATTN_INLINE void scores_f16_keys(int dk, const float* kb, const float* y, int
   }
 }
 
-// Scaled q . k over F16 values for blocks of 16 keys: kt holds n_blocks blocks of [dk][16] (element i of key
-// 16 b + c at kt[(b * dk + i) * 16 + c]); query r (the F16-rounded qf + r * dk) gets the scores of its first
-// n_ctx[r] keys, rounded up to whole blocks, at scores + r * stride. Queries go in pairs (a pair's block is
-// computed when one of them needs it; the other's row has room for it).
+// Scaled q . k over F16 values for the 16 keys from `first`, kb = [dk][16] (element i of key first + c at
+// kb[i * 16 + c]): query r (the F16-rounded qf + r * dk) that sees any of them (n_ctx[r] > first) gets their scores
+// at scores + r * stride + first. Queries go in pairs (a pair's block is computed when one of them needs it; the
+// other's row has room for it).
 RF_ATTN_CLONES
-void scores_f16_blocks(int dk, const float* kt, int64_t n_blocks, const float* qf, int n_q, const int32_t* n_ctx,
-                       float scale, float* scores, int64_t stride) {
-  for (int64_t blk = 0; blk < n_blocks; ++blk) {
-    const float* kb = kt + blk * dk * kKeyBlock;
-    const int64_t first = blk * kKeyBlock;
-    int r = 0;
-    for (; r + 2 <= n_q; r += 2) {
-      if (n_ctx[r] <= first && n_ctx[r + 1] <= first) continue;
-      scores_f16_keys<2>(dk, kb, qf + static_cast<int64_t>(r) * dk, dk, scale, scores + r * stride + first, stride);
-    }
-    if (r < n_q && n_ctx[r] > first) {
-      scores_f16_keys<1>(dk, kb, qf + static_cast<int64_t>(r) * dk, dk, scale, scores + r * stride + first, stride);
-    }
+void scores_f16_block(int dk, const float* kb, int64_t first, const float* qf, int n_q, const int32_t* n_ctx,
+                      float scale, float* scores, int64_t stride) {
+  int r = 0;
+  for (; r + 2 <= n_q; r += 2) {
+    if (n_ctx[r] <= first && n_ctx[r + 1] <= first) continue;
+    scores_f16_keys<2>(dk, kb, qf + static_cast<int64_t>(r) * dk, dk, scale, scores + r * stride + first, stride);
+  }
+  if (r < n_q && n_ctx[r] > first) {
+    scores_f16_keys<1>(dk, kb, qf + static_cast<int64_t>(r) * dk, dk, scale, scores + r * stride + first, stride);
   }
 }
 
@@ -608,9 +604,9 @@ void CpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
       }
       const int64_t n_blocks = (max_ctx + kKeyBlock - 1) / kKeyBlock;
       const int64_t stride = n_blocks * kKeyBlock;
-      // scores [n_q][stride] | queries [n_q][dk] | F16 keys [n_blocks][dk][16] | F16 V rows [max_ctx][dvp]
+      // scores [n_q][stride] | queries [n_q][dk] | 16 F16 keys [dk][16] | F16 V rows [max_ctx][dvp]
       // | V lane sums [kStep][dvp] | one row [max(dk, dv)]
-      const int64_t kt_size = f16_keys ? n_blocks * kKeyBlock * dk : 0;
+      const int64_t kt_size = f16_keys ? int64_t{kKeyBlock} * dk : 0;
       const int64_t v_size = f16_values ? static_cast<int64_t>(max_ctx) * dvp : 0;
       const int64_t lanes_size = int64_t{kStep} * dvp;
       buf.resize(static_cast<size_t>(n_q * (stride + dk) + kt_size + v_size + lanes_size + std::max(dk, dv)));
@@ -640,17 +636,19 @@ void CpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
         return static_cast<const uint8_t*>(v_cache.data) + kv_slot(b, seq, j) * v_cache.nb1 +
                static_cast<size_t>(hk) * dv * (f16_values ? 2 : 4);
       };
-      if (f16_keys) {  // each key converted once, transposed into blocks of 16 keys
-        for (int32_t j = 0; j < max_ctx; ++j) {
-          f16.dequantize(k_row(j), row, dk);
-          float* dst = kt + (j / kKeyBlock) * static_cast<int64_t>(dk) * kKeyBlock + j % kKeyBlock;
-          for (int i = 0; i < dk; ++i) dst[i * kKeyBlock] = row[i];
+      if (f16_keys) {  // 16 keys at a time converted (each once per tile) and transposed, then scored
+        for (int64_t first = 0; first < stride; first += kKeyBlock) {
+          for (int c = 0; c < kKeyBlock; ++c) {
+            const int32_t j = static_cast<int32_t>(first) + c;
+            if (j < max_ctx) {
+              f16.dequantize(k_row(j), row, dk);
+            } else {
+              std::fill(row, row + dk, 0.0f);  // past the context
+            }
+            for (int i = 0; i < dk; ++i) kt[i * kKeyBlock + c] = row[i];
+          }
+          scores_f16_block(dk, kt, first, qf, n_q, n_ctx.data(), p.scale, scores, stride);
         }
-        for (int64_t j = max_ctx; j < stride; ++j) {  // the last block's keys past the context: 0
-          float* dst = kt + (j / kKeyBlock) * dk * kKeyBlock + j % kKeyBlock;
-          for (int i = 0; i < dk; ++i) dst[i * kKeyBlock] = 0.0f;
-        }
-        scores_f16_blocks(dk, kt, n_blocks, qf, n_q, n_ctx.data(), p.scale, scores, stride);
       } else {
         for (int32_t j = 0; j < max_ctx; ++j) {
           const auto* k = reinterpret_cast<const float*>(k_row(j));
