@@ -213,87 +213,139 @@ float row_max(const float* s, int32_t n) {
   return nan ? *std::max_element(s, s + n) : m;
 }
 
-// Lane sums of p . V for lanes [c0, c0 + 4) and the NV column vectors from column d0: lane c gets cell c's product,
-// then those of cells c + 64, c + 128, ... (< n_lanes) added in order, into lanes[c * dvp + d0 ...]; a lane no
-// cell reaches gets 0.
-template <int NV>
-RF_ATTN_INLINE void value_lanes(int dvp, int d0, const float* v, const float* pr, int32_t n_lanes, int c0,
-                                float* lanes) {
-  constexpr int kRows = 4;
-  F32x16 acc[kRows][NV];
-  int32_t count[kRows];  // cells per lane
+// acc = the sum of lane c of p . V for NQ queries with the same cells (the probabilities pr + q * p_stride) over
+// the NV column vectors from column d0: cell c's product, then those of cells c + 64, c + 128, ... (< n_lanes)
+// added in order; 0 if no cell reaches the lane. Each V row piece is loaded once for the NQ queries.
+template <int NQ, int NV>
+RF_ATTN_INLINE void value_lane(int c, int dvp, int d0, const float* v, const float* pr, int64_t p_stride,
+                               int32_t n_lanes, F32x16 (&acc)[NQ][NV]) {
+  if (c >= n_lanes) {
+#pragma GCC unroll 8
+    for (int q = 0; q < NQ; ++q) {
 #pragma GCC unroll 4
-  for (int c = 0; c < kRows; ++c) {
-    count[c] = n_lanes > c0 + c ? (n_lanes - (c0 + c) + kStep - 1) / kStep : 0;
+      for (int k = 0; k < NV; ++k) acc[q][k] = F32x16{};
+    }
+    return;
+  }
+  const float* vr = v + static_cast<int64_t>(c) * dvp + d0;
+  F32x16 vk[NV];
 #pragma GCC unroll 4
-    for (int k = 0; k < NV; ++k) {
-      acc[c][k] = count[c] > 0 ? RF_LOAD16(v + static_cast<int64_t>(c0 + c) * dvp + d0 + k * kKeyBlock) * pr[c0 + c]
-                               : F32x16{};
+  for (int k = 0; k < NV; ++k) vk[k] = RF_LOAD16(vr + k * kKeyBlock);
+#pragma GCC unroll 8
+  for (int q = 0; q < NQ; ++q) {
+#pragma GCC unroll 4
+    for (int k = 0; k < NV; ++k) acc[q][k] = vk[k] * pr[q * p_stride + c];
+  }
+  for (int32_t j = c + kStep; j < n_lanes; j += kStep) {
+    vr = v + static_cast<int64_t>(j) * dvp + d0;
+#pragma GCC unroll 4
+    for (int k = 0; k < NV; ++k) vk[k] = RF_LOAD16(vr + k * kKeyBlock);
+#pragma GCC unroll 8
+    for (int q = 0; q < NQ; ++q) {
+#pragma GCC unroll 4
+      for (int k = 0; k < NV; ++k) acc[q][k] += vk[k] * pr[q * p_stride + j];
     }
   }
-  // Lanes of one group differ by at most one cell (the last lane has the fewest).
-  int32_t m = 1;
-  for (; m < count[kRows - 1]; ++m) {
+}
+
+template <int NQ, int NV>
+RF_ATTN_INLINE void add_to(F32x16 (&x)[NQ][NV], const F32x16 (&y)[NQ][NV]) {
+#pragma GCC unroll 8
+  for (int q = 0; q < NQ; ++q) {
 #pragma GCC unroll 4
-    for (int c = 0; c < kRows; ++c) {
-      const int32_t j = c0 + c + m * kStep;
-      const float* vr = v + static_cast<int64_t>(j) * dvp + d0;
+    for (int k = 0; k < NV; ++k) x[q][k] += y[q][k];
+  }
+}
+
+// The first level of the fold for NQ queries and the NV column vectors from d0: t_l = (L_l + L_(l+32)) +
+// (L_(l+16) + L_(l+48)) of the lane sums L, into t[(q * 16 + l) * dvp + d0 ...] for l < 16.
+template <int NQ, int NV>
+RF_ATTN_INLINE void value_t(int dvp, int d0, const float* v, const float* pr, int64_t p_stride, int32_t n_lanes,
+                            float* t) {
+  for (int l = 0; l < kLanes; ++l) {
+    F32x16 x[NQ][NV], y[NQ][NV], z[NQ][NV];
+    value_lane<NQ, NV>(l, dvp, d0, v, pr, p_stride, n_lanes, x);
+    value_lane<NQ, NV>(l + 2 * kLanes, dvp, d0, v, pr, p_stride, n_lanes, y);
+    add_to<NQ, NV>(x, y);
+    value_lane<NQ, NV>(l + kLanes, dvp, d0, v, pr, p_stride, n_lanes, y);
+    value_lane<NQ, NV>(l + 3 * kLanes, dvp, d0, v, pr, p_stride, n_lanes, z);
+    add_to<NQ, NV>(y, z);
+    add_to<NQ, NV>(x, y);
+#pragma GCC unroll 8
+    for (int q = 0; q < NQ; ++q) {
 #pragma GCC unroll 4
-      for (int k = 0; k < NV; ++k) acc[c][k] += RF_LOAD16(vr + k * kKeyBlock) * pr[j];
+      for (int k = 0; k < NV; ++k) RF_STORE16(t + (q * kLanes + l) * static_cast<int64_t>(dvp) + d0 + k * kKeyBlock, x[q][k]);
     }
   }
-#pragma GCC unroll 4
-  for (int c = 0; c < kRows; ++c) {
-    if (m < count[c]) {
-      const int32_t j = c0 + c + m * kStep;
-      const float* vr = v + static_cast<int64_t>(j) * dvp + d0;
-#pragma GCC unroll 4
-      for (int k = 0; k < NV; ++k) acc[c][k] += RF_LOAD16(vr + k * kKeyBlock) * pr[j];
-    }
-#pragma GCC unroll 4
-    for (int k = 0; k < NV; ++k) RF_STORE16(lanes + static_cast<int64_t>(c0 + c) * dvp + d0 + k * kKeyBlock, acc[c][k]);
-  }
+}
+
+// value_t over all columns [0, dvp): NV column vectors at a time, single ones for the rest.
+template <int NQ, int NV>
+RF_ATTN_INLINE void value_t_all(int dvp, const float* v, const float* pr, int64_t p_stride, int32_t n_lanes, float* t) {
+  int d0 = 0;
+  for (; d0 + NV * kKeyBlock <= dvp; d0 += NV * kKeyBlock) value_t<NQ, NV>(dvp, d0, v, pr, p_stride, n_lanes, t);
+  for (; d0 < dvp; d0 += kKeyBlock) value_t<NQ, 1>(dvp, d0, v, pr, p_stride, n_lanes, t);
 }
 
 // probabilities . V for F16 values: v holds the tile's converted V rows at a stride of dvp floats (a multiple of
 // 16; the columns past dv are 0); query r's F16-rounded probabilities over its n_ctx[r] cells (probs + r * stride)
 // give out[r][0, dv). Per output element, as the reference's F16 dot over the KV view: cell j's product into lane
 // j % 64 (the lane's first cell as is, later ones added), the lanes folded (lanes no cell reaches hold 0), then the
-// cells past the last whole step of the view added in double. lanes: scratch of kStep x dvp floats.
+// cells past the last whole step of the view added in double. Runs of up to kValueQueries queries with the same
+// cells (a token's query heads) share the V loads. t: scratch of kValueQueries x 16 x dvp floats.
+constexpr int kValueQueries = 8;
 RF_ATTN_CLONES
 void values_f16_rows(int dv, int dvp, const float* v, int n_q, const int32_t* n_ctx, const float* probs,
-                     int64_t stride, float* lanes, float* const* out) {
-  for (int r = 0; r < n_q; ++r) {
+                     int64_t stride, float* t, float* const* out) {
+  for (int r = 0; r < n_q;) {
     const int32_t n = n_ctx[r];
+    int run = 1;
+    while (run < kValueQueries && r + run < n_q && n_ctx[r + run] == n) ++run;
+    const int nq = run >= 8 ? 8 : run >= 4 ? 4 : run >= 2 ? 2 : 1;
     const int32_t n_view = (n + kKvPad - 1) / kKvPad * kKvPad;
     const int32_t n_lanes = std::min(n, n_view - n_view % kStep);
     const float* pr = probs + r * stride;
     if (n_lanes > 0) {
-      for (int c0 = 0; c0 < kStep; c0 += 4) {
-        int d0 = 0;
-        for (; d0 + 4 * kKeyBlock <= dvp; d0 += 4 * kKeyBlock) value_lanes<4>(dvp, d0, v, pr, n_lanes, c0, lanes);
-        for (; d0 < dvp; d0 += kKeyBlock) value_lanes<1>(dvp, d0, v, pr, n_lanes, c0, lanes);
+      switch (nq) {
+        case 8: value_t_all<8, 1>(dvp, v, pr, stride, n_lanes, t); break;
+        case 4: value_t_all<4, 2>(dvp, v, pr, stride, n_lanes, t); break;
+        case 2: value_t_all<2, 4>(dvp, v, pr, stride, n_lanes, t); break;
+        default: value_t_all<1, 4>(dvp, v, pr, stride, n_lanes, t); break;
       }
-      fold_step_rows(lanes, dvp);  // the folded sums in the first row
     }
-    for (int d0 = 0; d0 < dv; d0 += kKeyBlock) {
-      float f[kKeyBlock];
-      RF_STORE16(f, n_lanes > 0 ? RF_LOAD16(lanes + d0) : F32x16{});
-      if (n_lanes < n) {
-        F64x8 lo = {}, hi = {};
-        if (n_lanes > 0) {
-          lo = __builtin_convertvector(RF_LOAD8(f), F64x8);
-          hi = __builtin_convertvector(RF_LOAD8(f + 8), F64x8);
+    for (int q = 0; q < nq; ++q) {
+      const float* tq = t + static_cast<int64_t>(q) * kLanes * dvp;
+      const float* pq = pr + q * stride;
+      for (int d0 = 0; d0 < dv; d0 += kKeyBlock) {
+        F32x16 folded = {};
+        if (n_lanes > 0) {  // fold16 of t_0 .. t_15: u_l = t_l + t_(l+8), w_l = u_l + u_(l+4), (w0 + w2) + (w1 + w3)
+          F32x16 w[4];
+#pragma GCC unroll 4
+          for (int l = 0; l < 4; ++l) {
+            const auto tl = [&](int i) { return tq + static_cast<int64_t>(i) * dvp + d0; };
+            w[l] = (RF_LOAD16(tl(l)) + RF_LOAD16(tl(l + 8))) + (RF_LOAD16(tl(l + 4)) + RF_LOAD16(tl(l + 12)));
+          }
+          folded = (w[0] + w[2]) + (w[1] + w[3]);
         }
-        for (int32_t j = n_lanes; j < n; ++j) {
-          lo += __builtin_convertvector(RF_LOAD8(v + static_cast<int64_t>(j) * dvp + d0) * pr[j], F64x8);
-          hi += __builtin_convertvector(RF_LOAD8(v + static_cast<int64_t>(j) * dvp + d0 + 8) * pr[j], F64x8);
+        float f[kKeyBlock];
+        RF_STORE16(f, folded);
+        if (n_lanes < n) {
+          F64x8 lo = {}, hi = {};
+          if (n_lanes > 0) {
+            lo = __builtin_convertvector(RF_LOAD8(f), F64x8);
+            hi = __builtin_convertvector(RF_LOAD8(f + 8), F64x8);
+          }
+          for (int32_t j = n_lanes; j < n; ++j) {
+            lo += __builtin_convertvector(RF_LOAD8(v + static_cast<int64_t>(j) * dvp + d0) * pq[j], F64x8);
+            hi += __builtin_convertvector(RF_LOAD8(v + static_cast<int64_t>(j) * dvp + d0 + 8) * pq[j], F64x8);
+          }
+          RF_STORE8(f, __builtin_convertvector(lo, F32x8));
+          RF_STORE8(f + 8, __builtin_convertvector(hi, F32x8));
         }
-        RF_STORE8(f, __builtin_convertvector(lo, F32x8));
-        RF_STORE8(f + 8, __builtin_convertvector(hi, F32x8));
+        std::memcpy(out[r + q] + d0, f, static_cast<size_t>(std::min(kKeyBlock, dv - d0)) * sizeof(float));
       }
-      std::memcpy(out[r] + d0, f, static_cast<size_t>(std::min(kKeyBlock, dv - d0)) * sizeof(float));
     }
+    r += nq;
   }
 }
 
@@ -605,10 +657,10 @@ void CpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
       const int64_t n_blocks = (max_ctx + kKeyBlock - 1) / kKeyBlock;
       const int64_t stride = n_blocks * kKeyBlock;
       // scores [n_q][stride] | queries [n_q][dk] | 16 F16 keys [dk][16] | F16 V rows [max_ctx][dvp]
-      // | V lane sums [kStep][dvp] | one row [max(dk, dv)]
+      // | V lane sums ([kValueQueries][16][dvp] or [kStep][dv]) | one row [max(dk, dv)]
       const int64_t kt_size = f16_keys ? int64_t{kKeyBlock} * dk : 0;
       const int64_t v_size = f16_values ? static_cast<int64_t>(max_ctx) * dvp : 0;
-      const int64_t lanes_size = int64_t{kStep} * dvp;
+      const int64_t lanes_size = std::max(int64_t{kValueQueries} * kLanes * dvp, int64_t{kStep} * dv);
       buf.resize(static_cast<size_t>(n_q * (stride + dk) + kt_size + v_size + lanes_size + std::max(dk, dv)));
       float* scores = buf.data();
       float* qf = scores + n_q * stride;
