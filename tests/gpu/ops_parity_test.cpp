@@ -187,6 +187,68 @@ TEST(GpuOpsParity, RopeYarnNormalAndNeoxPastTheOriginalContext) {
   }
 }
 
+// rope(q), rope(k), kv_store(k, v) run as one launch on the GPU: q, k and both caches are bitwise what the three
+// separate kernels give (forced by reading k back before the store), and match the CPU (rope 2e-5; the caches are
+// then the stored values' roundings). GQA, partial rotation (dimensions past n_rot are stored unrotated), both
+// rope modes, F16 / F32 caches, 1 and 5 tokens.
+TEST(GpuOpsParity, RopeOfQAndKWithTheKvStoreInOneLaunchGivesTheSeparateKernelsBits) {
+  RF_REQUIRE_GPU_PAIR(pair);
+  std::mt19937 rng(31);
+  for (const auto mode : {backend::RopeMode::kNormal, backend::RopeMode::kNeox}) {
+    for (const Type cache_type : {Type::F16, Type::F32}) {
+      for (const int n_rot : {64, 32}) {
+        for (const int64_t n : {int64_t{1}, int64_t{5}}) {
+          const int n_head = 6, n_head_kv = 2, head_dim = 64, n_cells = 32;
+          const int64_t q_row = n_head * head_dim, k_row = n_head_kv * head_dim;
+          backend::Batch b = seq_batch(rng, n, 9, 2);
+          b.kv_block_size = 16;
+          const auto q = random_floats(rng, static_cast<size_t>(q_row * n));
+          const auto k = random_floats(rng, static_cast<size_t>(k_row * n));
+          const auto v = random_floats(rng, static_cast<size_t>(k_row * n));
+          backend::RopeParams p;
+          p.mode = mode;
+          p.head_dim = head_dim;
+          p.n_rot = n_rot;
+          p.freq_base = 10000.0f;
+          std::vector<float> out_q[3], out_k[3];
+          std::vector<uint8_t> kc[3], vc[3];
+          for (int run = 0; run < 3; ++run) {  // 0: fused GPU, 1: separate GPU kernels, 2: CPU
+            backend::Backend& be = run == 2 ? static_cast<backend::Backend&>(pair.cpu()) : pair.gpu();
+            const auto db = be.prepare_batch(b);
+            const Tensor qt = pair.make(be, Type::F32, q_row, n, q.data()), kt = pair.make(be, Type::F32, k_row, n, k.data());
+            const Tensor vt = pair.make(be, Type::F32, k_row, n, v.data());
+            const Tensor kcache = pair.make(be, cache_type, k_row, n_cells, nullptr);
+            const Tensor vcache = pair.make(be, cache_type, k_row, n_cells, nullptr);
+            p.n_head = n_head;
+            be.rope(qt, *db, p);
+            p.n_head = n_head_kv;
+            be.rope(kt, *db, p);
+            if (run == 1) (void)pair.download(be, kt);  // the ropes run alone before the store
+            be.kv_store(kcache, vcache, kt, vt, *db);
+            out_q[run] = pair.download(be, qt);
+            out_k[run] = pair.download(be, kt);
+            const size_t bytes = kcache.nb1 * static_cast<size_t>(n_cells);
+            kc[run].resize(bytes);
+            vc[run].resize(bytes);
+            be.to_host(kc[run].data(), kcache, bytes);
+            be.to_host(vc[run].data(), vcache, bytes);
+          }
+          const std::string what = std::string(mode == backend::RopeMode::kNeox ? "neox" : "normal") + " " +
+                                   std::string(quant::type_name(cache_type)) + " n_rot " + std::to_string(n_rot) +
+                                   " tokens " + std::to_string(n);
+          ASSERT_EQ(out_q[0], out_q[1]) << what << ": q differs";
+          ASSERT_EQ(out_k[0], out_k[1]) << what << ": k differs";
+          ASSERT_TRUE(kc[0] == kc[1]) << what << ": K cache differs";
+          ASSERT_TRUE(vc[0] == vc[1]) << what << ": V cache differs";
+          ASSERT_TRUE(vc[0] == vc[2]) << what << ": V cache differs from the CPU";
+          expect_close(out_q[0], out_q[2], {2e-5f}, what + " q vs CPU");
+          expect_close(out_k[0], out_k[2], {2e-5f}, what + " k vs CPU");
+        }
+      }
+    }
+  }
+}
+
 struct AttnCase {
   Type cache_type;
   int n_head, n_head_kv, head_dim;

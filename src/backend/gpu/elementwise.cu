@@ -175,17 +175,13 @@ __global__ void sigmoid_scale_kernel(RowsF32 out, RowsF32 x, RowsF32 gate) {
   out.data[r * out.stride + i] = x.data[r * x.stride + i] * s;
 }
 
-// One thread per (token, head, rotated pair).
-__global__ void rope_kernel(RowsF32 x, const int32_t* __restrict__ positions, RopeArgs a, backend::YarnRange yarn) {
-  pdl_prologue();
+// Rotates pair i of head vector v (token position pos) as the CPU reference does; returns the two new values in
+// r0 / r1 and their indices in i0 / i1.
+RF_DEVICE void rope_pair(float* v, int i, int32_t pos, const RopeArgs& a, const backend::YarnRange& yarn, int* i0,
+                         int* i1) {
   const int half = a.n_rot / 2;
-  const int64_t t = global_thread();
-  if (t >= x.rows * a.n_head * half) return;
-  const int i = static_cast<int>(t % half);
-  const int h = static_cast<int>((t / half) % a.n_head);
-  const int64_t tok = t / (static_cast<int64_t>(half) * a.n_head);
   // theta_i = pos * theta_scale^i by repeated multiplication, exactly as the CPU reference advances it.
-  float theta = static_cast<float>(positions[tok]);
+  float theta = static_cast<float>(pos);
   for (int k = 0; k < i; ++k) theta *= a.theta_scale;
   const float th_extrap = a.freq_factors ? theta / a.freq_factors[i] : theta;
   float th = a.freq_scale * th_extrap;
@@ -197,12 +193,76 @@ __global__ void rope_kernel(RowsF32 x, const int32_t* __restrict__ positions, Ro
     th = __fadd_rn(__fmul_rn(th, 1.0f - mix), __fmul_rn(th_extrap, mix));
   }
   const float c = cosf(th) * a.attn_factor, s = sinf(th) * a.attn_factor;
-  float* v = x.data + tok * x.stride + static_cast<int64_t>(h) * a.head_dim;
-  const int i0 = a.neox ? i : 2 * i;
-  const int i1 = a.neox ? i + half : 2 * i + 1;
-  const float a0 = v[i0], a1 = v[i1];
-  v[i0] = a0 * c - a1 * s;
-  v[i1] = a0 * s + a1 * c;
+  *i0 = a.neox ? i : 2 * i;
+  *i1 = a.neox ? i + half : 2 * i + 1;
+  const float a0 = v[*i0], a1 = v[*i1];
+  v[*i0] = a0 * c - a1 * s;
+  v[*i1] = a0 * s + a1 * c;
+}
+
+// One thread per (token, head, rotated pair).
+__global__ void rope_kernel(RowsF32 x, const int32_t* __restrict__ positions, RopeArgs a, backend::YarnRange yarn) {
+  pdl_prologue();
+  const int half = a.n_rot / 2;
+  const int64_t t = global_thread();
+  if (t >= x.rows * a.n_head * half) return;
+  const int i = static_cast<int>(t % half);
+  const int h = static_cast<int>((t / half) % a.n_head);
+  const int64_t tok = t / (static_cast<int64_t>(half) * a.n_head);
+  int i0 = 0, i1 = 0;
+  rope_pair(x.data + tok * x.stride + static_cast<int64_t>(h) * a.head_dim, i, positions[tok], a, yarn, &i0, &i1);
+}
+
+template <bool kF16>
+RF_DEVICE void cache_put(void* cache, int64_t at, float v) {
+  if (kF16) {
+    static_cast<__half*>(cache)[at] = __float2half_rn(v);
+  } else {
+    static_cast<float*>(cache)[at] = v;
+  }
+}
+
+// rope of q and of k, and the KV store of k (rotated) and v, in one launch: threads [0, nq) rotate q pairs as
+// rope_kernel, [nq, nq + nk) take k pairs (a rotated pair, or two dimensions past n_rot) into k and its cache row,
+// the rest copy v into its cache row.
+template <bool kF16K, bool kF16V>
+__global__ void rope_store_kernel(RowsF32 q, RopeArgs aq, RowsF32 k, RopeArgs ak, RowsF32 v,
+                                  const int32_t* __restrict__ positions, const int32_t* __restrict__ slots,
+                                  void* __restrict__ k_cache, int64_t k_stride, void* __restrict__ v_cache,
+                                  int64_t v_stride, backend::YarnRange yarn) {
+  pdl_prologue();
+  const int64_t t = global_thread();
+  const int qhalf = aq.n_rot / 2;
+  const int64_t nq = q.rows * aq.n_head * qhalf;
+  const int kslots = ak.head_dim / 2;
+  const int64_t nk = k.rows * ak.n_head * kslots;
+  if (t < nq) {
+    const int i = static_cast<int>(t % qhalf);
+    const int h = static_cast<int>((t / qhalf) % aq.n_head);
+    const int64_t tok = t / (static_cast<int64_t>(qhalf) * aq.n_head);
+    int i0 = 0, i1 = 0;
+    rope_pair(q.data + tok * q.stride + static_cast<int64_t>(h) * aq.head_dim, i, positions[tok], aq, yarn, &i0, &i1);
+  } else if (t < nq + nk) {
+    const int64_t u = t - nq;
+    const int j = static_cast<int>(u % kslots);
+    const int h = static_cast<int>((u / kslots) % ak.n_head);
+    const int64_t tok = u / (static_cast<int64_t>(kslots) * ak.n_head);
+    float* head = k.data + tok * k.stride + static_cast<int64_t>(h) * ak.head_dim;
+    int i0 = 0, i1 = 0;
+    if (j < ak.n_rot / 2) {
+      rope_pair(head, j, positions[tok], ak, yarn, &i0, &i1);
+    } else {
+      i0 = ak.n_rot + 2 * (j - ak.n_rot / 2);
+      i1 = i0 + 1;
+    }
+    const int64_t row = static_cast<int64_t>(slots[tok]) * k_stride + static_cast<int64_t>(h) * ak.head_dim;
+    cache_put<kF16K>(k_cache, row + i0, head[i0]);
+    cache_put<kF16K>(k_cache, row + i1, head[i1]);
+  } else if (t < nq + nk + v.rows * v.ne0) {
+    const int64_t u = t - nq - nk;
+    const int64_t r = u / v.ne0, i = u % v.ne0;
+    cache_put<kF16V>(v_cache, static_cast<int64_t>(slots[r]) * v_stride + i, v.data[r * v.stride + i]);
+  }
 }
 
 template <bool kF16>
@@ -212,13 +272,7 @@ __global__ void kv_store_kernel(void* __restrict__ cache, int64_t cache_stride, 
   const int64_t t = global_thread();
   if (t >= src.ne0 * src.rows) return;
   const int64_t r = t / src.ne0, i = t % src.ne0;
-  const float v = src.data[r * src.stride + i];
-  const int64_t dst = static_cast<int64_t>(slots[r]) * cache_stride + i;
-  if (kF16) {
-    static_cast<__half*>(cache)[dst] = __float2half_rn(v);
-  } else {
-    static_cast<float*>(cache)[dst] = v;
-  }
+  cache_put<kF16>(cache, static_cast<int64_t>(slots[r]) * cache_stride + i, src.data[r * src.stride + i]);
 }
 
 __global__ void gather_rows_kernel(RowsF32 out, RowsF32 x, const int32_t* __restrict__ rows) {
@@ -372,6 +426,38 @@ Status rope(RowsF32 x, const int32_t* positions, const RopeArgs& args, gpuStream
                                                   : backend::YarnRange{};
   launch_kernel(rope_kernel, blocks_for(items, kThreads), kThreads, 0, stream, x, positions, args, yarn);
   return launch_status("rope launch");
+}
+
+namespace {
+backend::YarnRange yarn_of(const RopeArgs& args) {
+  return args.ext_factor != 0.0f
+             ? backend::yarn_range(args.n_rot, args.n_ctx_orig, args.freq_base, args.beta_fast, args.beta_slow)
+             : backend::YarnRange{};
+}
+}  // namespace
+
+bool can_rope_kv_store(RowsF32 q, const RopeArgs& aq, RowsF32 k, const RopeArgs& ak, RowsF32 v) {
+  const backend::YarnRange yq = yarn_of(aq), yk = yarn_of(ak);
+  return ak.head_dim % 2 == 0 && ak.n_rot <= ak.head_dim && q.rows == k.rows && v.rows == k.rows &&
+         yq.low == yk.low && yq.high == yk.high && k.ne0 == static_cast<int64_t>(ak.n_head) * ak.head_dim;
+}
+
+Status rope_kv_store(RowsF32 q, const RopeArgs& aq, RowsF32 k, const RopeArgs& ak, RowsF32 v, const int32_t* positions,
+                     const int32_t* slots, void* k_cache, bool k_f16, int64_t k_stride, void* v_cache, bool v_f16,
+                     int64_t v_stride, gpuStream_t stream) {
+  if (!can_rope_kv_store(q, aq, k, ak, v)) return Status::error("gpu rope_kv_store: unsupported shapes");
+  const backend::YarnRange yarn = yarn_of(aq);
+  const int64_t items = q.rows * aq.n_head * (aq.n_rot / 2) + k.rows * ak.n_head * (ak.head_dim / 2) + v.rows * v.ne0;
+  if (items == 0) return ok_status();
+  const auto go = [&](auto kernel) {
+    launch_kernel(kernel, blocks_for(items, kThreads), kThreads, 0, stream, q, aq, k, ak, v, positions, slots, k_cache,
+                  k_stride, v_cache, v_stride, yarn);
+  };
+  if (k_f16 && v_f16) go(rope_store_kernel<true, true>);
+  if (k_f16 && !v_f16) go(rope_store_kernel<true, false>);
+  if (!k_f16 && v_f16) go(rope_store_kernel<false, true>);
+  if (!k_f16 && !v_f16) go(rope_store_kernel<false, false>);
+  return launch_status("rope_kv_store launch");
 }
 
 Status kv_store(void* cache, bool f16, int64_t cache_stride, RowsF32 src, const int32_t* slots, gpuStream_t stream) {

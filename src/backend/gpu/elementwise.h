@@ -65,6 +65,14 @@ struct RopeArgs {
 // In place on x (one row of n_head * head_dim per token) at positions[t].
 Status rope(RowsF32 x, const int32_t* positions, const RopeArgs& args, gpuStream_t stream);
 
+// rope(q, aq) and rope(k, ak) (the same positions and YaRN range), then kv_store of k and v into their caches
+// (rows of slots, k_stride / v_stride elements apart), in one launch; the same values as the three calls.
+// can_rope_kv_store: whether the shapes fit (k rows of whole heads, one YaRN range).
+bool can_rope_kv_store(RowsF32 q, const RopeArgs& aq, RowsF32 k, const RopeArgs& ak, RowsF32 v);
+Status rope_kv_store(RowsF32 q, const RopeArgs& aq, RowsF32 k, const RopeArgs& ak, RowsF32 v, const int32_t* positions,
+                     const int32_t* slots, void* k_cache, bool k_f16, int64_t k_stride, void* v_cache, bool v_f16,
+                     int64_t v_stride, gpuStream_t stream);
+
 // Writes row t of src into row slots[t] of cache (F32, or F16 when f16), for every token t < src.rows.
 Status kv_store(void* cache, bool f16, int64_t cache_stride, RowsF32 src, const int32_t* slots, gpuStream_t stream);
 

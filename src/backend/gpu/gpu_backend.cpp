@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -128,6 +129,8 @@ Expected<std::unique_ptr<GpuBackend>> GpuBackend::create(int device_index) {
   if (const char* g = std::getenv("ROCMFORGE_GPU_GRAPHS"); g != nullptr && std::string(g) == "0") {
     be->set_graphs_enabled(false);
   }
+  if (const char* f = std::getenv("ROCMFORGE_GPU_FUSE"); f != nullptr && f[0] == '0') be->fuse_ = false;
+  if (const char* t = std::getenv("ROCMFORGE_GPU_TIMING"); t != nullptr && t[0] == '1') be->timing_.on = true;
   // Programmatic dependent launch (compat.h) on NVIDIA compute capability 9.0 and later; ROCMFORGE_GPU_PDL=0: off.
   if (be->info_.arch.rfind("sm_", 0) == 0 && std::atoi(be->info_.arch.c_str() + 3) >= 90) {
     const char* v = std::getenv("ROCMFORGE_GPU_PDL");
@@ -147,6 +150,12 @@ Expected<std::unique_ptr<GpuBackend>> GpuBackend::create(int device_index) {
 
 GpuBackend::~GpuBackend() {
   finish_capture();
+  if (timing_.on && timing_.steps > 0) {
+    const double n = static_cast<double>(timing_.steps);
+    std::fprintf(stderr, "gpu timing: %lld captured steps, per step: record %.3f ms, update + launch %.3f ms; "
+                 "download waits %.3f ms per step\n", static_cast<long long>(timing_.steps),
+                 1e3 * timing_.record / n, 1e3 * timing_.update / n, 1e3 * timing_.wait / n);
+  }
   (void)gpuStreamSynchronize(stream_);
   if (graph_exec_ != nullptr) (void)gpuGraphExecDestroy(graph_exec_);
   for (const Arena& a : arenas_) (void)gpuFree(a.base);
@@ -254,7 +263,16 @@ void GpuBackend::flush_matvec_group() {
 void GpuBackend::flush_pending_add() {
   flush_matvec_group();
   flush_act_only();
+  flush_ropes();
   flush_add_only();
+}
+
+void GpuBackend::flush_ropes() {
+  const int n = pending_ropes_;
+  pending_ropes_ = 0;
+  for (int i = 0; i < n && !failed(); ++i) {
+    check(gpu::rope(pending_rope_[i].x, pending_rope_[i].positions, pending_rope_[i].args, stream_));
+  }
 }
 
 void GpuBackend::flush_act_only() {
@@ -310,6 +328,7 @@ void GpuBackend::finish_capture() {
   flush_pending_add();  // the deferred add belongs to the work before this point
   if (!capturing_) return;
   capturing_ = false;
+  const auto t_end = std::chrono::steady_clock::now();
   gpuGraph_t graph = nullptr;
   // A launch that failed during the capture invalidates it: the error is recorded and nothing is launched.
   const bool captured = check_call(gpuStreamEndCapture(stream_, &graph), "end of decode graph capture");
@@ -328,6 +347,12 @@ void GpuBackend::finish_capture() {
     }
   }
   if (graph != nullptr) (void)gpuGraphDestroy(graph);
+  if (timing_.on) {
+    const auto now = std::chrono::steady_clock::now();
+    timing_.record += std::chrono::duration<double>(t_end - timing_.capture_start).count();
+    timing_.update += std::chrono::duration<double>(now - t_end).count();
+    ++timing_.steps;
+  }
 }
 
 float* GpuBackend::act_scratch(size_t floats) {
@@ -487,7 +512,9 @@ void GpuBackend::to_host(void* dst, Tensor src, size_t bytes) {
   finish_capture();
   if (failed()) return;
   if (check_call(gpuMemcpyAsync(dst, src.data, bytes, gpuMemcpyDeviceToHost, stream_), "download")) {
+    const auto t0 = std::chrono::steady_clock::now();
     check_call(gpuStreamSynchronize(stream_), "download (a kernel before it may have failed)");
+    timing_.wait += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
 }
 
@@ -502,6 +529,7 @@ std::unique_ptr<backend::DeviceBatch> GpuBackend::prepare_batch(backend::Batch b
   const int64_t n = db->n_tokens();
   if (graphs_ && !failed() && n == 1 && last_batch_tokens_ == 1) {
     capturing_ = check_call(gpuStreamBeginCapture(stream_, gpuStreamCaptureModeRelaxed), "decode graph capture");
+    timing_.capture_start = std::chrono::steady_clock::now();
   }
   last_batch_tokens_ = failed() ? -1 : n;
   return db;
@@ -548,7 +576,7 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
   const int64_t mmq_min = batch_invariant_ ? 1 : policy.mmq_min_tokens;
   const bool use_mmq =
       x.ne1 >= mmq_min && x.ne1 <= policy.mmq_max_tokens && has_mmq_matmul(w.type) && x.ne0 % 256 == 0;
-  if (use_mmq || has_int8_matvec(w.type, x.ne1)) {
+  if (fuse_ && (use_mmq || has_int8_matvec(w.type, x.ne1))) {
     fuse_or_flush_act(x, int8_matvec_act_kind(w.type));
   } else {
     flush_act_only();
@@ -662,8 +690,11 @@ void GpuBackend::sigmoid_scale(Tensor out, Tensor x, Tensor gate) {
 }
 
 void GpuBackend::rope(Tensor x, const backend::DeviceBatch& batch, const backend::RopeParams& p) {
-  if (!before_op()) return;
   const GpuDeviceBatch& b = gpu_batch(batch);
+  // A second rope (k after q) of the same batch joins the first one; anything else first runs what is pending.
+  const bool joins = fuse_ && pending_ropes_ == 1 && pending_rope_[0].positions == b.positions();
+  if (!joins && !before_op()) return;
+  if (joins) quantized_.src = nullptr;  // x changes
   RF_CHECK(x.ne0 == static_cast<int64_t>(p.n_head) * p.head_dim && x.ne1 == b.n_tokens());
   RF_CHECK(p.n_rot > 0 && p.n_rot <= p.head_dim && p.n_rot % 2 == 0);
   RF_CHECK(p.freq_factors.empty() || (p.freq_factors.ne0 >= p.n_rot / 2 && p.freq_factors.type == Type::F32));
@@ -682,13 +713,26 @@ void GpuBackend::rope(Tensor x, const backend::DeviceBatch& batch, const backend
   a.beta_fast = p.beta_fast;
   a.beta_slow = p.beta_slow;
   a.n_ctx_orig = p.n_ctx_orig;
-  check(gpu::rope(rows_of(x), b.positions(), a, stream_));
+  pending_rope_[pending_ropes_++] = PendingRope{rows_of(x), a, b.positions()};  // launched by the next op
 }
 
 void GpuBackend::kv_store(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v, const backend::DeviceBatch& batch) {
-  if (!before_op()) return;
   const GpuDeviceBatch& b = gpu_batch(batch);
   RF_CHECK(k.ne0 == k_cache.ne0 && v.ne0 == v_cache.ne0 && k.ne1 == b.n_tokens() && v.ne1 == b.n_tokens());
+  const auto cache_ok = [](const Tensor& c) { return c.type == Type::F16 || c.type == Type::F32; };
+  const RowsF32 kr = rows_of(k);
+  if (pending_ropes_ == 2 && pending_rope_[1].x.data == kr.data && pending_rope_[1].x.rows == kr.rows &&
+      pending_rope_[1].positions == b.positions() && cache_ok(k_cache) && cache_ok(v_cache) && !failed() &&
+      can_rope_kv_store(pending_rope_[0].x, pending_rope_[0].args, kr, pending_rope_[1].args, rows_of(v))) {
+    pending_ropes_ = 0;  // rope q, rope k and this store in one launch
+    const bool kf = k_cache.type == Type::F16, vf = v_cache.type == Type::F16;
+    check(rope_kv_store(pending_rope_[0].x, pending_rope_[0].args, kr, pending_rope_[1].args, rows_of(v),
+                                   b.positions(), b.slots(), k_cache.data, kf,
+                                   static_cast<int64_t>(k_cache.nb1 / (kf ? 2 : 4)), v_cache.data, vf,
+                                   static_cast<int64_t>(v_cache.nb1 / (vf ? 2 : 4)), stream_));
+    return;
+  }
+  if (!before_op()) return;
   for (auto [cache, src] : {std::pair{k_cache, k}, std::pair{v_cache, v}}) {
     RF_CHECK(cache.type == Type::F16 || cache.type == Type::F32);
     const bool f16 = cache.type == Type::F16;

@@ -9,6 +9,7 @@
 // failing request does not take the process down. A shape mismatch is a caller bug and aborts.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "backend/backend.h"
 #include "backend/gpu/compat.h"
 #include "backend/gpu/device_info.h"
+#include "backend/gpu/elementwise.h"
 #include "backend/gpu/matmul.h"
 #include "core/status.h"
 
@@ -173,10 +175,28 @@ class GpuBackend final : public backend::Backend {
     float eps = 0.0f;
   } pending_act_;
   void flush_act_only();
+  // rope(q) then rope(k) wait for the next op: when that is kv_store of the rotated k, the three run as one
+  // launch (elementwise.h rope_kv_store).
+  struct PendingRope {
+    RowsF32 x;
+    RopeArgs args;
+    const int32_t* positions = nullptr;
+  } pending_rope_[2];
+  int pending_ropes_ = 0;
+  void flush_ropes();
   // Launches the pending act fused with the quantization of its output for `kind` products, when it produced x
   // and the layout allows; else launches it alone.
   void fuse_or_flush_act(const backend::Tensor& x, int kind);
   bool graphs_ = kGraphUpdateSupported;
+  // ROCMFORGE_GPU_TIMING=1: host seconds spent recording captured steps, updating / instantiating and launching
+  // their graphs, and waiting in downloads and syncs, printed to stderr when the backend is destroyed.
+  struct HostTiming {
+    bool on = false;
+    double record = 0, update = 0, wait = 0;
+    int64_t steps = 0;
+    std::chrono::steady_clock::time_point capture_start;
+  } timing_;
+  bool fuse_ = true;  // the norm / SiLU + quantize and rope + KV store fusions (ROCMFORGE_GPU_FUSE=0: off)
   bool batch_invariant_ = false;
   bool capturing_ = false;
   int64_t last_batch_tokens_ = -1;
