@@ -89,7 +89,7 @@ constexpr int kKeyBlock = 16;  // keys (or output columns) per vector
 #define RF_LOAD8(p) (*reinterpret_cast<const F32x8u*>(p))
 #define RF_STORE16(p, x) (*reinterpret_cast<F32x16u*>(p) = (x))
 #define RF_STORE8(p, x) (*reinterpret_cast<F32x8u*>(p) = (x))
-// Inlined into each clone below, so compiled for its ISA (they take no vector arguments).
+// Helpers inlined into each clone below, so compiled for its ISA (vectors go by reference, never by value).
 #define RF_ATTN_INLINE __attribute__((always_inline)) inline
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
