@@ -105,6 +105,46 @@ INSTANTIATE_TEST_SUITE_P(SharedModels, HybridGpu, ::testing::ValuesIn(kModels),
                            return s;
                          });
 
+// Decode graphs: steps whose launches repeat byte for byte replay an earlier step's graph instead of capturing
+// one; the logits of every step are bitwise those of the same script without graphs.
+TEST(HybridGpuGraphs, DecodeStepsReplayTheirGraphsAndGiveTheUngraphedBits) {
+  RF_REQUIRE_SHARED(path, "models/fortune-qwen2-Q4_K_M.gguf");
+  RF_REQUIRE_GPU(info);
+  auto file = gguf::File::open(path);
+  ASSERT_TRUE(file.ok()) << file.error_message();
+  std::vector<std::vector<std::vector<float>>> logits;
+  for (const bool graphs : {false, true}) {
+    auto gpu = GpuBackend::create(0);
+    ASSERT_TRUE(gpu.ok()) << gpu.error_message();
+    (*gpu)->set_graphs_enabled(graphs);
+    auto m = model::Model::load(*file, **gpu);
+    ASSERT_TRUE(m.ok()) << m.error_message();
+    auto cache = rf::test::make_cache(**m);
+    ASSERT_NE(cache, nullptr);
+    std::vector<rf::test::ScriptStep> script = rf::test::default_script((*m)->hparams().n_vocab);
+    for (int i = 0; i < 6; ++i) script.insert(script.begin() + 2, script[1]);  // more single-token steps in a row
+    for (int run = 0; run < 2; ++run) {
+      auto got = rf::test::run_script(**m, *cache, script);
+      ASSERT_TRUE(got.ok()) << got.error_message();
+      logits.push_back(std::move(*got));
+    }
+    if (graphs) {
+      EXPECT_GT((*gpu)->graph_replays(), 0) << "no decode step replayed a graph";
+      EXPECT_GT((*gpu)->graph_launches(), (*gpu)->graph_instantiations());
+      std::printf("[graphs] %lld launches, %lld replays, %lld instantiations\n",
+                  static_cast<long long>((*gpu)->graph_launches()), static_cast<long long>((*gpu)->graph_replays()),
+                  static_cast<long long>((*gpu)->graph_instantiations()));
+    }
+  }
+  ASSERT_EQ(logits.size(), 4u);
+  for (size_t run = 0; run < 2; ++run) {
+    ASSERT_EQ(logits[run].size(), logits[2 + run].size());
+    for (size_t step = 0; step < logits[run].size(); ++step) {
+      ASSERT_EQ(logits[run][step], logits[2 + run][step]) << "run " << run << " step " << step << " differs with graphs";
+    }
+  }
+}
+
 TEST(HybridGpuLoad, LoadModelSplitsAsAskedAndPutsASmallModelWhollyOnTheGpu) {
   RF_REQUIRE_SHARED(path, "models/fortune-qwen2-Q8_0.gguf");
   RF_REQUIRE_GPU(info);

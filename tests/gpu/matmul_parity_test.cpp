@@ -187,15 +187,17 @@ TEST_P(MatmulParity, StagedSingleTokenProductEqualsTheDirectKernelBitwise) {
     auto [wg, wc] = pair.weight(t, n_in, n_out, 1, hw.bytes);
     const std::vector<float> x = random_floats(rng, static_cast<size_t>(n_in));
     const Tensor xg = pair.gpu_f32(x, n_in);
-    std::vector<float> outs[2];
-    for (const int staged : {0, 2}) {
-      matmul_policy().staged_matvec = staged;
+    std::vector<float> outs[3];
+    for (const int variant : {0, 1, 2}) {  // direct; staged with 1 and with 2 rows per warp
+      matmul_policy().staged_matvec = variant == 0 ? 0 : 2;
+      matmul_policy().staged_rows = variant;
       const Tensor og = pair.gpu_zeros(n_out, 1);
       pair.gpu().matmul(og, xg, wg);
-      outs[staged / 2] = pair.download(pair.gpu(), og);
+      outs[variant] = pair.download(pair.gpu(), og);
     }
     for (int64_t r = 0; r < n_out; ++r) {
-      ASSERT_EQ(outs[0][r], outs[1][r]) << label(t) << " n_in " << n_in << " row " << r << ": staged != direct";
+      ASSERT_EQ(outs[0][r], outs[1][r]) << label(t) << " n_in " << n_in << " row " << r << ": staged (1 row) != direct";
+      ASSERT_EQ(outs[0][r], outs[2][r]) << label(t) << " n_in " << n_in << " row " << r << ": staged (2 rows) != direct";
     }
   }
 }

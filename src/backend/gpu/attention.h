@@ -9,14 +9,14 @@
 
 namespace rf::gpu {
 
+// Fields ordered 8-byte, then 4-byte, with no padding bytes: decode graphs compare launch arguments byte for byte
+// (compat.h LaunchRecorder), and padding would hold whatever the stack held.
 struct AttentionArgs {
   const float* q = nullptr;  // [n_head * head_dim_k] per token, q_stride floats apart
   int64_t q_stride = 0;
   const void* k_cache = nullptr;  // rows (slots) of n_head_kv * head_dim_k, F32 or F16 (k_f16)
-  bool k_f16 = false;
-  int64_t k_stride = 0;  // elements between slots
+  int64_t k_stride = 0;           // elements between slots
   const void* v_cache = nullptr;
-  bool v_f16 = false;
   int64_t v_stride = 0;
   float* out = nullptr;  // [n_head * head_dim_v] per token
   int64_t out_stride = 0;
@@ -24,24 +24,28 @@ struct AttentionArgs {
   const int32_t* seq = nullptr;           // [n_tokens]: its sequence
   const int32_t* block_tables = nullptr;  // [n_seq][table_stride] physical KV block ids
   int64_t table_stride = 0;
-  int block_size = 16;
   int64_t n_tokens = 0;
-  int n_head = 0;
-  int n_head_kv = 0;
-  int head_dim_k = 0;
-  int head_dim_v = 0;
-  float scale = 1.0f;
   // Sequences in the batch (0: unknown). Batches with several tokens per sequence (prefill) take the query-tile
   // kernel, which reads each K/V tile once for up to 32 queries instead of once per query.
   int64_t n_seqs = 0;
   // Decode (one query per sequence) splits each token's context into chunks of kAttentionChunk positions, each a
   // block of its own, merged afterwards; max_ctx (the longest context of the batch, positions[t] + 1) sizes the
   // grid, and `partial` (attention_partial_floats(args) floats, nullptr when that is 0) holds the chunks' results.
-  int32_t max_ctx = 0;
   float* partial = nullptr;
-  int warp_size = 32;  // the device's (DeviceInfo::warp_size)
-  bool per_token = false;  // never the query-tile kernel: every token's output independent of the batch
+  int32_t max_ctx = 0;
+  int block_size = 16;
+  int n_head = 0;
+  int n_head_kv = 0;
+  int head_dim_k = 0;
+  int head_dim_v = 0;
+  float scale = 1.0f;
+  int warp_size = 32;     // the device's (DeviceInfo::warp_size)
+  int32_t k_f16 = 0;      // bool: the K cache is F16 (else F32)
+  int32_t v_f16 = 0;      // bool
+  int32_t per_token = 0;  // bool: never the query-tile kernel: every token's output independent of the batch
+  int32_t unused = 0;     // keeps the size a multiple of 8 without padding
 };
+static_assert(sizeof(AttentionArgs) == 15 * 8 + 12 * 4, "AttentionArgs has padding bytes");
 
 inline constexpr int kAttentionChunk = 128;
 

@@ -11,8 +11,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <tuple>
 #include <utility>
+#include <vector>
 
 #include "core/status.h"
 
@@ -178,6 +181,41 @@ inline Status error_status(gpuError_t err, const char* what) {
 }
 
 [[noreturn]] void fatal_gpu_error(const char* file, int line, const char* expr, gpuError_t err);
+
+// Decode-step recording (GpuBackend's graphs). While a recorder is installed on the calling thread,
+// launch_kernel() does not launch: it appends a closure that performs the launch, and the launch's bytes (kernel,
+// shape, stream, argument values) to the step's signature. A step whose signature equals an earlier one's replays
+// that step's graph without capturing it again. Code that must reach the stream in order mid-step (an allocation
+// that frees a buffer recorded launches use, a copy) calls flush_recorded_launches() first: the launches recorded so
+// far then run at once, and the step is not replayable.
+struct LaunchRecorder {
+  std::vector<unsigned char> signature;
+  std::vector<std::function<void()>> launches;
+  bool broken = false;  // launches ran outside the step's graph
+  template <typename T>
+  void sign(const T& v) {
+    const auto* p = reinterpret_cast<const unsigned char*>(&v);
+    signature.insert(signature.end(), p, p + sizeof(T));
+  }
+  void clear() {
+    signature.clear();
+    launches.clear();
+    broken = false;
+  }
+};
+inline LaunchRecorder*& launch_recorder() {
+  thread_local LaunchRecorder* recorder = nullptr;
+  return recorder;
+}
+inline void flush_recorded_launches() {
+  LaunchRecorder* r = launch_recorder();
+  if (r == nullptr || r->launches.empty()) return;
+  launch_recorder() = nullptr;  // the closures launch for real
+  for (const auto& f : r->launches) f();
+  r->launches.clear();
+  r->broken = true;
+  launch_recorder() = r;
+}
 
 // Programmatic dependent launch (CUDA, sm_90+): kernels launched through launch_kernel() may start while the
 // kernel before them on the stream is still running, so their launch and prologue (weight prefetch) overlap its
@@ -409,6 +447,19 @@ RF_DEVICE float bf16_bits_to_float(uint16_t bits) { return __uint_as_float(stati
 template <typename... Params, typename... Args>
 inline void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, gpuStream_t stream,
                                 Args&&... args) {
+  if (LaunchRecorder* rec = launch_recorder()) {  // recorded: see LaunchRecorder
+    std::tuple<std::decay_t<Params>...> values(std::forward<Args>(args)...);
+    rec->sign(kernel);
+    rec->sign(grid);
+    rec->sign(block);
+    rec->sign(shared);
+    rec->sign(stream);
+    std::apply([rec](const auto&... v) { (rec->sign(v), ...); }, values);
+    rec->launches.push_back([=] {
+      std::apply([&](const auto&... v) { launch_kernel(kernel, grid, block, shared, stream, v...); }, values);
+    });
+    return;
+  }
 #if defined(RF_GPU_CUDA)
   if (pdl_enabled()) {
     cudaLaunchConfig_t config{};

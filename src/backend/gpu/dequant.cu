@@ -31,6 +31,7 @@ RF_DEVICE int64_t grid_threads() { return static_cast<int64_t>(gridDim.x) * bloc
 
 // One thread per nibble byte: writes elements j and j + 16 of its block.
 __global__ void dequantize_q4_0_kernel(const uint8_t* __restrict__ src, float* __restrict__ dst, int64_t n_bytes) {
+  pdl_prologue();
   constexpr int kHalf = kQ4_0BlockSize / 2;
   for (int64_t t = global_thread(); t < n_bytes; t += grid_threads()) {
     const int64_t ib = t / kHalf;
@@ -45,6 +46,7 @@ __global__ void dequantize_q4_0_kernel(const uint8_t* __restrict__ src, float* _
 }
 
 __global__ void dequantize_q8_0_kernel(const uint8_t* __restrict__ src, float* __restrict__ dst, int64_t n) {
+  pdl_prologue();
   for (int64_t t = global_thread(); t < n; t += grid_threads()) {
     const int64_t ib = t / kQ8_0BlockSize;
     const int j = static_cast<int>(t % kQ8_0BlockSize);
@@ -56,6 +58,7 @@ __global__ void dequantize_q8_0_kernel(const uint8_t* __restrict__ src, float* _
 
 template <bool kIsBf16>
 __global__ void dequantize_16bit_kernel(const uint16_t* __restrict__ src, float* __restrict__ dst, int64_t n) {
+  pdl_prologue();
   for (int64_t t = global_thread(); t < n; t += grid_threads()) {
     dst[t] = kIsBf16 ? bf16_bits_to_float(src[t]) : half_bits_to_float(src[t]);
   }
@@ -110,20 +113,20 @@ Status dequantize(quant::Type t, const void* src, float* dst, int64_t n, gpuStre
           gpuMemcpyAsync(dst, src, static_cast<size_t>(n) * sizeof(float), gpuMemcpyDeviceToDevice, stream));
       return ok_status();
     case quant::Type::F16:
-      dequantize_16bit_kernel<false><<<grid_for(n), kThreadsPerBlock, 0, stream>>>(halves, dst, n);
+      launch_kernel(dequantize_16bit_kernel<false>, grid_for(n), kThreadsPerBlock, 0, stream, halves, dst, n);
       break;
     case quant::Type::BF16:
-      dequantize_16bit_kernel<true><<<grid_for(n), kThreadsPerBlock, 0, stream>>>(halves, dst, n);
+      launch_kernel(dequantize_16bit_kernel<true>, grid_for(n), kThreadsPerBlock, 0, stream, halves, dst, n);
       break;
     case quant::Type::Q4_0: {
       RF_CHECK(quant::traits(t).block_size == kQ4_0BlockSize && quant::traits(t).block_bytes == kQ4_0BlockBytes);
       const int64_t n_bytes = n / 2;  // one thread per nibble byte
-      dequantize_q4_0_kernel<<<grid_for(n_bytes), kThreadsPerBlock, 0, stream>>>(bytes, dst, n_bytes);
+      launch_kernel(dequantize_q4_0_kernel, grid_for(n_bytes), kThreadsPerBlock, 0, stream, bytes, dst, n_bytes);
       break;
     }
     case quant::Type::Q8_0:
       RF_CHECK(quant::traits(t).block_size == kQ8_0BlockSize && quant::traits(t).block_bytes == kQ8_0BlockBytes);
-      dequantize_q8_0_kernel<<<grid_for(n), kThreadsPerBlock, 0, stream>>>(bytes, dst, n);
+      launch_kernel(dequantize_q8_0_kernel, grid_for(n), kThreadsPerBlock, 0, stream, bytes, dst, n);
       break;
     default:
       break;  // excluded by can_dequantize above

@@ -45,8 +45,9 @@ Status silu_mul(RowsF32 out, RowsF32 gate, RowsF32 up, gpuStream_t stream);
 // out row r = x row r * sigmoid(gate.data[r * gate.stride]) (gate: one value per row). out may alias x.
 Status sigmoid_scale(RowsF32 out, RowsF32 x, RowsF32 gate, gpuStream_t stream);
 
+// No padding bytes (decode graphs compare launch arguments byte for byte, see compat.h LaunchRecorder).
 struct RopeArgs {
-  bool neox = false;
+  int32_t neox = 0;  // bool: NEOX pairs (i, i + n_rot / 2), else adjacent pairs
   int n_head = 0;
   int head_dim = 0;
   int n_rot = 0;
@@ -61,6 +62,7 @@ struct RopeArgs {
   float beta_slow = 1.0f;
   int n_ctx_orig = 0;
 };
+static_assert(sizeof(RopeArgs) == 8 + 12 * 4, "RopeArgs has padding bytes");
 
 // In place on x (one row of n_head * head_dim per token) at positions[t].
 Status rope(RowsF32 x, const int32_t* positions, const RopeArgs& args, gpuStream_t stream);

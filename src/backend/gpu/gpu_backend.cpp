@@ -126,9 +126,12 @@ Expected<std::unique_ptr<GpuBackend>> GpuBackend::create(int device_index) {
   gpuStream_t stream = nullptr;
   GPU_RETURN_IF_ERROR(gpuStreamCreateWithFlags(&stream, gpuStreamNonBlocking));
   std::unique_ptr<GpuBackend> be(new GpuBackend(std::move(*info), stream));
-  if (const char* g = std::getenv("ROCMFORGE_GPU_GRAPHS"); g != nullptr && std::string(g) == "0") {
-    be->set_graphs_enabled(false);
-  }
+  // Decode graphs: ROCMFORGE_GPU_GRAPHS=0 off, =1 on; by default the first decode steps time both ways and keep
+  // the faster (graphs win where launching is what bounds a step: small models; recording a step leaves the GPU
+  // idle, which large models notice).
+  const char* g = std::getenv("ROCMFORGE_GPU_GRAPHS");
+  be->set_graphs_enabled(g == nullptr || g[0] != '0');
+  be->auto_graphs_.active = be->graphs_ && g == nullptr;
   if (const char* f = std::getenv("ROCMFORGE_GPU_FUSE"); f != nullptr && f[0] == '0') be->fuse_ = false;
   if (const char* t = std::getenv("ROCMFORGE_GPU_TIMING"); t != nullptr && t[0] == '1') be->timing_.on = true;
   // Programmatic dependent launch (compat.h) on NVIDIA compute capability 9.0 and later; ROCMFORGE_GPU_PDL=0: off.
@@ -152,12 +155,17 @@ GpuBackend::~GpuBackend() {
   finish_capture();
   if (timing_.on && timing_.steps > 0) {
     const double n = static_cast<double>(timing_.steps);
-    std::fprintf(stderr, "gpu timing: %lld captured steps, per step: record %.3f ms, update + launch %.3f ms; "
-                 "download waits %.3f ms per step\n", static_cast<long long>(timing_.steps),
-                 1e3 * timing_.record / n, 1e3 * timing_.update / n, 1e3 * timing_.wait / n);
+    std::fprintf(stderr, "gpu timing: %lld recorded steps (%lld replayed a graph), per step: record %.3f ms, "
+                 "capture / replay + launch %.3f ms; download waits %.3f ms per step; graphs %s (decode step "
+                 "%.3f ms with, %.3f ms without)\n",
+                 static_cast<long long>(timing_.steps), static_cast<long long>(graph_replays_),
+                 1e3 * timing_.record / n, 1e3 * timing_.update / n, 1e3 * timing_.wait / n, graphs_ ? "on" : "off",
+                 1e3 * auto_graphs_.seconds_with, 1e3 * auto_graphs_.seconds_without);
   }
   (void)gpuStreamSynchronize(stream_);
-  if (graph_exec_ != nullptr) (void)gpuGraphExecDestroy(graph_exec_);
+  for (const CachedGraph& g : graph_cache_) {
+    if (g.exec != nullptr) (void)gpuGraphExecDestroy(g.exec);
+  }
   for (const Arena& a : arenas_) (void)gpuFree(a.base);
   if (act_ != nullptr) (void)gpuFree(act_);
   for (const BatchMem& m : batch_pool_) {
@@ -328,31 +336,97 @@ void GpuBackend::finish_capture() {
   flush_pending_add();  // the deferred add belongs to the work before this point
   if (!capturing_) return;
   capturing_ = false;
+  launch_recorder() = nullptr;
   const auto t_end = std::chrono::steady_clock::now();
-  gpuGraph_t graph = nullptr;
-  // A launch that failed during the capture invalidates it: the error is recorded and nothing is launched.
-  const bool captured = check_call(gpuStreamEndCapture(stream_, &graph), "end of decode graph capture");
-  if (captured && !failed()) {
-    if (graph_exec_ == nullptr || !gpuGraphExecUpdateOk(graph_exec_, graph)) {
-      if (graph_exec_ != nullptr) (void)gpuGraphExecDestroy(graph_exec_);
-      graph_exec_ = nullptr;
-      if (check_call(gpuGraphInstantiate(&graph_exec_, graph), "decode graph instantiation")) {
-        ++graph_instantiations_;
-      } else {
-        graph_exec_ = nullptr;
-      }
+  if (failed() || recorder_.broken) {  // a failed step launches nothing more; a broken one launches directly
+    if (!failed()) {
+      for (const auto& f : recorder_.launches) f();
     }
-    if (graph_exec_ != nullptr && check_call(gpuGraphLaunch(graph_exec_, stream_), "decode graph launch")) {
-      ++graph_launches_;
+    recorder_.clear();
+    return;
+  }
+  ++graph_clock_;
+  gpuGraphExec_t exec = nullptr;
+  for (CachedGraph& g : graph_cache_) {
+    if (g.signature == recorder_.signature) {
+      g.last_used = graph_clock_;
+      exec = g.exec;
+      ++graph_replays_;
+      break;
     }
   }
-  if (graph != nullptr) (void)gpuGraphDestroy(graph);
+  if (exec == nullptr) exec = capture_recorded();
+  if (exec != nullptr && check_call(gpuGraphLaunch(exec, stream_), "decode graph launch")) ++graph_launches_;
+  recorder_.clear();
   if (timing_.on) {
     const auto now = std::chrono::steady_clock::now();
     timing_.record += std::chrono::duration<double>(t_end - timing_.capture_start).count();
     timing_.update += std::chrono::duration<double>(now - t_end).count();
     ++timing_.steps;
   }
+}
+
+void GpuBackend::calibrate_graphs() {
+  AutoGraphs& c = auto_graphs_;
+  if (!c.active) return;
+  const auto now = std::chrono::steady_clock::now();
+  // A step's time runs from its prepare_batch to the next one's; steps 1..kCalibrationSteps record with graphs,
+  // the next as many without (the step after each switch, which captures or drains, is left out).
+  if (c.step > 0 && c.step != 1 && c.step != kCalibrationSteps + 1) {
+    (c.step <= kCalibrationSteps ? c.with : c.without).push_back(std::chrono::duration<double>(now - c.last).count());
+  }
+  c.last = now;
+  ++c.step;
+  if (c.step <= kCalibrationSteps) {
+    graphs_ = true;
+  } else if (c.step <= 2 * kCalibrationSteps) {
+    graphs_ = false;
+  } else {
+    const auto median = [](std::vector<double> v) {
+      std::sort(v.begin(), v.end());
+      return v.empty() ? 0.0 : v[v.size() / 2];
+    };
+    // Graphs must win clearly: recording a step keeps the GPU idle (~0.15 ms for a 7B step on the H100), which
+    // the calibration's few steps can miss.
+    graphs_ = median(c.with) < 0.95 * median(c.without);
+    c.active = false;
+    c.seconds_with = median(c.with);
+    c.seconds_without = median(c.without);
+  }
+}
+
+gpuGraphExec_t GpuBackend::capture_recorded() {
+  if (!check_call(gpuStreamBeginCapture(stream_, gpuStreamCaptureModeRelaxed), "decode graph capture")) return nullptr;
+  for (const auto& f : recorder_.launches) f();
+  gpuGraph_t graph = nullptr;
+  // A launch that failed during the capture invalidates it: the error is recorded and nothing is launched.
+  const bool captured = check_call(gpuStreamEndCapture(stream_, &graph), "end of decode graph capture");
+  gpuGraphExec_t exec = nullptr;
+  if (captured && !failed()) {
+    CachedGraph* slot = nullptr;
+    if (graph_cache_.size() < kGraphCache) {
+      slot = &graph_cache_.emplace_back();
+    } else {
+      slot = &*std::min_element(graph_cache_.begin(), graph_cache_.end(),
+                                [](const CachedGraph& a, const CachedGraph& b) { return a.last_used < b.last_used; });
+    }
+    // The evicted graph differs only in kernel parameters as a rule: update it in place, else instantiate anew.
+    if (slot->exec == nullptr || !gpuGraphExecUpdateOk(slot->exec, graph)) {
+      if (slot->exec != nullptr) (void)gpuGraphExecDestroy(slot->exec);
+      slot->exec = nullptr;
+      if (check_call(gpuGraphInstantiate(&slot->exec, graph), "decode graph instantiation")) {
+        ++graph_instantiations_;
+      } else {
+        slot->exec = nullptr;
+      }
+    }
+    slot->signature = recorder_.signature;
+    slot->last_used = graph_clock_;
+    exec = slot->exec;
+    if (exec == nullptr) graph_cache_.erase(graph_cache_.begin() + (slot - graph_cache_.data()));
+  }
+  if (graph != nullptr) (void)gpuGraphDestroy(graph);
+  return exec;
 }
 
 float* GpuBackend::act_scratch(size_t floats) {
@@ -527,8 +601,11 @@ std::unique_ptr<backend::DeviceBatch> GpuBackend::prepare_batch(backend::Batch b
   finish_capture();
   auto db = std::make_unique<GpuDeviceBatch>(std::move(batch), *this);  // uploads its indices before any capture
   const int64_t n = db->n_tokens();
+  if (n == 1 && last_batch_tokens_ == 1) calibrate_graphs();
   if (graphs_ && !failed() && n == 1 && last_batch_tokens_ == 1) {
-    capturing_ = check_call(gpuStreamBeginCapture(stream_, gpuStreamCaptureModeRelaxed), "decode graph capture");
+    recorder_.clear();
+    launch_recorder() = &recorder_;  // until finish_capture()
+    capturing_ = true;
     timing_.capture_start = std::chrono::steady_clock::now();
   }
   last_batch_tokens_ = failed() ? -1 : n;
@@ -777,7 +854,9 @@ void GpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
   a.n_seqs = static_cast<int64_t>(b.host().block_tables.size());
   a.warp_size = info_.warp_size;
   a.per_token = batch_invariant_;
-  a.max_ctx = b.max_ctx();
+  // Rounded up to whole chunks (what the kernels use it for), so that decode steps repeat their launches byte for
+  // byte for 128 steps and replay their graph.
+  a.max_ctx = (b.max_ctx() + kAttentionChunk - 1) / kAttentionChunk * kAttentionChunk;
   if (const size_t floats = attention_partial_floats(a); floats > 0) {
     a.partial = act_scratch(floats);
     if (a.partial == nullptr) return;  // the failed allocation is recorded

@@ -89,17 +89,23 @@ class GpuBackend final : public backend::Backend {
   // Records a failed runtime call as the backend's error (see take_error); true when `err` is success.
   bool check_call(gpuError_t err, const char* what);
 
-  // Decode graphs: a one-token batch that follows another one-token batch is captured from prepare_batch() to the
-  // next call that needs the host (to_host, sync, to_device, alloc, scratch growth, the batch's release), then the
-  // captured graph updates the instantiated one in place (only kernel parameters differ from step to step) and is
-  // launched: one launch instead of hundreds. On by default with CUDA; ROCMFORGE_GPU_GRAPHS=0 turns it off.
-  void set_graphs_enabled(bool on) { graphs_ = on && kGraphUpdateSupported; }
+  // Decode graphs: the kernels of a one-token batch that follows another one-token batch are recorded (compat.h
+  // LaunchRecorder) from prepare_batch() to the next call that needs the host (to_host, sync, to_device, alloc,
+  // scratch growth, the batch's release). A step whose launches are byte for byte those of one of the last
+  // kGraphCache steps replays that step's graph: one launch, no capture. Otherwise the recorded launches are
+  // captured into a new graph (replacing the least recently used one) and launched. With CUDA the first decode
+  // steps time themselves with and without graphs and keep the faster (ROCMFORGE_GPU_GRAPHS=0 / 1: off / on).
+  void set_graphs_enabled(bool on) {
+    graphs_ = on && kGraphUpdateSupported;
+    auto_graphs_.active = false;
+  }
   // BackendOptions::batch_invariant: matmul_mmq for every batch size its types have (single tokens included) and
   // the per-token decode attention for every token (never the query-tile kernel).
   void set_batch_invariant(bool on) { batch_invariant_ = on; }
   bool graphs_enabled() const { return graphs_; }
   int64_t graph_launches() const { return graph_launches_; }
   int64_t graph_instantiations() const { return graph_instantiations_; }
+  int64_t graph_replays() const { return graph_replays_; }  // launches of a graph captured for an earlier step
 
  private:
   struct Arena {
@@ -200,9 +206,31 @@ class GpuBackend final : public backend::Backend {
   bool batch_invariant_ = false;
   bool capturing_ = false;
   int64_t last_batch_tokens_ = -1;
-  gpuGraphExec_t graph_exec_ = nullptr;
+  LaunchRecorder recorder_;
+  struct CachedGraph {
+    std::vector<unsigned char> signature;
+    gpuGraphExec_t exec = nullptr;
+    int64_t last_used = 0;
+  };
+  static constexpr size_t kGraphCache = 4;
+  std::vector<CachedGraph> graph_cache_;
+  // Captures the recorded launches into a graph, instantiated into a cache slot; nullptr on failure (recorded).
+  gpuGraphExec_t capture_recorded();
   int64_t graph_launches_ = 0;
   int64_t graph_instantiations_ = 0;
+  int64_t graph_replays_ = 0;
+  int64_t graph_clock_ = 0;  // captured steps so far: orders the cache for eviction
+  // Default graph mode: the first 2 x kCalibrationSteps consecutive decode steps run with graphs, then without,
+  // and the faster median step time decides (set_graphs_enabled() ends the calibration).
+  static constexpr int kCalibrationSteps = 8;
+  struct AutoGraphs {
+    bool active = false;
+    int step = 0;
+    std::chrono::steady_clock::time_point last;
+    std::vector<double> with, without;
+    double seconds_with = 0, seconds_without = 0;
+  } auto_graphs_;
+  void calibrate_graphs();
 };
 
 // The factory the engine's device selection calls: a GpuBackend on device 0, or an error saying why no GPU is

@@ -33,6 +33,7 @@ RF_DEVICE float round_bf16(float v) {
 // round-half-even(x * 127 / amax); the stored value is scale * code, as the CPU's dot sees it.
 __global__ void round_q8_0_kernel(const float* __restrict__ x, int64_t x_stride, int64_t n_in, int64_t n_rows,
                                   float* __restrict__ out, int64_t out_stride) {
+  pdl_prologue();
   const int64_t n_blocks = n_in / 32;
   const int64_t g = global_thread() / 32;  // blocks are a multiple of 32 threads: whole groups exit together
   if (g >= n_blocks * n_rows) return;
@@ -51,6 +52,7 @@ __global__ void round_q8_0_kernel(const float* __restrict__ x, int64_t x_stride,
 // (the first element of largest magnitude, as the CPU's scan finds it), codes capped at 127, scale 1 / iscale.
 __global__ void round_q8_k_kernel(const float* __restrict__ x, int64_t x_stride, int64_t n_in, int64_t n_rows,
                                   float* __restrict__ out, int64_t out_stride) {
+  pdl_prologue();
   const int64_t n_blocks = n_in / 256;
   const int64_t g = global_thread() / 32;
   if (g >= n_blocks * n_rows) return;
@@ -95,6 +97,7 @@ __global__ void round_q8_k_kernel(const float* __restrict__ x, int64_t x_stride,
 template <int kMode>
 __global__ void round_float_kernel(const float* __restrict__ x, int64_t x_stride, int64_t n_in, int64_t n_rows,
                                    float* __restrict__ out, int64_t out_stride) {
+  pdl_prologue();
   const int64_t t = global_thread();
   if (t >= out_stride * n_rows) return;
   const int64_t r = t / out_stride, i = t % out_stride;
@@ -118,6 +121,7 @@ template <typename BT, int NT>
 __global__ void __launch_bounds__(kThreads)
     matvec_kernel(const uint8_t* __restrict__ w, size_t nb1, int64_t n_in, int64_t n_out, const float* __restrict__ act,
                   int64_t act_stride, int64_t n_tok, float* __restrict__ out, int64_t out_stride) {
+  pdl_prologue();
   const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarpSize) + warp_id();
   if (row >= n_out) return;  // uniform across the warp
   const int64_t t0 = static_cast<int64_t>(blockIdx.y) * NT;
@@ -156,6 +160,7 @@ template <typename BT, int R = rows_per_warp<BT>()>
 __global__ void __launch_bounds__(kThreads)
     matvec1_kernel(const uint8_t* __restrict__ w, size_t nb1, int64_t n_in, int64_t n_out,
                    const float* __restrict__ act, float* __restrict__ out) {
+  pdl_prologue();
   const int64_t row0 = (static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarpSize) + warp_id()) * R;
   if (row0 >= n_out) return;  // uniform across the warp
   const int64_t nr = min(static_cast<int64_t>(R), n_out - row0);
@@ -190,6 +195,7 @@ __global__ void __launch_bounds__(kThreads)
                       const float* __restrict__ act, int64_t act_stride, bool shared_act,
                       const int32_t* __restrict__ ids, int64_t ids_stride, int n_used, float* __restrict__ out,
                       int64_t out_stride) {
+  pdl_prologue();
   const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarpSize) + warp_id();
   if (row >= n_out) return;
   const int64_t pair = blockIdx.y;
@@ -215,6 +221,7 @@ __global__ void __launch_bounds__(kThreads)
     matmul_tiled_kernel(const uint8_t* __restrict__ w, size_t nb1, int64_t n_in, int64_t n_out,
                         const float* __restrict__ act, int64_t act_stride, int64_t n_tok, float* __restrict__ out,
                         int64_t out_stride) {
+  pdl_prologue();
   __shared__ float ws[kTileK][kTileM + 1];
   __shared__ float xs[kTileK][kTileN + 4];
   const int tid = static_cast<int>(threadIdx.x);
@@ -281,6 +288,7 @@ __global__ void __launch_bounds__(kThreads)
 template <typename BT>
 __global__ void embed_kernel(const uint8_t* __restrict__ table, size_t nb1, int64_t n, const int32_t* __restrict__ rows,
                              int64_t n_rows, float* __restrict__ out, int64_t out_stride) {
+  pdl_prologue();
   const int64_t n_chunks = (n + 7) / 8;
   const int64_t t = global_thread();
   if (t >= n_chunks * n_rows) return;
@@ -357,6 +365,7 @@ MatmulPolicy& matmul_policy() {
     env_count("ROCMFORGE_GPU_MMQ_MAX_TOKENS", &p.mmq_max_tokens);
     if (const char* v = std::getenv("ROCMFORGE_GPU_TENSOR_CORES")) p.tensor_cores = p.tensor_cores && v[0] != '0';
     if (const char* v = std::getenv("ROCMFORGE_GPU_STAGED")) p.staged_matvec = std::atoi(v);
+    if (const char* v = std::getenv("ROCMFORGE_GPU_STAGED_ROWS")) p.staged_rows = std::atoi(v) == 1 ? 1 : 2;
     return p;
   }();
   return policy;
@@ -381,25 +390,22 @@ Status round_activations(quant::Type act_type, const float* x, int64_t x_stride,
     case Type::Q8_0:
     case Type::Q8_1:
       if (n_in % 32 != 0) return Status::error("gpu round_activations: row of " + std::to_string(n_in) + " not /32");
-      round_q8_0_kernel<<<blocks_for(n_in * n_rows, kThreads), kThreads, 0, stream>>>(x, x_stride, n_in, n_rows, out,
+      launch_kernel(round_q8_0_kernel, blocks_for(n_in * n_rows, kThreads), kThreads, 0, stream, x, x_stride, n_in, n_rows, out,
                                                                                       os);
       break;
     case Type::Q8_K:
       if (n_in % 256 != 0) return Status::error("gpu round_activations: row of " + std::to_string(n_in) + " not /256");
-      round_q8_k_kernel<<<blocks_for(n_in / 256 * n_rows * 32, kThreads), kThreads, 0, stream>>>(x, x_stride, n_in,
+      launch_kernel(round_q8_k_kernel, blocks_for(n_in / 256 * n_rows * 32, kThreads), kThreads, 0, stream, x, x_stride, n_in,
                                                                                                  n_rows, out, os);
       break;
     case Type::F16:
-      round_float_kernel<1>
-          <<<blocks_for(os * n_rows, kThreads), kThreads, 0, stream>>>(x, x_stride, n_in, n_rows, out, os);
+      launch_kernel(round_float_kernel<1>, blocks_for(os * n_rows, kThreads), kThreads, 0, stream, x, x_stride, n_in, n_rows, out, os);
       break;
     case Type::BF16:
-      round_float_kernel<2>
-          <<<blocks_for(os * n_rows, kThreads), kThreads, 0, stream>>>(x, x_stride, n_in, n_rows, out, os);
+      launch_kernel(round_float_kernel<2>, blocks_for(os * n_rows, kThreads), kThreads, 0, stream, x, x_stride, n_in, n_rows, out, os);
       break;
     default:
-      round_float_kernel<0>
-          <<<blocks_for(os * n_rows, kThreads), kThreads, 0, stream>>>(x, x_stride, n_in, n_rows, out, os);
+      launch_kernel(round_float_kernel<0>, blocks_for(os * n_rows, kThreads), kThreads, 0, stream, x, x_stride, n_in, n_rows, out, os);
       break;
   }
   return launch_status("round_activations launch");
@@ -419,13 +425,12 @@ Status matmul(const WeightView& w, const float* act, int64_t n_tok, float* out, 
     using BT = decltype(bt);
     if (n_tok >= kTiledMinTokens) {
       const dim3 grid(blocks_for(w.n_out, kTileM), blocks_for(n_tok, kTileN));
-      matmul_tiled_kernel<BT>
-          <<<grid, kThreads, 0, stream>>>(wb, w.nb1, w.n_in, w.n_out, act, as, n_tok, out, out_stride);
+      launch_kernel(matmul_tiled_kernel<BT>, grid, kThreads, 0, stream, wb, w.nb1, w.n_in, w.n_out, act, as, n_tok, out, out_stride);
       return;
     }
     if (n_tok == 1) {
       const int64_t rows_per_launch_block = static_cast<int64_t>(rows_per_block) * rows_per_warp<BT>();
-      matvec1_kernel<BT><<<blocks_for(w.n_out, static_cast<int>(rows_per_launch_block)), kThreads, 0, stream>>>(
+      launch_kernel(matvec1_kernel<BT>, blocks_for(w.n_out, static_cast<int>(rows_per_launch_block)), kThreads, 0, stream, 
           wb, w.nb1, w.n_in, w.n_out, act, out);
       return;
     }
@@ -433,7 +438,7 @@ Status matmul(const WeightView& w, const float* act, int64_t n_tok, float* out, 
     const int nt = per <= 1 ? 1 : per <= 2 ? 2 : per <= 4 ? 4 : 8;
     const dim3 grid(blocks_for(w.n_out, rows_per_block), blocks_for(n_tok, nt));
     const auto args = [&](auto kernel) {
-      kernel<<<grid, kThreads, 0, stream>>>(wb, w.nb1, w.n_in, w.n_out, act, as, n_tok, out, out_stride);
+      launch_kernel(kernel, grid, kThreads, 0, stream, wb, w.nb1, w.n_in, w.n_out, act, as, n_tok, out, out_stride);
     };
     if (nt == 1) args(matvec_kernel<BT, 1>);
     if (nt == 2) args(matvec_kernel<BT, 2>);
@@ -453,7 +458,7 @@ Status moe_matmul(const WeightView& w, const float* act, bool shared_act, const 
   const bool known = dispatch_block_type(w.type, [&](auto bt) {
     using BT = decltype(bt);
     const dim3 grid(blocks_for(w.n_out, rows_per_block), static_cast<unsigned>(n_tok * n_used));
-    moe_matvec_kernel<BT><<<grid, kThreads, 0, stream>>>(wb, w.nb1, w.nb2, w.n_in, w.n_out, act, as, shared_act, ids,
+    launch_kernel(moe_matvec_kernel<BT>, grid, kThreads, 0, stream, wb, w.nb1, w.nb2, w.n_in, w.n_out, act, as, shared_act, ids,
                                                          ids_stride, n_used, out, out_stride);
   });
   if (!known) return unsupported(w.type, "moe_matmul");
@@ -467,7 +472,7 @@ Status embed_rows(const WeightView& table, const int32_t* rows, int64_t n_rows, 
   const int64_t items = (table.n_in + 7) / 8 * n_rows;
   const bool known = dispatch_block_type(table.type, [&](auto bt) {
     using BT = decltype(bt);
-    embed_kernel<BT><<<blocks_for(items, kThreads), kThreads, 0, stream>>>(tb, table.nb1, table.n_in, rows, n_rows, out,
+    launch_kernel(embed_kernel<BT>, blocks_for(items, kThreads), kThreads, 0, stream, tb, table.nb1, table.n_in, rows, n_rows, out,
                                                                            out_stride);
   });
   if (!known) return unsupported(table.type, "embed");

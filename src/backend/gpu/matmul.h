@@ -70,6 +70,7 @@ struct MatmulPolicy {
   // Single-token matvec_int8 with weights staged in shared memory: 0 never, 1 for the types where that measured
   // faster on the H100 (Q4_0, Q8_0, Q6_K), 2 for every type (ROCMFORGE_GPU_STAGED).
   int staged_matvec = 1;
+  int staged_rows = 0;  // rows per warp of staged Q4_0 / Q8_0: 0 by size, else 1 or 2 (ROCMFORGE_GPU_STAGED_ROWS)
 };
 MatmulPolicy& matmul_policy();
 // The tile matmul() uses for n_tok tokens and n_out rows under the current policy.

@@ -84,6 +84,7 @@ __global__ void __launch_bounds__(T::kThreads)
     matmul_mma_kernel(const uint8_t* __restrict__ w, size_t nb1, int64_t n_in, int64_t n_out,
                       const float* __restrict__ act, int64_t act_stride, int64_t n_tok, float* __restrict__ out,
                       int64_t out_stride, int64_t steps_per_split) {
+  pdl_prologue();
   __shared__ SharedTiles<T> sh;
   const int tid = static_cast<int>(threadIdx.x);
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * T::MT;
@@ -297,15 +298,15 @@ Status launch(bool tensor_cores, const WeightView& w, const float* act, int64_t 
   const int64_t as = act_row_stride(w.n_in);
 #if defined(RF_GPU_CUDA)
   if (tensor_cores) {
-    matmul_mma_kernel<BT, T, true><<<grid, T::kThreads, 0, stream>>>(wb, w.nb1, w.n_in, w.n_out, act, as, n_tok, dst,
+    launch_kernel(matmul_mma_kernel<BT, T, true>, grid, T::kThreads, 0, stream, wb, w.nb1, w.n_in, w.n_out, act, as, n_tok, dst,
                                                                      dst_stride, steps_per_split);
   } else {
-    matmul_mma_kernel<BT, T, false><<<grid, T::kThreads, 0, stream>>>(wb, w.nb1, w.n_in, w.n_out, act, as, n_tok,
+    launch_kernel(matmul_mma_kernel<BT, T, false>, grid, T::kThreads, 0, stream, wb, w.nb1, w.n_in, w.n_out, act, as, n_tok,
                                                                       dst, dst_stride, steps_per_split);
   }
 #else
   (void)tensor_cores;
-  matmul_mma_kernel<BT, T, false><<<grid, T::kThreads, 0, stream>>>(wb, w.nb1, w.n_in, w.n_out, act, as, n_tok, dst,
+  launch_kernel(matmul_mma_kernel<BT, T, false>, grid, T::kThreads, 0, stream, wb, w.nb1, w.n_in, w.n_out, act, as, n_tok, dst,
                                                                     dst_stride, steps_per_split);
 #endif
   if (splits > 1) {
@@ -320,6 +321,7 @@ namespace {
 // out[tok][row] = sum over the splits, in split order, of partial[split][tok][row] (rows n_out apart).
 __global__ void reduce_splits_kernel(const float* __restrict__ partial, int splits, int64_t n_tok, int64_t n_out,
                                      float* __restrict__ out, int64_t out_stride) {
+  pdl_prologue();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n_tok * n_out) return;
   float s = 0.0f;
@@ -342,6 +344,7 @@ float* split_scratch(gpuStream_t stream, size_t floats) {
   Buf& b = bufs[stream];
   if (floats > b.floats) {
     if (b.ptr != nullptr) {
+      flush_recorded_launches();  // recorded launches may use the old buffer: they run before it is freed
       (void)gpuStreamSynchronize(stream);
       (void)gpuFree(b.ptr);
     }
@@ -356,7 +359,7 @@ float* split_scratch(gpuStream_t stream, size_t floats) {
 Status reduce_splits(const float* partial, int splits, int64_t n_tok, int64_t n_out, float* out, int64_t out_stride,
                      gpuStream_t stream) {
   const int64_t n = n_tok * n_out;
-  reduce_splits_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(partial, splits, n_tok, n_out, out,
+  launch_kernel(reduce_splits_kernel, static_cast<unsigned>((n + 255) / 256), 256, 0, stream, partial, splits, n_tok, n_out, out,
                                                                                     out_stride);
   const gpuError_t err = gpuGetLastError();
   return err == gpuSuccess ? ok_status() : error_status(err, "reduce_splits launch");

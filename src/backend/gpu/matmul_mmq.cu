@@ -159,6 +159,7 @@ template <Kind K, int FN, int WN>
 __global__ void __launch_bounds__(32 * kWarpsM * WN)
     mmq_kernel(const uint8_t* __restrict__ w, size_t nb1, int64_t n_out, int64_t n_steps, const Int8Rows act,
                int64_t n_tok, float* __restrict__ out, int64_t out_stride, int64_t steps_per_split) {
+  pdl_prologue();
   using T = Traits<K>;
   constexpr int kThreads = 32 * kWarpsM * WN;
   constexpr int kNT = 8 * FN * WN;
@@ -371,7 +372,7 @@ void launch(const WeightView& w, const Int8Rows& act, int64_t n_tok, float* dst,
                                gpuFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kShared)) == gpuSuccess;
   }();
   (void)opted_in;  // a refused opt-in shows as the launch error
-  mmq_kernel<K, FN, WN><<<grid, 32 * kWarpsM * WN, kShared, stream>>>(static_cast<const uint8_t*>(w.data), w.nb1, w.n_out, n_steps, act,
+  launch_kernel(mmq_kernel<K, FN, WN>, grid, 32 * kWarpsM * WN, kShared, stream, static_cast<const uint8_t*>(w.data), w.nb1, w.n_out, n_steps, act,
                                                    n_tok, dst, dst_stride, steps_per_split);
 }
 

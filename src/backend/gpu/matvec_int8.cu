@@ -45,6 +45,7 @@ struct ActRows {
   int64_t d_stride;
   int64_t n_tok;
   unsigned n_groups;
+  unsigned unused;  // no padding bytes (decode graphs compare launch arguments byte for byte)
 };
 
 // The rows and tokens this warp computes: kR rows of its block's matrix from row0 (n_rows of them; <= 0 past the
@@ -389,17 +390,17 @@ __global__ void __launch_bounds__(kThreads)
 // line once, with several steps of the row in flight per warp.
 // Step = the blocks one warp pass covers (kWarpSize / kLanes of them); stage = one step of kR rows.
 
-// Bytes per block, lanes per block and rows per warp of each staged type.
+// Bytes per block and lanes per block of each staged type.
 struct StagedFormat {
-  int block_bytes, lanes, rows;
+  int block_bytes, lanes;
 };
 RF_HOST_DEVICE constexpr StagedFormat staged_format(quant::Type t) {
   using quant::Type;
-  return t == Type::Q4_0   ? StagedFormat{18, 1, kQ4RowsPerWarp}
-         : t == Type::Q8_0 ? StagedFormat{34, 1, kQ4RowsPerWarp}
-         : t == Type::Q4_K ? StagedFormat{144, kLanesPerKBlock, kKRowsPerWarp}
-         : t == Type::Q5_K ? StagedFormat{176, kLanesPerKBlock, kKRowsPerWarp}
-                           : StagedFormat{210, kLanesPerKBlock, kKRowsPerWarp};
+  return t == Type::Q4_0   ? StagedFormat{18, 1}
+         : t == Type::Q8_0 ? StagedFormat{34, 1}
+         : t == Type::Q4_K ? StagedFormat{144, kLanesPerKBlock}
+         : t == Type::Q5_K ? StagedFormat{176, kLanesPerKBlock}
+                           : StagedFormat{210, kLanesPerKBlock};
 }
 constexpr int kStages = 4;
 // One row's step in shared memory: the step's bytes from the 16-byte boundary at or below its start (up to 15
@@ -407,8 +408,8 @@ constexpr int kStages = 4;
 RF_HOST_DEVICE constexpr int staged_step_bytes(quant::Type t, int warp_size) {
   return (warp_size / staged_format(t).lanes * staged_format(t).block_bytes + 32 + 15) / 16 * 16;
 }
-size_t staged_shared_bytes(quant::Type t, int warp_size) {
-  return static_cast<size_t>(kThreads / warp_size) * kStages * staged_format(t).rows * staged_step_bytes(t, warp_size);
+size_t staged_shared_bytes(quant::Type t, int rows, int warp_size) {
+  return static_cast<size_t>(kThreads / warp_size) * kStages * rows * staged_step_bytes(t, warp_size);
 }
 
 // N little-endian words of the bytes at p (2-byte aligned), through aligned 4-byte loads (reads up to 4 bytes past
@@ -520,11 +521,10 @@ RF_DEVICE void staged_block(const uint8_t* const (&b)[kR], int64_t ib, int sub, 
   }
 }
 
-template <quant::Type T, int NT>
+template <quant::Type T, int kR, int NT>
 __global__ void __launch_bounds__(kThreads)
     matvec_staged_kernel(const MatSet set, int64_t n_blocks, const ActRows act) {
   constexpr StagedFormat kF = staged_format(T);
-  constexpr int kR = kF.rows;
   constexpr int kStepBlocks = kWarpSize / kF.lanes;
   constexpr int kStepBytes = staged_step_bytes(T, kWarpSize);
   extern __shared__ uint4 staged_shared[];
@@ -585,16 +585,25 @@ __global__ void __launch_bounds__(kThreads)
   store_sums(wr, acc);
 }
 
-template <quant::Type T>
+template <quant::Type T, int R>
 void launch_staged(unsigned grid, const MatSet& set, int64_t n_blocks, const ActRows& act, int warp_size,
                    gpuStream_t stream) {
-  const size_t shared = staged_shared_bytes(T, warp_size);
+  const size_t shared = staged_shared_bytes(T, R, warp_size);
   static const bool opted_in = [&] {  // above 48 KB needs the opt-in, once per kernel
-    return gpuFuncSetAttribute(reinterpret_cast<const void*>(&matvec_staged_kernel<T, 1>),
+    return gpuFuncSetAttribute(reinterpret_cast<const void*>(&matvec_staged_kernel<T, R, 1>),
                                gpuFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared)) == gpuSuccess;
   }();
   (void)opted_in;  // a refused opt-in shows as the launch error
-  launch_kernel(matvec_staged_kernel<T, 1>, grid, kThreads, shared, stream, set, n_blocks, act);
+  launch_kernel(matvec_staged_kernel<T, R, 1>, grid, kThreads, shared, stream, set, n_blocks, act);
+}
+
+// Staged Q4_0 / Q8_0 products of up to this many rows (all matrices of a launch) take one row per warp.
+constexpr int64_t kStagedOneRowMax = 8192;
+
+int64_t total_rows(const WeightView* ws, int count) {
+  int64_t n = 0;
+  for (int i = 0; i < count; ++i) n += ws[i].n_out;
+  return n;
 }
 
 unsigned blocks_for(int64_t items, int64_t per_block) {
@@ -680,9 +689,21 @@ Status matvec_int8_multi(const WeightView* ws, float* const* outs, const int64_t
   }
   // Tokens per launch block: a weight block decoded once serves NT tokens.
   const int nt = n_tok == 1 ? 1 : n_tok == 2 ? 2 : n_tok <= 4 ? 4 : 8;
-  const ActRows act{rows.q, rows.d, rows.q_stride, rows.d_stride, n_tok, blocks_for(n_tok, nt)};
+  const ActRows act{rows.q, rows.d, rows.q_stride, rows.d_stride, n_tok, blocks_for(n_tok, nt), 0};
   const int64_t n_blocks = w.n_in / qk;
-  const int64_t rows_per_block = static_cast<int64_t>(warps_per_block) * (k_quant ? kKRowsPerWarp : kQ4RowsPerWarp);
+  const int staged = matmul_policy().staged_matvec;
+  // Staged Q4_K / Q5_K decode more bytes per lane out of shared memory than their direct kernels load: slower there.
+  const bool use_staged =
+      nt == 1 && (staged >= 2 || (staged == 1 && w.type != Type::Q4_K && w.type != Type::Q5_K));
+  // Rows per warp: the direct kernels' (K-quants 1, Q4_0 / Q8_0 2); staged Q4_0 / Q8_0 products of up to
+  // kStagedOneRowMax rows take one row per warp (twice the warps for the SMs; the sums are the same either way).
+  const int policy_rows = matmul_policy().staged_rows;
+  const int rows_per_warp = k_quant                                   ? kKRowsPerWarp
+                            : !use_staged                             ? kQ4RowsPerWarp
+                            : policy_rows > 0                         ? policy_rows
+                            : total_rows(ws, count) <= kStagedOneRowMax ? 1
+                                                                      : kQ4RowsPerWarp;
+  const int64_t rows_per_block = static_cast<int64_t>(warps_per_block) * rows_per_warp;
   MatSet set{};
   unsigned row_blocks = 0;
   for (int i = 0; i < count; ++i) {
@@ -697,15 +718,20 @@ Status matvec_int8_multi(const WeightView* ws, float* const* outs, const int64_t
   set.count = count;
   if (row_blocks == 0) return ok_status();
   const unsigned grid = row_blocks * act.n_groups;
-  const int staged = matmul_policy().staged_matvec;
-  // Staged Q4_K / Q5_K decode more bytes per lane out of shared memory than their direct kernels load: slower there.
-  if (nt == 1 && (staged >= 2 || (staged == 1 && w.type != Type::Q4_K && w.type != Type::Q5_K))) {
+  if (use_staged) {
+    const bool one = rows_per_warp == 1;
     switch (w.type) {
-      case Type::Q4_0: launch_staged<Type::Q4_0>(grid, set, n_blocks, act, warp_size, stream); break;
-      case Type::Q8_0: launch_staged<Type::Q8_0>(grid, set, n_blocks, act, warp_size, stream); break;
-      case Type::Q4_K: launch_staged<Type::Q4_K>(grid, set, n_blocks, act, warp_size, stream); break;
-      case Type::Q5_K: launch_staged<Type::Q5_K>(grid, set, n_blocks, act, warp_size, stream); break;
-      default: launch_staged<Type::Q6_K>(grid, set, n_blocks, act, warp_size, stream); break;
+      case Type::Q4_0:
+        one ? launch_staged<Type::Q4_0, 1>(grid, set, n_blocks, act, warp_size, stream)
+            : launch_staged<Type::Q4_0, kQ4RowsPerWarp>(grid, set, n_blocks, act, warp_size, stream);
+        break;
+      case Type::Q8_0:
+        one ? launch_staged<Type::Q8_0, 1>(grid, set, n_blocks, act, warp_size, stream)
+            : launch_staged<Type::Q8_0, kQ4RowsPerWarp>(grid, set, n_blocks, act, warp_size, stream);
+        break;
+      case Type::Q4_K: launch_staged<Type::Q4_K, kKRowsPerWarp>(grid, set, n_blocks, act, warp_size, stream); break;
+      case Type::Q5_K: launch_staged<Type::Q5_K, kKRowsPerWarp>(grid, set, n_blocks, act, warp_size, stream); break;
+      default: launch_staged<Type::Q6_K, kKRowsPerWarp>(grid, set, n_blocks, act, warp_size, stream); break;
     }
     const gpuError_t err = gpuGetLastError();
     return err == gpuSuccess ? ok_status() : error_status(err, "matvec_int8 (staged) launch");
