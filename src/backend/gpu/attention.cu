@@ -291,6 +291,9 @@ __global__ void __launch_bounds__(kDecWarps * kWarpSize) attention_decode_kernel
   }
   const int64_t k_off = static_cast<int64_t>(hk) * a.head_dim_k + d0;
   const int64_t v_off = static_cast<int64_t>(hk) * a.head_dim_v + d0;
+  // Unrolled: the K / V loads of several positions are in flight together (the softmax updates still run in
+  // position order, so the sums are the same).
+  RF_UNROLL4_CUDA
   for (int32_t p = start + warp; p < end; p += kDecWarps) {
     const int64_t slot = static_cast<int64_t>(table[p / a.block_size]) * a.block_size + p % a.block_size;
     float kr[D], vr[D];

@@ -246,6 +246,13 @@ inline bool& pdl_enabled() {
 // ---------------------------------------------------------------------------------------------------------------
 #if defined(RF_GPU_DEVICE_COMPILER)
 
+// "#pragma unroll 4" where nvcc can apply it to a loop of unknown trip count; HIP's clang refuses some such loops
+// (an error with -Werror), so there it is left out.
+#if defined(RF_GPU_HIP)
+#define RF_UNROLL4_CUDA
+#else
+#define RF_UNROLL4_CUDA _Pragma("unroll 4")
+#endif
 #define RF_DEVICE __device__ __forceinline__
 #define RF_HOST_DEVICE __host__ __device__ __forceinline__
 

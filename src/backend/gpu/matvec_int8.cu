@@ -41,8 +41,10 @@ struct MatSet {
 struct ActRows {
   const int8_t* q;
   const float* d;
+  const int32_t* s;  // the sums of every 32 codes
   int64_t q_stride;
   int64_t d_stride;
+  int64_t s_stride;
   int64_t n_tok;
   unsigned n_groups;
   unsigned unused;  // no padding bytes (decode graphs compare launch arguments byte for byte)
@@ -320,7 +322,8 @@ RF_DEVICE void accumulate_q40_q80(const uint32_t (&wq)[kR][8], const float (&dw)
       const int4 a1 = reinterpret_cast<const int4*>(ab)[1];
       const int a[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
       const float da = act.d[(wr.tok0 + t) * act.d_stride + ib];
-      const int asum = kQ8Weights ? 0 : sum_codes(a0) + sum_codes(a1);  // Q4_0 codes carry an offset of 8
+      // Q4_0 codes carry an offset of 8: minus 8 x the block's code sum (written by the quantizer).
+      const int asum = kQ8Weights ? 0 : act.s[(wr.tok0 + t) * act.s_stride + ib];
 #pragma unroll
       for (int r = 0; r < kR; ++r) {
         if (r < wr.n_rows) {
@@ -402,14 +405,15 @@ RF_HOST_DEVICE constexpr StagedFormat staged_format(quant::Type t) {
          : t == Type::Q5_K ? StagedFormat{176, kLanesPerKBlock}
                            : StagedFormat{210, kLanesPerKBlock};
 }
-constexpr int kStages = 4;
+// Steps in flight per warp: Q4_0 moves the fewest bytes per step (576), so it keeps more of them in flight.
+RF_HOST_DEVICE constexpr int staged_stages(quant::Type t) { return t == quant::Type::Q4_0 ? 8 : 4; }
 // One row's step in shared memory: the step's bytes from the 16-byte boundary at or below its start (up to 15
 // bytes earlier) to the one at or above its end, plus room for read_words' reads past the last block.
 RF_HOST_DEVICE constexpr int staged_step_bytes(quant::Type t, int warp_size) {
   return (warp_size / staged_format(t).lanes * staged_format(t).block_bytes + 32 + 15) / 16 * 16;
 }
 size_t staged_shared_bytes(quant::Type t, int rows, int warp_size) {
-  return static_cast<size_t>(kThreads / warp_size) * kStages * rows * staged_step_bytes(t, warp_size);
+  return static_cast<size_t>(kThreads / warp_size) * staged_stages(t) * rows * staged_step_bytes(t, warp_size);
 }
 
 // N little-endian words of the bytes at p (2-byte aligned), through aligned 4-byte loads (reads up to 4 bytes past
@@ -525,6 +529,7 @@ template <quant::Type T, int kR, int NT>
 __global__ void __launch_bounds__(kThreads)
     matvec_staged_kernel(const MatSet set, int64_t n_blocks, const ActRows act) {
   constexpr StagedFormat kF = staged_format(T);
+  constexpr int kStages = staged_stages(T);
   constexpr int kStepBlocks = kWarpSize / kF.lanes;
   constexpr int kStepBytes = staged_step_bytes(T, kWarpSize);
   extern __shared__ uint4 staged_shared[];
@@ -689,20 +694,22 @@ Status matvec_int8_multi(const WeightView* ws, float* const* outs, const int64_t
   }
   // Tokens per launch block: a weight block decoded once serves NT tokens.
   const int nt = n_tok == 1 ? 1 : n_tok == 2 ? 2 : n_tok <= 4 ? 4 : 8;
-  const ActRows act{rows.q, rows.d, rows.q_stride, rows.d_stride, n_tok, blocks_for(n_tok, nt), 0};
+  const ActRows act{rows.q,        rows.d, rows.s, rows.q_stride, rows.d_stride, rows.s_stride,
+                    n_tok,         blocks_for(n_tok, nt), 0};
   const int64_t n_blocks = w.n_in / qk;
   const int staged = matmul_policy().staged_matvec;
   // Staged Q4_K / Q5_K decode more bytes per lane out of shared memory than their direct kernels load: slower there.
   const bool use_staged =
       nt == 1 && (staged >= 2 || (staged == 1 && w.type != Type::Q4_K && w.type != Type::Q5_K));
-  // Rows per warp: the direct kernels' (K-quants 1, Q4_0 / Q8_0 2); staged Q4_0 / Q8_0 products of up to
-  // kStagedOneRowMax rows take one row per warp (twice the warps for the SMs; the sums are the same either way).
+  // Rows per warp: the direct kernels' (K-quants 1, Q4_0 / Q8_0 2); staged Q4_0 takes one (its 8 stages of 2
+  // rows would leave 2 blocks per SM), staged Q8_0 one for products of up to kStagedOneRowMax rows (twice the
+  // warps for the SMs). The sums are the same either way.
   const int policy_rows = matmul_policy().staged_rows;
-  const int rows_per_warp = k_quant                                   ? kKRowsPerWarp
-                            : !use_staged                             ? kQ4RowsPerWarp
-                            : policy_rows > 0                         ? policy_rows
-                            : total_rows(ws, count) <= kStagedOneRowMax ? 1
-                                                                      : kQ4RowsPerWarp;
+  const int rows_per_warp = k_quant                                                       ? kKRowsPerWarp
+                            : !use_staged                                                 ? kQ4RowsPerWarp
+                            : policy_rows > 0                                             ? policy_rows
+                            : w.type == Type::Q4_0 || total_rows(ws, count) <= kStagedOneRowMax ? 1
+                                                                                          : kQ4RowsPerWarp;
   const int64_t rows_per_block = static_cast<int64_t>(warps_per_block) * rows_per_warp;
   MatSet set{};
   unsigned row_blocks = 0;
