@@ -46,7 +46,8 @@ float row_scale(const std::vector<float>& v) {
 TEST(GpuOpsParity, RmsNormAddSiluMulAndGetRowsMatchCpu) {
   RF_REQUIRE_GPU_PAIR(pair);
   std::mt19937 rng(5);
-  for (const int64_t ne0 : {1, 67, 4099}) {
+  // 1024 / 4096: rows of whole 256-element chunks (the register-resident norm); 16640: 65 chunks, the general one.
+  for (const int64_t ne0 : {1, 67, 4099, 1024, 4096, 16640}) {
     for (const int64_t n : {1, 7, 33}) {
       const std::string at = " ne0 " + std::to_string(ne0) + " n " + std::to_string(n);
       const auto x = random_floats(rng, static_cast<size_t>(ne0 * n), 3.0f);
@@ -74,6 +75,17 @@ TEST(GpuOpsParity, RmsNormAddSiluMulAndGetRowsMatchCpu) {
       pair.cpu().add(oc, xc, wc);
       want = pair.download(pair.cpu(), oc);
       expect_close(pair.download(pair.gpu(), og), want, {0.0f}, "add broadcast" + at);
+      {  // the residual add, then the norm of its sum: one kernel on the GPU
+        const Tensor sg = pair.gpu_zeros(ne0, n), sc = pair.cpu_zeros(ne0, n);
+        const Tensor ng = pair.gpu_zeros(ne0, n), nc = pair.cpu_zeros(ne0, n);
+        pair.gpu().add(sg, xg, yg);
+        pair.gpu().rms_norm(ng, sg, wg, 1e-5f);
+        pair.cpu().add(sc, xc, yc);
+        pair.cpu().rms_norm(nc, sc, wc, 1e-5f);
+        want = pair.download(pair.cpu(), nc);
+        expect_close(pair.download(pair.gpu(), ng), want, {row_scale(want) * 1e-5f}, "add + rms_norm" + at);
+        expect_close(pair.download(pair.gpu(), sg), pair.download(pair.cpu(), sc), {0.0f}, "add + rms_norm sum" + at);
+      }
 
       pair.gpu().silu_mul(xg, xg, yg);  // in place on the gate
       pair.cpu().silu_mul(xc, xc, yc);

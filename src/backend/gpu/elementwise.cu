@@ -48,11 +48,9 @@ constexpr int kNormVecs = 4;
 
 // kAdd: the row is first a + b (the residual add), written to x, then normalised into out (out may alias a or b:
 // every thread reads its elements before the block-wide reduction and writes only those elements after it).
-// kQuant 32 / 256: out is then also quantized into rows (Q8_0 / Q8_K, quantize_warp_values), row blockIdx.x.
-template <bool kAdd, int kQuant = 0>
-__global__ void __launch_bounds__(1024) rms_norm_vec_kernel(RowsF32 out, RowsF32 x, RowsF32 a, RowsF32 b,
-                                                            const float* __restrict__ weight, float eps,
-                                                            Int8Rows rows) {
+template <bool kAdd>
+__global__ void __launch_bounds__(1024)
+    rms_norm_vec_kernel(RowsF32 out, RowsF32 x, RowsF32 a, RowsF32 b, const float* __restrict__ weight, float eps) {
   pdl_prologue();
   __shared__ float scratch[kMaxWarpsPerBlock];
   const int64_t r = blockIdx.x;
@@ -97,20 +95,75 @@ __global__ void __launch_bounds__(1024) rms_norm_vec_kernel(RowsF32 out, RowsF32
     if (i < n4) emit(i, v[k]);
   }
   for (int64_t i = threadIdx.x + kNormVecs * step; i < n4; i += step) emit(i, xr[i]);
-  if constexpr (kQuant != 0) {
-    __syncthreads();  // the block's writes of out are visible to all its threads
-    constexpr int kPer = kQuantPerLane;
-    const float* src = out.data + r * out.stride;
-    const int n_warps = static_cast<int>(blockDim.x) / kWarpSize;
-    for (int64_t base = static_cast<int64_t>(warp_id()) * 256; base < x.ne0;
-         base += static_cast<int64_t>(n_warps) * 256) {
-      const int64_t e0 = base + static_cast<int64_t>(lane_id()) * kPer;
-      const bool live = e0 < x.ne0;
-      float q[kPer];
+}
+
+// Rows of whole 256-element chunks (at most 64): warp w takes chunks w, w + warps, ..., each lane kQuantPerLane
+// consecutive elements of a chunk, all held in registers from the load to the store, so the row's values are read
+// once and (kQuant 32 / 256) quantized for the int8 products straight from registers (quantize_warp_values).
+// kAdd as rms_norm_vec_kernel. The norm and its fused form take the same sums, so they give the same bits.
+constexpr int kMaxNormChunks = 4;  // per warp
+RF_DEVICE float squares(float4 v) { return v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w; }
+template <bool kAdd, int kQuant>
+__global__ void __launch_bounds__(1024) rms_norm_rows_kernel(RowsF32 out, RowsF32 x, RowsF32 a, RowsF32 b,
+                                                             const float* __restrict__ weight, float eps,
+                                                             Int8Rows rows) {
+  pdl_prologue();
+  __shared__ float scratch[kMaxWarpsPerBlock];
+  constexpr int kPer = kQuantPerLane, kVecs = kPer / 4;
+  const int64_t r = blockIdx.x;
+  const int n_warps = static_cast<int>(blockDim.x) / kWarpSize;
+  const int64_t n_chunks = x.ne0 / 256;
+  auto* xr = reinterpret_cast<float4*>(x.data + r * x.stride);
+  const auto* ar = reinterpret_cast<const float4*>(a.data + r * a.stride);
+  const auto* br = reinterpret_cast<const float4*>(b.data + r * b.stride);
+  const auto index = [&](int64_t c, int f) { return (c * 256 + static_cast<int64_t>(lane_id()) * kPer) / 4 + f; };
+  float4 v[kMaxNormChunks][kVecs];
+  float sum = 0.0f;
 #pragma unroll
-      for (int j = 0; j < kPer; ++j) q[j] = live ? src[e0 + j] : 0.0f;
-      quantize_warp_values<kQuant>(q, live, e0, rows.q + r * rows.q_stride, rows.d + r * rows.d_stride,
-                                   rows.s + r * rows.s_stride);
+  for (int j = 0; j < kMaxNormChunks; ++j) {
+    const int64_t c = warp_id() + static_cast<int64_t>(j) * n_warps;
+#pragma unroll
+    for (int f = 0; f < kVecs; ++f) {
+      float4 t = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      if (c < n_chunks) {
+        if (kAdd) {
+          const float4 p = ar[index(c, f)], q = br[index(c, f)];
+          t = make_float4(p.x + q.x, p.y + q.y, p.z + q.z, p.w + q.w);
+          xr[index(c, f)] = t;
+        } else {
+          t = xr[index(c, f)];
+        }
+      }
+      v[j][f] = t;
+      sum += squares(t);
+    }
+  }
+  sum = block_reduce_sum(sum, scratch);
+  const float scale = 1.0f / sqrtf(sum / static_cast<float>(x.ne0) + eps);
+  auto* o = reinterpret_cast<float4*>(out.data + r * out.stride);
+  const auto* g = reinterpret_cast<const float4*>(weight);
+#pragma unroll
+  for (int j = 0; j < kMaxNormChunks; ++j) {
+    const int64_t c = warp_id() + static_cast<int64_t>(j) * n_warps;
+    if (c >= n_chunks) break;  // uniform across the warp
+    float q[kPer];
+#pragma unroll
+    for (int f = 0; f < kVecs; ++f) {
+      float4 t = v[j][f];
+      t = make_float4(t.x * scale, t.y * scale, t.z * scale, t.w * scale);
+      if (g != nullptr) {
+        const float4 w = g[index(c, f)];
+        t = make_float4(t.x * w.x, t.y * w.y, t.z * w.z, t.w * w.w);
+      }
+      o[index(c, f)] = t;
+      q[4 * f] = t.x;
+      q[4 * f + 1] = t.y;
+      q[4 * f + 2] = t.z;
+      q[4 * f + 3] = t.w;
+    }
+    if constexpr (kQuant != 0) {
+      quantize_warp_values<kQuant>(q, true, c * 256 + static_cast<int64_t>(lane_id()) * kPer,
+                                   rows.q + r * rows.q_stride, rows.d + r * rows.d_stride, rows.s + r * rows.s_stride);
     }
   }
 }
@@ -334,10 +387,28 @@ __global__ void moe_combine_kernel(RowsF32 out, RowsF32 expert_out, RowsF32 weig
 
 }  // namespace
 
+// rms_norm_rows_kernel takes rows of 256 .. 64 x 256 elements; its block: 32 threads per chunk (a multiple of 64,
+// at most 1024), so that 64-wide warps too hold every chunk (kMaxNormChunks each).
+bool rows_kernel_fits(int64_t ne0) { return ne0 % 256 == 0 && ne0 / 256 <= 64; }
+int rows_kernel_threads(int64_t ne0) { return static_cast<int>(std::min<int64_t>(1024, (ne0 / 256 * 32 + 63) / 64 * 64)); }
+
+template <int kQuant>
+void launch_norm_rows(bool add, RowsF32 out, RowsF32 x, RowsF32 a, RowsF32 b, const float* weight, float eps,
+                      const Int8Rows& rows, gpuStream_t stream) {
+  const auto kernel = add ? rms_norm_rows_kernel<true, kQuant> : rms_norm_rows_kernel<false, kQuant>;
+  launch_kernel(kernel, static_cast<unsigned>(x.rows), rows_kernel_threads(x.ne0), 0, stream, out, x, a, b, weight,
+                eps, rows);
+}
+
 Status rms_norm(RowsF32 out, RowsF32 x, const float* weight, float eps, gpuStream_t stream) {
   if (x.rows == 0) return ok_status();
   if (vec_rows(x) && vec_rows(out) && (weight == nullptr || aligned16(weight))) {
-    launch_kernel(rms_norm_vec_kernel<false>, static_cast<unsigned>(x.rows), norm_threads(x.ne0), 0, stream, out, x, x, x, weight, eps, Int8Rows{});
+    if (rows_kernel_fits(x.ne0)) {
+      launch_norm_rows<0>(false, out, x, x, x, weight, eps, Int8Rows{}, stream);
+    } else {
+      launch_kernel(rms_norm_vec_kernel<false>, static_cast<unsigned>(x.rows), norm_threads(x.ne0), 0, stream, out, x,
+                    x, x, weight, eps);
+    }
   } else {
     launch_kernel(rms_norm_kernel, static_cast<unsigned>(x.rows), kThreads, 0, stream, out, x, weight, eps);
   }
@@ -354,7 +425,12 @@ Status add_rms_norm(RowsF32 sum, RowsF32 a, RowsF32 b, RowsF32 out, const float*
                     gpuStream_t stream) {
   if (!can_add_rms_norm(sum, a, b, out, weight)) return Status::error("gpu add_rms_norm: unsupported row layout");
   if (sum.rows == 0) return ok_status();
-  launch_kernel(rms_norm_vec_kernel<true>, static_cast<unsigned>(sum.rows), norm_threads(sum.ne0), 0, stream, out, sum, a, b, weight, eps, Int8Rows{});
+  if (rows_kernel_fits(sum.ne0)) {
+    launch_norm_rows<0>(true, out, sum, a, b, weight, eps, Int8Rows{}, stream);
+  } else {
+    launch_kernel(rms_norm_vec_kernel<true>, static_cast<unsigned>(sum.rows), norm_threads(sum.ne0), 0, stream, out,
+                  sum, a, b, weight, eps);
+  }
   return launch_status("add_rms_norm launch");
 }
 
@@ -366,18 +442,17 @@ Status rms_norm_quant(RowsF32 out, RowsF32 x, const RowsF32* add_a, const RowsF3
   }
   if (x.rows == 0) return ok_status();
   const RowsF32 a = add ? *add_a : x, b = add ? *add_b : x;
-  const dim3 grid(static_cast<unsigned>(x.rows));
-  const int threads = norm_threads(x.ne0);
-  if (add && kind == 32) launch_kernel(rms_norm_vec_kernel<true, 32>, grid, threads, 0, stream, out, x, a, b, weight, eps, rows);
-  if (add && kind == 256) launch_kernel(rms_norm_vec_kernel<true, 256>, grid, threads, 0, stream, out, x, a, b, weight, eps, rows);
-  if (!add && kind == 32) launch_kernel(rms_norm_vec_kernel<false, 32>, grid, threads, 0, stream, out, x, a, b, weight, eps, rows);
-  if (!add && kind == 256) launch_kernel(rms_norm_vec_kernel<false, 256>, grid, threads, 0, stream, out, x, a, b, weight, eps, rows);
+  if (kind == 32) {
+    launch_norm_rows<32>(add, out, x, a, b, weight, eps, rows, stream);
+  } else {
+    launch_norm_rows<256>(add, out, x, a, b, weight, eps, rows, stream);
+  }
   return launch_status("rms_norm_quant launch");
 }
 
 bool can_rms_norm_quant(RowsF32 out, RowsF32 x, const RowsF32* add_a, const RowsF32* add_b, const float* weight,
                         int kind) {
-  if ((kind != 32 && kind != 256) || x.ne0 % kind != 0 || x.rows > 65535) return false;
+  if ((kind != 32 && kind != 256) || !rows_kernel_fits(x.ne0) || x.rows > 65535) return false;
   if (add_a != nullptr) return add_b != nullptr && can_add_rms_norm(x, *add_a, *add_b, out, weight);
   return vec_rows(x) && vec_rows(out) && out.rows == x.rows && out.ne0 == x.ne0 &&
          (weight == nullptr || aligned16(weight));

@@ -160,14 +160,21 @@ template <typename BT, int R = rows_per_warp<BT>()>
 __global__ void __launch_bounds__(kThreads)
     matvec1_kernel(const uint8_t* __restrict__ w, size_t nb1, int64_t n_in, int64_t n_out,
                    const float* __restrict__ act, float* __restrict__ out) {
-  pdl_prologue();
+  grid_dependents_launch();
   const int64_t row0 = (static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarpSize) + warp_id()) * R;
   if (row0 >= n_out) return;  // uniform across the warp
   const int64_t nr = min(static_cast<int64_t>(R), n_out - row0);
+  // This warp's weight rows into L2 while the previous kernel may still run (no kernel writes weights).
+  for (int64_t off = static_cast<int64_t>(lane_id()) * 128; off < nr * static_cast<int64_t>(nb1);
+       off += kWarpSize * 128) {
+    prefetch_l2(w + row0 * nb1 + off);
+  }
+  grid_dependency_wait();
   const int64_t n_chunks = (n_in + 7) / 8;
   float acc[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+  RF_UNROLL4_CUDA  // several chunks' loads in flight (the sums keep their order)
   for (int64_t idx = lane_id(); idx < n_chunks; idx += kWarpSize) {
     const float4 a0 = reinterpret_cast<const float4*>(act + idx * 8)[0];
     const float4 a1 = reinterpret_cast<const float4*>(act + idx * 8)[1];
