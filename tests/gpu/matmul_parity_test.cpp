@@ -202,6 +202,32 @@ TEST_P(MatmulParity, StagedSingleTokenProductEqualsTheDirectKernelBitwise) {
   }
 }
 
+// F16 / BF16 single-token products with the rows staged in shared memory: the sums of matvec1_kernel (each lane
+// the same chunks in the same order), bitwise, including a row that ends inside a step (n_in 11000).
+TEST(MatmulParity16Bit, StagedSingleTokenProductEqualsTheDirectKernelBitwise) {
+  RF_REQUIRE_GPU_PAIR(pair);
+  PolicyGuard guard;
+  for (const Type t : {Type::F16, Type::BF16}) {
+    std::mt19937 rng(313 + static_cast<unsigned>(t));
+    for (const int64_t n_in : {int64_t{512}, int64_t{11000}}) {
+      const int64_t n_out = 37;
+      const HostWeight hw = make_weight(rng, t, n_in, n_out);
+      auto [wg, wc] = pair.weight(t, n_in, n_out, 1, hw.bytes);
+      const std::vector<float> x = random_floats(rng, static_cast<size_t>(n_in));
+      const Tensor xg = pair.gpu_f32(x, n_in);
+      std::vector<float> outs[2];
+      for (const int staged : {0, 1}) {
+        matmul_policy().staged_matvec = staged;
+        const Tensor og = pair.gpu_zeros(n_out, 1);
+        pair.gpu().matmul(og, xg, wg);
+        outs[staged] = pair.download(pair.gpu(), og);
+      }
+      ASSERT_EQ(outs[0], outs[1]) << label(t) << " n_in " << n_in << ": staged != direct";
+      expect_batches_match(pair, rng, t, hw, wg, wc, n_in, n_out, {1}, tol_factor(t), "staged");  // and the CPU
+    }
+  }
+}
+
 // A norm, a residual add + norm, or a SiLU gate followed by an int8 product of its output runs as one kernel that
 // also quantizes the rows: the product's result and the op's own output are bitwise those of the separate kernels
 // (forced here by reading the op's output back before the product).

@@ -195,6 +195,74 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// F16 / BF16 rows for one token, one row per warp, the row's bytes streamed into shared memory kF16Stages steps
+// of kF16StepBytes ahead through 16-byte asynchronous copies (as matvec_int8's staged products): lane l still
+// takes chunks l, l + warp, ... of 8 values with matvec1_kernel's expression, so the sums are the same.
+constexpr int kF16StepBytes = 1024;
+constexpr int kF16Stages = 4;
+size_t f16_staged_shared_bytes(int warp_size) {
+  return static_cast<size_t>(kThreads / warp_size) * kF16Stages * kF16StepBytes;
+}
+
+template <typename BT>
+__global__ void __launch_bounds__(kThreads)
+    matvec_16bit_staged_kernel(const uint8_t* __restrict__ w, size_t nb1, int64_t n_in, int64_t n_out,
+                               const float* __restrict__ act, float* __restrict__ out) {
+  static_assert(BT::kBytes == 2 && BT::kQk == 1, "16-bit rows");
+  extern __shared__ uint4 f16_shared[];
+  grid_dependents_launch();
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarpSize) + warp_id();
+  if (row >= n_out) return;  // uniform across the warp; no block-wide barrier below
+  uint8_t* mine = reinterpret_cast<uint8_t*>(f16_shared) + warp_id() * (kF16Stages * kF16StepBytes);
+  const uint8_t* src = w + row * nb1;
+  const int64_t row_bytes = n_in * 2;
+  const int64_t n_steps = (row_bytes + kF16StepBytes - 1) / kF16StepBytes;
+  const int lane = lane_id();
+  const auto issue = [&](int64_t s) {
+    if (s < n_steps) {
+      const int64_t n_bytes = min(static_cast<int64_t>(kF16StepBytes), row_bytes - s * kF16StepBytes);
+      const uint8_t* g = src + s * kF16StepBytes;
+      uint8_t* dst = mine + (s % kF16Stages) * kF16StepBytes;
+      for (int c = lane; c * 16 < n_bytes; c += kWarpSize) {
+        if (n_bytes - c * 16 >= 16) {
+          async_copy16(dst + 16 * c, g + 16 * c);
+        } else {
+          async_copy16_partial(dst + 16 * c, g + 16 * c, static_cast<int>(n_bytes - c * 16));
+        }
+      }
+    }
+    async_copy_commit();
+  };
+#pragma unroll
+  for (int s = 0; s < kF16Stages - 1; ++s) issue(s);  // weights only: no kernel writes them
+  grid_dependency_wait();
+  float acc = 0.0f;
+  constexpr int kChunksPerStep = kF16StepBytes / 16;
+  for (int64_t s = 0; s < n_steps; ++s) {
+    issue(s + kF16Stages - 1);
+    async_copy_wait<kF16Stages - 1>();
+    warp_sync();
+    const uint8_t* stage = mine + (s % kF16Stages) * kF16StepBytes;
+    const int64_t n_left = n_in - s * (kF16StepBytes / 2);
+#pragma unroll
+    for (int k = 0; k < kChunksPerStep / kWarpSize; ++k) {
+      const int c = lane + k * kWarpSize;
+      const int64_t idx = s * kChunksPerStep + c;  // the chunk of the whole row
+      if (idx * 8 < n_in) {
+        const float4 a0 = reinterpret_cast<const float4*>(act + idx * 8)[0];
+        const float4 a1 = reinterpret_cast<const float4*>(act + idx * 8)[1];
+        float v[8];
+        BT::chunk(stage, c, n_left, v);
+        acc += v[0] * a0.x + v[1] * a0.y + v[2] * a0.z + v[3] * a0.w + v[4] * a1.x + v[5] * a1.y + v[6] * a1.z +
+               v[7] * a1.w;
+      }
+    }
+    warp_sync();  // every lane is done with this stage before a later issue() overwrites it
+  }
+  const float total = warp_reduce_sum(acc);
+  if (lane == 0) out[row] = total;
+}
+
 // Expert product: one warp per weight row, blockIdx.y = pair (token t, slot j).
 template <typename BT>
 __global__ void __launch_bounds__(kThreads)
@@ -434,6 +502,21 @@ Status matmul(const WeightView& w, const float* act, int64_t n_tok, float* out, 
       const dim3 grid(blocks_for(w.n_out, kTileM), blocks_for(n_tok, kTileN));
       launch_kernel(matmul_tiled_kernel<BT>, grid, kThreads, 0, stream, wb, w.nb1, w.n_in, w.n_out, act, as, n_tok, out, out_stride);
       return;
+    }
+    if constexpr (BT::kBytes == 2 && BT::kQk == 1) {  // F16 / BF16
+      if (n_tok == 1 && policy.staged_matvec > 0 && w.nb1 % 16 == 0 &&
+          (reinterpret_cast<uintptr_t>(wb) & 15) == 0) {
+        const size_t shared = f16_staged_shared_bytes(warp_size);
+        static const bool opted_in = [&] {  // above 48 KB needs the opt-in, once per kernel
+          return gpuFuncSetAttribute(reinterpret_cast<const void*>(&matvec_16bit_staged_kernel<BT>),
+                                     gpuFuncAttributeMaxDynamicSharedMemorySize,
+                                     static_cast<int>(shared)) == gpuSuccess;
+        }();
+        (void)opted_in;  // a refused opt-in shows as the launch error
+        launch_kernel(matvec_16bit_staged_kernel<BT>, blocks_for(w.n_out, rows_per_block), kThreads, shared, stream,
+                      wb, w.nb1, w.n_in, w.n_out, act, out);
+        return;
+      }
     }
     if (n_tok == 1) {
       const int64_t rows_per_launch_block = static_cast<int64_t>(rows_per_block) * rows_per_warp<BT>();
