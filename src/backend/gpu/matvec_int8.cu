@@ -160,6 +160,33 @@ RF_DEVICE void load16_2aligned(const uint8_t* p, uint32_t (&w)[4]) {
   for (int k = 0; k < 4; ++k) w[k] = static_cast<uint32_t>(h[2 * k]) | (static_cast<uint32_t>(h[2 * k + 1]) << 16);
 }
 
+// This lane's Q4_K / Q5_K codes of sub-blocks 2c (lo) and 2c + 1 (hi) as words of 4 bytes, from 16 bytes of 4-bit
+// codes q and (Q5_K) the 16 bytes qh of fifth bits.
+template <bool kFive>
+RF_DEVICE void q45k_codes(const uint32_t (&q)[4], const uint32_t (&qh)[4], int c, uint32_t (&lo)[4],
+                          uint32_t (&hi)[4]) {
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    lo[k] = q[k] & 0x0F0F0F0Fu;
+    hi[k] = (q[k] >> 4) & 0x0F0F0F0Fu;
+    if (kFive) {
+      lo[k] |= ((qh[k] >> (2 * c)) & 0x01010101u) << 4;
+      hi[k] |= ((qh[k] >> (2 * c + 1)) & 0x01010101u) << 4;
+    }
+  }
+}
+
+// This lane's Q6_K codes (unsigned, offset 32) of its two runs of 16, from 16 bytes of low nibbles ql and 16 of
+// high bit pairs qh (pairs 2 k0 and 2 k0 + 4).
+RF_DEVICE void q6k_codes(const uint32_t (&ql)[4], const uint32_t (&qh)[4], int k0, uint32_t (&v1)[4],
+                         uint32_t (&v2)[4]) {
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    v1[k] = (ql[k] & 0x0F0F0F0Fu) | (((qh[k] >> (2 * k0)) & 0x03030303u) << 4);
+    v2[k] = ((ql[k] >> 4) & 0x0F0F0F0Fu) | (((qh[k] >> (2 * k0 + 4)) & 0x03030303u) << 4);
+  }
+}
+
 // Q4_K / Q5_K block ib of the warp's rows: this lane's 16 codes of sub-blocks 2c (lo) and 2c + 1 (hi) as words of
 // 4 bytes, their 6-bit scales and mins and the block's d / dmin, times every token's Q8_K block ib.
 template <int kR, int NT>
@@ -213,21 +240,12 @@ __global__ void __launch_bounds__(kThreads)
         const uint8_t* b = wr.w + (wr.row0 + r) * wr.nb1 + ib * kBytes;
         const uint4 qs = *reinterpret_cast<const uint4*>(b + kQsOffset + 32 * c + 16 * half);
         const uint32_t q[4] = {qs.x, qs.y, qs.z, qs.w};
+        uint32_t qh[4] = {0, 0, 0, 0};
         if (kFive) {
           const uint4 qh4 = *reinterpret_cast<const uint4*>(b + 16 + 16 * half);
-          const uint32_t qh[4] = {qh4.x, qh4.y, qh4.z, qh4.w};
-#pragma unroll
-          for (int k = 0; k < 4; ++k) {
-            lo[r][k] = (q[k] & 0x0F0F0F0Fu) | (((qh[k] >> (2 * c)) & 0x01010101u) << 4);
-            hi[r][k] = ((q[k] >> 4) & 0x0F0F0F0Fu) | (((qh[k] >> (2 * c + 1)) & 0x01010101u) << 4);
-          }
-        } else {
-#pragma unroll
-          for (int k = 0; k < 4; ++k) {
-            lo[r][k] = q[k] & 0x0F0F0F0Fu;
-            hi[r][k] = (q[k] >> 4) & 0x0F0F0F0Fu;
-          }
+          qh[0] = qh4.x, qh[1] = qh4.y, qh[2] = qh4.z, qh[3] = qh4.w;
         }
+        q45k_codes<kFive>(q, qh, c, lo[r], hi[r]);
         const uint32_t dm = *reinterpret_cast<const uint32_t*>(b);
         d[r] = half_bits_to_float(static_cast<uint16_t>(dm & 0xFFFFu));
         dmin[r] = half_bits_to_float(static_cast<uint16_t>(dm >> 16));
@@ -293,11 +311,7 @@ __global__ void __launch_bounds__(kThreads)
         uint32_t ql[4], qh[4];
         load16_2aligned(b + 64 * h + 16 * j, ql);
         load16_2aligned(b + 128 + 32 * h + l0, qh);
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-          v1[r][k] = (ql[k] & 0x0F0F0F0Fu) | (((qh[k] >> (2 * k0)) & 0x03030303u) << 4);
-          v2[r][k] = ((ql[k] >> 4) & 0x0F0F0F0Fu) | (((qh[k] >> (2 * k0 + 4)) & 0x03030303u) << 4);
-        }
+        q6k_codes(ql, qh, k0, v1[r], v2[r]);
         const auto* scales = reinterpret_cast<const int8_t*>(b + 192);
         sc1[r] = scales[e1 / 16];
         sc2[r] = scales[e2 / 16];
@@ -474,21 +488,9 @@ RF_DEVICE void staged_block(const uint8_t* const (&b)[kR], int64_t ib, int sub, 
       if (r < wr.n_rows) {
         uint32_t q[4], dm[1];
         read_words(b[r] + kQsOffset + 32 * c + 16 * half, q);
-        if (kFive) {
-          uint32_t qh[4];
-          read_words(b[r] + 16 + 16 * half, qh);
-#pragma unroll
-          for (int k = 0; k < 4; ++k) {
-            lo[r][k] = (q[k] & 0x0F0F0F0Fu) | (((qh[k] >> (2 * c)) & 0x01010101u) << 4);
-            hi[r][k] = ((q[k] >> 4) & 0x0F0F0F0Fu) | (((qh[k] >> (2 * c + 1)) & 0x01010101u) << 4);
-          }
-        } else {
-#pragma unroll
-          for (int k = 0; k < 4; ++k) {
-            lo[r][k] = q[k] & 0x0F0F0F0Fu;
-            hi[r][k] = (q[k] >> 4) & 0x0F0F0F0Fu;
-          }
-        }
+        uint32_t qh[4] = {0, 0, 0, 0};
+        if (kFive) read_words(b[r] + 16 + 16 * half, qh);
+        q45k_codes<kFive>(q, qh, c, lo[r], hi[r]);
         read_words(b[r], dm);
         d[r] = half_bits_to_float(static_cast<uint16_t>(dm[0] & 0xFFFFu));
         dmin[r] = half_bits_to_float(static_cast<uint16_t>(dm[0] >> 16));
@@ -510,11 +512,7 @@ RF_DEVICE void staged_block(const uint8_t* const (&b)[kR], int64_t ib, int sub, 
         uint32_t ql[4], qh[4];
         read_words(b[r] + 64 * h + 16 * j, ql);
         read_words(b[r] + 128 + 32 * h + l0, qh);
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-          v1[r][k] = (ql[k] & 0x0F0F0F0Fu) | (((qh[k] >> (2 * k0)) & 0x03030303u) << 4);
-          v2[r][k] = ((ql[k] >> 4) & 0x0F0F0F0Fu) | (((qh[k] >> (2 * k0 + 4)) & 0x03030303u) << 4);
-        }
+        q6k_codes(ql, qh, k0, v1[r], v2[r]);
         const auto* scales = reinterpret_cast<const int8_t*>(b[r] + 192);
         sc1[r] = scales[e1 / 16];
         sc2[r] = scales[e2 / 16];
