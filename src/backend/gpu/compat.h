@@ -191,6 +191,7 @@ inline Status error_status(gpuError_t err, const char* what) {
 struct LaunchRecorder {
   std::vector<unsigned char> signature;
   std::vector<std::function<void()>> launches;
+  bool active = false;  // recording (a thread's pointer to a finished recorder records nothing)
   bool broken = false;  // launches ran outside the step's graph
   template <typename T>
   void sign(const T& v) {
@@ -209,12 +210,12 @@ inline LaunchRecorder*& launch_recorder() {
 }
 inline void flush_recorded_launches() {
   LaunchRecorder* r = launch_recorder();
-  if (r == nullptr || r->launches.empty()) return;
-  launch_recorder() = nullptr;  // the closures launch for real
+  if (r == nullptr || !r->active || r->launches.empty()) return;
+  r->active = false;  // the closures launch for real
   for (const auto& f : r->launches) f();
   r->launches.clear();
   r->broken = true;
-  launch_recorder() = r;
+  r->active = true;
 }
 
 // Programmatic dependent launch (CUDA, sm_90+): kernels launched through launch_kernel() may start while the
@@ -454,7 +455,7 @@ RF_DEVICE float bf16_bits_to_float(uint16_t bits) { return __uint_as_float(stati
 template <typename... Params, typename... Args>
 inline void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, gpuStream_t stream,
                                 Args&&... args) {
-  if (LaunchRecorder* rec = launch_recorder()) {  // recorded: see LaunchRecorder
+  if (LaunchRecorder* rec = launch_recorder(); rec != nullptr && rec->active) {  // recorded: see LaunchRecorder
     std::tuple<std::decay_t<Params>...> values(std::forward<Args>(args)...);
     rec->sign(kernel);
     rec->sign(grid);

@@ -336,7 +336,8 @@ void GpuBackend::finish_capture() {
   flush_pending_add();  // the deferred add belongs to the work before this point
   if (!capturing_) return;
   capturing_ = false;
-  launch_recorder() = nullptr;
+  recorder_.active = false;  // whichever thread ends the step: launches run directly from here on
+  if (launch_recorder() == &recorder_) launch_recorder() = nullptr;
   const auto t_end = std::chrono::steady_clock::now();
   if (failed() || recorder_.broken) {  // a failed step launches nothing more; a broken one launches directly
     if (!failed()) {
@@ -604,6 +605,7 @@ std::unique_ptr<backend::DeviceBatch> GpuBackend::prepare_batch(backend::Batch b
   if (n == 1 && last_batch_tokens_ == 1) calibrate_graphs();
   if (graphs_ && !failed() && n == 1 && last_batch_tokens_ == 1) {
     recorder_.clear();
+    recorder_.active = true;
     launch_recorder() = &recorder_;  // until finish_capture()
     capturing_ = true;
     timing_.capture_start = std::chrono::steady_clock::now();
