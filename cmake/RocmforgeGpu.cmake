@@ -49,6 +49,9 @@ elseif(_rf_gpu_request STREQUAL "hip")
   set(ROCMFORGE_GPU_BACKEND "hip")
 endif()
 
+# Recorded in the cache for scripts/gpu-compile.sh, which reuses a release build's CUDA objects.
+set(ROCMFORGE_GPU_BACKEND_CHOSEN "${ROCMFORGE_GPU_BACKEND}" CACHE INTERNAL "GPU backend this build compiles")
+
 if(ROCMFORGE_GPU_BACKEND STREQUAL "cuda")
   set(CMAKE_CUDA_COMPILER "${_rf_nvcc}")
   if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)

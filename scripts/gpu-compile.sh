@@ -41,11 +41,23 @@ elif [ -x /usr/local/cuda/bin/nvcc ]; then
   nvcc=/usr/local/cuda/bin/nvcc
 fi
 
+# The release build of scripts/test.sh (ROCMFORGE_GPU=auto) already compiles the GPU tree with nvcc when it finds
+# one. When that build directory ($ROCMFORGE_NVCC_BUILD, default build/) is a -Werror CUDA build for exactly sm_80
+# and sm_90, its objects are the ones this step would make: build (i.e. check) them there instead of compiling the
+# whole tree a second time in build-nvcc/.
+cache_value() { sed -n "s/^$1:[A-Z]*=//p" "$2/CMakeCache.txt" 2>/dev/null; }
+reuse=${ROCMFORGE_NVCC_BUILD:-build}
 if [ -n "$nvcc" ]; then
   echo "gpu-compile: nvcc ($nvcc) for sm_80, sm_90"
-  cmake -S . -B build-nvcc -G Ninja -DCMAKE_BUILD_TYPE=Release -DROCMFORGE_WERROR=ON -DROCMFORGE_GPU=cuda \
-    -DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_CUDA_ARCHITECTURES="80;90" >/dev/null
-  build_gpu_objects build-nvcc || status=1
+  if [ "$(cache_value ROCMFORGE_GPU_BACKEND_CHOSEN "$reuse")" = cuda ] && [ "$(cache_value CMAKE_CUDA_ARCHITECTURES "$reuse")" = "80;90" ] &&
+     [ "$(cache_value ROCMFORGE_WERROR "$reuse")" = ON ]; then
+    echo "gpu-compile: $reuse/ is a -Werror CUDA build for sm_80;90: checking its GPU objects"
+    build_gpu_objects "$reuse" || status=1
+  else
+    cmake -S . -B build-nvcc -G Ninja -DCMAKE_BUILD_TYPE=Release -DROCMFORGE_WERROR=ON -DROCMFORGE_GPU=cuda \
+      -DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_CUDA_ARCHITECTURES="80;90" >/dev/null
+    build_gpu_objects build-nvcc || status=1
+  fi
 else
   loud_skip "nvcc not found: the CUDA compile of the GPU tree was NOT checked"
 fi
