@@ -19,4 +19,15 @@ bool can_dequantize(quant::Type t);
 // unsupported types, a bad n or a failed launch; the work itself completes asynchronously.
 Status dequantize(quant::Type t, const void* src, float* dst, int64_t n, gpuStream_t stream);
 
+// Decodes the n_out x n_in weight at src (any type dispatch_block_type decodes, rows nb1 bytes apart) to IEEE half
+// rows at dst (n_in halves apart, 16-byte aligned), each element the CPU reference's float value rounded to
+// nearest. n_in must be a multiple of 8 (and of the type's block).
+Status decode_rows_half(quant::Type t, const void* src, size_t nb1, int64_t n_in, int64_t n_out, uint16_t* dst,
+                        gpuStream_t stream);
+
+// dst row r (n halves, dst_stride apart, 16-byte aligned) = src row r (src_stride floats apart) rounded to nearest
+// F16 (bf16 false) or BF16 (bf16 true), for r < rows. n must be a multiple of 8 and src rows 16-byte aligned.
+Status floats_to_16bit(const float* src, int64_t src_stride, int64_t n, int64_t rows, uint16_t* dst,
+                       int64_t dst_stride, bool bf16, gpuStream_t stream);
+
 }  // namespace rf::gpu

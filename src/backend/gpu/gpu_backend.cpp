@@ -10,6 +10,7 @@
 
 #include "backend/gpu/attention.h"
 #include "backend/gpu/elementwise.h"
+#include "backend/gpu/blas.h"
 #include "backend/gpu/matmul.h"
 #include "core/check.h"
 
@@ -23,6 +24,8 @@ constexpr size_t kArenaAlign = 256;
 constexpr size_t kFirstArenaBytes = size_t{64} << 20;  // arenas double from 64 MiB up to 1 GiB
 constexpr size_t kMaxArenaBytes = size_t{1} << 30;
 constexpr size_t kMaxPlannedArenaBytes = size_t{16} << 30;  // with plan_weight_bytes(): arenas of up to 16 GiB
+// QuantizedRows::kind of rows the BLAS converted (plus the activation type): apart from the int8 kinds 32 / 256.
+constexpr int kBlasRowsKind = 1000;
 
 class GpuBuffer final : public backend::Buffer {
  public:
@@ -163,6 +166,7 @@ GpuBackend::~GpuBackend() {
                  1e3 * auto_graphs_.seconds_with, 1e3 * auto_graphs_.seconds_without);
   }
   (void)gpuStreamSynchronize(stream_);
+  blas_.reset();
   for (const CachedGraph& g : graph_cache_) {
     if (g.exec != nullptr) (void)gpuGraphExecDestroy(g.exec);
   }
@@ -652,6 +656,25 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
   };
   const auto holds_quantized = [&](int kind) { return quantized_ == rows_for(kind); };
   const MatmulPolicy& policy = matmul_policy();
+  if (!batch_invariant_ && !capturing_ && policy.blas_min_tokens > 0 && x.ne1 >= policy.blas_min_tokens &&
+      BlasContext::supports(w.type, w.ne0) && blas() != nullptr) {
+    // Long batches: one vendor GEMM. Rows already converted for the previous product (q / k / v, gate / up) are
+    // not converted again; without scratch memory the kernels below take over.
+    flush_act_only();
+    flush_pending_add();
+    if (failed()) return;
+    const int kind = kBlasRowsKind + static_cast<int>(activation_type(w.type));
+    const Expected<bool> done = blas_->matmul(view_of(w), xr.data, xr.stride, x.ne1, o.data, o.stride,
+                                              holds_quantized(kind));
+    if (!done.ok()) {
+      check(done.status());
+      return;
+    }
+    if (*done) {
+      remember_quantized(kind);
+      return;
+    }
+  }
   const int64_t mmq_min = batch_invariant_ ? 1 : policy.mmq_min_tokens;
   const bool use_mmq =
       x.ne1 >= mmq_min && x.ne1 <= policy.mmq_max_tokens && has_mmq_matmul(w.type) && x.ne0 % 256 == 0;
@@ -709,6 +732,21 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
   if (act == nullptr) return;  // the failed allocation is recorded
   check(round_activations(activation_type(w.type), xr.data, xr.stride, x.ne0, x.ne1, act, stream_));
   check(gpu::matmul(view_of(w), act, x.ne1, o.data, o.stride, info_.warp_size, stream_));
+}
+
+BlasContext* GpuBackend::blas() {
+  if (!blas_tried_) {
+    blas_tried_ = true;
+    auto b = BlasContext::create(stream_);
+    if (b.ok()) {
+      blas_ = std::move(*b);
+    } else {
+#if defined(RF_GPU_CUDA)  // HIP builds have no BLAS by design: nothing to report
+      std::fprintf(stderr, "rocmforge: %s: long batches use the built-in kernels\n", b.error_message().c_str());
+#endif
+    }
+  }
+  return blas_.get();
 }
 
 void GpuBackend::moe_matmul(Tensor out, Tensor x, Tensor w, Tensor ids) {

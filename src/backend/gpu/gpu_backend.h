@@ -23,6 +23,8 @@
 
 namespace rf::gpu {
 
+class BlasContext;
+
 class GpuBackend final : public backend::Backend {
  public:
   ~GpuBackend() override;
@@ -202,6 +204,10 @@ class GpuBackend final : public backend::Backend {
     int64_t steps = 0;
     std::chrono::steady_clock::time_point capture_start;
   } timing_;
+  // The vendor BLAS for long batches (blas.h), opened at the first product that could use it.
+  std::unique_ptr<BlasContext> blas_;
+  bool blas_tried_ = false;
+  BlasContext* blas();
   bool fuse_ = true;  // the norm / SiLU + quantize and rope + KV store fusions (ROCMFORGE_GPU_FUSE=0: off)
   bool batch_invariant_ = false;
   bool capturing_ = false;

@@ -58,8 +58,10 @@ Status matmul_mma(const WeightView& w, const float* act, int64_t n_tok, float* o
 
 // How matmul() picks its kernel; process-wide, read once from the environment (ROCMFORGE_GPU_MMA_MIN_TOKENS,
 // ROCMFORGE_GPU_INT8_MAX_TOKENS, ROCMFORGE_GPU_MMQ_MIN_TOKENS, ROCMFORGE_GPU_MMQ_MAX_TOKENS,
-// ROCMFORGE_GPU_TENSOR_CORES=0|1) and adjustable by tests and benchmarks (not thread-safe: set it before use).
-// GpuBackend::matmul tries matmul_mmq, then matvec_int8, then matmul_mma, then the float kernels.
+// ROCMFORGE_GPU_BLAS_MIN_TOKENS, ROCMFORGE_GPU_TENSOR_CORES=0|1) and adjustable by tests and benchmarks (not
+// thread-safe: set it before use).
+// GpuBackend::matmul tries the BLAS (blas.h), then matmul_mmq, then matvec_int8, then matmul_mma, then the float
+// kernels.
 struct MatmulPolicy {
   int64_t mma_min_tokens = 2;  // batches of at least this many tokens take matmul_mma (when the type has it)
   bool tensor_cores = true;    // false: matmul_mma's FMA variant (what HIP builds run)
@@ -71,6 +73,9 @@ struct MatmulPolicy {
   // faster on the H100 (Q4_0, Q8_0, Q6_K), 2 for every type (ROCMFORGE_GPU_STAGED).
   int staged_matvec = 1;
   int staged_rows = 0;  // rows per warp of staged Q4_0 / Q8_0: 0 by size, else 1 or 2 (ROCMFORGE_GPU_STAGED_ROWS)
+  // Batches of at least this many tokens go through the vendor BLAS (blas.h) when the build has one and the backend
+  // is not batch-invariant; 0: never (ROCMFORGE_GPU_BLAS_MIN_TOKENS).
+  int64_t blas_min_tokens = 128;
 };
 MatmulPolicy& matmul_policy();
 // The tile matmul() uses for n_tok tokens and n_out rows under the current policy.
