@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/gpu/blas.h"
 #include "backend/gpu/compat.h"
 #include "backend/gpu/device_info.h"
 #include "backend/gpu/elementwise.h"
@@ -22,8 +23,6 @@
 #include "core/status.h"
 
 namespace rf::gpu {
-
-class BlasContext;
 
 class GpuBackend final : public backend::Backend {
  public:
