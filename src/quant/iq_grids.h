@@ -1,4 +1,4 @@
-// Codebooks of the ggml importance-matrix ("IQ") formats, FP4 and IQ4 value tables.
+// Codebooks of the ggml importance-matrix ("IQ") formats, FP4 and IQ4 value tables (numbers: iq_grid_values.inc).
 // These are format constants of the GGUF/ggml tensor formats: a file quantized with them can only be read with
 // exactly the same tables. Each grid entry packs 8 (or 4) element magnitudes, one byte per element, element j in
 // byte j (bits 8j..8j+7), the same packing the ggml reference uses, so entries compare 1:1 with its tables.
@@ -6,6 +6,8 @@
 
 #include <array>
 #include <cstdint>
+
+#include "quant/iq_grid_values.inc"
 
 namespace rf::quant::iq {
 
@@ -24,11 +26,10 @@ extern const std::array<uint64_t, 2048> kIq1sGrid;
 inline constexpr float kIq1Delta = 0.125f;
 
 // IQ4_NL / IQ4_XS: the 16 non-linear levels.
-inline constexpr std::array<int8_t, 16> kIq4nlValues = {-127, -104, -83, -65, -49, -35, -22, -10,
-                                                        1,    13,   25,  38,  53,  69,  89,  113};
+inline constexpr std::array<int8_t, 16> kIq4nlValues = {RF_IQ4NL_VALUES};
 
 // MXFP4: the E2M1 values doubled (so that they are integers); the block scale is halved to compensate.
-inline constexpr std::array<int8_t, 16> kMxfp4Values = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+inline constexpr std::array<int8_t, 16> kMxfp4Values = {RF_MXFP4_VALUES};
 
 // Sign byte of an IQ2/IQ3 7-bit sign index: bits 0..6 as given, bit 7 chosen so the byte has an even number of
 // set bits (the format stores only 7 of 8 signs; the 8th restores even parity).
