@@ -5,6 +5,9 @@
 // Tolerances: both backends round activations the same way, so only float summation order differs:
 // |gpu - cpu| <= 1e-4 * sum_k |w_k x_k| (plus 1e-6). Q4_1 / Q5_1 take 1e-3: the CPU applies their minimum with
 // the activation block sum stored as F16 (Q8_1's s), the GPU with the exact sum. Embedding rows: 1e-6 relative.
+// The IQ2 / IQ3 / IQ1 / TQ / MXFP4 formats have no fused CPU dot: the CPU takes the float dot of the dequantized
+// row with the rounded activations, so 1e-4 holds for them too. The IQ2 / IQ3 / IQ1 codebooks have no quantizer:
+// their weights are random blocks (every bit pattern is valid) with a moderate f16 scale.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -17,6 +20,7 @@
 #include "backend/gpu/blas.h"
 #include "backend/gpu/matmul.h"
 #include "backend_pair.h"
+#include "core/half.h"
 #include "quant/quant.h"
 #include "quant/types.h"
 
@@ -25,9 +29,11 @@ namespace {
 
 using quant::Type;
 
-const Type kTypes[] = {Type::F32,  Type::F16,  Type::BF16, Type::Q4_0,   Type::Q4_1,
-                       Type::Q5_0, Type::Q5_1, Type::Q8_0, Type::IQ4_NL, Type::Q2_K,
-                       Type::Q3_K, Type::Q4_K, Type::Q5_K, Type::Q6_K,   Type::IQ4_XS};
+const Type kTypes[] = {Type::F32,    Type::F16,     Type::BF16,  Type::Q4_0,  Type::Q4_1,    Type::Q5_0,
+                       Type::Q5_1,   Type::Q8_0,    Type::IQ4_NL, Type::Q2_K,  Type::Q3_K,    Type::Q4_K,
+                       Type::Q5_K,   Type::Q6_K,    Type::IQ4_XS, Type::IQ2_XXS, Type::IQ2_XS, Type::IQ2_S,
+                       Type::IQ3_XXS, Type::IQ3_S,  Type::IQ1_S, Type::IQ1_M, Type::TQ1_0,   Type::TQ2_0,
+                       Type::MXFP4};
 
 std::string label(Type t) { return std::string(quant::type_name(t)); }
 
@@ -37,14 +43,37 @@ struct HostWeight {
   std::vector<float> values;  // [n_mat * n_out][n_in]
 };
 
+// Random blocks of a format without a quantizer: random bytes, then each block's f16 scale set in [0.001, 0.01]
+// (IQ1_M keeps it in the top nibbles of its four scale words at byte 48; the others in bytes 0..1).
+void random_blocks(std::mt19937& rng, Type t, std::vector<uint8_t>& bytes) {
+  for (auto& b : bytes) b = static_cast<uint8_t>(rng());
+  std::uniform_real_distribution<float> scale(0.001f, 0.01f);
+  const size_t bb = quant::traits(t).block_bytes;
+  for (size_t off = 0; off + bb <= bytes.size(); off += bb) {
+    const uint16_t h = fp32_to_fp16(scale(rng));
+    if (t == Type::IQ1_M) {
+      for (int k = 0; k < 4; ++k) {
+        uint8_t& hi = bytes[off + 48 + 2 * k + 1];
+        hi = static_cast<uint8_t>((hi & 0x0f) | (((h >> (4 * k)) & 0x0f) << 4));
+      }
+    } else {
+      bytes[off] = static_cast<uint8_t>(h & 0xff);
+      bytes[off + 1] = static_cast<uint8_t>(h >> 8);
+    }
+  }
+}
+
 HostWeight make_weight(std::mt19937& rng, Type t, int64_t n_in, int64_t n_rows) {
   HostWeight w;
   const std::vector<float> src = random_floats(rng, static_cast<size_t>(n_in * n_rows));
   const size_t rb = *quant::row_bytes(t, n_in);
   w.bytes.resize(rb * static_cast<size_t>(n_rows));
   w.values.resize(src.size());
+  if (!quant::can_quantize(t)) random_blocks(rng, t, w.bytes);
   for (int64_t r = 0; r < n_rows; ++r) {
-    EXPECT_TRUE(quant::quantize(t, src.data() + r * n_in, w.bytes.data() + r * rb, n_in).ok());
+    if (quant::can_quantize(t)) {
+      EXPECT_TRUE(quant::quantize(t, src.data() + r * n_in, w.bytes.data() + r * rb, n_in).ok());
+    }
     EXPECT_TRUE(quant::dequantize(t, w.bytes.data() + r * rb, w.values.data() + r * n_in, n_in).ok());
   }
   return w;
@@ -444,15 +473,55 @@ TEST_P(MatmulParity, EmbedMatchesCpuDequantization) {
   expect_close(pair.download(pair.gpu(), og), want, {amax * 1e-6f}, label(t) + " embed");
 }
 
+// The codebook, ternary and MXFP4 decoders follow the CPU reference operation for operation (and none of their
+// steps is a multiply-add the compiler could fuse): decoded elements are bitwise quant::dequantize's. Many rows,
+// so that random blocks reach a good part of every grid.
+TEST(GpuMatmul, RareFormatEmbeddingsAreBitwiseTheCpuDequantization) {
+  RF_REQUIRE_GPU_PAIR(pair);
+  for (const Type t : {Type::IQ2_XXS, Type::IQ2_XS, Type::IQ2_S, Type::IQ3_XXS, Type::IQ3_S, Type::IQ1_S, Type::IQ1_M,
+                       Type::TQ1_0, Type::TQ2_0, Type::MXFP4}) {
+    std::mt19937 rng(31 + static_cast<unsigned>(t));
+    const int64_t n_embd = 1024, n_vocab = 256;
+    const HostWeight hw = make_weight(rng, t, n_embd, n_vocab);
+    auto [wg, wc] = pair.weight(t, n_embd, n_vocab, 1, hw.bytes);
+    backend::Batch b;
+    for (int32_t tok = 0; tok < n_vocab; ++tok) {
+      b.tokens.push_back(tok);
+      b.positions.push_back(0);  // embed reads only the token ids
+      b.seq.push_back(0);
+    }
+    b.block_tables = {{0}};
+    const auto bg = pair.gpu().prepare_batch(b);
+    const Tensor og = pair.gpu_zeros(n_embd, n_vocab);
+    pair.gpu().embed(og, wg, *bg);
+    const std::vector<float> got = pair.download(pair.gpu(), og);
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_EQ(got[i], hw.values[i]) << label(t) << " row " << i / n_embd << " element " << i % n_embd;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, MatmulParity, ::testing::ValuesIn(kTypes),
                          [](const ::testing::TestParamInfo<Type>& p) { return label(p.param); });
 
 TEST(GpuMatmul, SupportedTypesMatchTheParityList) {
   for (Type t : kTypes) EXPECT_TRUE(weight_type_supported(t)) << label(t);
-  EXPECT_FALSE(weight_type_supported(Type::IQ2_XXS));
+  EXPECT_FALSE(weight_type_supported(Type::Q8_K));
+  // The list error messages print: exactly kTypes, in GGUF id order.
+  std::vector<Type> sorted(std::begin(kTypes), std::end(kTypes));
+  std::sort(sorted.begin(), sorted.end());
+  std::string want;
+  for (Type t : sorted) want += (want.empty() ? "" : ", ") + label(t);
+  EXPECT_EQ(supported_weight_types(), want);
   EXPECT_EQ(activation_type(Type::Q4_K), Type::Q8_K);
   EXPECT_EQ(activation_type(Type::Q4_1), Type::Q8_1);
   EXPECT_EQ(activation_type(Type::F16), Type::F16);
+  // The CPU's pairing (kernel_table.cpp): Q8_K for the codebook and ternary formats, Q8_0 for MXFP4.
+  for (Type t : {Type::IQ2_XXS, Type::IQ2_XS, Type::IQ2_S, Type::IQ3_XXS, Type::IQ3_S, Type::IQ1_S, Type::IQ1_M,
+                 Type::TQ1_0, Type::TQ2_0}) {
+    EXPECT_EQ(activation_type(t), Type::Q8_K) << label(t);
+  }
+  EXPECT_EQ(activation_type(Type::MXFP4), Type::Q8_0);
 }
 
 }  // namespace

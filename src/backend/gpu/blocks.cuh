@@ -6,17 +6,19 @@
 // last chunk may be partial and its missing elements read as 0. Element values follow the CPU reference
 // dequantizer (src/quant) operation for operation: the sub-block scale is formed in float first, then multiplied
 // by the integer code. (Block layouts: ggml format facts, see src/quant/kquant_layout.h and src/quant/legacy.cpp.)
+// The codebook, ternary and MXFP4 formats are in blocks_iq.cuh.
 #pragma once
 
 #include <cstdint>
 
 #include "backend/gpu/compat.h"
+#include "quant/iq_grid_values.inc"
 #include "quant/types.h"
 
 namespace rf::gpu {
 
 // IQ4_NL / IQ4_XS level table (format constant of the GGUF IQ4 types).
-static __constant__ int8_t kIq4Levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+static __constant__ int8_t kIq4Levels[16] = {RF_IQ4NL_VALUES};
 
 RF_DEVICE float load_f16(const uint8_t* p) {
   return half_bits_to_float(*reinterpret_cast<const uint16_t*>(p));  // block fields are 2-byte aligned
@@ -245,6 +247,12 @@ struct BlockIq4Xs : BlockFormat<BlockIq4Xs, quant::Type::IQ4_XS, 256, 136> {
   }
 };
 
+}  // namespace rf::gpu
+
+#include "backend/gpu/blocks_iq.cuh"  // IQ2_*, IQ3_*, IQ1_*, TQ1_0, TQ2_0, MXFP4
+
+namespace rf::gpu {
+
 // Calls f(BlockX{}) for the format struct of weight type t; returns false for types without a GPU decoder.
 template <typename F>
 bool dispatch_block_type(quant::Type t, F&& f) {
@@ -264,6 +272,16 @@ bool dispatch_block_type(quant::Type t, F&& f) {
     case quant::Type::Q5_K: f(BlockQ5K{}); return true;
     case quant::Type::Q6_K: f(BlockQ6K{}); return true;
     case quant::Type::IQ4_XS: f(BlockIq4Xs{}); return true;
+    case quant::Type::IQ2_XXS: f(BlockIq2Xxs{}); return true;
+    case quant::Type::IQ2_XS: f(BlockIq2Xs{}); return true;
+    case quant::Type::IQ2_S: f(BlockIq2S{}); return true;
+    case quant::Type::IQ3_XXS: f(BlockIq3Xxs{}); return true;
+    case quant::Type::IQ3_S: f(BlockIq3S{}); return true;
+    case quant::Type::IQ1_S: f(BlockIq1S{}); return true;
+    case quant::Type::IQ1_M: f(BlockIq1M{}); return true;
+    case quant::Type::TQ1_0: f(BlockTq1_0{}); return true;
+    case quant::Type::TQ2_0: f(BlockTq2_0{}); return true;
+    case quant::Type::MXFP4: f(BlockMxfp4{}); return true;
     default: return false;
   }
 }

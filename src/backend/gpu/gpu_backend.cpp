@@ -556,8 +556,7 @@ Expected<Tensor> GpuBackend::load_weight(const gguf::TensorInfo& info) {
   if (info.ne[3] != 1) return Status::error(where + " has 4 dimensions");
   if (!weight_type_supported(info.type)) {
     return Status::error(where + ": type " + std::string(quant::type_name(info.type)) +
-                         " has no GPU kernel (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q2_K, "
-                         "Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS)");
+                         " has no GPU kernel (supported: " + supported_weight_types() + ")");
   }
   const size_t bytes = *rb * static_cast<size_t>(info.ne[1]) * static_cast<size_t>(info.ne[2]);
   Expected<void*> mem = arena_alloc(bytes);

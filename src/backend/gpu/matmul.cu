@@ -386,14 +386,24 @@ Status launch_status(const char* what) {
 
 Status unsupported(quant::Type t, const char* op) {
   return Status::error(std::string("gpu ") + op + ": weight type " + std::string(quant::type_name(t)) +
-                       " has no GPU kernel (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q2_K, "
-                       "Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS)");
+                       " has no GPU kernel (supported: " + supported_weight_types() + ")");
 }
 
 }  // namespace
 
 bool weight_type_supported(quant::Type t) {
   return dispatch_block_type(t, [](auto) {});
+}
+
+std::string supported_weight_types() {
+  std::string names;
+  for (uint32_t id = 0; id < 64; ++id) {
+    const auto traits = quant::type_traits(id);
+    if (!traits || !weight_type_supported(traits->type)) continue;
+    if (!names.empty()) names += ", ";
+    names += traits->name;
+  }
+  return names;
 }
 
 quant::Type activation_type(quant::Type weight) {
@@ -407,6 +417,7 @@ quant::Type activation_type(quant::Type weight) {
     case Type::Q5_0:
     case Type::Q8_0:
     case Type::IQ4_NL:
+    case Type::MXFP4:
       return Type::Q8_0;
     case Type::Q4_1:
     case Type::Q5_1:
@@ -417,6 +428,15 @@ quant::Type activation_type(quant::Type weight) {
     case Type::Q5_K:
     case Type::Q6_K:
     case Type::IQ4_XS:
+    case Type::IQ2_XXS:
+    case Type::IQ2_XS:
+    case Type::IQ2_S:
+    case Type::IQ3_XXS:
+    case Type::IQ3_S:
+    case Type::IQ1_S:
+    case Type::IQ1_M:
+    case Type::TQ1_0:
+    case Type::TQ2_0:
       return Type::Q8_K;
     default:
       return Type::F32;
@@ -494,15 +514,23 @@ Status matmul(const WeightView& w, const float* act, int64_t n_tok, float* out, 
   const auto* wb = static_cast<const uint8_t*>(w.data);
   const MatmulPolicy& policy = matmul_policy();
   if (n_tok >= policy.mma_min_tokens && n_tok > 1 && has_mma_matmul(w.type)) {
-    return matmul_mma(w, act, n_tok, out, out_stride, pick_mma_tile(n_tok, w.n_out), policy.tensor_cores, stream);
+    const MmaTile tile = pick_mma_tile(n_tok, w.n_out);
+    // Rare formats have the kMid tile only: it serves kLarge batches, and kSmall ones (up to 32 tokens, where
+    // kSmall's hi + lo split keeps F32 precision) take the float kernels below instead.
+    if (has_all_mma_tiles(w.type) || tile != MmaTile::kSmall) {
+      return matmul_mma(w, act, n_tok, out, out_stride, tile, policy.tensor_cores, stream);
+    }
   }
   const int rows_per_block = kThreads / warp_size;
   const bool known = dispatch_block_type(w.type, [&](auto bt) {
     using BT = decltype(bt);
-    if (n_tok >= kTiledMinTokens) {
-      const dim3 grid(blocks_for(w.n_out, kTileM), blocks_for(n_tok, kTileN));
-      launch_kernel(matmul_tiled_kernel<BT>, grid, kThreads, 0, stream, wb, w.nb1, w.n_in, w.n_out, act, as, n_tok, out, out_stride);
-      return;
+    if constexpr (!is_rare_format<BT>()) {  // rare formats: the matrix-vector kernel, 8 tokens per pass
+      if (n_tok >= kTiledMinTokens) {
+        const dim3 grid(blocks_for(w.n_out, kTileM), blocks_for(n_tok, kTileN));
+        launch_kernel(matmul_tiled_kernel<BT>, grid, kThreads, 0, stream, wb, w.nb1, w.n_in, w.n_out, act, as, n_tok, out,
+                      out_stride);
+        return;
+      }
     }
     if constexpr (BT::kBytes == 2 && BT::kQk == 1) {  // F16 / BF16
       if (n_tok == 1 && policy.staged_matvec > 0 && w.nb1 % 16 == 0 &&
@@ -525,15 +553,18 @@ Status matmul(const WeightView& w, const float* act, int64_t n_tok, float* out, 
           wb, w.nb1, w.n_in, w.n_out, act, out);
       return;
     }
+    // 2 to 15 tokens (rare formats: any number). Rare formats have only the widest kernel (compile time; its
+    // extra token slots sit idle for fewer tokens).
     const int64_t per = std::min<int64_t>(n_tok, kMaxVecTokens);
-    const int nt = per <= 1 ? 1 : per <= 2 ? 2 : per <= 4 ? 4 : 8;
+    const int nt = is_rare_format<BT>() ? 8 : per <= 2 ? 2 : per <= 4 ? 4 : 8;
     const dim3 grid(blocks_for(w.n_out, rows_per_block), blocks_for(n_tok, nt));
     const auto args = [&](auto kernel) {
       launch_kernel(kernel, grid, kThreads, 0, stream, wb, w.nb1, w.n_in, w.n_out, act, as, n_tok, out, out_stride);
     };
-    if (nt == 1) args(matvec_kernel<BT, 1>);
-    if (nt == 2) args(matvec_kernel<BT, 2>);
-    if (nt == 4) args(matvec_kernel<BT, 4>);
+    if constexpr (!is_rare_format<BT>()) {
+      if (nt == 2) args(matvec_kernel<BT, 2>);
+      if (nt == 4) args(matvec_kernel<BT, 4>);
+    }
     if (nt == 8) args(matvec_kernel<BT, 8>);
   });
   if (!known) return unsupported(w.type, "matmul");

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "backend/gpu/compat.h"
 #include "core/status.h"
@@ -27,9 +28,10 @@ struct WeightView {
   size_t nb2 = 0;
 };
 
-// True for the weight types the GPU kernels decode: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q2_K,
-// Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS.
+// True for the weight types the GPU kernels decode (those blocks.cuh's dispatch_block_type knows).
 bool weight_type_supported(quant::Type t);
+// Their names in GGUF id order, comma-separated ("F32, F16, Q4_0, ..."), for error messages.
+std::string supported_weight_types();
 
 // The activation rounding the CPU reference pairs with weight type t (Q8_0, Q8_1, Q8_K, F16, BF16 or F32).
 quant::Type activation_type(quant::Type weight);
@@ -51,8 +53,11 @@ Status matmul(const WeightView& w, const float* act, int64_t n_tok, float* out, 
 // Tensor-core product (matmul_mma.cu) for batches: F16 MMAs over weights decoded to F16 in shared memory, for every
 // GPU weight type except F32 and BF16. Tiles: kSmall 32 rows x 32 tokens (batched decode), kMid 128 x 64, kLarge
 // 128 x 128 (long prompts). tensor_cores false runs the same tiles with FMA products (HIP always does).
+// The rare formats (IQ2_*, IQ3_*, IQ1_*, TQ*_0, MXFP4: has_all_mma_tiles false) have the kMid tile only, which
+// matmul_mma runs whatever tile is asked for (matmul() sends their kSmall batches to the float kernels instead).
 enum class MmaTile { kSmall, kMid, kLarge };
 bool has_mma_matmul(quant::Type weight);
+bool has_all_mma_tiles(quant::Type weight);
 Status matmul_mma(const WeightView& w, const float* act, int64_t n_tok, float* out, int64_t out_stride,
                   MmaTile tile, bool tensor_cores, gpuStream_t stream);
 

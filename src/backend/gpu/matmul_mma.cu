@@ -370,6 +370,12 @@ bool has_mma_matmul(quant::Type weight) {
   return weight != quant::Type::F32 && weight != quant::Type::BF16 && weight_type_supported(weight);
 }
 
+bool has_all_mma_tiles(quant::Type weight) {
+  bool all = false;
+  dispatch_block_type(weight, [&](auto bt) { all = !is_rare_format<decltype(bt)>(); });
+  return all && has_mma_matmul(weight);
+}
+
 Status matmul_mma(const WeightView& w, const float* act, int64_t n_tok, float* out, int64_t out_stride,
                   MmaTile tile, bool tensor_cores, gpuStream_t stream) {
   if (n_tok == 0 || w.n_out == 0) return ok_status();
@@ -380,10 +386,17 @@ Status matmul_mma(const WeightView& w, const float* act, int64_t n_tok, float* o
   Status launched = ok_status();
   dispatch_block_type(w.type, [&](auto bt) {
     using BT = decltype(bt);
-    switch (tile) {
-      case MmaTile::kLarge: launched = launch<BT, TileLarge>(tensor_cores, w, act, n_tok, out, out_stride, stream); break;
-      case MmaTile::kMid: launched = launch<BT, TileMid>(tensor_cores, w, act, n_tok, out, out_stride, stream); break;
-      case MmaTile::kSmall: launched = launch<BT, TileSmall>(tensor_cores, w, act, n_tok, out, out_stride, stream); break;
+    if constexpr (BT::kType == quant::Type::F32 || BT::kType == quant::Type::BF16) {
+      return;  // not has_mma_matmul: no kernels for them
+    } else if constexpr (is_rare_format<BT>()) {
+      // Rare formats: one tile, the prefill one, for every request (compile time: 2 kernels per type, not 6).
+      launched = launch<BT, TileMid>(tensor_cores, w, act, n_tok, out, out_stride, stream);
+    } else {
+      switch (tile) {
+        case MmaTile::kLarge: launched = launch<BT, TileLarge>(tensor_cores, w, act, n_tok, out, out_stride, stream); break;
+        case MmaTile::kMid: launched = launch<BT, TileMid>(tensor_cores, w, act, n_tok, out, out_stride, stream); break;
+        case MmaTile::kSmall: launched = launch<BT, TileSmall>(tensor_cores, w, act, n_tok, out, out_stride, stream); break;
+      }
     }
   });
   if (!launched.ok()) return launched;
