@@ -137,6 +137,8 @@ TEST_P(MatmulParity, MatchesCpuForEveryBatchWidthAndOddShapes) {
 
 // The tensor-core product (and its FMA variant, which HIP builds run) for every tile shape. Both factors are
 // rounded to F16 (relative error <= 2^-11 each), so the bound is 2 * 2^-11 * sum |w x| plus float summation.
+// The rare formats (has_all_mma_tiles false) run kMid for every tile asked (on CUDA with tensor cores) and their
+// kSmall batches the float kernels, which meet kSmall's bound too.
 TEST_P(MatmulParity, MmaTilesMatchCpuWithinF16Rounding) {
   RF_REQUIRE_GPU_PAIR(pair);
   const Type t = GetParam();

@@ -54,7 +54,8 @@ Status matmul(const WeightView& w, const float* act, int64_t n_tok, float* out, 
 // GPU weight type except F32 and BF16. Tiles: kSmall 32 rows x 32 tokens (batched decode), kMid 128 x 64, kLarge
 // 128 x 128 (long prompts). tensor_cores false runs the same tiles with FMA products (HIP always does).
 // The rare formats (IQ2_*, IQ3_*, IQ1_*, TQ*_0, MXFP4: has_all_mma_tiles false) have the kMid tile only, which
-// matmul_mma runs whatever tile is asked for (matmul() sends their kSmall batches to the float kernels instead).
+// matmul_mma runs whatever tile is asked for (matmul() sends their kSmall batches to the float kernels instead),
+// and on CUDA only with tensor cores (tensor_cores false is ignored for them).
 enum class MmaTile { kSmall, kMid, kLarge };
 bool has_mma_matmul(quant::Type weight);
 bool has_all_mma_tiles(quant::Type weight);

@@ -297,10 +297,12 @@ Status launch(bool tensor_cores, const WeightView& w, const float* act, int64_t 
   const auto* wb = static_cast<const uint8_t*>(w.data);
   const int64_t as = act_row_stride(w.n_in);
 #if defined(RF_GPU_CUDA)
-  if (tensor_cores) {
+  // Rare formats: the tensor-core kernel only (compile time). The FMA variant exists on CUDA to test HIP's code
+  // path on NVIDIA parts, and its product is the same for every format; HIP builds compile it for them.
+  if (tensor_cores || is_rare_format<BT>()) {
     launch_kernel(matmul_mma_kernel<BT, T, true>, grid, T::kThreads, 0, stream, wb, w.nb1, w.n_in, w.n_out, act, as, n_tok, dst,
                                                                      dst_stride, steps_per_split);
-  } else {
+  } else if constexpr (!is_rare_format<BT>()) {
     launch_kernel(matmul_mma_kernel<BT, T, false>, grid, T::kThreads, 0, stream, wb, w.nb1, w.n_in, w.n_out, act, as, n_tok,
                                                                       dst, dst_stride, steps_per_split);
   }
@@ -389,7 +391,7 @@ Status matmul_mma(const WeightView& w, const float* act, int64_t n_tok, float* o
     if constexpr (BT::kType == quant::Type::F32 || BT::kType == quant::Type::BF16) {
       return;  // not has_mma_matmul: no kernels for them
     } else if constexpr (is_rare_format<BT>()) {
-      // Rare formats: one tile, the prefill one, for every request (compile time: 2 kernels per type, not 6).
+      // Rare formats: one tile, the prefill one, for every request (compile time: 1 kernel per type, not 6).
       launched = launch<BT, TileMid>(tensor_cores, w, act, n_tok, out, out_stride, stream);
     } else {
       switch (tile) {
