@@ -1,6 +1,7 @@
 // Attention over the paged KV cache with an online softmax. Decode takes attention_decode_kernel (below). The
 // general kernel (heads over 256 dimensions): one block per (query head, token); the context is walked in tiles of kTile positions (one per thread: its score), each tile rescales the running sum and the
 // running output (each thread owns head_dim_v / kTile output dimensions). Scores live in shared memory only.
+#include <cstdlib>
 #include <string>
 
 #include "backend/gpu/attention.h"
@@ -246,6 +247,226 @@ __global__ void __launch_bounds__(kTileThreads) attention_tile_kernel(AttentionA
 }
 
 
+#if defined(RF_GPU_CUDA)
+// Prefill on tensor cores (CUDA sm_80+; HIP builds use attention_tile_kernel): one block per (query head, tile of
+// kFaRows consecutive batch tokens), 4 warps of 16 query rows each. Keys come in tiles of kFaKeys positions, K and V
+// staged in shared memory (F16, double-buffered with cp.async, the next tile loading while this one multiplies).
+// Per tile a warp computes its 16 x kFaKeys scores with m16n8k16 F16 MMAs (F32 sums; the query rounded to F16, as
+// the CPU reference rounds it for an F16 cache), masks and scales them, updates its rows' online softmax, and adds
+// P V with the probabilities rounded to F16 (the CPU reference rounds them to F16 too) through MMAs whose V operand
+// is read with ldmatrix.trans. Rows of several sequences in one tile are handled in passes, one sequence per pass,
+// as in attention_tile_kernel. Needs F16 K/V and head_dim_k == head_dim_v == D (64 or 128).
+constexpr int kFaRows = 64;
+constexpr int kFaKeys = 64;
+constexpr int kFaThreads = 128;  // 4 warps of NVIDIA's 32 lanes: this kernel exists only in CUDA builds
+
+template <int D>
+struct FaShared {
+  __half k[2][kFaKeys][D + 8];  // +8 halves per row: fragment loads and ldmatrix rows hit distinct banks
+  __half v[2][kFaKeys][D + 8];
+};
+
+RF_DEVICE void mma_f16_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+RF_DEVICE uint32_t pack_half2(float lo, float hi) {
+  const __half2 h = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&h);
+}
+
+template <int D>
+__global__ void __launch_bounds__(kFaThreads) attention_flash_kernel(AttentionArgs a) {
+  constexpr int KC = D / 16;  // 16-dimension steps of q . k
+  constexpr int NF = kFaKeys / 8;  // 8-key fragments of a score tile
+  constexpr int DF = D / 8;  // 8-dimension fragments of the output
+  constexpr int kChunks = D / 8;  // 16-byte chunks per K / V row
+  extern __shared__ uint4 smem_fa[];
+  auto& sh = *reinterpret_cast<FaShared<D>*>(smem_fa);
+  __shared__ int32_t row_seq[kFaRows], row_pos[kFaRows];
+  __shared__ int row_done[kFaRows];
+  __shared__ int pass_seq, pass_keys, pass_left;
+
+  const int h = static_cast<int>(blockIdx.x);
+  const int hk = h / (a.n_head / a.n_head_kv);
+  const int64_t t0 = static_cast<int64_t>(blockIdx.y) * kFaRows;
+  const int tid = static_cast<int>(threadIdx.x), warp = tid / kWarpSize, lane = tid % kWarpSize;
+  const int g = lane / 4, tq = lane % 4;
+  const int r0 = 16 * warp + g, r1 = r0 + 8;  // this thread's two rows of the tile
+  const int64_t k_off = static_cast<int64_t>(hk) * D;
+  grid_dependency_wait();
+
+  // The query rows as A fragments, rounded to F16.
+  uint32_t qa[KC][4];
+#pragma unroll
+  for (int kc = 0; kc < KC; ++kc) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int64_t tok = t0 + ((e & 1) ? r1 : r0);
+      const int d = 16 * kc + 2 * tq + ((e & 2) ? 8 : 0);
+      float2 v = make_float2(0.0f, 0.0f);
+      if (tok < a.n_tokens) v = *reinterpret_cast<const float2*>(a.q + tok * a.q_stride + static_cast<int64_t>(h) * D + d);
+      qa[kc][e] = pack_half2(v.x, v.y);
+    }
+  }
+  if (tid < kFaRows) {
+    const bool v = t0 + tid < a.n_tokens;
+    row_seq[tid] = v ? a.seq[t0 + tid] : -1;
+    row_pos[tid] = v ? a.positions[t0 + tid] : -1;
+    row_done[tid] = v ? 0 : 1;
+  }
+  float o[DF][4];
+#pragma unroll
+  for (int f = 0; f < DF; ++f) o[f][0] = o[f][1] = o[f][2] = o[f][3] = 0.0f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // l: this thread's part of the row sums
+
+  for (;;) {
+    __syncthreads();
+    if (tid == 0) {
+      int s = -1, keys = 0, left = 0;
+      for (int r = 0; r < kFaRows; ++r) {
+        if (row_done[r]) continue;
+        if (s < 0) s = row_seq[r];
+        if (row_seq[r] == s) keys = max(keys, row_pos[r] + 1);
+        else ++left;
+      }
+      pass_seq = s;
+      pass_keys = keys;
+      pass_left = left;
+    }
+    __syncthreads();
+    const int s = pass_seq;
+    if (s < 0) break;
+    const int n_keys = pass_keys;
+    const bool act0 = !row_done[r0] && row_seq[r0] == s, act1 = !row_done[r1] && row_seq[r1] == s;
+    const int pos0 = act0 ? row_pos[r0] : -1, pos1 = act1 ? row_pos[r1] : -1;  // -1: every key masked
+    const int32_t* table = a.block_tables + static_cast<int64_t>(s) * a.table_stride;
+    const auto load_tile = [&](int tile, int buf) {
+      for (int i = tid; i < kFaKeys * kChunks; i += kFaThreads) {
+        const int kj = i / kChunks, c = i % kChunks;
+        const int j = tile * kFaKeys + kj;
+        __half* kd = &sh.k[buf][kj][8 * c];
+        __half* vd = &sh.v[buf][kj][8 * c];
+        if (j < n_keys) {
+          const int64_t slot = static_cast<int64_t>(table[j / a.block_size]) * a.block_size + j % a.block_size;
+          async_copy16(kd, static_cast<const __half*>(a.k_cache) + slot * a.k_stride + k_off + 8 * c);
+          async_copy16(vd, static_cast<const __half*>(a.v_cache) + slot * a.v_stride + k_off + 8 * c);
+        } else {  // zeros: a masked key's probability is 0, and 0 * V must not be NaN
+          *reinterpret_cast<uint4*>(kd) = make_uint4(0, 0, 0, 0);
+          *reinterpret_cast<uint4*>(vd) = make_uint4(0, 0, 0, 0);
+        }
+      }
+      async_copy_commit();
+    };
+    const int n_tiles = (n_keys + kFaKeys - 1) / kFaKeys;
+    load_tile(0, 0);
+    for (int tile = 0; tile < n_tiles; ++tile) {
+      const int buf = tile & 1;
+      if (tile + 1 < n_tiles) {
+        load_tile(tile + 1, buf ^ 1);
+        async_copy_wait<1>();
+      } else {
+        async_copy_wait<0>();
+      }
+      __syncthreads();
+      float sc[NF][4];
+#pragma unroll
+      for (int f = 0; f < NF; ++f) sc[f][0] = sc[f][1] = sc[f][2] = sc[f][3] = 0.0f;
+#pragma unroll
+      for (int kc = 0; kc < KC; ++kc) {
+#pragma unroll
+        for (int f = 0; f < NF; ++f) {
+          const __half* krow = &sh.k[buf][8 * f + g][16 * kc + 2 * tq];
+          mma_f16_16816(sc[f], qa[kc], *reinterpret_cast<const uint32_t*>(krow),
+                        *reinterpret_cast<const uint32_t*>(krow + 8));
+        }
+      }
+      // Scale, mask (causal, this pass's sequence), and the rows' new maxima (a row lives in 4 lanes).
+      const int j0 = tile * kFaKeys;
+      float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+      for (int f = 0; f < NF; ++f) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int j = j0 + 8 * f + 2 * tq + (e & 1);
+          const int pos = e < 2 ? pos0 : pos1;
+          sc[f][e] = j <= pos ? sc[f][e] * a.scale : -INFINITY;
+          mx[e >> 1] = fmaxf(mx[e >> 1], sc[f][e]);
+        }
+      }
+      float corr[2];
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        mx[r] = fmaxf(mx[r], shfl_xor(mx[r], 1));
+        mx[r] = fmaxf(mx[r], shfl_xor(mx[r], 2));
+        const float m_new = fmaxf(m[r], mx[r]);
+        corr[r] = m_new == -INFINITY ? 1.0f : expf(m[r] - m_new);
+        m[r] = m_new;
+        l[r] *= corr[r];
+      }
+#pragma unroll
+      for (int f = 0; f < DF; ++f) {
+        o[f][0] *= corr[0];
+        o[f][1] *= corr[0];
+        o[f][2] *= corr[1];
+        o[f][3] *= corr[1];
+      }
+      // Probabilities, as the A fragments of P V (the score fragments of keys 16kk..16kk+15 are that layout).
+      uint32_t pa[kFaKeys / 16][4];
+#pragma unroll
+      for (int f = 0; f < NF; ++f) {
+        float p[4];
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          p[e] = sc[f][e] == -INFINITY ? 0.0f : expf(sc[f][e] - m[e >> 1]);
+          l[e >> 1] += p[e];
+        }
+        pa[f / 2][(f & 1) * 2] = pack_half2(p[0], p[1]);
+        pa[f / 2][(f & 1) * 2 + 1] = pack_half2(p[2], p[3]);
+      }
+#pragma unroll
+      for (int kk = 0; kk < kFaKeys / 16; ++kk) {
+#pragma unroll
+        for (int dn = 0; dn < D / 16; ++dn) {
+          // ldmatrix.x4.trans: matrices (keys +0..7 | +8..15) x (dims +0..7 | +8..15) of this 16 x 16 V block.
+          const int mi = lane / 8, rr = lane % 8;
+          const __half* src = &sh.v[buf][16 * kk + 8 * (mi & 1) + rr][16 * dn + 8 * (mi >> 1)];
+          const auto addr = static_cast<unsigned>(__cvta_generic_to_shared(src));
+          uint32_t b0, b1, b2, b3;
+          asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                       : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3)
+                       : "r"(addr));
+          mma_f16_16816(o[2 * dn], pa[kk], b0, b1);
+          mma_f16_16816(o[2 * dn + 1], pa[kk], b2, b3);
+        }
+      }
+      __syncthreads();  // this buffer is reloaded two tiles on
+    }
+    // Rows of this pass are complete: normalize and store.
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const bool act = r == 0 ? act0 : act1;
+      float sum = l[r];
+      sum += shfl_xor(sum, 1);
+      sum += shfl_xor(sum, 2);
+      if (!act) continue;
+      const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+      float* out = a.out + (t0 + (r == 0 ? r0 : r1)) * a.out_stride + static_cast<int64_t>(h) * D;
+#pragma unroll
+      for (int f = 0; f < DF; ++f) {
+        *reinterpret_cast<float2*>(out + 8 * f + 2 * tq) = make_float2(o[f][2 * r] * inv, o[f][2 * r + 1] * inv);
+      }
+    }
+    __syncthreads();
+    if (tid < kFaRows && row_seq[tid] == s) row_done[tid] = 1;  // rows past the batch have seq -1
+    if (pass_left == 0) break;
+  }
+}
+#endif
+
 // Decode: one block per (KV head, slice of up to kGroup of its query heads, token, chunk of kAttentionChunk context
 // positions). Each warp walks every kDecWarps-th position of the chunk: its lanes hold head_dim / warp-size
 // consecutive dimensions of the K and V rows (coalesced reads), the score is a warp sum, and the warp keeps an
@@ -404,6 +625,31 @@ size_t attention_partial_floats(const AttentionArgs& a) {
 }
 
 namespace {
+#if defined(RF_GPU_CUDA)
+// ROCMFORGE_GPU_FLASH=0 keeps prefill on attention_tile_kernel (measurements).
+bool flash_prefill_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("ROCMFORGE_GPU_FLASH");
+    return v == nullptr || v[0] != '0';
+  }();
+  return on;
+}
+#endif
+
+#if defined(RF_GPU_CUDA)
+template <int D>
+void launch_flash(const AttentionArgs& a, gpuStream_t stream) {
+  constexpr size_t kShared = sizeof(FaShared<D>);
+  static const bool opted_in = [] {  // above 48 KB needs the opt-in, once per kernel
+    return gpuFuncSetAttribute(reinterpret_cast<const void*>(&attention_flash_kernel<D>),
+                               gpuFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kShared)) == gpuSuccess;
+  }();
+  (void)opted_in;  // a refused opt-in shows as the launch error
+  const dim3 grid(static_cast<unsigned>(a.n_head), static_cast<unsigned>((a.n_tokens + kFaRows - 1) / kFaRows));
+  launch_kernel(attention_flash_kernel<D>, grid, kFaThreads, kShared, stream, a);
+}
+#endif
+
 Status launch_decode(const AttentionArgs& a, gpuStream_t stream) {
   const int gsize = a.n_head / a.n_head_kv;
   const int slices = (gsize + kGroup - 1) / kGroup;
@@ -438,6 +684,17 @@ Status attention(const AttentionArgs& a, gpuStream_t stream) {
   }
   const bool tile_kernel = !a.per_token && a.n_seqs > 0 && a.n_tokens >= 4 * a.n_seqs && a.k_f16 && a.v_f16 &&
                            a.head_dim_k == a.head_dim_v && a.head_dim_k % 8 == 0 && a.head_dim_k <= kMaxTileDim;
+#if defined(RF_GPU_CUDA)
+  if (tile_kernel && (a.head_dim_k == 64 || a.head_dim_k == 128) && flash_prefill_enabled()) {
+    if (a.head_dim_k == 64) {
+      launch_flash<64>(a, stream);
+    } else {
+      launch_flash<128>(a, stream);
+    }
+    const gpuError_t err = gpuGetLastError();
+    return err == gpuSuccess ? ok_status() : error_status(err, "attention (flash prefill) launch");
+  }
+#endif
   if (tile_kernel) {
     const int d = a.head_dim_k;
     const int qt = d <= 128 ? 32 : 16;
