@@ -34,7 +34,8 @@ tot, cnt = collections.Counter(), collections.Counter()
 for r in rows[1:]:
     try: v = float(r[vi].replace(",", ""))
     except ValueError: continue
-    name = r[ki].split("(")[0].split("<")[0].replace("void ", "").strip()
+    name = r[ki].replace("(anonymous namespace)::", "").replace("rf::gpu::", "")
+    name = name.split("(")[0].split("<")[0].replace("void ", "").strip()
     tot[name] += v / 1e3; cnt[name] += 1
 all_us = sum(tot.values())
 print("%s: %d kernels, %.0f us total" % (sys.argv[2], sum(cnt.values()), all_us))
