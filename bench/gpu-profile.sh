@@ -24,7 +24,7 @@ else
   label="prompt $p tokens"
 fi
 # shellcheck disable=SC2086
-ncu ${NCU_ARGS:-} --metrics gpu__time_duration.sum --csv --print-units base "${cmd[@]}" >"$csv" 2>/tmp/rf-profile.err || {
+ncu ${NCU_ARGS:-} --print-kernel-base function --metrics gpu__time_duration.sum --csv --print-units base "${cmd[@]}" >"$csv" 2>/tmp/rf-profile.err || {
   tail -5 /tmp/rf-profile.err; exit 1; }
 python3 - "$csv" "$label" <<'PY'
 import csv, collections, sys
