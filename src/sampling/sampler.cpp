@@ -154,7 +154,18 @@ size_t first_max(std::span<const float> v) {
 
 }  // namespace
 
-int32_t Sampler::sample(std::span<const float> logits_in, std::span<const int32_t> history) {
+int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
+  if (logits.empty()) return 0;
+  return sample_drawn(logits, history, draws() ? next_uniform() : 0.0);
+}
+
+std::span<const int32_t> Sampler::penalty_window(std::span<const int32_t> history) const {
+  if (!penalties_active(p_, history)) return {};
+  const size_t n = p_.repeat_last_n < 0 ? history.size() : std::min(history.size(), static_cast<size_t>(p_.repeat_last_n));
+  return history.last(n);
+}
+
+int32_t Sampler::sample_drawn(std::span<const float> logits_in, std::span<const int32_t> history, double u) {
   std::span<const float> logits = logits_in;
   if (penalties_active(p_, history)) {
     logits_.assign(logits_in.begin(), logits_in.end());
@@ -165,14 +176,14 @@ int32_t Sampler::sample(std::span<const float> logits_in, std::span<const int32_
   if (p_.temperature <= 0.0f) {
     return static_cast<int32_t>(first_max(logits));
   }
-  if (p_.top_k > 0 && static_cast<size_t>(p_.top_k) < logits.size()) return sample_top_k(logits);
-  return sample_full(logits);
+  if (p_.top_k > 0 && static_cast<size_t>(p_.top_k) < logits.size()) return sample_top_k(logits, u);
+  return sample_full(logits, u);
 }
 
 // The same chain as top_k -> softmax -> top_p -> min_p -> draw over the sorted candidates, without sorting: the
 // kept sets are found by selection (nth_element, best_prefix), and the draw by a mass-guided selection of the
 // first sorted candidate whose running mass passes r.
-int32_t Sampler::sample_top_k(std::span<const float> logits) {
+int32_t Sampler::sample_top_k(std::span<const float> logits, double u) {
   std::vector<Candidate>& c = cand_;
   const auto n_k = static_cast<size_t>(p_.top_k);
   select_top_k(logits, n_k, c);
@@ -202,7 +213,7 @@ int32_t Sampler::sample_top_k(std::span<const float> logits) {
   }
   double total = 0.0;
   for (size_t i = 0; i < n; ++i) total += c[i].p;
-  const double r = std::uniform_real_distribution<double>(0.0, total)(rng_);
+  const double r = u * total;  // uniform_real_distribution<double>(0, total) with the draw u
   const size_t m = best_prefix(c, 0, n, r, /*strict=*/true);
   // The draw is the last candidate (in the chain's order) of that prefix: its worst.
   const size_t end = std::max<size_t>(m, 1);
@@ -255,7 +266,7 @@ void Sampler::select_top_k(std::span<const float> logits, size_t k, std::vector<
 // order, found through the buckets: one pass for the probabilities and the buckets' masses, then a walk over the
 // buckets and a sort of the one bucket where the running mass crosses the target. Expected linear time with small
 // constants (no comparison-based selection over the vocabulary, no vocabulary-sized candidate records).
-int32_t Sampler::sample_full(std::span<const float> logits) {
+int32_t Sampler::sample_full(std::span<const float> logits, double u) {
   const size_t n = logits.size();
   const size_t best = first_max(logits);  // the chain's first candidate
   const float mx = logits[best];
@@ -311,7 +322,7 @@ int32_t Sampler::sample_full(std::span<const float> logits) {
     total = lanes_total(tot);
     fold_lanes(mass_);
   }
-  const double r = std::uniform_real_distribution<double>(0.0, total)(rng_);
+  const double r = u * total;  // uniform_real_distribution<double>(0, total) with the draw u
   const size_t pick = find_crossing(logits, r, /*strict=*/true, n);
   if (pick < n) return static_cast<int32_t>(pick);
   // Rounding left r at or beyond the running mass: the chain's last kept candidate.

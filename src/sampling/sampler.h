@@ -28,6 +28,20 @@ class Sampler {
   int32_t sample(std::span<const float> logits, std::span<const int32_t> history);
   const SamplerParams& params() const { return p_; }
 
+  // On-device sampling (backend::Backend::sample) splits sample() in two: the host takes the draw, the device
+  // runs the chain with it. The draws of sample() and next_uniform() are one and the same stream.
+  // Whether sample() draws from the RNG (exactly one next_uniform() per call): temperature > 0.
+  bool draws() const { return p_.temperature > 0.0f; }
+  // The next draw u in [0, 1), advancing the RNG. The chain picks the candidate where the running kept mass first
+  // exceeds u * total: what uniform_real_distribution<double>(0, total) draws (libstdc++ scales
+  // generate_canonical<double, 53> by total; sampler_test checks the equivalence).
+  double next_uniform() { return std::generate_canonical<double, 53>(rng_); }
+  // sample() with the draw given (u from next_uniform(); ignored when greedy). The RNG is not touched.
+  int32_t sample_drawn(std::span<const float> logits, std::span<const int32_t> history, double u);
+  // The tokens the penalties count: the last repeat_last_n of history (all of it for -1); empty when no penalty
+  // changes any logit.
+  std::span<const int32_t> penalty_window(std::span<const int32_t> history) const;
+
   // The chain's steps over sorted candidates: the reference that sample() (which never sorts) is tested
   // against. Candidates are (token, logit) pairs.
   struct Candidate {
@@ -42,9 +56,9 @@ class Sampler {
   static void min_p(std::vector<Candidate>& c, float p);         // keeps p_i >= p * p_max
 
  private:
-  int32_t sample_top_k(std::span<const float> logits);
+  int32_t sample_top_k(std::span<const float> logits, double u);
   void select_top_k(std::span<const float> logits, size_t k, std::vector<Candidate>& c);
-  int32_t sample_full(std::span<const float> logits);
+  int32_t sample_full(std::span<const float> logits, double u);
   size_t find_crossing(std::span<const float> logits, double target, bool strict, size_t n);
 
   SamplerParams p_;

@@ -136,6 +136,75 @@ TEST(Sampler, SameSeedGivesSameTokens) {
   EXPECT_GT(std::set<int32_t>(ta.begin(), ta.end()).size(), 3u);  // it really samples
 }
 
+// On-device sampling takes the draw on the host as generate_canonical<double, 53>(rng) and scales it by the kept
+// mass; that must be exactly what the CPU chain's uniform_real_distribution<double>(0, total) draws.
+TEST(Sampler, CanonicalDrawTimesTotalIsTheUniformRealDistribution) {
+  for (const uint64_t seed : {0ull, 1ull, 42ull, 0x9e3779b97f4a7c15ull}) {
+    std::mt19937_64 a(seed), b(seed);
+    std::mt19937 pick(static_cast<uint32_t>(seed));
+    std::uniform_real_distribution<double> totals(1e-9, 2.0);
+    for (int i = 0; i < 20000; ++i) {
+      const double total = i % 3 == 0 ? 1.0 : totals(pick);
+      const double expected = std::uniform_real_distribution<double>(0.0, total)(a);
+      const double u = std::generate_canonical<double, 53>(b);
+      ASSERT_GE(u, 0.0);
+      ASSERT_LT(u, 1.0);
+      ASSERT_EQ(expected, u * total) << "seed " << seed << " draw " << i << " total " << total;
+    }
+  }
+}
+
+// sample() == next_uniform() then sample_drawn(): the split the device path uses, step for step on one RNG stream.
+TEST(Sampler, SampleDrawnWithNextUniformIsSample) {
+  std::mt19937 gen(11);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  std::vector<float> logits(3000);
+  for (float& v : logits) v = normal(gen);
+  std::vector<int32_t> history = {5, 7, 7, 2999, 12};
+  for (const float temp : {0.0f, 0.7f, 1.3f}) {
+    for (const int k : {0, 1, 40}) {
+      SamplerParams p;
+      p.temperature = temp;
+      p.top_k = k;
+      p.top_p = 0.9f;
+      p.min_p = 0.02f;
+      p.repeat_penalty = 1.3f;
+      p.frequency_penalty = 0.1f;
+      p.seed = 99;
+      Sampler a(p), b(p);
+      for (int step = 0; step < 50; ++step) {
+        const int32_t ta = a.sample(logits, history);
+        const double u = b.draws() ? b.next_uniform() : 0.0;
+        const int32_t tb = b.sample_drawn(logits, history, u);
+        ASSERT_EQ(ta, tb) << "temp " << temp << " k " << k << " step " << step;
+      }
+    }
+  }
+}
+
+TEST(Sampler, DrawsOnlyWhenNotGreedy) {
+  SamplerParams p;
+  p.temperature = 0.0f;
+  EXPECT_FALSE(Sampler(p).draws());
+  p.temperature = 0.1f;
+  EXPECT_TRUE(Sampler(p).draws());
+}
+
+TEST(Sampler, PenaltyWindowIsTheLastRepeatLastNTokensWhenAPenaltyApplies) {
+  const std::vector<int32_t> history = {1, 2, 3, 4, 5};
+  SamplerParams p;
+  p.repeat_last_n = 3;
+  EXPECT_TRUE(Sampler(p).penalty_window(history).empty());  // no penalty set
+  p.presence_penalty = 0.5f;
+  auto w = Sampler(p).penalty_window(history);
+  EXPECT_EQ(std::vector<int32_t>(w.begin(), w.end()), (std::vector<int32_t>{3, 4, 5}));
+  p.repeat_last_n = -1;
+  w = Sampler(p).penalty_window(history);
+  EXPECT_EQ(w.size(), 5u);
+  p.repeat_last_n = 0;
+  EXPECT_TRUE(Sampler(p).penalty_window(history).empty());
+}
+
 TEST(Sampler, TopKOneAlwaysPicksTheBest) {
   SamplerParams p;
   p.temperature = 5.0f;
