@@ -9,7 +9,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -178,6 +180,25 @@ struct AttentionParams {
   float scale = 1.0f;  // usually 1 / sqrt(head_dim_k)
 };
 
+// One logits row to sample (Backend::sample): the settings of sampling::Sampler's chain, the tokens its penalties
+// count and its draw. The Sampler stays the owner of the settings and the RNG; this is a copy for one step.
+struct SampleRow {
+  int32_t row = 0;                  // the logits row
+  float temperature = 0.0f;         // <= 0: greedy
+  int32_t top_k = 0;                // <= 0: off
+  float top_p = 1.0f;               // >= 1: off
+  float min_p = 0.0f;               // <= 0: off
+  float repeat_penalty = 1.0f;      // as sampling::SamplerParams
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
+  std::span<const int32_t> penalty_window;  // the tokens the penalties count (empty: no penalty applies)
+  double u = 0.0;  // the draw in [0, 1) (sampling::Sampler::next_uniform; unused when greedy)
+};
+
+// Samples rows on the host: for the j-th index i of `which`, ids[i] = the token of SampleRow i picked from its
+// logits at logits + j * n_vocab (the caller's Sampler with the row's draw u).
+using HostSampleFn = std::function<void(std::span<const size_t> which, const float* logits, int32_t* ids)>;
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -232,6 +253,23 @@ class Backend {
   virtual void moe_matmul(Tensor out, Tensor x, Tensor w, Tensor ids) = 0;
   // out [n_embd, n] = sum_j weights(j, t) * expert_out row (t * n_used + j).
   virtual void moe_combine(Tensor out, Tensor expert_out, Tensor weights) = 0;
+
+  // --- sampling -----------------------------------------------------------------------------------------------
+  // ids[i] = the token of rows[i] from logits [n_vocab, n_rows] (F32). This default downloads the rows and hands
+  // them to `host`; a GPU backend samples on the device (only ids cross), and hands to `host` only the rows it
+  // cannot sample exactly. Returns take_error() after the downloads.
+  virtual Status sample(Tensor logits, std::span<const SampleRow> rows, const HostSampleFn& host, int32_t* ids) {
+    const auto nv = static_cast<size_t>(logits.ne0);
+    std::vector<float> host_logits(rows.size() * nv);
+    std::vector<size_t> which(rows.size());
+    for (size_t i = 0; i < rows.size(); ++i) {
+      which[i] = i;
+      to_host(host_logits.data() + i * nv, logits.rows(rows[i].row, 1), nv * sizeof(float));
+    }
+    if (Status st = take_error(); !st.ok()) return st;
+    if (!rows.empty()) host(which, host_logits.data(), ids);
+    return ok_status();
+  }
 };
 
 enum class DeviceKind { kAuto, kCpu, kGpu };
