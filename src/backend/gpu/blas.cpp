@@ -112,8 +112,8 @@ Expected<std::unique_ptr<BlasContext>> BlasContext::create(gpuStream_t) {
 BlasContext::BlasContext(std::unique_ptr<Impl> impl, gpuStream_t stream) : impl_(std::move(impl)), stream_(stream) {}
 
 BlasContext::~BlasContext() {
-  if (weight_ != nullptr || rounded_ != nullptr || act_ != nullptr) (void)gpuStreamSynchronize(stream_);
-  for (void* p : {weight_, rounded_, act_}) {
+  if (weight_ != nullptr || act_ != nullptr) (void)gpuStreamSynchronize(stream_);
+  for (void* p : {weight_, act_}) {
     if (p != nullptr) (void)gpuFree(p);
   }
 }
@@ -155,6 +155,7 @@ Expected<bool> BlasContext::matmul(const WeightView& w, const float* x, int64_t 
   const void* a = w.data;
   int64_t lda = static_cast<int64_t>(w.nb1 / 2);
   const bool in_place = is_16bit(w.type) && w.nb1 % 16 == 0 && reinterpret_cast<uintptr_t>(w.data) % 16 == 0;
+  if (bf16 && !in_place) return false;  // decoded it would be F16, but its activations are BF16: own kernels
   if (!in_place) {
     const size_t bytes = static_cast<size_t>(n_in) * static_cast<size_t>(w.n_out) * 2;
     if (bytes > kMaxDecodedWeightBytes || !reserve(&weight_, &weight_cap_, bytes)) return false;
@@ -162,10 +163,7 @@ Expected<bool> BlasContext::matmul(const WeightView& w, const float* x, int64_t 
     lda = n_in;
   }
   if (!x_converted) {
-    const size_t floats = static_cast<size_t>(act_stride * n_tok);
-    if (!reserve(&rounded_, &rounded_cap_, floats * sizeof(float)) || !reserve(&act_, &act_cap_, floats * 2)) {
-      return false;
-    }
+    if (!reserve(&act_, &act_cap_, static_cast<size_t>(act_stride * n_tok) * 2)) return false;
   } else if (act_ == nullptr || act_cap_ < static_cast<size_t>(act_stride * n_tok) * 2) {
     return Status::error("gpu blas: activation rows claimed converted but absent");
   }
@@ -173,10 +171,8 @@ Expected<bool> BlasContext::matmul(const WeightView& w, const float* x, int64_t 
     RF_RETURN_IF_ERROR(decode_rows_half(w.type, w.data, w.nb1, n_in, w.n_out, static_cast<uint16_t*>(weight_), stream_));
   }
   if (!x_converted) {
-    auto* rounded = static_cast<float*>(rounded_);
-    RF_RETURN_IF_ERROR(round_activations(act_type, x, x_stride, n_in, n_tok, rounded, stream_));
-    RF_RETURN_IF_ERROR(floats_to_16bit(rounded, act_stride, act_stride, n_tok, static_cast<uint16_t*>(act_), act_stride,
-                                       bf16, stream_));
+    RF_RETURN_IF_ERROR(round_activations_16bit(act_type, x, x_stride, n_in, n_tok, static_cast<uint16_t*>(act_),
+                                               act_stride, stream_));
   }
 #if defined(RF_GPU_CUDA)
   // Column-major view: C (n_out x n_tok, ldc out_stride) = A^T (A: n_in x n_out, lda) * B (n_in x n_tok, ldb).
@@ -190,6 +186,7 @@ Expected<bool> BlasContext::matmul(const WeightView& w, const float* x, int64_t 
       "cublasGemmEx"));
   return true;
 #else
+  (void)bf16;
   (void)a;
   (void)lda;
   (void)out;

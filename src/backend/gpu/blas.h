@@ -55,9 +55,7 @@ class BlasContext {
   gpuStream_t stream_ = nullptr;
   void* weight_ = nullptr;  // decoded F16 weight rows
   size_t weight_cap_ = 0;
-  void* rounded_ = nullptr;  // activations rounded as the CPU pairs them, as floats
-  size_t rounded_cap_ = 0;
-  void* act_ = nullptr;  // the rounded activations as F16 / BF16
+  void* act_ = nullptr;  // the activations rounded as the CPU pairs them, as F16 / BF16
   size_t act_cap_ = 0;
 };
 

@@ -66,33 +66,18 @@ __global__ void dequantize_16bit_kernel(const uint16_t* __restrict__ src, float*
   }
 }
 
-// float to BF16 bits, round to nearest even (NaNs stay NaNs).
-RF_DEVICE uint32_t float_to_bf16_bits(float f) {
-  const uint32_t u = __float_as_uint(f);
-  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (u >> 16) | 0x40u;
-  return (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-}
-
-// Rounds 8 floats to nearest F16 (kBf16 false) or BF16 and packs them into 16 bytes.
-template <bool kBf16>
-RF_DEVICE uint4 pack8(const float (&v)[8]) {
+// Rounds 8 floats to nearest F16 and packs them into 16 bytes.
+RF_DEVICE uint4 pack_half8(const float (&v)[8]) {
   uint32_t w[4];
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
-    uint32_t lo, hi;
-    if constexpr (kBf16) {
-      lo = float_to_bf16_bits(v[2 * j]);
-      hi = float_to_bf16_bits(v[2 * j + 1]);
-    } else {
-      lo = __half_as_ushort(__float2half_rn(v[2 * j]));
-      hi = __half_as_ushort(__float2half_rn(v[2 * j + 1]));
-    }
-    w[j] = lo | (hi << 16);
+    w[j] = static_cast<uint32_t>(__half_as_ushort(__float2half_rn(v[2 * j]))) |
+           (static_cast<uint32_t>(__half_as_ushort(__float2half_rn(v[2 * j + 1]))) << 16);
   }
   return make_uint4(w[0], w[1], w[2], w[3]);
 }
 
-// One thread per 8-element chunk of the weight.
+// One thread per 8-element chunk of the weight (the rows' chunks one after another).
 template <typename Block>
 __global__ void decode_rows_half_kernel(const uint8_t* __restrict__ src, size_t nb1, int64_t n_in, int64_t n_out,
                                         uint4* __restrict__ dst) {
@@ -102,21 +87,7 @@ __global__ void decode_rows_half_kernel(const uint8_t* __restrict__ src, size_t 
     const int64_t r = t / chunks, c = t % chunks;
     float v[8];
     Block::chunk(src + static_cast<size_t>(r) * nb1, c, n_in, v);
-    dst[t] = pack8<false>(v);
-  }
-}
-
-template <bool kBf16>
-__global__ void floats_to_16bit_kernel(const float* __restrict__ src, int64_t src_stride, int64_t n, int64_t rows,
-                                       uint16_t* __restrict__ dst, int64_t dst_stride) {
-  pdl_prologue();
-  const int64_t chunks = n / 8;
-  for (int64_t t = global_thread(); t < chunks * rows; t += grid_threads()) {
-    const int64_t r = t / chunks, c = t % chunks;
-    const float4* s = reinterpret_cast<const float4*>(src + r * src_stride + 8 * c);
-    const float4 a = s[0], b = s[1];
-    const float v[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
-    *reinterpret_cast<uint4*>(dst + r * dst_stride + 8 * c) = pack8<kBf16>(v);
+    dst[t] = pack_half8(v);
   }
 }
 
@@ -204,23 +175,6 @@ Status decode_rows_half(quant::Type t, const void* src, size_t nb1, int64_t n_in
                   static_cast<const uint8_t*>(src), nb1, n_in, n_out, reinterpret_cast<uint4*>(dst));
   });
   if (!known) return Status::error("gpu decode_rows_half: no GPU decoder for " + std::string(quant::type_name(t)));
-  GPU_RETURN_IF_ERROR(gpuGetLastError());
-  return ok_status();
-}
-
-Status floats_to_16bit(const float* src, int64_t src_stride, int64_t n, int64_t rows, uint16_t* dst,
-                       int64_t dst_stride, bool bf16, gpuStream_t stream) {
-  if (n % 8 != 0 || src_stride % 4 != 0 || dst_stride % 8 != 0 || !aligned(src, 16) || !aligned(dst, 16)) {
-    return Status::error("gpu floats_to_16bit: rows of " + std::to_string(n) + " need a multiple of 8 and aligned rows");
-  }
-  if (n == 0 || rows == 0) return ok_status();
-  if (bf16) {
-    launch_kernel(floats_to_16bit_kernel<true>, grid_for(n / 8 * rows), kThreadsPerBlock, 0, stream, src, src_stride, n,
-                  rows, dst, dst_stride);
-  } else {
-    launch_kernel(floats_to_16bit_kernel<false>, grid_for(n / 8 * rows), kThreadsPerBlock, 0, stream, src, src_stride,
-                  n, rows, dst, dst_stride);
-  }
   GPU_RETURN_IF_ERROR(gpuGetLastError());
   return ok_status();
 }

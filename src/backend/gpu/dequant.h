@@ -25,9 +25,4 @@ Status dequantize(quant::Type t, const void* src, float* dst, int64_t n, gpuStre
 Status decode_rows_half(quant::Type t, const void* src, size_t nb1, int64_t n_in, int64_t n_out, uint16_t* dst,
                         gpuStream_t stream);
 
-// dst row r (n halves, dst_stride apart, 16-byte aligned) = src row r (src_stride floats apart) rounded to nearest
-// F16 (bf16 false) or BF16 (bf16 true), for r < rows. n must be a multiple of 8 and src rows 16-byte aligned.
-Status floats_to_16bit(const float* src, int64_t src_stride, int64_t n, int64_t rows, uint16_t* dst,
-                       int64_t dst_stride, bool bf16, gpuStream_t stream);
-
 }  // namespace rf::gpu

@@ -29,85 +29,103 @@ RF_DEVICE float round_bf16(float v) {
   return __uint_as_float((x >> 16) << 16);
 }
 
+// Where rounded activations are stored: floats (the float and F16-tile products), or 16-bit rows for the BLAS
+// (blas.h): F16, or BF16 for BF16 weights. F16 / BF16-rounded values are exact in their 16-bit format; Q8 values
+// (scale * code) round to F16 once more.
+enum class OutBits { kF32, kF16, kBF16 };
+template <OutBits kOut>
+RF_DEVICE void put(void* out, int64_t i, float v) {
+  if constexpr (kOut == OutBits::kF32) {
+    static_cast<float*>(out)[i] = v;
+  } else if constexpr (kOut == OutBits::kF16) {
+    static_cast<__half*>(out)[i] = __float2half_rn(v);
+  } else {
+    static_cast<uint16_t*>(out)[i] = static_cast<uint16_t>(__float_as_uint(round_bf16(v)) >> 16);
+  }
+}
+
 // Q8_0 / Q8_1 rounding, 32 lanes per 32-element block (one element each): scale fp16(amax / 127), codes
 // round-half-even(x * 127 / amax); the stored value is scale * code, as the CPU's dot sees it.
+template <OutBits kOut>
 __global__ void round_q8_0_kernel(const float* __restrict__ x, int64_t x_stride, int64_t n_in, int64_t n_rows,
-                                  float* __restrict__ out, int64_t out_stride) {
+                                  void* __restrict__ out, int64_t out_stride) {
   pdl_prologue();
-  const int64_t n_blocks = n_in / 32;
-  const int64_t g = global_thread() / 32;  // blocks are a multiple of 32 threads: whole groups exit together
-  if (g >= n_blocks * n_rows) return;
+  const int64_t b = global_thread() / 32;  // blocks are a multiple of 32 threads: whole groups exit together
+  if (b >= n_in / 32) return;
   const int j = static_cast<int>(threadIdx.x % 32);
-  const int64_t r = g / n_blocks, b = g % n_blocks;
-  const float v = x[r * x_stride + b * 32 + j];
-  float amax = fabsf(v);
+  for (int64_t r = blockIdx.y; r < n_rows; r += gridDim.y) {  // rows along y: no 64-bit division per element
+    const float v = x[r * x_stride + b * 32 + j];
+    float amax = fabsf(v);
 #pragma unroll
-  for (int off = 16; off > 0; off >>= 1) amax = fmaxf(amax, shfl_xor(amax, off, 32));
-  const float d = round_half(amax / 127.0f);
-  const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
-  out[r * out_stride + b * 32 + j] = d * static_cast<float>(__float2int_rn(v * id));
+    for (int off = 16; off > 0; off >>= 1) amax = fmaxf(amax, shfl_xor(amax, off, 32));
+    const float d = round_half(amax / 127.0f);
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    put<kOut>(out, r * out_stride + b * 32 + j, d * static_cast<float>(__float2int_rn(v * id)));
+  }
 }
 
 // Q8_K rounding, 32 lanes per 256-element block (8 consecutive elements each): iscale -127 / the signed extreme
 // (the first element of largest magnitude, as the CPU's scan finds it), codes capped at 127, scale 1 / iscale.
+template <OutBits kOut>
 __global__ void round_q8_k_kernel(const float* __restrict__ x, int64_t x_stride, int64_t n_in, int64_t n_rows,
-                                  float* __restrict__ out, int64_t out_stride) {
+                                  void* __restrict__ out, int64_t out_stride) {
   pdl_prologue();
-  const int64_t n_blocks = n_in / 256;
-  const int64_t g = global_thread() / 32;
-  if (g >= n_blocks * n_rows) return;
+  const int64_t b = global_thread() / 32;
+  if (b >= n_in / 256) return;
   const int lane = static_cast<int>(threadIdx.x % 32);
-  const int64_t r = g / n_blocks, b = g % n_blocks;
-  const float* xb = x + r * x_stride + b * 256 + 8 * lane;
-  float* ob = out + r * out_stride + b * 256 + 8 * lane;
-  float v[8];
-  float amax = 0.0f, max = 0.0f;
-  int at = 256;
+  for (int64_t r = blockIdx.y; r < n_rows; r += gridDim.y) {
+    const float* xb = x + r * x_stride + b * 256 + 8 * lane;
+    const int64_t ob = r * out_stride + b * 256 + 8 * lane;
+    float v[8];
+    float amax = 0.0f, max = 0.0f;
+    int at = 256;
 #pragma unroll
-  for (int j = 0; j < 8; ++j) {
-    v[j] = xb[j];
-    if (fabsf(v[j]) > amax) {
-      amax = fabsf(v[j]);
-      max = v[j];
-      at = 8 * lane + j;
+    for (int j = 0; j < 8; ++j) {
+      v[j] = xb[j];
+      if (fabsf(v[j]) > amax) {
+        amax = fabsf(v[j]);
+        max = v[j];
+        at = 8 * lane + j;
+      }
     }
-  }
 #pragma unroll
-  for (int off = 16; off > 0; off >>= 1) {
-    const float o_amax = shfl_xor(amax, off, 32), o_max = shfl_xor(max, off, 32);
-    const int o_at = shfl_xor(at, off, 32);
-    if (o_amax > amax || (o_amax == amax && o_at < at)) {
-      amax = o_amax;
-      max = o_max;
-      at = o_at;
+    for (int off = 16; off > 0; off >>= 1) {
+      const float o_amax = shfl_xor(amax, off, 32), o_max = shfl_xor(max, off, 32);
+      const int o_at = shfl_xor(at, off, 32);
+      if (o_amax > amax || (o_amax == amax && o_at < at)) {
+        amax = o_amax;
+        max = o_max;
+        at = o_at;
+      }
     }
-  }
-  if (amax == 0.0f) {
+    if (amax == 0.0f) {
 #pragma unroll
-    for (int j = 0; j < 8; ++j) ob[j] = 0.0f;
-    return;
-  }
-  const float iscale = -127.0f / max;
-  const float d = 1.0f / iscale;
+      for (int j = 0; j < 8; ++j) put<kOut>(out, ob + j, 0.0f);
+      continue;
+    }
+    const float iscale = -127.0f / max;
+    const float d = 1.0f / iscale;
 #pragma unroll
-  for (int j = 0; j < 8; ++j) ob[j] = d * static_cast<float>(min(127, __float2int_rn(iscale * v[j])));
+    for (int j = 0; j < 8; ++j) put<kOut>(out, ob + j, d * static_cast<float>(min(127, __float2int_rn(iscale * v[j]))));
+  }
 }
 
 // Element-wise F32 / F16 / BF16 rounding (mode 0 / 1 / 2), zeros in the row padding.
-template <int kMode>
+template <int kMode, OutBits kOut>
 __global__ void round_float_kernel(const float* __restrict__ x, int64_t x_stride, int64_t n_in, int64_t n_rows,
-                                   float* __restrict__ out, int64_t out_stride) {
+                                   void* __restrict__ out, int64_t out_stride) {
   pdl_prologue();
-  const int64_t t = global_thread();
-  if (t >= out_stride * n_rows) return;
-  const int64_t r = t / out_stride, i = t % out_stride;
-  float v = 0.0f;
-  if (i < n_in) {
-    v = x[r * x_stride + i];
-    if (kMode == 1) v = round_half(v);
-    if (kMode == 2) v = round_bf16(v);
+  const int64_t i = global_thread();
+  if (i >= out_stride) return;
+  for (int64_t r = blockIdx.y; r < n_rows; r += gridDim.y) {
+      float v = 0.0f;
+      if (i < n_in) {
+        v = x[r * x_stride + i];
+        if (kMode == 1) v = round_half(v);
+        if (kMode == 2) v = round_bf16(v);
+      }
+      put<kOut>(out, r * out_stride + i, v);
   }
-  out[t] = v;
 }
 
 RF_DEVICE float dot8(const float (&v)[8], const float* a) {
@@ -477,34 +495,65 @@ MmaTile pick_mma_tile(int64_t n_tok, int64_t n_out) {
   return MmaTile::kLarge;
 }
 
-Status round_activations(quant::Type act_type, const float* x, int64_t x_stride, int64_t n_in, int64_t n_rows,
-                         float* out, gpuStream_t stream) {
+namespace {
+
+// Launches the rounding of act_type into rows of kOut values out_stride apart (kF32: any act_type; kF16: Q8_0 /
+// Q8_1 / Q8_K / F16; kBF16: BF16).
+template <OutBits kOut>
+Status launch_rounding(quant::Type act_type, const float* x, int64_t x_stride, int64_t n_in, int64_t n_rows, void* out,
+                       int64_t os, gpuStream_t stream) {
   using quant::Type;
-  const int64_t os = act_row_stride(n_in);
   if (n_rows == 0 || n_in == 0) return ok_status();
+  const auto rows_y = static_cast<unsigned>(std::min<int64_t>(n_rows, 65535));  // grid y: rows, in a stride loop
   switch (act_type) {
     case Type::Q8_0:
     case Type::Q8_1:
       if (n_in % 32 != 0) return Status::error("gpu round_activations: row of " + std::to_string(n_in) + " not /32");
-      launch_kernel(round_q8_0_kernel, blocks_for(n_in * n_rows, kThreads), kThreads, 0, stream, x, x_stride, n_in, n_rows, out,
-                                                                                      os);
+      launch_kernel(round_q8_0_kernel<kOut>, dim3(blocks_for(n_in, kThreads), rows_y), kThreads, 0, stream, x,
+                    x_stride, n_in, n_rows, out, os);
       break;
     case Type::Q8_K:
       if (n_in % 256 != 0) return Status::error("gpu round_activations: row of " + std::to_string(n_in) + " not /256");
-      launch_kernel(round_q8_k_kernel, blocks_for(n_in / 256 * n_rows * 32, kThreads), kThreads, 0, stream, x, x_stride, n_in,
-                                                                                                 n_rows, out, os);
+      launch_kernel(round_q8_k_kernel<kOut>, dim3(blocks_for(n_in / 256 * 32, kThreads), rows_y), kThreads, 0,
+                    stream, x, x_stride, n_in, n_rows, out, os);
       break;
     case Type::F16:
-      launch_kernel(round_float_kernel<1>, blocks_for(os * n_rows, kThreads), kThreads, 0, stream, x, x_stride, n_in, n_rows, out, os);
+      launch_kernel(round_float_kernel<1, kOut>, dim3(blocks_for(os, kThreads), rows_y), kThreads, 0, stream, x,
+                    x_stride, n_in, n_rows, out, os);
       break;
     case Type::BF16:
-      launch_kernel(round_float_kernel<2>, blocks_for(os * n_rows, kThreads), kThreads, 0, stream, x, x_stride, n_in, n_rows, out, os);
-      break;
+      if constexpr (kOut != OutBits::kF16) {
+        launch_kernel(round_float_kernel<2, kOut>, dim3(blocks_for(os, kThreads), rows_y), kThreads, 0, stream, x,
+                      x_stride, n_in, n_rows, out, os);
+        break;
+      }
+      return Status::error("gpu round_activations: BF16 rows stored as F16");
     default:
-      launch_kernel(round_float_kernel<0>, blocks_for(os * n_rows, kThreads), kThreads, 0, stream, x, x_stride, n_in, n_rows, out, os);
-      break;
+      if constexpr (kOut == OutBits::kF32) {
+        launch_kernel(round_float_kernel<0, kOut>, dim3(blocks_for(os, kThreads), rows_y), kThreads, 0, stream, x,
+                      x_stride, n_in, n_rows, out, os);
+        break;
+      }
+      return Status::error("gpu round_activations: " + std::string(quant::type_name(act_type)) +
+                           " activations have no 16-bit form");
   }
   return launch_status("round_activations launch");
+}
+
+}  // namespace
+
+Status round_activations(quant::Type act_type, const float* x, int64_t x_stride, int64_t n_in, int64_t n_rows,
+                         float* out, gpuStream_t stream) {
+  return launch_rounding<OutBits::kF32>(act_type, x, x_stride, n_in, n_rows, out, act_row_stride(n_in), stream);
+}
+
+Status round_activations_16bit(quant::Type act_type, const float* x, int64_t x_stride, int64_t n_in, int64_t n_rows,
+                               uint16_t* out, int64_t out_stride, gpuStream_t stream) {
+  if (out_stride < n_in) return Status::error("gpu round_activations_16bit: rows overlap");
+  if (act_type == quant::Type::BF16) {
+    return launch_rounding<OutBits::kBF16>(act_type, x, x_stride, n_in, n_rows, out, out_stride, stream);
+  }
+  return launch_rounding<OutBits::kF16>(act_type, x, x_stride, n_in, n_rows, out, out_stride, stream);
 }
 
 Status matmul(const WeightView& w, const float* act, int64_t n_tok, float* out, int64_t out_stride, int warp_size,

@@ -44,6 +44,12 @@ int64_t act_row_stride(int64_t n_in);
 Status round_activations(quant::Type act_type, const float* x, int64_t x_stride, int64_t n_in, int64_t n_rows,
                          float* out, gpuStream_t stream);
 
+// As round_activations, but the rounded values are stored as 16-bit rows (out_stride >= n_in elements apart) for
+// the BLAS (blas.h): BF16 when act_type is BF16, else F16 (act_type Q8_0 / Q8_1 / Q8_K / F16; the Q8 values
+// scale * code round to F16 once more).
+Status round_activations_16bit(quant::Type act_type, const float* x, int64_t x_stride, int64_t n_in, int64_t n_rows,
+                               uint16_t* out, int64_t out_stride, gpuStream_t stream);
+
 // out[t * out_stride + r] = dot(weight row r, act row t) for t < n_tok, r < w.n_out (first matrix of w).
 // act: rounded activations from round_activations (rows act_row_stride(w.n_in) apart). Small batches use the
 // matrix-vector kernel, larger ones the tiled kernel. warp_size: the device's (DeviceInfo::warp_size).
