@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,9 @@ class GpuBackend final : public backend::Backend {
   void moe_route(backend::Tensor ids, backend::Tensor weights, backend::Tensor logits, bool normalize) override;
   void moe_matmul(backend::Tensor out, backend::Tensor x, backend::Tensor w, backend::Tensor ids) override;
   void moe_combine(backend::Tensor out, backend::Tensor expert_out, backend::Tensor weights) override;
+  // On the device (sampling.h): only the ids are downloaded, and the logits of rows the kernel hands back.
+  Status sample(backend::Tensor logits, std::span<const backend::SampleRow> rows, const backend::HostSampleFn& host,
+                int32_t* ids) override;
 
   // Index memory of prepared batches, reused from batch to batch (no allocation or synchronisation per step): a
   // device array and its pinned host staging copy of at least `ints` int32 values. release_batch_mem() records an
@@ -236,6 +240,15 @@ class GpuBackend final : public backend::Backend {
     double seconds_with = 0, seconds_without = 0;
   } auto_graphs_;
   void calibrate_graphs();
+  // sample()'s memory, grown as needed: the row arguments, penalty pairs and ids (device, and pinned host staging of
+  // the same layout), and the penalised logits copies.
+  struct PinnedFree {
+    void operator()(void* p) const { (void)gpuFreeHost(p); }
+  };
+  std::unique_ptr<backend::Buffer> sample_dev_, sample_scratch_;
+  std::unique_ptr<void, PinnedFree> sample_host_;
+  size_t sample_host_bytes_ = 0;
+  std::vector<int32_t> sample_window_;  // one row's penalty window, sorted
 };
 
 // The factory the engine's device selection calls: a GpuBackend on device 0, or an error saying why no GPU is
