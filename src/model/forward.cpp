@@ -192,6 +192,7 @@ Status Model::finish(Status first) {
 }
 
 Status Model::forward(backend::Batch batch, kv::KvCache& cache, std::vector<float>* logits) {
+  n_out_on_device_ = 0;
   batch.kv_block_size = cache.block_size();
   RF_RETURN_IF_ERROR(batch.validate(hp_.n_vocab, cache.n_blocks()));
   const int64_t n = batch.n_tokens();
@@ -199,7 +200,7 @@ Status Model::forward(backend::Batch batch, kv::KvCache& cache, std::vector<floa
   if (n == 0) return Status::error("model: empty batch");
   for (Site& s : sites_) {
     if (Status st = ensure_workspace(s, n, n_out); !st.ok()) {
-      logits->clear();
+      if (logits != nullptr) logits->clear();
       return finish(st);
     }
   }
@@ -241,15 +242,31 @@ Status Model::forward(backend::Batch batch, kv::KvCache& cache, std::vector<floa
         o.be->get_rows(xo, o.ws.x.rows(0, n), *dbs[static_cast<size_t>(out_site_)]);
         o.be->rms_norm(xo, xo, w_.output_norm, hp_.rms_eps);
         o.be->matmul(lg, xo, w_.output);
-        // A caller's buffer of the same size is reused as is: no zero fill of n_out x n_vocab floats per step.
-        logits->resize(static_cast<size_t>(n_out * hp_.n_vocab));
-        o.be->to_host(logits->data(), lg, logits->size() * sizeof(float));
+        if (logits != nullptr) {
+          // A caller's buffer of the same size is reused as is: no zero fill of n_out x n_vocab floats per step.
+          logits->resize(static_cast<size_t>(n_out * hp_.n_vocab));
+          o.be->to_host(logits->data(), lg, logits->size() * sizeof(float));
+        }
       }
     }
   }  // the prepared batches are released here, before the errors are taken
   failed = finish(std::move(failed));
-  if (!failed.ok() || n_out == 0) logits->clear();
+  n_out_on_device_ = failed.ok() && logits == nullptr ? n_out : 0;
+  if (logits != nullptr && (!failed.ok() || n_out == 0)) logits->clear();
   return failed;
+}
+
+Status Model::sample(std::span<const backend::SampleRow> rows, const backend::HostSampleFn& host, int32_t* ids) {
+  for (const auto& r : rows) RF_CHECK(r.row >= 0 && r.row < n_out_on_device_);
+  Site& o = sites_[static_cast<size_t>(out_site_)];
+  return o.be->sample(o.ws.logits.rows(0, n_out_on_device_), rows, host, ids);
+}
+
+Status Model::logits_row(int64_t row, float* dst) {
+  RF_CHECK(row >= 0 && row < n_out_on_device_);
+  Site& o = sites_[static_cast<size_t>(out_site_)];
+  o.be->to_host(dst, o.ws.logits.rows(row, 1), static_cast<size_t>(hp_.n_vocab) * sizeof(float));
+  return o.be->take_error();
 }
 
 }  // namespace rf::model

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -59,7 +60,14 @@ class Model {
   // the logits of batch.output_rows in `logits` ([n_outputs][n_vocab], row-major). A backend failure during the
   // pass (Backend::take_error, e.g. a GPU fault) is returned as an error, with `logits` empty and the K/V rows of
   // this batch undefined; the model stays usable for later batches.
+  // With logits == nullptr the logits stay on the output backend, for sample() and logits_row() (until the next
+  // pass): the on-device sampling path, where only token ids cross to the host.
   Status forward(backend::Batch batch, kv::KvCache& cache, std::vector<float>* logits);
+  // ids[i] = the token of rows[i] (row = output row of the last forward(..., nullptr)): Backend::sample on the
+  // output backend (see there for `host`).
+  Status sample(std::span<const backend::SampleRow> rows, const backend::HostSampleFn& host, int32_t* ids);
+  // Downloads output row `row` of the last forward(..., nullptr) into dst [n_vocab].
+  Status logits_row(int64_t row, float* dst);
 
  private:
   struct Buffers {
@@ -99,6 +107,7 @@ class Model {
   std::vector<int> layer_site_;  // [n_layer] index into sites_
   int in_site_ = 0, out_site_ = 0;
   std::vector<float> host_x_;  // staging for the hidden state between sites
+  int64_t n_out_on_device_ = 0;  // output rows the last forward(..., nullptr) left on the output backend
 };
 
 }  // namespace rf::model

@@ -192,8 +192,8 @@ EngineStats Engine::stats() const {
 }
 
 void Engine::loop() {
-  // The logits of a step, reused: a fresh [n_out x n_vocab] vector per step (4 MB at 32 sequences and a 32k
-  // vocabulary) costs an allocation and a page fault per 4 KiB before the backend can write it.
+  // The logits rows a step downloads (sequences that want logprobs), reused: a fresh vector per step costs an
+  // allocation and a page fault per 4 KiB before the backend can write it.
   std::vector<float> logits;
   std::unique_lock lock(shared_->mu);
   while (true) {
@@ -219,7 +219,7 @@ void Engine::loop() {
         std::max<int64_t>(st_->stats.max_batch_sequences, static_cast<int64_t>(batch_seqs.size()));
     const auto t_forward = std::chrono::steady_clock::now();
     lock.unlock();
-    const Status s = model_.forward(std::move(batch), *cache_, &logits);
+    const Status s = model_.forward(std::move(batch), *cache_, nullptr);  // the logits stay on the backend
     lock.lock();
     const auto t_after = std::chrono::steady_clock::now();
     if (!s.ok()) {

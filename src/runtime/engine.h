@@ -163,11 +163,16 @@ class Engine {
   void finish_seq(Seq& s, FinishReason reason, const std::string& error = {});
   void release_blocks(Seq& s);
   void register_full_blocks(Seq& s);
+  // After a forward pass that left the logits on the backend: sequences whose consumer wants logprobs get their
+  // logits row downloaded (into `logits`) and sampled on the host; the others are sampled by the backend (only
+  // their token ids cross to the host).
   void after_forward(const std::vector<Seq*>& batch_seqs, const std::vector<int32_t>& chunk,
-                     const std::vector<float>& logits);
+                     std::vector<float>& logits);
   // Samples s's next token from its logits row and hands it to the consumer; returns how s finishes (kStop,
   // kLength) or kNone. Touches only s: safe on several threads at once for distinct sequences.
   FinishReason sample_next(Seq& s, const float* logits);
+  // Hands `token` to the consumer (with logprobs from `logits` when s asks for them; logits may then not be null).
+  FinishReason emit_token(Seq& s, int32_t token, const float* logits);
 
   model::Model& model_;
   EngineOptions opts_;

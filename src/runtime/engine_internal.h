@@ -53,9 +53,15 @@ struct Engine::State {
   BlockManager blocks;
   EngineStats stats;
   uint64_t next_id = 1;
-  // after_forward's scratch (kept between steps): the sequences to sample with their logits rows, and their finish.
-  std::vector<std::pair<Seq*, const float*>> sample_todo;
+  // after_forward's scratch (kept between steps): the sequences to sample with their output rows, and their
+  // finish; the rows the backend samples, which sequence (index into sample_todo) each is, and their ids.
+  std::vector<std::pair<Seq*, int32_t>> sample_todo;
   std::vector<FinishReason> sample_finish;
+  std::vector<backend::SampleRow> sample_rows;
+  std::vector<size_t> sample_row_todo;
+  std::vector<int32_t> sample_ids;
+  std::vector<int64_t> sample_host_row;  // per sample_todo entry: its row in after_forward's logits, or -1
+  std::vector<int64_t> sample_id_of;     // per sample_todo entry: its index in sample_ids, or -1
   std::unique_ptr<WorkerPool> workers;  // samples the sequences of a step in parallel
 };
 

@@ -7,6 +7,7 @@
 
 #include "core/check.h"
 #include "runtime/engine_internal.h"
+#include "runtime/sample_row.h"
 
 namespace rf::runtime {
 namespace {
@@ -172,13 +173,19 @@ void Engine::register_full_blocks(Seq& s) {
 
 FinishReason Engine::sample_next(Seq& s, const float* logits) {
   const auto nv = static_cast<size_t>(n_vocab());
-  const std::span<const float> row(logits, nv);
+  return emit_token(s, s.sampler->sample(std::span<const float>(logits, nv), s.tokens), logits);
+}
+
+FinishReason Engine::emit_token(Seq& s, int32_t token, const float* logits) {
+  const auto nv = static_cast<size_t>(n_vocab());
   TokenEvent ev;
-  ev.token = s.sampler->sample(row, s.tokens);
+  ev.token = token;
   const bool stop = !s.params.ignore_eos &&
                     std::find(opts_.stop_tokens.begin(), opts_.stop_tokens.end(), ev.token) != opts_.stop_tokens.end();
   if (stop) return FinishReason::kStop;
   if (s.params.top_logprobs >= 0) {
+    RF_CHECK(logits != nullptr);
+    const std::span<const float> row(logits, nv);
     const float mx = *std::max_element(row.begin(), row.end());
     double sum = 0.0;
     for (float v : row) sum += std::exp(static_cast<double>(v - mx));
@@ -203,15 +210,15 @@ FinishReason Engine::sample_next(Seq& s, const float* logits) {
 }
 
 void Engine::after_forward(const std::vector<Seq*>& batch_seqs, const std::vector<int32_t>& chunk,
-                           const std::vector<float>& logits) {
+                           std::vector<float>& logits) {
   const auto nv = static_cast<size_t>(n_vocab());
-  std::vector<std::pair<Seq*, const float*>>& todo = st_->sample_todo;
+  std::vector<std::pair<Seq*, int32_t>>& todo = st_->sample_todo;
   todo.clear();
-  size_t out = 0;
+  int32_t out = 0;
   for (size_t i = 0; i < batch_seqs.size(); ++i) {
     Seq& s = *batch_seqs[i];
     const bool has_output = s.n_computed + chunk[i] == static_cast<int32_t>(s.tokens.size());
-    const float* row = has_output ? logits.data() + (out++) * nv : nullptr;
+    const int32_t row = has_output ? out++ : -1;
     if (s.done) continue;
     if (s.n_computed < s.n_prompt) {
       st_->stats.prompt_tokens_computed += std::min(chunk[i], s.n_prompt - s.n_computed);
@@ -222,15 +229,59 @@ void Engine::after_forward(const std::vector<Seq*>& batch_seqs, const std::vecto
     if (s.leader) s.group->prefilled = true;
     todo.emplace_back(&s, row);
   }
-  // Sampling (a pass or more over the vocabulary per sequence) and handing the token to the consumer touch only
-  // the sequence itself (its sampler, RNG, tokens and handle), so sequences are sampled on several threads; the
-  // tokens do not depend on the split. Finishing (which frees blocks) stays on this thread.
+  // Sequences that want logprobs need their logits row on the host; the backend samples the others, so only their
+  // token ids cross (a backend without a device sampler downloads them and calls back into sample_host).
+  std::vector<int64_t>& host_row = st_->sample_host_row;
+  std::vector<backend::SampleRow>& rows = st_->sample_rows;
+  std::vector<size_t>& row_todo = st_->sample_row_todo;
+  std::vector<int32_t>& ids = st_->sample_ids;
+  host_row.assign(todo.size(), -1);
+  rows.clear();
+  row_todo.clear();
+  int64_t n_host = 0;
+  for (size_t k = 0; k < todo.size(); ++k) {
+    Seq& s = *todo[k].first;
+    if (s.params.top_logprobs >= 0) {
+      host_row[k] = n_host++;
+    } else {
+      rows.push_back(sample_row(*s.sampler, s.tokens, todo[k].second));
+      row_todo.push_back(k);
+    }
+  }
+  logits.resize(static_cast<size_t>(n_host) * nv);
+  Status st;
+  for (size_t k = 0; k < todo.size() && st.ok(); ++k) {
+    if (host_row[k] >= 0) st = model_.logits_row(todo[k].second, logits.data() + static_cast<size_t>(host_row[k]) * nv);
+  }
+  ids.assign(rows.size(), 0);
+  const backend::HostSampleFn sample_host = [&](std::span<const size_t> which, const float* lg, int32_t* out_ids) {
+    const auto n = static_cast<int64_t>(which.size());
+    st_->workers->run(n, static_cast<int>(n / kSeqsPerSamplingThread) - 1, [&](int64_t j) {
+      const size_t i = which[static_cast<size_t>(j)];
+      Seq& s = *todo[row_todo[i]].first;
+      out_ids[i] = s.sampler->sample_drawn(std::span<const float>(lg + static_cast<size_t>(j) * nv, nv), s.tokens,
+                                           rows[i].u);
+    });
+  };
+  if (st.ok() && !rows.empty()) st = model_.sample(rows, sample_host, ids.data());
+  if (!st.ok()) {
+    for (auto& [s, row] : todo) finish_seq(*s, FinishReason::kError, "sampling failed: " + st.message());
+    return;
+  }
+  // Handing the tokens to the consumers (and the host rows' sampling, a pass or more over the vocabulary each)
+  // touch only the sequence itself (its sampler, RNG, tokens and handle), so sequences run on several threads;
+  // the tokens do not depend on the split. Finishing (which frees blocks) stays on this thread.
+  std::vector<int64_t>& id_of = st_->sample_id_of;
+  id_of.assign(todo.size(), -1);
+  for (size_t r = 0; r < rows.size(); ++r) id_of[row_todo[r]] = static_cast<int64_t>(r);
   std::vector<FinishReason>& fin = st_->sample_finish;
   fin.assign(todo.size(), FinishReason::kNone);
   const auto n = static_cast<int64_t>(todo.size());
   st_->workers->run(n, static_cast<int>(n / kSeqsPerSamplingThread) - 1, [&](int64_t i) {
     const auto k = static_cast<size_t>(i);
-    fin[k] = sample_next(*todo[k].first, todo[k].second);
+    Seq& s = *todo[k].first;
+    fin[k] = host_row[k] >= 0 ? sample_next(s, logits.data() + static_cast<size_t>(host_row[k]) * nv)
+                              : emit_token(s, ids[static_cast<size_t>(id_of[k])], nullptr);
   });
   for (size_t k = 0; k < todo.size(); ++k) {
     if (fin[k] != FinishReason::kNone) finish_seq(*todo[k].first, fin[k]);

@@ -9,6 +9,7 @@
 #include "kv/kv_cache.h"
 #include "model/model.h"
 #include "runtime/device_select.h"
+#include "runtime/sample_row.h"
 #include "tokenizer/tokenizer.h"
 
 namespace rf::runtime {
@@ -109,9 +110,11 @@ Expected<GenerateResult> generate(const GenerateOptions& o, const std::function<
     if (dump || i == n_prompt - 1) b.output_rows.push_back(i);
   }
   b.block_tables.push_back((*cache)->block_table(seq));
+  // The logits come to the host only to be dumped; otherwise the backend samples them (only the token id crosses).
   std::vector<float> logits;
+  bool logits_on_host = dump;
   const auto t_prefill = std::chrono::steady_clock::now();
-  RF_RETURN_IF_ERROR(m.forward(std::move(b), **cache, &logits));
+  RF_RETURN_IF_ERROR(m.forward(std::move(b), **cache, dump ? &logits : nullptr));
   (*cache)->advance(seq, n_prompt);
   r.prefill_seconds = seconds_since(t_prefill);
   if (dump) {
@@ -129,8 +132,23 @@ Expected<GenerateResult> generate(const GenerateOptions& o, const std::function<
     if (on_text) on_text(s);
   };
   const auto t_decode = std::chrono::steady_clock::now();
+  auto sample_next = [&]() -> Expected<int32_t> {
+    if (logits_on_host) {
+      logits_on_host = false;
+      return sampler.sample(logits, history);
+    }
+    const backend::SampleRow row = sample_row(sampler, history, 0);
+    const auto host = [&](std::span<const size_t>, const float* lg, int32_t* ids) {
+      ids[0] = sampler.sample_drawn(std::span<const float>(lg, static_cast<size_t>(n_vocab)), history, row.u);
+    };
+    int32_t id = 0;
+    RF_RETURN_IF_ERROR(m.sample(std::span<const backend::SampleRow>(&row, 1), host, &id));
+    return id;
+  };
   for (int i = 0; i < o.n_predict; ++i) {
-    const int32_t next = sampler.sample(logits, history);
+    auto sampled = sample_next();
+    if (!sampled) return sampled.status();
+    const int32_t next = *sampled;
     if (!o.ignore_eos && tok && (tok->is_eog(next) || next == tok->eos())) break;
     r.tokens.push_back(next);
     history.push_back(next);
@@ -144,7 +162,7 @@ Expected<GenerateResult> generate(const GenerateOptions& o, const std::function<
     step.seq = {0};
     step.output_rows = {0};
     step.block_tables.push_back((*cache)->block_table(seq));
-    RF_RETURN_IF_ERROR(m.forward(std::move(step), **cache, &logits));
+    RF_RETURN_IF_ERROR(m.forward(std::move(step), **cache, nullptr));
     (*cache)->advance(seq, 1);
   }
   if (decoder) emit(decoder->flush());
