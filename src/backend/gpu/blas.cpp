@@ -7,7 +7,9 @@
 
 #include "backend/gpu/dequant.h"
 
-#if defined(RF_GPU_CUDA)
+// cuBLAS's header comes with the CUDA toolkit; a toolkit without it builds the no-BLAS variant.
+#if defined(RF_GPU_CUDA) && __has_include(<cublas_v2.h>)
+#define RF_HAVE_CUBLAS 1
 #include <cublas_v2.h>
 #include <dlfcn.h>
 #endif
@@ -24,7 +26,7 @@ bool is_16bit(quant::Type t) { return t == quant::Type::F16 || t == quant::Type:
 
 }  // namespace
 
-#if defined(RF_GPU_CUDA)
+#if defined(RF_HAVE_CUBLAS)
 
 namespace {
 
@@ -99,12 +101,12 @@ Expected<std::unique_ptr<BlasContext>> BlasContext::create(gpuStream_t stream) {
   return std::unique_ptr<BlasContext>(new BlasContext(std::move(impl), stream));
 }
 
-#else  // HIP: no BLAS in Debian 12's ROCm (see blas.h)
+#else  // HIP (no BLAS in Debian 12's ROCm, see blas.h) or a CUDA toolkit without cuBLAS
 
 struct BlasContext::Impl {};
 
 Expected<std::unique_ptr<BlasContext>> BlasContext::create(gpuStream_t) {
-  return Status::error("gpu blas: this build has no BLAS (HIP builds use the backend's own kernels)");
+  return Status::error("gpu blas: this build has no BLAS (it uses the backend's own kernels)");
 }
 
 #endif
@@ -174,7 +176,7 @@ Expected<bool> BlasContext::matmul(const WeightView& w, const float* x, int64_t 
     RF_RETURN_IF_ERROR(round_activations_16bit(act_type, x, x_stride, n_in, n_tok, static_cast<uint16_t*>(act_),
                                                act_stride, stream_));
   }
-#if defined(RF_GPU_CUDA)
+#if defined(RF_HAVE_CUBLAS)
   // Column-major view: C (n_out x n_tok, ldc out_stride) = A^T (A: n_in x n_out, lda) * B (n_in x n_tok, ldb).
   const float alpha = 1.0f, beta = 0.0f;
   const cudaDataType ab_type = bf16 ? CUDA_R_16BF : CUDA_R_16F;
