@@ -260,6 +260,10 @@ TEST_F(GpuSampling, StochasticIdsEqualTheCpuAwayFromBoundaries) {
       int host_rows = 0;
       const auto ids = gpu_sample(rows, req, histories, c.p, &host_rows);
       host_total += host_rows;
+      if (host_rows > 0) {
+        std::printf("  %s, n_vocab %lld: %d of %zu draws sampled on the host\n", c.name.c_str(),
+                    static_cast<long long>(nv), host_rows, req.size());
+      }
       int64_t mismatches = 0;
       for (size_t i = 0; i < req.size(); ++i) {
         const auto r = static_cast<size_t>(req[i].row);

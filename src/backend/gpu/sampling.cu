@@ -38,6 +38,12 @@ RF_DEVICE int bucket_of(const RowState& s, float l) {
   return key < static_cast<float>(kBuckets - 1) ? static_cast<int>(key) : kBuckets - 1;
 }
 
+// The bucket of l within its bucket b (kBuckets finer steps; also non-decreasing along the chain's order).
+RF_DEVICE int sub_bucket_of(const RowState& s, float l, int b) {
+  const float key = ((s.mx - l) * s.scale - static_cast<float>(b)) * static_cast<float>(kBuckets);
+  return key < static_cast<float>(kBuckets - 1) ? static_cast<int>(key) : kBuckets - 1;
+}
+
 // The probability of a logit as the CPU computes it: float(exp((l - mx) / t) / sum).
 RF_DEVICE float prob_of(const RowState& s, float l) {
   const float e = expf(__fdiv_rn(__fsub_rn(l, s.mx), s.t));
@@ -218,11 +224,27 @@ __global__ void __launch_bounds__(kThreads)
     find_bucket(s_count, [k](int c) { return c >= k; }, &s_bucket, &s_int_before);
     __syncthreads();
     const int bk = s_bucket;
-    if (s_int_before + s_count[bk] > kCap) return on_host();
+    const int before = s_int_before;
+    int sbk = kBuckets;  // the k-th best's finer bucket within bk (kBuckets: all of bk)
+    if (before + s_count[bk] > kCap) {  // too many to sort: count bk's tokens by finer buckets
+      __syncthreads();
+      for (int b = tid; b < kBuckets; b += blockDim.x) s_count[b] = 0;
+      __syncthreads();
+      for (int i = tid; i < n; i += blockDim.x) {
+        if (bucket_of(s, l[i]) == bk) atomicAdd(&s_count[sub_bucket_of(s, l[i], bk)], 1);
+      }
+      __syncthreads();
+      const int need = k - before;
+      find_bucket(s_count, [need](int c) { return c >= need; }, &s_bucket, &s_int_before);
+      __syncthreads();
+      sbk = s_bucket;
+      if (before + s_int_before + s_count[sbk] > kCap) return on_host();
+    }
     if (tid == 0) s_counter = 0;
     __syncthreads();
     for (int i = tid; i < n; i += blockDim.x) {
-      if (bucket_of(s, l[i]) <= bk) {
+      const int b = bucket_of(s, l[i]);
+      if (b < bk || (b == bk && (sbk == kBuckets || sub_bucket_of(s, l[i], bk) <= sbk))) {
         const int at = atomicAdd(&s_counter, 1);
         s_key[at] = l[i];
         s_id[at] = i;

@@ -1,0 +1,89 @@
+// The engine on the GPU: sequences sampled on the device (no logprobs asked) get the tokens of the same requests
+// sampled on the host (logprobs asked: their logits rows are downloaded and the CPU Sampler picks). The backend
+// is batch-invariant, so both runs see the same logits whatever the batches; the draws come from the same seeds.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include "backend/gpu/gpu_backend.h"
+#include "gpu_test_support.h"
+#include "model/model.h"
+#include "runtime/engine.h"
+#include "support/tiny_synth_model.h"
+
+namespace rf::runtime {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::vector<std::vector<int32_t>> run(Engine& e, const std::vector<SequenceParams>& ps) {
+  std::vector<std::shared_ptr<SequenceHandle>> hs;
+  for (const auto& p : ps) {
+    auto r = e.submit({p});
+    EXPECT_TRUE(r.ok()) << r.message;
+    if (r.ok()) hs.push_back(r.handles[0]);
+  }
+  std::vector<std::vector<int32_t>> out;
+  for (auto& h : hs) {
+    SequenceUpdate u;
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (u.finish == FinishReason::kNone && std::chrono::steady_clock::now() < deadline) h->next(&u, 100ms);
+    EXPECT_EQ(u.finish, FinishReason::kLength) << u.error;
+    std::vector<int32_t> t;
+    for (const auto& ev : u.tokens) t.push_back(ev.token);
+    out.push_back(t);
+  }
+  return out;
+}
+
+TEST(EngineGpuSampling, DeviceSampledTokensEqualTheHostSampledOnes) {
+  RF_REQUIRE_GPU(info);
+  (void)info;
+  auto created = gpu::GpuBackend::create(0);
+  ASSERT_TRUE(created.ok()) << created.error_message();
+  gpu::GpuBackend& be = **created;
+  be.set_batch_invariant(true);
+  auto m = model::Model::load(test::tiny_synth_model("engine_sampling_gpu", 320, 256), be);
+  ASSERT_TRUE(m.ok()) << m.error_message();
+  EngineOptions o;
+  o.ctx_size = 128;
+  o.max_running = 8;
+  std::vector<SequenceParams> ps;
+  for (int i = 0; i < 8; ++i) {
+    SequenceParams p;
+    for (int j = 0; j < 5 + i; ++j) p.prompt.push_back((i * 37 + j * 11) % 320);
+    p.max_tokens = 24;
+    p.ignore_eos = true;
+    p.sampler.seed = 100 + static_cast<uint64_t>(i);
+    p.sampler.temperature = i == 0 ? 0.0f : 0.5f + 0.1f * static_cast<float>(i);
+    p.sampler.top_k = i % 3 == 0 ? 0 : 20 * i;
+    p.sampler.top_p = i % 2 == 0 ? 0.9f : 1.0f;
+    p.sampler.min_p = i % 4 == 1 ? 0.05f : 0.0f;
+    if (i >= 6) {
+      p.sampler.repeat_penalty = 1.2f;
+      p.sampler.frequency_penalty = 0.1f;
+      p.sampler.presence_penalty = 0.1f;
+    }
+    ps.push_back(p);
+  }
+  std::vector<std::vector<int32_t>> device, host;
+  {
+    auto e = Engine::create(**m, o);
+    ASSERT_TRUE(e.ok()) << e.error_message();
+    device = run(**e, ps);
+  }
+  for (auto& p : ps) p.top_logprobs = 0;  // logprobs: the logits rows come to the host
+  {
+    auto e = Engine::create(**m, o);
+    ASSERT_TRUE(e.ok()) << e.error_message();
+    host = run(**e, ps);
+  }
+  ASSERT_EQ(device.size(), ps.size());
+  ASSERT_EQ(host.size(), ps.size());
+  for (size_t i = 0; i < ps.size(); ++i) EXPECT_EQ(device[i], host[i]) << "sequence " << i;
+}
+
+}  // namespace
+}  // namespace rf::runtime
