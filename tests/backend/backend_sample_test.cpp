@@ -27,7 +27,8 @@ TEST(BackendSample, DefaultDownloadsTheRequestedRowsAndSamplesThemOnTheHost) {
     for (size_t j = 0; j < which.size(); ++j) {
       EXPECT_EQ(which[j], j);
       // The row's first logit names it: row r starts at r * kVocab.
-      ids[which[j]] = static_cast<int32_t>(lg[j * kVocab] / kVocab) * 10 + static_cast<int32_t>(lg[j * kVocab + 4]) % kVocab;
+      ids[which[j]] =
+          static_cast<int32_t>(lg[j * kVocab] / kVocab) * 10 + static_cast<int32_t>(lg[j * kVocab + 4]) % kVocab;
     }
   };
   std::vector<int32_t> ids(rows.size(), -1);

@@ -57,11 +57,12 @@ int run_engine(rf::gpu::GpuBackend& be, const std::string& path, int n_seqs) {
     const double ms = ms_since(t0);
     const runtime::EngineStats st = (*e)->stats();
     if (round == 1) {
-      std::printf("engine: %d sequences, %lld tokens in %.1f ms: %.1f tokens/s; per step: forward %.3f ms, sampling and "
-                  "hand-off %.3f ms (%lld steps)\n",
-                  n_seqs, static_cast<long long>(tokens), ms, 1e3 * static_cast<double>(tokens) / ms,
-                  1e3 * st.forward_seconds / static_cast<double>(st.steps),
-                  1e3 * st.after_seconds / static_cast<double>(st.steps), static_cast<long long>(st.steps));
+      std::printf(
+          "engine: %d sequences, %lld tokens in %.1f ms: %.1f tokens/s; per step: forward %.3f ms, sampling and "
+          "hand-off %.3f ms (%lld steps)\n",
+          n_seqs, static_cast<long long>(tokens), ms, 1e3 * static_cast<double>(tokens) / ms,
+          1e3 * st.forward_seconds / static_cast<double>(st.steps),
+          1e3 * st.after_seconds / static_cast<double>(st.steps), static_cast<long long>(st.steps));
     }
   }
   return 0;
@@ -77,7 +78,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   gpu::GpuBackend& be = **created;
-  if (argc > 2 && std::string(argv[1]) == "--engine") return run_engine(be, argv[2], argc > 3 ? std::atoi(argv[3]) : 32);
+  if (argc > 2 && std::string(argv[1]) == "--engine")
+    return run_engine(be, argv[2], argc > 3 ? std::atoi(argv[3]) : 32);
   std::vector<int64_t> vocabs = {32000, 151936};
   if (argc > 1) {
     vocabs.clear();
@@ -94,7 +96,8 @@ int main(int argc, char** argv) {
   settings[2].name = "T0.8 k0 p0.95 min-p0.05";
   settings[2].p.top_k = 0;
   constexpr int kIters = 50;
-  std::printf("%-8s %-5s %-26s %12s %12s %8s\n", "n_vocab", "rows", "sampler", "host ms/step", "gpu ms/step", "on host");
+  std::printf("%-8s %-5s %-26s %12s %12s %8s\n", "n_vocab", "rows", "sampler", "host ms/step", "gpu ms/step",
+              "on host");
   for (const int64_t nv : vocabs) {
     for (const int n_rows : {1, 32}) {
       std::mt19937 gen(1);

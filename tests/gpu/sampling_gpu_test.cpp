@@ -51,7 +51,7 @@ std::vector<float> make_row(int64_t n_vocab, Shape shape, std::mt19937& gen) {
 
 // Whether the draw u of a row is within kNear of a boundary of the chain (the plain sorted chain of sampler.h).
 struct Boundaries {
-  bool ambiguous = false;  // the kept set itself is within noise (top-p / min-p cut)
+  bool ambiguous = false;   // the kept set itself is within noise (top-p / min-p cut)
   std::vector<double> cum;  // running kept mass, in order
   double total = 0.0;
   bool near(double u) const {
@@ -129,7 +129,8 @@ std::vector<Case> stochastic_cases() {
 class GpuSampling : public ::testing::Test {
  protected:
   // Uploads `rows` (each n_vocab floats) as one logits matrix and samples `req` over it on the GPU.
-  std::vector<int32_t> gpu_sample(const std::vector<std::vector<float>>& rows, const std::vector<backend::SampleRow>& req,
+  std::vector<int32_t> gpu_sample(const std::vector<std::vector<float>>& rows,
+                                  const std::vector<backend::SampleRow>& req,
                                   const std::vector<std::vector<int32_t>>& histories, const SamplerParams& p,
                                   int* host_rows) {
     const auto nv = static_cast<int64_t>(rows[0].size());
@@ -137,7 +138,8 @@ class GpuSampling : public ::testing::Test {
     for (const auto& r : rows) flat.insert(flat.end(), r.begin(), r.end());
     auto buf = be_->alloc(flat.size() * sizeof(float));
     EXPECT_NE(buf, nullptr);
-    const backend::Tensor t = backend::make_tensor(buf->data(), quant::Type::F32, nv, static_cast<int64_t>(rows.size()));
+    const backend::Tensor t =
+        backend::make_tensor(buf->data(), quant::Type::F32, nv, static_cast<int64_t>(rows.size()));
     be_->to_device(t, flat.data(), flat.size() * sizeof(float));
     std::vector<int32_t> ids(req.size(), -7);
     const backend::HostSampleFn host = [&](std::span<const size_t> which, const float* lg, int32_t* out) {
@@ -172,13 +174,13 @@ class GpuSampling : public ::testing::Test {
   std::unique_ptr<GpuBackend> be_;
 };
 
-#define RF_OPEN_GPU_BACKEND()                     \
-  RF_REQUIRE_GPU(info);                           \
-  (void)info;                                     \
-  {                                               \
-    auto created = GpuBackend::create(0);         \
+#define RF_OPEN_GPU_BACKEND()                             \
+  RF_REQUIRE_GPU(info);                                   \
+  (void)info;                                             \
+  {                                                       \
+    auto created = GpuBackend::create(0);                 \
     ASSERT_TRUE(created.ok()) << created.error_message(); \
-    be_ = std::move(*created);                    \
+    be_ = std::move(*created);                            \
   }
 
 TEST_F(GpuSampling, GreedyIdsEqualTheCpuExactlyTiesAndPenaltiesIncluded) {
@@ -241,8 +243,9 @@ TEST_F(GpuSampling, StochasticIdsEqualTheCpuAwayFromBoundaries) {
             std::vector<int32_t> order(static_cast<size_t>(nv));
             for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int32_t>(i);
             const auto& r = rows.back();
-            std::partial_sort(order.begin(), order.begin() + 8, order.end(),
-                              [&](int32_t a, int32_t b) { return r[static_cast<size_t>(a)] > r[static_cast<size_t>(b)]; });
+            std::partial_sort(order.begin(), order.begin() + 8, order.end(), [&](int32_t a, int32_t b) {
+              return r[static_cast<size_t>(a)] > r[static_cast<size_t>(b)];
+            });
             std::uniform_int_distribution<int32_t> any(0, static_cast<int32_t>(nv - 1));
             for (int i = 0; i < 40; ++i) h.push_back(i % 3 == 0 ? any(gen) : order[static_cast<size_t>(i % 8)]);
           }

@@ -221,11 +221,12 @@ __global__ void __launch_bounds__(kThreads)
     for (int i = tid; i < n; i += blockDim.x) atomicAdd(&s_count[bucket_of(s, l[i])], 1);
     __syncthreads();
     const int k = a.top_k;
-    find_bucket(s_count, [k](int c) { return c >= k; }, &s_bucket, &s_int_before);
+    find_bucket(
+        s_count, [k](int c) { return c >= k; }, &s_bucket, &s_int_before);
     __syncthreads();
     const int bk = s_bucket;
     const int before = s_int_before;
-    int sbk = kBuckets;  // the k-th best's finer bucket within bk (kBuckets: all of bk)
+    int sbk = kBuckets;                 // the k-th best's finer bucket within bk (kBuckets: all of bk)
     if (before + s_count[bk] > kCap) {  // too many to sort: count bk's tokens by finer buckets
       __syncthreads();
       for (int b = tid; b < kBuckets; b += blockDim.x) s_count[b] = 0;
@@ -235,7 +236,8 @@ __global__ void __launch_bounds__(kThreads)
       }
       __syncthreads();
       const int need = k - before;
-      find_bucket(s_count, [need](int c) { return c >= need; }, &s_bucket, &s_int_before);
+      find_bucket(
+          s_count, [need](int c) { return c >= need; }, &s_bucket, &s_int_before);
       __syncthreads();
       sbk = s_bucket;
       if (before + s_int_before + s_count[sbk] > kCap) return on_host();
@@ -317,12 +319,14 @@ __global__ void __launch_bounds__(kThreads)
     }
     __syncthreads();
     const double top_p = a.top_p;
-    find_bucket(s_mass, [top_p](Fix c) { return from_fix(c) >= top_p; }, &s_bucket, &s_fix_before);
+    find_bucket(
+        s_mass, [top_p](Fix c) { return from_fix(c) >= top_p; }, &s_bucket, &s_fix_before);
     __syncthreads();
     const int bp = s_bucket;
     if (bp >= 0) {
       if (s_count[bp] > kCap) return on_host();
-      const int m = gather_bucket(s, bp, [](int, float) { return true; }, s_key, s_id, &s_counter);
+      const int m = gather_bucket(
+          s, bp, [](int, float) { return true; }, s_key, s_id, &s_counter);
       if (tid == 0) {
         double cum = from_fix(s_fix_before);
         int j = 0;
@@ -363,7 +367,8 @@ __global__ void __launch_bounds__(kThreads)
   }
   const double total = block_reduce_sum(part, s_redd);
   const double r = a.u * total;
-  find_bucket(s_mass, [r](Fix c) { return from_fix(c) > r; }, &s_bucket, &s_fix_before);
+  find_bucket(
+      s_mass, [r](Fix c) { return from_fix(c) > r; }, &s_bucket, &s_fix_before);
   __syncthreads();
   int br = s_bucket;
   bool crossing = br >= 0;

@@ -17,12 +17,12 @@ namespace rf::gpu {
 
 // One row's settings (sampling::SamplerParams' meaning). No padding bytes (it is copied as raw bytes).
 struct SampleRowArgs {
-  double u = 0.0;           // the draw in [0, 1) (unused when greedy)
-  int32_t row = 0;          // the logits row
-  int32_t top_k = 0;        // <= 0 or >= n_vocab: off
-  float temperature = 0.0f; // <= 0: greedy
-  float top_p = 1.0f;       // >= 1: off
-  float min_p = 0.0f;       // <= 0: off
+  double u = 0.0;            // the draw in [0, 1) (unused when greedy)
+  int32_t row = 0;           // the logits row
+  int32_t top_k = 0;         // <= 0 or >= n_vocab: off
+  float temperature = 0.0f;  // <= 0: greedy
+  float top_p = 1.0f;        // >= 1: off
+  float min_p = 0.0f;        // <= 0: off
   float repeat_penalty = 1.0f;
   float presence_penalty = 0.0f;
   float frequency_penalty = 0.0f;
