@@ -13,6 +13,7 @@ namespace rf::gpu {
 namespace {
 
 constexpr int kThreads = 256;  // a multiple of both wavefront sizes
+constexpr int kRopeHeads = 8;  // rope_store_kernel: heads per thread, sharing one angle (cosf / sinf and its powers)
 
 RF_DEVICE int64_t global_thread() { return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; }
 
@@ -228,11 +229,8 @@ __global__ void sigmoid_scale_kernel(RowsF32 out, RowsF32 x, RowsF32 gate) {
   out.data[r * out.stride + i] = x.data[r * x.stride + i] * s;
 }
 
-// Rotates pair i of head vector v (token position pos) as the CPU reference does; returns the two new values in
-// r0 / r1 and their indices in i0 / i1.
-RF_DEVICE void rope_pair(float* v, int i, int32_t pos, const RopeArgs& a, const backend::YarnRange& yarn, int* i0,
-                         int* i1) {
-  const int half = a.n_rot / 2;
+// The rotation of pair i at token position pos, as the CPU reference computes it: c and s (attn_factor included).
+RF_DEVICE void rope_angle(int i, int32_t pos, const RopeArgs& a, const backend::YarnRange& yarn, float* c, float* s) {
   // theta_i = pos * theta_scale^i by repeated multiplication, exactly as the CPU reference advances it.
   float theta = static_cast<float>(pos);
   for (int k = 0; k < i; ++k) theta *= a.theta_scale;
@@ -245,12 +243,25 @@ RF_DEVICE void rope_pair(float* v, int i, int32_t pos, const RopeArgs& a, const 
     // Rounded products and sum (no fused multiply-add), as the CPU reference computes them.
     th = __fadd_rn(__fmul_rn(th, 1.0f - mix), __fmul_rn(th_extrap, mix));
   }
-  const float c = cosf(th) * a.attn_factor, s = sinf(th) * a.attn_factor;
+  *c = cosf(th) * a.attn_factor;
+  *s = sinf(th) * a.attn_factor;
+}
+
+// Rotates pair i of head vector v by (c, s); returns the pair's indices in i0 / i1.
+RF_DEVICE void rope_rotate(float* v, int i, float c, float s, const RopeArgs& a, int* i0, int* i1) {
   *i0 = a.neox ? i : 2 * i;
-  *i1 = a.neox ? i + half : 2 * i + 1;
+  *i1 = a.neox ? i + a.n_rot / 2 : 2 * i + 1;
   const float a0 = v[*i0], a1 = v[*i1];
   v[*i0] = a0 * c - a1 * s;
   v[*i1] = a0 * s + a1 * c;
+}
+
+// Rotates pair i of head vector v (token position pos) as the CPU reference does.
+RF_DEVICE void rope_pair(float* v, int i, int32_t pos, const RopeArgs& a, const backend::YarnRange& yarn, int* i0,
+                         int* i1) {
+  float c = 0.0f, s = 0.0f;
+  rope_angle(i, pos, a, yarn, &c, &s);
+  rope_rotate(v, i, c, s, a, i0, i1);
 }
 
 // One thread per (token, head, rotated pair).
@@ -275,9 +286,9 @@ RF_DEVICE void cache_put(void* cache, int64_t at, float v) {
   }
 }
 
-// rope of q and of k, and the KV store of k (rotated) and v, in one launch: threads [0, nq) rotate q pairs as
-// rope_kernel, [nq, nq + nk) take k pairs (a rotated pair, or two dimensions past n_rot) into k and its cache row,
-// the rest copy v into its cache row.
+// rope of q and of k, and the KV store of k (rotated) and v, in one launch: threads [0, nq) rotate one q pair (as
+// rope_kernel) in up to kRopeHeads heads with one angle, [nq, nq + nk) take one k pair (a rotated pair, or two
+// dimensions past n_rot) of up to kRopeHeads heads into k and its cache rows, the rest copy v into its cache row.
 template <bool kF16K, bool kF16V>
 __global__ void rope_store_kernel(RowsF32 q, RopeArgs aq, RowsF32 k, RopeArgs ak, RowsF32 v,
                                   const int32_t* __restrict__ positions, const int32_t* __restrict__ slots,
@@ -286,31 +297,43 @@ __global__ void rope_store_kernel(RowsF32 q, RopeArgs aq, RowsF32 k, RopeArgs ak
   pdl_prologue();
   const int64_t t = global_thread();
   const int qhalf = aq.n_rot / 2;
-  const int64_t nq = q.rows * aq.n_head * qhalf;
+  const int qgroups = (aq.n_head + kRopeHeads - 1) / kRopeHeads;
+  const int64_t nq = q.rows * qgroups * qhalf;
   const int kslots = ak.head_dim / 2;
-  const int64_t nk = k.rows * ak.n_head * kslots;
-  if (t < nq) {
+  const int kgroups = (ak.n_head + kRopeHeads - 1) / kRopeHeads;
+  const int64_t nk = k.rows * kgroups * kslots;
+  if (t < nq) {  // one angle, up to kRopeHeads heads
     const int i = static_cast<int>(t % qhalf);
-    const int h = static_cast<int>((t / qhalf) % aq.n_head);
-    const int64_t tok = t / (static_cast<int64_t>(qhalf) * aq.n_head);
-    int i0 = 0, i1 = 0;
-    rope_pair(q.data + tok * q.stride + static_cast<int64_t>(h) * aq.head_dim, i, positions[tok], aq, yarn, &i0, &i1);
+    const int hg = static_cast<int>((t / qhalf) % qgroups);
+    const int64_t tok = t / (static_cast<int64_t>(qhalf) * qgroups);
+    float c = 0.0f, sn = 0.0f;
+    rope_angle(i, positions[tok], aq, yarn, &c, &sn);
+    for (int h = hg * kRopeHeads; h < min(aq.n_head, (hg + 1) * kRopeHeads); ++h) {
+      int i0 = 0, i1 = 0;
+      rope_rotate(q.data + tok * q.stride + static_cast<int64_t>(h) * aq.head_dim, i, c, sn, aq, &i0, &i1);
+    }
   } else if (t < nq + nk) {
     const int64_t u = t - nq;
     const int j = static_cast<int>(u % kslots);
-    const int h = static_cast<int>((u / kslots) % ak.n_head);
-    const int64_t tok = u / (static_cast<int64_t>(kslots) * ak.n_head);
-    float* head = k.data + tok * k.stride + static_cast<int64_t>(h) * ak.head_dim;
-    int i0 = 0, i1 = 0;
-    if (j < ak.n_rot / 2) {
-      rope_pair(head, j, positions[tok], ak, yarn, &i0, &i1);
-    } else {
-      i0 = ak.n_rot + 2 * (j - ak.n_rot / 2);
-      i1 = i0 + 1;
+    const int hg = static_cast<int>((u / kslots) % kgroups);
+    const int64_t tok = u / (static_cast<int64_t>(kslots) * kgroups);
+    const bool rotated = j < ak.n_rot / 2;
+    float c = 0.0f, sn = 0.0f;
+    if (rotated) rope_angle(j, positions[tok], ak, yarn, &c, &sn);
+    const int64_t slot_row = static_cast<int64_t>(slots[tok]) * k_stride;
+    for (int h = hg * kRopeHeads; h < min(ak.n_head, (hg + 1) * kRopeHeads); ++h) {
+      float* head = k.data + tok * k.stride + static_cast<int64_t>(h) * ak.head_dim;
+      int i0 = 0, i1 = 0;
+      if (rotated) {
+        rope_rotate(head, j, c, sn, ak, &i0, &i1);
+      } else {
+        i0 = ak.n_rot + 2 * (j - ak.n_rot / 2);
+        i1 = i0 + 1;
+      }
+      const int64_t row = slot_row + static_cast<int64_t>(h) * ak.head_dim;
+      cache_put<kF16K>(k_cache, row + i0, head[i0]);
+      cache_put<kF16K>(k_cache, row + i1, head[i1]);
     }
-    const int64_t row = static_cast<int64_t>(slots[tok]) * k_stride + static_cast<int64_t>(h) * ak.head_dim;
-    cache_put<kF16K>(k_cache, row + i0, head[i0]);
-    cache_put<kF16K>(k_cache, row + i1, head[i1]);
   } else if (t < nq + nk + v.rows * v.ne0) {
     const int64_t u = t - nq - nk;
     const int64_t r = u / v.ne0, i = u % v.ne0;
@@ -522,7 +545,8 @@ Status rope_kv_store(RowsF32 q, const RopeArgs& aq, RowsF32 k, const RopeArgs& a
                      int64_t v_stride, gpuStream_t stream) {
   if (!can_rope_kv_store(q, aq, k, ak, v)) return Status::error("gpu rope_kv_store: unsupported shapes");
   const backend::YarnRange yarn = yarn_of(aq);
-  const int64_t items = q.rows * aq.n_head * (aq.n_rot / 2) + k.rows * ak.n_head * (ak.head_dim / 2) + v.rows * v.ne0;
+  const int64_t items = q.rows * ((aq.n_head + kRopeHeads - 1) / kRopeHeads) * (aq.n_rot / 2) +
+                        k.rows * ((ak.n_head + kRopeHeads - 1) / kRopeHeads) * (ak.head_dim / 2) + v.rows * v.ne0;
   if (items == 0) return ok_status();
   const auto go = [&](auto kernel) {
     launch_kernel(kernel, blocks_for(items, kThreads), kThreads, 0, stream, q, aq, k, ak, v, positions, slots, k_cache,
