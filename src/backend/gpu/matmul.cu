@@ -110,21 +110,34 @@ __global__ void round_q8_k_kernel(const float* __restrict__ x, int64_t x_stride,
   }
 }
 
-// Element-wise F32 / F16 / BF16 rounding (mode 0 / 1 / 2), zeros in the row padding.
+// Element-wise F32 / F16 / BF16 rounding (mode 0 / 1 / 2), zeros in the row padding; 4 consecutive elements per
+// thread, read with one 16-byte load when vec4 (rows 16-byte aligned, n_in a multiple of 4).
 template <int kMode, OutBits kOut>
 __global__ void round_float_kernel(const float* __restrict__ x, int64_t x_stride, int64_t n_in, int64_t n_rows,
-                                   void* __restrict__ out, int64_t out_stride) {
+                                   void* __restrict__ out, int64_t out_stride, bool vec4) {
   pdl_prologue();
-  const int64_t i = global_thread();
-  if (i >= out_stride) return;
+  const int64_t i0 = global_thread() * 4;
+  if (i0 >= out_stride) return;
   for (int64_t r = blockIdx.y; r < n_rows; r += gridDim.y) {
-      float v = 0.0f;
-      if (i < n_in) {
-        v = x[r * x_stride + i];
-        if (kMode == 1) v = round_half(v);
-        if (kMode == 2) v = round_bf16(v);
-      }
-      put<kOut>(out, r * out_stride + i, v);
+    const float* xr = x + r * x_stride;
+    float v[4];
+    if (vec4 && i0 + 4 <= n_in) {
+      const float4 q = *reinterpret_cast<const float4*>(xr + i0);
+      v[0] = q.x;
+      v[1] = q.y;
+      v[2] = q.z;
+      v[3] = q.w;
+    } else {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) v[j] = i0 + j < n_in ? xr[i0 + j] : 0.0f;
+    }
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      if (i0 + j >= out_stride) break;
+      if (kMode == 1) v[j] = round_half(v[j]);
+      if (kMode == 2) v[j] = round_bf16(v[j]);
+      put<kOut>(out, r * out_stride + i0 + j, v[j]);
+    }
   }
 }
 
@@ -505,6 +518,7 @@ Status launch_rounding(quant::Type act_type, const float* x, int64_t x_stride, i
   using quant::Type;
   if (n_rows == 0 || n_in == 0) return ok_status();
   const auto rows_y = static_cast<unsigned>(std::min<int64_t>(n_rows, 65535));  // grid y: rows, in a stride loop
+  const bool vec4 = x_stride % 4 == 0 && n_in % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
   switch (act_type) {
     case Type::Q8_0:
     case Type::Q8_1:
@@ -518,20 +532,20 @@ Status launch_rounding(quant::Type act_type, const float* x, int64_t x_stride, i
                     stream, x, x_stride, n_in, n_rows, out, os);
       break;
     case Type::F16:
-      launch_kernel(round_float_kernel<1, kOut>, dim3(blocks_for(os, kThreads), rows_y), kThreads, 0, stream, x,
-                    x_stride, n_in, n_rows, out, os);
+      launch_kernel(round_float_kernel<1, kOut>, dim3(blocks_for((os + 3) / 4, kThreads), rows_y), kThreads, 0,
+                    stream, x, x_stride, n_in, n_rows, out, os, vec4);
       break;
     case Type::BF16:
       if constexpr (kOut != OutBits::kF16) {
-        launch_kernel(round_float_kernel<2, kOut>, dim3(blocks_for(os, kThreads), rows_y), kThreads, 0, stream, x,
-                      x_stride, n_in, n_rows, out, os);
+        launch_kernel(round_float_kernel<2, kOut>, dim3(blocks_for((os + 3) / 4, kThreads), rows_y), kThreads, 0,
+                      stream, x, x_stride, n_in, n_rows, out, os, vec4);
         break;
       }
       return Status::error("gpu round_activations: BF16 rows stored as F16");
     default:
       if constexpr (kOut == OutBits::kF32) {
-        launch_kernel(round_float_kernel<0, kOut>, dim3(blocks_for(os, kThreads), rows_y), kThreads, 0, stream, x,
-                      x_stride, n_in, n_rows, out, os);
+        launch_kernel(round_float_kernel<0, kOut>, dim3(blocks_for((os + 3) / 4, kThreads), rows_y), kThreads, 0,
+                      stream, x, x_stride, n_in, n_rows, out, os, vec4);
         break;
       }
       return Status::error("gpu round_activations: " + std::string(quant::type_name(act_type)) +
