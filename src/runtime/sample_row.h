@@ -11,9 +11,9 @@
 
 namespace rf::runtime {
 
-// `history` must stay unchanged until the row is sampled (the penalty window points into it).
-inline backend::SampleRow sample_row(sampling::Sampler& s, std::span<const int32_t> history, int32_t row) {
-  const sampling::SamplerParams& p = s.params();
+// The device sampling arguments of one logits row: parameters p, the penalty window and the draw u.
+inline backend::SampleRow sample_row_args(const sampling::SamplerParams& p, int32_t row,
+                                          std::span<const int32_t> window, double u) {
   backend::SampleRow r;
   r.row = row;
   r.temperature = p.temperature;
@@ -23,9 +23,16 @@ inline backend::SampleRow sample_row(sampling::Sampler& s, std::span<const int32
   r.repeat_penalty = p.repeat_penalty;
   r.presence_penalty = p.presence_penalty;
   r.frequency_penalty = p.frequency_penalty;
-  r.penalty_window = s.penalty_window(history);
-  r.u = s.draws() ? s.next_uniform() : 0.0;
+  r.penalty_window = window;
+  r.u = u;
   return r;
+}
+
+// `history` must stay unchanged until the row is sampled (the penalty window points into it). Takes the sampler's
+// next draw (when it draws at all).
+inline backend::SampleRow sample_row(sampling::Sampler& s, std::span<const int32_t> history, int32_t row) {
+  const std::span<const int32_t> window = s.penalty_window(history);
+  return sample_row_args(s.params(), row, window, s.draws() ? s.next_uniform() : 0.0);
 }
 
 }  // namespace rf::runtime

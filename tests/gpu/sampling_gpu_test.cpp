@@ -13,6 +13,7 @@
 
 #include "backend/gpu/gpu_backend.h"
 #include "gpu_test_support.h"
+#include "runtime/sample_row.h"
 #include "sampling/sampler.h"
 
 namespace rf::gpu {
@@ -157,18 +158,7 @@ class GpuSampling : public ::testing::Test {
   }
 
   static backend::SampleRow row_args(const SamplerParams& p, int32_t row, std::span<const int32_t> window, double u) {
-    backend::SampleRow r;
-    r.row = row;
-    r.temperature = p.temperature;
-    r.top_k = p.top_k;
-    r.top_p = p.top_p;
-    r.min_p = p.min_p;
-    r.repeat_penalty = p.repeat_penalty;
-    r.presence_penalty = p.presence_penalty;
-    r.frequency_penalty = p.frequency_penalty;
-    r.penalty_window = window;
-    r.u = u;
-    return r;
+    return runtime::sample_row_args(p, row, window, u);
   }
 
   std::unique_ptr<GpuBackend> be_;

@@ -92,6 +92,22 @@ __global__ void __launch_bounds__(kTile) attention_kernel(AttentionArgs a) {
   }
 }
 
+// The next pass of a query tile whose rows may belong to several sequences: the sequence of the first row not done
+// (-1: none left), the keys its rows need (the largest position + 1) and how many rows of other sequences remain.
+RF_DEVICE void choose_pass(const int32_t* row_seq, const int32_t* row_pos, const int* row_done, int rows, int* seq,
+                           int* keys, int* left) {
+  int s = -1, k = 0, l = 0;
+  for (int r = 0; r < rows; ++r) {
+    if (row_done[r]) continue;
+    if (s < 0) s = row_seq[r];
+    if (row_seq[r] == s) k = max(k, row_pos[r] + 1);
+    else ++l;
+  }
+  *seq = s;
+  *keys = k;
+  *left = l;
+}
+
 // Prefill: one block per (query head, tile of QT consecutive batch tokens). K/V tiles of kKeyTile positions are
 // staged in shared memory (F16) and serve every query of the tile; each query row has kTpr threads that share its
 // scores (kKeyTile / kTpr each) and its output dimensions (head_dim / kTpr each), with an online softmax per row.
@@ -145,18 +161,7 @@ __global__ void __launch_bounds__(kTileThreads) attention_tile_kernel(AttentionA
 
   for (;;) {
     __syncthreads();
-    if (tid == 0) {
-      int s = -1, keys = 0, left = 0;
-      for (int r = 0; r < QT; ++r) {
-        if (row_done[r]) continue;
-        if (s < 0) s = row_seq[r];
-        if (row_seq[r] == s) keys = max(keys, row_pos[r] + 1);
-        else ++left;
-      }
-      pass_seq = s;
-      pass_keys = keys;
-      pass_left = left;
-    }
+    if (tid == 0) choose_pass(row_seq, row_pos, row_done, QT, &pass_seq, &pass_keys, &pass_left);
     __syncthreads();
     const int s = pass_seq;
     if (s < 0) break;
@@ -325,18 +330,7 @@ __global__ void __launch_bounds__(kFaThreads) attention_flash_kernel(AttentionAr
 
   for (;;) {
     __syncthreads();
-    if (tid == 0) {
-      int s = -1, keys = 0, left = 0;
-      for (int r = 0; r < kFaRows; ++r) {
-        if (row_done[r]) continue;
-        if (s < 0) s = row_seq[r];
-        if (row_seq[r] == s) keys = max(keys, row_pos[r] + 1);
-        else ++left;
-      }
-      pass_seq = s;
-      pass_keys = keys;
-      pass_left = left;
-    }
+    if (tid == 0) choose_pass(row_seq, row_pos, row_done, kFaRows, &pass_seq, &pass_keys, &pass_left);
     __syncthreads();
     const int s = pass_seq;
     if (s < 0) break;
