@@ -11,18 +11,6 @@ namespace {
 
 constexpr int kTile = 128;  // threads per block = context positions per tile (a multiple of both warp sizes)
 
-template <typename T>
-RF_DEVICE T block_reduce_max(T v, T* scratch) {
-  v = warp_reduce_max(v);
-  const int n_warps = static_cast<int>(blockDim.x) / kWarpSize;
-  if (lane_id() == 0) scratch[warp_id()] = v;
-  __syncthreads();
-  T total = scratch[0];
-  for (int w = 1; w < n_warps; ++w) total = scratch[w] > total ? scratch[w] : total;
-  __syncthreads();
-  return total;
-}
-
 RF_DEVICE float load_kv(const void* cache, bool f16, int64_t i) {
   return f16 ? __half2float(static_cast<const __half*>(cache)[i]) : static_cast<const float*>(cache)[i];
 }
@@ -92,21 +80,41 @@ __global__ void __launch_bounds__(kTile) attention_kernel(AttentionArgs a) {
   }
 }
 
-// The next pass of a query tile whose rows may belong to several sequences: the sequence of the first row not done
-// (-1: none left), the keys its rows need (the largest position + 1) and how many rows of other sequences remain.
-RF_DEVICE void choose_pass(const int32_t* row_seq, const int32_t* row_pos, const int* row_done, int rows, int* seq,
-                           int* keys, int* left) {
-  int s = -1, k = 0, l = 0;
-  for (int r = 0; r < rows; ++r) {
-    if (row_done[r]) continue;
-    if (s < 0) s = row_seq[r];
-    if (row_seq[r] == s) k = max(k, row_pos[r] + 1);
-    else ++l;
+// The rows of a prefill query tile (N consecutive batch tokens, which may belong to several sequences), in shared
+// memory, and the sequence pass being worked: one pass per sequence, each over the keys its rows need.
+template <int N>
+struct TileRows {
+  int32_t seq[N], pos[N];  // -1 for rows past the batch
+  int done[N];
+  int pass_seq, pass_keys, pass_left;
+
+  RF_DEVICE void load(const AttentionArgs& a, int64_t t0, int tid) {
+    if (tid >= N) return;
+    const bool v = t0 + tid < a.n_tokens;
+    seq[tid] = v ? a.seq[t0 + tid] : -1;
+    pos[tid] = v ? a.positions[t0 + tid] : -1;
+    done[tid] = v ? 0 : 1;
   }
-  *seq = s;
-  *keys = k;
-  *left = l;
-}
+  // Thread 0: the sequence of the first row not done (-1: none left), the keys its rows need (largest position +
+  // 1) and how many rows of other sequences remain.
+  RF_DEVICE void choose_pass() {
+    int s = -1, k = 0, l = 0;
+    for (int r = 0; r < N; ++r) {
+      if (done[r]) continue;
+      if (s < 0) s = seq[r];
+      if (seq[r] == s) k = max(k, pos[r] + 1);
+      else ++l;
+    }
+    pass_seq = s;
+    pass_keys = k;
+    pass_left = l;
+  }
+  RF_DEVICE bool in_pass(int r) const { return !done[r] && seq[r] == pass_seq; }
+  // After the pass's outputs are written (and a barrier): its rows are done.
+  RF_DEVICE void finish_pass(int tid) {
+    if (tid < N && seq[tid] == pass_seq) done[tid] = 1;  // rows past the batch have seq -1
+  }
+};
 
 // Prefill: one block per (query head, tile of QT consecutive batch tokens). K/V tiles of kKeyTile positions are
 // staged in shared memory (F16) and serve every query of the tile; each query row has kTpr threads that share its
@@ -130,9 +138,7 @@ __global__ void __launch_bounds__(kTileThreads) attention_tile_kernel(AttentionA
   __half* ks = qs + QT * D;                                      // [kKeyTile][ld]
   __half* vs = ks + kKeyTile * ld;                               // [kKeyTile][D]
   float* ps = reinterpret_cast<float*>(vs + kKeyTile * D);       // [QT][kKeyTile + 1]
-  __shared__ int32_t row_seq[QT], row_pos[QT];
-  __shared__ int row_done[QT];
-  __shared__ int pass_seq, pass_keys, pass_left;
+  __shared__ TileRows<QT> rows;
 
   const int h = static_cast<int>(blockIdx.x);
   const int hk = h / (a.n_head / a.n_head_kv);
@@ -146,12 +152,7 @@ __global__ void __launch_bounds__(kTileThreads) attention_tile_kernel(AttentionA
     const int64_t tt = t0 + i / D;
     qs[i] = __float2half_rn(tt < a.n_tokens ? a.q[tt * a.q_stride + static_cast<int64_t>(h) * D + i % D] : 0.0f);
   }
-  if (tid < QT) {
-    const bool v = t0 + tid < a.n_tokens;
-    row_seq[tid] = v ? a.seq[t0 + tid] : -1;
-    row_pos[tid] = v ? a.positions[t0 + tid] : -1;
-    row_done[tid] = v ? 0 : 1;
-  }
+  rows.load(a, t0, tid);
   const int n_dims = (D + kTpr - 1) / kTpr;  // dims sub, sub + kTpr, ...
   float acc[kMaxDims];
 #pragma unroll
@@ -161,12 +162,13 @@ __global__ void __launch_bounds__(kTileThreads) attention_tile_kernel(AttentionA
 
   for (;;) {
     __syncthreads();
-    if (tid == 0) choose_pass(row_seq, row_pos, row_done, QT, &pass_seq, &pass_keys, &pass_left);
+    if (tid == 0) rows.choose_pass();
     __syncthreads();
-    const int s = pass_seq;
+    const int s = rows.pass_seq;
     if (s < 0) break;
-    const bool active = row_valid && !row_done[qi] && row_seq[qi] == s;
-    const int pos = row_pos[qi];
+    const int pass_keys = rows.pass_keys;
+    const bool active = row_valid && rows.in_pass(qi);
+    const int pos = rows.pos[qi];
     const int32_t* table = a.block_tables + static_cast<int64_t>(s) * a.table_stride;
     for (int j0 = 0; j0 < pass_keys; j0 += kKeyTile) {
       const int chunks = D / 8;
@@ -246,8 +248,8 @@ __global__ void __launch_bounds__(kTileThreads) attention_tile_kernel(AttentionA
       }
     }
     __syncthreads();
-    if (tid < QT && row_seq[tid] == s) row_done[tid] = 1;  // rows past the batch have seq -1
-    if (pass_left == 0) break;
+    rows.finish_pass(tid);
+    if (rows.pass_left == 0) break;
   }
 }
 
@@ -291,9 +293,7 @@ __global__ void __launch_bounds__(kFaThreads) attention_flash_kernel(AttentionAr
   constexpr int kChunks = D / 8;  // 16-byte chunks per K / V row
   extern __shared__ uint4 smem_fa[];
   auto& sh = *reinterpret_cast<FaShared<D>*>(smem_fa);
-  __shared__ int32_t row_seq[kFaRows], row_pos[kFaRows];
-  __shared__ int row_done[kFaRows];
-  __shared__ int pass_seq, pass_keys, pass_left;
+  __shared__ TileRows<kFaRows> rows;
 
   const int h = static_cast<int>(blockIdx.x);
   const int hk = h / (a.n_head / a.n_head_kv);
@@ -317,12 +317,7 @@ __global__ void __launch_bounds__(kFaThreads) attention_flash_kernel(AttentionAr
       qa[kc][e] = pack_half2(v.x, v.y);
     }
   }
-  if (tid < kFaRows) {
-    const bool v = t0 + tid < a.n_tokens;
-    row_seq[tid] = v ? a.seq[t0 + tid] : -1;
-    row_pos[tid] = v ? a.positions[t0 + tid] : -1;
-    row_done[tid] = v ? 0 : 1;
-  }
+  rows.load(a, t0, tid);
   float o[DF][4];
 #pragma unroll
   for (int f = 0; f < DF; ++f) o[f][0] = o[f][1] = o[f][2] = o[f][3] = 0.0f;
@@ -330,13 +325,13 @@ __global__ void __launch_bounds__(kFaThreads) attention_flash_kernel(AttentionAr
 
   for (;;) {
     __syncthreads();
-    if (tid == 0) choose_pass(row_seq, row_pos, row_done, kFaRows, &pass_seq, &pass_keys, &pass_left);
+    if (tid == 0) rows.choose_pass();
     __syncthreads();
-    const int s = pass_seq;
+    const int s = rows.pass_seq;
     if (s < 0) break;
-    const int n_keys = pass_keys;
-    const bool act0 = !row_done[r0] && row_seq[r0] == s, act1 = !row_done[r1] && row_seq[r1] == s;
-    const int pos0 = act0 ? row_pos[r0] : -1, pos1 = act1 ? row_pos[r1] : -1;  // -1: every key masked
+    const int n_keys = rows.pass_keys;
+    const bool act0 = rows.in_pass(r0), act1 = rows.in_pass(r1);
+    const int pos0 = act0 ? rows.pos[r0] : -1, pos1 = act1 ? rows.pos[r1] : -1;  // -1: every key masked
     const int32_t* table = a.block_tables + static_cast<int64_t>(s) * a.table_stride;
     const auto load_tile = [&](int tile, int buf) {
       for (int i = tid; i < kFaKeys * kChunks; i += kFaThreads) {
@@ -455,8 +450,8 @@ __global__ void __launch_bounds__(kFaThreads) attention_flash_kernel(AttentionAr
       }
     }
     __syncthreads();
-    if (tid < kFaRows && row_seq[tid] == s) row_done[tid] = 1;  // rows past the batch have seq -1
-    if (pass_left == 0) break;
+    rows.finish_pass(tid);
+    if (rows.pass_left == 0) break;
   }
 }
 #endif

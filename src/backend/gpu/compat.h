@@ -5,7 +5,7 @@
 //   - GPU_CHECK(call): aborts with file, line and the runtime's message (internal invariants only);
 //     GPU_RETURN_IF_ERROR(call): returns an rf::Status from the enclosing function (errors that are values);
 //   - kWarpSize: 32 on NVIDIA and on RDNA (gfx10+ in wave32), 64 on GCN/CDNA (gfx9); device code only;
-//   - shfl_xor / shfl_down and warp_reduce_sum / warp_reduce_max written over kWarpSize; block_reduce_sum.
+//   - shfl_xor / shfl_down and warp_reduce_sum / warp_reduce_max written over kWarpSize; block_reduce_sum / _max.
 // The runtime part is plain host C++ (host-only translation units may include this header); the device part
 // is compiled only by nvcc or by clang in HIP mode.
 #pragma once
@@ -348,6 +348,20 @@ RF_DEVICE T block_reduce_sum(T v, T* scratch) {
   __syncthreads();
   T total = lane_id() < n_warps ? scratch[lane_id()] : T{};
   total = warp_reduce_sum(total);
+  __syncthreads();  // scratch may be reused by the caller right after
+  return total;
+}
+
+// Maximum over a 1-D block whose size is a multiple of kWarpSize; every thread gets the result. `scratch`: shared
+// memory of kMaxWarpsPerBlock elements; contains __syncthreads() (all threads of the block must reach it).
+template <typename T>
+RF_DEVICE T block_reduce_max(T v, T* scratch) {
+  v = warp_reduce_max(v);
+  const int n_warps = static_cast<int>(blockDim.x) / kWarpSize;
+  if (lane_id() == 0) scratch[warp_id()] = v;
+  __syncthreads();
+  T total = scratch[0];
+  for (int w = 1; w < n_warps; ++w) total = scratch[w] > total ? scratch[w] : total;
   __syncthreads();  // scratch may be reused by the caller right after
   return total;
 }

@@ -51,21 +51,9 @@ RF_DEVICE float prob_of(const RowState& s, float l) {
 }
 
 template <typename T>
-RF_DEVICE T block_max(T v, T* scratch) {
-  v = warp_reduce_max(v);
-  const int n_warps = static_cast<int>(blockDim.x) / kWarpSize;
-  if (lane_id() == 0) scratch[warp_id()] = v;
-  __syncthreads();
-  T r = scratch[0];
-  for (int w = 1; w < n_warps; ++w) r = scratch[w] > r ? scratch[w] : r;
-  __syncthreads();
-  return r;
-}
-
-template <typename T>
 RF_DEVICE T block_min(T v, T* scratch) {
   v = -v;
-  return -block_max(v, scratch);
+  return -block_reduce_max(v, scratch);
 }
 
 // Warp 0: the first bucket b whose running total through b (hist summed in bucket order) `reaches`; writes it and
@@ -190,7 +178,7 @@ __global__ void __launch_bounds__(kThreads)
     mx = fmaxf(mx, l[i]);
     mn = fminf(mn, l[i]);
   }
-  mx = block_max(mx, s_redf);
+  mx = block_reduce_max(mx, s_redf);
   mn = block_min(mn, s_redf);
   int first = n;
   for (int i = tid; i < n && first == n; i += blockDim.x) {
