@@ -456,21 +456,61 @@ __global__ void __launch_bounds__(kFaThreads) attention_flash_kernel(AttentionAr
 }
 #endif
 
-// Decode: one block per (KV head, slice of up to kGroup of its query heads, token, chunk of kAttentionChunk context
-// positions). Each warp walks every kDecWarps-th position of the chunk: its lanes hold head_dim / warp-size
-// consecutive dimensions of the K and V rows (coalesced reads), the score is a warp sum, and the warp keeps an
-// online softmax per query head. The warps then merge in warp order; a token whose context spans several chunks
-// leaves one (max, sum, unnormalized output) per chunk in `partial`, merged in chunk order by
-// attention_merge_kernel. Which positions a block and a warp take depends on the token's own context only, so a
-// token's output does not depend on the rest of the batch.
-constexpr int kDecWarps = 8;
-constexpr int kGroup = 4;            // query heads of one KV head per block
-constexpr int kMaxDecodeDim = 256;   // larger heads take attention_kernel
+// Decode: one block of kDecThreads threads per (KV head, slice of up to kGroup of its query heads, token, chunk of
+// kAttentionChunk context positions). A decode step runs one such kernel per layer on a handful of blocks, so what
+// counts is the length of each thread's chain of dependent steps, not the arithmetic:
+//  1. kPosThreads threads per position of the chunk: each takes every kPosThreads-th 8-dimension run of the K row
+//     (16-byte loads, all in flight together) against the block's query heads (shared memory), in four partial
+//     sums; the threads of a position then add their sums: one score per head;
+//  2. the chunk's maximum per head, and each position's weight exp(score - max), block-wide;
+//  3. the threads split into groups of head_dim_v / 8: a thread sums weight x V over 8 dimensions of every
+//     groups-th position, in position order; the groups are then added in group order.
+// A token whose context spans several chunks leaves one (max, sum, unnormalized output) per chunk in `partial`,
+// merged in chunk order by attention_merge_kernel. What a block and a thread take depends on the token's own
+// context only, so a token's output does not depend on the rest of the batch.
+constexpr int kDecThreads = 256;
+constexpr int kPosThreads = kDecThreads / kAttentionChunk;  // threads per position in step 1
+constexpr int kGroup = 4;                                   // query heads of one KV head per block
+constexpr int kMaxDecodeDim = 256;                          // larger heads take attention_kernel
+constexpr int kDecVec = 8;                                  // dimensions per load
+constexpr int kDecUnroll = 8;                               // loads issued before the first is used
+static_assert(kPosThreads == 2, "step 1 pairs the threads of a position with one shuffle");
 
-template <int D>  // dimensions per lane: head_dim <= D * kWarpSize
-__global__ void __launch_bounds__(kDecWarps * kWarpSize) attention_decode_kernel(AttentionArgs a, int slices) {
+// 8 elements of a K / V cache row from element i as floats; n (<= 8) of them valid, the rest 0 (n 0: nothing is
+// read). kVec: i is a multiple of 8 (F16) / 4 (F32) elements of a 16-byte aligned cache: 16-byte loads when n is 8.
+template <bool kVec>
+RF_DEVICE void load8(const void* cache, bool f16, int64_t i, int n, float (&v)[kDecVec]) {
+  if (kVec && n == kDecVec) {
+    if (f16) {
+      const uint4 u = *reinterpret_cast<const uint4*>(static_cast<const __half*>(cache) + i);
+      const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        v[2 * j] = half_bits_to_float(static_cast<uint16_t>(w[j] & 0xFFFFu));
+        v[2 * j + 1] = half_bits_to_float(static_cast<uint16_t>(w[j] >> 16));
+      }
+    } else {
+      const auto* p = reinterpret_cast<const float4*>(static_cast<const float*>(cache) + i);
+      const float4 x = p[0], y = p[1];
+      v[0] = x.x, v[1] = x.y, v[2] = x.z, v[3] = x.w, v[4] = y.x, v[5] = y.y, v[6] = y.z, v[7] = y.w;
+    }
+  } else {
+#pragma unroll
+    for (int j = 0; j < kDecVec; ++j) v[j] = j < n ? load_kv(cache, f16, i + j) : 0.0f;
+  }
+}
+
+// KC: 8-dimension runs of the query / key heads, head_dim_k rounded up to 64, 128 or 256 dimensions.
+template <int KC, bool kVec>
+__global__ void __launch_bounds__(kDecThreads) attention_decode_kernel(AttentionArgs a, int slices) {
+  constexpr int kWarps = kDecThreads / kWarpSize;
+  constexpr int kRuns = KC / kPosThreads;  // K runs per thread in step 1
+  __shared__ float s_q[kGroup][KC * kDecVec];  // query heads (F16-rounded for an F16 K cache), zero padded
+  __shared__ float s_w[kGroup][kAttentionChunk];  // each position's weight
+  __shared__ int64_t s_slot[kAttentionChunk];     // each position's cache slot
+  __shared__ float s_max[kGroup][kWarps], s_sum[kGroup][kWarps];
+  __shared__ float s_out[kGroup][kDecThreads * kDecVec];  // [group][dimension] partial outputs of step 3
   pdl_prologue();
-  extern __shared__ float sm[];  // [kDecWarps][kGroup][head_dim_v] outputs, then [kDecWarps][kGroup][2] (max, sum)
   const int gsize = a.n_head / a.n_head_kv;
   const int hk = static_cast<int>(blockIdx.x) / slices;
   const int g0 = (static_cast<int>(blockIdx.x) % slices) * kGroup;
@@ -480,81 +520,129 @@ __global__ void __launch_bounds__(kDecWarps * kWarpSize) attention_decode_kernel
   const int32_t n_ctx = a.positions[t] + 1;
   const int32_t start = chunk * kAttentionChunk;
   if (start >= n_ctx) return;  // uniform over the block: the merge reads only this token's chunks
-  const int32_t end = min(n_ctx, start + kAttentionChunk);
+  const int n = min(n_ctx - start, kAttentionChunk);
   const int n_chunks = (n_ctx + kAttentionChunk - 1) / kAttentionChunk;
-  const int lane = lane_id(), warp = warp_id();
-  const int d0 = lane * D;
+  const int tid = static_cast<int>(threadIdx.x);
   const int32_t* table = a.block_tables + static_cast<int64_t>(a.seq[t]) * a.table_stride;
-
-  float q[kGroup][D], acc[kGroup][D], m[kGroup], l[kGroup];
-#pragma unroll
-  for (int g = 0; g < kGroup; ++g) {
-    const float* qh = a.q + t * a.q_stride + static_cast<int64_t>(hk * gsize + g0 + g) * a.head_dim_k;
-#pragma unroll
-    for (int i = 0; i < D; ++i) {
-      const float v = g < ng && d0 + i < a.head_dim_k ? qh[d0 + i] : 0.0f;
-      q[g][i] = a.k_f16 ? __half2float(__float2half_rn(v)) : v;
-      acc[g][i] = 0.0f;
-    }
-    m[g] = -INFINITY;
-    l[g] = 0.0f;
+  if (tid < n) {
+    const int32_t p = start + tid;
+    s_slot[tid] = static_cast<int64_t>(table[p / a.block_size]) * a.block_size + p % a.block_size;
   }
-  const int64_t k_off = static_cast<int64_t>(hk) * a.head_dim_k + d0;
-  const int64_t v_off = static_cast<int64_t>(hk) * a.head_dim_v + d0;
-  // Unrolled: the K / V loads of several positions are in flight together (the softmax updates still run in
-  // position order, so the sums are the same).
-  RF_UNROLL4_CUDA
-  for (int32_t p = start + warp; p < end; p += kDecWarps) {
-    const int64_t slot = static_cast<int64_t>(table[p / a.block_size]) * a.block_size + p % a.block_size;
-    float kr[D], vr[D];
+  for (int e = tid; e < kGroup * KC * kDecVec; e += kDecThreads) {
+    const int g = e / (KC * kDecVec), d = e % (KC * kDecVec);
+    float v = 0.0f;
+    if (g < ng && d < a.head_dim_k) {
+      v = a.q[t * a.q_stride + static_cast<int64_t>(hk * gsize + g0 + g) * a.head_dim_k + d];
+      if (a.k_f16) v = __half2float(__float2half_rn(v));
+    }
+    s_q[g][d] = v;
+  }
+  __syncthreads();
+
+  // 1. Scores: position tid / kPosThreads, K runs part, part + kPosThreads, ...
+  const int pos = tid / kPosThreads, part = tid % kPosThreads;
+  float score[kGroup];
+  {
+    float dot[kGroup][4] = {};
+    if (pos < n) {
+      const int64_t kb = s_slot[pos] * a.k_stride + static_cast<int64_t>(hk) * a.head_dim_k;
 #pragma unroll
-    for (int i = 0; i < D; ++i) {
-      kr[i] = d0 + i < a.head_dim_k ? load_kv(a.k_cache, a.k_f16, slot * a.k_stride + k_off + i) : 0.0f;
-      vr[i] = d0 + i < a.head_dim_v ? load_kv(a.v_cache, a.v_f16, slot * a.v_stride + v_off + i) : 0.0f;
+      for (int rb = 0; rb < kRuns; rb += kDecUnroll) {
+        float kr[kDecUnroll][kDecVec];
+#pragma unroll
+        for (int u = 0; u < kDecUnroll; ++u) {
+          const int d0 = ((rb + u) * kPosThreads + part) * kDecVec;
+          const int nk = rb + u < kRuns && d0 < a.head_dim_k ? min(kDecVec, a.head_dim_k - d0) : 0;
+          load8<kVec>(a.k_cache, a.k_f16, kb + d0, nk, kr[u]);
+        }
+#pragma unroll
+        for (int u = 0; u < kDecUnroll; ++u) {
+          if (rb + u < kRuns) {
+            const int d0 = ((rb + u) * kPosThreads + part) * kDecVec;
+#pragma unroll
+            for (int g = 0; g < kGroup; ++g) {
+              if (g < ng) {
+#pragma unroll
+                for (int j = 0; j < kDecVec; ++j) dot[g][j % 4] += s_q[g][d0 + j] * kr[u][j];
+              }
+            }
+          }
+        }
+      }
     }
 #pragma unroll
     for (int g = 0; g < kGroup; ++g) {
-      if (g < ng) {  // uniform over the block
-        float dot = 0.0f;
-#pragma unroll
-        for (int i = 0; i < D; ++i) dot += q[g][i] * kr[i];
-        const float s = warp_reduce_sum(dot) * a.scale;
-        const float m_new = fmaxf(m[g], s);
-        const float corr = expf(m[g] - m_new), pr = expf(s - m_new);
-        l[g] = l[g] * corr + pr;
-#pragma unroll
-        for (int i = 0; i < D; ++i) acc[g][i] = acc[g][i] * corr + pr * vr[i];
-        m[g] = m_new;
-      }
+      float d = (dot[g][0] + dot[g][1]) + (dot[g][2] + dot[g][3]);
+      d += shfl_xor(d, 1);  // the other thread of the position (kPosThreads == 2)
+      score[g] = pos < n ? d * a.scale : -INFINITY;
     }
   }
-  // Merge the warps (in warp order).
-  float* s_out = sm;
-  float* s_ml = sm + kDecWarps * kGroup * a.head_dim_v;
+
+  // 2. Maximum and weights (the first thread of each position holds its weight).
+  const int lane = lane_id(), warp = warp_id();
 #pragma unroll
   for (int g = 0; g < kGroup; ++g) {
-    if (g < ng) {
+    const float m = warp_reduce_max(score[g]);
+    if (lane == 0) s_max[g][warp] = m;
+  }
+  __syncthreads();
+  float mx[kGroup];
 #pragma unroll
-      for (int i = 0; i < D; ++i) {
-        if (d0 + i < a.head_dim_v) s_out[(warp * kGroup + g) * a.head_dim_v + d0 + i] = acc[g][i];
+  for (int g = 0; g < kGroup; ++g) {
+    mx[g] = s_max[g][0];
+#pragma unroll
+    for (int w = 1; w < kWarps; ++w) mx[g] = fmaxf(mx[g], s_max[g][w]);
+    const float wgt = pos < n && g < ng && part == 0 ? expf(score[g] - mx[g]) : 0.0f;
+    if (part == 0 && pos < kAttentionChunk) s_w[g][pos] = wgt;
+    const float sum = warp_reduce_sum(wgt);
+    if (lane == 0) s_sum[g][warp] = sum;
+  }
+  __syncthreads();
+
+  // 3. Weighted V rows.
+  const int tpr = (a.head_dim_v + kDecVec - 1) / kDecVec;  // threads per V row
+  const int groups = kDecThreads / tpr;
+  const int grp = tid / tpr, c = tid % tpr;
+  if (grp < groups) {
+    float acc[kGroup][kDecVec] = {};
+    const int64_t voff = static_cast<int64_t>(hk) * a.head_dim_v + c * kDecVec;
+    const int nv = min(kDecVec, a.head_dim_v - c * kDecVec);
+    for (int i0 = grp; i0 < n; i0 += kDecUnroll * groups) {
+      float vr[kDecUnroll][kDecVec];
+#pragma unroll
+      for (int u = 0; u < kDecUnroll; ++u) {
+        const int i = i0 + u * groups;
+        load8<kVec>(a.v_cache, a.v_f16, (i < n ? s_slot[i] : 0) * a.v_stride + voff, i < n ? nv : 0, vr[u]);
       }
-      if (lane == 0) {
-        s_ml[(warp * kGroup + g) * 2] = m[g];
-        s_ml[(warp * kGroup + g) * 2 + 1] = l[g];
+#pragma unroll
+      for (int u = 0; u < kDecUnroll; ++u) {
+        const int i = i0 + u * groups;
+        if (i < n) {
+#pragma unroll
+          for (int g = 0; g < kGroup; ++g) {
+            const float w = s_w[g][i];
+#pragma unroll
+            for (int j = 0; j < kDecVec; ++j) acc[g][j] += w * vr[u][j];
+          }
+        }
       }
+    }
+#pragma unroll
+    for (int g = 0; g < kGroup; ++g) {
+#pragma unroll
+      for (int j = 0; j < kDecVec; ++j) s_out[g][grp * tpr * kDecVec + c * kDecVec + j] = acc[g][j];
     }
   }
   __syncthreads();
-  for (int e = static_cast<int>(threadIdx.x); e < ng * a.head_dim_v; e += static_cast<int>(blockDim.x)) {
+  for (int e = tid; e < ng * a.head_dim_v; e += kDecThreads) {
     const int g = e / a.head_dim_v, d = e % a.head_dim_v;
-    float mx = -INFINITY;
-    for (int w = 0; w < kDecWarps; ++w) mx = fmaxf(mx, s_ml[(w * kGroup + g) * 2]);
-    float sum = 0.0f, o = 0.0f;
-    for (int w = 0; w < kDecWarps; ++w) {
-      const float mw = s_ml[(w * kGroup + g) * 2];
-      const float f = mw == -INFINITY ? 0.0f : expf(mw - mx);
-      sum += s_ml[(w * kGroup + g) * 2 + 1] * f;
-      o += s_out[(w * kGroup + g) * a.head_dim_v + d] * f;
+    float o = 0.0f;
+    for (int gr = 0; gr < groups; ++gr) o += s_out[g][gr * tpr * kDecVec + d];
+    float m = s_max[g][0], sum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+      m = fmaxf(m, s_max[g][w]);
+      sum += s_sum[g][w];
     }
     const int h = hk * gsize + g0 + g;
     if (n_chunks == 1) {
@@ -563,7 +651,7 @@ __global__ void __launch_bounds__(kDecWarps * kWarpSize) attention_decode_kernel
       const int64_t base = ((t * a.n_head + h) * ((a.max_ctx + kAttentionChunk - 1) / kAttentionChunk) + chunk);
       a.partial[base * (a.head_dim_v + 2) + d] = o;
       if (d == 0) {
-        a.partial[base * (a.head_dim_v + 2) + a.head_dim_v] = mx;
+        a.partial[base * (a.head_dim_v + 2) + a.head_dim_v] = m;
         a.partial[base * (a.head_dim_v + 2) + a.head_dim_v + 1] = sum;
       }
     }
@@ -594,15 +682,16 @@ __global__ void attention_merge_kernel(AttentionArgs a) {
   }
 }
 
-int decode_dims_per_lane(const AttentionArgs& a) {
-  const int hd = a.head_dim_k > a.head_dim_v ? a.head_dim_k : a.head_dim_v;
-  const int per = (hd + a.warp_size - 1) / a.warp_size;
-  return per <= 2 ? 2 : per <= 4 ? 4 : 8;
+bool use_decode_kernel(const AttentionArgs& a) {
+  return a.head_dim_k <= kMaxDecodeDim && a.head_dim_v <= kMaxDecodeDim && a.max_ctx > 0;
 }
 
-bool use_decode_kernel(const AttentionArgs& a) {
-  const int hd = a.head_dim_k > a.head_dim_v ? a.head_dim_k : a.head_dim_v;
-  return hd <= kMaxDecodeDim && decode_dims_per_lane(a) * a.warp_size >= hd && a.max_ctx > 0;
+// 16-byte loads of whole 8-dimension chunks: every head starts on a 16-byte boundary of an aligned cache.
+bool decode_vectorized(const AttentionArgs& a) {
+  const auto aligned = [](const void* p, int64_t stride, int head_dim, bool f16) {
+    return reinterpret_cast<uintptr_t>(p) % 16 == 0 && head_dim % kDecVec == 0 && stride % (f16 ? 8 : 4) == 0;
+  };
+  return aligned(a.k_cache, a.k_stride, a.head_dim_k, a.k_f16) && aligned(a.v_cache, a.v_stride, a.head_dim_v, a.v_f16);
 }
 
 }  // namespace
@@ -646,12 +735,22 @@ Status launch_decode(const AttentionArgs& a, gpuStream_t stream) {
   if (chunks > 1 && a.partial == nullptr) return Status::error("gpu attention: no partial-result buffer");
   const dim3 grid(static_cast<unsigned>(a.n_head_kv * slices), static_cast<unsigned>(a.n_tokens),
                   static_cast<unsigned>(chunks));
-  const size_t shared = static_cast<size_t>(kDecWarps * kGroup * (a.head_dim_v + 2)) * sizeof(float);
-  const unsigned threads = static_cast<unsigned>(kDecWarps * a.warp_size);
-  switch (decode_dims_per_lane(a)) {
-    case 2: launch_kernel(attention_decode_kernel<2>, grid, threads, shared, stream, a, slices); break;
-    case 4: launch_kernel(attention_decode_kernel<4>, grid, threads, shared, stream, a, slices); break;
-    default: launch_kernel(attention_decode_kernel<8>, grid, threads, shared, stream, a, slices); break;
+  const bool vec = decode_vectorized(a);
+  const int kc = a.head_dim_k <= 64 ? 8 : a.head_dim_k <= 128 ? 16 : 32;
+  const auto run = [&](auto kc_const) {
+    constexpr int KC = decltype(kc_const)::value;
+    if (vec) {
+      launch_kernel(attention_decode_kernel<KC, true>, grid, kDecThreads, 0, stream, a, slices);
+    } else {
+      launch_kernel(attention_decode_kernel<KC, false>, grid, kDecThreads, 0, stream, a, slices);
+    }
+  };
+  if (kc == 8) {
+    run(std::integral_constant<int, 8>{});
+  } else if (kc == 16) {
+    run(std::integral_constant<int, 16>{});
+  } else {
+    run(std::integral_constant<int, 32>{});
   }
   if (chunks > 1) {
     launch_kernel(attention_merge_kernel, dim3(static_cast<unsigned>(a.n_head), static_cast<unsigned>(a.n_tokens)), 128, 0, stream, a);
