@@ -218,6 +218,32 @@ inline void flush_recorded_launches() {
   r->active = true;
 }
 
+// Kernel tracing, for measurements only: built with -DROCMFORGE_GPU_TRACE=ON (CUDA), and on when the backend is
+// created with ROCMFORGE_GPU_TRACE_FILE set. Thread 0 of block (0, 0, 0) of every kernel stamps the global timer
+// when it lets its dependents launch (kind 0) and when its grid_dependency_wait returns (kind 1); the host logs
+// each launched kernel in order. The backend writes both to the file when it is destroyed (bench/gpu-trace.sh).
+#if defined(RF_GPU_TRACE)
+struct TraceBuf {
+  unsigned long long* stamps = nullptr;  // [2][cap]
+  unsigned* counts = nullptr;            // [2]
+  unsigned cap = 0;
+  unsigned unused = 0;
+};
+using TraceSetter = void (*)(const TraceBuf&);
+inline std::vector<TraceSetter>& trace_setters() {  // one per translation unit with kernels
+  static std::vector<TraceSetter> v;
+  return v;
+}
+inline bool trace_register(TraceSetter s) {
+  trace_setters().push_back(s);
+  return true;
+}
+inline std::vector<const void*>*& trace_launches() {  // the kernels launched while tracing, in order
+  static std::vector<const void*>* v = nullptr;
+  return v;
+}
+#endif
+
 // Programmatic dependent launch (CUDA, sm_90+): kernels launched through launch_kernel() may start while the
 // kernel before them on the stream is still running, so their launch and prologue (weight prefetch) overlap its
 // tail. Set once per process by the backend from the device (compute capability 9+) and ROCMFORGE_GPU_PDL (0: off).
@@ -430,6 +456,26 @@ RF_DEVICE void async_copy_wait() {
 #endif
 }
 
+#if defined(RF_GPU_TRACE) && defined(RF_GPU_CUDA)
+namespace {
+__device__ TraceBuf g_trace_buf;  // this translation unit's copy
+void trace_set_here(const TraceBuf& b) { (void)cudaMemcpyToSymbol(g_trace_buf, &b, sizeof b); }
+[[maybe_unused]] const bool g_trace_registered = trace_register(&trace_set_here);
+}  // namespace
+RF_DEVICE void trace_stamp(unsigned kind) {
+#if defined(__CUDA_ARCH__)
+  if (threadIdx.x == 0 && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && g_trace_buf.stamps != nullptr) {
+    unsigned long long now;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+    const unsigned i = atomicAdd(g_trace_buf.counts + kind, 1u);
+    if (i < g_trace_buf.cap) g_trace_buf.stamps[kind * g_trace_buf.cap + i] = now;
+  }
+#endif
+}
+#else
+RF_DEVICE void trace_stamp(unsigned) {}
+#endif
+
 // Programmatic dependent launch, device side (no-ops where the target lacks it). Every kernel launched through
 // launch_kernel() calls grid_dependency_wait() before it reads anything an earlier kernel wrote or writes anything
 // an earlier kernel reads; work before it may only touch data no kernel writes (weights). grid_dependents_launch()
@@ -438,11 +484,13 @@ RF_DEVICE void grid_dependency_wait() {
 #if defined(RF_GPU_CUDA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;\n" ::: "memory");
 #endif
+  trace_stamp(1);
 }
 RF_DEVICE void grid_dependents_launch() {
 #if defined(RF_GPU_CUDA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;\n" :::);
 #endif
+  trace_stamp(0);
 }
 // The start of a kernel with nothing to do before it waits: lets the next kernel launch, then waits.
 RF_DEVICE void pdl_prologue() {
@@ -482,6 +530,9 @@ inline void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size
     });
     return;
   }
+#if defined(RF_GPU_TRACE)
+  if (trace_launches() != nullptr) trace_launches()->push_back(reinterpret_cast<const void*>(kernel));
+#endif
 #if defined(RF_GPU_CUDA)
   if (pdl_enabled()) {
     cudaLaunchConfig_t config{};

@@ -123,12 +123,65 @@ WeightView view_of(Tensor w) { return WeightView{w.data, w.type, w.ne0, w.ne1, w
 
 }  // namespace
 
+#if defined(RF_GPU_TRACE) && defined(RF_GPU_CUDA)
+namespace {
+// Kernel tracing (compat.h): buffers for every translation unit's stamps, written out when the backend goes.
+struct TraceState {
+  TraceBuf buf;
+  std::string file;
+  std::vector<const void*> launches;
+};
+TraceState* trace_state() {
+  static TraceState* st = [] {
+    const char* f = std::getenv("ROCMFORGE_GPU_TRACE_FILE");
+    if (f == nullptr || f[0] == '\0') return static_cast<TraceState*>(nullptr);
+    auto* t = new TraceState;
+    t->file = f;
+    t->buf.cap = 1u << 20;
+    if (cudaMalloc(&t->buf.stamps, 2 * sizeof(unsigned long long) * t->buf.cap) != cudaSuccess ||
+        cudaMalloc(&t->buf.counts, 2 * sizeof(unsigned)) != cudaSuccess ||
+        cudaMemset(t->buf.counts, 0, 2 * sizeof(unsigned)) != cudaSuccess) {
+      return static_cast<TraceState*>(nullptr);
+    }
+    for (TraceSetter set : trace_setters()) set(t->buf);
+    trace_launches() = &t->launches;
+    return t;
+  }();
+  return st;
+}
+void trace_dump() {
+  TraceState* t = trace_state();
+  if (t == nullptr || cudaDeviceSynchronize() != cudaSuccess) return;
+  unsigned counts[2] = {};
+  (void)cudaMemcpy(counts, t->buf.counts, sizeof counts, cudaMemcpyDeviceToHost);
+  std::vector<unsigned long long> stamps(2 * static_cast<size_t>(t->buf.cap));
+  (void)cudaMemcpy(stamps.data(), t->buf.stamps, stamps.size() * sizeof(unsigned long long), cudaMemcpyDeviceToHost);
+  FILE* f = std::fopen(t->file.c_str(), "w");
+  if (f == nullptr) return;
+  std::fprintf(f, "# launches %zu starts %u waits %u\n", t->launches.size(), counts[0], counts[1]);
+  const size_t n = std::max<size_t>(t->launches.size(), std::max(counts[0], counts[1]));
+  for (size_t i = 0; i < n && i < t->buf.cap; ++i) {
+    const char* name = "?";
+    if (i < t->launches.size()) (void)cudaFuncGetName(&name, t->launches[i]);
+    const unsigned long long start = i < counts[0] ? stamps[i] : 0ull;
+    const unsigned long long wait = i < counts[1] ? stamps[t->buf.cap + i] : 0ull;
+    std::fprintf(f, "%zu %llu %llu %s\n", i, start, wait, name);
+  }
+  std::fclose(f);
+  trace_launches() = nullptr;
+}
+}  // namespace
+#endif
+
 Expected<std::unique_ptr<GpuBackend>> GpuBackend::create(int device_index) {
   Expected<DeviceInfo> info = device_info(device_index);  // makes the device current
   if (!info.ok()) return info.status();
   gpuStream_t stream = nullptr;
   GPU_RETURN_IF_ERROR(gpuStreamCreateWithFlags(&stream, gpuStreamNonBlocking));
   std::unique_ptr<GpuBackend> be(new GpuBackend(std::move(*info), stream));
+#if defined(RF_GPU_TRACE) && defined(RF_GPU_CUDA)
+  (void)trace_state();
+#endif
   // Decode graphs: ROCMFORGE_GPU_GRAPHS=0 off, =1 on; by default the first decode steps time both ways and keep
   // the faster (graphs win where launching is what bounds a step: small models; recording a step leaves the GPU
   // idle, which large models notice).
@@ -166,6 +219,9 @@ GpuBackend::~GpuBackend() {
                  1e3 * auto_graphs_.seconds_with, 1e3 * auto_graphs_.seconds_without);
   }
   (void)gpuStreamSynchronize(stream_);
+#if defined(RF_GPU_TRACE) && defined(RF_GPU_CUDA)
+  trace_dump();
+#endif
   blas_.reset();
   for (const CachedGraph& g : graph_cache_) {
     if (g.exec != nullptr) (void)gpuGraphExecDestroy(g.exec);

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Where a decode step's time goes on the critical path, on the GPU machine: builds rocmforge with kernel tracing
+# (-DROCMFORGE_GPU_TRACE=ON: every kernel stamps the global timer when its dependency wait returns, compat.h), runs
+# `bench -p 0 -n N` on a synth model of Llama-2-7B shape (TYPE, default Q4_0; LAYERS, default 32), graphs off, and
+# prints, per kernel, the mean time from its wait's return to the next kernel's (what it adds to the step) over the
+# last STEPS decode steps, plus how long before that the kernel had started (its prologue overlapping the one
+# before it).
+# Env: TYPE, LAYERS, N (64), STEPS (16), TIMELINE (launches of one step to list, 0), BUILD (build-trace), ROCMFORGE_* pass through (e.g. ROCMFORGE_GPU_FUSE=0).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${BUILD:-build-trace}
+type=${TYPE:-Q4_0}
+layers=${LAYERS:-32}
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DROCMFORGE_GPU=cuda -DROCMFORGE_WERROR=OFF \
+  -DROCMFORGE_TESTS=OFF -DROCMFORGE_GPU_TRACE=ON -DCMAKE_CUDA_ARCHITECTURES="${ROCMFORGE_CUDA_ARCH:-90}" >/dev/null
+cmake --build "$build" -j "$(nproc)" --target rocmforge >/dev/null
+bin=$build/bin/rocmforge
+model=/tmp/rf-trace-$type-$layers.gguf
+[ -s "$model" ] || "$bin" synth --n-embd 4096 --n-ff 11008 --n-layer "$layers" --n-head 32 --n-vocab 32000 \
+  --type "$type" -o "$model" >&2
+trace=/tmp/rf-trace.txt
+ROCMFORGE_GPU_GRAPHS=0 ROCMFORGE_GPU_TRACE_FILE=$trace "$bin" bench --device gpu -m "$model" -p 0 -n "${N:-64}" -r 1 \
+  >/dev/null
+python3 - "$trace" "${STEPS:-16}" "$layers" "${TIMELINE:-0}" <<'PY'
+import collections, re, sys
+lines = open(sys.argv[1]).read().splitlines()
+print(lines[0])
+rows = []
+for l in lines[1:]:
+    i, start, wait, name = l.split(" ", 3)
+    short = name[:60]
+    for m in re.finditer(r"\d+", name):  # the mangled name's <length><identifier> that ends in "kernel"
+        for k in range(m.start(), m.end()):  # a hash's digits may run into the length
+            ident = name[m.end():m.end() + int(name[k:m.end()])]
+            if ident.endswith("kernel") and short == name[:60]:
+                short = ident
+    rows.append((int(start), int(wait), short))
+# A decode step ends with the sampling kernels; find step boundaries by the embedding lookup that starts each step.
+starts = [i for i, r in enumerate(rows) if "embed" in r[2]]
+steps = int(sys.argv[2])
+first = starts[-steps - 1] if len(starts) > steps else starts[0]
+last = starts[-1]
+tot, cnt, early = collections.Counter(), collections.Counter(), collections.Counter()
+for i in range(first, last):
+    s, w, name = rows[i]
+    nxt = rows[i + 1][1]
+    tot[name] += (nxt - w) / 1e3
+    cnt[name] += 1
+    if i > 0 and s and rows[i - 1][1]:
+        early[name] += (w - s) / 1e3
+n = len(starts[-steps - 1:-1]) if len(starts) > steps else 1
+if int(sys.argv[4]) > 0:  # the first TIMELINE launches of the last full step, times from its first wait
+    a = starts[-2]
+    t0 = rows[a][1]
+    for i in range(a, min(starts[-1], a + int(sys.argv[4]))):
+        s, w, name = rows[i]
+        print("%4d %-32s start %8.2f wait %8.2f  to next wait %6.2f us" % (i - a, name[:32], (s - t0) / 1e3,
+              (w - t0) / 1e3, (rows[i + 1][1] - w) / 1e3))
+step_us = (rows[last][1] - rows[first][1]) / 1e3 / n
+print("decode step %.1f us (mean of %d steps), %d launches per step" % (step_us, n, (last - first) // n))
+print("%10s %7s %7s %10s  %s" % ("us/step", "share", "calls", "us/call", "kernel (wait to next wait; started before its wait)"))
+for name, us in tot.most_common():
+    print("%10.1f %6.1f%% %7.1f %10.2f  %s (%.2f us)" % (us / n, 100 * us / n / step_us, cnt[name] / n, us / cnt[name],
+          name, early[name] / cnt[name]))
+PY
