@@ -510,7 +510,9 @@ __global__ void __launch_bounds__(kDecThreads) attention_decode_kernel(Attention
   __shared__ int64_t s_slot[kAttentionChunk];     // each position's cache slot
   __shared__ float s_max[kGroup][kWarps], s_sum[kGroup][kWarps];
   __shared__ float s_out[kGroup][kDecThreads * kDecVec];  // [group][dimension] partial outputs of step 3
-  pdl_prologue();
+  // The batch's positions, sequences and block tables were uploaded before the step's first kernel, and no kernel
+  // writes them: they (and the slots they give) are read before the wait for the previous kernel (rope + KV store).
+  grid_dependents_launch();
   const int gsize = a.n_head / a.n_head_kv;
   const int hk = static_cast<int>(blockIdx.x) / slices;
   const int g0 = (static_cast<int>(blockIdx.x) % slices) * kGroup;
@@ -528,6 +530,7 @@ __global__ void __launch_bounds__(kDecThreads) attention_decode_kernel(Attention
     const int32_t p = start + tid;
     s_slot[tid] = static_cast<int64_t>(table[p / a.block_size]) * a.block_size + p % a.block_size;
   }
+  grid_dependency_wait();
   for (int e = tid; e < kGroup * KC * kDecVec; e += kDecThreads) {
     const int g = e / (KC * kDecVec), d = e % (KC * kDecVec);
     float v = 0.0f;
