@@ -355,6 +355,72 @@ INSTANTIATE_TEST_SUITE_P(Shapes, AttentionParity,
                                   std::to_string(i.param.head_dim);
                          });
 
+// A decode batch of many sequences takes blocks of up to four query heads of one KV head; a token alone takes one
+// head per block (more blocks for the SMs). Both give the same bits, and match the CPU.
+TEST(GpuOpsParity, DecodeAttentionHeadGroupingIsInvariant) {
+  RF_REQUIRE_GPU_PAIR(pair);
+  std::mt19937 rng(29);
+  const int n_seq = 48, block = 16, per_seq = 2, n_blocks = n_seq * per_seq;
+  backend::AttentionParams p;
+  p.n_head = 16;
+  p.n_head_kv = 4;
+  p.head_dim_k = p.head_dim_v = 128;
+  p.scale = 1.0f / std::sqrt(128.0f);
+  const int64_t k_row = int64_t{p.n_head_kv} * p.head_dim_k, q_row = int64_t{p.n_head} * p.head_dim_k;
+  Tensor kg = pair.make(pair.gpu(), Type::F16, k_row, n_blocks * block, nullptr);
+  Tensor vg = pair.make(pair.gpu(), Type::F16, k_row, n_blocks * block, nullptr);
+  Tensor kc = pair.make(pair.cpu(), Type::F16, k_row, n_blocks * block, nullptr);
+  Tensor vc = pair.make(pair.cpu(), Type::F16, k_row, n_blocks * block, nullptr);
+  std::vector<std::vector<int32_t>> tables(n_seq);
+  for (int s = 0; s < n_seq; ++s) tables[static_cast<size_t>(s)] = {2 * s, 2 * s + 1};
+  // Fill every sequence's first 20 positions (one prefill batch per backend), then decode position 20 of each.
+  backend::Batch fill;
+  fill.block_tables = tables;
+  fill.kv_block_size = block;
+  for (int s = 0; s < n_seq; ++s) {
+    for (int32_t pos = 0; pos < 21; ++pos) {
+      fill.tokens.push_back(0);
+      fill.positions.push_back(pos);
+      fill.seq.push_back(s);
+    }
+  }
+  const int64_t nf = fill.n_tokens();
+  const auto k = random_floats(rng, static_cast<size_t>(k_row * nf));
+  const auto v = random_floats(rng, static_cast<size_t>(k_row * nf));
+  pair.gpu().kv_store(kg, vg, pair.gpu_f32(k, k_row), pair.gpu_f32(v, k_row), *pair.gpu().prepare_batch(fill));
+  pair.cpu().kv_store(kc, vc, pair.cpu_f32(k, k_row), pair.cpu_f32(v, k_row), *pair.cpu().prepare_batch(fill));
+  backend::Batch dec;
+  dec.block_tables = tables;
+  dec.kv_block_size = block;
+  for (int s = 0; s < n_seq; ++s) {
+    dec.tokens.push_back(0);
+    dec.positions.push_back(20);
+    dec.seq.push_back(s);
+  }
+  const auto q = random_floats(rng, static_cast<size_t>(q_row * n_seq), 2.0f);
+  const Tensor og = pair.gpu_zeros(q_row, n_seq), oc = pair.cpu_zeros(q_row, n_seq);
+  pair.gpu().attention(og, pair.gpu_f32(q, q_row), kg, vg, *pair.gpu().prepare_batch(dec), p);
+  pair.cpu().attention(oc, pair.cpu_f32(q, q_row), kc, vc, *pair.cpu().prepare_batch(dec), p);
+  const std::vector<float> got = pair.download(pair.gpu(), og);
+  expect_close(got, pair.download(pair.cpu(), oc), {2e-3f}, "decode of 48 sequences");
+  for (const int s : {0, 31, 47}) {
+    backend::Batch one;
+    one.block_tables = tables;
+    one.kv_block_size = block;
+    one.tokens = {0};
+    one.positions = {20};
+    one.seq = {s};
+    const std::vector<float> qs(q.begin() + s * q_row, q.begin() + (s + 1) * q_row);
+    const Tensor o1 = pair.gpu_zeros(q_row, 1);
+    pair.gpu().attention(o1, pair.gpu_f32(qs, q_row), kg, vg, *pair.gpu().prepare_batch(one), p);
+    const std::vector<float> alone = pair.download(pair.gpu(), o1);
+    for (int64_t i = 0; i < q_row; ++i) {
+      ASSERT_EQ(alone[i], got[s * q_row + i]) << "sequence " << s << " output " << i
+                                              << " differs alone and in the batch";
+    }
+  }
+}
+
 TEST(GpuOpsParity, MoeRouteAndCombineMatchCpu) {
   RF_REQUIRE_GPU_PAIR(pair);
   std::mt19937 rng(23);

@@ -470,7 +470,8 @@ __global__ void __launch_bounds__(kFaThreads) attention_flash_kernel(AttentionAr
 // context only, so a token's output does not depend on the rest of the batch.
 constexpr int kDecThreads = 256;
 constexpr int kPosThreads = kDecThreads / kAttentionChunk;  // threads per position in step 1
-constexpr int kGroup = 4;                                   // query heads of one KV head per block
+constexpr int kGroup = 4;                                   // query heads of one KV head per block, at most
+constexpr int64_t kDecSmallGrid = 128;                      // fewer (KV head, chunk, token) blocks: one head each
 constexpr int kMaxDecodeDim = 256;                          // larger heads take attention_kernel
 constexpr int kDecVec = 8;                                  // dimensions per load
 constexpr int kDecUnroll = 8;                               // loads issued before the first is used
@@ -502,7 +503,7 @@ RF_DEVICE void load8(const void* cache, bool f16, int64_t i, int n, float (&v)[k
 
 // KC: 8-dimension runs of the query / key heads, head_dim_k rounded up to 64, 128 or 256 dimensions.
 template <int KC, bool kVec>
-__global__ void __launch_bounds__(kDecThreads) attention_decode_kernel(AttentionArgs a, int slices) {
+__global__ void __launch_bounds__(kDecThreads) attention_decode_kernel(AttentionArgs a, int slices, int group) {
   constexpr int kWarps = kDecThreads / kWarpSize;
   constexpr int kRuns = KC / kPosThreads;  // K runs per thread in step 1
   __shared__ float s_q[kGroup][KC * kDecVec];  // query heads (F16-rounded for an F16 K cache), zero padded
@@ -515,8 +516,8 @@ __global__ void __launch_bounds__(kDecThreads) attention_decode_kernel(Attention
   grid_dependents_launch();
   const int gsize = a.n_head / a.n_head_kv;
   const int hk = static_cast<int>(blockIdx.x) / slices;
-  const int g0 = (static_cast<int>(blockIdx.x) % slices) * kGroup;
-  const int ng = min(kGroup, gsize - g0);
+  const int g0 = (static_cast<int>(blockIdx.x) % slices) * group;
+  const int ng = min(group, gsize - g0);
   const int64_t t = blockIdx.y;
   const int chunk = static_cast<int>(blockIdx.z);
   const int32_t n_ctx = a.positions[t] + 1;
@@ -530,7 +531,40 @@ __global__ void __launch_bounds__(kDecThreads) attention_decode_kernel(Attention
     const int32_t p = start + tid;
     s_slot[tid] = static_cast<int64_t>(table[p / a.block_size]) * a.block_size + p % a.block_size;
   }
+  __syncthreads();  // the slots, for every thread's loads below
+
+  // Rows the previous kernel may have written: with one token per sequence only the token's own position (chunk
+  // index n_ctx - 1 - start), else any. Rows before index `fresh` are read before the wait, the rest after it.
+  const int fresh = a.prefetch_kv ? n_ctx - 1 - start : 0;
+  const int pos = tid / kPosThreads, part = tid % kPosThreads;  // step 1: position, and which K runs
+  const int64_t kb = (pos < n ? s_slot[pos] : 0) * a.k_stride + static_cast<int64_t>(hk) * a.head_dim_k;
+  const auto load_k = [&](int rb, float (&kr)[kDecUnroll][kDecVec]) {  // runs rb .. rb + kDecUnroll - 1
+#pragma unroll
+    for (int u = 0; u < kDecUnroll; ++u) {
+      const int d0 = ((rb + u) * kPosThreads + part) * kDecVec;
+      const int nk = pos < n && rb + u < kRuns && d0 < a.head_dim_k ? min(kDecVec, a.head_dim_k - d0) : 0;
+      load8<kVec>(a.k_cache, a.k_f16, kb + d0, nk, kr[u]);
+    }
+  };
+  const int tpr = (a.head_dim_v + kDecVec - 1) / kDecVec;  // step 3: threads per V row
+  const int groups = kDecThreads / tpr;
+  const int grp = tid / tpr, c = tid % tpr;
+  const int64_t voff = static_cast<int64_t>(hk) * a.head_dim_v + c * kDecVec;
+  const int nv = min(kDecVec, a.head_dim_v - c * kDecVec);
+  const auto load_v = [&](int i0, int from, int to, float (&vr)[kDecUnroll][kDecVec]) {  // rows [from, to) only
+#pragma unroll
+    for (int u = 0; u < kDecUnroll; ++u) {
+      const int i = i0 + u * groups;
+      if (i >= from && i < to) load8<kVec>(a.v_cache, a.v_f16, s_slot[i] * a.v_stride + voff, nv, vr[u]);
+    }
+  };
+  float kr0[kDecUnroll][kDecVec];                // the first K runs of this thread's position
+  float vr0[kDecUnroll][kDecVec] = {};           // its first V rows (rows past n stay unused)
+  if (pos < fresh) load_k(0, kr0);
+  if (grp < groups) load_v(grp, 0, min(fresh, n), vr0);
   grid_dependency_wait();
+  if (pos >= fresh) load_k(0, kr0);
+  if (grp < groups) load_v(grp, fresh, n, vr0);
   for (int e = tid; e < kGroup * KC * kDecVec; e += kDecThreads) {
     const int g = e / (KC * kDecVec), d = e % (KC * kDecVec);
     float v = 0.0f;
@@ -542,98 +576,101 @@ __global__ void __launch_bounds__(kDecThreads) attention_decode_kernel(Attention
   }
   __syncthreads();
 
-  // 1. Scores: position tid / kPosThreads, K runs part, part + kPosThreads, ...
-  const int pos = tid / kPosThreads, part = tid % kPosThreads;
+  // 1. Scores: position pos, K runs part, part + kPosThreads, ...
   float score[kGroup];
   {
     float dot[kGroup][4] = {};
-    if (pos < n) {
-      const int64_t kb = s_slot[pos] * a.k_stride + static_cast<int64_t>(hk) * a.head_dim_k;
+    const auto add_runs = [&](int rb, const float (&kr)[kDecUnroll][kDecVec]) {
 #pragma unroll
-      for (int rb = 0; rb < kRuns; rb += kDecUnroll) {
-        float kr[kDecUnroll][kDecVec];
-#pragma unroll
-        for (int u = 0; u < kDecUnroll; ++u) {
+      for (int u = 0; u < kDecUnroll; ++u) {
+        if (rb + u < kRuns) {
           const int d0 = ((rb + u) * kPosThreads + part) * kDecVec;
-          const int nk = rb + u < kRuns && d0 < a.head_dim_k ? min(kDecVec, a.head_dim_k - d0) : 0;
-          load8<kVec>(a.k_cache, a.k_f16, kb + d0, nk, kr[u]);
-        }
 #pragma unroll
-        for (int u = 0; u < kDecUnroll; ++u) {
-          if (rb + u < kRuns) {
-            const int d0 = ((rb + u) * kPosThreads + part) * kDecVec;
+          for (int g = 0; g < kGroup; ++g) {
+            if (g < ng) {
 #pragma unroll
-            for (int g = 0; g < kGroup; ++g) {
-              if (g < ng) {
-#pragma unroll
-                for (int j = 0; j < kDecVec; ++j) dot[g][j % 4] += s_q[g][d0 + j] * kr[u][j];
-              }
+              for (int j = 0; j < kDecVec; ++j) dot[g][j % 4] += s_q[g][d0 + j] * kr[u][j];
             }
           }
         }
       }
+    };
+    if (pos < n) {
+      add_runs(0, kr0);
+#pragma unroll
+      for (int rb = kDecUnroll; rb < kRuns; rb += kDecUnroll) {
+        float kr[kDecUnroll][kDecVec];
+        load_k(rb, kr);
+        add_runs(rb, kr);
+      }
     }
 #pragma unroll
     for (int g = 0; g < kGroup; ++g) {
-      float d = (dot[g][0] + dot[g][1]) + (dot[g][2] + dot[g][3]);
-      d += shfl_xor(d, 1);  // the other thread of the position (kPosThreads == 2)
-      score[g] = pos < n ? d * a.scale : -INFINITY;
+      score[g] = -INFINITY;
+      if (g < ng) {
+        float d = (dot[g][0] + dot[g][1]) + (dot[g][2] + dot[g][3]);
+        d += shfl_xor(d, 1);  // the other thread of the position (kPosThreads == 2)
+        if (pos < n) score[g] = d * a.scale;
+      }
     }
   }
 
   // 2. Maximum and weights (the first thread of each position holds its weight).
   const int lane = lane_id(), warp = warp_id();
+  // Heads past ng (uniform over the block) are skipped: a GQA slice may hold fewer than kGroup, MHA holds one.
 #pragma unroll
   for (int g = 0; g < kGroup; ++g) {
-    const float m = warp_reduce_max(score[g]);
-    if (lane == 0) s_max[g][warp] = m;
+    if (g < ng) {
+      const float m = warp_reduce_max(score[g]);
+      if (lane == 0) s_max[g][warp] = m;
+    }
   }
   __syncthreads();
-  float mx[kGroup];
 #pragma unroll
   for (int g = 0; g < kGroup; ++g) {
-    mx[g] = s_max[g][0];
+    if (g < ng) {
+      float mx = s_max[g][0];
 #pragma unroll
-    for (int w = 1; w < kWarps; ++w) mx[g] = fmaxf(mx[g], s_max[g][w]);
-    const float wgt = pos < n && g < ng && part == 0 ? expf(score[g] - mx[g]) : 0.0f;
-    if (part == 0 && pos < kAttentionChunk) s_w[g][pos] = wgt;
-    const float sum = warp_reduce_sum(wgt);
-    if (lane == 0) s_sum[g][warp] = sum;
+      for (int w = 1; w < kWarps; ++w) mx = fmaxf(mx, s_max[g][w]);
+      const float wgt = pos < n && part == 0 ? expf(score[g] - mx) : 0.0f;
+      if (part == 0) s_w[g][pos] = wgt;
+      const float sum = warp_reduce_sum(wgt);
+      if (lane == 0) s_sum[g][warp] = sum;
+    }
   }
   __syncthreads();
 
-  // 3. Weighted V rows.
-  const int tpr = (a.head_dim_v + kDecVec - 1) / kDecVec;  // threads per V row
-  const int groups = kDecThreads / tpr;
-  const int grp = tid / tpr, c = tid % tpr;
+  // 3. Weighted V rows: this thread's first rows (vr0), then any further ones.
   if (grp < groups) {
     float acc[kGroup][kDecVec] = {};
-    const int64_t voff = static_cast<int64_t>(hk) * a.head_dim_v + c * kDecVec;
-    const int nv = min(kDecVec, a.head_dim_v - c * kDecVec);
-    for (int i0 = grp; i0 < n; i0 += kDecUnroll * groups) {
-      float vr[kDecUnroll][kDecVec];
-#pragma unroll
-      for (int u = 0; u < kDecUnroll; ++u) {
-        const int i = i0 + u * groups;
-        load8<kVec>(a.v_cache, a.v_f16, (i < n ? s_slot[i] : 0) * a.v_stride + voff, i < n ? nv : 0, vr[u]);
-      }
+    const auto add_rows = [&](int i0, const float (&vr)[kDecUnroll][kDecVec]) {
 #pragma unroll
       for (int u = 0; u < kDecUnroll; ++u) {
         const int i = i0 + u * groups;
         if (i < n) {
 #pragma unroll
           for (int g = 0; g < kGroup; ++g) {
-            const float w = s_w[g][i];
+            if (g < ng) {
+              const float w = s_w[g][i];
 #pragma unroll
-            for (int j = 0; j < kDecVec; ++j) acc[g][j] += w * vr[u][j];
+              for (int j = 0; j < kDecVec; ++j) acc[g][j] += w * vr[u][j];
+            }
           }
         }
       }
+    };
+    add_rows(grp, vr0);
+    for (int i0 = grp + kDecUnroll * groups; i0 < n; i0 += kDecUnroll * groups) {
+      float vr[kDecUnroll][kDecVec] = {};
+      load_v(i0, 0, n, vr);
+      add_rows(i0, vr);
     }
 #pragma unroll
     for (int g = 0; g < kGroup; ++g) {
+      if (g < ng) {
 #pragma unroll
-      for (int j = 0; j < kDecVec; ++j) s_out[g][grp * tpr * kDecVec + c * kDecVec + j] = acc[g][j];
+        for (int j = 0; j < kDecVec; ++j) s_out[g][grp * tpr * kDecVec + c * kDecVec + j] = acc[g][j];
+      }
     }
   }
   __syncthreads();
@@ -733,8 +770,11 @@ void launch_flash(const AttentionArgs& a, gpuStream_t stream) {
 
 Status launch_decode(const AttentionArgs& a, gpuStream_t stream) {
   const int gsize = a.n_head / a.n_head_kv;
-  const int slices = (gsize + kGroup - 1) / kGroup;
+  // Query heads per block: up to kGroup share each K / V row read; a small grid takes one each instead, so that the
+  // work spreads over more SMs (each head's arithmetic is the same either way: the same bits).
   const int chunks = (a.max_ctx + kAttentionChunk - 1) / kAttentionChunk;
+  const int group = static_cast<int64_t>(a.n_head_kv) * chunks * a.n_tokens < kDecSmallGrid ? 1 : kGroup;
+  const int slices = (gsize + group - 1) / group;
   if (chunks > 1 && a.partial == nullptr) return Status::error("gpu attention: no partial-result buffer");
   const dim3 grid(static_cast<unsigned>(a.n_head_kv * slices), static_cast<unsigned>(a.n_tokens),
                   static_cast<unsigned>(chunks));
@@ -743,9 +783,9 @@ Status launch_decode(const AttentionArgs& a, gpuStream_t stream) {
   const auto run = [&](auto kc_const) {
     constexpr int KC = decltype(kc_const)::value;
     if (vec) {
-      launch_kernel(attention_decode_kernel<KC, true>, grid, kDecThreads, 0, stream, a, slices);
+      launch_kernel(attention_decode_kernel<KC, true>, grid, kDecThreads, 0, stream, a, slices, group);
     } else {
-      launch_kernel(attention_decode_kernel<KC, false>, grid, kDecThreads, 0, stream, a, slices);
+      launch_kernel(attention_decode_kernel<KC, false>, grid, kDecThreads, 0, stream, a, slices, group);
     }
   };
   if (kc == 8) {

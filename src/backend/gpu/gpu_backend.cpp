@@ -56,8 +56,12 @@ class GpuDeviceBatch final : public backend::DeviceBatch {
     ints.insert(ints.end(), b.positions.begin(), b.positions.end());
     ints.insert(ints.end(), b.seq.begin(), b.seq.end());
     RF_CHECK(b.positions.size() == n && b.seq.size() == n && b.kv_block_size > 0);
+    std::vector<char> seen(b.block_tables.size(), 0);
     for (size_t t = 0; t < n; ++t) {
       const auto& table = b.block_tables.at(static_cast<size_t>(b.seq[t]));
+      char& once = seen[static_cast<size_t>(b.seq[t])];
+      if (once != 0) one_token_per_seq_ = false;
+      once = 1;
       const auto block = static_cast<size_t>(b.positions[t] / b.kv_block_size);
       RF_CHECK_MSG(block < table.size(), "gpu batch: token " + std::to_string(t) + " position " +
                                              std::to_string(b.positions[t]) + " past its block table");
@@ -96,6 +100,7 @@ class GpuDeviceBatch final : public backend::DeviceBatch {
   const int32_t* tables() const { return tables_; }
   int64_t table_stride() const { return table_stride_; }
   int32_t max_ctx() const { return max_ctx_; }  // the longest context of the batch (largest position + 1)
+  bool one_token_per_seq() const { return one_token_per_seq_; }  // no sequence has two tokens in the batch
 
  private:
   GpuBackend& be_;
@@ -104,6 +109,7 @@ class GpuDeviceBatch final : public backend::DeviceBatch {
   const int32_t* tables_ = nullptr;
   int64_t table_stride_ = 0;
   int32_t max_ctx_ = 0;
+  bool one_token_per_seq_ = true;
 };
 
 const GpuDeviceBatch& gpu_batch(const backend::DeviceBatch& b) {
@@ -138,9 +144,9 @@ TraceState* trace_state() {
     auto* t = new TraceState;
     t->file = f;
     t->buf.cap = 1u << 20;
-    if (cudaMalloc(&t->buf.stamps, 2 * sizeof(unsigned long long) * t->buf.cap) != cudaSuccess ||
-        cudaMalloc(&t->buf.counts, 2 * sizeof(unsigned)) != cudaSuccess ||
-        cudaMemset(t->buf.counts, 0, 2 * sizeof(unsigned)) != cudaSuccess) {
+    if (cudaMalloc(&t->buf.stamps, kTraceKinds * sizeof(unsigned long long) * t->buf.cap) != cudaSuccess ||
+        cudaMalloc(&t->buf.counts, kTraceKinds * sizeof(unsigned)) != cudaSuccess ||
+        cudaMemset(t->buf.counts, 0, kTraceKinds * sizeof(unsigned)) != cudaSuccess) {
       return static_cast<TraceState*>(nullptr);
     }
     for (TraceSetter set : trace_setters()) set(t->buf);
@@ -152,9 +158,9 @@ TraceState* trace_state() {
 void trace_dump() {
   TraceState* t = trace_state();
   if (t == nullptr || cudaDeviceSynchronize() != cudaSuccess) return;
-  unsigned counts[2] = {};
+  unsigned counts[kTraceKinds] = {};
   (void)cudaMemcpy(counts, t->buf.counts, sizeof counts, cudaMemcpyDeviceToHost);
-  std::vector<unsigned long long> stamps(2 * static_cast<size_t>(t->buf.cap));
+  std::vector<unsigned long long> stamps(kTraceKinds * static_cast<size_t>(t->buf.cap));
   (void)cudaMemcpy(stamps.data(), t->buf.stamps, stamps.size() * sizeof(unsigned long long), cudaMemcpyDeviceToHost);
   FILE* f = std::fopen(t->file.c_str(), "w");
   if (f == nullptr) return;
@@ -166,6 +172,11 @@ void trace_dump() {
     const unsigned long long start = i < counts[0] ? stamps[i] : 0ull;
     const unsigned long long wait = i < counts[1] ? stamps[t->buf.cap + i] : 0ull;
     std::fprintf(f, "%zu %llu %llu %s\n", i, start, wait, name);
+  }
+  for (unsigned k = 2; k < kTraceKinds; ++k) {  // points inside a kernel under study, one sequence per kind
+    for (unsigned i = 0; i < counts[k] && i < t->buf.cap; ++i) {
+      std::fprintf(f, "@%u %u %llu\n", k, i, stamps[static_cast<size_t>(k) * t->buf.cap + i]);
+    }
   }
   std::fclose(f);
   trace_launches() = nullptr;
@@ -949,6 +960,7 @@ void GpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
   a.n_seqs = static_cast<int64_t>(b.host().block_tables.size());
   a.warp_size = info_.warp_size;
   a.per_token = batch_invariant_;
+  a.prefetch_kv = b.one_token_per_seq() ? 1 : 0;
   // Rounded up to whole chunks (what the kernels use it for), so that decode steps repeat their launches byte for
   // byte for 128 steps and replay their graph.
   a.max_ctx = (b.max_ctx() + kAttentionChunk - 1) / kAttentionChunk * kAttentionChunk;
