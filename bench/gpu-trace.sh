@@ -5,7 +5,9 @@
 # prints, per kernel, the mean time from its wait's return to the next kernel's (what it adds to the step) over the
 # last STEPS decode steps, plus how long before that the kernel had started (its prologue overlapping the one
 # before it).
-# Env: TYPE, LAYERS, N (64), STEPS (16), TIMELINE (launches of one step to list, 0), BUILD (build-trace), ROCMFORGE_* pass through (e.g. ROCMFORGE_GPU_FUSE=0).
+# Env: TYPE, LAYERS, KV_HEADS (32; 8 and N_FF 14336 for Llama-3-8B's layer shape), N_FF, N (64), STEPS (16),
+# TIMELINE (launches of one step to list, 0), POINTS (the kernel whose trace_stamp(2..7) calls are timed against its
+# wait, default attention_decode), BUILD (build-trace), ROCMFORGE_* pass through (e.g. ROCMFORGE_GPU_FUSE=0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD:-build-trace}
@@ -15,18 +17,24 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DROCMFORGE_GPU=cuda 
   -DROCMFORGE_TESTS=OFF -DROCMFORGE_GPU_TRACE=ON -DCMAKE_CUDA_ARCHITECTURES="${ROCMFORGE_CUDA_ARCH:-90}" >/dev/null
 cmake --build "$build" -j "$(nproc)" --target rocmforge >/dev/null
 bin=$build/bin/rocmforge
-model=/tmp/rf-trace-$type-$layers.gguf
-[ -s "$model" ] || "$bin" synth --n-embd 4096 --n-ff 11008 --n-layer "$layers" --n-head 32 --n-vocab 32000 \
-  --type "$type" -o "$model" >&2
+kv=${KV_HEADS:-32}
+ff=${N_FF:-11008}
+model=/tmp/rf-trace-$type-$layers-$kv-$ff.gguf
+[ -s "$model" ] || "$bin" synth --n-embd 4096 --n-ff "$ff" --n-layer "$layers" --n-head 32 --n-head-kv "$kv" \
+  --n-vocab 32000 --type "$type" -o "$model" >&2
 trace=/tmp/rf-trace.txt
 ROCMFORGE_GPU_GRAPHS=0 ROCMFORGE_GPU_TRACE_FILE=$trace "$bin" bench --device gpu -m "$model" -p 0 -n "${N:-64}" -r 1 \
   >/dev/null
-python3 - "$trace" "${STEPS:-16}" "$layers" "${TIMELINE:-0}" <<'PY'
+python3 - "$trace" "${STEPS:-16}" "$layers" "${TIMELINE:-0}" "${POINTS:-attention_decode}" <<'PY'
 import collections, re, sys
 lines = open(sys.argv[1]).read().splitlines()
 print(lines[0])
-rows = []
+rows, points = [], collections.defaultdict(list)
 for l in lines[1:]:
+    if l.startswith("@"):  # trace_stamp(k) inside a kernel: "@k i stamp"
+        k, i, stamp = l[1:].split()
+        points[int(k)].append(int(stamp))
+        continue
     i, start, wait, name = l.split(" ", 3)
     short = name[:60]
     for m in re.finditer(r"\d+", name):  # the mangled name's <length><identifier> that ends in "kernel"
@@ -58,6 +66,11 @@ if int(sys.argv[4]) > 0:  # the first TIMELINE launches of the last full step, t
               (w - t0) / 1e3, (rows[i + 1][1] - w) / 1e3))
 step_us = (rows[last][1] - rows[first][1]) / 1e3 / n
 print("decode step %.1f us (mean of %d steps), %d launches per step" % (step_us, n, (last - first) // n))
+if points:  # each kind's stamps against the wait of the launches of the kernel that stamps them (POINTS)
+    waits = [r[1] for r in rows if sys.argv[5] in r[2]]
+    for k in sorted(points):
+        d = [(p - w) / 1e3 for p, w in zip(points[k], waits)][-steps * int(sys.argv[3]):]
+        print("point %d: %.2f us after the wait of %s (mean of %d)" % (k, sum(d) / max(1, len(d)), sys.argv[5], len(d)))
 print("%10s %7s %7s %10s  %s" % ("us/step", "share", "calls", "us/call", "kernel (wait to next wait; started before its wait)"))
 for name, us in tot.most_common():
     print("%10.1f %6.1f%% %7.1f %10.2f  %s (%.2f us)" % (us / n, 100 * us / n / step_us, cnt[name] / n, us / cnt[name],

@@ -223,9 +223,12 @@ inline void flush_recorded_launches() {
 // when it lets its dependents launch (kind 0) and when its grid_dependency_wait returns (kind 1); the host logs
 // each launched kernel in order. The backend writes both to the file when it is destroyed (bench/gpu-trace.sh).
 #if defined(RF_GPU_TRACE)
+// Kinds 0 and 1 are every kernel's; 2 .. kTraceKinds - 1 are free for trace_stamp(k) calls placed inside a kernel
+// under study (each kind its own sequence of stamps, written as "@k i stamp" lines).
+inline constexpr unsigned kTraceKinds = 8;
 struct TraceBuf {
-  unsigned long long* stamps = nullptr;  // [2][cap]
-  unsigned* counts = nullptr;            // [2]
+  unsigned long long* stamps = nullptr;  // [kTraceKinds][cap]
+  unsigned* counts = nullptr;            // [kTraceKinds]
   unsigned cap = 0;
   unsigned unused = 0;
 };
