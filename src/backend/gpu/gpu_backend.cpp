@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "backend/gpu/attention.h"
 #include "backend/gpu/elementwise.h"
@@ -25,6 +26,8 @@ constexpr size_t kArenaAlign = 256;
 constexpr size_t kFirstArenaBytes = size_t{64} << 20;  // arenas double from 64 MiB up to 1 GiB
 constexpr size_t kMaxArenaBytes = size_t{1} << 30;
 constexpr size_t kMaxPlannedArenaBytes = size_t{16} << 30;  // with plan_weight_bytes(): arenas of up to 16 GiB
+// How long reset_device() keeps retrying while the driver refuses the new context.
+constexpr int kResetWaitSeconds = 20;
 // What take_error() adds to the errors of a lost device context.
 constexpr const char* kLostNote = " (GPU device lost: the context is unusable until the device is reset)";
 // QuantizedRows::kind of rows the BLAS converted (plus the activation type): apart from the int8 kinds 32 / 256.
@@ -210,22 +213,46 @@ Status GpuBackend::reset_device() {
   last_batch_tokens_ = -1;
   error_ = ok_status();
 
-  (void)gpuSetDevice(info_.index);  // the reset acts on the calling thread's device; this call may report the fault
-  gpuError_t err = gpuDeviceReset();
-  context_generation().fetch_add(1);  // kernel attributes and static scratch of the old context are redone
-  (void)gpuGetLastError();
   const auto failed_reset = [&](const Status& why) {
     lost_ = true;
     lost_error_ = Status::error("gpu: the device was lost and could not be reset: " + why.message());
     return lost_error_;
   };
-  if (err != gpuSuccess) return failed_reset(error_status(err, "gpuDeviceReset"));
-  context_live_ = std::make_shared<std::atomic<bool>>(true);
-  err = gpuStreamCreateWithFlags(&stream_, gpuStreamNonBlocking);
-  if (err != gpuSuccess) {
+  // The driver may still be tearing the faulted context down when the reset returns, and refuses a new one until
+  // it is gone (seen on an H100: cudaErrorDevicesUnavailable at the first call after the reset): the reset and
+  // the new context's first call (the stream) are retried, backing off, for up to kResetWaitSeconds.
+  const auto t0 = std::chrono::steady_clock::now();
+  auto pause = std::chrono::milliseconds(50);
+  int attempts = 0;
+  gpuError_t err = gpuSuccess;
+  const char* what = "gpuDeviceReset";
+  while (true) {
+    ++attempts;
+    (void)gpuSetDevice(info_.index);  // the reset acts on the calling thread's device; this may report the fault
+    err = gpuDeviceReset();
+    what = "gpuDeviceReset";
+    context_generation().fetch_add(1);  // kernel attributes and static scratch of the old context are redone
+    (void)gpuGetLastError();
+    if (err == gpuSuccess) {
+      err = gpuStreamCreateWithFlags(&stream_, gpuStreamNonBlocking);
+      what = "stream creation after the reset";
+    }
+    if (err == gpuSuccess) break;
     stream_ = nullptr;
-    return failed_reset(error_status(err, "stream creation"));
+    (void)gpuGetLastError();
+    if (std::chrono::steady_clock::now() - t0 + pause > std::chrono::seconds(kResetWaitSeconds)) break;
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(1000));
   }
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (err != gpuSuccess) {
+    return failed_reset(Status::error(error_status(err, what).message() + " (" + std::to_string(attempts) +
+                                      " attempts over " + std::to_string(static_cast<int>(waited)) + " s)"));
+  }
+  if (attempts > 1) {
+    std::fprintf(stderr, "rocmforge: gpu: device reset took %d attempts over %.1f s\n", attempts, waited);
+  }
+  context_live_ = std::make_shared<std::atomic<bool>>(true);
   lost_ = false;  // first_kernel's calls must run; a fault there loses the context again
   if (Status s = first_kernel(); !s.ok()) {
     error_ = ok_status();
