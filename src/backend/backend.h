@@ -210,6 +210,15 @@ class Backend {
   // Returns that error and clears it (ok when none happened since the last call). Callers check it after a
   // sync() or to_host(), which wait for the queued work. Broken caller invariants (shape mismatch) still abort.
   virtual Status take_error() { return ok_status(); }
+  // True after an error that lost the device context: a GPU kernel fault (illegal address, ...) or an uncorrectable
+  // memory error, after which every call on that device fails ("sticky" errors). Ops are then skipped and every
+  // take_error() reports the loss until reset_device() succeeds. A CPU backend never loses its device.
+  virtual bool device_lost() const { return false; }
+  // Starts the device afresh (a GPU device reset) after device_lost(). Everything the backend handed out before is
+  // invalid afterwards, its memory gone: buffers from alloc() (they free nothing when destroyed), tensors from
+  // load_weight(), prepared batches. The caller drops them, loads the weights again and allocates anew. An error
+  // when the device cannot be brought back (it then stays lost). Nothing to do for a CPU backend.
+  virtual Status reset_device() { return ok_status(); }
 
   // --- memory -------------------------------------------------------------------------------------------------
   // nullptr when the backend cannot provide the memory (the backend's take_error() then says why).

@@ -193,6 +193,10 @@ Status Model::finish(Status first) {
 
 Status Model::forward(backend::Batch batch, kv::KvCache& cache, std::vector<float>* logits) {
   n_out_on_device_ = 0;
+  if (!unusable_.ok()) {
+    if (logits != nullptr) logits->clear();
+    return unusable_;
+  }
   batch.kv_block_size = cache.block_size();
   RF_RETURN_IF_ERROR(batch.validate(hp_.n_vocab, cache.n_blocks()));
   const int64_t n = batch.n_tokens();

@@ -48,37 +48,74 @@ Expected<std::unique_ptr<Model>> Model::load(std::shared_ptr<gguf::File> file, P
     return Status::error("model: " + h.arch + ".feed_forward_length is missing or zero in " + file->name());
   }
   RF_RETURN_IF_ERROR(m->place(placement));
+  m->family_ = family;
+  RF_RETURN_IF_ERROR(m->load_weights());
+  return m;
+}
 
+Status Model::load_weights() {
+  const HParams& h = hp_;
   // One loader per backend: each tensor is loaded where the op that reads it runs.
   std::vector<TensorLoader> loaders;
-  for (const Site& s : m->sites_) loaders.emplace_back(*file, *s.be);
-  Weights& w = m->w_;
-  TensorLoader& in = loaders[static_cast<size_t>(m->in_site_)];
-  TensorLoader& out = loaders[static_cast<size_t>(m->out_site_)];
+  for (const Site& s : sites_) loaders.emplace_back(*file_, *s.be);
+  Weights w;
+  TensorLoader& in = loaders[static_cast<size_t>(in_site_)];
+  TensorLoader& out = loaders[static_cast<size_t>(out_site_)];
   RF_RETURN_IF_ERROR(in.require("token_embd.weight", {h.n_embd, h.n_vocab}, &w.token_embd));
   RF_RETURN_IF_ERROR(out.require("output_norm.weight", {h.n_embd}, &w.output_norm));
   RF_RETURN_IF_ERROR(out.optional("output.weight", {h.n_embd, h.n_vocab}, &w.output));
   if (w.output.empty()) {  // tied embeddings
-    if (m->out_site_ == m->in_site_) {
+    if (out_site_ == in_site_) {
       w.output = w.token_embd;
     } else {
       RF_RETURN_IF_ERROR(out.require("token_embd.weight", {h.n_embd, h.n_vocab}, &w.output));
     }
   }
-  std::vector<Tensor> rope_freqs(m->sites_.size());
-  for (size_t s = 0; s < m->sites_.size(); ++s) {
-    if (m->sites_[s].runs_layers) {
+  std::vector<Tensor> rope_freqs(sites_.size());
+  for (size_t s = 0; s < sites_.size(); ++s) {
+    if (sites_[s].runs_layers) {
       RF_RETURN_IF_ERROR(loaders[s].optional("rope_freqs.weight", {h.n_rot / 2}, &rope_freqs[s]));
     }
   }
   w.layers.resize(static_cast<size_t>(h.n_layer));
   for (int il = 0; il < h.n_layer; ++il) {
-    const auto s = static_cast<size_t>(m->layer_site_[static_cast<size_t>(il)]);
+    const auto s = static_cast<size_t>(layer_site_[static_cast<size_t>(il)]);
     LayerWeights& lw = w.layers[static_cast<size_t>(il)];
-    RF_RETURN_IF_ERROR(family->load_layer(loaders[s], h, il, lw));
+    RF_RETURN_IF_ERROR(family_->load_layer(loaders[s], h, il, lw));
     lw.rope_freqs = rope_freqs[s];
   }
-  return m;
+  w_ = std::move(w);
+  return ok_status();
+}
+
+bool Model::device_lost() const {
+  for (const Site& s : sites_) {
+    if (s.be->device_lost()) return true;
+  }
+  return false;
+}
+
+Status Model::recover() {
+  if (!unusable_.ok()) return unusable_;
+  if (!device_lost()) return ok_status();
+  // The workspaces of every site go (those on a lost device point into freed memory; the others are simply made
+  // again by the next pass), then each lost device is reset, then all weights load again: a split model's tensors
+  // on a CPU backend are views of the mapped file, so reloading them costs nothing.
+  for (Site& s : sites_) s.ws = Buffers{};
+  n_out_on_device_ = 0;
+  w_ = Weights{};
+  for (Site& s : sites_) {
+    if (!s.be->device_lost()) continue;
+    if (Status st = s.be->reset_device(); !st.ok()) {
+      unusable_ = Status::error("model: " + s.be->name() + " lost its device and could not be reset: " + st.message());
+      return unusable_;
+    }
+  }
+  if (Status st = load_weights(); !st.ok()) {
+    unusable_ = Status::error("model: reloading the weights after a device reset failed: " + st.message());
+    return unusable_;
+  }
+  return ok_status();
 }
 
 Status Model::place(Placement& p) {

@@ -69,6 +69,17 @@ class Model {
   // Downloads output row `row` of the last forward(..., nullptr) into dst [n_vocab].
   Status logits_row(int64_t row, float* dst);
 
+  // Device loss (Backend::device_lost): true when a backend of the model lost its device, as a GPU kernel fault
+  // does; every forward pass then fails until recover().
+  bool device_lost() const;
+  // Brings the model back after a device loss: resets each lost backend's device (Backend::reset_device, which
+  // frees everything on it), loads the weights again from the still-mapped file and drops the workspaces (made
+  // anew by the next pass). Backends that were not lost (the CPU half of a split) keep their weights. Every KV
+  // cache made for the model is invalid afterwards (its memory on the device is gone): the caller drops it and
+  // makes a new one (kv_shape() is unchanged). When a device cannot be brought back the model stays unusable:
+  // recover() and every later forward() return that error. Ok, doing nothing, when no device was lost.
+  Status recover();
+
  private:
   struct Buffers {
     int64_t n_tokens = 0, n_outputs = 0;
@@ -89,6 +100,8 @@ class Model {
 
   explicit Model(std::shared_ptr<gguf::File> file) : file_(std::move(file)) {}
   Status place(Placement& placement);
+  // Loads every weight through its site's backend into w_ (the CPU backend views the mapped file: no copy).
+  Status load_weights();
   Status ensure_workspace(Site& site, int64_t n_tokens, int64_t n_outputs);
   void attention_block(int il, const backend::DeviceBatch& db, kv::KvCache& cache, int64_t n);
   void ffn_block(int il, int64_t n);
@@ -99,6 +112,8 @@ class Model {
   Status finish(Status first);
 
   std::shared_ptr<gguf::File> file_;
+  const ArchFamily* family_ = nullptr;
+  Status unusable_;  // set when recover() could not bring a lost device back
   std::unique_ptr<backend::Backend> owned_backend_;  // destroyed after the workspaces (declared before sites_)
   HParams hp_;
   Weights w_;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 
 #include "core/check.h"
 #include "core/parallel.h"
@@ -94,11 +95,7 @@ Expected<std::unique_ptr<Engine>> Engine::create(model::Model& model, const Engi
   if (o.max_waiting < 0) o.max_waiting = 0;
 
   std::unique_ptr<Engine> e(new Engine(model, o));
-  kv::KvOptions kvo;
-  kvo.n_slots = o.kv_slots;
-  kvo.block_size = o.block_size;
-  kvo.type = o.kv_type;
-  auto cache = kv::KvCache::create(model.backend(), model.kv_shape(), kvo);
+  auto cache = e->make_cache();
   if (!cache) return cache.status();
   e->cache_ = std::move(*cache);
   e->st_ = std::make_unique<State>(e->cache_->n_blocks(), o.block_size, o.prefix_cache);
@@ -106,6 +103,14 @@ Expected<std::unique_ptr<Engine>> Engine::create(model::Model& model, const Engi
   e->st_->workers = std::make_unique<WorkerPool>(std::min(rf::hardware_threads() - 1, kMaxSamplingWorkers));
   e->thread_ = std::thread([p = e.get()] { p->loop(); });
   return e;
+}
+
+Expected<std::unique_ptr<kv::KvCache>> Engine::make_cache() const {
+  kv::KvOptions kvo;
+  kvo.n_slots = opts_.kv_slots;
+  kvo.block_size = opts_.block_size;
+  kvo.type = opts_.kv_type;
+  return kv::KvCache::create(model_.backend(), model_.kv_shape(), kvo);
 }
 
 Engine::~Engine() { shutdown(std::chrono::milliseconds(0)); }
@@ -203,6 +208,12 @@ void Engine::loop() {
     if (shared_->stop) break;
     const auto t_schedule = std::chrono::steady_clock::now();
     reap_cancelled();
+    if (!st_->unusable.ok()) {  // the device is gone for good: every request says so
+      for (auto& q : st_->waiting) finish_seq(*q, FinishReason::kError, st_->unusable.message());
+      st_->waiting.clear();
+      shared_->idle_cv.notify_all();
+      continue;
+    }
     admit();
     backend::Batch batch;
     std::vector<Seq*> batch_seqs;
@@ -222,13 +233,15 @@ void Engine::loop() {
     const Status s = model_.forward(std::move(batch), *cache_, nullptr);  // the logits stay on the backend
     lock.lock();
     const auto t_after = std::chrono::steady_clock::now();
-    if (!s.ok()) {
+    Status failed = s;
+    if (s.ok()) {
+      failed = after_forward(batch_seqs, chunk, logits);
+    } else if (!model_.device_lost()) {
       // The batch's sequences fail (their K/V rows of this pass are undefined) and free their blocks; the others,
       // and new requests, go on with the next step.
       for (Seq* q : batch_seqs) finish_seq(*q, FinishReason::kError, "the model's forward pass failed: " + s.message());
-    } else {
-      after_forward(batch_seqs, chunk, logits);
     }
+    if (!failed.ok() && model_.device_lost()) recover_device(lock, failed);
     std::erase_if(st_->running, [](const std::unique_ptr<Seq>& q) { return q->done; });
     const auto seconds = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
     st_->stats.schedule_seconds += seconds(t_schedule, t_forward);
@@ -247,6 +260,44 @@ void Engine::loop() {
   st_->running.clear();
   st_->waiting.clear();
   shared_->idle_cv.notify_all();
+}
+
+void Engine::recover_device(std::unique_lock<std::mutex>& lock, const Status& cause) {
+  // The K/V of every running sequence lived on the lost device (the batch's and the others'): they all fail. Queued
+  // sequences hold no K/V (a preempted one recomputes from its tokens) and stay queued.
+  const std::string why = "the model's forward pass failed and the device lost this request's state: " +
+                          cause.message() + "; the device is being reset, retry the request";
+  for (auto& q : st_->running) finish_seq(*q, FinishReason::kError, why);
+  st_->running.clear();
+  // The prefix cache's blocks are gone with the device: a fresh block manager (every block is free now).
+  st_->blocks = BlockManager(st_->blocks.n_blocks(), opts_.block_size, opts_.prefix_cache);
+  std::fprintf(stderr, "rocmforge: device lost (%s); resetting it and reloading the model\n", cause.message().c_str());
+  std::fflush(stderr);
+  // Reloading the weights takes long: submit(), cancel() and stats() go on meanwhile. Only this thread touches the
+  // model and the cache.
+  lock.unlock();
+  const auto t0 = std::chrono::steady_clock::now();
+  cache_.reset();  // its device buffers belong to the lost context and free nothing
+  Status st = model_.recover();
+  if (st.ok()) {
+    auto cache = make_cache();
+    if (cache) {
+      cache_ = std::move(*cache);
+    } else {
+      st = Status::error("engine: a new KV cache after the device reset: " + cache.error_message());
+    }
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  lock.lock();
+  if (st.ok()) {
+    st_->stats.device_recoveries++;
+    std::fprintf(stderr, "rocmforge: device reset and model reloaded in %.1f s; serving again\n", seconds);
+  } else {
+    st_->unusable = Status::error("the device was lost and could not be recovered, this server cannot run the model "
+                                  "any more (restart it): " + st.message());
+    std::fprintf(stderr, "rocmforge: %s\n", st_->unusable.message().c_str());
+  }
+  std::fflush(stderr);
 }
 
 }  // namespace rf::runtime

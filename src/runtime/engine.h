@@ -10,6 +10,12 @@
 // Every sequence samples with its own params and seed. The per-token math of the forward pass does not depend on
 // which other tokens share the batch (row-wise matmul, per-token attention), so results do not depend on load.
 //
+// Device loss: when a forward pass fails because a backend lost its device (a GPU kernel fault: every later call
+// on that context fails), every sequence in flight fails with kError (their K/V lived there) and the prefix cache
+// is emptied; the scheduler thread then has the model reset the device and reload its weights (Model::recover),
+// makes a new KV cache, and goes on with the queued and new requests. When the device cannot be brought back,
+// every request from then on fails with kError saying so.
+//
 // Consumers talk to a sequence through a SequenceHandle: they pull token events as they come and may cancel, which
 // frees the sequence's blocks at the next step boundary.
 #pragma once
@@ -52,7 +58,7 @@ struct SequenceParams {
 };
 
 // kCancelled: the consumer cancelled it; kShutdown: the engine stopped (shutdown) before it finished; kError: the
-// forward pass of a batch it was in failed (SequenceUpdate::error says why).
+// forward pass of a batch it was in failed, or the device lost its state (SequenceUpdate::error says why).
 enum class FinishReason { kNone, kStop, kLength, kCancelled, kShutdown, kError };
 const char* finish_reason_name(FinishReason r);  // "stop", "length", "cancelled", "shutdown", "error"
 
@@ -112,6 +118,7 @@ struct EngineStats {
   int64_t max_batch_sequences = 0;  // most sequences in one batch so far
   int64_t prompt_tokens_computed = 0;
   int64_t prompt_tokens_cached = 0;
+  int64_t device_recoveries = 0;  // lost devices reset and the model reloaded (see the device loss note above)
   // Where the scheduler loop's time goes, summed over steps: choosing the batch, the model's forward pass, and
   // what follows it (sampling, stop checks, handing tokens to the consumers).
   double schedule_seconds = 0;
@@ -163,11 +170,16 @@ class Engine {
   void finish_seq(Seq& s, FinishReason reason, const std::string& error = {});
   void release_blocks(Seq& s);
   void register_full_blocks(Seq& s);
+  // After a forward pass (or its sampling) failed with `cause` and the model reports device loss: fails the running sequences, empties
+  // the prefix cache, and (with `lock` released meanwhile) recovers the model and makes a new KV cache.
+  void recover_device(std::unique_lock<std::mutex>& lock, const Status& cause);
+  Expected<std::unique_ptr<kv::KvCache>> make_cache() const;
   // After a forward pass that left the logits on the backend: sequences whose consumer wants logprobs get their
   // logits row downloaded (into `logits`) and sampled on the host; the others are sampled by the backend (only
   // their token ids cross to the host).
-  void after_forward(const std::vector<Seq*>& batch_seqs, const std::vector<int32_t>& chunk,
-                     std::vector<float>& logits);
+  // Returns the sampling error, if any (the sequences it hit have failed).
+  Status after_forward(const std::vector<Seq*>& batch_seqs, const std::vector<int32_t>& chunk,
+                       std::vector<float>& logits);
   // Samples s's next token from its logits row and hands it to the consumer; returns how s finishes (kStop,
   // kLength) or kNone. Touches only s: safe on several threads at once for distinct sequences.
   FinishReason sample_next(Seq& s, const float* logits);

@@ -63,6 +63,7 @@ struct Engine::State {
   std::vector<int64_t> sample_host_row;  // per sample_todo entry: its row in after_forward's logits, or -1
   std::vector<int64_t> sample_id_of;     // per sample_todo entry: its index in sample_ids, or -1
   std::unique_ptr<WorkerPool> workers;  // samples the sequences of a step in parallel
+  Status unusable;  // a lost device could not be recovered: every request fails with this
 };
 
 }  // namespace rf::runtime

@@ -209,8 +209,8 @@ FinishReason Engine::emit_token(Seq& s, int32_t token, const float* logits) {
   return FinishReason::kNone;
 }
 
-void Engine::after_forward(const std::vector<Seq*>& batch_seqs, const std::vector<int32_t>& chunk,
-                           std::vector<float>& logits) {
+Status Engine::after_forward(const std::vector<Seq*>& batch_seqs, const std::vector<int32_t>& chunk,
+                             std::vector<float>& logits) {
   const auto nv = static_cast<size_t>(n_vocab());
   std::vector<std::pair<Seq*, int32_t>>& todo = st_->sample_todo;
   todo.clear();
@@ -266,7 +266,7 @@ void Engine::after_forward(const std::vector<Seq*>& batch_seqs, const std::vecto
   if (st.ok() && !rows.empty()) st = model_.sample(rows, sample_host, ids.data());
   if (!st.ok()) {
     for (auto& [s, row] : todo) finish_seq(*s, FinishReason::kError, "sampling failed: " + st.message());
-    return;
+    return st;
   }
   // Handing the tokens to the consumers (and the host rows' sampling, a pass or more over the vocabulary each)
   // touch only the sequence itself (its sampler, RNG, tokens and handle), so sequences run on several threads;
@@ -286,6 +286,7 @@ void Engine::after_forward(const std::vector<Seq*>& batch_seqs, const std::vecto
   for (size_t k = 0; k < todo.size(); ++k) {
     if (fin[k] != FinishReason::kNone) finish_seq(*todo[k].first, fin[k]);
   }
+  return ok_status();
 }
 
 }  // namespace rf::runtime

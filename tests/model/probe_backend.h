@@ -1,10 +1,13 @@
 // A Backend decorator for model tests: forwards everything to an inner backend, counts the ops it runs, remembers
 // the memory it allocated (to tell which backend holds a tensor), and can inject faults the way a GPU backend
 // reports them: the k-th op (or an allocation) fails, the error is recorded, later ops are skipped until
-// take_error() returns it.
+// take_error() returns it. It can also lose its "device" the way a GPU backend does after a kernel fault (see
+// lose_device_in).
 #pragma once
 
 #include <cstdint>
+#include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <utility>
@@ -26,6 +29,14 @@ class ProbeBackend final : public backend::Backend {
   void fail_op_in(int64_t k) { fail_at_ = ops_seen_ + k; }
   // The next alloc() fails.
   void fail_next_alloc() { fail_alloc_ = true; }
+  // Device loss, as a GPU backend reports a sticky fault: op `k` (counted as fail_op_in) fails, device_lost() turns
+  // true, every op and allocation fails and every take_error() reports the loss until reset_device(). A reset then
+  // fills the buffers from alloc() that are still alive with 0xff bytes (NaN as F32 and F16) and marks them stale:
+  // on a GPU their memory is gone, so an op given a tensor in one (a workspace or KV cache kept across the reset)
+  // fails here as it would fault there. With fail_resets(true) a reset fails and the device stays lost.
+  void lose_device_in(int64_t k) { lose_at_ = ops_seen_ + k; }
+  void fail_resets(bool on) { fail_resets_ = on; }
+  int64_t resets() const { return resets_; }
   // Names of the weights loaded through this backend, in order.
   const std::vector<std::string>& loaded() const { return loaded_; }
   // True when [p, p + 1) lies in a buffer this backend allocated.
@@ -41,19 +52,32 @@ class ProbeBackend final : public backend::Backend {
   Status take_error() override {
     Status s = error_;
     error_ = ok_status();
+    if (s.ok() && lost_) s = Status::error(tag_ + ": device lost");
     if (s.ok()) return inner_.take_error();
     (void)inner_.take_error();
     return s;
   }
+  bool device_lost() const override { return lost_; }
+  Status reset_device() override {
+    if (fail_resets_) return Status::error(tag_ + ": injected fault: the device cannot be reset");
+    for (auto* b : *live_) {
+      std::memset(b->data(), 0xff, b->size());
+      b->stale = true;
+    }
+    lost_ = false;
+    ++resets_;
+    return ok_status();
+  }
   std::unique_ptr<backend::Buffer> alloc(size_t bytes) override {
-    if (fail_alloc_) {
+    if (fail_alloc_ || lost_) {
       fail_alloc_ = false;
       record("injected fault: cannot allocate " + std::to_string(bytes) + " bytes");
       return nullptr;
     }
     auto b = inner_.alloc(bytes);
-    if (b != nullptr) allocations_.emplace_back(static_cast<const uint8_t*>(b->data()), b->size());
-    return b;
+    if (b == nullptr) return nullptr;
+    allocations_.emplace_back(static_cast<const uint8_t*>(b->data()), b->size());
+    return std::make_unique<LiveBuffer>(std::move(b), live_);
   }
   Expected<backend::Tensor> load_weight(const gguf::TensorInfo& info) override {
     loaded_.push_back(info.name);
@@ -70,13 +94,13 @@ class ProbeBackend final : public backend::Backend {
     return inner_.prepare_batch(std::move(batch));
   }
   void embed(backend::Tensor out, backend::Tensor table, const backend::DeviceBatch& b) override {
-    if (op("embed")) inner_.embed(out, table, b);
+    if (op("embed", {&out})) inner_.embed(out, table, b);
   }
   void get_rows(backend::Tensor out, backend::Tensor x, const backend::DeviceBatch& b) override {
     if (op("get_rows")) inner_.get_rows(out, x, b);
   }
   void matmul(backend::Tensor out, backend::Tensor x, backend::Tensor w) override {
-    if (op("matmul")) inner_.matmul(out, x, w);
+    if (op("matmul", {&out, &x})) inner_.matmul(out, x, w);
   }
   void rms_norm(backend::Tensor out, backend::Tensor x, backend::Tensor weight, float eps) override {
     if (op("rms_norm")) inner_.rms_norm(out, x, weight, eps);
@@ -95,11 +119,11 @@ class ProbeBackend final : public backend::Backend {
   }
   void kv_store(backend::Tensor kc, backend::Tensor vc, backend::Tensor k, backend::Tensor v,
                 const backend::DeviceBatch& b) override {
-    if (op("kv_store")) inner_.kv_store(kc, vc, k, v, b);
+    if (op("kv_store", {&kc, &vc, &k, &v})) inner_.kv_store(kc, vc, k, v, b);
   }
   void attention(backend::Tensor out, backend::Tensor q, backend::Tensor kc, backend::Tensor vc,
                  const backend::DeviceBatch& b, const backend::AttentionParams& p) override {
-    if (op("attention")) inner_.attention(out, q, kc, vc, b, p);
+    if (op("attention", {&out, &q, &kc, &vc})) inner_.attention(out, q, kc, vc, b, p);
   }
   void moe_route(backend::Tensor ids, backend::Tensor weights, backend::Tensor logits, bool normalize) override {
     if (op("moe_route")) inner_.moe_route(ids, weights, logits, normalize);
@@ -112,14 +136,47 @@ class ProbeBackend final : public backend::Backend {
   }
 
  private:
+  // A buffer from alloc(), listed while it lives (reset_device poisons the listed ones).
+  class LiveBuffer;
+  using LiveSet = std::vector<LiveBuffer*>;
+  class LiveBuffer final : public backend::Buffer {
+   public:
+    LiveBuffer(std::unique_ptr<backend::Buffer> inner, std::shared_ptr<LiveSet> live)
+        : inner_(std::move(inner)), live_(std::move(live)) {
+      live_->push_back(this);
+    }
+    ~LiveBuffer() override { std::erase(*live_, this); }
+    void* data() const override { return inner_->data(); }
+    size_t size() const override { return inner_->size(); }
+    bool stale = false;  // alive across a reset_device()
+
+   private:
+    std::unique_ptr<backend::Buffer> inner_;
+    std::shared_ptr<LiveSet> live_;
+  };
+
   void record(const std::string& what) {
     if (error_.ok()) error_ = Status::error(tag_ + ": " + what);
   }
-  // False when the op is skipped: an injected fault now, or an error recorded before.
-  bool op(const char* what) {
+  // False when the op is skipped: an injected fault now, or an error recorded before, or one of `uses` in memory
+  // from before a device reset.
+  bool op(const char* what, std::initializer_list<const backend::Tensor*> uses = {}) {
     const int64_t index = ops_seen_++;
+    for (const backend::Tensor* t : uses) {
+      for (const LiveBuffer* b : *live_) {
+        const auto* p = static_cast<const uint8_t*>(t->data);
+        const auto* base = static_cast<const uint8_t*>(b->data());
+        if (b->stale && p >= base && p < base + b->size()) {
+          record(std::string("op ") + what + " uses memory from before the device reset");
+        }
+      }
+    }
     if (index == fail_at_) record("injected fault in op " + std::to_string(index) + " (" + what + ")");
-    if (!error_.ok()) return false;
+    if (index == lose_at_) {
+      record("injected device loss in op " + std::to_string(index) + " (" + what + ")");
+      lost_ = true;
+    }
+    if (!error_.ok() || lost_) return false;
     ++ops_;
     return true;
   }
@@ -127,8 +184,9 @@ class ProbeBackend final : public backend::Backend {
   backend::Backend& inner_;
   std::string tag_;
   Status error_;
-  int64_t ops_ = 0, ops_seen_ = 0, fail_at_ = -1;
-  bool fail_alloc_ = false;
+  int64_t ops_ = 0, ops_seen_ = 0, fail_at_ = -1, lose_at_ = -1, resets_ = 0;
+  bool fail_alloc_ = false, lost_ = false, fail_resets_ = false;
+  std::shared_ptr<LiveSet> live_ = std::make_shared<LiveSet>();
   std::vector<std::pair<const uint8_t*, size_t>> allocations_;
   std::vector<std::string> loaded_;
 };

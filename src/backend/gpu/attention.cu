@@ -758,10 +758,11 @@ bool flash_prefill_enabled() {
 template <int D>
 void launch_flash(const AttentionArgs& a, gpuStream_t stream) {
   constexpr size_t kShared = sizeof(FaShared<D>);
-  static const bool opted_in = [] {  // above 48 KB needs the opt-in, once per kernel
+  static OncePerContext opt_in;  // above 48 KB needs the opt-in, once per kernel and context
+  const bool opted_in = opt_in([&] {
     return gpuFuncSetAttribute(reinterpret_cast<const void*>(&attention_flash_kernel<D>),
                                gpuFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kShared)) == gpuSuccess;
-  }();
+  });
   (void)opted_in;  // a refused opt-in shows as the launch error
   const dim3 grid(static_cast<unsigned>(a.n_head), static_cast<unsigned>((a.n_tokens + kFaRows - 1) / kFaRows));
   launch_kernel(attention_flash_kernel<D>, grid, kFaThreads, kShared, stream, a);

@@ -10,8 +10,10 @@
 // is compiled only by nvcc or by clang in HIP mode.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -77,6 +79,18 @@ using gpuMemcpyKind = RF_GPU_API(MemcpyKind);
 #define gpuStreamCaptureModeThreadLocal RF_GPU_API(StreamCaptureModeThreadLocal)
 #define gpuStreamCaptureModeRelaxed RF_GPU_API(StreamCaptureModeRelaxed)
 #define gpuFuncAttributeMaxDynamicSharedMemorySize RF_GPU_API(FuncAttributeMaxDynamicSharedMemorySize)
+// Errors after which the device context is unusable (gpu_error_loses_context): the two runtimes spell some apart.
+#define gpuErrorIllegalAddress RF_GPU_API(ErrorIllegalAddress)
+#define gpuErrorLaunchFailure RF_GPU_API(ErrorLaunchFailure)
+#define gpuErrorAssert RF_GPU_API(ErrorAssert)
+#define gpuErrorContextIsDestroyed RF_GPU_API(ErrorContextIsDestroyed)
+#if defined(RF_GPU_HIP)
+#define gpuErrorLaunchTimeout hipErrorLaunchTimeOut
+#define gpuErrorECCUncorrectable hipErrorECCNotCorrectable
+#else
+#define gpuErrorLaunchTimeout cudaErrorLaunchTimeout
+#define gpuErrorECCUncorrectable cudaErrorECCUncorrectable
+#endif
 
 #define gpuGetErrorName RF_GPU_API(GetErrorName)
 #define gpuGetErrorString RF_GPU_API(GetErrorString)
@@ -111,6 +125,7 @@ using gpuMemcpyKind = RF_GPU_API(MemcpyKind);
 #define gpuGraphDestroy RF_GPU_API(GraphDestroy)
 #define gpuGraphExecDestroy RF_GPU_API(GraphExecDestroy)
 #define gpuFuncSetAttribute RF_GPU_API(FuncSetAttribute)
+#define gpuDeviceReset RF_GPU_API(DeviceReset)
 
 // Host-pinned memory: the two runtimes spell these differently.
 inline gpuError_t gpuMallocHost(void** ptr, size_t bytes) {
@@ -179,6 +194,63 @@ inline std::string error_text(gpuError_t err) {
 inline Status error_status(gpuError_t err, const char* what) {
   return Status::error(std::string("gpu: ") + what + " failed: " + error_text(err));
 }
+
+// True for the "sticky" errors: a kernel fault (illegal or misaligned address, illegal instruction, hardware stack
+// error, device assert, launch failure or timeout) or an uncorrectable ECC error leaves the context unusable, and
+// every later runtime call in the process fails with the same error until the device is reset (gpuDeviceReset,
+// which frees everything the context held). Other errors (out of memory, a bad launch configuration) leave the
+// context working. HIP 5.2 has fewer distinct codes; its launch failure covers the kernel faults it reports (and
+// ROCm's default is to abort the process on a GPU memory fault before the runtime returns anything).
+inline bool gpu_error_loses_context(gpuError_t err) {
+  switch (err) {
+    case gpuErrorIllegalAddress:
+    case gpuErrorLaunchFailure:
+    case gpuErrorLaunchTimeout:
+    case gpuErrorAssert:
+    case gpuErrorECCUncorrectable:
+    case gpuErrorContextIsDestroyed:
+#if defined(RF_GPU_CUDA)
+    case cudaErrorHardwareStackError:
+    case cudaErrorIllegalInstruction:
+    case cudaErrorMisalignedAddress:
+    case cudaErrorInvalidAddressSpace:
+    case cudaErrorInvalidPc:
+#endif
+      return true;
+    default:
+      return false;
+  }
+}
+
+// The device context's generation: 1 for the process's first context, advanced by every device reset
+// (GpuBackend::reset_device). State that lives in the context but is cached on the host (a kernel's shared-memory
+// opt-in, a scratch buffer kept in a static) is redone when the generation it was made in has passed.
+inline std::atomic<uint64_t>& context_generation() {
+  static std::atomic<uint64_t> generation{1};
+  return generation;
+}
+
+// Runs f() (returning bool) once per device context and returns its result: for a kernel's one-time attribute
+// setting (gpuFuncSetAttribute), which a device reset forgets. Cheap after the first call (one atomic load).
+class OncePerContext {
+ public:
+  template <typename F>
+  bool operator()(F&& f) {
+    const uint64_t now = context_generation().load(std::memory_order_acquire);
+    if (done_.load(std::memory_order_acquire) == now) return ok_.load(std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (done_.load(std::memory_order_relaxed) != now) {
+      ok_.store(f(), std::memory_order_relaxed);
+      done_.store(now, std::memory_order_release);
+    }
+    return ok_.load(std::memory_order_relaxed);
+  }
+
+ private:
+  std::mutex mu_;
+  std::atomic<uint64_t> done_{0};
+  std::atomic<bool> ok_{false};
+};
 
 [[noreturn]] void fatal_gpu_error(const char* file, int line, const char* expr, gpuError_t err);
 

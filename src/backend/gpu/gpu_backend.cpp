@@ -7,10 +7,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "backend/gpu/attention.h"
 #include "backend/gpu/elementwise.h"
 #include "backend/gpu/blas.h"
+#include "backend/gpu/fault_inject.h"
 #include "backend/gpu/matmul.h"
 #include "core/check.h"
 
@@ -24,20 +26,29 @@ constexpr size_t kArenaAlign = 256;
 constexpr size_t kFirstArenaBytes = size_t{64} << 20;  // arenas double from 64 MiB up to 1 GiB
 constexpr size_t kMaxArenaBytes = size_t{1} << 30;
 constexpr size_t kMaxPlannedArenaBytes = size_t{16} << 30;  // with plan_weight_bytes(): arenas of up to 16 GiB
+// How long reset_device() keeps retrying while the driver refuses the new context.
+constexpr int kResetWaitSeconds = 10;
+// What take_error() adds to the errors of a lost device context.
+constexpr const char* kLostNote = " (GPU device lost: the context is unusable until the device is reset)";
 // QuantizedRows::kind of rows the BLAS converted (plus the activation type): apart from the int8 kinds 32 / 256.
 constexpr int kBlasRowsKind = 1000;
 
 class GpuBuffer final : public backend::Buffer {
  public:
-  // Owns `data` (from gpuMalloc) of `bytes`.
-  GpuBuffer(void* data, size_t bytes) : data_(data), size_(bytes) {}
-  ~GpuBuffer() override { (void)gpuFree(data_); }
+  // Owns `data` (from gpuMalloc) of `bytes` in the context whose flag `live` is: once that context is lost or reset,
+  // the memory is gone with it and the buffer frees nothing (its address may belong to a new allocation by then).
+  GpuBuffer(void* data, size_t bytes, std::shared_ptr<const std::atomic<bool>> live)
+      : data_(data), size_(bytes), live_(std::move(live)) {}
+  ~GpuBuffer() override {
+    if (live_->load()) (void)gpuFree(data_);
+  }
   void* data() const override { return data_; }
   size_t size() const override { return size_; }
 
  private:
   void* data_ = nullptr;
   size_t size_ = 0;
+  std::shared_ptr<const std::atomic<bool>> live_;
 };
 
 // The batch's index arrays in one device array (from the backend's pool): tokens, positions, sequence ids, KV
@@ -201,21 +212,121 @@ Expected<std::unique_ptr<GpuBackend>> GpuBackend::create(int device_index) {
   be->auto_graphs_.active = be->graphs_ && g == nullptr;
   if (const char* f = std::getenv("ROCMFORGE_GPU_FUSE"); f != nullptr && f[0] == '0') be->fuse_ = false;
   if (const char* t = std::getenv("ROCMFORGE_GPU_TIMING"); t != nullptr && t[0] == '1') be->timing_.on = true;
+  // Test hook (fault_inject.h), read once here: ROCMFORGE_GPU_INJECT_FAULT=N faults the N-th forward pass.
+  if (const char* f = std::getenv("ROCMFORGE_GPU_INJECT_FAULT"); f != nullptr) be->inject_fault_in(std::atoll(f));
   // Programmatic dependent launch (compat.h) on NVIDIA compute capability 9.0 and later; ROCMFORGE_GPU_PDL=0: off.
   if (be->info_.arch.rfind("sm_", 0) == 0 && std::atoi(be->info_.arch.c_str() + 3) >= 90) {
     const char* v = std::getenv("ROCMFORGE_GPU_PDL");
     pdl_enabled() = v == nullptr || v[0] != '0';
   }
-  // One real kernel: fails here (with the runtime's reason) when this build has no code for the device.
-  float* probe = be->act_scratch(64);
-  if (probe == nullptr) return Status::error("gpu: cannot allocate a 256-byte scratch buffer");
-  Status s = round_activations(Type::F32, probe, 8, 8, 1, probe + 32, stream);
+  if (Status s = be->first_kernel(); !s.ok()) return s;
+  return be;
+}
+
+Status GpuBackend::first_kernel() {
+  float* probe = act_scratch(64);
+  if (probe == nullptr) {
+    return Status::error("gpu: cannot allocate a 256-byte scratch buffer: " + take_error().message());
+  }
+  Status s = round_activations(Type::F32, probe, 8, 8, 1, probe + 32, stream_);
   if (s.ok()) {
-    const gpuError_t err = gpuStreamSynchronize(stream);
+    const gpuError_t err = gpuStreamSynchronize(stream_);
     if (err != gpuSuccess) s = error_status(err, "first kernel");
   }
-  if (!s.ok()) return Status::error(s.message() + " (" + describe(be->info_) + ")");
-  return be;
+  if (!s.ok()) return Status::error(s.message() + " (" + describe(info_) + ")");
+  return ok_status();
+}
+
+void GpuBackend::lose_context(const Status& why) {
+  if (lost_) return;
+  lost_ = true;
+  lost_error_ = why;
+  context_live_->store(false);  // nothing of this context is freed from now on: its memory dies with it
+  last_batch_tokens_ = -1;
+}
+
+Status GpuBackend::reset_device() {
+  // Forget, without freeing, everything of the old context: the reset frees it all, and a free after the reset
+  // could hit an allocation of the new context at the same address.
+  context_live_->store(false);
+  recorder_.active = false;
+  recorder_.clear();
+  if (launch_recorder() == &recorder_) launch_recorder() = nullptr;
+  capturing_ = false;
+  pending_mv_.count = 0;
+  pending_mv_.closed = false;
+  pending_add_.active = false;
+  pending_act_.op = ActOp::kNone;
+  pending_ropes_ = 0;
+  quantized_ = QuantizedRows{};
+  planned_weight_bytes_ = arena_bytes_used();  // the reloaded weights fill arenas of the old size, as planned
+  arenas_.clear();
+  act_ = nullptr;
+  act_floats_ = 0;
+  batch_pool_.clear();
+  graph_cache_.clear();
+  // The BLAS handle's destructor would free memory of the old context and call into the library with a handle of
+  // it: the handle (a little host memory) is left behind instead, and a new one is made for the new stream.
+  (void)blas_.release();
+  blas_tried_ = false;
+  sample_dev_.reset();  // its flag is down: frees nothing
+  sample_scratch_.reset();
+  (void)sample_host_.release();  // pinned by the old context, freed by the reset
+  sample_host_bytes_ = 0;
+  stream_ = nullptr;
+  last_batch_tokens_ = -1;
+  error_ = ok_status();
+
+  const auto failed_reset = [&](const Status& why) {
+    lost_ = true;
+    lost_error_ = Status::error("gpu: the device was lost and could not be reset: " + why.message());
+    return lost_error_;
+  };
+  // The driver may still be tearing the faulted context down when the reset returns, and refuses a new one until
+  // it is gone (seen on an H100: cudaErrorDevicesUnavailable at the first call after the reset): the reset and
+  // the new context's first call (the stream) are retried, backing off, for up to kResetWaitSeconds. (With the
+  // H100's driver 580 the refusal lasted as long as the process: an illegal-address fault cannot be recovered
+  // in-process there, and the caller reports the device lost for good.)
+  const auto t0 = std::chrono::steady_clock::now();
+  auto pause = std::chrono::milliseconds(50);
+  int attempts = 0;
+  gpuError_t err = gpuSuccess;
+  const char* what = "gpuDeviceReset";
+  while (true) {
+    ++attempts;
+    (void)gpuSetDevice(info_.index);  // the reset acts on the calling thread's device; this may report the fault
+    err = gpuDeviceReset();
+    what = "gpuDeviceReset";
+    context_generation().fetch_add(1);  // kernel attributes and static scratch of the old context are redone
+    (void)gpuGetLastError();
+    if (err == gpuSuccess) {
+      err = gpuStreamCreateWithFlags(&stream_, gpuStreamNonBlocking);
+      what = "stream creation after the reset";
+    }
+    if (err == gpuSuccess) break;
+    stream_ = nullptr;
+    (void)gpuGetLastError();
+    if (std::chrono::steady_clock::now() - t0 + pause > std::chrono::seconds(kResetWaitSeconds)) break;
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(1000));
+  }
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (err != gpuSuccess) {
+    return failed_reset(Status::error(error_status(err, what).message() + " (" + std::to_string(attempts) +
+                                      " attempts over " + std::to_string(static_cast<int>(waited)) + " s)"));
+  }
+  if (attempts > 1) {
+    std::fprintf(stderr, "rocmforge: gpu: device reset took %d attempts over %.1f s\n", attempts, waited);
+  }
+  context_live_ = std::make_shared<std::atomic<bool>>(true);
+  lost_ = false;  // first_kernel's calls must run; a fault there loses the context again
+  if (Status s = first_kernel(); !s.ok()) {
+    error_ = ok_status();
+    return failed_reset(s);
+  }
+  lost_error_ = ok_status();
+  ++device_resets_;
+  return ok_status();
 }
 
 GpuBackend::~GpuBackend() {
@@ -228,6 +339,11 @@ GpuBackend::~GpuBackend() {
                  static_cast<long long>(timing_.steps), static_cast<long long>(graph_replays_),
                  1e3 * timing_.record / n, 1e3 * timing_.update / n, 1e3 * timing_.wait / n, graphs_ ? "on" : "off",
                  1e3 * auto_graphs_.seconds_with, 1e3 * auto_graphs_.seconds_without);
+  }
+  if (lost_) {  // the context is gone (or a reset failed): nothing of it can be freed, the process ends it
+    (void)blas_.release();
+    (void)sample_host_.release();
+    return;
   }
   (void)gpuStreamSynchronize(stream_);
 #if defined(RF_GPU_TRACE) && defined(RF_GPU_CUDA)
@@ -296,13 +412,16 @@ Expected<void*> GpuBackend::arena_alloc(size_t bytes) {
 
 void GpuBackend::check(const Status& s) {
   if (s.ok()) return;
-  (void)gpuGetLastError();  // clears a launch error that is not sticky, so later calls start clean
+  // Clears a launch error that is not sticky, so later calls start clean; a sticky one stays and says the context
+  // is lost (the launchers' Status carries only its text).
+  if (gpu_error_loses_context(gpuGetLastError())) lose_context(s);
   if (error_.ok()) error_ = s;
   last_batch_tokens_ = -1;  // the next decode step runs uncaptured
 }
 
 bool GpuBackend::check_call(gpuError_t err, const char* what) {
   if (err == gpuSuccess) return true;
+  if (gpu_error_loses_context(err)) lose_context(error_status(err, what));
   check(error_status(err, what));
   return false;
 }
@@ -310,9 +429,11 @@ bool GpuBackend::check_call(gpuError_t err, const char* what) {
 Status GpuBackend::take_error() {
   finish_capture();
   // Launch errors not seen yet (a kernel fault shows up at the next synchronisation).
-  check_call(gpuGetLastError(), "kernel launch");
+  if (!lost_) check_call(gpuGetLastError(), "kernel launch");
   Status s = error_;
   error_ = ok_status();
+  if (lost_ && s.ok()) s = lost_error_;  // every pass on a lost device fails, with the reason
+  if (lost_ && s.message().find(kLostNote) == std::string::npos) s = Status::error(s.message() + kLostNote);
   return s;
 }
 
@@ -556,6 +677,7 @@ Expected<double> GpuBackend::measure_copy_bandwidth(size_t bytes) {
 }
 
 GpuBackend::BatchMem GpuBackend::acquire_batch_mem(size_t ints) {
+  if (lost_) return BatchMem{};  // no memory: the batch's ops are skipped
   ints = std::max<size_t>(ints, 1);
   for (size_t i = 0; i < batch_pool_.size(); ++i) {
     if (batch_pool_[i].capacity >= ints) {
@@ -590,7 +712,7 @@ GpuBackend::BatchMem GpuBackend::acquire_batch_mem(size_t ints) {
 
 void GpuBackend::release_batch_mem(BatchMem mem) {
   finish_capture();
-  if (mem.dev == nullptr) return;
+  if (mem.dev == nullptr || lost_) return;  // a lost context's memory goes with it
   check_call(gpuEventRecord(mem.done, stream_), "batch index event");
   batch_pool_.push_back(mem);
   std::sort(batch_pool_.begin(), batch_pool_.end(),
@@ -600,10 +722,14 @@ void GpuBackend::release_batch_mem(BatchMem mem) {
 std::unique_ptr<backend::Buffer> GpuBackend::alloc(size_t bytes) {
   finish_capture();
   before_op();
+  if (lost_) {
+    check(lost_error_);
+    return nullptr;
+  }
   const size_t n = bytes == 0 ? 1 : bytes;
   void* data = nullptr;
   if (!check_call(gpuMalloc(&data, n), "device buffer allocation")) return nullptr;
-  auto buf = std::make_unique<GpuBuffer>(data, bytes);
+  auto buf = std::make_unique<GpuBuffer>(data, bytes, context_live_);
   if (!check_call(gpuMemsetAsync(data, 0, n, stream_), "device buffer clear") ||
       !check_call(gpuStreamSynchronize(stream_), "stream synchronisation")) {
     return nullptr;
@@ -665,15 +791,22 @@ void GpuBackend::to_host(void* dst, Tensor src, size_t bytes) {
 
 void GpuBackend::sync() {
   finish_capture();
+  if (lost_) return;
   check_call(gpuStreamSynchronize(stream_), "stream synchronisation (a kernel before it may have failed)");
 }
 
 std::unique_ptr<backend::DeviceBatch> GpuBackend::prepare_batch(backend::Batch batch) {
   finish_capture();
+  const bool inject = ++batches_prepared_ == fault_at_batch_ && !failed();
+  if (inject) {
+    std::fprintf(stderr, "rocmforge: test hook: forward pass %lld launches a faulting kernel\n",
+                 static_cast<long long>(batches_prepared_));
+    check(launch_fault_kernel(stream_));
+  }
   auto db = std::make_unique<GpuDeviceBatch>(std::move(batch), *this);  // uploads its indices before any capture
   const int64_t n = db->n_tokens();
   if (n == 1 && last_batch_tokens_ == 1) calibrate_graphs();
-  if (graphs_ && !failed() && n == 1 && last_batch_tokens_ == 1) {
+  if (graphs_ && !failed() && !inject && n == 1 && last_batch_tokens_ == 1) {
     recorder_.clear();
     recorder_.active = true;
     launch_recorder() = &recorder_;  // until finish_capture()

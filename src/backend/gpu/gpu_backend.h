@@ -7,8 +7,17 @@
 // status in the Backend interface: a failed launch, a kernel fault seen at a synchronisation, or memory that
 // cannot be had mid-run is recorded (the first one), later ops are skipped, and take_error() reports it, so one
 // failing request does not take the process down. A shape mismatch is a caller bug and aborts.
+//
+// Device loss: a "sticky" error (compat.h gpu_error_loses_context: a kernel fault, an uncorrectable ECC error)
+// leaves the context unusable. The backend then reports device_lost(), skips every op, and frees nothing of the
+// old context any more (buffers it handed out know it through a shared flag). reset_device() resets the device
+// (which frees everything the context held), forgets the old context's pointers without freeing them, and starts
+// a new stream; the owner (model::Model::recover) then reloads the weights and reallocates its buffers. The reset
+// is process-wide: it ends every context the process holds on that device, so one process runs one GpuBackend
+// per device when it relies on recovery (rocmforge does).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <span>
@@ -36,6 +45,15 @@ class GpuBackend final : public backend::Backend {
 
   std::string name() const override;
   Status take_error() override;
+  bool device_lost() const override { return lost_; }
+  Status reset_device() override;
+  int64_t device_resets() const { return device_resets_; }
+  // Test hook (fault_inject.h): the n-th batch prepared from now on (1: the next one, the next forward pass) first
+  // launches a kernel that stores through an invalid address, a real sticky fault; 0: none. Also set from the
+  // environment at create(): ROCMFORGE_GPU_INJECT_FAULT=N, N counted from the backend's first batch.
+  void inject_fault_in(int64_t n) { fault_at_batch_ = n > 0 ? batches_prepared_ + n : 0; }
+  // Batches prepared since create() (one per forward pass that uses this backend).
+  int64_t batches_prepared() const { return batches_prepared_; }
   const DeviceInfo& device() const { return info_; }
   // Free device memory now, in bytes (an error when the runtime cannot say).
   Expected<size_t> free_memory() const;
@@ -120,6 +138,11 @@ class GpuBackend final : public backend::Backend {
   };
 
   GpuBackend(DeviceInfo info, gpuStream_t stream) : info_(std::move(info)), stream_(stream) {}
+  // Launches one small kernel and waits for it: an error (with the runtime's reason) when this build has no code for
+  // the device or the device does not work.
+  Status first_kernel();
+  // Marks the context lost (the first sticky error is kept as the reason).
+  void lose_context(const Status& why);
   // Device memory for a weight of `bytes` from the arenas (a new arena when the current one is full).
   Expected<void*> arena_alloc(size_t bytes);
   // The rounded-activation scratch, grown to at least `floats`.
@@ -135,7 +158,7 @@ class GpuBackend final : public backend::Backend {
   }
   // Records a failed launch or runtime call (the first one is kept until take_error()).
   void check(const Status& s);
-  bool failed() const { return !error_.ok(); }
+  bool failed() const { return !error_.ok() || lost_; }
   // Runs the deferred matrix-vector group, then the deferred add, if any. add() waits for the next op: an
   // rms_norm of its result fuses with it.
   void flush_pending_add();
@@ -146,6 +169,14 @@ class GpuBackend final : public backend::Backend {
   DeviceInfo info_;
   gpuStream_t stream_ = nullptr;
   Status error_;  // the first failure since the last take_error()
+  // Device loss: set by the first sticky error, cleared by a successful reset_device(). context_live_ is shared with
+  // the buffers alloc() hands out: false once their context is lost or reset, so they never free into a new one.
+  bool lost_ = false;
+  Status lost_error_;
+  std::shared_ptr<std::atomic<bool>> context_live_ = std::make_shared<std::atomic<bool>>(true);
+  int64_t device_resets_ = 0;
+  int64_t batches_prepared_ = 0;
+  int64_t fault_at_batch_ = 0;  // inject_fault_in / ROCMFORGE_GPU_INJECT_FAULT (0: none)
   std::vector<Arena> arenas_;
   size_t planned_weight_bytes_ = 0;
   float* act_ = nullptr;

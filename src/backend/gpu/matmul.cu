@@ -599,11 +599,12 @@ Status matmul(const WeightView& w, const float* act, int64_t n_tok, float* out, 
       if (n_tok == 1 && policy.staged_matvec > 0 && w.nb1 % 16 == 0 &&
           (reinterpret_cast<uintptr_t>(wb) & 15) == 0) {
         const size_t shared = f16_staged_shared_bytes(warp_size);
-        static const bool opted_in = [&] {  // above 48 KB needs the opt-in, once per kernel
+        static OncePerContext opt_in;  // above 48 KB needs the opt-in, once per kernel and context
+        const bool opted_in = opt_in([&] {
           return gpuFuncSetAttribute(reinterpret_cast<const void*>(&matvec_16bit_staged_kernel<BT>),
                                      gpuFuncAttributeMaxDynamicSharedMemorySize,
                                      static_cast<int>(shared)) == gpuSuccess;
-        }();
+        });
         (void)opted_in;  // a refused opt-in shows as the launch error
         launch_kernel(matvec_16bit_staged_kernel<BT>, blocks_for(w.n_out, rows_per_block), kThreads, shared, stream,
                       wb, w.nb1, w.n_in, w.n_out, act, out);

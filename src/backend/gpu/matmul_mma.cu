@@ -334,16 +334,20 @@ __global__ void reduce_splits_kernel(const float* __restrict__ partial, int spli
 }  // namespace
 
 // Partial-sum scratch per stream (products on one stream run in order, so one buffer each suffices). Never used
-// inside a graph capture: graphs capture single-token decode only, which has no split.
+// inside a graph capture: graphs capture single-token decode only, which has no split. A buffer of an earlier
+// device context (context_generation) is forgotten, not freed: the reset freed it, and a stream of the new context
+// may have the old one's handle.
 float* split_scratch(gpuStream_t stream, size_t floats) {
   struct Buf {
     float* ptr = nullptr;
     size_t floats = 0;
+    uint64_t generation = 0;
   };
   static std::mutex mu;
   static std::map<gpuStream_t, Buf> bufs;
   std::lock_guard<std::mutex> lock(mu);
   Buf& b = bufs[stream];
+  if (const uint64_t now = context_generation().load(); b.generation != now) b = Buf{nullptr, 0, now};
   if (floats > b.floats) {
     if (b.ptr != nullptr) {
       flush_recorded_launches();  // recorded launches may use the old buffer: they run before it is freed

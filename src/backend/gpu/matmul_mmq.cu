@@ -367,10 +367,11 @@ void launch(const WeightView& w, const Int8Rows& act, int64_t n_tok, float* dst,
   const dim3 grid(static_cast<unsigned>((w.n_out + kMT - 1) / kMT), static_cast<unsigned>((n_tok + kNT - 1) / kNT),
                   static_cast<unsigned>(splits));
   constexpr size_t kShared = sizeof(Shared<K, kNT>);
-  static const bool opted_in = [] {  // above 48 KB needs the opt-in, once per kernel
+  static OncePerContext opt_in;  // above 48 KB needs the opt-in, once per kernel and context
+  const bool opted_in = opt_in([&] {
     return gpuFuncSetAttribute(reinterpret_cast<const void*>(&mmq_kernel<K, FN, WN>),
                                gpuFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kShared)) == gpuSuccess;
-  }();
+  });
   (void)opted_in;  // a refused opt-in shows as the launch error
   launch_kernel(mmq_kernel<K, FN, WN>, grid, 32 * kWarpsM * WN, kShared, stream, static_cast<const uint8_t*>(w.data), w.nb1, w.n_out, n_steps, act,
                                                    n_tok, dst, dst_stride, steps_per_split);

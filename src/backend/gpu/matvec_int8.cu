@@ -592,10 +592,11 @@ template <quant::Type T, int R>
 void launch_staged(unsigned grid, const MatSet& set, int64_t n_blocks, const ActRows& act, int warp_size,
                    gpuStream_t stream) {
   const size_t shared = staged_shared_bytes(T, R, warp_size);
-  static const bool opted_in = [&] {  // above 48 KB needs the opt-in, once per kernel
+  static OncePerContext opt_in;  // above 48 KB needs the opt-in, once per kernel and context
+  const bool opted_in = opt_in([&] {
     return gpuFuncSetAttribute(reinterpret_cast<const void*>(&matvec_staged_kernel<T, R, 1>),
                                gpuFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared)) == gpuSuccess;
-  }();
+  });
   (void)opted_in;  // a refused opt-in shows as the launch error
   launch_kernel(matvec_staged_kernel<T, R, 1>, grid, kThreads, shared, stream, set, n_blocks, act);
 }

@@ -1,0 +1,160 @@
+// Device loss (a GPU kernel fault that leaves the context unusable), simulated by tests/model's ProbeBackend: the
+// engine fails every sequence in flight with kError and a clear message, empties the prefix cache, has the model
+// reset the device and reload its weights, makes a new KV cache, and serves queued and new requests with the
+// tokens of an undisturbed model. When the reset fails, every later request fails with a clear error instead.
+// The same path runs on a real GPU fault in tests/gpu/fault_recovery_gpu_test.cpp.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "model/model.h"
+#include "model/probe_backend.h"
+#include "runtime/engine.h"
+#include "runtime/engine_fixture.h"
+#include "support/tiny_synth_model.h"
+
+namespace rf::runtime {
+namespace {
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+class EngineDeviceLoss : public EngineTest {
+ protected:
+  // An engine over the tiny model loaded through `placement` (the probe on its own or split with a CPU backend).
+  void start(model::Placement placement, EngineOptions o) {
+    auto m = model::Model::load(file_, std::move(placement));
+    ASSERT_TRUE(m.ok()) << m.error_message();
+    model_under_test_ = std::move(*m);
+    o.ctx_size = 128;
+    auto created = Engine::create(*model_under_test_, o);
+    ASSERT_TRUE(created.ok()) << created.error_message();
+    engine_ = std::move(*created);
+    // The probe's ops of one forward pass, measured while the engine is idle (a one-token request is one pass;
+    // stats() orders the probe's counters after the scheduler thread's passes).
+    run_one(*engine_, greedy(prompt_of(9, 4), 1));
+    engine_->stats();
+    const int64_t before = probe_.ops_seen();
+    run_one(*engine_, greedy(prompt_of(9, 4), 1));
+    engine_->stats();
+    per_pass_ = probe_.ops_seen() - before;
+    ASSERT_GT(per_pass_, 0);
+  }
+
+  std::shared_ptr<gguf::File> file_ = *gguf::File::open(test::tiny_synth_model("engine_test_synth", 320, 256));
+  backend::cpu::CpuBackend cpu_{2};
+  test::ProbeBackend probe_{cpu_, "probe"};
+  std::unique_ptr<model::Model> model_under_test_;
+  std::unique_ptr<Engine> engine_;
+  int64_t per_pass_ = 0;
+};
+
+TEST_F(EngineDeviceLoss, InFlightSequencesFailAndQueuedAndLaterRequestsRunAsBefore) {
+  const auto prompt_a = prompt_of(20, 1), prompt_b = prompt_of(12, 2), prompt_c = prompt_of(15, 3);
+  const auto prompt_x = prompt_of(40, 5);  // two full blocks: it leaves them in the prefix cache
+  const auto ref_a = reference_greedy(prompt_a, 50), ref_b = reference_greedy(prompt_b, 50);
+  const auto ref_c = reference_greedy(prompt_c, 6), ref_x = reference_greedy(prompt_x, 4);
+  model::Placement p;
+  p.first = &probe_;
+  EngineOptions o;
+  o.max_running = 2;
+  ASSERT_NO_FATAL_FAILURE(start(std::move(p), o));
+  Engine& e = *engine_;
+  const size_t weights_loaded = probe_.loaded().size();
+
+  const auto x1 = run_one(e, greedy(prompt_x, 4));
+  ASSERT_EQ(x1.tokens, ref_x);
+  wait_idle(e);
+  ASSERT_GT(e.stats().kv_blocks_cached, 0);
+
+  // Armed while idle: the device is lost in the middle of the fourth pass, with a and b running and c queued.
+  probe_.lose_device_in(3 * per_pass_ + per_pass_ / 2);
+  auto a = e.submit({greedy(prompt_a, 50)});
+  auto b = e.submit({greedy(prompt_b, 50)});
+  auto c = e.submit({greedy(prompt_c, 6)});  // queued behind a and b (max_running 2): holds no K/V yet
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  for (const auto& [h, ref] : {std::pair{a.handles[0], &ref_a}, std::pair{b.handles[0], &ref_b}}) {
+    const auto out = collect(h);
+    EXPECT_EQ(out.finish, FinishReason::kError);
+    EXPECT_TRUE(contains(out.error, "lost this request's state")) << out.error;
+    EXPECT_TRUE(contains(out.error, "injected device loss")) << out.error;
+    EXPECT_TRUE(contains(out.error, "retry the request")) << out.error;
+    ASSERT_LE(out.tokens.size(), ref->size());
+    EXPECT_TRUE(std::equal(out.tokens.begin(), out.tokens.end(), ref->begin()));
+  }
+  const auto out_c = collect(c.handles[0]);
+  EXPECT_EQ(out_c.finish, FinishReason::kLength) << out_c.error;
+  EXPECT_EQ(out_c.tokens, ref_c);
+  EXPECT_EQ(probe_.resets(), 1);
+  EXPECT_EQ(e.stats().device_recoveries, 1);
+  EXPECT_EQ(probe_.loaded().size(), 2 * weights_loaded);  // every weight loaded again
+
+  // The prefix cache was emptied with the device: x is computed again, with its first tokens.
+  const auto x2 = run_one(e, greedy(prompt_x, 4));
+  EXPECT_EQ(x2.finish, FinishReason::kLength);
+  EXPECT_EQ(x2.cached, 0);
+  EXPECT_EQ(x2.tokens, ref_x);
+  // And it fills again.
+  const auto x3 = run_one(e, greedy(prompt_x, 4));
+  EXPECT_GT(x3.cached, 0);
+  EXPECT_EQ(x3.tokens, ref_x);
+  wait_idle(e);
+  EXPECT_EQ(e.stats().kv_blocks_used, 0);
+}
+
+// A split model (layer 0 on the probe, layer 1 and the output on a plain CPU backend) loses the probe's device: only
+// that backend is reset, and the whole model runs as before afterwards.
+TEST_F(EngineDeviceLoss, HybridPlacementRecoversTheLostHalf) {
+  backend::cpu::CpuBackend rest{2};
+  const auto prompt_a = prompt_of(18, 6), prompt_b = prompt_of(23, 7);
+  const auto ref_a = reference_greedy(prompt_a, 30), ref_b = reference_greedy(prompt_b, 8);
+  model::Placement p;
+  p.first = &probe_;
+  p.rest = &rest;
+  p.n_first = 1;
+  EngineOptions o;
+  o.max_running = 1;
+  ASSERT_NO_FATAL_FAILURE(start(std::move(p), o));
+  Engine& e = *engine_;
+  ASSERT_EQ(model_under_test_->n_first_layers(), 1);
+  // Two passes in: the probe's ops of a pass are those of layer 0 (and the embeddings).
+  probe_.lose_device_in(2 * per_pass_ + 1);
+  const auto out_a = run_one(e, greedy(prompt_a, 30));
+  EXPECT_EQ(out_a.finish, FinishReason::kError);
+  EXPECT_TRUE(contains(out_a.error, "injected device loss")) << out_a.error;
+  ASSERT_LE(out_a.tokens.size(), ref_a.size());
+  EXPECT_TRUE(std::equal(out_a.tokens.begin(), out_a.tokens.end(), ref_a.begin()));
+  const auto out_b = run_one(e, greedy(prompt_b, 8));  // runs after the recovery (a's failure comes before it)
+  EXPECT_EQ(out_b.finish, FinishReason::kLength) << out_b.error;
+  EXPECT_EQ(out_b.tokens, ref_b);
+  EXPECT_EQ(probe_.resets(), 1);
+  EXPECT_EQ(e.stats().device_recoveries, 1);
+}
+
+// The device cannot be brought back: the request in flight fails, and so does every later one, each with an error
+// that says why; nothing crashes and the engine still shuts down cleanly.
+TEST_F(EngineDeviceLoss, FailedRecoveryFailsEveryLaterRequestClearly) {
+  model::Placement p;
+  p.first = &probe_;
+  ASSERT_NO_FATAL_FAILURE(start(std::move(p), EngineOptions{}));
+  Engine& e = *engine_;
+  probe_.fail_resets(true);
+  probe_.lose_device_in(per_pass_ / 2);
+  const auto first = run_one(e, greedy(prompt_of(10, 8), 5));
+  EXPECT_EQ(first.finish, FinishReason::kError);
+  EXPECT_TRUE(contains(first.error, "injected device loss")) << first.error;
+  for (int i = 0; i < 3; ++i) {
+    const auto later = run_one(e, greedy(prompt_of(10 + i, 9), 5));
+    EXPECT_EQ(later.finish, FinishReason::kError);
+    EXPECT_TRUE(later.tokens.empty());
+    EXPECT_TRUE(contains(later.error, "could not be recovered")) << later.error;
+    EXPECT_TRUE(contains(later.error, "cannot be reset")) << later.error;
+  }
+  EXPECT_EQ(e.stats().device_recoveries, 0);
+  e.shutdown(std::chrono::milliseconds(100));
+}
+
+}  // namespace
+}  // namespace rf::runtime
