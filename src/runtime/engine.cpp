@@ -193,6 +193,7 @@ EngineStats Engine::stats() const {
   s.running = static_cast<int64_t>(st_->running.size());
   s.kv_blocks_used = st_->blocks.n_referenced();
   s.kv_blocks_cached = st_->blocks.n_cached_idle();
+  s.device_unusable = !st_->unusable.ok();
   return s;
 }
 

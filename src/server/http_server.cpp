@@ -149,7 +149,11 @@ void HttpServer::install_routes() {
     res.set_content(R"({"status":"ok"})", "application/json");
   });
   s.Get("/ready", [this](const httplib::Request&, httplib::Response& res) {
-    if (model()) {
+    if (auto m = model(); m && m->engine && m->engine->stats().device_unusable) {
+      // Alive but unable to run the model: an orchestrator should route elsewhere and restart this process.
+      res.status = 503;
+      res.set_content(R"({"status":"device lost"})", "application/json");
+    } else if (m) {
       res.set_content(R"({"status":"ready"})", "application/json");
     } else {
       res.status = 503;
@@ -170,6 +174,8 @@ void HttpServer::install_routes() {
       g.schedule_seconds = st.schedule_seconds;
       g.forward_seconds = st.forward_seconds;
       g.after_seconds = st.after_seconds;
+      g.device_recoveries = st.device_recoveries;
+      g.device_unusable = st.device_unusable;
     }
     res.set_content(metrics_.render(g), "text/plain; version=0.0.4; charset=utf-8");
   });

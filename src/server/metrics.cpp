@@ -174,6 +174,10 @@ std::string Metrics::render(const EngineGauges& g) const {
   out += "rocmforge_engine_step_seconds_total{phase=\"schedule\"} " + format_value(g.schedule_seconds) + "\n";
   out += "rocmforge_engine_step_seconds_total{phase=\"forward\"} " + format_value(g.forward_seconds) + "\n";
   out += "rocmforge_engine_step_seconds_total{phase=\"after\"} " + format_value(g.after_seconds) + "\n";
+  header(out, "rocmforge_device_recoveries_total", "counter", "Lost GPU contexts reset, with the model reloaded.");
+  sample(out, "rocmforge_device_recoveries_total", static_cast<double>(g.device_recoveries));
+  header(out, "rocmforge_device_lost", "gauge", "1 when a lost GPU context could not be recovered (restart the server).");
+  sample(out, "rocmforge_device_lost", g.device_unusable ? 1.0 : 0.0);
   return out;
 }
 

@@ -39,6 +39,8 @@ struct EngineGauges {
   double schedule_seconds = 0;   // time of those steps by phase (EngineStats)
   double forward_seconds = 0;
   double after_seconds = 0;
+  int64_t device_recoveries = 0;  // lost GPU contexts reset and the model reloaded
+  bool device_unusable = false;   // a lost device could not be recovered
 };
 
 class Metrics {

@@ -89,6 +89,7 @@ TEST_F(EngineDeviceLoss, InFlightSequencesFailAndQueuedAndLaterRequestsRunAsBefo
   EXPECT_EQ(out_c.tokens, ref_c);
   EXPECT_EQ(probe_.resets(), 1);
   EXPECT_EQ(e.stats().device_recoveries, 1);
+  EXPECT_FALSE(e.stats().device_unusable);
   EXPECT_EQ(probe_.loaded().size(), 2 * weights_loaded);  // every weight loaded again
 
   // The prefix cache was emptied with the device: x is computed again, with its first tokens.
@@ -153,6 +154,7 @@ TEST_F(EngineDeviceLoss, FailedRecoveryFailsEveryLaterRequestClearly) {
     EXPECT_TRUE(contains(later.error, "cannot be reset")) << later.error;
   }
   EXPECT_EQ(e.stats().device_recoveries, 0);
+  EXPECT_TRUE(e.stats().device_unusable);  // what /ready (503) and /metrics (rocmforge_device_lost) report
   e.shutdown(std::chrono::milliseconds(100));
 }
 
