@@ -45,7 +45,7 @@ class GpuBackend final : public backend::Backend {
 
   std::string name() const override;
   Status take_error() override;
-  bool device_lost() const override { return lost_; }
+  bool device_lost() const override { return !lost_error_.ok(); }
   Status reset_device() override;
   int64_t device_resets() const { return device_resets_; }
   // Test hook (fault_inject.h): the n-th batch prepared from now on (1: the next one, the next forward pass) first
@@ -158,7 +158,7 @@ class GpuBackend final : public backend::Backend {
   }
   // Records a failed launch or runtime call (the first one is kept until take_error()).
   void check(const Status& s);
-  bool failed() const { return !error_.ok() || lost_; }
+  bool failed() const { return !error_.ok() || device_lost(); }
   // Runs the deferred matrix-vector group, then the deferred add, if any. add() waits for the next op: an
   // rms_norm of its result fuses with it.
   void flush_pending_add();
@@ -169,9 +169,9 @@ class GpuBackend final : public backend::Backend {
   DeviceInfo info_;
   gpuStream_t stream_ = nullptr;
   Status error_;  // the first failure since the last take_error()
-  // Device loss: set by the first sticky error, cleared by a successful reset_device(). context_live_ is shared with
-  // the buffers alloc() hands out: false once their context is lost or reset, so they never free into a new one.
-  bool lost_ = false;
+  // Device loss: the first sticky error (ok: the context is usable), cleared by a successful reset_device().
+  // context_live_ is shared with the buffers alloc() hands out: false once their context is lost or reset, so they
+  // never free into a new one.
   Status lost_error_;
   std::shared_ptr<std::atomic<bool>> context_live_ = std::make_shared<std::atomic<bool>>(true);
   int64_t device_resets_ = 0;

@@ -1,0 +1,408 @@
+// GpuBackend's ops: each Backend op checks its shapes and launches its kernel (matmul.h, elementwise.h, attention.h),
+// or defers it so that the next op can fuse with it (decode matvec groups, norm / SiLU + quantize, add + norm,
+// rope + KV store; see gpu_backend.h).
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "backend/gpu/attention.h"
+#include "backend/gpu/blas.h"
+#include "backend/gpu/elementwise.h"
+#include "backend/gpu/gpu_backend.h"
+#include "backend/gpu/gpu_batch.h"
+#include "backend/gpu/matmul.h"
+#include "core/check.h"
+
+namespace rf::gpu {
+
+using backend::Tensor;
+using quant::Type;
+
+void GpuBackend::flush_matvec_group() {
+  PendingMatvec& g = pending_mv_;
+  if (g.count == 0) return;
+  const int count = g.count;
+  g.count = 0;
+  g.closed = false;
+  if (failed()) return;
+  void* scratch = act_scratch((int8_matvec_scratch_bytes(g.n_in, g.n_tok) + sizeof(float) - 1) / sizeof(float));
+  if (scratch == nullptr) return;  // act_scratch could not grow: the error is recorded, nothing is launched
+  check(matvec_int8_multi(g.w, g.out, g.out_stride, count, g.x, g.x_stride, g.n_tok, scratch, info_.warp_size,
+                          stream_, g.quantize));
+}
+
+void GpuBackend::flush_pending_add() {
+  flush_matvec_group();
+  flush_act_only();
+  flush_ropes();
+  flush_add_only();
+}
+
+void GpuBackend::flush_ropes() {
+  const int n = pending_ropes_;
+  pending_ropes_ = 0;
+  for (int i = 0; i < n && !failed(); ++i) {
+    check(gpu::rope(pending_rope_[i].x, pending_rope_[i].positions, pending_rope_[i].args, stream_));
+  }
+}
+
+void GpuBackend::flush_act_only() {
+  if (pending_act_.op == ActOp::kNone) return;
+  const PendingAct p = pending_act_;
+  pending_act_.op = ActOp::kNone;
+  if (failed()) return;
+  switch (p.op) {
+    case ActOp::kNorm: check(gpu::rms_norm(rows_of(p.out), rows_of(p.x), p.weight, p.eps, stream_)); break;
+    case ActOp::kAddNorm:
+      check(gpu::add_rms_norm(rows_of(p.x), rows_of(p.a), rows_of(p.b), rows_of(p.out), p.weight, p.eps, stream_));
+      break;
+    case ActOp::kSiluMul: check(gpu::silu_mul(rows_of(p.out), rows_of(p.a), rows_of(p.b), stream_)); break;
+    case ActOp::kNone: break;
+  }
+}
+
+void GpuBackend::fuse_or_flush_act(const Tensor& x, int kind) {
+  const PendingAct p = pending_act_;
+  if (p.op == ActOp::kNone) return;
+  const bool produced_x = p.out.data == x.data && p.out.ne0 == x.ne0 && p.out.ne1 == x.ne1 && p.out.nb1 == x.nb1;
+  const RowsF32 a = rows_of(p.a), b = rows_of(p.b);
+  const bool fits = p.op == ActOp::kSiluMul
+                        ? x.ne0 % kind == 0 && x.ne1 <= 65535
+                        : can_rms_norm_quant(rows_of(p.out), rows_of(p.x), p.op == ActOp::kAddNorm ? &a : nullptr,
+                                             p.op == ActOp::kAddNorm ? &b : nullptr, p.weight, kind);
+  if (!produced_x || !fits || failed()) {
+    flush_act_only();
+    return;
+  }
+  pending_act_.op = ActOp::kNone;  // before act_scratch, which may flush pending work when it grows
+  void* scratch = act_scratch((int8_matvec_scratch_bytes(x.ne0, x.ne1) + sizeof(float) - 1) / sizeof(float));
+  if (scratch == nullptr) return;  // the failed allocation is recorded; later ops are skipped
+  const Int8Rows rows = int8_rows_layout(scratch, x.ne0, x.ne1);
+  if (p.op == ActOp::kSiluMul) {
+    check(silu_mul_quant(rows_of(p.out), a, b, kind, rows, stream_));
+  } else {
+    const bool add = p.op == ActOp::kAddNorm;
+    check(rms_norm_quant(rows_of(p.out), rows_of(p.x), add ? &a : nullptr, add ? &b : nullptr, p.weight, p.eps, kind,
+                         rows, stream_));
+  }
+  quantized_ = QuantizedRows{x.data, x.ne0, x.ne1, rows_of(x).stride, kind};
+}
+
+void GpuBackend::flush_add_only() {
+  if (!pending_add_.active) return;
+  pending_add_.active = false;
+  if (failed()) return;
+  check(gpu::add(rows_of(pending_add_.out), rows_of(pending_add_.a), rows_of(pending_add_.b), stream_));
+}
+
+void GpuBackend::embed(Tensor out, Tensor table, const backend::DeviceBatch& batch) {
+  if (!before_op()) return;
+  const GpuDeviceBatch& b = gpu_batch(batch);
+  const RowsF32 o = rows_of(out);
+  RF_CHECK(out.ne0 == table.ne0 && out.ne1 == b.n_tokens());
+  check(embed_rows(view_of(table), b.tokens(), b.n_tokens(), o.data, o.stride, stream_));
+}
+
+void GpuBackend::get_rows(Tensor out, Tensor x, const backend::DeviceBatch& batch) {
+  if (!before_op()) return;
+  const GpuDeviceBatch& b = gpu_batch(batch);
+  RF_CHECK(out.ne0 == x.ne0 && out.ne1 == b.n_outputs());
+  check(gather_rows(rows_of(out), rows_of(x), b.outputs(), stream_));
+}
+
+void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
+  flush_add_only();
+  RF_CHECK_MSG(x.ne0 == w.ne0 && out.ne0 == w.ne1 && out.ne1 == x.ne1 && out.type == Type::F32,
+               "gpu matmul: shapes x [" + std::to_string(x.ne0) + ", " + std::to_string(x.ne1) + "] w [" +
+                   std::to_string(w.ne0) + ", " + std::to_string(w.ne1) + "] out [" + std::to_string(out.ne0) + ", " +
+                   std::to_string(out.ne1) + "]");
+  const RowsF32 xr = rows_of(x);
+  const RowsF32 o = rows_of(out);
+  // Whether out overlaps x (first row start to last row end): then x changes, and its quantized rows with it.
+  const auto* ob = static_cast<const uint8_t*>(out.data);
+  const auto* xb = static_cast<const uint8_t*>(x.data);
+  const size_t x_span = static_cast<size_t>((x.ne1 - 1) * xr.stride + x.ne0) * sizeof(float);
+  const size_t o_span = static_cast<size_t>((out.ne1 - 1) * o.stride + out.ne0) * sizeof(float);
+  const bool overlap = x.ne1 > 0 && ob < xb + x_span && xb < ob + o_span;
+  // The rows this product quantizes (for `kind` weights), reusable by the next product of the same rows unless
+  // out overwrites them.
+  const auto rows_for = [&](int kind) { return QuantizedRows{x.data, x.ne0, x.ne1, xr.stride, kind}; };
+  const auto remember_quantized = [&](int kind) {
+    quantized_ = rows_for(kind);
+    if (overlap) quantized_.src = nullptr;
+  };
+  const auto holds_quantized = [&](int kind) { return quantized_ == rows_for(kind); };
+  const MatmulPolicy& policy = matmul_policy();
+  if (!batch_invariant_ && !capturing_ && policy.blas_min_tokens > 0 && x.ne1 >= policy.blas_min_tokens &&
+      BlasContext::supports(w.type, w.ne0) && blas() != nullptr) {
+    // Long batches: one vendor GEMM. Rows already converted for the previous product (q / k / v, gate / up) are
+    // not converted again; without scratch memory the kernels below take over.
+    flush_act_only();
+    flush_pending_add();
+    if (failed()) return;
+    const int kind = kBlasRowsKind + static_cast<int>(activation_type(w.type));
+    const Expected<bool> done = blas_->matmul(view_of(w), xr.data, xr.stride, x.ne1, o.data, o.stride,
+                                              holds_quantized(kind));
+    if (!done.ok()) {
+      check(done.status());
+      return;
+    }
+    if (*done) {
+      remember_quantized(kind);
+      return;
+    }
+  }
+  const int64_t mmq_min = batch_invariant_ ? 1 : policy.mmq_min_tokens;
+  const bool use_mmq =
+      x.ne1 >= mmq_min && x.ne1 <= policy.mmq_max_tokens && has_mmq_matmul(w.type) && x.ne0 % 256 == 0;
+  if (fuse_ && (use_mmq || has_int8_matvec(w.type, x.ne1))) {
+    fuse_or_flush_act(x, int8_matvec_act_kind(w.type));
+  } else {
+    flush_act_only();
+  }
+  if (use_mmq) {
+    // Batches: integer tensor-core product. Rows already quantized for the previous product (q / k / v, gate / up)
+    // are not quantized again.
+    flush_pending_add();
+    if (failed()) return;
+    const int kind = int8_matvec_act_kind(w.type);
+    void* scratch = act_scratch((int8_matvec_scratch_bytes(x.ne0, x.ne1) + sizeof(float) - 1) / sizeof(float));
+    if (scratch == nullptr) return;  // the failed allocation is recorded
+    const Int8Rows rows = int8_rows_layout(scratch, x.ne0, x.ne1);
+    if (!holds_quantized(kind)) {
+      check(quantize_int8_rows(kind, xr.data, xr.stride, x.ne0, x.ne1, rows, info_.warp_size, stream_));
+    }
+    check(matmul_mmq(view_of(w), rows, x.ne1, o.data, o.stride, stream_));
+    remember_quantized(kind);
+    return;
+  }
+  if (has_int8_matvec(w.type, x.ne1)) {
+    PendingMatvec& g = pending_mv_;
+    // ROCMFORGE_GPU_GROUP_MATVEC=0 launches each one alone (for measurements).
+    static const bool grouping = [] {
+      const char* v = std::getenv("ROCMFORGE_GPU_GROUP_MATVEC");
+      return v == nullptr || v[0] != '0';
+    }();
+    const bool joins = grouping && g.count > 0 && !g.closed && g.count < 3 && g.x == xr.data && g.n_in == x.ne0 &&
+                       g.n_tok == x.ne1 && g.x_stride == xr.stride && g.type == w.type;
+    if (!joins) flush_matvec_group();
+    const int kind = int8_matvec_act_kind(w.type);
+    if (g.count == 0) {
+      // q/k/v and gate/up read the same row: quantize it once while nothing has written it since.
+      g.quantize = !holds_quantized(kind);
+      g.x = xr.data;
+      g.x_stride = xr.stride;
+      g.n_in = x.ne0;
+      g.n_tok = x.ne1;
+      g.type = w.type;
+    }
+    g.w[g.count] = view_of(w);
+    g.out[g.count] = o.data;
+    g.out_stride[g.count] = o.stride;
+    ++g.count;
+    g.closed = g.closed || overlap;
+    remember_quantized(kind);
+    return;
+  }
+  before_op();
+  float* act = act_scratch(static_cast<size_t>(act_row_stride(x.ne0) * std::max<int64_t>(x.ne1, 1)));
+  if (act == nullptr) return;  // the failed allocation is recorded
+  check(round_activations(activation_type(w.type), xr.data, xr.stride, x.ne0, x.ne1, act, stream_));
+  check(gpu::matmul(view_of(w), act, x.ne1, o.data, o.stride, info_.warp_size, stream_));
+}
+
+BlasContext* GpuBackend::blas() {
+  if (!blas_tried_) {
+    blas_tried_ = true;
+    auto b = BlasContext::create(stream_);
+    if (b.ok()) {
+      blas_ = std::move(*b);
+    } else {
+#if defined(RF_GPU_CUDA)  // HIP builds have no BLAS by design: nothing to report
+      std::fprintf(stderr, "rocmforge: %s: long batches use the built-in kernels\n", b.error_message().c_str());
+#endif
+    }
+  }
+  return blas_.get();
+}
+
+void GpuBackend::moe_matmul(Tensor out, Tensor x, Tensor w, Tensor ids) {
+  if (!before_op()) return;
+  const int64_t n_used = ids.ne0;
+  const int64_t n = ids.ne1;
+  RF_CHECK(ids.type == Type::I32 && out.ne1 == n_used * n && out.ne0 == w.ne1 && x.ne0 == w.ne0);
+  RF_CHECK(x.ne1 == n || x.ne1 == n_used * n);
+  const RowsF32 xr = rows_of(x);
+  const RowsF32 o = rows_of(out);
+  float* act = act_scratch(static_cast<size_t>(act_row_stride(x.ne0) * std::max<int64_t>(x.ne1, 1)));
+  check(round_activations(activation_type(w.type), xr.data, xr.stride, x.ne0, x.ne1, act, stream_));
+  check(gpu::moe_matmul(view_of(w), act, x.ne1 == n, static_cast<const int32_t*>(ids.data),
+                        static_cast<int64_t>(ids.nb1 / sizeof(int32_t)), static_cast<int>(n_used), n, o.data, o.stride,
+                        info_.warp_size, stream_));
+}
+
+void GpuBackend::rms_norm(Tensor out, Tensor x, Tensor weight, float eps) {
+  RF_CHECK(out.ne0 == x.ne0 && out.ne1 == x.ne1 && (weight.empty() || weight.ne0 == x.ne0));
+  RF_CHECK(weight.empty() || weight.type == Type::F32);
+  if (failed()) {
+    before_op();
+    return;
+  }
+  const auto* w = static_cast<const float*>(weight.data);
+  const PendingAdd& p = pending_add_;
+  if (p.active && p.out.data == x.data && p.out.ne0 == x.ne0 && p.out.ne1 == x.ne1 && p.out.nb1 == x.nb1 &&
+      can_add_rms_norm(rows_of(x), rows_of(p.a), rows_of(p.b), rows_of(out), w)) {
+    pending_add_.active = false;  // x = a + b and out = norm(x) in one kernel, launched by the next op
+    quantized_.src = nullptr;
+    pending_act_ = PendingAct{ActOp::kAddNorm, out, x, p.a, p.b, w, eps};
+    return;
+  }
+  if (!before_op()) return;
+  pending_act_ = PendingAct{ActOp::kNorm, out, x, {}, {}, w, eps};
+}
+
+void GpuBackend::add(Tensor out, Tensor a, Tensor b) {
+  if (!before_op()) return;
+  RF_CHECK(a.ne0 == b.ne0 && out.ne0 == a.ne0 && out.ne1 == a.ne1 && (b.ne1 == a.ne1 || b.ne1 == 1));
+  if (b.ne1 == a.ne1) {  // deferred: the next op decides whether it fuses (see rms_norm)
+    pending_add_ = PendingAdd{true, out, a, b};
+    return;
+  }
+  check(gpu::add(rows_of(out), rows_of(a), rows_of(b), stream_));
+}
+
+void GpuBackend::silu_mul(Tensor out, Tensor gate, Tensor up) {
+  if (!before_op()) return;
+  RF_CHECK(gate.ne0 == up.ne0 && gate.ne1 == up.ne1 && out.ne0 == gate.ne0 && out.ne1 == gate.ne1);
+  pending_act_ = PendingAct{ActOp::kSiluMul, out, {}, gate, up, nullptr, 0.0f};  // launched by the next op
+}
+
+void GpuBackend::sigmoid_scale(Tensor out, Tensor x, Tensor gate) {
+  if (!before_op()) return;
+  RF_CHECK(out.ne0 == x.ne0 && out.ne1 == x.ne1 && gate.ne0 == 1 && gate.ne1 == x.ne1 && gate.type == Type::F32);
+  check(gpu::sigmoid_scale(rows_of(out), rows_of(x), rows_of(gate), stream_));
+}
+
+void GpuBackend::rope(Tensor x, const backend::DeviceBatch& batch, const backend::RopeParams& p) {
+  const GpuDeviceBatch& b = gpu_batch(batch);
+  // A second rope (k after q) of the same batch joins the first one; anything else first runs what is pending.
+  const bool joins = fuse_ && pending_ropes_ == 1 && pending_rope_[0].positions == b.positions();
+  if (!joins && !before_op()) return;
+  if (joins) quantized_.src = nullptr;  // x changes
+  RF_CHECK(x.ne0 == static_cast<int64_t>(p.n_head) * p.head_dim && x.ne1 == b.n_tokens());
+  RF_CHECK(p.n_rot > 0 && p.n_rot <= p.head_dim && p.n_rot % 2 == 0);
+  RF_CHECK(p.freq_factors.empty() || (p.freq_factors.ne0 >= p.n_rot / 2 && p.freq_factors.type == Type::F32));
+  RopeArgs a;
+  a.neox = p.mode == backend::RopeMode::kNeox;
+  a.n_head = p.n_head;
+  a.head_dim = p.head_dim;
+  a.n_rot = p.n_rot;
+  a.theta_scale = std::pow(p.freq_base, -2.0f / static_cast<float>(p.n_rot));
+  a.freq_scale = p.freq_scale;
+  a.freq_factors = static_cast<const float*>(p.freq_factors.data);
+  RF_CHECK(p.ext_factor == 0.0f || p.n_ctx_orig > 0);
+  a.attn_factor = p.attn_factor;
+  a.ext_factor = p.ext_factor;
+  a.freq_base = p.freq_base;
+  a.beta_fast = p.beta_fast;
+  a.beta_slow = p.beta_slow;
+  a.n_ctx_orig = p.n_ctx_orig;
+  pending_rope_[pending_ropes_++] = PendingRope{rows_of(x), a, b.positions()};  // launched by the next op
+}
+
+void GpuBackend::kv_store(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v, const backend::DeviceBatch& batch) {
+  const GpuDeviceBatch& b = gpu_batch(batch);
+  RF_CHECK(k.ne0 == k_cache.ne0 && v.ne0 == v_cache.ne0 && k.ne1 == b.n_tokens() && v.ne1 == b.n_tokens());
+  const auto cache_ok = [](const Tensor& c) { return c.type == Type::F16 || c.type == Type::F32; };
+  const RowsF32 kr = rows_of(k);
+  if (pending_ropes_ == 2 && pending_rope_[1].x.data == kr.data && pending_rope_[1].x.rows == kr.rows &&
+      pending_rope_[1].positions == b.positions() && cache_ok(k_cache) && cache_ok(v_cache) && !failed() &&
+      can_rope_kv_store(pending_rope_[0].x, pending_rope_[0].args, kr, pending_rope_[1].args, rows_of(v))) {
+    pending_ropes_ = 0;  // rope q, rope k and this store in one launch
+    const bool kf = k_cache.type == Type::F16, vf = v_cache.type == Type::F16;
+    check(rope_kv_store(pending_rope_[0].x, pending_rope_[0].args, kr, pending_rope_[1].args, rows_of(v),
+                                   b.positions(), b.slots(), k_cache.data, kf,
+                                   static_cast<int64_t>(k_cache.nb1 / (kf ? 2 : 4)), v_cache.data, vf,
+                                   static_cast<int64_t>(v_cache.nb1 / (vf ? 2 : 4)), stream_));
+    return;
+  }
+  if (!before_op()) return;
+  for (auto [cache, src] : {std::pair{k_cache, k}, std::pair{v_cache, v}}) {
+    RF_CHECK(cache.type == Type::F16 || cache.type == Type::F32);
+    const bool f16 = cache.type == Type::F16;
+    const size_t elem = f16 ? 2 : 4;
+    check(gpu::kv_store(cache.data, f16, static_cast<int64_t>(cache.nb1 / elem), rows_of(src), b.slots(), stream_));
+  }
+}
+
+void GpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache, const backend::DeviceBatch& batch,
+                           const backend::AttentionParams& p) {
+  if (!before_op()) return;
+  const GpuDeviceBatch& b = gpu_batch(batch);
+  RF_CHECK(p.n_head > 0 && p.n_head_kv > 0 && p.n_head % p.n_head_kv == 0);
+  RF_CHECK(q.ne0 == static_cast<int64_t>(p.n_head) * p.head_dim_k && q.ne1 == b.n_tokens());
+  RF_CHECK(out.ne0 == static_cast<int64_t>(p.n_head) * p.head_dim_v && out.ne1 == b.n_tokens());
+  RF_CHECK(k_cache.ne0 == static_cast<int64_t>(p.n_head_kv) * p.head_dim_k);
+  RF_CHECK(v_cache.ne0 == static_cast<int64_t>(p.n_head_kv) * p.head_dim_v);
+  const RowsF32 qr = rows_of(q);
+  const RowsF32 o = rows_of(out);
+  AttentionArgs a;
+  a.q = qr.data;
+  a.q_stride = qr.stride;
+  a.k_cache = k_cache.data;
+  a.k_f16 = k_cache.type == Type::F16;
+  a.k_stride = static_cast<int64_t>(k_cache.nb1 / (a.k_f16 ? 2 : 4));
+  a.v_cache = v_cache.data;
+  a.v_f16 = v_cache.type == Type::F16;
+  a.v_stride = static_cast<int64_t>(v_cache.nb1 / (a.v_f16 ? 2 : 4));
+  a.out = o.data;
+  a.out_stride = o.stride;
+  a.positions = b.positions();
+  a.seq = b.seq();
+  a.block_tables = b.tables();
+  a.table_stride = b.table_stride();
+  a.block_size = b.host().kv_block_size;
+  a.n_tokens = b.n_tokens();
+  a.n_head = p.n_head;
+  a.n_head_kv = p.n_head_kv;
+  a.head_dim_k = p.head_dim_k;
+  a.head_dim_v = p.head_dim_v;
+  a.scale = p.scale;
+  a.n_seqs = static_cast<int64_t>(b.host().block_tables.size());
+  a.warp_size = info_.warp_size;
+  a.per_token = batch_invariant_;
+  a.prefetch_kv = b.one_token_per_seq() ? 1 : 0;
+  // Rounded up to whole chunks (what the kernels use it for), so that decode steps repeat their launches byte for
+  // byte for 128 steps and replay their graph.
+  a.max_ctx = (b.max_ctx() + kAttentionChunk - 1) / kAttentionChunk * kAttentionChunk;
+  if (const size_t floats = attention_partial_floats(a); floats > 0) {
+    a.partial = act_scratch(floats);
+    if (a.partial == nullptr) return;  // the failed allocation is recorded
+  }
+  check(gpu::attention(a, stream_));
+}
+
+void GpuBackend::moe_route(Tensor ids, Tensor weights, Tensor logits, bool normalize) {
+  if (!before_op()) return;
+  const int64_t n_used = ids.ne0;
+  RF_CHECK(ids.type == Type::I32 && weights.ne0 == n_used && ids.ne1 == logits.ne1 && weights.ne1 == logits.ne1 &&
+           n_used <= logits.ne0);
+  check(gpu::moe_route(static_cast<int32_t*>(ids.data), static_cast<int64_t>(ids.nb1 / sizeof(int32_t)),
+                       rows_of(weights), rows_of(logits), static_cast<int>(n_used), normalize, stream_));
+}
+
+void GpuBackend::moe_combine(Tensor out, Tensor expert_out, Tensor weights) {
+  if (!before_op()) return;
+  RF_CHECK(expert_out.ne1 == weights.ne0 * out.ne1 && expert_out.ne0 == out.ne0 && weights.ne1 == out.ne1);
+  check(gpu::moe_combine(rows_of(out), rows_of(expert_out), rows_of(weights), stream_));
+}
+
+Expected<std::unique_ptr<backend::Backend>> create_gpu_backend(const backend::BackendOptions& /*options*/) {
+  Expected<std::unique_ptr<GpuBackend>> be = GpuBackend::create(0);
+  if (!be.ok()) return be.status();
+  return std::unique_ptr<backend::Backend>(std::move(*be));
+}
+
+}  // namespace rf::gpu
