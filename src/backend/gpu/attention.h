@@ -43,9 +43,7 @@ struct AttentionArgs {
   int32_t k_f16 = 0;      // bool: the K cache is F16 (else F32)
   int32_t v_f16 = 0;      // bool
   int32_t per_token = 0;  // bool: never the query-tile kernel: every token's output independent of the batch
-  // bool: every sequence has one token in the batch, so the previous kernel (rope + KV store) wrote only each token's
-  // own position: decode reads the other K / V rows before it waits for that kernel (compat.h, PDL).
-  int32_t prefetch_kv = 0;
+  int32_t unused = 0;     // keeps the size a multiple of 8 without padding
 };
 static_assert(sizeof(AttentionArgs) == 15 * 8 + 12 * 4, "AttentionArgs has padding bytes");
 

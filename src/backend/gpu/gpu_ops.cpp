@@ -373,7 +373,6 @@ void GpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
   a.n_seqs = static_cast<int64_t>(b.host().block_tables.size());
   a.warp_size = info_.warp_size;
   a.per_token = batch_invariant_;
-  a.prefetch_kv = b.one_token_per_seq() ? 1 : 0;
   // Rounded up to whole chunks (what the kernels use it for), so that decode steps repeat their launches byte for
   // byte for 128 steps and replay their graph.
   a.max_ctx = (b.max_ctx() + kAttentionChunk - 1) / kAttentionChunk * kAttentionChunk;
