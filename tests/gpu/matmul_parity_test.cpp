@@ -203,10 +203,11 @@ TEST_P(MatmulParity, Int8BatchesMatchCpuAndEqualSingleTokenProductsBitwise) {
   }
 }
 
-// The single-token product with weights staged in shared memory takes every lane through the same blocks in the
-// same order as the direct kernel: bitwise the same result, also for rows that do not start 16-byte aligned (Q6_K
-// rows of 43 blocks) and steps cut short at a row's end.
-TEST_P(MatmulParity, StagedSingleTokenProductEqualsTheDirectKernelBitwise) {
+// Single tokens take other int8 kernels than batches: K-quants the one with weights staged in shared memory (every
+// lane through the same blocks in the same order as the direct kernel), Q4_0 / Q8_0 one split row per warp instead
+// of two. Bitwise the same result either way, also for rows that do not start 16-byte aligned (Q6_K rows of 43
+// blocks), split rows padded to 16 bytes (17 blocks) and steps cut short at a row's end.
+TEST_P(MatmulParity, SingleTokenProductVariantsAreBitwiseEqual) {
   RF_REQUIRE_GPU_PAIR(pair);
   const Type t = GetParam();
   if (!has_int8_matvec(t, 1)) GTEST_SKIP() << label(t) << " has no int8 product";
@@ -220,18 +221,21 @@ TEST_P(MatmulParity, StagedSingleTokenProductEqualsTheDirectKernelBitwise) {
     auto [wg, wc] = pair.weight(t, n_in, n_out, 1, hw.bytes);
     const std::vector<float> x = random_floats(rng, static_cast<size_t>(n_in));
     const Tensor xg = pair.gpu_f32(x, n_in);
-    std::vector<float> outs[3];
-    for (const int variant : {0, 1, 2}) {  // direct; staged with 1 and with 2 rows per warp
-      matmul_policy().staged_matvec = variant == 0 ? 0 : 2;
-      matmul_policy().staged_rows = variant;
+    std::vector<float> outs[2];
+    for (const int variant : {0, 1}) {
+      if (k_quant) {
+        matmul_policy().staged_matvec = variant == 0 ? 0 : 2;  // direct, staged
+      } else {
+        matmul_policy().split_rows = variant == 0 ? 2 : 1;  // rows per warp
+      }
       const Tensor og = pair.gpu_zeros(n_out, 1);
       pair.gpu().matmul(og, xg, wg);
       outs[variant] = pair.download(pair.gpu(), og);
     }
     for (int64_t r = 0; r < n_out; ++r) {
-      ASSERT_EQ(outs[0][r], outs[1][r]) << label(t) << " n_in " << n_in << " row " << r << ": staged (1 row) != direct";
-      ASSERT_EQ(outs[0][r], outs[2][r]) << label(t) << " n_in " << n_in << " row " << r << ": staged (2 rows) != direct";
+      ASSERT_EQ(outs[0][r], outs[1][r]) << label(t) << " n_in " << n_in << " row " << r << ": the variants differ";
     }
+    expect_batches_match(pair, rng, t, hw, wg, wc, n_in, n_out, {1}, tol_factor(t), "single");  // and the CPU
   }
 }
 
@@ -478,13 +482,17 @@ TEST_P(MatmulParity, EmbedMatchesCpuDequantization) {
 
 // The codebook, ternary and MXFP4 decoders follow the CPU reference operation for operation (and none of their
 // steps is a multiply-add the compiler could fuse): decoded elements are bitwise quant::dequantize's. Many rows,
-// so that random blocks reach a good part of every grid.
+// so that random blocks reach a good part of every grid. Q4_0 / Q8_0 too, whose GGUF rows load_weight rearranges
+// into split rows (blocks.cuh), 16-byte padded ones included (17 blocks).
 TEST(GpuMatmul, RareFormatEmbeddingsAreBitwiseTheCpuDequantization) {
   RF_REQUIRE_GPU_PAIR(pair);
-  for (const Type t : {Type::IQ2_XXS, Type::IQ2_XS, Type::IQ2_S, Type::IQ3_XXS, Type::IQ3_S, Type::IQ1_S, Type::IQ1_M,
-                       Type::TQ1_0, Type::TQ2_0, Type::MXFP4}) {
+  const std::pair<Type, int64_t> cases[] = {
+      {Type::IQ2_XXS, 1024}, {Type::IQ2_XS, 1024}, {Type::IQ2_S, 1024}, {Type::IQ3_XXS, 1024}, {Type::IQ3_S, 1024},
+      {Type::IQ1_S, 1024},   {Type::IQ1_M, 1024},  {Type::TQ1_0, 1024}, {Type::TQ2_0, 1024},   {Type::MXFP4, 1024},
+      {Type::Q4_0, 1024},    {Type::Q4_0, 544},    {Type::Q8_0, 1024},  {Type::Q8_0, 544}};
+  for (const auto& [t, n_embd] : cases) {
     std::mt19937 rng(31 + static_cast<unsigned>(t));
-    const int64_t n_embd = 1024, n_vocab = 256;
+    const int64_t n_vocab = 256;
     const HostWeight hw = make_weight(rng, t, n_embd, n_vocab);
     auto [wg, wc] = pair.weight(t, n_embd, n_vocab, 1, hw.bytes);
     backend::Batch b;

@@ -83,11 +83,36 @@ struct BlockFormat {
   }
 };
 
-struct BlockQ4_0 : BlockFormat<BlockQ4_0, quant::Type::Q4_0, 32, 18> {
-  static RF_DEVICE void decode(const uint8_t* b, int c, float (&v)[8]) {
-    const float d = load_f16(b);
+// Q4_0 and Q8_0 weights live on the GPU in "split rows" (load_weight arranges them so; split_rows_layout): a row of
+// nb blocks holds the blocks' codes first (16 / 32 bytes each, in block order) and then their f16 scales (2 bytes
+// each), and rows start 16 bytes apart at least (row_pitch pads them). The codes of every block are then 16-byte
+// aligned, and a warp reading consecutive blocks reads consecutive bytes: the decode products load them with
+// 16-byte loads straight from global memory.
+RF_HOST_DEVICE constexpr int split_code_bytes(quant::Type t) {
+  return t == quant::Type::Q4_0 ? 16 : t == quant::Type::Q8_0 ? 32 : 0;  // 0: not a split type
+}
+
+// A split-row format: chunk idx (8 elements) of a row of n elements.
+template <quant::Type T>
+struct SplitFormat {
+  static constexpr quant::Type kType = T;
+  static constexpr int kQk = 32;
+  static constexpr int kBytes = split_code_bytes(T) + 2;
+  static constexpr int kCodeBytes = split_code_bytes(T);
+  static RF_DEVICE const uint8_t* codes(const uint8_t* row, int64_t ib) { return row + ib * kCodeBytes; }
+  static RF_DEVICE float scale(const uint8_t* row, int64_t n, int64_t ib) {
+    return load_f16(row + (n / kQk) * kCodeBytes + 2 * ib);
+  }
+};
+
+struct BlockQ4_0 : SplitFormat<quant::Type::Q4_0> {
+  static RF_DEVICE void chunk(const uint8_t* row, int64_t idx, int64_t n, float (&v)[8]) {
+    const int64_t ib = idx / 4;
+    const int c = static_cast<int>(idx % 4);
+    const float d = scale(row, n, ib);
+    const uint8_t* q = codes(row, ib);
 #pragma unroll
-    for (int j = 0; j < 8; ++j) v[j] = static_cast<float>(run_nibble(b + 2, 8 * c + j) - 8) * d;
+    for (int j = 0; j < 8; ++j) v[j] = static_cast<float>(run_nibble(q, 8 * c + j) - 8) * d;
   }
 };
 
@@ -128,10 +153,12 @@ struct BlockQ5_1 : BlockFormat<BlockQ5_1, quant::Type::Q5_1, 32, 24> {
   }
 };
 
-struct BlockQ8_0 : BlockFormat<BlockQ8_0, quant::Type::Q8_0, 32, 34> {
-  static RF_DEVICE void decode(const uint8_t* b, int c, float (&v)[8]) {
-    const float d = load_f16(b);
-    const auto* qs = reinterpret_cast<const int8_t*>(b + 2 + 8 * c);
+struct BlockQ8_0 : SplitFormat<quant::Type::Q8_0> {
+  static RF_DEVICE void chunk(const uint8_t* row, int64_t idx, int64_t n, float (&v)[8]) {
+    const int64_t ib = idx / 4;
+    const int c = static_cast<int>(idx % 4);
+    const float d = scale(row, n, ib);
+    const auto* qs = reinterpret_cast<const int8_t*>(codes(row, ib) + 8 * c);
 #pragma unroll
     for (int j = 0; j < 8; ++j) v[j] = static_cast<float>(qs[j]) * d;
   }

@@ -25,4 +25,15 @@ Status dequantize(quant::Type t, const void* src, float* dst, int64_t n, gpuStre
 Status decode_rows_half(quant::Type t, const void* src, size_t nb1, int64_t n_in, int64_t n_out, uint16_t* dst,
                         gpuStream_t stream);
 
+// Split rows (blocks.cuh): Q4_0 and Q8_0 weights are stored on the GPU as each row's block codes, then its block
+// scales, rows weight_row_pitch bytes apart. For other types the pitch is the GGUF row size and nothing is split.
+bool is_split_type(quant::Type t);
+size_t weight_row_pitch(quant::Type t, size_t row_bytes);
+
+// Enqueues the rearrangement of n_rows GGUF rows of n_in elements of split type t (device memory at src, src_pitch
+// bytes apart, 2-byte aligned) into split rows at dst (dst_pitch apart, 16-byte aligned). src and dst must not
+// overlap.
+Status split_rows(quant::Type t, const void* src, size_t src_pitch, int64_t n_rows, int64_t n_in, void* dst,
+                  size_t dst_pitch, gpuStream_t stream);
+
 }  // namespace rf::gpu

@@ -13,6 +13,7 @@
 #include "backend/gpu/attention.h"
 #include "backend/gpu/elementwise.h"
 #include "backend/gpu/blas.h"
+#include "backend/gpu/dequant.h"
 #include "backend/gpu/fault_inject.h"
 #include "backend/gpu/gpu_batch.h"
 #include "backend/gpu/matmul.h"
@@ -627,23 +628,65 @@ Expected<Tensor> GpuBackend::load_weight(const gguf::TensorInfo& info) {
     return Status::error(where + ": type " + std::string(quant::type_name(info.type)) +
                          " has no GPU kernel (supported: " + supported_weight_types() + ")");
   }
-  const size_t bytes = *rb * static_cast<size_t>(info.ne[1]) * static_cast<size_t>(info.ne[2]);
-  Expected<void*> mem = arena_alloc(bytes);
+  const int64_t n_rows = info.ne[1] * info.ne[2];
+  const size_t pitch = weight_row_pitch(info.type, *rb);
+  Expected<void*> mem = arena_alloc(pitch * static_cast<size_t>(n_rows));
   if (!mem.ok()) return Status::error(where + ": " + mem.error_message());
-  const gpuError_t err = gpuMemcpy(*mem, info.data, bytes, gpuMemcpyHostToDevice);
-  if (err != gpuSuccess) {
-    (void)gpuGetLastError();
-    return Status::error(where + ": upload of " + std::to_string(bytes) + " bytes failed: " + error_text(err));
-  }
+  const Status up = is_split_type(info.type) ? upload_split(info, *rb, pitch, *mem)
+                                             : upload(*mem, info.data, *rb * static_cast<size_t>(n_rows));
+  if (!up.ok()) return Status::error(where + ": " + up.message());
   Tensor t;
   t.data = *mem;
   t.type = info.type;
   t.ne0 = info.ne[0];
   t.ne1 = info.ne[1];
   t.ne2 = info.ne[2];
-  t.nb1 = *rb;
-  t.nb2 = *rb * static_cast<size_t>(info.ne[1]);
+  t.nb1 = pitch;
+  t.nb2 = pitch * static_cast<size_t>(info.ne[1]);
   return t;
+}
+
+Status GpuBackend::upload(void* dst, const void* src, size_t bytes) {
+  const gpuError_t err = gpuMemcpy(dst, src, bytes, gpuMemcpyHostToDevice);
+  if (err == gpuSuccess) return ok_status();
+  (void)gpuGetLastError();
+  return Status::error("upload of " + std::to_string(bytes) + " bytes failed: " + error_text(err));
+}
+
+// The GGUF rows go up in pieces of at most kSplitStagingBytes through a temporary device buffer, from which
+// split_rows writes them into their split layout at dst.
+Status GpuBackend::upload_split(const gguf::TensorInfo& info, size_t row_bytes, size_t pitch, void* dst) {
+  constexpr size_t kSplitStagingBytes = size_t{64} << 20;
+  const int64_t n_rows = info.ne[1] * info.ne[2];
+  int64_t per_piece = std::min(n_rows, std::max<int64_t>(1, static_cast<int64_t>(kSplitStagingBytes / row_bytes)));
+  void* staging = nullptr;
+  for (;;) {  // a nearly full device: smaller pieces, down to one row
+    const size_t staging_bytes = row_bytes * static_cast<size_t>(per_piece);
+    const gpuError_t err = gpuMalloc(&staging, staging_bytes);
+    if (err == gpuSuccess) break;
+    (void)gpuGetLastError();
+    if (per_piece == 1) {
+      return Status::error("no device memory for a " + std::to_string(staging_bytes) +
+                           "-byte upload buffer: " + error_text(err));
+    }
+    per_piece = (per_piece + 1) / 2;
+  }
+  Status st = ok_status();
+  for (int64_t r = 0; r < n_rows && st.ok(); r += per_piece) {
+    const int64_t n = std::min(per_piece, n_rows - r);
+    st = upload(staging, static_cast<const uint8_t*>(info.data) + static_cast<size_t>(r) * row_bytes,
+                row_bytes * static_cast<size_t>(n));
+    if (st.ok()) {
+      st = split_rows(info.type, staging, row_bytes, n, info.ne[0], static_cast<uint8_t*>(dst) + r * pitch, pitch,
+                      stream_);
+    }
+    if (st.ok()) {  // before the staging buffer is refilled
+      const gpuError_t err = gpuStreamSynchronize(stream_);
+      if (err != gpuSuccess) st = error_status(err, "weight layout");
+    }
+  }
+  (void)gpuFree(staging);
+  return st;
 }
 
 void GpuBackend::to_device(Tensor dst, const void* src, size_t bytes) {

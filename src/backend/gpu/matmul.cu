@@ -492,7 +492,7 @@ MatmulPolicy& matmul_policy() {
     env_count("ROCMFORGE_GPU_BLAS_MIN_TOKENS", &p.blas_min_tokens);
     if (const char* v = std::getenv("ROCMFORGE_GPU_TENSOR_CORES")) p.tensor_cores = p.tensor_cores && v[0] != '0';
     if (const char* v = std::getenv("ROCMFORGE_GPU_STAGED")) p.staged_matvec = std::atoi(v);
-    if (const char* v = std::getenv("ROCMFORGE_GPU_STAGED_ROWS")) p.staged_rows = std::atoi(v) == 1 ? 1 : 2;
+    if (const char* v = std::getenv("ROCMFORGE_GPU_SPLIT_ROWS")) p.split_rows = std::atoi(v) == 1 ? 1 : 2;
     return p;
   }();
   return policy;

@@ -81,10 +81,11 @@ struct MatmulPolicy {
   int64_t int8_max_tokens = 32;  // batches of up to this many tokens take matvec_int8 (when the type has it)
   int64_t mmq_min_tokens = 2;    // batches in [mmq_min_tokens, mmq_max_tokens] take matmul_mmq (when it has the type)
   int64_t mmq_max_tokens = int64_t{1} << 40;
-  // Single-token matvec_int8 with weights staged in shared memory: 0 never, 1 for the types where that measured
-  // faster on the H100 (Q4_0, Q8_0, Q6_K), 2 for every type (ROCMFORGE_GPU_STAGED).
+  // Single-token products with weights staged in shared memory: 0 never, 1 for the types where that measured
+  // faster on the H100 (matvec_int8: Q6_K; the float matvec: F16 / BF16), 2 for every K-quant too
+  // (ROCMFORGE_GPU_STAGED).
   int staged_matvec = 1;
-  int staged_rows = 0;  // rows per warp of staged Q4_0 / Q8_0: 0 by size, else 1 or 2 (ROCMFORGE_GPU_STAGED_ROWS)
+  int split_rows = 0;  // rows per warp of Q4_0 / Q8_0 matvec_int8: 0 by batch, else 1 or 2 (ROCMFORGE_GPU_SPLIT_ROWS)
   // Batches of at least this many tokens go through the vendor BLAS (blas.h) when the build has one and the backend
   // is not batch-invariant; 0: never (ROCMFORGE_GPU_BLAS_MIN_TOKENS).
   int64_t blas_min_tokens = 128;

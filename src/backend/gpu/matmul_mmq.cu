@@ -4,7 +4,8 @@
 // A block computes MT = 64 weight rows x NT tokens (8, 16, 32: 4 warps of 16 rows x NT; 64, 128: 8 warps, each 16
 // rows x NT / 2). Per K step of 256 elements:
 //   1. the raw weight bytes of the step (64 rows x one 256-element span) arrive with 16-byte loads (issued one step
-//      ahead, held in registers) and are stored as they are in shared memory;
+//      ahead, held in registers) and are stored as they are in shared memory (Q4_0 / Q8_0 in split rows, blocks.cuh:
+//      the span's 8 code runs, then its 8 scales);
 //   2. each thread decodes 32-element groups of them into int8 codes in shared memory (Q4_0 and Q6_K codes carry
 //      their offset already: code - 8, code - 32) plus the group's scales;
 //   3. each warp multiplies its 16 rows with the tokens' codes (staged in shared memory with the weights, one step
@@ -40,35 +41,42 @@ enum class Kind { kQ4_0, kQ8_0, kQ4_K, kQ5_K, kQ6_K };
 
 template <Kind K>
 struct Traits;
+// kCodes: split rows (Q4_0 / Q8_0): the bytes of a span's 8 code runs, 16-byte aligned, its scales 16 more.
 template <>
 struct Traits<Kind::kQ4_0> {
   static constexpr int kBytes = 144;  // 8 blocks of 18
+  static constexpr int kCodes = 128;
   static constexpr bool kSub16 = false, kSuper = false;
 };
 template <>
 struct Traits<Kind::kQ8_0> {
   static constexpr int kBytes = 272;  // 8 blocks of 34
+  static constexpr int kCodes = 256;
   static constexpr bool kSub16 = false, kSuper = false;
 };
 template <>
 struct Traits<Kind::kQ4_K> {
   static constexpr int kBytes = 144;
+  static constexpr int kCodes = 0;
   static constexpr bool kSub16 = false, kSuper = true;
 };
 template <>
 struct Traits<Kind::kQ5_K> {
   static constexpr int kBytes = 176;
+  static constexpr int kCodes = 0;
   static constexpr bool kSub16 = false, kSuper = true;
 };
 template <>
 struct Traits<Kind::kQ6_K> {
   static constexpr int kBytes = 210;
+  static constexpr int kCodes = 0;
   static constexpr bool kSub16 = true, kSuper = true;
 };
 
-// 16-byte chunks that cover kBytes from any 2-byte aligned start (the start is rounded down to 16 bytes).
+// 16-byte chunks that cover kBytes from any 2-byte aligned start (the start is rounded down to 16 bytes); split
+// rows: the code chunks, then one of scales.
 template <Kind K>
-inline constexpr int kRawChunks = (Traits<K>::kBytes + 15 + 15) / 16;
+inline constexpr int kRawChunks = Traits<K>::kCodes > 0 ? Traits<K>::kCodes / 16 + 1 : (Traits<K>::kBytes + 15 + 15) / 16;
 
 // Shared memory of a block of NT tokens (dynamic: up to ~86 KB).
 template <Kind K, int NT>
@@ -98,20 +106,19 @@ template <Kind K, typename Sh>
 RF_DEVICE void decode_group(Sh& sh, int r, int j, int off) {
   const auto* raw = reinterpret_cast<const uint8_t*>(sh.raw[r]);
   uint32_t c[8];
-  if constexpr (K == Kind::kQ4_0) {
-    const int b = off + 18 * j;
+  if constexpr (K == Kind::kQ4_0) {  // split rows: off is 0
+    const uint4 q4 = sh.raw[r][j];
+    const uint32_t q[4] = {q4.x, q4.y, q4.z, q4.w};
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
-      const uint32_t q = ld_u32(raw, b + 2 + 4 * k);
-      c[k] = sub_bytes(q & 0x0F0F0F0Fu, 0x08080808u);
-      c[k + 4] = sub_bytes((q >> 4) & 0x0F0F0F0Fu, 0x08080808u);
+      c[k] = sub_bytes(q[k] & 0x0F0F0F0Fu, 0x08080808u);
+      c[k + 4] = sub_bytes((q[k] >> 4) & 0x0F0F0F0Fu, 0x08080808u);
     }
-    sh.f[r][j] = half_bits_to_float(static_cast<uint16_t>(ld_u16(raw, b)));
+    sh.f[r][j] = half_bits_to_float(static_cast<uint16_t>(ld_u16(raw, Traits<K>::kCodes + 2 * j)));
   } else if constexpr (K == Kind::kQ8_0) {
-    const int b = off + 34 * j;
-#pragma unroll
-    for (int k = 0; k < 8; ++k) c[k] = ld_u32(raw, b + 2 + 4 * k);
-    sh.f[r][j] = half_bits_to_float(static_cast<uint16_t>(ld_u16(raw, b)));
+    const uint4 lo = sh.raw[r][2 * j], hi = sh.raw[r][2 * j + 1];
+    c[0] = lo.x, c[1] = lo.y, c[2] = lo.z, c[3] = lo.w, c[4] = hi.x, c[5] = hi.y, c[6] = hi.z, c[7] = hi.w;
+    sh.f[r][j] = half_bits_to_float(static_cast<uint16_t>(ld_u16(raw, Traits<K>::kCodes + 2 * j)));
   } else if constexpr (K == Kind::kQ4_K || K == Kind::kQ5_K) {
     constexpr int kQs = K == Kind::kQ5_K ? 48 : 16;
     const int ch = j / 2, shift = 4 * (j & 1);
@@ -180,8 +187,9 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
   const int64_t n_my = min(steps_per_split, n_steps - first);
   if (gridDim.z > 1) out += static_cast<int64_t>(blockIdx.z) * n_tok * out_stride;
 
-  const auto span = [&](int r, int64_t step) {  // the byte address of row r's span in step
-    return reinterpret_cast<uintptr_t>(w + (row0 + r) * nb1) + static_cast<uintptr_t>(step * T::kBytes);
+  const auto span = [&](int r, int64_t step) {  // the byte address of row r's span (split rows: its codes) in step
+    return reinterpret_cast<uintptr_t>(w + (row0 + r) * nb1) +
+           static_cast<uintptr_t>(step * (T::kCodes > 0 ? T::kCodes : T::kBytes));
   };
   uint4 regs[kLoads];
   const auto load = [&](int64_t step) {
@@ -191,7 +199,13 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
       regs[l] = make_uint4(0, 0, 0, 0);
       if (i < kMT * kChunks && row0 + r < n_out) {
         const uintptr_t a = span(r, step);
-        if (static_cast<int>(a & 15) + T::kBytes > 16 * c) regs[l] = reinterpret_cast<const uint4*>(a & ~uintptr_t{15})[c];
+        if constexpr (T::kCodes > 0) {  // the code chunks, then the chunk of the span's 8 scales after all codes
+          const uintptr_t scales = reinterpret_cast<uintptr_t>(w + (row0 + r) * nb1) +
+                                   static_cast<uintptr_t>(n_steps * T::kCodes + step * 16);
+          regs[l] = c < kChunks - 1 ? reinterpret_cast<const uint4*>(a)[c] : *reinterpret_cast<const uint4*>(scales);
+        } else if (static_cast<int>(a & 15) + T::kBytes > 16 * c) {
+          regs[l] = reinterpret_cast<const uint4*>(a & ~uintptr_t{15})[c];
+        }
       }
     }
   };
@@ -405,6 +419,10 @@ Status matmul_mmq(const WeightView& w, const Int8Rows& act, int64_t n_tok, float
                          std::string(quant::type_name(w.type)) + " x " + std::to_string(w.n_in));
   }
   if (n_tok > 65535 * 32) return Status::error("gpu matmul_mmq: too many tokens for one launch");
+  if (split_code_bytes(w.type) > 0 && (w.nb1 % 16 != 0 || reinterpret_cast<uintptr_t>(w.data) % 16 != 0)) {
+    return Status::error("gpu matmul_mmq: " + std::string(quant::type_name(w.type)) +
+                         " weight rows are not 16-byte aligned split rows");
+  }
   // Splits over K from the weight's shape only (never from n_tok: a token's sums must not depend on its batch).
   const int64_t n_steps = w.n_in / kStep;
   const int64_t row_tiles = (w.n_out + kMT - 1) / kMT;

@@ -19,7 +19,7 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kLanesPerKBlock = 8;  // lanes sharing one 256-element K-quant block
-constexpr int kQ4RowsPerWarp = 2;   // Q4_0 / Q8_0 rows per warp (see PERF_NOTES.md)
+constexpr int kSplitRowsPerWarp = 2;  // Q4_0 / Q8_0 rows per warp of batches (single tokens: 1, for more warps)
 constexpr int kKRowsPerWarp = 1;    // K-quant rows per warp
 
 // Up to kMaxMats weights of one type and row length that multiply the same activation rows in ONE launch (q / k / v,
@@ -360,38 +360,44 @@ RF_DEVICE void accumulate_q40_q80(const uint32_t (&wq)[kR][8], const float (&dw)
   }
 }
 
-// Q4_0 / Q8_0 weights times Q8_0 activations: each lane takes whole 32-element blocks, kQ4RowsPerWarp rows per warp.
-template <bool kQ8Weights, int NT>
+// Q4_0 / Q8_0 weights in split rows (blocks.cuh) times Q8_0 activations, kR rows per warp, NT tokens. Lane l takes
+// blocks l, l + W, l + 2W, ... (W = kWarpSize) of each row: per row and step the warp reads W consecutive 16-byte
+// (Q8_0: 32-byte) code runs and W consecutive scales straight from global memory, each lane one whole block.
+template <bool kQ8Weights, int kR, int NT>
 __global__ void __launch_bounds__(kThreads)
-    matvec_q40_q80_kernel(const MatSet set, int64_t n_blocks, const ActRows act) {
-  constexpr int kBlockBytes = kQ8Weights ? 34 : 18;
-  constexpr int kR = kQ4RowsPerWarp;
+    matvec_split_kernel(const MatSet set, int64_t n_blocks, const ActRows act) {
+  constexpr int kCodeBytes = kQ8Weights ? 32 : 16;
   const WarpRows wr = warp_rows<kR, NT>(set, act);
   if (wr.n_rows <= 0) return;  // uniform across the warp
   weights_then_wait(wr);
+  const uint8_t* row[kR];
+#pragma unroll
+  for (int r = 0; r < kR; ++r) row[r] = wr.w + (wr.row0 + (r < wr.n_rows ? r : 0)) * wr.nb1;
+  const int nb = static_cast<int>(n_blocks);
   float acc[kR][NT];
   zero_sums(acc);
-#pragma unroll 4
-  for (int64_t ib = lane_id(); ib < n_blocks; ib += kWarpSize) {
-    // Weight codes as 8 words of 4 signed bytes in activation order (Q4_0: unsigned nibbles, offset 8 applied below).
+  for (int ib = lane_id(); ib < nb; ib += kWarpSize) {
+    // Weight codes as 8 words of 4 signed bytes in activation order (Q4_0: unsigned nibbles, offset 8 applied later).
     uint32_t wq[kR][8];
     float dw[kR];
 #pragma unroll
     for (int r = 0; r < kR; ++r) {
       if (r < wr.n_rows) {
-        const auto* hw = reinterpret_cast<const uint16_t*>(wr.w + (wr.row0 + r) * wr.nb1 + ib * kBlockBytes);
-        dw[r] = half_bits_to_float(hw[0]);
+        const auto* c = reinterpret_cast<const uint4*>(row[r] + ib * kCodeBytes);
+        const uint4 x = c[0];
+        const uint32_t w[4] = {x.x, x.y, x.z, x.w};
         if (kQ8Weights) {
-#pragma unroll
-          for (int k = 0; k < 8; ++k) wq[r][k] = hw[1 + 2 * k] | (static_cast<uint32_t>(hw[2 + 2 * k]) << 16);
+          const uint4 y = c[1];
+          wq[r][0] = x.x, wq[r][1] = x.y, wq[r][2] = x.z, wq[r][3] = x.w;
+          wq[r][4] = y.x, wq[r][5] = y.y, wq[r][6] = y.z, wq[r][7] = y.w;
         } else {
 #pragma unroll
           for (int k = 0; k < 4; ++k) {
-            const uint32_t x = hw[1 + 2 * k] | (static_cast<uint32_t>(hw[2 + 2 * k]) << 16);
-            wq[r][k] = x & 0x0F0F0F0Fu;
-            wq[r][k + 4] = (x >> 4) & 0x0F0F0F0Fu;
+            wq[r][k] = w[k] & 0x0F0F0F0Fu;
+            wq[r][k + 4] = (w[k] >> 4) & 0x0F0F0F0Fu;
           }
         }
+        dw[r] = half_bits_to_float(reinterpret_cast<const uint16_t*>(row[r] + n_blocks * kCodeBytes)[ib]);
       }
     }
     accumulate_q40_q80<kQ8Weights>(wq, dw, ib, wr, act, acc);
@@ -400,11 +406,10 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Staged products: the same per-lane arithmetic as the kernels above (every lane takes the same blocks in the same
-// order, so the sums are bitwise equal), but the weight bytes reach shared memory through 16-byte asynchronous
-// copies of whole contiguous row spans, kStages steps ahead, instead of 2- to 16-byte loads from global memory
-// per lane. A Q4_0 row's 18-byte blocks read with 2-byte loads touch every 128-byte line nine times; staged, each
-// line once, with several steps of the row in flight per warp.
+// Staged K-quant products: the same per-lane arithmetic as the kernels above (every lane takes the same blocks in
+// the same order, so the sums are bitwise equal), but the weight bytes reach shared memory through 16-byte
+// asynchronous copies of whole contiguous row spans, kStages steps ahead, instead of 2- to 16-byte loads from
+// global memory per lane (Q6_K's 210-byte blocks are only 2-byte aligned).
 // Step = the blocks one warp pass covers (kWarpSize / kLanes of them); stage = one step of kR rows.
 
 // Bytes per block and lanes per block of each staged type.
@@ -413,14 +418,12 @@ struct StagedFormat {
 };
 RF_HOST_DEVICE constexpr StagedFormat staged_format(quant::Type t) {
   using quant::Type;
-  return t == Type::Q4_0   ? StagedFormat{18, 1}
-         : t == Type::Q8_0 ? StagedFormat{34, 1}
-         : t == Type::Q4_K ? StagedFormat{144, kLanesPerKBlock}
+  return t == Type::Q4_K   ? StagedFormat{144, kLanesPerKBlock}
          : t == Type::Q5_K ? StagedFormat{176, kLanesPerKBlock}
                            : StagedFormat{210, kLanesPerKBlock};
 }
-// Steps in flight per warp: Q4_0 moves the fewest bytes per step (576), so it keeps more of them in flight.
-RF_HOST_DEVICE constexpr int staged_stages(quant::Type t) { return t == quant::Type::Q4_0 ? 8 : 4; }
+// Steps in flight per warp.
+RF_HOST_DEVICE constexpr int staged_stages(quant::Type) { return 4; }
 // One row's step in shared memory: the step's bytes from the 16-byte boundary at or below its start (up to 15
 // bytes earlier) to the one at or above its end, plus room for read_words' reads past the last block.
 RF_HOST_DEVICE constexpr int staged_step_bytes(quant::Type t, int warp_size) {
@@ -452,31 +455,7 @@ template <quant::Type T, int kR, int NT>
 RF_DEVICE void staged_block(const uint8_t* const (&b)[kR], int64_t ib, int sub, const WarpRows& wr,
                             const ActRows& act, float (&acc)[kR][NT]) {
   using quant::Type;
-  if constexpr (T == Type::Q4_0 || T == Type::Q8_0) {
-    constexpr bool kQ8 = T == Type::Q8_0;
-    uint32_t wq[kR][8];
-    float dw[kR];
-#pragma unroll
-    for (int r = 0; r < kR; ++r) {
-      if (r < wr.n_rows) {
-        uint32_t x[kQ8 ? 9 : 5];  // the scale and the codes (from byte 2)
-        read_words(b[r], x);
-        dw[r] = half_bits_to_float(static_cast<uint16_t>(x[0] & 0xFFFFu));
-        constexpr int kCodeWords = kQ8 ? 8 : 4;
-#pragma unroll
-        for (int k = 0; k < kCodeWords; ++k) {
-          const uint32_t v = (x[k] >> 16) | (x[k + 1] << 16);
-          if (kQ8) {
-            wq[r][k] = v;
-          } else {
-            wq[r][k] = v & 0x0F0F0F0Fu;
-            wq[r][k + 4] = (v >> 4) & 0x0F0F0F0Fu;
-          }
-        }
-      }
-    }
-    accumulate_q40_q80<kQ8>(wq, dw, ib, wr, act, acc);
-  } else if constexpr (T == Type::Q4_K || T == Type::Q5_K) {
+  if constexpr (T == Type::Q4_K || T == Type::Q5_K) {
     constexpr bool kFive = T == Type::Q5_K;
     constexpr int kQsOffset = kFive ? 48 : 16;
     const int c = sub / 2, half = sub % 2;
@@ -500,7 +479,7 @@ RF_DEVICE void staged_block(const uint8_t* const (&b)[kR], int64_t ib, int sub, 
     }
     accumulate_q45k(lo, hi, d, dmin, sc_lo, m_lo, sc_hi, m_hi, ib, c, half, wr, act, acc);
   } else {
-    static_assert(T == Type::Q6_K, "staged types: Q4_0, Q8_0, Q4_K, Q5_K, Q6_K");
+    static_assert(T == Type::Q6_K, "staged types: Q4_K, Q5_K, Q6_K");
     const int h = sub / 4, j = sub % 4, k0 = j / 2, l0 = 16 * (j & 1);
     const int e1 = 128 * h + 32 * k0 + l0, e2 = e1 + 64;
     uint32_t v1[kR][4], v2[kR][4];
@@ -601,15 +580,6 @@ void launch_staged(unsigned grid, const MatSet& set, int64_t n_blocks, const Act
   launch_kernel(matvec_staged_kernel<T, R, 1>, grid, kThreads, shared, stream, set, n_blocks, act);
 }
 
-// Staged Q4_0 / Q8_0 products of up to this many rows (all matrices of a launch) take one row per warp.
-constexpr int64_t kStagedOneRowMax = 8192;
-
-int64_t total_rows(const WeightView* ws, int count) {
-  int64_t n = 0;
-  for (int i = 0; i < count; ++i) n += ws[i].n_out;
-  return n;
-}
-
 unsigned blocks_for(int64_t items, int64_t per_block) {
   return static_cast<unsigned>((items + per_block - 1) / per_block);
 }
@@ -698,17 +668,22 @@ Status matvec_int8_multi(const WeightView* ws, float* const* outs, const int64_t
   const int64_t n_blocks = w.n_in / qk;
   const int staged = matmul_policy().staged_matvec;
   // Staged Q4_K / Q5_K decode more bytes per lane out of shared memory than their direct kernels load: slower there.
-  const bool use_staged =
-      nt == 1 && (staged >= 2 || (staged == 1 && w.type != Type::Q4_K && w.type != Type::Q5_K));
-  // Rows per warp: the direct kernels' (K-quants 1, Q4_0 / Q8_0 2); staged Q4_0 takes one (its 8 stages of 2
-  // rows would leave 2 blocks per SM), staged Q8_0 one for products of up to kStagedOneRowMax rows (twice the
-  // warps for the SMs). The sums are the same either way.
-  const int policy_rows = matmul_policy().staged_rows;
-  const int rows_per_warp = k_quant                                                       ? kKRowsPerWarp
-                            : !use_staged                                                 ? kQ4RowsPerWarp
-                            : policy_rows > 0                                             ? policy_rows
-                            : w.type == Type::Q4_0 || total_rows(ws, count) <= kStagedOneRowMax ? 1
-                                                                                          : kQ4RowsPerWarp;
+  const bool use_staged = k_quant && nt == 1 && (staged >= 2 || (staged == 1 && w.type == Type::Q6_K));
+  if (!k_quant) {  // split rows: 16-byte aligned codes (blocks.cuh)
+    for (int i = 0; i < count; ++i) {
+      if (ws[i].nb1 % 16 != 0 || reinterpret_cast<uintptr_t>(ws[i].data) % 16 != 0) {
+        return Status::error("gpu matvec_int8: " + std::string(quant::type_name(w.type)) +
+                             " weight rows are not 16-byte aligned split rows");
+      }
+    }
+  }
+  // Rows per warp: K-quants 1; split rows 1 for single tokens (twice the warps), else 2 (each activation block
+  // read serves two rows). The sums are the same either way.
+  const int policy_rows = matmul_policy().split_rows;
+  const int rows_per_warp = k_quant           ? kKRowsPerWarp
+                            : policy_rows > 0 ? policy_rows
+                            : nt == 1         ? 1
+                                              : kSplitRowsPerWarp;
   const int64_t rows_per_block = static_cast<int64_t>(warps_per_block) * rows_per_warp;
   MatSet set{};
   unsigned row_blocks = 0;
@@ -725,16 +700,7 @@ Status matvec_int8_multi(const WeightView* ws, float* const* outs, const int64_t
   if (row_blocks == 0) return ok_status();
   const unsigned grid = row_blocks * act.n_groups;
   if (use_staged) {
-    const bool one = rows_per_warp == 1;
     switch (w.type) {
-      case Type::Q4_0:
-        one ? launch_staged<Type::Q4_0, 1>(grid, set, n_blocks, act, warp_size, stream)
-            : launch_staged<Type::Q4_0, kQ4RowsPerWarp>(grid, set, n_blocks, act, warp_size, stream);
-        break;
-      case Type::Q8_0:
-        one ? launch_staged<Type::Q8_0, 1>(grid, set, n_blocks, act, warp_size, stream)
-            : launch_staged<Type::Q8_0, kQ4RowsPerWarp>(grid, set, n_blocks, act, warp_size, stream);
-        break;
       case Type::Q4_K: launch_staged<Type::Q4_K, kKRowsPerWarp>(grid, set, n_blocks, act, warp_size, stream); break;
       case Type::Q5_K: launch_staged<Type::Q5_K, kKRowsPerWarp>(grid, set, n_blocks, act, warp_size, stream); break;
       default: launch_staged<Type::Q6_K, kKRowsPerWarp>(grid, set, n_blocks, act, warp_size, stream); break;
@@ -744,9 +710,18 @@ Status matvec_int8_multi(const WeightView* ws, float* const* outs, const int64_t
   }
   const auto run = [&](auto nt_const) {
     constexpr int NT = decltype(nt_const)::value;
+    const bool one = rows_per_warp == 1;
     switch (w.type) {
-      case Type::Q4_0: launch_kernel(matvec_q40_q80_kernel<false, NT>, grid, kThreads, 0, stream, set, n_blocks, act); break;
-      case Type::Q8_0: launch_kernel(matvec_q40_q80_kernel<true, NT>, grid, kThreads, 0, stream, set, n_blocks, act); break;
+      case Type::Q4_0:
+        one ? launch_kernel(matvec_split_kernel<false, 1, NT>, grid, kThreads, 0, stream, set, n_blocks, act)
+            : launch_kernel(matvec_split_kernel<false, kSplitRowsPerWarp, NT>, grid, kThreads, 0, stream, set, n_blocks,
+                            act);
+        break;
+      case Type::Q8_0:
+        one ? launch_kernel(matvec_split_kernel<true, 1, NT>, grid, kThreads, 0, stream, set, n_blocks, act)
+            : launch_kernel(matvec_split_kernel<true, kSplitRowsPerWarp, NT>, grid, kThreads, 0, stream, set, n_blocks,
+                            act);
+        break;
       case Type::Q4_K: launch_kernel(matvec_q45k_kernel<false, NT>, grid, kThreads, 0, stream, set, n_blocks, act); break;
       case Type::Q5_K: launch_kernel(matvec_q45k_kernel<true, NT>, grid, kThreads, 0, stream, set, n_blocks, act); break;
       default: launch_kernel(matvec_q6k_kernel<NT>, grid, kThreads, 0, stream, set, n_blocks, act); break;
