@@ -183,21 +183,26 @@ TEST_P(MatmulParity, Int8BatchesMatchCpuAndEqualSingleTokenProductsBitwise) {
   const int64_t n_in = quant::traits(t).block_size == 256 ? 768 : 544, n_out = 133;
   const HostWeight hw = make_weight(rng, t, n_in, n_out);
   auto [wg, wc] = pair.weight(t, n_in, n_out, 1, hw.bytes);
-  expect_batches_match(pair, rng, t, hw, wg, wc, n_in, n_out, {1, 2, 3, 4, 5, 8, 9, 17, 32, 40}, tol_factor(t),
-                       "int8");
-  for (const int64_t n_tok : {2, 3, 7, 8, 13, 32}) {
-    const std::vector<float> x = random_floats(rng, static_cast<size_t>(n_in * n_tok));
-    const Tensor xg = pair.gpu_f32(x, n_in);
-    const Tensor og = pair.gpu_zeros(n_out, n_tok);
-    pair.gpu().matmul(og, xg, wg);
-    const std::vector<float> batched = pair.download(pair.gpu(), og);
-    for (int64_t k = 0; k < n_tok; ++k) {
-      const Tensor o1 = pair.gpu_zeros(n_out, 1);
-      pair.gpu().matmul(o1, xg.rows(k, 1), wg);
-      const std::vector<float> single = pair.download(pair.gpu(), o1);
-      for (int64_t r = 0; r < n_out; ++r) {
-        ASSERT_EQ(batched[k * n_out + r], single[r])
-            << label(t) << " batch " << n_tok << " token " << k << " row " << r << ": not bitwise equal";
+  // Q4_0 / Q8_0: one warp per row group and two (split K); the shape picks one of them for real weights.
+  for (const int split_k : {1, 2}) {
+    matmul_policy().split_k = split_k;
+    const std::string what = "int8 split_k " + std::to_string(split_k);
+    expect_batches_match(pair, rng, t, hw, wg, wc, n_in, n_out, {1, 2, 3, 4, 5, 8, 9, 17, 32, 40}, tol_factor(t), what);
+    for (const int64_t n_tok : {2, 3, 7, 8, 13, 32}) {
+      const std::vector<float> x = random_floats(rng, static_cast<size_t>(n_in * n_tok));
+      const Tensor xg = pair.gpu_f32(x, n_in);
+      const Tensor og = pair.gpu_zeros(n_out, n_tok);
+      pair.gpu().matmul(og, xg, wg);
+      const std::vector<float> batched = pair.download(pair.gpu(), og);
+      for (int64_t k = 0; k < n_tok; ++k) {
+        const Tensor o1 = pair.gpu_zeros(n_out, 1);
+        pair.gpu().matmul(o1, xg.rows(k, 1), wg);
+        const std::vector<float> single = pair.download(pair.gpu(), o1);
+        for (int64_t r = 0; r < n_out; ++r) {
+          ASSERT_EQ(batched[k * n_out + r], single[r])
+              << label(t) << " " << what << " batch " << n_tok << " token " << k << " row " << r
+              << ": not bitwise equal";
+        }
       }
     }
   }

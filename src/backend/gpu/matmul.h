@@ -86,6 +86,7 @@ struct MatmulPolicy {
   // (ROCMFORGE_GPU_STAGED).
   int staged_matvec = 1;
   int split_rows = 0;  // rows per warp of Q4_0 / Q8_0 matvec_int8: 0 by batch, else 1 or 2 (ROCMFORGE_GPU_SPLIT_ROWS)
+  int split_k = 0;     // warps per row group of Q4_0 / Q8_0 matvec_int8: 0 by shape, else 1 or 2 (ROCMFORGE_GPU_SPLIT_K)
   // Batches of at least this many tokens go through the vendor BLAS (blas.h) when the build has one and the backend
   // is not batch-invariant; 0: never (ROCMFORGE_GPU_BLAS_MIN_TOKENS).
   int64_t blas_min_tokens = 128;

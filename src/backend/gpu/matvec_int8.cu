@@ -65,14 +65,15 @@ struct WarpRows {
   int n_tok;
 };
 
-template <int kR, int NT>
+// kSplit warps share each row group (matvec_split_kernel); the others take one each.
+template <int kR, int NT, int kSplit = 1>
 RF_DEVICE WarpRows warp_rows(const MatSet& set, const ActRows& act) {
   static_assert(kMaxMats == 3, "the selects below name each matrix");
   const unsigned b = blockIdx.x / act.n_groups, g = blockIdx.x % act.n_groups;
   const int m = (set.count > 2 && b >= set.first_block[2]) ? 2 : (set.count > 1 && b >= set.first_block[1]) ? 1 : 0;
   const unsigned first = m == 0 ? set.first_block[0] : m == 1 ? set.first_block[1] : set.first_block[2];
   const int64_t n_out = m == 0 ? set.n_out[0] : m == 1 ? set.n_out[1] : set.n_out[2];
-  const int64_t row0 = (static_cast<int64_t>(b - first) * (blockDim.x / kWarpSize) + warp_id()) * kR;
+  const int64_t row0 = (static_cast<int64_t>(b - first) * (blockDim.x / kWarpSize / kSplit) + warp_id() / kSplit) * kR;
   const int64_t n_rows = min(static_cast<int64_t>(kR), n_out - row0);
   const int64_t tok0 = static_cast<int64_t>(g) * NT;
   const int nt = static_cast<int>(min(static_cast<int64_t>(NT), act.n_tok - tok0));
@@ -82,11 +83,14 @@ RF_DEVICE WarpRows warp_rows(const MatSet& set, const ActRows& act) {
 }
 
 // Programmatic launch (see compat.h): lets the next kernel launch, asks L2 for this warp's weight rows (no kernel
-// writes them) while the previous kernel may still run, then waits for it before the activations are read.
+// writes them) while the previous kernel may still run, then waits for it before the activations are read. Only
+// rows of up to kPrefetchRowBytes: on the H100 the prefetch took 5-15 % off products of 2.3 KB rows (Q4_0 / Q4_K,
+// 4096 inputs) and added 10-30 % to those of 4.3 KB and longer (Q8_0 at 4096, any of them at 11008).
+constexpr size_t kPrefetchRowBytes = 3072;
 RF_DEVICE void weights_then_wait(const WarpRows& wr) {
   grid_dependents_launch();
   const uint8_t* p = wr.w + wr.row0 * wr.nb1;
-  const int64_t bytes = wr.n_rows * static_cast<int64_t>(wr.nb1);
+  const int64_t bytes = wr.nb1 <= kPrefetchRowBytes ? wr.n_rows * static_cast<int64_t>(wr.nb1) : 0;
   for (int64_t off = static_cast<int64_t>(lane_id()) * 128; off < bytes; off += kWarpSize * 128) prefetch_l2(p + off);
   grid_dependency_wait();
 }
@@ -360,49 +364,78 @@ RF_DEVICE void accumulate_q40_q80(const uint32_t (&wq)[kR][8], const float (&dw)
   }
 }
 
-// Q4_0 / Q8_0 weights in split rows (blocks.cuh) times Q8_0 activations, kR rows per warp, NT tokens. Lane l takes
-// blocks l, l + W, l + 2W, ... (W = kWarpSize) of each row: per row and step the warp reads W consecutive 16-byte
-// (Q8_0: 32-byte) code runs and W consecutive scales straight from global memory, each lane one whole block.
-template <bool kQ8Weights, int kR, int NT>
+// Q4_0 / Q8_0 weights in split rows (blocks.cuh) times Q8_0 activations, kR rows per warp group, NT tokens. Each
+// row group is shared by kSplit warps; lane l of part p takes blocks p W + l, p W + l + kSplit W, ... (W =
+// kWarpSize) of each row, so per row and step the group reads kSplit W consecutive 16-byte (Q8_0: 32-byte) code
+// runs and as many consecutive scales straight from global memory, each lane one whole block. The parts' sums
+// meet in shared memory and are added in part order.
+template <bool kQ8Weights, int kR, int NT, int kSplit>
 __global__ void __launch_bounds__(kThreads)
     matvec_split_kernel(const MatSet set, int64_t n_blocks, const ActRows act) {
   constexpr int kCodeBytes = kQ8Weights ? 32 : 16;
-  const WarpRows wr = warp_rows<kR, NT>(set, act);
-  if (wr.n_rows <= 0) return;  // uniform across the warp
-  weights_then_wait(wr);
-  const uint8_t* row[kR];
-#pragma unroll
-  for (int r = 0; r < kR; ++r) row[r] = wr.w + (wr.row0 + (r < wr.n_rows ? r : 0)) * wr.nb1;
-  const int nb = static_cast<int>(n_blocks);
+  const WarpRows wr = warp_rows<kR, NT, kSplit>(set, act);
+  const int part = warp_id() % kSplit;
   float acc[kR][NT];
   zero_sums(acc);
-  for (int ib = lane_id(); ib < nb; ib += kWarpSize) {
-    // Weight codes as 8 words of 4 signed bytes in activation order (Q4_0: unsigned nibbles, offset 8 applied later).
-    uint32_t wq[kR][8];
-    float dw[kR];
+  if (wr.n_rows > 0) {  // uniform across the warp (and its row group); no return before the barrier below
+    weights_then_wait(wr);
+    const uint8_t* row[kR];
 #pragma unroll
-    for (int r = 0; r < kR; ++r) {
-      if (r < wr.n_rows) {
-        const auto* c = reinterpret_cast<const uint4*>(row[r] + ib * kCodeBytes);
-        const uint4 x = c[0];
-        const uint32_t w[4] = {x.x, x.y, x.z, x.w};
-        if (kQ8Weights) {
-          const uint4 y = c[1];
-          wq[r][0] = x.x, wq[r][1] = x.y, wq[r][2] = x.z, wq[r][3] = x.w;
-          wq[r][4] = y.x, wq[r][5] = y.y, wq[r][6] = y.z, wq[r][7] = y.w;
-        } else {
+    for (int r = 0; r < kR; ++r) row[r] = wr.w + (wr.row0 + (r < wr.n_rows ? r : 0)) * wr.nb1;
+    const int nb = static_cast<int>(n_blocks);
+    for (int ib = part * kWarpSize + lane_id(); ib < nb; ib += kSplit * kWarpSize) {
+      // Weight codes as 8 words of 4 signed bytes in activation order (Q4_0: unsigned nibbles, offset 8 later).
+      uint32_t wq[kR][8];
+      float dw[kR];
 #pragma unroll
-          for (int k = 0; k < 4; ++k) {
-            wq[r][k] = w[k] & 0x0F0F0F0Fu;
-            wq[r][k + 4] = (w[k] >> 4) & 0x0F0F0F0Fu;
+      for (int r = 0; r < kR; ++r) {
+        if (r < wr.n_rows) {
+          const auto* c = reinterpret_cast<const uint4*>(row[r] + ib * kCodeBytes);
+          const uint4 x = c[0];
+          const uint32_t w[4] = {x.x, x.y, x.z, x.w};
+          if (kQ8Weights) {
+            const uint4 y = c[1];
+            wq[r][0] = x.x, wq[r][1] = x.y, wq[r][2] = x.z, wq[r][3] = x.w;
+            wq[r][4] = y.x, wq[r][5] = y.y, wq[r][6] = y.z, wq[r][7] = y.w;
+          } else {
+#pragma unroll
+            for (int k = 0; k < 4; ++k) {
+              wq[r][k] = w[k] & 0x0F0F0F0Fu;
+              wq[r][k + 4] = (w[k] >> 4) & 0x0F0F0F0Fu;
+            }
           }
+          dw[r] = half_bits_to_float(reinterpret_cast<const uint16_t*>(row[r] + n_blocks * kCodeBytes)[ib]);
         }
-        dw[r] = half_bits_to_float(reinterpret_cast<const uint16_t*>(row[r] + n_blocks * kCodeBytes)[ib]);
+      }
+      accumulate_q40_q80<kQ8Weights>(wq, dw, ib, wr, act, acc);
+    }
+  }
+  if constexpr (kSplit == 1) {
+    if (wr.n_rows > 0) store_sums(wr, acc);
+  } else {
+    __shared__ float s_part[kThreads / kWarpSize][kR][NT];  // [warp][row][token], from lane 0 of each warp
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+#pragma unroll
+      for (int r = 0; r < kR; ++r) {
+        const float v = warp_reduce_sum(acc[r][t]);
+        if (lane_id() == 0) s_part[warp_id()][r][t] = v;
       }
     }
-    accumulate_q40_q80<kQ8Weights>(wq, dw, ib, wr, act, acc);
+    __syncthreads();
+    if (part == 0 && lane_id() == 0 && wr.n_rows > 0) {
+#pragma unroll
+      for (int t = 0; t < NT; ++t) {
+#pragma unroll
+        for (int r = 0; r < kR; ++r) {
+          float v = s_part[warp_id()][r][t];
+#pragma unroll
+          for (int p = 1; p < kSplit; ++p) v += s_part[warp_id() + p][r][t];
+          if (r < wr.n_rows && t < wr.n_tok) wr.out[(wr.tok0 + t) * wr.out_stride + wr.row0 + r] = v;
+        }
+      }
+    }
   }
-  store_sums(wr, acc);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -584,6 +617,36 @@ unsigned blocks_for(int64_t items, int64_t per_block) {
   return static_cast<unsigned>((items + per_block - 1) / per_block);
 }
 
+int64_t total_rows(const WeightView* ws, int count) {
+  int64_t n = 0;
+  for (int i = 0; i < count; ++i) n += ws[i].n_out;
+  return n;
+}
+
+// Q8_0 products of up to kSplitKMaxRows rows (all matrices of a launch) and rows of at least kSplitKMinBlocks
+// blocks give each row group two warps. On the H100 (back-to-back, us, one warp -> two): Q8_0 11008 x 4096 21.8 ->
+// 19.4, 4096 x 4096 8.9 -> 8.1, 14336 x 4096 26.2 -> 23.9; Q4_0 lost (12.0 -> 14.5, 5.4 -> 6.1), so it keeps one.
+// policy: MatmulPolicy::split_k.
+constexpr int64_t kSplitKMaxRows = 8192;
+constexpr int64_t kSplitKMinBlocks = 128;
+int split_k_for(quant::Type t, int64_t rows, int64_t n_blocks, int policy) {
+  if (policy > 0) return policy >= 2 ? 2 : 1;
+  return t == quant::Type::Q8_0 && rows <= kSplitKMaxRows && n_blocks >= kSplitKMinBlocks ? 2 : 1;
+}
+
+template <bool kQ8, int NT>
+void launch_split(int rows_per_warp, int split_k, unsigned grid, const MatSet& set, int64_t n_blocks,
+                  const ActRows& act, gpuStream_t stream) {
+  if (rows_per_warp == 1) {
+    split_k == 1 ? launch_kernel(matvec_split_kernel<kQ8, 1, NT, 1>, grid, kThreads, 0, stream, set, n_blocks, act)
+                 : launch_kernel(matvec_split_kernel<kQ8, 1, NT, 2>, grid, kThreads, 0, stream, set, n_blocks, act);
+  } else {
+    split_k == 1
+        ? launch_kernel(matvec_split_kernel<kQ8, kSplitRowsPerWarp, NT, 1>, grid, kThreads, 0, stream, set, n_blocks, act)
+        : launch_kernel(matvec_split_kernel<kQ8, kSplitRowsPerWarp, NT, 2>, grid, kThreads, 0, stream, set, n_blocks, act);
+  }
+}
+
 }  // namespace
 
 bool has_int8_matvec(quant::Type weight, int64_t n_tok) {
@@ -679,12 +742,14 @@ Status matvec_int8_multi(const WeightView* ws, float* const* outs, const int64_t
   }
   // Rows per warp: K-quants 1; split rows 1 for single tokens (twice the warps), else 2 (each activation block
   // read serves two rows). The sums are the same either way.
-  const int policy_rows = matmul_policy().split_rows;
-  const int rows_per_warp = k_quant           ? kKRowsPerWarp
-                            : policy_rows > 0 ? policy_rows
-                            : nt == 1         ? 1
-                                              : kSplitRowsPerWarp;
-  const int64_t rows_per_block = static_cast<int64_t>(warps_per_block) * rows_per_warp;
+  const MatmulPolicy& policy = matmul_policy();
+  const int rows_per_warp = k_quant                ? kKRowsPerWarp
+                            : policy.split_rows > 0 ? policy.split_rows
+                            : nt == 1              ? 1
+                                                   : kSplitRowsPerWarp;
+  // Warps per row group of split rows: from the weights' shape only (the sums depend on it; never on the batch).
+  const int split_k = k_quant ? 1 : split_k_for(w.type, total_rows(ws, count), n_blocks, policy.split_k);
+  const int64_t rows_per_block = static_cast<int64_t>(warps_per_block / split_k) * rows_per_warp;
   MatSet set{};
   unsigned row_blocks = 0;
   for (int i = 0; i < count; ++i) {
@@ -710,18 +775,9 @@ Status matvec_int8_multi(const WeightView* ws, float* const* outs, const int64_t
   }
   const auto run = [&](auto nt_const) {
     constexpr int NT = decltype(nt_const)::value;
-    const bool one = rows_per_warp == 1;
     switch (w.type) {
-      case Type::Q4_0:
-        one ? launch_kernel(matvec_split_kernel<false, 1, NT>, grid, kThreads, 0, stream, set, n_blocks, act)
-            : launch_kernel(matvec_split_kernel<false, kSplitRowsPerWarp, NT>, grid, kThreads, 0, stream, set, n_blocks,
-                            act);
-        break;
-      case Type::Q8_0:
-        one ? launch_kernel(matvec_split_kernel<true, 1, NT>, grid, kThreads, 0, stream, set, n_blocks, act)
-            : launch_kernel(matvec_split_kernel<true, kSplitRowsPerWarp, NT>, grid, kThreads, 0, stream, set, n_blocks,
-                            act);
-        break;
+      case Type::Q4_0: launch_split<false, NT>(rows_per_warp, split_k, grid, set, n_blocks, act, stream); break;
+      case Type::Q8_0: launch_split<true, NT>(rows_per_warp, split_k, grid, set, n_blocks, act, stream); break;
       case Type::Q4_K: launch_kernel(matvec_q45k_kernel<false, NT>, grid, kThreads, 0, stream, set, n_blocks, act); break;
       case Type::Q5_K: launch_kernel(matvec_q45k_kernel<true, NT>, grid, kThreads, 0, stream, set, n_blocks, act); break;
       default: launch_kernel(matvec_q6k_kernel<NT>, grid, kThreads, 0, stream, set, n_blocks, act); break;
