@@ -421,6 +421,97 @@ TEST(GpuOpsParity, DecodeAttentionHeadGroupingIsInvariant) {
   }
 }
 
+// A decode batch (one token per sequence) does rope(q), rope(k) and kv_store inside decode attention: the output
+// and both caches are bitwise those of the separate rope + KV store kernel (forced by a download between kv_store
+// and attention), and match the CPU. Contexts of one and of two 128-position chunks, GQA, partial rotation, both
+// rope modes, F16 / F32 caches, head sizes 64 and 128.
+TEST(GpuOpsParity, DecodeAttentionDoesTheRopeAndKvStoreWithTheSeparateKernelsBits) {
+  RF_REQUIRE_GPU_PAIR(pair);
+  std::mt19937 rng(41);
+  const int block = 16, n_blocks = 16;
+  const std::vector<std::vector<int32_t>> tables = {{0, 2, 4, 6, 8, 10, 12, 14, 15, 13}, {1, 3, 5}};
+  const int32_t lens[2] = {150, 20};  // the new token's position in each sequence
+  for (const auto mode : {backend::RopeMode::kNormal, backend::RopeMode::kNeox}) {
+    for (const Type cache_type : {Type::F16, Type::F32}) {
+      for (const int head_dim : {64, 128}) {
+        for (const int n_rot : {head_dim, head_dim / 2}) {
+          const int n_head = 8, n_head_kv = 2;
+          const int64_t q_row = int64_t{n_head} * head_dim, k_row = int64_t{n_head_kv} * head_dim;
+          const std::string what = std::string(mode == backend::RopeMode::kNeox ? "neox" : "normal") + " " +
+                                   std::string(quant::type_name(cache_type)) + " head_dim " +
+                                   std::to_string(head_dim) + " n_rot " + std::to_string(n_rot);
+          backend::Batch fill;
+          fill.block_tables = tables;
+          fill.kv_block_size = block;
+          for (int s = 0; s < 2; ++s) {
+            for (int32_t pos = 0; pos < lens[s]; ++pos) {
+              fill.tokens.push_back(0);
+              fill.positions.push_back(pos);
+              fill.seq.push_back(s);
+            }
+          }
+          backend::Batch dec;
+          dec.block_tables = tables;
+          dec.kv_block_size = block;
+          dec.tokens = {0, 0};
+          dec.positions = {lens[0], lens[1]};
+          dec.seq = {0, 1};
+          const auto fk = random_floats(rng, static_cast<size_t>(k_row * fill.n_tokens()));
+          const auto fv = random_floats(rng, static_cast<size_t>(k_row * fill.n_tokens()));
+          const auto q = random_floats(rng, static_cast<size_t>(q_row * 2), 2.0f);
+          const auto k = random_floats(rng, static_cast<size_t>(k_row * 2));
+          const auto v = random_floats(rng, static_cast<size_t>(k_row * 2));
+          backend::RopeParams rp;
+          rp.mode = mode;
+          rp.head_dim = head_dim;
+          rp.n_rot = n_rot;
+          rp.freq_base = 10000.0f;
+          backend::AttentionParams ap;
+          ap.n_head = n_head;
+          ap.n_head_kv = n_head_kv;
+          ap.head_dim_k = ap.head_dim_v = head_dim;
+          ap.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+          std::vector<float> out[3], q_after[3];
+          std::vector<uint8_t> kc[3], vc[3];
+          for (int run = 0; run < 3; ++run) {  // 0: GPU, fused; 1: GPU, separate kernels; 2: CPU
+            backend::Backend& be = run == 2 ? static_cast<backend::Backend&>(pair.cpu()) : pair.gpu();
+            const Tensor kcache = pair.make(be, cache_type, k_row, n_blocks * block, nullptr);
+            const Tensor vcache = pair.make(be, cache_type, k_row, n_blocks * block, nullptr);
+            be.kv_store(kcache, vcache, pair.make(be, Type::F32, k_row, fill.n_tokens(), fk.data()),
+                        pair.make(be, Type::F32, k_row, fill.n_tokens(), fv.data()), *be.prepare_batch(fill));
+            const auto db = be.prepare_batch(dec);
+            const Tensor qt = pair.make(be, Type::F32, q_row, 2, q.data());
+            const Tensor kt = pair.make(be, Type::F32, k_row, 2, k.data());
+            const Tensor vt = pair.make(be, Type::F32, k_row, 2, v.data());
+            const Tensor ot = pair.make(be, Type::F32, q_row, 2, nullptr);  // before the ops: alloc runs what waits
+            rp.n_head = n_head;
+            be.rope(qt, *db, rp);
+            rp.n_head = n_head_kv;
+            be.rope(kt, *db, rp);
+            be.kv_store(kcache, vcache, kt, vt, *db);
+            if (run == 1) (void)pair.download(be, kt);  // rope + KV store run before attention
+            be.attention(ot, qt, kcache, vcache, *db, ap);
+            out[run] = pair.download(be, ot);
+            q_after[run] = pair.download(be, qt);
+            const size_t bytes = kcache.nb1 * static_cast<size_t>(kcache.ne1);
+            kc[run].resize(bytes);
+            vc[run].resize(bytes);
+            be.to_host(kc[run].data(), kcache, bytes);
+            be.to_host(vc[run].data(), vcache, bytes);
+          }
+          ASSERT_EQ(q_after[0], q) << what << ": the fused path leaves q unrotated (did it run?)";
+          ASSERT_NE(q_after[1], q) << what << ": the separate kernels rotate q in place";
+          ASSERT_EQ(out[0], out[1]) << what << ": attention output differs";
+          ASSERT_TRUE(kc[0] == kc[1]) << what << ": K cache differs";
+          ASSERT_TRUE(vc[0] == vc[1]) << what << ": V cache differs";
+          ASSERT_TRUE(vc[0] == vc[2]) << what << ": V cache differs from the CPU";
+          expect_close(out[0], out[2], {cache_type == Type::F16 ? 2e-3f : 2e-4f}, what + " vs CPU");
+        }
+      }
+    }
+  }
+}
+
 TEST(GpuOpsParity, MoeRouteAndCombineMatchCpu) {
   RF_REQUIRE_GPU_PAIR(pair);
   std::mt19937 rng(23);

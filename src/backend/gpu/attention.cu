@@ -5,6 +5,7 @@
 #include <string>
 
 #include "backend/gpu/attention.h"
+#include "backend/gpu/rope.cuh"
 
 namespace rf::gpu {
 namespace {
@@ -501,9 +502,78 @@ RF_DEVICE void load8(const void* cache, bool f16, int64_t i, int n, float (&v)[k
   }
 }
 
-// KC: 8-dimension runs of the query / key heads, head_dim_k rounded up to 64, 128 or 256 dimensions.
-template <int KC, bool kVec>
-__global__ void __launch_bounds__(kDecThreads) attention_decode_kernel(AttentionArgs a, int slices, int group) {
+// attention_decode_kernel's fused rope + KV store (kRope). Before the dependency wait (they depend on the position
+// only), the cosines and sines of q's pairs (s_cs[0], s_cs[1]) and k's (s_cs[2], s_cs[3]), as rope_kv_store's.
+static_assert(kDecThreads / 2 >= kMaxDecodeDim / 2, "one thread per q pair and per k pair");
+RF_DEVICE void rope_angles(const AttentionRope& r, int32_t pos, float (*s_cs)[kMaxDecodeDim / 2]) {
+  const int tid = static_cast<int>(threadIdx.x);
+  const bool is_k = tid >= kDecThreads / 2;
+  const int i = tid % (kDecThreads / 2);
+  const RopeArgs& ra = is_k ? r.k_rope : r.q_rope;
+  if (i < ra.n_rot / 2) rope_angle(i, pos, ra, r.yarn, &s_cs[is_k ? 2 : 0][i], &s_cs[is_k ? 3 : 1][i]);
+}
+
+// After q (unrotated, ng heads) is in s_q and, when this chunk holds the token's own position (inew >= 0), the
+// token's K and V rows of KV head hk are in s_new: rotates q's pairs and rounds q to F16 for an F16 K cache; rotates
+// k's pairs and rounds the new K / V rows to what their caches hold, which the first block of the KV head (g0 0)
+// stores at the token's slot. The same operations as rope_store_kernel and the cache round trip: the same bits.
+template <int kQ>
+RF_DEVICE void rope_round_store(const AttentionArgs& a, const AttentionRope& r, int64_t t, int hk, int g0, int ng,
+                                int inew, float (&s_q)[kGroup][kQ], float* s_new,
+                                const float (*s_cs)[kMaxDecodeDim / 2]) {
+  const int qhalf = r.q_rope.n_rot / 2, khalf = r.k_rope.n_rot / 2;
+  const int qitems = qhalf + (a.head_dim_k - r.q_rope.n_rot);  // per head: the pairs, then the unrotated dimensions
+  const int kitems = inew >= 0 ? khalf + (a.head_dim_k - r.k_rope.n_rot) : 0;
+  const int vitems = inew >= 0 ? a.head_dim_v : 0;
+  const int64_t slot = inew >= 0 ? r.slots[t] : 0;
+  const auto to_half = [](float x) { return __half2float(__float2half_rn(x)); };
+  const auto put = [&](bool is_k, int d) {  // the new row's dimension d: rounded as its cache holds it, stored
+    float& x = is_k ? s_new[d] : s_new[kMaxDecodeDim + d];
+    const int64_t at = is_k ? slot * a.k_stride + static_cast<int64_t>(hk) * a.head_dim_k + d
+                            : slot * a.v_stride + static_cast<int64_t>(hk) * a.head_dim_v + d;
+    void* cache = const_cast<void*>(is_k ? a.k_cache : a.v_cache);
+    if (is_k ? a.k_f16 : a.v_f16) {
+      const __half h = __float2half_rn(x);
+      if (g0 == 0) static_cast<__half*>(cache)[at] = h;
+      x = __half2float(h);
+    } else if (g0 == 0) {
+      static_cast<float*>(cache)[at] = x;
+    }
+  };
+  for (int e = static_cast<int>(threadIdx.x); e < ng * qitems + kitems + vitems; e += kDecThreads) {
+    int i0 = 0, i1 = 0;
+    if (e < ng * qitems) {
+      float* h = s_q[e / qitems];
+      const int j = e % qitems;
+      if (j < qhalf) {
+        rope_rotate(h, j, s_cs[0][j], s_cs[1][j], r.q_rope, &i0, &i1);
+      } else {
+        i0 = i1 = r.q_rope.n_rot + j - qhalf;
+      }
+      if (a.k_f16) {
+        h[i0] = to_half(h[i0]);
+        if (i1 != i0) h[i1] = to_half(h[i1]);
+      }
+    } else if (e < ng * qitems + kitems) {
+      const int j = e - ng * qitems;
+      if (j < khalf) {
+        rope_rotate(s_new, j, s_cs[2][j], s_cs[3][j], r.k_rope, &i0, &i1);
+        put(true, i0);
+        put(true, i1);
+      } else {
+        put(true, r.k_rope.n_rot + j - khalf);
+      }
+    } else {
+      put(false, e - ng * qitems - kitems);
+    }
+  }
+}
+
+// KC: 8-dimension runs of the query / key heads, head_dim_k rounded up to 64, 128 or 256 dimensions. kRope: the
+// kernel also does rope + KV store (attention.h AttentionRope; r is unused otherwise).
+template <int KC, bool kVec, bool kRope>
+__global__ void __launch_bounds__(kDecThreads)
+    attention_decode_kernel(AttentionArgs a, int slices, int group, AttentionRope r) {
   constexpr int kWarps = kDecThreads / kWarpSize;
   constexpr int kRuns = KC / kPosThreads;  // K runs per thread in step 1
   __shared__ float s_q[kGroup][KC * kDecVec];  // query heads (F16-rounded for an F16 K cache), zero padded
@@ -511,6 +581,8 @@ __global__ void __launch_bounds__(kDecThreads) attention_decode_kernel(Attention
   __shared__ int64_t s_slot[kAttentionChunk];     // each position's cache slot
   __shared__ float s_max[kGroup][kWarps], s_sum[kGroup][kWarps];
   __shared__ float s_out[kGroup][kDecThreads * kDecVec];  // [group][dimension] partial outputs of step 3
+  __shared__ float s_new[kRope ? 2 * kMaxDecodeDim : 1];  // kRope: the token's own K row, then its V row
+  __shared__ float s_cs[kRope ? 4 : 1][kMaxDecodeDim / 2];  // kRope: q's cosines and sines, then k's
   // The batch's positions, sequences and block tables were uploaded before the step's first kernel, and no kernel
   // writes them: they (and the slots they give) are read before the wait for the previous kernel (rope + KV store).
   grid_dependents_launch();
@@ -540,15 +612,29 @@ __global__ void __launch_bounds__(kDecThreads) attention_decode_kernel(Attention
   // K / V rows are read after the wait only. Reading the rows of earlier positions before it (in a decode batch
   // only each token's own row is new) held them in registers across the wait: about 180 instead of 120, one block
   // per SM, and 7B Q4_0 decode of 32 sequences fell from 3390 to 2846 t/s for 0.3 us per layer at one.
+  if constexpr (kRope) rope_angles(r, n_ctx - 1, s_cs);
   grid_dependency_wait();
+  // kRope: the chunk index of the token's own position (its new K / V row), -1 when another chunk holds it.
+  const int inew = kRope && n_ctx - 1 - start < n ? n_ctx - 1 - start : -1;
+  if (kRope && inew >= 0) {  // the new rows, before rope, loaded with q
+    for (int d = tid; d < a.head_dim_k + a.head_dim_v; d += kDecThreads) {
+      s_new[d < a.head_dim_k ? d : kMaxDecodeDim + d - a.head_dim_k] =
+          d < a.head_dim_k ? r.k[t * r.k_stride + static_cast<int64_t>(hk) * a.head_dim_k + d]
+                           : r.v[t * r.v_stride + static_cast<int64_t>(hk) * a.head_dim_v + d - a.head_dim_k];
+    }
+  }
   for (int e = tid; e < kGroup * KC * kDecVec; e += kDecThreads) {
     const int g = e / (KC * kDecVec), d = e % (KC * kDecVec);
     float v = 0.0f;
     if (g < ng && d < a.head_dim_k) {
       v = a.q[t * a.q_stride + static_cast<int64_t>(hk * gsize + g0 + g) * a.head_dim_k + d];
-      if (a.k_f16) v = __half2float(__float2half_rn(v));
+      if (!kRope && a.k_f16) v = __half2float(__float2half_rn(v));
     }
     s_q[g][d] = v;
+  }
+  if constexpr (kRope) {
+    __syncthreads();
+    rope_round_store(a, r, t, hk, g0, ng, inew, s_q, s_new, s_cs);
   }
   __syncthreads();
 
@@ -565,7 +651,12 @@ __global__ void __launch_bounds__(kDecThreads) attention_decode_kernel(Attention
         for (int u = 0; u < kDecUnroll; ++u) {
           const int d0 = ((rb + u) * kPosThreads + part) * kDecVec;
           const int nk = rb + u < kRuns && d0 < a.head_dim_k ? min(kDecVec, a.head_dim_k - d0) : 0;
-          load8<kVec>(a.k_cache, a.k_f16, kb + d0, nk, kr[u]);
+          if (kRope && pos == inew) {  // the new row, from the block (as the cache holds it)
+#pragma unroll
+            for (int j = 0; j < kDecVec; ++j) kr[u][j] = j < nk ? s_new[d0 + j] : 0.0f;
+          } else {
+            load8<kVec>(a.k_cache, a.k_f16, kb + d0, nk, kr[u]);
+          }
         }
 #pragma unroll
         for (int u = 0; u < kDecUnroll; ++u) {
@@ -626,7 +717,12 @@ __global__ void __launch_bounds__(kDecThreads) attention_decode_kernel(Attention
 #pragma unroll
       for (int u = 0; u < kDecUnroll; ++u) {
         const int i = i0 + u * groups;
-        load8<kVec>(a.v_cache, a.v_f16, (i < n ? s_slot[i] : 0) * a.v_stride + voff, i < n ? nv : 0, vr[u]);
+        if (kRope && i == inew) {
+#pragma unroll
+          for (int j = 0; j < kDecVec; ++j) vr[u][j] = j < nv ? s_new[kMaxDecodeDim + c * kDecVec + j] : 0.0f;
+        } else {
+          load8<kVec>(a.v_cache, a.v_f16, (i < n ? s_slot[i] : 0) * a.v_stride + voff, i < n ? nv : 0, vr[u]);
+        }
       }
 #pragma unroll
       for (int u = 0; u < kDecUnroll; ++u) {
@@ -747,7 +843,7 @@ void launch_flash(const AttentionArgs& a, gpuStream_t stream) {
 }
 #endif
 
-Status launch_decode(const AttentionArgs& a, gpuStream_t stream) {
+Status launch_decode(const AttentionArgs& a, const AttentionRope* rope, gpuStream_t stream) {
   const int gsize = a.n_head / a.n_head_kv;
   // Query heads per block: up to kGroup share each K / V row read; a small grid takes one each instead, so that the
   // work spreads over more SMs (each head's arithmetic is the same either way: the same bits).
@@ -759,12 +855,16 @@ Status launch_decode(const AttentionArgs& a, gpuStream_t stream) {
                   static_cast<unsigned>(chunks));
   const bool vec = decode_vectorized(a);
   const int kc = a.head_dim_k <= 64 ? 8 : a.head_dim_k <= 128 ? 16 : 32;
+  const AttentionRope r = rope != nullptr ? *rope : AttentionRope{};
   const auto run = [&](auto kc_const) {
     constexpr int KC = decltype(kc_const)::value;
-    if (vec) {
-      launch_kernel(attention_decode_kernel<KC, true>, grid, kDecThreads, 0, stream, a, slices, group);
+    if (rope != nullptr) {
+      vec ? launch_kernel(attention_decode_kernel<KC, true, true>, grid, kDecThreads, 0, stream, a, slices, group, r)
+          : launch_kernel(attention_decode_kernel<KC, false, true>, grid, kDecThreads, 0, stream, a, slices, group, r);
+    } else if (vec) {
+      launch_kernel(attention_decode_kernel<KC, true, false>, grid, kDecThreads, 0, stream, a, slices, group, r);
     } else {
-      launch_kernel(attention_decode_kernel<KC, false>, grid, kDecThreads, 0, stream, a, slices, group);
+      launch_kernel(attention_decode_kernel<KC, false, false>, grid, kDecThreads, 0, stream, a, slices, group, r);
     }
   };
   if (kc == 8) {
@@ -782,7 +882,21 @@ Status launch_decode(const AttentionArgs& a, gpuStream_t stream) {
 }
 }  // namespace
 
-Status attention(const AttentionArgs& a, gpuStream_t stream) {
+namespace {
+// Prefill batches (several tokens per sequence) with F16 caches take the query-tile kernels.
+bool use_tile_kernel(const AttentionArgs& a) {
+  return !a.per_token && a.n_seqs > 0 && a.n_tokens >= 4 * a.n_seqs && a.k_f16 && a.v_f16 &&
+         a.head_dim_k == a.head_dim_v && a.head_dim_k % 8 == 0 && a.head_dim_k <= kMaxTileDim;
+}
+}  // namespace
+
+bool attention_fuses_rope(const AttentionArgs& a) {
+  return a.n_tokens > 0 && a.n_head > 0 && a.n_head_kv > 0 && a.n_head % a.n_head_kv == 0 && !use_tile_kernel(a) &&
+         use_decode_kernel(a);
+}
+
+Status attention(const AttentionArgs& a, gpuStream_t stream, const AttentionRope* rope) {
+  if (rope != nullptr && !attention_fuses_rope(a)) return Status::error("gpu attention: rope fusion does not apply");
   if (a.n_tokens == 0 || a.n_head == 0) return ok_status();
   if (a.n_head_kv <= 0 || a.n_head % a.n_head_kv != 0) {
     return Status::error("gpu attention: n_head " + std::to_string(a.n_head) + " is not a multiple of n_head_kv " +
@@ -792,8 +906,7 @@ Status attention(const AttentionArgs& a, gpuStream_t stream) {
     return Status::error("gpu attention: head sizes k " + std::to_string(a.head_dim_k) + " / v " +
                          std::to_string(a.head_dim_v) + " outside 1.." + std::to_string(kMaxAttentionHeadDim));
   }
-  const bool tile_kernel = !a.per_token && a.n_seqs > 0 && a.n_tokens >= 4 * a.n_seqs && a.k_f16 && a.v_f16 &&
-                           a.head_dim_k == a.head_dim_v && a.head_dim_k % 8 == 0 && a.head_dim_k <= kMaxTileDim;
+  const bool tile_kernel = use_tile_kernel(a);
 #if defined(RF_GPU_CUDA)
   if (tile_kernel && (a.head_dim_k == 64 || a.head_dim_k == 128) && flash_prefill_enabled()) {
     if (a.head_dim_k == 64) {
@@ -819,7 +932,7 @@ Status attention(const AttentionArgs& a, gpuStream_t stream) {
     const gpuError_t err = gpuGetLastError();
     return err == gpuSuccess ? ok_status() : error_status(err, "attention (query tiles) launch");
   }
-  if (use_decode_kernel(a)) return launch_decode(a, stream);
+  if (use_decode_kernel(a)) return launch_decode(a, rope, stream);
   const dim3 grid(static_cast<unsigned>(a.n_head), static_cast<unsigned>(a.n_tokens));
   const size_t shared = static_cast<size_t>(a.head_dim_k) * sizeof(float);
   const int per = (a.head_dim_v + kTile - 1) / kTile;

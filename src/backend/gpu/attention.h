@@ -5,6 +5,8 @@
 #include <cstdint>
 
 #include "backend/gpu/compat.h"
+#include "backend/gpu/elementwise.h"
+#include "backend/rope_yarn.h"
 #include "core/status.h"
 
 namespace rf::gpu {
@@ -55,7 +57,25 @@ size_t attention_partial_floats(const AttentionArgs& args);
 // Largest head_dim_v the kernel supports.
 inline constexpr int kMaxAttentionHeadDim = 512;
 
-// F16 keys take a query rounded to F16 (as the CPU reference does). Errors for unsupported head sizes.
-Status attention(const AttentionArgs& args, gpuStream_t stream);
+// rope + KV store done by decode attention itself (every sequence has one token in the batch, so no token reads
+// another token's new K / V row): q and the token's k are rotated as rope_kv_store rotates them (rope.cuh), k and v
+// go into the caches at the token's slot, and the scores and weighted sum take the new row from the block
+// instead of the cache. args.q then holds q before rope; q and k in memory are left unrotated.
+struct AttentionRope {
+  const float* k = nullptr;  // [n_head_kv * head_dim_k] per token (before rope), k_stride floats apart
+  int64_t k_stride = 0;
+  const float* v = nullptr;  // [n_head_kv * head_dim_v] per token
+  int64_t v_stride = 0;
+  const int32_t* slots = nullptr;  // [n_tokens]: each token's cache slot
+  RopeArgs q_rope, k_rope;
+  backend::YarnRange yarn;  // of both (can_rope_kv_store: one YaRN range)
+};
+
+// Whether attention(args, stream, rope) can fuse the rope + KV store: the decode kernel takes the batch.
+bool attention_fuses_rope(const AttentionArgs& args);
+
+// F16 keys take a query rounded to F16 (as the CPU reference does). Errors for unsupported head sizes, and for a
+// rope that attention_fuses_rope refuses.
+Status attention(const AttentionArgs& args, gpuStream_t stream, const AttentionRope* rope = nullptr);
 
 }  // namespace rf::gpu

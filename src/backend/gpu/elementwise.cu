@@ -7,6 +7,7 @@
 #include "backend/gpu/elementwise.h"
 
 #include "backend/gpu/act_quant.cuh"
+#include "backend/gpu/rope.cuh"
 #include "backend/rope_yarn.h"
 
 namespace rf::gpu {
@@ -227,33 +228,6 @@ __global__ void sigmoid_scale_kernel(RowsF32 out, RowsF32 x, RowsF32 gate) {
   const int64_t r = t / x.ne0, i = t % x.ne0;
   const float s = 1.0f / (1.0f + expf(-gate.data[r * gate.stride]));
   out.data[r * out.stride + i] = x.data[r * x.stride + i] * s;
-}
-
-// The rotation of pair i at token position pos, as the CPU reference computes it: c and s (attn_factor included).
-RF_DEVICE void rope_angle(int i, int32_t pos, const RopeArgs& a, const backend::YarnRange& yarn, float* c, float* s) {
-  // theta_i = pos * theta_scale^i by repeated multiplication, exactly as the CPU reference advances it.
-  float theta = static_cast<float>(pos);
-  for (int k = 0; k < i; ++k) theta *= a.theta_scale;
-  const float th_extrap = a.freq_factors ? theta / a.freq_factors[i] : theta;
-  float th = a.freq_scale * th_extrap;
-  if (a.ext_factor != 0.0f) {
-    // YaRN: blend back towards the unscaled angle, weight 1 up to yarn.low falling linearly to 0 at yarn.high.
-    const float y = (static_cast<float>(i) - yarn.low) / fmaxf(0.001f, yarn.high - yarn.low);
-    const float mix = (1.0f - fminf(1.0f, fmaxf(0.0f, y))) * a.ext_factor;
-    // Rounded products and sum (no fused multiply-add), as the CPU reference computes them.
-    th = __fadd_rn(__fmul_rn(th, 1.0f - mix), __fmul_rn(th_extrap, mix));
-  }
-  *c = cosf(th) * a.attn_factor;
-  *s = sinf(th) * a.attn_factor;
-}
-
-// Rotates pair i of head vector v by (c, s); returns the pair's indices in i0 / i1.
-RF_DEVICE void rope_rotate(float* v, int i, float c, float s, const RopeArgs& a, int* i0, int* i1) {
-  *i0 = a.neox ? i : 2 * i;
-  *i1 = a.neox ? i + a.n_rot / 2 : 2 * i + 1;
-  const float a0 = v[*i0], a1 = v[*i1];
-  v[*i0] = a0 * c - a1 * s;
-  v[*i1] = a0 * s + a1 * c;
 }
 
 // Rotates pair i of head vector v (token position pos) as the CPU reference does.
@@ -526,16 +500,14 @@ Status rope(RowsF32 x, const int32_t* positions, const RopeArgs& args, gpuStream
   return launch_status("rope launch");
 }
 
-namespace {
-backend::YarnRange yarn_of(const RopeArgs& args) {
+backend::YarnRange rope_yarn_range(const RopeArgs& args) {
   return args.ext_factor != 0.0f
              ? backend::yarn_range(args.n_rot, args.n_ctx_orig, args.freq_base, args.beta_fast, args.beta_slow)
              : backend::YarnRange{};
 }
-}  // namespace
 
 bool can_rope_kv_store(RowsF32 q, const RopeArgs& aq, RowsF32 k, const RopeArgs& ak, RowsF32 v) {
-  const backend::YarnRange yq = yarn_of(aq), yk = yarn_of(ak);
+  const backend::YarnRange yq = rope_yarn_range(aq), yk = rope_yarn_range(ak);
   return ak.head_dim % 2 == 0 && ak.n_rot <= ak.head_dim && q.rows == k.rows && v.rows == k.rows &&
          yq.low == yk.low && yq.high == yk.high && k.ne0 == static_cast<int64_t>(ak.n_head) * ak.head_dim;
 }
@@ -544,7 +516,7 @@ Status rope_kv_store(RowsF32 q, const RopeArgs& aq, RowsF32 k, const RopeArgs& a
                      const int32_t* slots, void* k_cache, bool k_f16, int64_t k_stride, void* v_cache, bool v_f16,
                      int64_t v_stride, gpuStream_t stream) {
   if (!can_rope_kv_store(q, aq, k, ak, v)) return Status::error("gpu rope_kv_store: unsupported shapes");
-  const backend::YarnRange yarn = yarn_of(aq);
+  const backend::YarnRange yarn = rope_yarn_range(aq);
   const int64_t items = q.rows * ((aq.n_head + kRopeHeads - 1) / kRopeHeads) * (aq.n_rot / 2) +
                         k.rows * ((ak.n_head + kRopeHeads - 1) / kRopeHeads) * (ak.head_dim / 2) + v.rows * v.ne0;
   if (items == 0) return ok_status();

@@ -7,6 +7,7 @@
 
 #include "backend/gpu/compat.h"
 #include "backend/gpu/matmul.h"
+#include "backend/rope_yarn.h"
 #include "core/status.h"
 
 namespace rf::gpu {
@@ -63,6 +64,9 @@ struct RopeArgs {
   int n_ctx_orig = 0;
 };
 static_assert(sizeof(RopeArgs) == 8 + 12 * 4, "RopeArgs has padding bytes");
+
+// The YaRN correction range of these arguments (zeros when ext_factor is 0).
+backend::YarnRange rope_yarn_range(const RopeArgs& args);
 
 // In place on x (one row of n_head * head_dim per token) at positions[t].
 Status rope(RowsF32 x, const int32_t* positions, const RopeArgs& args, gpuStream_t stream);

@@ -66,8 +66,11 @@ GpuDeviceBatch::GpuDeviceBatch(backend::Batch batch, GpuBackend& be) : DeviceBat
   ints.insert(ints.end(), b.positions.begin(), b.positions.end());
   ints.insert(ints.end(), b.seq.begin(), b.seq.end());
   RF_CHECK(b.positions.size() == n && b.seq.size() == n && b.kv_block_size > 0);
+  std::vector<bool> seen(b.block_tables.size(), false);
   for (size_t t = 0; t < n; ++t) {
     const auto& table = b.block_tables.at(static_cast<size_t>(b.seq[t]));
+    if (seen[static_cast<size_t>(b.seq[t])]) one_token_per_seq_ = false;
+    seen[static_cast<size_t>(b.seq[t])] = true;
     const auto block = static_cast<size_t>(b.positions[t] / b.kv_block_size);
     RF_CHECK_MSG(block < table.size(), "gpu batch: token " + std::to_string(t) + " position " +
                                            std::to_string(b.positions[t]) + " past its block table");

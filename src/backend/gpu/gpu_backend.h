@@ -229,6 +229,19 @@ class GpuBackend final : public backend::Backend {
   } pending_rope_[2];
   int pending_ropes_ = 0;
   void flush_ropes();
+  // That fused rope + KV store of a batch with one token per sequence waits in turn: when the next op is decode
+  // attention of the rotated q over the same caches, attention does the rope and the store itself (attention.h
+  // AttentionRope); anything else launches rope_kv_store first.
+  struct PendingStore {
+    bool active = false;
+    RowsF32 q, k, v;
+    RopeArgs aq, ak;
+    const int32_t* positions = nullptr;
+    const int32_t* slots = nullptr;
+    backend::Tensor k_cache, v_cache;
+  } pending_store_;
+  void flush_store();
+  void launch_rope_kv_store(const PendingStore& p);
   // Launches the pending act fused with the quantization of its output for `kind` products, when it produced x
   // and the layout allows; else launches it alone.
   void fuse_or_flush_act(const backend::Tensor& x, int kind);

@@ -29,6 +29,7 @@ class GpuDeviceBatch final : public backend::DeviceBatch {
   const int32_t* tables() const { return tables_; }
   int64_t table_stride() const { return table_stride_; }
   int32_t max_ctx() const { return max_ctx_; }  // the longest context of the batch (largest position + 1)
+  bool one_token_per_seq() const { return one_token_per_seq_; }  // no sequence has two tokens in the batch
 
  private:
   GpuBackend& be_;
@@ -37,6 +38,7 @@ class GpuDeviceBatch final : public backend::DeviceBatch {
   const int32_t* tables_ = nullptr;
   int64_t table_stride_ = 0;
   int32_t max_ctx_ = 0;
+  bool one_token_per_seq_ = true;
 };
 
 

@@ -37,7 +37,21 @@ void GpuBackend::flush_pending_add() {
   flush_matvec_group();
   flush_act_only();
   flush_ropes();
+  flush_store();
   flush_add_only();
+}
+
+void GpuBackend::flush_store() {
+  if (!pending_store_.active) return;
+  pending_store_.active = false;
+  if (!failed()) launch_rope_kv_store(pending_store_);
+}
+
+void GpuBackend::launch_rope_kv_store(const PendingStore& p) {
+  const bool kf = p.k_cache.type == Type::F16, vf = p.v_cache.type == Type::F16;
+  check(rope_kv_store(p.q, p.aq, p.k, p.ak, p.v, p.positions, p.slots, p.k_cache.data, kf,
+                      static_cast<int64_t>(p.k_cache.nb1 / (kf ? 2 : 4)), p.v_cache.data, vf,
+                      static_cast<int64_t>(p.v_cache.nb1 / (vf ? 2 : 4)), stream_));
 }
 
 void GpuBackend::flush_ropes() {
@@ -320,12 +334,14 @@ void GpuBackend::kv_store(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v, co
   if (pending_ropes_ == 2 && pending_rope_[1].x.data == kr.data && pending_rope_[1].x.rows == kr.rows &&
       pending_rope_[1].positions == b.positions() && cache_ok(k_cache) && cache_ok(v_cache) && !failed() &&
       can_rope_kv_store(pending_rope_[0].x, pending_rope_[0].args, kr, pending_rope_[1].args, rows_of(v))) {
-    pending_ropes_ = 0;  // rope q, rope k and this store in one launch
-    const bool kf = k_cache.type == Type::F16, vf = v_cache.type == Type::F16;
-    check(rope_kv_store(pending_rope_[0].x, pending_rope_[0].args, kr, pending_rope_[1].args, rows_of(v),
-                                   b.positions(), b.slots(), k_cache.data, kf,
-                                   static_cast<int64_t>(k_cache.nb1 / (kf ? 2 : 4)), v_cache.data, vf,
-                                   static_cast<int64_t>(v_cache.nb1 / (vf ? 2 : 4)), stream_));
+    pending_ropes_ = 0;  // rope q, rope k and this store in one launch (or in decode attention's, below)
+    const PendingStore p{true,          pending_rope_[0].x, kr,      rows_of(v), pending_rope_[0].args,
+                         pending_rope_[1].args, b.positions(), b.slots(), k_cache, v_cache};
+    if (b.one_token_per_seq()) {
+      pending_store_ = p;  // attention() takes it, or the next other op launches it
+    } else {
+      launch_rope_kv_store(p);
+    }
     return;
   }
   if (!before_op()) return;
@@ -339,8 +355,14 @@ void GpuBackend::kv_store(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v, co
 
 void GpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache, const backend::DeviceBatch& batch,
                            const backend::AttentionParams& p) {
-  if (!before_op()) return;
   const GpuDeviceBatch& b = gpu_batch(batch);
+  // The pending rope + KV store of this q and these caches (kv_store): taken over by the decode kernel below.
+  const PendingStore store = pending_store_;
+  const bool own_store = store.active && store.q.data == static_cast<const float*>(q.data) &&
+                         store.k_cache.data == k_cache.data &&
+                         store.v_cache.data == v_cache.data && store.positions == b.positions();
+  if (own_store) pending_store_.active = false;
+  if (!before_op()) return;
   RF_CHECK(p.n_head > 0 && p.n_head_kv > 0 && p.n_head % p.n_head_kv == 0);
   RF_CHECK(q.ne0 == static_cast<int64_t>(p.n_head) * p.head_dim_k && q.ne1 == b.n_tokens());
   RF_CHECK(out.ne0 == static_cast<int64_t>(p.n_head) * p.head_dim_v && out.ne1 == b.n_tokens());
@@ -380,6 +402,20 @@ void GpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
     a.partial = act_scratch(floats);
     if (a.partial == nullptr) return;  // the failed allocation is recorded
   }
+  if (own_store && attention_fuses_rope(a)) {
+    AttentionRope r;
+    r.k = store.k.data;
+    r.k_stride = store.k.stride;
+    r.v = store.v.data;
+    r.v_stride = store.v.stride;
+    r.slots = store.slots;
+    r.q_rope = store.aq;
+    r.k_rope = store.ak;
+    r.yarn = rope_yarn_range(store.aq);
+    check(gpu::attention(a, stream_, &r));
+    return;
+  }
+  if (own_store) launch_rope_kv_store(store);  // another kernel takes this batch: rope + store first
   check(gpu::attention(a, stream_));
 }
 
