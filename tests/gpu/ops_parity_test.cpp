@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "backend/gpu/matmul.h"
+#include "quant/quant.h"
 #include "backend_pair.h"
 
 namespace rf::gpu::test {
@@ -509,6 +510,71 @@ TEST(GpuOpsParity, DecodeAttentionDoesTheRopeAndKvStoreWithTheSeparateKernelsBit
         }
       }
     }
+  }
+}
+
+// Decode attention followed by an int8 product of its output with Q8_0 activations (Q4_0 / Q8_0 weights): the
+// attention kernels quantize their output for the product (the decode kernel for a context of one chunk, the
+// merge for two). The product is bitwise that of the separate quantization (forced by a download between them)
+// and matches the CPU; a Q4_K product (Q8_K activations) quantizes for itself.
+TEST(GpuOpsParity, DecodeAttentionQuantizesItsOutputForTheNextProduct) {
+  RF_REQUIRE_GPU_PAIR(pair);
+  std::mt19937 rng(43);
+  const int block = 16, n_blocks = 16, n_head = 8, n_head_kv = 2, head_dim = 128;
+  const int64_t q_row = int64_t{n_head} * head_dim, k_row = int64_t{n_head_kv} * head_dim, n_out = 96;
+  const std::vector<std::vector<int32_t>> tables = {{0, 2, 4, 6, 8, 10, 12, 14, 15, 13}, {1, 3, 5}};
+  const int32_t lens[2] = {150, 20};
+  backend::Batch fill;
+  fill.block_tables = tables;
+  fill.kv_block_size = block;
+  for (int s = 0; s < 2; ++s) {
+    for (int32_t pos = 0; pos <= lens[s]; ++pos) {
+      fill.tokens.push_back(0);
+      fill.positions.push_back(pos);
+      fill.seq.push_back(s);
+    }
+  }
+  backend::Batch dec;
+  dec.block_tables = tables;
+  dec.kv_block_size = block;
+  dec.tokens = {0, 0};
+  dec.positions = {lens[0], lens[1]};
+  dec.seq = {0, 1};
+  const auto fk = random_floats(rng, static_cast<size_t>(k_row * fill.n_tokens()));
+  const auto fv = random_floats(rng, static_cast<size_t>(k_row * fill.n_tokens()));
+  const auto q = random_floats(rng, static_cast<size_t>(q_row * 2), 2.0f);
+  backend::AttentionParams ap;
+  ap.n_head = n_head;
+  ap.n_head_kv = n_head_kv;
+  ap.head_dim_k = ap.head_dim_v = head_dim;
+  ap.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  for (const Type wt : {Type::Q4_0, Type::Q8_0, Type::Q4_K}) {
+    const auto wf = random_floats(rng, static_cast<size_t>(q_row * n_out));
+    const size_t rb = *quant::row_bytes(wt, q_row);
+    std::vector<uint8_t> wbytes(rb * static_cast<size_t>(n_out));
+    for (int64_t r = 0; r < n_out; ++r) {
+      ASSERT_TRUE(quant::quantize(wt, wf.data() + r * q_row, wbytes.data() + r * rb, q_row).ok());
+    }
+    auto [wg, wc] = pair.weight(wt, q_row, n_out, 1, wbytes);
+    std::vector<float> prod[3];
+    for (int run = 0; run < 3; ++run) {  // 0: GPU, fused; 1: GPU, separate quantization; 2: CPU
+      backend::Backend& be = run == 2 ? static_cast<backend::Backend&>(pair.cpu()) : pair.gpu();
+      const Tensor kcache = pair.make(be, Type::F32, k_row, n_blocks * block, nullptr);
+      const Tensor vcache = pair.make(be, Type::F32, k_row, n_blocks * block, nullptr);
+      be.kv_store(kcache, vcache, pair.make(be, Type::F32, k_row, fill.n_tokens(), fk.data()),
+                  pair.make(be, Type::F32, k_row, fill.n_tokens(), fv.data()), *be.prepare_batch(fill));
+      const auto db = be.prepare_batch(dec);
+      const Tensor qt = pair.make(be, Type::F32, q_row, 2, q.data());
+      const Tensor ot = pair.make(be, Type::F32, q_row, 2, nullptr);
+      const Tensor pt = pair.make(be, Type::F32, n_out, 2, nullptr);
+      be.attention(ot, qt, kcache, vcache, *db, ap);
+      if (run == 1) (void)pair.download(be, ot);  // attention runs alone
+      be.matmul(pt, ot, run == 2 ? wc : wg);
+      prod[run] = pair.download(be, pt);
+    }
+    const std::string what = "attention then a " + std::string(quant::type_name(wt)) + " product";
+    ASSERT_EQ(prod[0], prod[1]) << what << ": differs from the separate quantization";
+    expect_close(prod[0], prod[2], {1e-2f * row_scale(prod[2])}, what + " vs CPU");
   }
 }
 

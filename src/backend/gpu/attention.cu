@@ -5,6 +5,7 @@
 #include <string>
 
 #include "backend/gpu/attention.h"
+#include "backend/gpu/act_quant.cuh"
 #include "backend/gpu/rope.cuh"
 
 namespace rf::gpu {
@@ -502,6 +503,21 @@ RF_DEVICE void load8(const void* cache, bool f16, int64_t i, int n, float (&v)[k
   }
 }
 
+// Output values vals[0, count) of token t's row, from element e_begin on (both multiples of 32), quantized into qr
+// as quantize_int8_rows does (kind 32: the same warp helper, so the same codes and scales). Block-uniform call.
+RF_DEVICE void quantize_out(const float* vals, int64_t e_begin, int count, const Int8Rows& qr, int64_t t) {
+  constexpr int kPer = kQuantPerLane;
+  const int n_warps = static_cast<int>(blockDim.x) / kWarpSize;
+  for (int c = warp_id(); c * 256 < count; c += n_warps) {  // uniform across the warp
+    const int i0 = c * 256 + lane_id() * kPer;
+    float v[kPer];
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) v[j] = i0 + j < count ? vals[i0 + j] : 0.0f;
+    quantize_warp_values<32>(v, i0 < count, e_begin + i0, qr.q + t * qr.q_stride, qr.d + t * qr.d_stride,
+                             qr.s + t * qr.s_stride);
+  }
+}
+
 // attention_decode_kernel's fused rope + KV store (kRope). Before the dependency wait (they depend on the position
 // only), the cosines and sines of q's pairs (s_cs[0], s_cs[1]) and k's (s_cs[2], s_cs[3]), as rope_kv_store's.
 static_assert(kDecThreads / 2 >= kMaxDecodeDim / 2, "one thread per q pair and per k pair");
@@ -573,7 +589,7 @@ RF_DEVICE void rope_round_store(const AttentionArgs& a, const AttentionRope& r, 
 // kernel also does rope + KV store (attention.h AttentionRope; r is unused otherwise).
 template <int KC, bool kVec, bool kRope>
 __global__ void __launch_bounds__(kDecThreads)
-    attention_decode_kernel(AttentionArgs a, int slices, int group, AttentionRope r) {
+    attention_decode_kernel(AttentionArgs a, int slices, int group, AttentionRope r, Int8Rows qr) {
   constexpr int kWarps = kDecThreads / kWarpSize;
   constexpr int kRuns = KC / kPosThreads;  // K runs per thread in step 1
   __shared__ float s_q[kGroup][KC * kDecVec];  // query heads (F16-rounded for an F16 K cache), zero padded
@@ -761,6 +777,7 @@ __global__ void __launch_bounds__(kDecThreads)
     const int h = hk * gsize + g0 + g;
     if (n_chunks == 1) {
       a.out[t * a.out_stride + static_cast<int64_t>(h) * a.head_dim_v + d] = o / sum;
+      if (qr.q != nullptr) (&s_q[0][0])[e] = o / sum;  // s_q is free after step 1; ng heads of head_dim_v
     } else {
       const int64_t base = ((t * a.n_head + h) * ((a.max_ctx + kAttentionChunk - 1) / kAttentionChunk) + chunk);
       a.partial[base * (a.head_dim_v + 2) + d] = o;
@@ -770,11 +787,17 @@ __global__ void __launch_bounds__(kDecThreads)
       }
     }
   }
+  if (qr.q != nullptr && n_chunks == 1) {  // uniform over the block
+    __syncthreads();
+    quantize_out(&s_q[0][0], static_cast<int64_t>(hk * gsize + g0) * a.head_dim_v, ng * a.head_dim_v, qr, t);
+  }
 }
 
-// Merges the chunks of every (token, head) whose context spans more than one, in chunk order.
-__global__ void attention_merge_kernel(AttentionArgs a) {
+// Merges the chunks of every (token, head) whose context spans more than one, in chunk order (qr: and quantizes
+// the head's output, as the decode kernel does for a context of one chunk).
+__global__ void attention_merge_kernel(AttentionArgs a, Int8Rows qr) {
   pdl_prologue();
+  __shared__ float s_o[kMaxDecodeDim];
   const int h = static_cast<int>(blockIdx.x);
   const int64_t t = blockIdx.y;
   const int32_t n_ctx = a.positions[t] + 1;
@@ -793,12 +816,20 @@ __global__ void attention_merge_kernel(AttentionArgs a) {
       o += part[c * stride + d] * f;
     }
     a.out[t * a.out_stride + static_cast<int64_t>(h) * a.head_dim_v + d] = o / sum;
+    if (qr.q != nullptr) s_o[d] = o / sum;
+  }
+  if (qr.q != nullptr) {
+    __syncthreads();
+    quantize_out(s_o, static_cast<int64_t>(h) * a.head_dim_v, a.head_dim_v, qr, t);
   }
 }
 
 bool use_decode_kernel(const AttentionArgs& a) {
   return a.head_dim_k <= kMaxDecodeDim && a.head_dim_v <= kMaxDecodeDim && a.max_ctx > 0;
 }
+
+// The decode kernel's KC for these heads (head_dim_k rounded up to 64, 128 or 256 dimensions, in runs of 8).
+int decode_kc(const AttentionArgs& a) { return a.head_dim_k <= 64 ? 8 : a.head_dim_k <= 128 ? 16 : 32; }
 
 // 16-byte loads of whole 8-dimension chunks: every head starts on a 16-byte boundary of an aligned cache.
 bool decode_vectorized(const AttentionArgs& a) {
@@ -843,7 +874,7 @@ void launch_flash(const AttentionArgs& a, gpuStream_t stream) {
 }
 #endif
 
-Status launch_decode(const AttentionArgs& a, const AttentionRope* rope, gpuStream_t stream) {
+Status launch_decode(const AttentionArgs& a, const AttentionRope* rope, const Int8Rows* quant, gpuStream_t stream) {
   const int gsize = a.n_head / a.n_head_kv;
   // Query heads per block: up to kGroup share each K / V row read; a small grid takes one each instead, so that the
   // work spreads over more SMs (each head's arithmetic is the same either way: the same bits).
@@ -854,17 +885,18 @@ Status launch_decode(const AttentionArgs& a, const AttentionRope* rope, gpuStrea
   const dim3 grid(static_cast<unsigned>(a.n_head_kv * slices), static_cast<unsigned>(a.n_tokens),
                   static_cast<unsigned>(chunks));
   const bool vec = decode_vectorized(a);
-  const int kc = a.head_dim_k <= 64 ? 8 : a.head_dim_k <= 128 ? 16 : 32;
+  const int kc = decode_kc(a);
   const AttentionRope r = rope != nullptr ? *rope : AttentionRope{};
+  const Int8Rows qr = quant != nullptr ? *quant : Int8Rows{};
   const auto run = [&](auto kc_const) {
     constexpr int KC = decltype(kc_const)::value;
     if (rope != nullptr) {
-      vec ? launch_kernel(attention_decode_kernel<KC, true, true>, grid, kDecThreads, 0, stream, a, slices, group, r)
-          : launch_kernel(attention_decode_kernel<KC, false, true>, grid, kDecThreads, 0, stream, a, slices, group, r);
+      vec ? launch_kernel(attention_decode_kernel<KC, true, true>, grid, kDecThreads, 0, stream, a, slices, group, r, qr)
+          : launch_kernel(attention_decode_kernel<KC, false, true>, grid, kDecThreads, 0, stream, a, slices, group, r, qr);
     } else if (vec) {
-      launch_kernel(attention_decode_kernel<KC, true, false>, grid, kDecThreads, 0, stream, a, slices, group, r);
+      launch_kernel(attention_decode_kernel<KC, true, false>, grid, kDecThreads, 0, stream, a, slices, group, r, qr);
     } else {
-      launch_kernel(attention_decode_kernel<KC, false, false>, grid, kDecThreads, 0, stream, a, slices, group, r);
+      launch_kernel(attention_decode_kernel<KC, false, false>, grid, kDecThreads, 0, stream, a, slices, group, r, qr);
     }
   };
   if (kc == 8) {
@@ -875,7 +907,8 @@ Status launch_decode(const AttentionArgs& a, const AttentionRope* rope, gpuStrea
     run(std::integral_constant<int, 32>{});
   }
   if (chunks > 1) {
-    launch_kernel(attention_merge_kernel, dim3(static_cast<unsigned>(a.n_head), static_cast<unsigned>(a.n_tokens)), 128, 0, stream, a);
+    launch_kernel(attention_merge_kernel, dim3(static_cast<unsigned>(a.n_head), static_cast<unsigned>(a.n_tokens)), 128, 0,
+                  stream, a, qr);
   }
   const gpuError_t err = gpuGetLastError();
   return err == gpuSuccess ? ok_status() : error_status(err, "attention (decode) launch");
@@ -895,8 +928,17 @@ bool attention_fuses_rope(const AttentionArgs& a) {
          use_decode_kernel(a);
 }
 
-Status attention(const AttentionArgs& a, gpuStream_t stream, const AttentionRope* rope) {
+// The decode kernel's q buffer holds the block's output heads for the quantization: head_dim_v within the rounded
+// head_dim_k it is sized for (decode_kc).
+bool attention_fuses_quant(const AttentionArgs& a) {
+  return attention_fuses_rope(a) && a.head_dim_v % 32 == 0 && a.head_dim_v <= decode_kc(a) * kDecVec;
+}
+
+Status attention(const AttentionArgs& a, gpuStream_t stream, const AttentionRope* rope, const Int8Rows* quant) {
   if (rope != nullptr && !attention_fuses_rope(a)) return Status::error("gpu attention: rope fusion does not apply");
+  if (quant != nullptr && !attention_fuses_quant(a)) {
+    return Status::error("gpu attention: output quantization does not apply");
+  }
   if (a.n_tokens == 0 || a.n_head == 0) return ok_status();
   if (a.n_head_kv <= 0 || a.n_head % a.n_head_kv != 0) {
     return Status::error("gpu attention: n_head " + std::to_string(a.n_head) + " is not a multiple of n_head_kv " +
@@ -932,7 +974,7 @@ Status attention(const AttentionArgs& a, gpuStream_t stream, const AttentionRope
     const gpuError_t err = gpuGetLastError();
     return err == gpuSuccess ? ok_status() : error_status(err, "attention (query tiles) launch");
   }
-  if (use_decode_kernel(a)) return launch_decode(a, rope, stream);
+  if (use_decode_kernel(a)) return launch_decode(a, rope, quant, stream);
   const dim3 grid(static_cast<unsigned>(a.n_head), static_cast<unsigned>(a.n_tokens));
   const size_t shared = static_cast<size_t>(a.head_dim_k) * sizeof(float);
   const int per = (a.head_dim_v + kTile - 1) / kTile;

@@ -6,6 +6,7 @@
 
 #include "backend/gpu/compat.h"
 #include "backend/gpu/elementwise.h"
+#include "backend/gpu/matmul.h"
 #include "backend/rope_yarn.h"
 #include "core/status.h"
 
@@ -70,12 +71,18 @@ struct AttentionRope {
   RopeArgs q_rope, k_rope;
   backend::YarnRange yarn;  // of both (can_rope_kv_store: one YaRN range)
 };
+static_assert(sizeof(AttentionRope) == 5 * 8 + 2 * sizeof(RopeArgs) + 8, "AttentionRope has padding bytes");
 
 // Whether attention(args, stream, rope) can fuse the rope + KV store: the decode kernel takes the batch.
 bool attention_fuses_rope(const AttentionArgs& args);
+// Whether attention(..., quant) can also quantize its output rows for the Q8_0-activation int8 products (kind 32,
+// matmul.h): the decode kernel takes the batch and heads are whole 32-element blocks.
+bool attention_fuses_quant(const AttentionArgs& args);
 
-// F16 keys take a query rounded to F16 (as the CPU reference does). Errors for unsupported head sizes, and for a
-// rope that attention_fuses_rope refuses.
-Status attention(const AttentionArgs& args, gpuStream_t stream, const AttentionRope* rope = nullptr);
+// F16 keys take a query rounded to F16 (as the CPU reference does). quant: the output rows also go to these int8
+// rows (n_head * head_dim_v codes per token), with quantize_int8_rows' (kind 32) codes. Errors for unsupported
+// head sizes, and for a rope or quant that attention_fuses_rope / attention_fuses_quant refuses.
+Status attention(const AttentionArgs& args, gpuStream_t stream, const AttentionRope* rope = nullptr,
+                 const Int8Rows* quant = nullptr);
 
 }  // namespace rf::gpu

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/gpu/attention.h"
 #include "backend/gpu/blas.h"
 #include "backend/gpu/compat.h"
 #include "backend/gpu/device_info.h"
@@ -242,6 +243,16 @@ class GpuBackend final : public backend::Backend {
   } pending_store_;
   void flush_store();
   void launch_rope_kv_store(const PendingStore& p);
+  // Decode attention waits for the next op: when that is an int8 product of its output with Q8_0 activations, the
+  // attention kernels also write the quantized rows (attention.h attention_fuses_quant) and the product reads them.
+  struct PendingAttention {
+    bool active = false;
+    AttentionArgs args;
+    bool rope = false;
+    AttentionRope r;
+    backend::Tensor out;
+  } pending_attn_;
+  void flush_attention(bool quantize);
   // Launches the pending act fused with the quantization of its output for `kind` products, when it produced x
   // and the layout allows; else launches it alone.
   void fuse_or_flush_act(const backend::Tensor& x, int kind);

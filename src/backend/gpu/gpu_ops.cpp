@@ -34,6 +34,7 @@ void GpuBackend::flush_matvec_group() {
 }
 
 void GpuBackend::flush_pending_add() {
+  flush_attention(false);
   flush_matvec_group();
   flush_act_only();
   flush_ropes();
@@ -127,6 +128,12 @@ void GpuBackend::get_rows(Tensor out, Tensor x, const backend::DeviceBatch& batc
 }
 
 void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
+  if (pending_attn_.active) {  // its output quantized for this product when that is what the product reads
+    const bool int8 = has_int8_matvec(w.type, x.ne1) || has_mmq_matmul(w.type);
+    flush_attention(x.data == pending_attn_.out.data && x.ne0 == pending_attn_.out.ne0 &&
+                    x.ne1 == pending_attn_.out.ne1 && x.nb1 == pending_attn_.out.nb1 && int8 &&
+                    int8_matvec_act_kind(w.type) == 32);
+  }
   flush_add_only();
   RF_CHECK_MSG(x.ne0 == w.ne0 && out.ne0 == w.ne1 && out.ne1 == x.ne1 && out.type == Type::F32,
                "gpu matmul: shapes x [" + std::to_string(x.ne0) + ", " + std::to_string(x.ne1) + "] w [" +
@@ -398,25 +405,43 @@ void GpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
   // Rounded up to whole chunks (what the kernels use it for), so that decode steps repeat their launches byte for
   // byte for 128 steps and replay their graph.
   a.max_ctx = (b.max_ctx() + kAttentionChunk - 1) / kAttentionChunk * kAttentionChunk;
-  if (const size_t floats = attention_partial_floats(a); floats > 0) {
-    a.partial = act_scratch(floats);
-    if (a.partial == nullptr) return;  // the failed allocation is recorded
-  }
+  PendingAttention pa{true, a, false, AttentionRope{}, out};
   if (own_store && attention_fuses_rope(a)) {
-    AttentionRope r;
-    r.k = store.k.data;
-    r.k_stride = store.k.stride;
-    r.v = store.v.data;
-    r.v_stride = store.v.stride;
-    r.slots = store.slots;
-    r.q_rope = store.aq;
-    r.k_rope = store.ak;
-    r.yarn = rope_yarn_range(store.aq);
-    check(gpu::attention(a, stream_, &r));
-    return;
+    pa.rope = true;
+    pa.r.k = store.k.data;
+    pa.r.k_stride = store.k.stride;
+    pa.r.v = store.v.data;
+    pa.r.v_stride = store.v.stride;
+    pa.r.slots = store.slots;
+    pa.r.q_rope = store.aq;
+    pa.r.k_rope = store.ak;
+    pa.r.yarn = rope_yarn_range(store.aq);
+  } else if (own_store) {
+    launch_rope_kv_store(store);  // another kernel takes this batch: rope + store first
   }
-  if (own_store) launch_rope_kv_store(store);  // another kernel takes this batch: rope + store first
-  check(gpu::attention(a, stream_));
+  pending_attn_ = pa;
+  if (!fuse_ || !attention_fuses_quant(a)) flush_attention(false);  // else the next op decides
+}
+
+void GpuBackend::flush_attention(bool quantize) {
+  if (!pending_attn_.active) return;
+  pending_attn_.active = false;
+  if (failed()) return;
+  AttentionArgs a = pending_attn_.args;
+  const int64_t n_in = pending_attn_.out.ne0, n_tok = pending_attn_.out.ne1;
+  // The scratch holds the quantized rows first (where the product looks for them), then the chunks' partials.
+  const size_t quant_floats =
+      quantize ? (int8_matvec_scratch_bytes(n_in, n_tok) + 4 * sizeof(float) - 1) / (4 * sizeof(float)) * 4 : 0;
+  const size_t partial_floats = attention_partial_floats(a);
+  float* scratch = nullptr;
+  if (quant_floats + partial_floats > 0) {
+    scratch = act_scratch(quant_floats + partial_floats);
+    if (scratch == nullptr) return;  // the failed allocation is recorded
+  }
+  a.partial = partial_floats > 0 ? scratch + quant_floats : nullptr;
+  const Int8Rows rows = quantize ? int8_rows_layout(scratch, n_in, n_tok) : Int8Rows{};
+  check(gpu::attention(a, stream_, pending_attn_.rope ? &pending_attn_.r : nullptr, quantize ? &rows : nullptr));
+  if (quantize) quantized_ = QuantizedRows{a.out, n_in, n_tok, a.out_stride, 32};
 }
 
 void GpuBackend::moe_route(Tensor ids, Tensor weights, Tensor logits, bool normalize) {
