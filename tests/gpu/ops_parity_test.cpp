@@ -422,6 +422,34 @@ TEST(GpuOpsParity, DecodeAttentionHeadGroupingIsInvariant) {
   }
 }
 
+// Two sequences in interleaved physical blocks (16 blocks of 16 cells): `fill` caches their first 150 and 20
+// positions (the first spans two 128-position chunks; with own_row also the decode positions themselves), `dec`
+// is one decode token of each, at positions 150 and 20.
+constexpr int kTwoSeqBlock = 16, kTwoSeqBlocks = 16;
+struct TwoSequenceDecode {
+  backend::Batch fill, dec;
+};
+TwoSequenceDecode two_sequence_decode(bool own_row) {
+  const std::vector<std::vector<int32_t>> tables = {{0, 2, 4, 6, 8, 10, 12, 14, 15, 13}, {1, 3, 5}};
+  const int32_t lens[2] = {150, 20};
+  TwoSequenceDecode b;
+  for (backend::Batch* x : {&b.fill, &b.dec}) {
+    x->block_tables = tables;
+    x->kv_block_size = kTwoSeqBlock;
+  }
+  for (int s = 0; s < 2; ++s) {
+    for (int32_t pos = 0; pos < lens[s] + (own_row ? 1 : 0); ++pos) {
+      b.fill.tokens.push_back(0);
+      b.fill.positions.push_back(pos);
+      b.fill.seq.push_back(s);
+    }
+    b.dec.tokens.push_back(0);
+    b.dec.positions.push_back(lens[s]);
+    b.dec.seq.push_back(s);
+  }
+  return b;
+}
+
 // A decode batch (one token per sequence) does rope(q), rope(k) and kv_store inside decode attention: the output
 // and both caches are bitwise those of the separate rope + KV store kernel (forced by a download between kv_store
 // and attention), and match the CPU. Contexts of one and of two 128-position chunks, GQA, partial rotation, both
@@ -429,9 +457,7 @@ TEST(GpuOpsParity, DecodeAttentionHeadGroupingIsInvariant) {
 TEST(GpuOpsParity, DecodeAttentionDoesTheRopeAndKvStoreWithTheSeparateKernelsBits) {
   RF_REQUIRE_GPU_PAIR(pair);
   std::mt19937 rng(41);
-  const int block = 16, n_blocks = 16;
-  const std::vector<std::vector<int32_t>> tables = {{0, 2, 4, 6, 8, 10, 12, 14, 15, 13}, {1, 3, 5}};
-  const int32_t lens[2] = {150, 20};  // the new token's position in each sequence
+  const auto [fill, dec] = two_sequence_decode(false);  // the step stores its own row
   for (const auto mode : {backend::RopeMode::kNormal, backend::RopeMode::kNeox}) {
     for (const Type cache_type : {Type::F16, Type::F32}) {
       for (const int head_dim : {64, 128}) {
@@ -441,22 +467,6 @@ TEST(GpuOpsParity, DecodeAttentionDoesTheRopeAndKvStoreWithTheSeparateKernelsBit
           const std::string what = std::string(mode == backend::RopeMode::kNeox ? "neox" : "normal") + " " +
                                    std::string(quant::type_name(cache_type)) + " head_dim " +
                                    std::to_string(head_dim) + " n_rot " + std::to_string(n_rot);
-          backend::Batch fill;
-          fill.block_tables = tables;
-          fill.kv_block_size = block;
-          for (int s = 0; s < 2; ++s) {
-            for (int32_t pos = 0; pos < lens[s]; ++pos) {
-              fill.tokens.push_back(0);
-              fill.positions.push_back(pos);
-              fill.seq.push_back(s);
-            }
-          }
-          backend::Batch dec;
-          dec.block_tables = tables;
-          dec.kv_block_size = block;
-          dec.tokens = {0, 0};
-          dec.positions = {lens[0], lens[1]};
-          dec.seq = {0, 1};
           const auto fk = random_floats(rng, static_cast<size_t>(k_row * fill.n_tokens()));
           const auto fv = random_floats(rng, static_cast<size_t>(k_row * fill.n_tokens()));
           const auto q = random_floats(rng, static_cast<size_t>(q_row * 2), 2.0f);
@@ -476,8 +486,8 @@ TEST(GpuOpsParity, DecodeAttentionDoesTheRopeAndKvStoreWithTheSeparateKernelsBit
           std::vector<uint8_t> kc[3], vc[3];
           for (int run = 0; run < 3; ++run) {  // 0: GPU, fused; 1: GPU, separate kernels; 2: CPU
             backend::Backend& be = run == 2 ? static_cast<backend::Backend&>(pair.cpu()) : pair.gpu();
-            const Tensor kcache = pair.make(be, cache_type, k_row, n_blocks * block, nullptr);
-            const Tensor vcache = pair.make(be, cache_type, k_row, n_blocks * block, nullptr);
+            const Tensor kcache = pair.make(be, cache_type, k_row, kTwoSeqBlocks * kTwoSeqBlock, nullptr);
+            const Tensor vcache = pair.make(be, cache_type, k_row, kTwoSeqBlocks * kTwoSeqBlock, nullptr);
             be.kv_store(kcache, vcache, pair.make(be, Type::F32, k_row, fill.n_tokens(), fk.data()),
                         pair.make(be, Type::F32, k_row, fill.n_tokens(), fv.data()), *be.prepare_batch(fill));
             const auto db = be.prepare_batch(dec);
@@ -520,26 +530,9 @@ TEST(GpuOpsParity, DecodeAttentionDoesTheRopeAndKvStoreWithTheSeparateKernelsBit
 TEST(GpuOpsParity, DecodeAttentionQuantizesItsOutputForTheNextProduct) {
   RF_REQUIRE_GPU_PAIR(pair);
   std::mt19937 rng(43);
-  const int block = 16, n_blocks = 16, n_head = 8, n_head_kv = 2, head_dim = 128;
+  const int n_head = 8, n_head_kv = 2, head_dim = 128;
   const int64_t q_row = int64_t{n_head} * head_dim, k_row = int64_t{n_head_kv} * head_dim, n_out = 96;
-  const std::vector<std::vector<int32_t>> tables = {{0, 2, 4, 6, 8, 10, 12, 14, 15, 13}, {1, 3, 5}};
-  const int32_t lens[2] = {150, 20};
-  backend::Batch fill;
-  fill.block_tables = tables;
-  fill.kv_block_size = block;
-  for (int s = 0; s < 2; ++s) {
-    for (int32_t pos = 0; pos <= lens[s]; ++pos) {
-      fill.tokens.push_back(0);
-      fill.positions.push_back(pos);
-      fill.seq.push_back(s);
-    }
-  }
-  backend::Batch dec;
-  dec.block_tables = tables;
-  dec.kv_block_size = block;
-  dec.tokens = {0, 0};
-  dec.positions = {lens[0], lens[1]};
-  dec.seq = {0, 1};
+  const auto [fill, dec] = two_sequence_decode(true);  // no rope: the step's own rows come from the cache
   const auto fk = random_floats(rng, static_cast<size_t>(k_row * fill.n_tokens()));
   const auto fv = random_floats(rng, static_cast<size_t>(k_row * fill.n_tokens()));
   const auto q = random_floats(rng, static_cast<size_t>(q_row * 2), 2.0f);
@@ -559,8 +552,8 @@ TEST(GpuOpsParity, DecodeAttentionQuantizesItsOutputForTheNextProduct) {
     std::vector<float> prod[3];
     for (int run = 0; run < 3; ++run) {  // 0: GPU, fused; 1: GPU, separate quantization; 2: CPU
       backend::Backend& be = run == 2 ? static_cast<backend::Backend&>(pair.cpu()) : pair.gpu();
-      const Tensor kcache = pair.make(be, Type::F32, k_row, n_blocks * block, nullptr);
-      const Tensor vcache = pair.make(be, Type::F32, k_row, n_blocks * block, nullptr);
+      const Tensor kcache = pair.make(be, Type::F32, k_row, kTwoSeqBlocks * kTwoSeqBlock, nullptr);
+      const Tensor vcache = pair.make(be, Type::F32, k_row, kTwoSeqBlocks * kTwoSeqBlock, nullptr);
       be.kv_store(kcache, vcache, pair.make(be, Type::F32, k_row, fill.n_tokens(), fk.data()),
                   pair.make(be, Type::F32, k_row, fill.n_tokens(), fv.data()), *be.prepare_batch(fill));
       const auto db = be.prepare_batch(dec);
