@@ -217,6 +217,8 @@ Status GpuBackend::reset_device() {
   pending_add_.active = false;
   pending_act_.op = ActOp::kNone;
   pending_ropes_ = 0;
+  pending_store_.active = false;
+  pending_attn_.active = false;
   quantized_ = QuantizedRows{};
   planned_weight_bytes_ = arena_bytes_used();  // the reloaded weights fill arenas of the old size, as planned
   arenas_.clear();
