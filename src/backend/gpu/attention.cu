@@ -542,7 +542,6 @@ RF_DEVICE void rope_round_store(const AttentionArgs& a, const AttentionRope& r, 
   const int kitems = inew >= 0 ? khalf + (a.head_dim_k - r.k_rope.n_rot) : 0;
   const int vitems = inew >= 0 ? a.head_dim_v : 0;
   const int64_t slot = inew >= 0 ? r.slots[t] : 0;
-  const auto to_half = [](float x) { return __half2float(__float2half_rn(x)); };
   const auto put = [&](bool is_k, int d) {  // the new row's dimension d: rounded as its cache holds it, stored
     float& x = is_k ? s_new[d] : s_new[kMaxDecodeDim + d];
     const int64_t at = is_k ? slot * a.k_stride + static_cast<int64_t>(hk) * a.head_dim_k + d
@@ -567,8 +566,8 @@ RF_DEVICE void rope_round_store(const AttentionArgs& a, const AttentionRope& r, 
         i0 = i1 = r.q_rope.n_rot + j - qhalf;
       }
       if (a.k_f16) {
-        h[i0] = to_half(h[i0]);
-        if (i1 != i0) h[i1] = to_half(h[i1]);
+        h[i0] = round_half_f(h[i0]);
+        if (i1 != i0) h[i1] = round_half_f(h[i1]);
       }
     } else if (e < ng * qitems + kitems) {
       const int j = e - ng * qitems;

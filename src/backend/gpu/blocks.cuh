@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "backend/gpu/compat.h"
+#include "backend/gpu/matmul.h"
 #include "quant/iq_grid_values.inc"
 #include "quant/types.h"
 
@@ -83,16 +84,7 @@ struct BlockFormat {
   }
 };
 
-// Q4_0 and Q8_0 weights live on the GPU in "split rows" (load_weight arranges them so; split_rows_layout): a row of
-// nb blocks holds the blocks' codes first (16 / 32 bytes each, in block order) and then their f16 scales (2 bytes
-// each), and rows start 16 bytes apart at least (row_pitch pads them). The codes of every block are then 16-byte
-// aligned, and a warp reading consecutive blocks reads consecutive bytes: the decode products load them with
-// 16-byte loads straight from global memory.
-RF_HOST_DEVICE constexpr int split_code_bytes(quant::Type t) {
-  return t == quant::Type::Q4_0 ? 16 : t == quant::Type::Q8_0 ? 32 : 0;  // 0: not a split type
-}
-
-// A split-row format: chunk idx (8 elements) of a row of n elements.
+// A split-row format (matmul.h split_code_bytes): chunk idx (8 elements) of a row of n elements.
 template <quant::Type T>
 struct SplitFormat {
   static constexpr quant::Type kType = T;

@@ -123,10 +123,8 @@ __global__ void split_rows_kernel(const uint8_t* __restrict__ src, size_t src_pi
 
 }  // namespace
 
-bool is_split_type(quant::Type t) { return split_code_bytes(t) > 0; }
-
 size_t weight_row_pitch(quant::Type t, size_t row_bytes) {
-  return is_split_type(t) ? (row_bytes + 15) / 16 * 16 : row_bytes;
+  return split_code_bytes(t) > 0 ? (row_bytes + 15) / 16 * 16 : row_bytes;
 }
 
 Status split_rows(quant::Type t, const void* src, size_t src_pitch, int64_t n_rows, int64_t n_in, void* dst,

@@ -25,9 +25,8 @@ Status dequantize(quant::Type t, const void* src, float* dst, int64_t n, gpuStre
 Status decode_rows_half(quant::Type t, const void* src, size_t nb1, int64_t n_in, int64_t n_out, uint16_t* dst,
                         gpuStream_t stream);
 
-// Split rows (blocks.cuh): Q4_0 and Q8_0 weights are stored on the GPU as each row's block codes, then its block
-// scales, rows weight_row_pitch bytes apart. For other types the pitch is the GGUF row size and nothing is split.
-bool is_split_type(quant::Type t);
+// Bytes between the rows of a loaded weight (split rows, matmul.h split_code_bytes: rounded up to 16; other types:
+// the GGUF row size).
 size_t weight_row_pitch(quant::Type t, size_t row_bytes);
 
 // Enqueues the rearrangement of n_rows GGUF rows of n_in elements of split type t (device memory at src, src_pitch

@@ -637,7 +637,7 @@ Expected<Tensor> GpuBackend::load_weight(const gguf::TensorInfo& info) {
   const size_t pitch = weight_row_pitch(info.type, *rb);
   Expected<void*> mem = arena_alloc(pitch * static_cast<size_t>(n_rows));
   if (!mem.ok()) return Status::error(where + ": " + mem.error_message());
-  const Status up = is_split_type(info.type) ? upload_split(info, *rb, pitch, *mem)
+  const Status up = split_code_bytes(info.type) > 0 ? upload_split(info, *rb, pitch, *mem)
                                              : upload(*mem, info.data, *rb * static_cast<size_t>(n_rows));
   if (!up.ok()) return Status::error(where + ": " + up.message());
   Tensor t;

@@ -28,6 +28,19 @@ struct WeightView {
   size_t nb2 = 0;
 };
 
+// Q4_0 and Q8_0 weights live on the GPU in "split rows" (GpuBackend::load_weight arranges them so, dequant.h
+// split_rows): a row of nb blocks holds the blocks' codes first (16 / 32 bytes each, in block order) and then their
+// f16 scales (2 bytes each), and rows start 16 bytes apart at least (weight_row_pitch pads them). The codes of every
+// block are then 16-byte aligned, and a warp reading consecutive blocks reads consecutive bytes: the decode
+// products load them with 16-byte loads straight from global memory. The bytes of a block's codes; 0: not split.
+constexpr int split_code_bytes(quant::Type t) {
+  return t == quant::Type::Q4_0 ? 16 : t == quant::Type::Q8_0 ? 32 : 0;
+}
+// False for split rows that are not 16-byte aligned (not loaded by load_weight); true for any other type.
+inline bool split_rows_aligned(const WeightView& w) {
+  return split_code_bytes(w.type) == 0 || (w.nb1 % 16 == 0 && reinterpret_cast<uintptr_t>(w.data) % 16 == 0);
+}
+
 // True for the weight types the GPU kernels decode (those blocks.cuh's dispatch_block_type knows).
 bool weight_type_supported(quant::Type t);
 // Their names in GGUF id order, comma-separated ("F32, F16, Q4_0, ..."), for error messages.

@@ -45,13 +45,13 @@ struct Traits;
 template <>
 struct Traits<Kind::kQ4_0> {
   static constexpr int kBytes = 144;  // 8 blocks of 18
-  static constexpr int kCodes = 128;
+  static constexpr int kCodes = 8 * split_code_bytes(quant::Type::Q4_0);
   static constexpr bool kSub16 = false, kSuper = false;
 };
 template <>
 struct Traits<Kind::kQ8_0> {
   static constexpr int kBytes = 272;  // 8 blocks of 34
-  static constexpr int kCodes = 256;
+  static constexpr int kCodes = 8 * split_code_bytes(quant::Type::Q8_0);
   static constexpr bool kSub16 = false, kSuper = false;
 };
 template <>
@@ -419,7 +419,7 @@ Status matmul_mmq(const WeightView& w, const Int8Rows& act, int64_t n_tok, float
                          std::string(quant::type_name(w.type)) + " x " + std::to_string(w.n_in));
   }
   if (n_tok > 65535 * 32) return Status::error("gpu matmul_mmq: too many tokens for one launch");
-  if (split_code_bytes(w.type) > 0 && (w.nb1 % 16 != 0 || reinterpret_cast<uintptr_t>(w.data) % 16 != 0)) {
+  if (!split_rows_aligned(w)) {
     return Status::error("gpu matmul_mmq: " + std::string(quant::type_name(w.type)) +
                          " weight rows are not 16-byte aligned split rows");
   }

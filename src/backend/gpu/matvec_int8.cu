@@ -445,25 +445,18 @@ __global__ void __launch_bounds__(kThreads)
 // global memory per lane (Q6_K's 210-byte blocks are only 2-byte aligned).
 // Step = the blocks one warp pass covers (kWarpSize / kLanes of them); stage = one step of kR rows.
 
-// Bytes per block and lanes per block of each staged type.
-struct StagedFormat {
-  int block_bytes, lanes;
-};
-RF_HOST_DEVICE constexpr StagedFormat staged_format(quant::Type t) {
-  using quant::Type;
-  return t == Type::Q4_K   ? StagedFormat{144, kLanesPerKBlock}
-         : t == Type::Q5_K ? StagedFormat{176, kLanesPerKBlock}
-                           : StagedFormat{210, kLanesPerKBlock};
+// Bytes per block of each staged type (kLanesPerKBlock lanes share a block); kStagedSteps steps in flight per warp.
+RF_HOST_DEVICE constexpr int staged_block_bytes(quant::Type t) {
+  return t == quant::Type::Q4_K ? 144 : t == quant::Type::Q5_K ? 176 : 210;
 }
-// Steps in flight per warp.
-RF_HOST_DEVICE constexpr int staged_stages(quant::Type) { return 4; }
+constexpr int kStagedSteps = 4;
 // One row's step in shared memory: the step's bytes from the 16-byte boundary at or below its start (up to 15
 // bytes earlier) to the one at or above its end, plus room for read_words' reads past the last block.
 RF_HOST_DEVICE constexpr int staged_step_bytes(quant::Type t, int warp_size) {
-  return (warp_size / staged_format(t).lanes * staged_format(t).block_bytes + 32 + 15) / 16 * 16;
+  return (warp_size / kLanesPerKBlock * staged_block_bytes(t) + 32 + 15) / 16 * 16;
 }
 size_t staged_shared_bytes(quant::Type t, int rows, int warp_size) {
-  return static_cast<size_t>(kThreads / warp_size) * staged_stages(t) * rows * staged_step_bytes(t, warp_size);
+  return static_cast<size_t>(kThreads / warp_size) * kStagedSteps * rows * staged_step_bytes(t, warp_size);
 }
 
 // N little-endian words of the bytes at p (2-byte aligned), through aligned 4-byte loads (reads up to 4 bytes past
@@ -538,9 +531,9 @@ RF_DEVICE void staged_block(const uint8_t* const (&b)[kR], int64_t ib, int sub, 
 template <quant::Type T, int kR, int NT>
 __global__ void __launch_bounds__(kThreads)
     matvec_staged_kernel(const MatSet set, int64_t n_blocks, const ActRows act) {
-  constexpr StagedFormat kF = staged_format(T);
-  constexpr int kStages = staged_stages(T);
-  constexpr int kStepBlocks = kWarpSize / kF.lanes;
+  constexpr int kBlockBytes = staged_block_bytes(T);
+  constexpr int kStages = kStagedSteps;
+  constexpr int kStepBlocks = kWarpSize / kLanesPerKBlock;
   constexpr int kStepBytes = staged_step_bytes(T, kWarpSize);
   extern __shared__ uint4 staged_shared[];
   grid_dependents_launch();
@@ -550,11 +543,11 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t n_steps = (n_blocks + kStepBlocks - 1) / kStepBlocks;
   const int lane = lane_id();
   const auto step_src = [&](int r, int64_t s) {
-    return wr.w + (wr.row0 + r) * wr.nb1 + s * kStepBlocks * kF.block_bytes;
+    return wr.w + (wr.row0 + r) * wr.nb1 + s * kStepBlocks * kBlockBytes;
   };
   const auto issue = [&](int64_t s) {
     if (s < n_steps) {
-      const int64_t n_bytes = min(static_cast<int64_t>(kStepBlocks), n_blocks - s * kStepBlocks) * kF.block_bytes;
+      const int64_t n_bytes = min(static_cast<int64_t>(kStepBlocks), n_blocks - s * kStepBlocks) * kBlockBytes;
 #pragma unroll
       for (int r = 0; r < kR; ++r) {
         if (r < wr.n_rows) {
@@ -585,15 +578,15 @@ __global__ void __launch_bounds__(kThreads)
     issue(s + kStages - 1);
     async_copy_wait<kStages - 1>();
     warp_sync();
-    const int64_t ib = s * kStepBlocks + lane / kF.lanes;
+    const int64_t ib = s * kStepBlocks + lane / kLanesPerKBlock;
     if (ib < n_blocks) {
       const uint8_t* b[kR];
 #pragma unroll
       for (int r = 0; r < kR; ++r) {
         b[r] = mine + ((s % kStages) * kR + r) * kStepBytes + (reinterpret_cast<uintptr_t>(step_src(r, s)) & 15) +
-               (lane / kF.lanes) * kF.block_bytes;
+               (lane / kLanesPerKBlock) * kBlockBytes;
       }
-      staged_block<T>(b, ib, lane % kF.lanes, wr, act, acc);
+      staged_block<T>(b, ib, lane % kLanesPerKBlock, wr, act, acc);
     }
     warp_sync();  // every lane is done with this stage before a later issue() overwrites it
   }
@@ -732,12 +725,10 @@ Status matvec_int8_multi(const WeightView* ws, float* const* outs, const int64_t
   const int staged = matmul_policy().staged_matvec;
   // Staged Q4_K / Q5_K decode more bytes per lane out of shared memory than their direct kernels load: slower there.
   const bool use_staged = k_quant && nt == 1 && (staged >= 2 || (staged == 1 && w.type == Type::Q6_K));
-  if (!k_quant) {  // split rows: 16-byte aligned codes (blocks.cuh)
-    for (int i = 0; i < count; ++i) {
-      if (ws[i].nb1 % 16 != 0 || reinterpret_cast<uintptr_t>(ws[i].data) % 16 != 0) {
-        return Status::error("gpu matvec_int8: " + std::string(quant::type_name(w.type)) +
-                             " weight rows are not 16-byte aligned split rows");
-      }
+  for (int i = 0; i < count; ++i) {
+    if (!split_rows_aligned(ws[i])) {
+      return Status::error("gpu matvec_int8: " + std::string(quant::type_name(w.type)) +
+                           " weight rows are not 16-byte aligned split rows");
     }
   }
   // Rows per warp: K-quants 1; split rows 1 for single tokens (twice the warps), else 2 (each activation block

@@ -29,16 +29,11 @@ RF_DEVICE void rope_angle(int i, int32_t pos, const RopeArgs& a, const backend::
   *s = sinf(th) * a.attn_factor;
 }
 
-// The indices of pair i in a head vector.
-RF_DEVICE void rope_pair_index(int i, const RopeArgs& a, int* i0, int* i1) {
-  *i0 = a.neox ? i : 2 * i;
-  *i1 = a.neox ? i + a.n_rot / 2 : 2 * i + 1;
-}
-
 // Rotates pair i of head vector v by (c, s); returns the pair's indices in i0 / i1. Rounded products and sums (no
 // fused multiply-add), so that the result does not depend on how a kernel's compilation contracts them.
 RF_DEVICE void rope_rotate(float* v, int i, float c, float s, const RopeArgs& a, int* i0, int* i1) {
-  rope_pair_index(i, a, i0, i1);
+  *i0 = a.neox ? i : 2 * i;
+  *i1 = a.neox ? i + a.n_rot / 2 : 2 * i + 1;
   const float a0 = v[*i0], a1 = v[*i1];
   v[*i0] = __fsub_rn(__fmul_rn(a0, c), __fmul_rn(a1, s));
   v[*i1] = __fadd_rn(__fmul_rn(a0, s), __fmul_rn(a1, c));
