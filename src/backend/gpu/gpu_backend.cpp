@@ -652,7 +652,10 @@ Expected<Tensor> GpuBackend::load_weight(const gguf::TensorInfo& info) {
 }
 
 Status GpuBackend::upload(void* dst, const void* src, size_t bytes) {
-  const gpuError_t err = gpuMemcpy(dst, src, bytes, gpuMemcpyHostToDevice);
+  // On the stream, then waited for: a synchronous copy from pageable memory may return before its DMA has landed,
+  // and the non-blocking stream's kernels do not wait for the legacy stream.
+  gpuError_t err = gpuMemcpyAsync(dst, src, bytes, gpuMemcpyHostToDevice, stream_);
+  if (err == gpuSuccess) err = gpuStreamSynchronize(stream_);
   if (err == gpuSuccess) return ok_status();
   (void)gpuGetLastError();
   return Status::error("upload of " + std::to_string(bytes) + " bytes failed: " + error_text(err));
@@ -679,8 +682,12 @@ Status GpuBackend::upload_split(const gguf::TensorInfo& info, size_t row_bytes, 
   Status st = ok_status();
   for (int64_t r = 0; r < n_rows && st.ok(); r += per_piece) {
     const int64_t n = std::min(per_piece, n_rows - r);
-    st = upload(staging, static_cast<const uint8_t*>(info.data) + static_cast<size_t>(r) * row_bytes,
-                row_bytes * static_cast<size_t>(n));
+    // On the stream: a synchronous copy from pageable memory may return before its DMA has landed, and split_rows
+    // (on a non-blocking stream) would then read stale staging bytes.
+    const gpuError_t copied =
+        gpuMemcpyAsync(staging, static_cast<const uint8_t*>(info.data) + static_cast<size_t>(r) * row_bytes,
+                       row_bytes * static_cast<size_t>(n), gpuMemcpyHostToDevice, stream_);
+    if (copied != gpuSuccess) st = error_status(copied, "weight upload");
     if (st.ok()) {
       st = split_rows(info.type, staging, row_bytes, n, info.ne[0], static_cast<uint8_t*>(dst) + r * pitch, pitch,
                       stream_);
