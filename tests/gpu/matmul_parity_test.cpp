@@ -208,10 +208,10 @@ TEST_P(MatmulParity, Int8BatchesMatchCpuAndEqualSingleTokenProductsBitwise) {
   }
 }
 
-// Single tokens take other int8 kernels than batches: K-quants the one with weights staged in shared memory (every
-// lane through the same blocks in the same order as the direct kernel), Q4_0 / Q8_0 one split row per warp instead
-// of two. Bitwise the same result either way, also for rows that do not start 16-byte aligned (Q6_K rows of 43
-// blocks), split rows padded to 16 bytes (17 blocks) and steps cut short at a row's end.
+// Single tokens take other int8 kernels than batches: Q4_0 / Q8_0 one split row per warp instead of two, bitwise
+// the same result either way. K-quants have one kernel for both; their variants are one or two warps per row (split
+// K: other sums, each checked against the CPU). Rows of 43 blocks (11008), split rows padded to 16 bytes (17
+// blocks) and passes cut short at a row's end are included.
 TEST_P(MatmulParity, SingleTokenProductVariantsAreBitwiseEqual) {
   RF_REQUIRE_GPU_PAIR(pair);
   const Type t = GetParam();
@@ -229,14 +229,17 @@ TEST_P(MatmulParity, SingleTokenProductVariantsAreBitwiseEqual) {
     std::vector<float> outs[2];
     for (const int variant : {0, 1}) {
       if (k_quant) {
-        matmul_policy().staged_matvec = variant == 0 ? 0 : 2;  // direct, staged
-      } else {
-        matmul_policy().split_rows = variant == 0 ? 2 : 1;  // rows per warp
+        matmul_policy().split_k = variant + 1;
+        expect_batches_match(pair, rng, t, hw, wg, wc, n_in, n_out, {1}, tol_factor(t),
+                             "single, split_k " + std::to_string(variant + 1));
+        continue;
       }
+      matmul_policy().split_rows = variant == 0 ? 2 : 1;  // rows per warp
       const Tensor og = pair.gpu_zeros(n_out, 1);
       pair.gpu().matmul(og, xg, wg);
       outs[variant] = pair.download(pair.gpu(), og);
     }
+    if (k_quant) continue;
     for (int64_t r = 0; r < n_out; ++r) {
       ASSERT_EQ(outs[0][r], outs[1][r]) << label(t) << " n_in " << n_in << " row " << r << ": the variants differ";
     }
@@ -487,14 +490,15 @@ TEST_P(MatmulParity, EmbedMatchesCpuDequantization) {
 
 // The codebook, ternary and MXFP4 decoders follow the CPU reference operation for operation (and none of their
 // steps is a multiply-add the compiler could fuse): decoded elements are bitwise quant::dequantize's. Many rows,
-// so that random blocks reach a good part of every grid. Q4_0 / Q8_0 too, whose GGUF rows load_weight rearranges
-// into split rows (blocks.cuh), 16-byte padded ones included (17 blocks).
+// so that random blocks reach a good part of every grid. Q4_0 / Q8_0 / Q6_K too, whose GGUF rows load_weight
+// rearranges into split rows (matmul.h SplitLayout), 16-byte padded ones included (Q4_0 / Q8_0 17 blocks, Q6_K 3).
 TEST(GpuMatmul, RareFormatEmbeddingsAreBitwiseTheCpuDequantization) {
   RF_REQUIRE_GPU_PAIR(pair);
   const std::pair<Type, int64_t> cases[] = {
       {Type::IQ2_XXS, 1024}, {Type::IQ2_XS, 1024}, {Type::IQ2_S, 1024}, {Type::IQ3_XXS, 1024}, {Type::IQ3_S, 1024},
       {Type::IQ1_S, 1024},   {Type::IQ1_M, 1024},  {Type::TQ1_0, 1024}, {Type::TQ2_0, 1024},   {Type::MXFP4, 1024},
-      {Type::Q4_0, 1024},    {Type::Q4_0, 544},    {Type::Q8_0, 1024},  {Type::Q8_0, 544}};
+      {Type::Q4_0, 1024},    {Type::Q4_0, 544},    {Type::Q8_0, 1024},  {Type::Q8_0, 544},   {Type::Q6_K, 1024},
+      {Type::Q6_K, 768}};
   for (const auto& [t, n_embd] : cases) {
     std::mt19937 rng(31 + static_cast<unsigned>(t));
     const int64_t n_vocab = 256;

@@ -129,13 +129,13 @@ int main(int argc, char** argv) {
       be.matmul(o1, x1, w[static_cast<size_t>(i) % w.size()]);
       be.flush_deferred();
     });
-    // Back-to-back products (as in a decode graph: no idle GPU between launches), the staged kernel and the direct
-    // one; the activation row is quantized once and reused.
+    // Back-to-back products (as in a decode graph: no idle GPU between launches), one and two warps per row (split
+    // K, where the kernel has it); the activation row is quantized once and reused.
     {
       rf::gpu::MatmulPolicy& pol = rf::gpu::matmul_policy();
-      const int saved_staged = pol.staged_matvec;
-      for (const int staged : {0, 2}) {
-        pol.staged_matvec = staged;
+      const int saved_split = pol.split_k;
+      for (const int split : {1, 2}) {
+        pol.split_k = split;
         be.matmul(o1, x1, w[0]);
         be.flush_deferred();
         const int k = 24;
@@ -146,10 +146,10 @@ int main(int argc, char** argv) {
           }
         }) / k;
         const double g = static_cast<double>(bytes.size()) / (ms * 1e6);
-        std::printf("  back-to-back %-7s %8.2f us %7.0f GB/s %6.1f%% copy\n", staged ? "staged" : "direct", ms * 1e3,
-                    g, 100.0 * g / copy_gbs);
+        std::printf("  back-to-back %-7s split_k %d %8.2f us %7.0f GB/s %6.1f%% copy\n",
+                    std::string(rf::quant::type_name(t)).c_str(), split, ms * 1e3, g, 100.0 * g / copy_gbs);
       }
-      pol.staged_matvec = saved_staged;
+      pol.split_k = saved_split;
     }
     if (std::getenv("ROCMFORGE_BENCH_DECODE_ONLY") != nullptr) continue;  // decode figures only
     be.matmul(ot, xt, w[0]);

@@ -25,6 +25,9 @@ RF_DEVICE float load_f16(const uint8_t* p) {
   return half_bits_to_float(*reinterpret_cast<const uint16_t*>(p));  // block fields are 2-byte aligned
 }
 
+// Per-byte (b - k) for bytes b >= 0 and b - k >= -128, as signed bytes (codes with an offset made signed).
+RF_DEVICE uint32_t sub_bytes(uint32_t b, uint32_t k4) { return ((b | 0x80808080u) - k4) ^ 0x80808080u; }
+
 // Nibble of element j (0..31) of a 32-element run stored as Q4_0 does: low nibbles for 0-15, high for 16-31.
 RF_DEVICE int run_nibble(const uint8_t* qs, int j) { return j < 16 ? (qs[j] & 0x0F) : (qs[j - 16] >> 4); }
 
@@ -84,16 +87,21 @@ struct BlockFormat {
   }
 };
 
-// A split-row format (matmul.h split_code_bytes): chunk idx (8 elements) of a row of n elements.
+// A split-row format (matmul.h SplitLayout): block ib's body (codes), 16-byte head and f16 scale in a row of n
+// elements.
 template <quant::Type T>
 struct SplitFormat {
   static constexpr quant::Type kType = T;
-  static constexpr int kQk = 32;
-  static constexpr int kBytes = split_code_bytes(T) + 2;
+  static constexpr int kQk = split_layout(T).qk;
+  static constexpr int kBytes = split_layout(T).block_bytes;
   static constexpr int kCodeBytes = split_code_bytes(T);
+  static constexpr int kHeadBytes = split_head_bytes(T);
   static RF_DEVICE const uint8_t* codes(const uint8_t* row, int64_t ib) { return row + ib * kCodeBytes; }
+  static RF_DEVICE const uint8_t* head(const uint8_t* row, int64_t n, int64_t ib) {
+    return row + (n / kQk) * kCodeBytes + ib * 16;
+  }
   static RF_DEVICE float scale(const uint8_t* row, int64_t n, int64_t ib) {
-    return load_f16(row + (n / kQk) * kCodeBytes + 2 * ib);
+    return load_f16(row + (n / kQk) * (kCodeBytes + kHeadBytes) + 2 * ib);
   }
 };
 
@@ -209,37 +217,46 @@ RF_DEVICE void scale_min_k4(const uint8_t* s, int j, int* scale, int* min) {
   }
 }
 
+// Chunk c (0..31) of a Q4_K / Q5_K block from its split head (d, dmin, 12 scale bytes) and body (Q5_K: qh[32]
+// first, then qs[128]).
 template <bool kFiveBit>
-RF_DEVICE void decode_q45_k(const uint8_t* b, int c, float (&v)[8]) {
-  const float d = load_f16(b), dmin = load_f16(b + 2);
+RF_DEVICE void decode_q45_k(const uint8_t* head, const uint8_t* body, int c, float (&v)[8]) {
+  const float d = load_f16(head), dmin = load_f16(head + 2);
   int sc = 0, m = 0;
-  scale_min_k4(b + 4, c / 4, &sc, &m);
+  scale_min_k4(head + 4, c / 4, &sc, &m);
   const float dl = d * static_cast<float>(sc);
   const float ml = dmin * static_cast<float>(m);
-  const uint8_t* qs = b + (kFiveBit ? 48 : 16);
+  const uint8_t* qs = body + (kFiveBit ? 32 : 0);
 #pragma unroll
   for (int j = 0; j < 8; ++j) {
     const int e = 8 * c + j;
     const int r = e % 64;
     const uint8_t byte = qs[32 * (e / 64) + r % 32];
     int q = r < 32 ? (byte & 0x0F) : (byte >> 4);
-    if (kFiveBit) q += 16 * ((b[16 + e % 32] >> (e / 32)) & 1);
+    if (kFiveBit) q += 16 * ((body[e % 32] >> (e / 32)) & 1);
     v[j] = dl * static_cast<float>(q) - ml;
   }
 }
 
-struct BlockQ4K : BlockFormat<BlockQ4K, quant::Type::Q4_K, 256, 144> {
-  static RF_DEVICE void decode(const uint8_t* b, int c, float (&v)[8]) { decode_q45_k<false>(b, c, v); }
+template <quant::Type T>
+struct BlockQ45K : SplitFormat<T> {
+  using F = SplitFormat<T>;
+  static RF_DEVICE void chunk(const uint8_t* row, int64_t idx, int64_t n, float (&v)[8]) {
+    const int64_t ib = idx / 32;
+    decode_q45_k<T == quant::Type::Q5_K>(F::head(row, n, ib), F::codes(row, ib), static_cast<int>(idx % 32), v);
+  }
 };
+using BlockQ4K = BlockQ45K<quant::Type::Q4_K>;
+using BlockQ5K = BlockQ45K<quant::Type::Q5_K>;
 
-struct BlockQ5K : BlockFormat<BlockQ5K, quant::Type::Q5_K, 256, 176> {
-  static RF_DEVICE void decode(const uint8_t* b, int c, float (&v)[8]) { decode_q45_k<true>(b, c, v); }
-};
-
-struct BlockQ6K : BlockFormat<BlockQ6K, quant::Type::Q6_K, 256, 210> {
-  static RF_DEVICE void decode(const uint8_t* b, int c, float (&v)[8]) {
-    const float d = load_f16(b + 208);
-    const float ds = d * static_cast<float>(reinterpret_cast<const int8_t*>(b + 192)[c / 2]);
+// Q6_K in split rows: body ql[128], qh[64]; head the 16 sub-block scales; scale d.
+struct BlockQ6K : SplitFormat<quant::Type::Q6_K> {
+  static RF_DEVICE void chunk(const uint8_t* row, int64_t idx, int64_t n, float (&v)[8]) {
+    const int64_t ib = idx / 32;
+    const int c = static_cast<int>(idx % 32);
+    const uint8_t* b = codes(row, ib);
+    const float d = scale(row, n, ib);
+    const float ds = d * static_cast<float>(reinterpret_cast<const int8_t*>(head(row, n, ib))[c / 2]);
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
       const int e = 8 * c + j;

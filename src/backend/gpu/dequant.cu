@@ -98,26 +98,30 @@ unsigned grid_for(int64_t work_items) {
 
 bool aligned(const void* p, uintptr_t alignment) { return reinterpret_cast<uintptr_t>(p) % alignment == 0; }
 
-// One block of threads per row: block ib's f16 scale and codes (2-byte aligned in the GGUF row) go to the split
-// row's scale slot and 16-byte aligned code slot.
-template <int kCodeBytes>
-__global__ void split_rows_kernel(const uint8_t* __restrict__ src, size_t src_pitch, int64_t nb,
+// n16 runs of 16 bytes from a 2-byte aligned source to a 16-byte aligned destination.
+RF_DEVICE void copy_runs16(const uint16_t* src, uint8_t* dst, int n16) {
+  for (int k = 0; k < n16; ++k) {
+    uint32_t w[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) w[i] = src[8 * k + 2 * i] | (static_cast<uint32_t>(src[8 * k + 2 * i + 1]) << 16);
+    reinterpret_cast<uint4*>(dst)[k] = make_uint4(w[0], w[1], w[2], w[3]);
+  }
+}
+
+// One block of threads per row: block ib's body, head and scale (2-byte aligned in the GGUF row) go to their slots
+// of the split row (matmul.h SplitLayout).
+__global__ void split_rows_kernel(const uint8_t* __restrict__ src, size_t src_pitch, int64_t nb, SplitLayout l,
                                   uint8_t* __restrict__ dst, size_t dst_pitch) {
   pdl_prologue();
-  const auto* s = reinterpret_cast<const uint16_t*>(src + blockIdx.x * src_pitch);
+  const uint8_t* s = src + blockIdx.x * src_pitch;
   uint8_t* d = dst + blockIdx.x * dst_pitch;
-  constexpr int kHalves = 1 + kCodeBytes / 2;  // of one source block
+  uint8_t* heads = d + nb * l.body_bytes;
+  auto* scales = reinterpret_cast<uint16_t*>(heads + (l.head_offset >= 0 ? nb * 16 : 0));
   for (int64_t ib = threadIdx.x; ib < nb; ib += blockDim.x) {
-    const uint16_t* b = s + ib * kHalves;
-    reinterpret_cast<uint16_t*>(d + nb * kCodeBytes)[ib] = b[0];
-    auto* codes = reinterpret_cast<uint4*>(d + ib * kCodeBytes);
-#pragma unroll
-    for (int k = 0; k < kCodeBytes / 16; ++k) {
-      uint32_t w[4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i) w[i] = b[1 + 8 * k + 2 * i] | (static_cast<uint32_t>(b[2 + 8 * k + 2 * i]) << 16);
-      codes[k] = make_uint4(w[0], w[1], w[2], w[3]);
-    }
+    const auto* b = reinterpret_cast<const uint16_t*>(s + ib * l.block_bytes);
+    copy_runs16(b + l.body_offset / 2, d + ib * l.body_bytes, l.body_bytes / 16);
+    if (l.head_offset >= 0) copy_runs16(b + l.head_offset / 2, heads + ib * 16, 1);
+    if (l.scale_offset >= 0) scales[ib] = b[l.scale_offset / 2];
   }
 }
 
@@ -129,21 +133,15 @@ size_t weight_row_pitch(quant::Type t, size_t row_bytes) {
 
 Status split_rows(quant::Type t, const void* src, size_t src_pitch, int64_t n_rows, int64_t n_in, void* dst,
                   size_t dst_pitch, gpuStream_t stream) {
-  const int code_bytes = split_code_bytes(t);
-  if (code_bytes == 0 || n_in % 32 != 0 || !aligned(src, 2) || src_pitch % 2 != 0 || !aligned(dst, 16) ||
+  const SplitLayout l = split_layout(t);
+  if (l.body_bytes == 0 || n_in % l.qk != 0 || !aligned(src, 2) || src_pitch % 2 != 0 || !aligned(dst, 16) ||
       dst_pitch % 16 != 0 || n_rows > 0x7FFFFFFF) {
     return Status::error("gpu split_rows: " + std::string(quant::type_name(t)) + " rows of " + std::to_string(n_in) +
                          " elements: not a split type, not whole blocks or misaligned");
   }
   if (n_rows <= 0) return ok_status();
-  const auto grid = static_cast<unsigned>(n_rows);
-  const auto* s = static_cast<const uint8_t*>(src);
-  auto* d = static_cast<uint8_t*>(dst);
-  if (code_bytes == 16) {
-    launch_kernel(split_rows_kernel<16>, grid, kThreadsPerBlock, 0, stream, s, src_pitch, n_in / 32, d, dst_pitch);
-  } else {
-    launch_kernel(split_rows_kernel<32>, grid, kThreadsPerBlock, 0, stream, s, src_pitch, n_in / 32, d, dst_pitch);
-  }
+  launch_kernel(split_rows_kernel, static_cast<unsigned>(n_rows), kThreadsPerBlock, 0, stream,
+                static_cast<const uint8_t*>(src), src_pitch, n_in / l.qk, l, static_cast<uint8_t*>(dst), dst_pitch);
   GPU_RETURN_IF_ERROR(gpuGetLastError());
   return ok_status();
 }

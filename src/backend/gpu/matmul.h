@@ -28,14 +28,36 @@ struct WeightView {
   size_t nb2 = 0;
 };
 
-// Q4_0 and Q8_0 weights live on the GPU in "split rows" (GpuBackend::load_weight arranges them so, dequant.h
-// split_rows): a row of nb blocks holds the blocks' codes first (16 / 32 bytes each, in block order) and then their
-// f16 scales (2 bytes each), and rows start 16 bytes apart at least (weight_row_pitch pads them). The codes of every
-// block are then 16-byte aligned, and a warp reading consecutive blocks reads consecutive bytes: the decode
-// products load them with 16-byte loads straight from global memory. The bytes of a block's codes; 0: not split.
-constexpr int split_code_bytes(quant::Type t) {
-  return t == quant::Type::Q4_0 ? 16 : t == quant::Type::Q8_0 ? 32 : 0;
+// Q4_0, Q8_0 and the K-quants Q4_K, Q5_K, Q6_K live on the GPU in "split rows" (GpuBackend::load_weight arranges
+// them so, dequant.h split_rows). A GGUF block is cut into its body (the code bytes), its 16-byte head (K-quants:
+// Q4_K / Q5_K d, dmin and the 12 scale bytes; Q6_K the 16 sub-block scales) and its f16 scale (Q4_0 / Q8_0 d, Q6_K
+// d); a row of nb blocks holds every block's body in block order, then every head, then every scale, and rows
+// start 16 bytes apart at least (weight_row_pitch pads them). Bodies and heads are then 16-byte aligned, and a warp
+// reading consecutive blocks reads consecutive bytes: the products load them with 16-byte loads straight from
+// global memory.
+struct SplitLayout {
+  int body_bytes = 0;   // 0: the type is not split
+  int body_offset = 0;  // where the body starts in the GGUF block (it runs to body_offset + body_bytes)
+  int head_offset = -1;   // where the 16 head bytes start in the GGUF block (-1: none)
+  int scale_offset = -1;  // where the f16 scale is in the GGUF block (-1: none)
+  int block_bytes = 0;    // the GGUF block
+  int qk = 0;             // elements per block
+};
+constexpr SplitLayout split_layout(quant::Type t) {
+  using quant::Type;
+  switch (t) {
+    case Type::Q4_0: return {16, 2, -1, 0, 18, 32};    // d, 16 nibble bytes
+    case Type::Q8_0: return {32, 2, -1, 0, 34, 32};    // d, 32 codes
+    case Type::Q4_K: return {128, 16, 0, -1, 144, 256};  // d, dmin, scales[12], qs[128]
+    case Type::Q5_K: return {160, 16, 0, -1, 176, 256};  // d, dmin, scales[12], qh[32], qs[128]
+    case Type::Q6_K: return {192, 0, 192, 208, 210, 256};  // ql[128], qh[64], scales[16], d
+    default: return {};
+  }
 }
+// The bytes of a block's body (0: not split), head (0 or 16) and scale (0 or 2) in split rows.
+constexpr int split_code_bytes(quant::Type t) { return split_layout(t).body_bytes; }
+constexpr int split_head_bytes(quant::Type t) { return split_layout(t).head_offset >= 0 ? 16 : 0; }
+constexpr int split_scale_bytes(quant::Type t) { return split_layout(t).scale_offset >= 0 ? 2 : 0; }
 // False for split rows that are not 16-byte aligned (not loaded by load_weight); true for any other type.
 inline bool split_rows_aligned(const WeightView& w) {
   return split_code_bytes(w.type) == 0 || (w.nb1 % 16 == 0 && reinterpret_cast<uintptr_t>(w.data) % 16 == 0);
@@ -94,12 +116,11 @@ struct MatmulPolicy {
   int64_t int8_max_tokens = 32;  // batches of up to this many tokens take matvec_int8 (when the type has it)
   int64_t mmq_min_tokens = 2;    // batches in [mmq_min_tokens, mmq_max_tokens] take matmul_mmq (when it has the type)
   int64_t mmq_max_tokens = int64_t{1} << 40;
-  // Single-token products with weights staged in shared memory: 0 never, 1 for the types where that measured
-  // faster on the H100 (matvec_int8: Q6_K; the float matvec: F16 / BF16), 2 for every K-quant too
-  // (ROCMFORGE_GPU_STAGED).
+  // F16 / BF16 single-token products with the rows staged in shared memory (faster on the H100): 0 never, else
+  // always (ROCMFORGE_GPU_STAGED).
   int staged_matvec = 1;
   int split_rows = 0;  // rows per warp of Q4_0 / Q8_0 matvec_int8: 0 by batch, else 1 or 2 (ROCMFORGE_GPU_SPLIT_ROWS)
-  int split_k = 0;     // warps per row group of Q4_0 / Q8_0 matvec_int8: 0 by shape, else 1 or 2 (ROCMFORGE_GPU_SPLIT_K)
+  int split_k = 0;     // warps per row group of matvec_int8: 0 by shape, else 1 or 2 (ROCMFORGE_GPU_SPLIT_K)
   // Batches of at least this many tokens go through the vendor BLAS (blas.h) when the build has one and the backend
   // is not batch-invariant; 0: never (ROCMFORGE_GPU_BLAS_MIN_TOKENS).
   int64_t blas_min_tokens = 128;

@@ -3,9 +3,9 @@
 //
 // A block computes MT = 64 weight rows x NT tokens (8, 16, 32: 4 warps of 16 rows x NT; 64, 128: 8 warps, each 16
 // rows x NT / 2). Per K step of 256 elements:
-//   1. the raw weight bytes of the step (64 rows x one 256-element span) arrive with 16-byte loads (issued one step
-//      ahead, held in registers) and are stored as they are in shared memory (Q4_0 / Q8_0 in split rows, blocks.cuh:
-//      the span's 8 code runs, then its 8 scales);
+//   1. the weight bytes of the step (64 rows x one 256-element span of split rows, matmul.h SplitLayout: the
+//      span's code bodies, its head, its scale chunk) arrive with 16-byte loads (issued one step ahead, held in
+//      registers) and are stored as they are in shared memory;
 //   2. each thread decodes 32-element groups of them into int8 codes in shared memory (Q4_0 and Q6_K codes carry
 //      their offset already: code - 8, code - 32) plus the group's scales;
 //   3. each warp multiplies its 16 rows with the tokens' codes (staged in shared memory with the weights, one step
@@ -41,47 +41,53 @@ enum class Kind { kQ4_0, kQ8_0, kQ4_K, kQ5_K, kQ6_K };
 
 template <Kind K>
 struct Traits;
-// kCodes: split rows (Q4_0 / Q8_0): the bytes of a span's 8 code runs, 16-byte aligned, its scales 16 more.
 template <>
 struct Traits<Kind::kQ4_0> {
-  static constexpr int kBytes = 144;  // 8 blocks of 18
-  static constexpr int kCodes = 8 * split_code_bytes(quant::Type::Q4_0);
+  static constexpr quant::Type kType = quant::Type::Q4_0;
   static constexpr bool kSub16 = false, kSuper = false;
 };
 template <>
 struct Traits<Kind::kQ8_0> {
-  static constexpr int kBytes = 272;  // 8 blocks of 34
-  static constexpr int kCodes = 8 * split_code_bytes(quant::Type::Q8_0);
+  static constexpr quant::Type kType = quant::Type::Q8_0;
   static constexpr bool kSub16 = false, kSuper = false;
 };
 template <>
 struct Traits<Kind::kQ4_K> {
-  static constexpr int kBytes = 144;
-  static constexpr int kCodes = 0;
+  static constexpr quant::Type kType = quant::Type::Q4_K;
   static constexpr bool kSub16 = false, kSuper = true;
 };
 template <>
 struct Traits<Kind::kQ5_K> {
-  static constexpr int kBytes = 176;
-  static constexpr int kCodes = 0;
+  static constexpr quant::Type kType = quant::Type::Q5_K;
   static constexpr bool kSub16 = false, kSuper = true;
 };
 template <>
 struct Traits<Kind::kQ6_K> {
-  static constexpr int kBytes = 210;
-  static constexpr int kCodes = 0;
+  static constexpr quant::Type kType = quant::Type::Q6_K;
   static constexpr bool kSub16 = true, kSuper = true;
 };
 
-// 16-byte chunks that cover kBytes from any 2-byte aligned start (the start is rounded down to 16 bytes); split
-// rows: the code chunks, then one of scales.
+// One step's bytes of a split row (matmul.h SplitLayout), as 16-byte chunks: the bodies of its blocks (kBlocks
+// of them: 8 of Q4_0 / Q8_0, one K-quant block), then the block's head (K-quants), then the 16-byte aligned chunk
+// of f16 scales that holds the step's (Q4_0 / Q8_0: exactly the step's 8; Q6_K: 8 blocks' d, this one at byte
+// 2 (step % 8)).
 template <Kind K>
-inline constexpr int kRawChunks = Traits<K>::kCodes > 0 ? Traits<K>::kCodes / 16 + 1 : (Traits<K>::kBytes + 15 + 15) / 16;
+struct Span {
+  static constexpr quant::Type kType = Traits<K>::kType;
+  static constexpr int kBlocks = kStep / split_layout(kType).qk;
+  static constexpr int kBody = split_code_bytes(kType);
+  static constexpr int kCodes = kBlocks * kBody;            // body bytes per step
+  static constexpr int kHead = split_head_bytes(kType);     // 16 or 0 (K-quants: one block per step)
+  static constexpr bool kScales = split_scale_bytes(kType) > 0;
+  static constexpr int kChunks = kCodes / 16 + (kHead > 0 ? 1 : 0) + (kScales ? 1 : 0);
+  // Byte offset of the step's first f16 scale in its scale chunk.
+  static RF_DEVICE int scale_offset(int64_t step) { return static_cast<int>((step * kBlocks * 2) & 15); }
+};
 
 // Shared memory of a block of NT tokens (dynamic: up to ~86 KB).
 template <Kind K, int NT>
 struct alignas(16) Shared {
-  uint4 raw[kMT][kRawChunks<K> + 1];  // +1: the unaligned word reads may touch one word past the span
+  uint4 raw[kMT][Span<K>::kChunks];
   int8_t codes[kMT][kCleanLd];
   float f[kMT][8];   // Q4_0 / Q8_0: the scale of each block; K-quants: f[0] = d, f[1] = dmin
   int sc[kMT][16];   // Q4_K / Q5_K: scales [0, 8) and minimums [8, 16); Q6_K: the 16 sub-block scales
@@ -90,23 +96,20 @@ struct alignas(16) Shared {
   int xs[NT][8];            // their sums of 32 codes (Q4_K / Q5_K minimums)
 };
 
-// The 4 bytes at byte offset off of a 4-byte aligned shared buffer, any alignment of off.
-RF_DEVICE uint32_t ld_u32(const uint8_t* base, int off) {
-  const auto* w = reinterpret_cast<const uint32_t*>(base) + (off >> 2);
-  return __funnelshift_r(w[0], w[1], 8 * (off & 3));
-}
 RF_DEVICE uint32_t ld_u16(const uint8_t* base, int off) {
   return static_cast<uint32_t>(base[off]) | (static_cast<uint32_t>(base[off + 1]) << 8);
 }
-// Per-byte (b - k) for bytes b >= 0 and b - k >= -128, as signed bytes.
-RF_DEVICE uint32_t sub_bytes(uint32_t b, uint32_t k4) { return ((b | 0x80808080u) - k4) ^ 0x80808080u; }
 
-// Decodes 32-element group j (0..7) of row r's step span (raw bytes at off) into codes[r][32 j, +32) and scales.
+// Decodes 32-element group j (0..7) of row r's step span into codes[r][32 j, +32) and scales; the span's chunks
+// in raw[r] (Span), its first f16 scale at byte `off` of the scale chunk.
 template <Kind K, typename Sh>
 RF_DEVICE void decode_group(Sh& sh, int r, int j, int off) {
+  using S = Span<K>;
   const auto* raw = reinterpret_cast<const uint8_t*>(sh.raw[r]);
+  const auto* words = reinterpret_cast<const uint32_t*>(sh.raw[r]);
+  constexpr int kScaleAt = S::kCodes + S::kHead;  // the scale chunk
   uint32_t c[8];
-  if constexpr (K == Kind::kQ4_0) {  // split rows: off is 0
+  if constexpr (K == Kind::kQ4_0) {
     const uint4 q4 = sh.raw[r][j];
     const uint32_t q[4] = {q4.x, q4.y, q4.z, q4.w};
 #pragma unroll
@@ -114,35 +117,35 @@ RF_DEVICE void decode_group(Sh& sh, int r, int j, int off) {
       c[k] = sub_bytes(q[k] & 0x0F0F0F0Fu, 0x08080808u);
       c[k + 4] = sub_bytes((q[k] >> 4) & 0x0F0F0F0Fu, 0x08080808u);
     }
-    sh.f[r][j] = half_bits_to_float(static_cast<uint16_t>(ld_u16(raw, Traits<K>::kCodes + 2 * j)));
+    sh.f[r][j] = half_bits_to_float(static_cast<uint16_t>(ld_u16(raw, kScaleAt + off + 2 * j)));
   } else if constexpr (K == Kind::kQ8_0) {
     const uint4 lo = sh.raw[r][2 * j], hi = sh.raw[r][2 * j + 1];
     c[0] = lo.x, c[1] = lo.y, c[2] = lo.z, c[3] = lo.w, c[4] = hi.x, c[5] = hi.y, c[6] = hi.z, c[7] = hi.w;
-    sh.f[r][j] = half_bits_to_float(static_cast<uint16_t>(ld_u16(raw, Traits<K>::kCodes + 2 * j)));
-  } else if constexpr (K == Kind::kQ4_K || K == Kind::kQ5_K) {
-    constexpr int kQs = K == Kind::kQ5_K ? 48 : 16;
+    sh.f[r][j] = half_bits_to_float(static_cast<uint16_t>(ld_u16(raw, kScaleAt + off + 2 * j)));
+  } else if constexpr (K == Kind::kQ4_K || K == Kind::kQ5_K) {  // body: (Q5_K: qh[32]) qs[128]; head at kCodes
+    constexpr int kQs = K == Kind::kQ5_K ? 32 : 0;
     const int ch = j / 2, shift = 4 * (j & 1);
 #pragma unroll
     for (int k = 0; k < 8; ++k) {
-      c[k] = (ld_u32(raw, off + kQs + 32 * ch + 4 * k) >> shift) & 0x0F0F0F0Fu;
-      if constexpr (K == Kind::kQ5_K) c[k] |= ((ld_u32(raw, off + 16 + 4 * k) >> j) & 0x01010101u) << 4;
+      c[k] = (words[(kQs + 32 * ch) / 4 + k] >> shift) & 0x0F0F0F0Fu;
+      if constexpr (K == Kind::kQ5_K) c[k] |= ((words[k] >> j) & 0x01010101u) << 4;
     }
-    scale_min_k4(raw + off + 4, j, &sh.sc[r][j], &sh.sc[r][8 + j]);
+    scale_min_k4(raw + S::kCodes + 4, j, &sh.sc[r][j], &sh.sc[r][8 + j]);
     if (j == 0) {
-      sh.f[r][0] = half_bits_to_float(static_cast<uint16_t>(ld_u16(raw, off)));
-      sh.f[r][1] = half_bits_to_float(static_cast<uint16_t>(ld_u16(raw, off + 2)));
+      sh.f[r][0] = half_bits_to_float(static_cast<uint16_t>(ld_u16(raw, S::kCodes)));
+      sh.f[r][1] = half_bits_to_float(static_cast<uint16_t>(ld_u16(raw, S::kCodes + 2)));
     }
-  } else {  // Q6_K: group j = quarter q of half h; 4-bit low parts in ql, 2-bit high parts in qh
+  } else {  // Q6_K: group j = quarter q of half h; 4-bit low parts in ql, 2-bit high parts in qh; head: scales
     const int h = j / 4, q = j % 4;
 #pragma unroll
     for (int k = 0; k < 8; ++k) {
-      const uint32_t lo = (ld_u32(raw, off + 64 * h + 32 * (q & 1) + 4 * k) >> (4 * (q >> 1))) & 0x0F0F0F0Fu;
-      const uint32_t hi = (ld_u32(raw, off + 128 + 32 * h + 4 * k) >> (2 * q)) & 0x03030303u;
+      const uint32_t lo = (words[(64 * h + 32 * (q & 1)) / 4 + k] >> (4 * (q >> 1))) & 0x0F0F0F0Fu;
+      const uint32_t hi = (words[(128 + 32 * h) / 4 + k] >> (2 * q)) & 0x03030303u;
       c[k] = sub_bytes(lo | (hi << 4), 0x20202020u);
     }
-    sh.sc[r][2 * j] = static_cast<int8_t>(raw[off + 192 + 2 * j]);
-    sh.sc[r][2 * j + 1] = static_cast<int8_t>(raw[off + 193 + 2 * j]);
-    if (j == 0) sh.f[r][0] = half_bits_to_float(static_cast<uint16_t>(ld_u16(raw, off + 208)));
+    sh.sc[r][2 * j] = static_cast<int8_t>(raw[S::kCodes + 2 * j]);
+    sh.sc[r][2 * j + 1] = static_cast<int8_t>(raw[S::kCodes + 2 * j + 1]);
+    if (j == 0) sh.f[r][0] = half_bits_to_float(static_cast<uint16_t>(ld_u16(raw, kScaleAt + off)));
   }
   auto* dst = reinterpret_cast<uint4*>(&sh.codes[r][32 * j]);
   dst[0] = make_uint4(c[0], c[1], c[2], c[3]);
@@ -170,7 +173,7 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
   using T = Traits<K>;
   constexpr int kThreads = 32 * kWarpsM * WN;
   constexpr int kNT = 8 * FN * WN;
-  constexpr int kChunks = kRawChunks<K>;
+  constexpr int kChunks = Span<K>::kChunks;
   constexpr int kLoads = (kMT * kChunks + kThreads - 1) / kThreads;
   constexpr int kXLoads = (kNT * 16 + kThreads - 1) / kThreads;  // 16-byte chunks of the tokens' codes
   constexpr int kXScalars = (kNT * 8 + kThreads - 1) / kThreads;
@@ -187,10 +190,8 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
   const int64_t n_my = min(steps_per_split, n_steps - first);
   if (gridDim.z > 1) out += static_cast<int64_t>(blockIdx.z) * n_tok * out_stride;
 
-  const auto span = [&](int r, int64_t step) {  // the byte address of row r's span (split rows: its codes) in step
-    return reinterpret_cast<uintptr_t>(w + (row0 + r) * nb1) +
-           static_cast<uintptr_t>(step * (T::kCodes > 0 ? T::kCodes : T::kBytes));
-  };
+  using S = Span<K>;
+  const int64_t n_blocks = n_steps * S::kBlocks;
   uint4 regs[kLoads];
   const auto load = [&](int64_t step) {
 #pragma unroll
@@ -198,14 +199,12 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
       const int i = tid + l * kThreads, r = i / kChunks, c = i % kChunks;
       regs[l] = make_uint4(0, 0, 0, 0);
       if (i < kMT * kChunks && row0 + r < n_out) {
-        const uintptr_t a = span(r, step);
-        if constexpr (T::kCodes > 0) {  // the code chunks, then the chunk of the span's 8 scales after all codes
-          const uintptr_t scales = reinterpret_cast<uintptr_t>(w + (row0 + r) * nb1) +
-                                   static_cast<uintptr_t>(n_steps * T::kCodes + step * 16);
-          regs[l] = c < kChunks - 1 ? reinterpret_cast<const uint4*>(a)[c] : *reinterpret_cast<const uint4*>(scales);
-        } else if (static_cast<int>(a & 15) + T::kBytes > 16 * c) {
-          regs[l] = reinterpret_cast<const uint4*>(a & ~uintptr_t{15})[c];
-        }
+        const uint8_t* row = w + (row0 + r) * nb1;
+        const uint8_t* src = c < S::kCodes / 16 ? row + step * S::kCodes + 16 * c
+                             : S::kHead > 0 && c == S::kCodes / 16
+                                 ? row + n_blocks * S::kBody + step * 16
+                                 : row + n_blocks * (S::kBody + S::kHead) + ((step * S::kBlocks * 2) & ~int64_t{15});
+        regs[l] = *reinterpret_cast<const uint4*>(src);
       }
     }
   };
@@ -271,7 +270,7 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
     __syncthreads();
     for (int task = tid; task < kMT * 8; task += kThreads) {
       const int r = task / 8, j = task % 8;
-      decode_group<K>(sh, r, j, static_cast<int>(span(r, step) & 15));
+      decode_group<K>(sh, r, j, S::scale_offset(step));
     }
     if (s + 1 < n_my) {
       load(step + 1);

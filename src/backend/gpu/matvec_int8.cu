@@ -7,6 +7,7 @@
 // each 256-element weight block to 8 lanes (each lane: 16 bytes of 4-bit codes = 32 elements of two sub-blocks,
 // or 16 + 16 bytes of Q6_K low / high bits), so a warp covers kWarpSize / 8 blocks of a row per step.
 // (Block layouts: ggml format facts, see blocks.cuh and src/quant/kquant_layout.h.)
+#include <cstdint>
 #include <string>
 #include <type_traits>
 
@@ -143,25 +144,11 @@ __global__ void __launch_bounds__(kThreads)
                                rows.s + blockIdx.y * rows.s_stride);
 }
 
-RF_DEVICE int sum_codes(const int4 a) {
-  int s = dot4_i8(0x01010101, a.x, 0);
-  s = dot4_i8(0x01010101, a.y, s);
-  s = dot4_i8(0x01010101, a.z, s);
-  return dot4_i8(0x01010101, a.w, s);
-}
-
 RF_DEVICE int dot16(const uint32_t (&v)[4], const int4 a) {
   int s = dot4_i8(static_cast<int>(v[0]), a.x, 0);
   s = dot4_i8(static_cast<int>(v[1]), a.y, s);
   s = dot4_i8(static_cast<int>(v[2]), a.z, s);
   return dot4_i8(static_cast<int>(v[3]), a.w, s);
-}
-
-// 16 bytes from a 2-byte aligned address (Q6_K blocks are 210 bytes: only 2-byte alignment is guaranteed).
-RF_DEVICE void load16_2aligned(const uint8_t* p, uint32_t (&w)[4]) {
-  const auto* h = reinterpret_cast<const uint16_t*>(p);
-#pragma unroll
-  for (int k = 0; k < 4; ++k) w[k] = static_cast<uint32_t>(h[2 * k]) | (static_cast<uint32_t>(h[2 * k + 1]) << 16);
 }
 
 // This lane's Q4_K / Q5_K codes of sub-blocks 2c (lo) and 2c + 1 (hi) as words of 4 bytes, from 16 bytes of 4-bit
@@ -180,151 +167,156 @@ RF_DEVICE void q45k_codes(const uint32_t (&q)[4], const uint32_t (&qh)[4], int c
   }
 }
 
-// This lane's Q6_K codes (unsigned, offset 32) of its two runs of 16, from 16 bytes of low nibbles ql and 16 of
-// high bit pairs qh (pairs 2 k0 and 2 k0 + 4).
-RF_DEVICE void q6k_codes(const uint32_t (&ql)[4], const uint32_t (&qh)[4], int k0, uint32_t (&v1)[4],
-                         uint32_t (&v2)[4]) {
-#pragma unroll
-  for (int k = 0; k < 4; ++k) {
-    v1[k] = (ql[k] & 0x0F0F0F0Fu) | (((qh[k] >> (2 * k0)) & 0x03030303u) << 4);
-    v2[k] = ((ql[k] >> 4) & 0x0F0F0F0Fu) | (((qh[k] >> (2 * k0 + 4)) & 0x03030303u) << 4);
+// Byte k (0..3, any run-time value) of w.
+RF_DEVICE int byte_of(uint32_t w, int k) { return static_cast<int>((w >> (8 * k)) & 0xFFu); }
+
+// Q4_K / Q5_K scale and min of sub-block j (0..7) from a split head's scale words y, z, w (its bytes 4-15): as
+// scale_min_k4 (blocks.cuh), from registers.
+RF_DEVICE void scale_min_words(uint32_t y, uint32_t z, uint32_t w, int j, int* scale, int* min) {
+  const int k = j & 3, by = byte_of(y, k), bz = byte_of(z, k);
+  if (j < 4) {
+    *scale = by & 63;
+    *min = bz & 63;
+  } else {
+    const int bw = byte_of(w, k);
+    *scale = (bw & 0x0F) | ((by >> 6) << 4);
+    *min = (bw >> 4) | ((bz >> 6) << 4);
   }
 }
 
-// Q4_K / Q5_K block ib of the warp's rows: this lane's 16 codes of sub-blocks 2c (lo) and 2c + 1 (hi) as words of
-// 4 bytes, their 6-bit scales and mins and the block's d / dmin, times every token's Q8_K block ib.
-template <int kR, int NT>
-RF_DEVICE void accumulate_q45k(const uint32_t (&lo)[kR][4], const uint32_t (&hi)[kR][4], const float (&d)[kR],
-                               const float (&dmin)[kR], const int (&sc_lo)[kR], const int (&m_lo)[kR],
-                               const int (&sc_hi)[kR], const int (&m_hi)[kR], int64_t ib, int c, int half,
-                               const WarpRows& wr, const ActRows& act, float (&acc)[kR][NT]) {
+// One K-quant block of a row in split rows (matmul.h SplitLayout; nb blocks per row) times every token's Q8_K block
+// ib, for lane `sub` (0..kLanesPerKBlock - 1) of the block's lanes.
+//   Q4_K / Q5_K: chunk c = sub / 2 of 64 elements, half = sub % 2: 16 bytes of 4-bit codes holding 16 elements of
+//   sub-block 2c (low nibbles) and 16 of 2c + 1 (high); the minimums use the quantizer's 32-code sums, added by the
+//   half-0 lane for the whole sub-block.
+//   Q6_K: h = sub / 4, j = sub % 4 reads ql bytes [64h + 16j, +16) and qh bytes [128 + 32h + l0, +16) (l0 =
+//   16 (j & 1)): elements e1 = 128h + 32k0 + l0 + i (low nibbles, qh bits 2k0) and e2 = e1 + 64 (high nibbles, qh
+//   bits 2k0 + 4), k0 = j / 2, i < 16; the codes' offset of 32 is taken off each byte.
+template <quant::Type T>
+inline constexpr int kBodyBytes = split_code_bytes(T);  // a constant for device code
+
+template <quant::Type T, int NT>
+RF_DEVICE void kquant_block(const uint8_t* row, int64_t nb, int64_t ib, int sub, const WarpRows& wr,
+                            const ActRows& act, float (&acc)[1][NT]) {
+  constexpr int kBody = kBodyBytes<T>;
+  const uint8_t* body = row + ib * kBody;
+  const uint8_t* head = row + nb * kBody + ib * 16;
+  if constexpr (T == quant::Type::Q4_K || T == quant::Type::Q5_K) {
+    constexpr bool kFive = T == quant::Type::Q5_K;
+    const int c = sub / 2, half = sub % 2;
+    const uint4 qs = *reinterpret_cast<const uint4*>(body + (kFive ? 32 : 0) + 32 * c + 16 * half);
+    const uint32_t q[4] = {qs.x, qs.y, qs.z, qs.w};
+    uint32_t qh[4] = {0, 0, 0, 0};
+    if (kFive) {
+      const uint4 h4 = *reinterpret_cast<const uint4*>(body + 16 * half);
+      qh[0] = h4.x, qh[1] = h4.y, qh[2] = h4.z, qh[3] = h4.w;
+    }
+    uint32_t lo[4], hi[4];
+    q45k_codes<kFive>(q, qh, c, lo, hi);
+    const uint4 hd = *reinterpret_cast<const uint4*>(head);
+    const float d = half_bits_to_float(static_cast<uint16_t>(hd.x & 0xFFFFu));
+    const float dmin = half_bits_to_float(static_cast<uint16_t>(hd.x >> 16));
+    int sc_lo = 0, m_lo = 0, sc_hi = 0, m_hi = 0;
+    scale_min_words(hd.y, hd.z, hd.w, 2 * c, &sc_lo, &m_lo);
+    scale_min_words(hd.y, hd.z, hd.w, 2 * c + 1, &sc_hi, &m_hi);
 #pragma unroll
-  for (int t = 0; t < NT; ++t) {
-    if (t < wr.n_tok) {
-      const int8_t* ab = act.q + (wr.tok0 + t) * act.q_stride + ib * 256 + 64 * c + 16 * half;
-      const int4 a_lo = *reinterpret_cast<const int4*>(ab);
-      const int4 a_hi = *reinterpret_cast<const int4*>(ab + 32);
-      const float da = act.d[(wr.tok0 + t) * act.d_stride + ib];
-      const int s_lo = sum_codes(a_lo), s_hi = sum_codes(a_hi);
+    for (int t = 0; t < NT; ++t) {
+      if (t < wr.n_tok) {
+        const int64_t tok = wr.tok0 + t;
+        const int8_t* ab = act.q + tok * act.q_stride + ib * 256 + 64 * c + 16 * half;
+        const int4 a_lo = *reinterpret_cast<const int4*>(ab);
+        const int4 a_hi = *reinterpret_cast<const int4*>(ab + 32);
+        const float da = act.d[tok * act.d_stride + ib];
+        const int dot = sc_lo * dot16(lo, a_lo) + sc_hi * dot16(hi, a_hi);
+        const int32_t* s = act.s + tok * act.s_stride + ib * 8 + 2 * c;
+        const int mins = half == 0 ? m_lo * s[0] + m_hi * s[1] : 0;
+        acc[0][t] += da * (d * static_cast<float>(dot) - dmin * static_cast<float>(mins));
+      }
+    }
+  } else {
+    static_assert(T == quant::Type::Q6_K, "K-quant products: Q4_K, Q5_K, Q6_K");
+    const int h = sub / 4, j = sub % 4, k0 = j / 2, l0 = 16 * (j & 1);
+    const int e1 = 128 * h + 32 * k0 + l0, e2 = e1 + 64;
+    const uint4 l4 = *reinterpret_cast<const uint4*>(body + 64 * h + 16 * j);
+    const uint4 h4 = *reinterpret_cast<const uint4*>(body + 128 + 32 * h + l0);
+    const uint32_t ql[4] = {l4.x, l4.y, l4.z, l4.w}, qh[4] = {h4.x, h4.y, h4.z, h4.w};
+    uint32_t v1[4], v2[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      v1[k] = sub_bytes((ql[k] & 0x0F0F0F0Fu) | (((qh[k] >> (2 * k0)) & 0x03030303u) << 4), 0x20202020u);
+      v2[k] = sub_bytes(((ql[k] >> 4) & 0x0F0F0F0Fu) | (((qh[k] >> (2 * k0 + 4)) & 0x03030303u) << 4), 0x20202020u);
+    }
+    const auto* scales = reinterpret_cast<const int8_t*>(head);
+    const int sc1 = scales[e1 / 16], sc2 = scales[e2 / 16];
+    const float d = half_bits_to_float(reinterpret_cast<const uint16_t*>(row + nb * (kBody + 16))[ib]);
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      if (t < wr.n_tok) {
+        const int8_t* ab = act.q + (wr.tok0 + t) * act.q_stride + ib * 256;
+        const int4 a1 = *reinterpret_cast<const int4*>(ab + e1);
+        const int4 a2 = *reinterpret_cast<const int4*>(ab + e2);
+        const float da = act.d[(wr.tok0 + t) * act.d_stride + ib];
+        const int dot = sc1 * dot16(v1, a1) + sc2 * dot16(v2, a2);
+        acc[0][t] += da * d * static_cast<float>(dot);
+      }
+    }
+  }
+}
+
+// Reduces each lane's partial sums over the warp and stores them; with kSplit warps per row group (part: this
+// warp's index among them), the parts' sums meet in shared memory and are added in part order. Every warp of the
+// block must call it (kSplit > 1 has a block-wide barrier).
+template <int kR, int NT, int kSplit>
+RF_DEVICE void finish_sums(const WarpRows& wr, float (&acc)[kR][NT], int part) {
+  if constexpr (kSplit == 1) {
+    if (wr.n_rows > 0) store_sums(wr, acc);
+  } else {
+    __shared__ float s_part[kThreads / kWarpSize][kR][NT];  // [warp][row][token], from lane 0 of each warp
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
 #pragma unroll
       for (int r = 0; r < kR; ++r) {
-        if (r < wr.n_rows) {
-          const int dot = sc_lo[r] * dot16(lo[r], a_lo) + sc_hi[r] * dot16(hi[r], a_hi);
-          const int mins = m_lo[r] * s_lo + m_hi[r] * s_hi;
-          acc[r][t] += da * (d[r] * static_cast<float>(dot) - dmin[r] * static_cast<float>(mins));
+        const float v = warp_reduce_sum(acc[r][t]);
+        if (lane_id() == 0) s_part[warp_id()][r][t] = v;
+      }
+    }
+    __syncthreads();
+    if (part == 0 && lane_id() == 0 && wr.n_rows > 0) {
+#pragma unroll
+      for (int t = 0; t < NT; ++t) {
+#pragma unroll
+        for (int r = 0; r < kR; ++r) {
+          float v = s_part[warp_id()][r][t];
+#pragma unroll
+          for (int p = 1; p < kSplit; ++p) v += s_part[warp_id() + p][r][t];
+          if (r < wr.n_rows && t < wr.n_tok) wr.out[(wr.tok0 + t) * wr.out_stride + wr.row0 + r] = v;
         }
       }
     }
   }
 }
 
-// Q4_K (kFive false) / Q5_K (true) weights times Q8_K activations, kKRowsPerWarp rows per warp, NT tokens: each
-// lane decodes its weight bytes once per block and multiplies them with every token's codes.
-template <bool kFive, int NT>
+// Q4_K / Q5_K / Q6_K weights in split rows times Q8_K activations, one row per warp group of kSplit warps, NT
+// tokens: kLanesPerKBlock lanes share a block (kquant_block), so a warp covers kWarpSize / kLanesPerKBlock blocks
+// per pass; part p of the group takes passes p, p + kSplit, ...
+template <quant::Type T, int NT, int kSplit>
 __global__ void __launch_bounds__(kThreads)
-    matvec_q45k_kernel(const MatSet set, int64_t n_blocks, const ActRows act) {
-  constexpr int kBytes = kFive ? 176 : 144;
-  constexpr int kQsOffset = kFive ? 48 : 16;
-  constexpr int kR = kKRowsPerWarp;
-  const WarpRows wr = warp_rows<kR, NT>(set, act);
-  if (wr.n_rows <= 0) return;  // uniform across the warp
-  weights_then_wait(wr);
-  const int sub = lane_id() % kLanesPerKBlock;
-  const int c = sub / 2, half = sub % 2;  // 64-element chunk c; low nibbles: sub-block 2c, high: 2c + 1
-  float acc[kR][NT];
+    matvec_kquant_kernel(const MatSet set, int64_t n_blocks, const ActRows act) {
+  constexpr int kPass = kWarpSize / kLanesPerKBlock;  // blocks per warp pass
+  const WarpRows wr = warp_rows<1, NT, kSplit>(set, act);
+  const int part = warp_id() % kSplit;
+  float acc[1][NT];
   zero_sums(acc);
+  if (wr.n_rows > 0) {  // uniform across the warp (and its row group); no return before finish_sums' barrier
+    weights_then_wait(wr);
+    const uint8_t* row = wr.w + wr.row0 * wr.nb1;
+    const int sub = lane_id() % kLanesPerKBlock;
 #pragma unroll 4
-  for (int64_t ib = lane_id() / kLanesPerKBlock; ib < n_blocks; ib += kWarpSize / kLanesPerKBlock) {
-    uint32_t lo[kR][4], hi[kR][4];
-    float d[kR], dmin[kR];
-    int sc_lo[kR], m_lo[kR], sc_hi[kR], m_hi[kR];
-#pragma unroll
-    for (int r = 0; r < kR; ++r) {
-      if (r < wr.n_rows) {
-        const uint8_t* b = wr.w + (wr.row0 + r) * wr.nb1 + ib * kBytes;
-        const uint4 qs = *reinterpret_cast<const uint4*>(b + kQsOffset + 32 * c + 16 * half);
-        const uint32_t q[4] = {qs.x, qs.y, qs.z, qs.w};
-        uint32_t qh[4] = {0, 0, 0, 0};
-        if (kFive) {
-          const uint4 qh4 = *reinterpret_cast<const uint4*>(b + 16 + 16 * half);
-          qh[0] = qh4.x, qh[1] = qh4.y, qh[2] = qh4.z, qh[3] = qh4.w;
-        }
-        q45k_codes<kFive>(q, qh, c, lo[r], hi[r]);
-        const uint32_t dm = *reinterpret_cast<const uint32_t*>(b);
-        d[r] = half_bits_to_float(static_cast<uint16_t>(dm & 0xFFFFu));
-        dmin[r] = half_bits_to_float(static_cast<uint16_t>(dm >> 16));
-        scale_min_k4(b + 4, 2 * c, &sc_lo[r], &m_lo[r]);
-        scale_min_k4(b + 4, 2 * c + 1, &sc_hi[r], &m_hi[r]);
-      }
-    }
-    accumulate_q45k(lo, hi, d, dmin, sc_lo, m_lo, sc_hi, m_hi, ib, c, half, wr, act, acc);
-  }
-  store_sums(wr, acc);
-}
-
-// Q6_K block ib of the warp's rows: this lane's 16 + 16 codes (elements e1.. and e2.., offset 32 taken off here)
-// with their scales and the block's d, times every token's Q8_K block ib.
-template <int kR, int NT>
-RF_DEVICE void accumulate_q6k(const uint32_t (&v1)[kR][4], const uint32_t (&v2)[kR][4], const int (&sc1)[kR],
-                              const int (&sc2)[kR], const float (&d)[kR], int64_t ib, int e1, int e2,
-                              const WarpRows& wr, const ActRows& act, float (&acc)[kR][NT]) {
-#pragma unroll
-  for (int t = 0; t < NT; ++t) {
-    if (t < wr.n_tok) {
-      const int8_t* ab = act.q + (wr.tok0 + t) * act.q_stride + ib * 256;
-      const int4 a1 = *reinterpret_cast<const int4*>(ab + e1);
-      const int4 a2 = *reinterpret_cast<const int4*>(ab + e2);
-      const float da = act.d[(wr.tok0 + t) * act.d_stride + ib];
-      const int s1 = sum_codes(a1), s2 = sum_codes(a2);
-#pragma unroll
-      for (int r = 0; r < kR; ++r) {
-        if (r < wr.n_rows) {
-          const int dot = sc1[r] * (dot16(v1[r], a1) - 32 * s1) + sc2[r] * (dot16(v2[r], a2) - 32 * s2);
-          acc[r][t] += da * d[r] * static_cast<float>(dot);
-        }
-      }
+    for (int64_t ib = part * kPass + lane_id() / kLanesPerKBlock; ib < n_blocks; ib += kSplit * kPass) {
+      kquant_block<T>(row, n_blocks, ib, sub, wr, act, acc);
     }
   }
-}
-
-// Q6_K weights times Q8_K activations. Lane sub (0..7) of a block: half h = sub / 4, j = sub % 4 reads ql bytes
-// [64h + 16j, +16) and qh bytes [32h + l0, +16) (l0 = 16 (j & 1)); they hold elements 128h + 32k0 + l0 + i (low
-// nibbles, qh bits 2k0) and 128h + 32(k0 + 2) + l0 + i (high nibbles, qh bits 2k0 + 4), k0 = j / 2, i < 16.
-template <int NT>
-__global__ void __launch_bounds__(kThreads)
-    matvec_q6k_kernel(const MatSet set, int64_t n_blocks, const ActRows act) {
-  constexpr int kBytes = 210;
-  constexpr int kR = kKRowsPerWarp;
-  const WarpRows wr = warp_rows<kR, NT>(set, act);
-  if (wr.n_rows <= 0) return;  // uniform across the warp
-  weights_then_wait(wr);
-  const int sub = lane_id() % kLanesPerKBlock;
-  const int h = sub / 4, j = sub % 4, k0 = j / 2, l0 = 16 * (j & 1);
-  const int e1 = 128 * h + 32 * k0 + l0, e2 = e1 + 64;
-  float acc[kR][NT];
-  zero_sums(acc);
-#pragma unroll 4
-  for (int64_t ib = lane_id() / kLanesPerKBlock; ib < n_blocks; ib += kWarpSize / kLanesPerKBlock) {
-    uint32_t v1[kR][4], v2[kR][4];
-    int sc1[kR], sc2[kR];
-    float d[kR];
-#pragma unroll
-    for (int r = 0; r < kR; ++r) {
-      if (r < wr.n_rows) {
-        const uint8_t* b = wr.w + (wr.row0 + r) * wr.nb1 + ib * kBytes;
-        uint32_t ql[4], qh[4];
-        load16_2aligned(b + 64 * h + 16 * j, ql);
-        load16_2aligned(b + 128 + 32 * h + l0, qh);
-        q6k_codes(ql, qh, k0, v1[r], v2[r]);
-        const auto* scales = reinterpret_cast<const int8_t*>(b + 192);
-        sc1[r] = scales[e1 / 16];
-        sc2[r] = scales[e2 / 16];
-        d[r] = half_bits_to_float(*reinterpret_cast<const uint16_t*>(b + 208));
-      }
-    }
-    accumulate_q6k(v1, v2, sc1, sc2, d, ib, e1, e2, wr, act, acc);
-  }
-  store_sums(wr, acc);
+  finish_sums<1, NT, kSplit>(wr, acc, part);
 }
 
 // Block ib of the warp's rows (weight codes wq as 8 words of signed bytes in activation order, Q4_0: unsigned
@@ -410,200 +402,7 @@ __global__ void __launch_bounds__(kThreads)
       accumulate_q40_q80<kQ8Weights>(wq, dw, ib, wr, act, acc);
     }
   }
-  if constexpr (kSplit == 1) {
-    if (wr.n_rows > 0) store_sums(wr, acc);
-  } else {
-    __shared__ float s_part[kThreads / kWarpSize][kR][NT];  // [warp][row][token], from lane 0 of each warp
-#pragma unroll
-    for (int t = 0; t < NT; ++t) {
-#pragma unroll
-      for (int r = 0; r < kR; ++r) {
-        const float v = warp_reduce_sum(acc[r][t]);
-        if (lane_id() == 0) s_part[warp_id()][r][t] = v;
-      }
-    }
-    __syncthreads();
-    if (part == 0 && lane_id() == 0 && wr.n_rows > 0) {
-#pragma unroll
-      for (int t = 0; t < NT; ++t) {
-#pragma unroll
-        for (int r = 0; r < kR; ++r) {
-          float v = s_part[warp_id()][r][t];
-#pragma unroll
-          for (int p = 1; p < kSplit; ++p) v += s_part[warp_id() + p][r][t];
-          if (r < wr.n_rows && t < wr.n_tok) wr.out[(wr.tok0 + t) * wr.out_stride + wr.row0 + r] = v;
-        }
-      }
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Staged K-quant products: the same per-lane arithmetic as the kernels above (every lane takes the same blocks in
-// the same order, so the sums are bitwise equal), but the weight bytes reach shared memory through 16-byte
-// asynchronous copies of whole contiguous row spans, kStages steps ahead, instead of 2- to 16-byte loads from
-// global memory per lane (Q6_K's 210-byte blocks are only 2-byte aligned).
-// Step = the blocks one warp pass covers (kWarpSize / kLanes of them); stage = one step of kR rows.
-
-// Bytes per block of each staged type (kLanesPerKBlock lanes share a block); kStagedSteps steps in flight per warp.
-RF_HOST_DEVICE constexpr int staged_block_bytes(quant::Type t) {
-  return t == quant::Type::Q4_K ? 144 : t == quant::Type::Q5_K ? 176 : 210;
-}
-constexpr int kStagedSteps = 4;
-// One row's step in shared memory: the step's bytes from the 16-byte boundary at or below its start (up to 15
-// bytes earlier) to the one at or above its end, plus room for read_words' reads past the last block.
-RF_HOST_DEVICE constexpr int staged_step_bytes(quant::Type t, int warp_size) {
-  return (warp_size / kLanesPerKBlock * staged_block_bytes(t) + 32 + 15) / 16 * 16;
-}
-size_t staged_shared_bytes(quant::Type t, int rows, int warp_size) {
-  return static_cast<size_t>(kThreads / warp_size) * kStagedSteps * rows * staged_step_bytes(t, warp_size);
-}
-
-// N little-endian words of the bytes at p (2-byte aligned), through aligned 4-byte loads (reads up to 4 bytes past
-// p + 4 N).
-template <int N>
-RF_DEVICE void read_words(const uint8_t* p, uint32_t (&w)[N]) {
-  const auto a = reinterpret_cast<uintptr_t>(p);
-  const auto* src = reinterpret_cast<const uint32_t*>(a & ~uintptr_t{3});
-  const unsigned shift = static_cast<unsigned>(a & 2) * 8;  // 0 or 16
-  uint32_t prev = src[0];
-#pragma unroll
-  for (int i = 0; i < N; ++i) {
-    const uint32_t next = src[i + 1];
-    w[i] = static_cast<uint32_t>(((static_cast<uint64_t>(next) << 32) | prev) >> shift);
-    prev = next;
-  }
-}
-
-// Block ib of each row r < wr.n_rows whose bytes start at b[r] (shared memory, 2-byte aligned); `sub` is the lane's
-// index among the block's lanes. Decodes as the direct kernels above and accumulates with the same helpers.
-template <quant::Type T, int kR, int NT>
-RF_DEVICE void staged_block(const uint8_t* const (&b)[kR], int64_t ib, int sub, const WarpRows& wr,
-                            const ActRows& act, float (&acc)[kR][NT]) {
-  using quant::Type;
-  if constexpr (T == Type::Q4_K || T == Type::Q5_K) {
-    constexpr bool kFive = T == Type::Q5_K;
-    constexpr int kQsOffset = kFive ? 48 : 16;
-    const int c = sub / 2, half = sub % 2;
-    uint32_t lo[kR][4], hi[kR][4];
-    float d[kR], dmin[kR];
-    int sc_lo[kR], m_lo[kR], sc_hi[kR], m_hi[kR];
-#pragma unroll
-    for (int r = 0; r < kR; ++r) {
-      if (r < wr.n_rows) {
-        uint32_t q[4], dm[1];
-        read_words(b[r] + kQsOffset + 32 * c + 16 * half, q);
-        uint32_t qh[4] = {0, 0, 0, 0};
-        if (kFive) read_words(b[r] + 16 + 16 * half, qh);
-        q45k_codes<kFive>(q, qh, c, lo[r], hi[r]);
-        read_words(b[r], dm);
-        d[r] = half_bits_to_float(static_cast<uint16_t>(dm[0] & 0xFFFFu));
-        dmin[r] = half_bits_to_float(static_cast<uint16_t>(dm[0] >> 16));
-        scale_min_k4(b[r] + 4, 2 * c, &sc_lo[r], &m_lo[r]);
-        scale_min_k4(b[r] + 4, 2 * c + 1, &sc_hi[r], &m_hi[r]);
-      }
-    }
-    accumulate_q45k(lo, hi, d, dmin, sc_lo, m_lo, sc_hi, m_hi, ib, c, half, wr, act, acc);
-  } else {
-    static_assert(T == Type::Q6_K, "staged types: Q4_K, Q5_K, Q6_K");
-    const int h = sub / 4, j = sub % 4, k0 = j / 2, l0 = 16 * (j & 1);
-    const int e1 = 128 * h + 32 * k0 + l0, e2 = e1 + 64;
-    uint32_t v1[kR][4], v2[kR][4];
-    int sc1[kR], sc2[kR];
-    float d[kR];
-#pragma unroll
-    for (int r = 0; r < kR; ++r) {
-      if (r < wr.n_rows) {
-        uint32_t ql[4], qh[4];
-        read_words(b[r] + 64 * h + 16 * j, ql);
-        read_words(b[r] + 128 + 32 * h + l0, qh);
-        q6k_codes(ql, qh, k0, v1[r], v2[r]);
-        const auto* scales = reinterpret_cast<const int8_t*>(b[r] + 192);
-        sc1[r] = scales[e1 / 16];
-        sc2[r] = scales[e2 / 16];
-        d[r] = half_bits_to_float(*reinterpret_cast<const uint16_t*>(b[r] + 208));
-      }
-    }
-    accumulate_q6k(v1, v2, sc1, sc2, d, ib, e1, e2, wr, act, acc);
-  }
-}
-
-template <quant::Type T, int kR, int NT>
-__global__ void __launch_bounds__(kThreads)
-    matvec_staged_kernel(const MatSet set, int64_t n_blocks, const ActRows act) {
-  constexpr int kBlockBytes = staged_block_bytes(T);
-  constexpr int kStages = kStagedSteps;
-  constexpr int kStepBlocks = kWarpSize / kLanesPerKBlock;
-  constexpr int kStepBytes = staged_step_bytes(T, kWarpSize);
-  extern __shared__ uint4 staged_shared[];
-  grid_dependents_launch();
-  const WarpRows wr = warp_rows<kR, NT>(set, act);
-  if (wr.n_rows <= 0) return;  // uniform across the warp; the kernel has no block-wide barrier
-  uint8_t* mine = reinterpret_cast<uint8_t*>(staged_shared) + warp_id() * (kStages * kR * kStepBytes);
-  const int64_t n_steps = (n_blocks + kStepBlocks - 1) / kStepBlocks;
-  const int lane = lane_id();
-  const auto step_src = [&](int r, int64_t s) {
-    return wr.w + (wr.row0 + r) * wr.nb1 + s * kStepBlocks * kBlockBytes;
-  };
-  const auto issue = [&](int64_t s) {
-    if (s < n_steps) {
-      const int64_t n_bytes = min(static_cast<int64_t>(kStepBlocks), n_blocks - s * kStepBlocks) * kBlockBytes;
-#pragma unroll
-      for (int r = 0; r < kR; ++r) {
-        if (r < wr.n_rows) {
-          const uint8_t* g = step_src(r, s);
-          const uint8_t* g0 = reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(g) & ~uintptr_t{15});
-          const uint8_t* end = g + n_bytes;
-          const int n_chunks = static_cast<int>((end - g0 + 15) / 16);
-          uint8_t* dst = mine + ((s % kStages) * kR + r) * kStepBytes;
-          for (int c = lane; c < n_chunks; c += kWarpSize) {
-            const uint8_t* src = g0 + 16 * c;
-            if (end - src >= 16) {
-              async_copy16(dst + 16 * c, src);
-            } else {
-              async_copy16_partial(dst + 16 * c, src, static_cast<int>(end - src));
-            }
-          }
-        }
-      }
-    }
-    async_copy_commit();  // an empty group past the end keeps the wait count below uniform
-  };
-  float acc[kR][NT];
-  zero_sums(acc);
-#pragma unroll
-  for (int s = 0; s < kStages - 1; ++s) issue(s);  // weights only: no kernel writes them
-  grid_dependency_wait();                           // the activations come from the previous kernel
-  for (int64_t s = 0; s < n_steps; ++s) {
-    issue(s + kStages - 1);
-    async_copy_wait<kStages - 1>();
-    warp_sync();
-    const int64_t ib = s * kStepBlocks + lane / kLanesPerKBlock;
-    if (ib < n_blocks) {
-      const uint8_t* b[kR];
-#pragma unroll
-      for (int r = 0; r < kR; ++r) {
-        b[r] = mine + ((s % kStages) * kR + r) * kStepBytes + (reinterpret_cast<uintptr_t>(step_src(r, s)) & 15) +
-               (lane / kLanesPerKBlock) * kBlockBytes;
-      }
-      staged_block<T>(b, ib, lane % kLanesPerKBlock, wr, act, acc);
-    }
-    warp_sync();  // every lane is done with this stage before a later issue() overwrites it
-  }
-  store_sums(wr, acc);
-}
-
-template <quant::Type T, int R>
-void launch_staged(unsigned grid, const MatSet& set, int64_t n_blocks, const ActRows& act, int warp_size,
-                   gpuStream_t stream) {
-  const size_t shared = staged_shared_bytes(T, R, warp_size);
-  static OncePerContext opt_in;  // above 48 KB needs the opt-in, once per kernel and context
-  const bool opted_in = opt_in([&] {
-    return gpuFuncSetAttribute(reinterpret_cast<const void*>(&matvec_staged_kernel<T, R, 1>),
-                               gpuFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared)) == gpuSuccess;
-  });
-  (void)opted_in;  // a refused opt-in shows as the launch error
-  launch_kernel(matvec_staged_kernel<T, R, 1>, grid, kThreads, shared, stream, set, n_blocks, act);
+  finish_sums<kR, NT, kSplit>(wr, acc, part);
 }
 
 unsigned blocks_for(int64_t items, int64_t per_block) {
@@ -616,15 +415,28 @@ int64_t total_rows(const WeightView* ws, int count) {
   return n;
 }
 
-// Q8_0 products of up to kSplitKMaxRows rows (all matrices of a launch) and rows of at least kSplitKMinBlocks
-// blocks give each row group two warps. On the H100 (back-to-back, us, one warp -> two): Q8_0 11008 x 4096 21.8 ->
-// 19.4, 4096 x 4096 8.9 -> 8.1, 14336 x 4096 26.2 -> 23.9; Q4_0 lost (12.0 -> 14.5, 5.4 -> 6.1), so it keeps one.
+// Products of up to kSplitKMaxRows rows (all matrices of a launch) with long enough rows give each row group two
+// warps. On the H100 (back-to-back, us, one warp -> two):
+//   Q8_0 (from 128 blocks): 11008 x 4096 21.8 -> 19.4, 4096 x 4096 8.9 -> 8.1, 14336 x 4096 26.2 -> 23.9;
+//   Q6_K / Q5_K (from 40 blocks): 11008 x 4096 17.5 -> 16.7 / 15.3 -> 15.0, 14336 x 4096 21.3 -> 20.3 / 20.8 -> 18.5;
+//   Q4_K (from 48 blocks): 14336 x 4096 17.1 -> 16.2, but 11008 x 4096 12.9 -> 13.5;
+//   Q4_0 lost (12.0 -> 14.5, 5.4 -> 6.1), so it keeps one; rows of 16 blocks (4096) lose for every K-quant.
 // policy: MatmulPolicy::split_k.
 constexpr int64_t kSplitKMaxRows = 8192;
-constexpr int64_t kSplitKMinBlocks = 128;
+int64_t split_k_min_blocks(quant::Type t) {
+  using quant::Type;
+  return t == Type::Q8_0 ? 128 : t == Type::Q4_K ? 48 : t == Type::Q5_K || t == Type::Q6_K ? 40 : INT64_MAX;
+}
 int split_k_for(quant::Type t, int64_t rows, int64_t n_blocks, int policy) {
   if (policy > 0) return policy >= 2 ? 2 : 1;
-  return t == quant::Type::Q8_0 && rows <= kSplitKMaxRows && n_blocks >= kSplitKMinBlocks ? 2 : 1;
+  return rows <= kSplitKMaxRows && n_blocks >= split_k_min_blocks(t) ? 2 : 1;
+}
+
+template <quant::Type T, int NT>
+void launch_kquant(int split_k, unsigned grid, const MatSet& set, int64_t n_blocks, const ActRows& act,
+                   gpuStream_t stream) {
+  split_k == 1 ? launch_kernel(matvec_kquant_kernel<T, NT, 1>, grid, kThreads, 0, stream, set, n_blocks, act)
+               : launch_kernel(matvec_kquant_kernel<T, NT, 2>, grid, kThreads, 0, stream, set, n_blocks, act);
 }
 
 template <bool kQ8, int NT>
@@ -722,9 +534,6 @@ Status matvec_int8_multi(const WeightView* ws, float* const* outs, const int64_t
   const ActRows act{rows.q,        rows.d, rows.s, rows.q_stride, rows.d_stride, rows.s_stride,
                     n_tok,         blocks_for(n_tok, nt), 0};
   const int64_t n_blocks = w.n_in / qk;
-  const int staged = matmul_policy().staged_matvec;
-  // Staged Q4_K / Q5_K decode more bytes per lane out of shared memory than their direct kernels load: slower there.
-  const bool use_staged = k_quant && nt == 1 && (staged >= 2 || (staged == 1 && w.type == Type::Q6_K));
   for (int i = 0; i < count; ++i) {
     if (!split_rows_aligned(ws[i])) {
       return Status::error("gpu matvec_int8: " + std::string(quant::type_name(w.type)) +
@@ -738,8 +547,8 @@ Status matvec_int8_multi(const WeightView* ws, float* const* outs, const int64_t
                             : policy.split_rows > 0 ? policy.split_rows
                             : nt == 1              ? 1
                                                    : kSplitRowsPerWarp;
-  // Warps per row group of split rows: from the weights' shape only (the sums depend on it; never on the batch).
-  const int split_k = k_quant ? 1 : split_k_for(w.type, total_rows(ws, count), n_blocks, policy.split_k);
+  // Warps per row group: from the weights' shape only (the sums depend on it; never on the batch).
+  const int split_k = split_k_for(w.type, total_rows(ws, count), n_blocks, policy.split_k);
   const int64_t rows_per_block = static_cast<int64_t>(warps_per_block / split_k) * rows_per_warp;
   MatSet set{};
   unsigned row_blocks = 0;
@@ -755,23 +564,14 @@ Status matvec_int8_multi(const WeightView* ws, float* const* outs, const int64_t
   set.count = count;
   if (row_blocks == 0) return ok_status();
   const unsigned grid = row_blocks * act.n_groups;
-  if (use_staged) {
-    switch (w.type) {
-      case Type::Q4_K: launch_staged<Type::Q4_K, kKRowsPerWarp>(grid, set, n_blocks, act, warp_size, stream); break;
-      case Type::Q5_K: launch_staged<Type::Q5_K, kKRowsPerWarp>(grid, set, n_blocks, act, warp_size, stream); break;
-      default: launch_staged<Type::Q6_K, kKRowsPerWarp>(grid, set, n_blocks, act, warp_size, stream); break;
-    }
-    const gpuError_t err = gpuGetLastError();
-    return err == gpuSuccess ? ok_status() : error_status(err, "matvec_int8 (staged) launch");
-  }
   const auto run = [&](auto nt_const) {
     constexpr int NT = decltype(nt_const)::value;
     switch (w.type) {
       case Type::Q4_0: launch_split<false, NT>(rows_per_warp, split_k, grid, set, n_blocks, act, stream); break;
       case Type::Q8_0: launch_split<true, NT>(rows_per_warp, split_k, grid, set, n_blocks, act, stream); break;
-      case Type::Q4_K: launch_kernel(matvec_q45k_kernel<false, NT>, grid, kThreads, 0, stream, set, n_blocks, act); break;
-      case Type::Q5_K: launch_kernel(matvec_q45k_kernel<true, NT>, grid, kThreads, 0, stream, set, n_blocks, act); break;
-      default: launch_kernel(matvec_q6k_kernel<NT>, grid, kThreads, 0, stream, set, n_blocks, act); break;
+      case Type::Q4_K: launch_kquant<Type::Q4_K, NT>(split_k, grid, set, n_blocks, act, stream); break;
+      case Type::Q5_K: launch_kquant<Type::Q5_K, NT>(split_k, grid, set, n_blocks, act, stream); break;
+      default: launch_kquant<Type::Q6_K, NT>(split_k, grid, set, n_blocks, act, stream); break;
     }
   };
   switch (nt) {
