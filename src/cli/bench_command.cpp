@@ -36,6 +36,7 @@ struct BenchOptions {
   int n_prompt = 512, n_gen = 128, reps = 3, threads = 0, n_gpu_layers = -1;
   std::string device = "auto";
   bool json = false, kernels = false;
+  bool batch_invariant = false;  // as serve runs (BackendOptions::batch_invariant)
   std::vector<int> decode_batches;  // sequences per batched-decode run (none by default)
 };
 
@@ -127,10 +128,12 @@ Expected<BenchResult> run_bench(const BenchOptions& o) {
   r.n_prompt = o.n_prompt;
   r.n_gen = o.n_gen;
   r.reps = o.reps;
+  r.batch_invariant = o.batch_invariant;
   backend::BackendOptions bo;
   bo.device = *kind;
   bo.n_threads = o.threads;
   bo.n_gpu_layers = o.n_gpu_layers;
+  bo.batch_invariant = o.batch_invariant;
   auto choice = runtime::select_backend(bo);
   if (!choice) return Status::error("bench: " + choice.error_message());
   if (!choice->note.empty()) std::fprintf(stderr, "rocmforge: %s\n", choice->note.c_str());
@@ -210,6 +213,7 @@ nlohmann::json to_json(const BenchResult& r) {
           {"n_prompt", r.n_prompt},
           {"n_gen", r.n_gen},
           {"repetitions", r.reps},
+          {"batch_invariant", r.batch_invariant},
           {"pp_tokens_per_s", r.pp_tokens_per_s},
           {"pp_tokens_per_s_sd", r.pp_tokens_per_s_sd},
           {"tg_tokens_per_s", r.tg_tokens_per_s},
@@ -307,6 +311,8 @@ void register_bench_command(CLI::App& app, int& exit_code) {
                   "also time batched decode with these numbers of sequences (e.g. 8,32)")
       ->delimiter(',');
   sub->add_flag("--json", o->json, "print one JSON object");
+  sub->add_flag("--batch-invariant", o->batch_invariant,
+                "compute every row of a batch alike, as serve does by default (GPU: other kernels)");
   sub->add_flag("--kernels", o->kernels, "time the dot kernels of every SIMD table instead (no model)");
   sub->callback([o, &exit_code] {
     if (o->kernels) {

@@ -17,6 +17,7 @@ struct BenchResult {
   std::string model, device, backend;
   int threads = 0;
   int n_prompt = 0, n_gen = 0, reps = 0;
+  bool batch_invariant = false;
   double pp_tokens_per_s = 0, pp_tokens_per_s_sd = 0;
   double tg_tokens_per_s = 0, tg_tokens_per_s_sd = 0;
   double weight_bytes_per_token = 0;

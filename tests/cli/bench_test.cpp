@@ -30,10 +30,12 @@ TEST(BenchCommand, JsonHasEveryFieldAndTheBatchedDecodeRuns) {
   const auto j = nlohmann::json::parse(r.out);
   for (const char* key : {"model", "device", "backend", "threads", "pp_tokens_per_s", "pp_tokens_per_s_sd",
                           "tg_tokens_per_s", "tg_tokens_per_s_sd", "weight_bytes_per_token",
-                          "memory_bandwidth_bytes_per_s", "tg_roofline_fraction", "load_seconds", "peak_rss_bytes"}) {
+                          "memory_bandwidth_bytes_per_s", "tg_roofline_fraction", "load_seconds", "peak_rss_bytes",
+                          "batch_invariant"}) {
     EXPECT_TRUE(j.contains(key)) << key;
   }
   EXPECT_EQ(j["threads"], 1);
+  EXPECT_EQ(j["batch_invariant"], false);
   EXPECT_GT(j["pp_tokens_per_s"].get<double>(), 0.0);
   EXPECT_GT(j["tg_tokens_per_s"].get<double>(), 0.0);
   EXPECT_GT(j["weight_bytes_per_token"].get<double>(), 0.0);
@@ -47,6 +49,17 @@ TEST(BenchCommand, JsonHasEveryFieldAndTheBatchedDecodeRuns) {
   EXPECT_EQ(j["batched_tg"][0]["sequences"], 2);
   EXPECT_EQ(j["batched_tg"][1]["sequences"], 5);
   for (const auto& b : j["batched_tg"]) EXPECT_GT(b["tokens_per_s"].get<double>(), 0.0);
+}
+
+// --batch-invariant: measured as serve runs by default (the backend computes every row of a batch alike), and
+// recorded in the JSON.
+TEST(BenchCommand, BatchInvariantRunIsRecorded) {
+  const auto r =
+      run_cli("bench -m " + small_model() + " -p 8 -n 4 -r 1 --device cpu --threads 1 --batch-invariant --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["batch_invariant"], true);
+  EXPECT_GT(j["tg_tokens_per_s"].get<double>(), 0.0);
 }
 
 TEST(BenchCommand, BadDecodeBatchesIsOneClearError) {

@@ -521,6 +521,45 @@ TEST(GpuMatmul, RareFormatEmbeddingsAreBitwiseTheCpuDequantization) {
   }
 }
 
+// A batch-invariant backend (serve's default) runs every batch of a weight through one int8 kernel: matmul_mmq
+// where it takes the weight (the K-quants' rows of 768 here), the int8 matrix-vector product where it cannot (rows
+// of 544, not whole 256-element spans) or where the policy asks for it. Each token of batches of 1 to 100 gets
+// bitwise the bits it gets alone, and the CPU's within tolerance.
+TEST(GpuMatmul, BatchInvariantProductsGiveEveryTokenItsSingleTokenBits) {
+  RF_REQUIRE_GPU_PAIR(pair);
+  PolicyGuard guard;
+  pair.gpu().set_batch_invariant(true);
+  struct Restore {
+    GpuBackend& be;
+    ~Restore() { be.set_batch_invariant(false); }
+  } restore{pair.gpu()};
+  std::mt19937 rng(61);
+  for (const bool matvec : {false, true}) {
+    matmul_policy().invariant_matvec = matvec;
+    for (const Type t : {Type::Q4_0, Type::Q8_0, Type::Q4_K, Type::Q5_K, Type::Q6_K}) {
+      const int64_t n_in = quant::traits(t).block_size == 256 ? 768 : 544, n_out = 133;
+      const HostWeight hw = make_weight(rng, t, n_in, n_out);
+      auto [wg, wc] = pair.weight(t, n_in, n_out, 1, hw.bytes);
+      expect_batches_match(pair, rng, t, hw, wg, wc, n_in, n_out, {1, 7, 33, 100}, tol_factor(t), "batch-invariant");
+      const int64_t n_tok = 100;
+      const std::vector<float> x = random_floats(rng, static_cast<size_t>(n_in * n_tok));
+      const Tensor xg = pair.gpu_f32(x, n_in);
+      const Tensor og = pair.gpu_zeros(n_out, n_tok);
+      pair.gpu().matmul(og, xg, wg);
+      const std::vector<float> batched = pair.download(pair.gpu(), og);
+      for (const int64_t k : {int64_t{0}, int64_t{37}, int64_t{99}}) {
+        const Tensor o1 = pair.gpu_zeros(n_out, 1);
+        pair.gpu().matmul(o1, xg.rows(k, 1), wg);
+        const std::vector<float> single = pair.download(pair.gpu(), o1);
+        for (int64_t r = 0; r < n_out; ++r) {
+          ASSERT_EQ(batched[k * n_out + r], single[r])
+              << label(t) << (matvec ? " matvec" : "") << " token " << k << " row " << r;
+        }
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, MatmulParity, ::testing::ValuesIn(kTypes),
                          [](const ::testing::TestParamInfo<Type>& p) { return label(p.param); });
 

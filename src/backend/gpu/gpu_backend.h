@@ -123,8 +123,9 @@ class GpuBackend final : public backend::Backend {
     graphs_ = on && kGraphUpdateSupported;
     auto_graphs_.active = false;
   }
-  // BackendOptions::batch_invariant: matmul_mmq for every batch size its types have (single tokens included) and
-  // the per-token decode attention for every token (never the query-tile kernel).
+  // BackendOptions::batch_invariant: one int8 kernel for every batch size of a weight (matmul_mmq, single tokens
+  // included; matvec_int8 where mmq cannot take the weight or MatmulPolicy::invariant_matvec asks) and the
+  // per-token decode attention for every token (never the query-tile kernel).
   void set_batch_invariant(bool on) { batch_invariant_ = on; }
   bool graphs_enabled() const { return graphs_; }
   int64_t graph_launches() const { return graph_launches_; }

@@ -175,10 +175,16 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
       return;
     }
   }
+  // Batch-invariant mode: one kernel for every batch size of a weight, matmul_mmq, or the int8 matrix-vector
+  // product (bitwise the same per token in any batch) where mmq cannot take the weight (HIP builds, rows not whole
+  // 256-element spans) or policy.invariant_matvec asks for it.
+  const bool int8_any = batch_invariant_ && has_int8_matvec(w.type, 1) && x.ne1 <= 65535 &&
+                        (policy.invariant_matvec || !has_mmq_matmul(w.type) || x.ne0 % 256 != 0);
+  const bool int8 = int8_any || has_int8_matvec(w.type, x.ne1);
   const int64_t mmq_min = batch_invariant_ ? 1 : policy.mmq_min_tokens;
-  const bool use_mmq =
-      x.ne1 >= mmq_min && x.ne1 <= policy.mmq_max_tokens && has_mmq_matmul(w.type) && x.ne0 % 256 == 0;
-  if (fuse_ && (use_mmq || has_int8_matvec(w.type, x.ne1))) {
+  const bool use_mmq = !int8_any && x.ne1 >= mmq_min && x.ne1 <= policy.mmq_max_tokens && has_mmq_matmul(w.type) &&
+                       x.ne0 % 256 == 0;
+  if (fuse_ && (use_mmq || int8)) {
     fuse_or_flush_act(x, int8_matvec_act_kind(w.type));
   } else {
     flush_act_only();
@@ -199,7 +205,7 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
     remember_quantized(kind);
     return;
   }
-  if (has_int8_matvec(w.type, x.ne1)) {
+  if (int8) {
     PendingMatvec& g = pending_mv_;
     // ROCMFORGE_GPU_GROUP_MATVEC=0 launches each one alone (for measurements).
     static const bool grouping = [] {
