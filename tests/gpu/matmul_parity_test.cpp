@@ -95,6 +95,26 @@ struct PolicyGuard {
   ~PolicyGuard() { matmul_policy() = saved; }
 };
 
+// The GPU product of weight w with the rows of x, downloaded (x.ne1 rows of n_out).
+std::vector<float> gpu_product(BackendPair& pair, const Tensor& x, const Tensor& w, int64_t n_out) {
+  const Tensor o = pair.gpu_zeros(n_out, x.ne1);
+  pair.gpu().matmul(o, x, w);
+  return pair.download(pair.gpu(), o);
+}
+
+// Token k of a batch x (for k in `tokens`) gets bitwise the product it gets alone.
+void expect_tokens_as_alone(BackendPair& pair, const Tensor& x, const Tensor& w, int64_t n_out,
+                            const std::vector<int64_t>& tokens, const std::string& what) {
+  const std::vector<float> batched = gpu_product(pair, x, w, n_out);
+  for (const int64_t k : tokens) {
+    const std::vector<float> single = gpu_product(pair, x.rows(k, 1), w, n_out);
+    for (int64_t r = 0; r < n_out; ++r) {
+      ASSERT_EQ(batched[k * n_out + r], single[r])
+          << what << " batch " << x.ne1 << " token " << k << " row " << r << ": not bitwise equal";
+    }
+  }
+}
+
 // Runs batches of each width through the GPU and CPU backends and compares within tol_factor * sum |w x|.
 void expect_batches_match(BackendPair& pair, std::mt19937& rng, Type t, const HostWeight& hw, const Tensor& wg,
                           const Tensor& wc, int64_t n_in, int64_t n_out, const std::vector<int64_t>& widths,
@@ -189,21 +209,10 @@ TEST_P(MatmulParity, Int8BatchesMatchCpuAndEqualSingleTokenProductsBitwise) {
     const std::string what = "int8 split_k " + std::to_string(split_k);
     expect_batches_match(pair, rng, t, hw, wg, wc, n_in, n_out, {1, 2, 3, 4, 5, 8, 9, 17, 32, 40}, tol_factor(t), what);
     for (const int64_t n_tok : {2, 3, 7, 8, 13, 32}) {
-      const std::vector<float> x = random_floats(rng, static_cast<size_t>(n_in * n_tok));
-      const Tensor xg = pair.gpu_f32(x, n_in);
-      const Tensor og = pair.gpu_zeros(n_out, n_tok);
-      pair.gpu().matmul(og, xg, wg);
-      const std::vector<float> batched = pair.download(pair.gpu(), og);
-      for (int64_t k = 0; k < n_tok; ++k) {
-        const Tensor o1 = pair.gpu_zeros(n_out, 1);
-        pair.gpu().matmul(o1, xg.rows(k, 1), wg);
-        const std::vector<float> single = pair.download(pair.gpu(), o1);
-        for (int64_t r = 0; r < n_out; ++r) {
-          ASSERT_EQ(batched[k * n_out + r], single[r])
-              << label(t) << " " << what << " batch " << n_tok << " token " << k << " row " << r
-              << ": not bitwise equal";
-        }
-      }
+      const Tensor xg = pair.gpu_f32(random_floats(rng, static_cast<size_t>(n_in * n_tok)), n_in);
+      std::vector<int64_t> every(static_cast<size_t>(n_tok));
+      for (int64_t k = 0; k < n_tok; ++k) every[static_cast<size_t>(k)] = k;
+      expect_tokens_as_alone(pair, xg, wg, n_out, every, label(t) + " " + what);
     }
   }
 }
@@ -541,21 +550,8 @@ TEST(GpuMatmul, BatchInvariantProductsGiveEveryTokenItsSingleTokenBits) {
       const HostWeight hw = make_weight(rng, t, n_in, n_out);
       auto [wg, wc] = pair.weight(t, n_in, n_out, 1, hw.bytes);
       expect_batches_match(pair, rng, t, hw, wg, wc, n_in, n_out, {1, 7, 33, 100}, tol_factor(t), "batch-invariant");
-      const int64_t n_tok = 100;
-      const std::vector<float> x = random_floats(rng, static_cast<size_t>(n_in * n_tok));
-      const Tensor xg = pair.gpu_f32(x, n_in);
-      const Tensor og = pair.gpu_zeros(n_out, n_tok);
-      pair.gpu().matmul(og, xg, wg);
-      const std::vector<float> batched = pair.download(pair.gpu(), og);
-      for (const int64_t k : {int64_t{0}, int64_t{37}, int64_t{99}}) {
-        const Tensor o1 = pair.gpu_zeros(n_out, 1);
-        pair.gpu().matmul(o1, xg.rows(k, 1), wg);
-        const std::vector<float> single = pair.download(pair.gpu(), o1);
-        for (int64_t r = 0; r < n_out; ++r) {
-          ASSERT_EQ(batched[k * n_out + r], single[r])
-              << label(t) << (matvec ? " matvec" : "") << " token " << k << " row " << r;
-        }
-      }
+      const Tensor xg = pair.gpu_f32(random_floats(rng, static_cast<size_t>(n_in * 100)), n_in);
+      expect_tokens_as_alone(pair, xg, wg, n_out, {0, 37, 99}, label(t) + (matvec ? " matvec" : " default"));
     }
   }
 }
