@@ -3,9 +3,10 @@
 // does), then every lane multiplies 16-byte runs of weight codes with 16-byte runs of activation codes through
 // dot4_i8 and applies the block / sub-block scales in float. Results equal the CPU's up to float summation order.
 //
-// Work split: the quantizer gives one warp 256 activations (256 / kWarpSize per lane). The K-quant products give
-// each 256-element weight block to 8 lanes (each lane: 16 bytes of 4-bit codes = 32 elements of two sub-blocks,
-// or 16 + 16 bytes of Q6_K low / high bits), so a warp covers kWarpSize / 8 blocks of a row per step.
+// Work split: the quantizer gives one warp 256 activations (256 / kWarpSize per lane). Weights are in split rows
+// (matmul.h SplitLayout). The K-quant products give each 256-element weight block to 8 lanes (each lane: 16 bytes
+// of 4-bit codes = 32 elements of two sub-blocks, or 16 + 16 bytes of Q6_K low / high bits), so a warp covers
+// kWarpSize / 8 blocks of a row per pass; Q4_0 / Q8_0 give each lane whole 32-element blocks.
 // (Block layouts: ggml format facts, see blocks.cuh and src/quant/kquant_layout.h.)
 #include <cstdint>
 #include <string>
@@ -184,6 +185,9 @@ RF_DEVICE void scale_min_words(uint32_t y, uint32_t z, uint32_t w, int j, int* s
   }
 }
 
+template <quant::Type T>
+inline constexpr int kBodyBytes = split_code_bytes(T);  // a constant for device code
+
 // One K-quant block of a row in split rows (matmul.h SplitLayout; nb blocks per row) times every token's Q8_K block
 // ib, for lane `sub` (0..kLanesPerKBlock - 1) of the block's lanes.
 //   Q4_K / Q5_K: chunk c = sub / 2 of 64 elements, half = sub % 2: 16 bytes of 4-bit codes holding 16 elements of
@@ -192,9 +196,6 @@ RF_DEVICE void scale_min_words(uint32_t y, uint32_t z, uint32_t w, int j, int* s
 //   Q6_K: h = sub / 4, j = sub % 4 reads ql bytes [64h + 16j, +16) and qh bytes [128 + 32h + l0, +16) (l0 =
 //   16 (j & 1)): elements e1 = 128h + 32k0 + l0 + i (low nibbles, qh bits 2k0) and e2 = e1 + 64 (high nibbles, qh
 //   bits 2k0 + 4), k0 = j / 2, i < 16; the codes' offset of 32 is taken off each byte.
-template <quant::Type T>
-inline constexpr int kBodyBytes = split_code_bytes(T);  // a constant for device code
-
 template <quant::Type T, int NT>
 RF_DEVICE void kquant_block(const uint8_t* row, int64_t nb, int64_t ib, int sub, const WarpRows& wr,
                             const ActRows& act, float (&acc)[1][NT]) {
