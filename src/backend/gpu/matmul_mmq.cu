@@ -37,55 +37,26 @@ constexpr int kCleanLd = kStep + 16;        // bytes per decoded row (spreads th
 constexpr int kMaxSplits = 16;
 constexpr int64_t kTargetBlocks = 4 * 132;  // ~4 resident blocks per SM of an H100-class part
 
-enum class Kind { kQ4_0, kQ8_0, kQ4_K, kQ5_K, kQ6_K };
-
-template <Kind K>
-struct Traits;
-template <>
-struct Traits<Kind::kQ4_0> {
-  static constexpr quant::Type kType = quant::Type::Q4_0;
-  static constexpr bool kSub16 = false, kSuper = false;
-};
-template <>
-struct Traits<Kind::kQ8_0> {
-  static constexpr quant::Type kType = quant::Type::Q8_0;
-  static constexpr bool kSub16 = false, kSuper = false;
-};
-template <>
-struct Traits<Kind::kQ4_K> {
-  static constexpr quant::Type kType = quant::Type::Q4_K;
-  static constexpr bool kSub16 = false, kSuper = true;
-};
-template <>
-struct Traits<Kind::kQ5_K> {
-  static constexpr quant::Type kType = quant::Type::Q5_K;
-  static constexpr bool kSub16 = false, kSuper = true;
-};
-template <>
-struct Traits<Kind::kQ6_K> {
-  static constexpr quant::Type kType = quant::Type::Q6_K;
-  static constexpr bool kSub16 = true, kSuper = true;
-};
-
 // One step's bytes of a split row (matmul.h SplitLayout), as 16-byte chunks: the bodies of its blocks (kBlocks
 // of them: 8 of Q4_0 / Q8_0, one K-quant block), then the block's head (K-quants), then the 16-byte aligned chunk
 // of f16 scales that holds the step's (Q4_0 / Q8_0: exactly the step's 8; Q6_K: 8 blocks' d, this one at byte
 // 2 (step % 8)).
-template <Kind K>
+template <quant::Type K>
 struct Span {
-  static constexpr quant::Type kType = Traits<K>::kType;
-  static constexpr int kBlocks = kStep / split_layout(kType).qk;
-  static constexpr int kBody = split_code_bytes(kType);
+  static constexpr bool kSuper = split_layout(K).qk == 256;  // K-quants: d (and dmin) per 256-element block
+  static constexpr bool kSub16 = K == quant::Type::Q6_K;      // 16-element sub-blocks, each with its scale
+  static constexpr int kBlocks = kStep / split_layout(K).qk;
+  static constexpr int kBody = split_code_bytes(K);
   static constexpr int kCodes = kBlocks * kBody;            // body bytes per step
-  static constexpr int kHead = split_head_bytes(kType);     // 16 or 0 (K-quants: one block per step)
-  static constexpr bool kScales = split_scale_bytes(kType) > 0;
+  static constexpr int kHead = split_head_bytes(K);     // 16 or 0 (K-quants: one block per step)
+  static constexpr bool kScales = split_scale_bytes(K) > 0;
   static constexpr int kChunks = kCodes / 16 + (kHead > 0 ? 1 : 0) + (kScales ? 1 : 0);
   // Byte offset of the step's first f16 scale in its scale chunk.
   static RF_DEVICE int scale_offset(int64_t step) { return static_cast<int>((step * kBlocks * 2) & 15); }
 };
 
 // Shared memory of a block of NT tokens (dynamic: up to ~86 KB).
-template <Kind K, int NT>
+template <quant::Type K, int NT>
 struct alignas(16) Shared {
   uint4 raw[kMT][Span<K>::kChunks];
   int8_t codes[kMT][kCleanLd];
@@ -102,14 +73,14 @@ RF_DEVICE uint32_t ld_u16(const uint8_t* base, int off) {
 
 // Decodes 32-element group j (0..7) of row r's step span into codes[r][32 j, +32) and scales; the span's chunks
 // in raw[r] (Span), its first f16 scale at byte `off` of the scale chunk.
-template <Kind K, typename Sh>
+template <quant::Type K, typename Sh>
 RF_DEVICE void decode_group(Sh& sh, int r, int j, int off) {
   using S = Span<K>;
   const auto* raw = reinterpret_cast<const uint8_t*>(sh.raw[r]);
   const auto* words = reinterpret_cast<const uint32_t*>(sh.raw[r]);
   constexpr int kScaleAt = S::kCodes + S::kHead;  // the scale chunk
   uint32_t c[8];
-  if constexpr (K == Kind::kQ4_0) {
+  if constexpr (K == quant::Type::Q4_0) {
     const uint4 q4 = sh.raw[r][j];
     const uint32_t q[4] = {q4.x, q4.y, q4.z, q4.w};
 #pragma unroll
@@ -118,17 +89,17 @@ RF_DEVICE void decode_group(Sh& sh, int r, int j, int off) {
       c[k + 4] = sub_bytes((q[k] >> 4) & 0x0F0F0F0Fu, 0x08080808u);
     }
     sh.f[r][j] = half_bits_to_float(static_cast<uint16_t>(ld_u16(raw, kScaleAt + off + 2 * j)));
-  } else if constexpr (K == Kind::kQ8_0) {
+  } else if constexpr (K == quant::Type::Q8_0) {
     const uint4 lo = sh.raw[r][2 * j], hi = sh.raw[r][2 * j + 1];
     c[0] = lo.x, c[1] = lo.y, c[2] = lo.z, c[3] = lo.w, c[4] = hi.x, c[5] = hi.y, c[6] = hi.z, c[7] = hi.w;
     sh.f[r][j] = half_bits_to_float(static_cast<uint16_t>(ld_u16(raw, kScaleAt + off + 2 * j)));
-  } else if constexpr (K == Kind::kQ4_K || K == Kind::kQ5_K) {  // body: (Q5_K: qh[32]) qs[128]; head at kCodes
-    constexpr int kQs = K == Kind::kQ5_K ? 32 : 0;
+  } else if constexpr (K == quant::Type::Q4_K || K == quant::Type::Q5_K) {  // body: (Q5_K: qh[32]) qs[128]; head at kCodes
+    constexpr int kQs = K == quant::Type::Q5_K ? 32 : 0;
     const int ch = j / 2, shift = 4 * (j & 1);
 #pragma unroll
     for (int k = 0; k < 8; ++k) {
       c[k] = (words[(kQs + 32 * ch) / 4 + k] >> shift) & 0x0F0F0F0Fu;
-      if constexpr (K == Kind::kQ5_K) c[k] |= ((words[k] >> j) & 0x01010101u) << 4;
+      if constexpr (K == quant::Type::Q5_K) c[k] |= ((words[k] >> j) & 0x01010101u) << 4;
     }
     scale_min_k4(raw + S::kCodes + 4, j, &sh.sc[r][j], &sh.sc[r][8 + j]);
     if (j == 0) {
@@ -165,12 +136,12 @@ RF_DEVICE void mma_k16(int (&d)[4], uint32_t a0, uint32_t a1, uint32_t b0) {
 }
 
 // FN fragments of 8 tokens per warp, WN warps along tokens (NT = 8 FN WN tokens per block).
-template <Kind K, int FN, int WN>
+template <quant::Type K, int FN, int WN>
 __global__ void __launch_bounds__(32 * kWarpsM * WN)
     mmq_kernel(const uint8_t* __restrict__ w, size_t nb1, int64_t n_out, int64_t n_steps, const Int8Rows act,
                int64_t n_tok, float* __restrict__ out, int64_t out_stride, int64_t steps_per_split) {
   pdl_prologue();
-  using T = Traits<K>;
+  using T = Span<K>;
   constexpr int kThreads = 32 * kWarpsM * WN;
   constexpr int kNT = 8 * FN * WN;
   constexpr int kChunks = Span<K>::kChunks;
@@ -190,8 +161,7 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
   const int64_t n_my = min(steps_per_split, n_steps - first);
   if (gridDim.z > 1) out += static_cast<int64_t>(blockIdx.z) * n_tok * out_stride;
 
-  using S = Span<K>;
-  const int64_t n_blocks = n_steps * S::kBlocks;
+  const int64_t n_blocks = n_steps * T::kBlocks;
   uint4 regs[kLoads];
   const auto load = [&](int64_t step) {
 #pragma unroll
@@ -200,10 +170,10 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
       regs[l] = make_uint4(0, 0, 0, 0);
       if (i < kMT * kChunks && row0 + r < n_out) {
         const uint8_t* row = w + (row0 + r) * nb1;
-        const uint8_t* src = c < S::kCodes / 16 ? row + step * S::kCodes + 16 * c
-                             : S::kHead > 0 && c == S::kCodes / 16
-                                 ? row + n_blocks * S::kBody + step * 16
-                                 : row + n_blocks * (S::kBody + S::kHead) + ((step * S::kBlocks * 2) & ~int64_t{15});
+        const uint8_t* src = c < T::kCodes / 16 ? row + step * T::kCodes + 16 * c
+                             : T::kHead > 0 && c == T::kCodes / 16
+                                 ? row + n_blocks * T::kBody + step * 16
+                                 : row + n_blocks * (T::kBody + T::kHead) + ((step * T::kBlocks * 2) & ~int64_t{15});
         regs[l] = *reinterpret_cast<const uint4*>(src);
       }
     }
@@ -270,7 +240,7 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
     __syncthreads();
     for (int task = tid; task < kMT * 8; task += kThreads) {
       const int r = task / 8, j = task % 8;
-      decode_group<K>(sh, r, j, S::scale_offset(step));
+      decode_group<K>(sh, r, j, T::scale_offset(step));
     }
     if (s + 1 < n_my) {
       load(step + 1);
@@ -342,7 +312,7 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
         for (int e = 0; e < 4; ++e) {
           const float da = sh.xd[tl0 + 8 * n + 2 * t + (e & 1)][0];
           const float dw = e < 2 ? d_lo : d_hi;
-          if constexpr (K == Kind::kQ6_K) {
+          if constexpr (K == quant::Type::Q6_K) {
             acc[n][e] += da * dw * static_cast<float>(isum[n][e]);
           } else {
             acc[n][e] += da * (dw * static_cast<float>(isum[n][e]) - (e < 2 ? m_lo : m_hi) * static_cast<float>(msum[n][e]));
@@ -363,17 +333,8 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
   }
 }
 
-Kind kind_of(quant::Type t) {
-  switch (t) {
-    case quant::Type::Q4_0: return Kind::kQ4_0;
-    case quant::Type::Q8_0: return Kind::kQ8_0;
-    case quant::Type::Q4_K: return Kind::kQ4_K;
-    case quant::Type::Q5_K: return Kind::kQ5_K;
-    default: return Kind::kQ6_K;
-  }
-}
 
-template <Kind K, int FN, int WN>
+template <quant::Type K, int FN, int WN>
 void launch(const WeightView& w, const Int8Rows& act, int64_t n_tok, float* dst, int64_t dst_stride, int64_t n_steps,
             int splits, int64_t steps_per_split, gpuStream_t stream) {
   constexpr int kNT = 8 * FN * WN;
@@ -390,7 +351,7 @@ void launch(const WeightView& w, const Int8Rows& act, int64_t n_tok, float* dst,
                                                    n_tok, dst, dst_stride, steps_per_split);
 }
 
-template <Kind K>
+template <quant::Type K>
 void launch_fn(int fn, const WeightView& w, const Int8Rows& act, int64_t n_tok, float* dst, int64_t dst_stride,
                int64_t n_steps, int splits, int64_t steps_per_split, gpuStream_t stream) {
   switch (fn) {  // tokens per block: 8, 16, 32, 64, 128
@@ -437,12 +398,12 @@ Status matmul_mmq(const WeightView& w, const Int8Rows& act, int64_t n_tok, float
     dst_stride = w.n_out;
   }
   const int fn = n_tok <= 8 ? 1 : n_tok <= 16 ? 2 : n_tok <= 32 ? 4 : n_tok <= 64 ? 8 : 16;
-  switch (kind_of(w.type)) {
-    case Kind::kQ4_0: launch_fn<Kind::kQ4_0>(fn, w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
-    case Kind::kQ8_0: launch_fn<Kind::kQ8_0>(fn, w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
-    case Kind::kQ4_K: launch_fn<Kind::kQ4_K>(fn, w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
-    case Kind::kQ5_K: launch_fn<Kind::kQ5_K>(fn, w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
-    case Kind::kQ6_K: launch_fn<Kind::kQ6_K>(fn, w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
+  switch (w.type) {
+    case quant::Type::Q4_0: launch_fn<quant::Type::Q4_0>(fn, w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
+    case quant::Type::Q8_0: launch_fn<quant::Type::Q8_0>(fn, w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
+    case quant::Type::Q4_K: launch_fn<quant::Type::Q4_K>(fn, w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
+    case quant::Type::Q5_K: launch_fn<quant::Type::Q5_K>(fn, w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
+    default: launch_fn<quant::Type::Q6_K>(fn, w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
   }
   const gpuError_t err = gpuGetLastError();
   if (err != gpuSuccess) return error_status(err, "matmul_mmq launch");
