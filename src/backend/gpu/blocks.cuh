@@ -87,8 +87,8 @@ struct BlockFormat {
   }
 };
 
-// A split-row format (matmul.h SplitLayout): block ib's body (codes), 16-byte head and f16 scale in a row of n
-// elements.
+// A split-row format (matmul.h SplitLayout): where block ib's body (codes), 16-byte head and f16 scale lie in a
+// row of nb blocks. Every reader of split rows finds them through these.
 template <quant::Type T>
 struct SplitFormat {
   static constexpr quant::Type kType = T;
@@ -97,19 +97,20 @@ struct SplitFormat {
   static constexpr int kCodeBytes = split_code_bytes(T);
   static constexpr int kHeadBytes = split_head_bytes(T);
   static RF_DEVICE const uint8_t* codes(const uint8_t* row, int64_t ib) { return row + ib * kCodeBytes; }
-  static RF_DEVICE const uint8_t* head(const uint8_t* row, int64_t n, int64_t ib) {
-    return row + (n / kQk) * kCodeBytes + ib * 16;
+  static RF_DEVICE const uint8_t* head(const uint8_t* row, int64_t nb, int64_t ib) {
+    return row + nb * kCodeBytes + ib * 16;
   }
-  static RF_DEVICE float scale(const uint8_t* row, int64_t n, int64_t ib) {
-    return load_f16(row + (n / kQk) * (kCodeBytes + kHeadBytes) + 2 * ib);
+  static RF_DEVICE const uint8_t* scale_at(const uint8_t* row, int64_t nb, int64_t ib) {
+    return row + nb * (kCodeBytes + kHeadBytes) + 2 * ib;
   }
+  static RF_DEVICE float scale(const uint8_t* row, int64_t nb, int64_t ib) { return load_f16(scale_at(row, nb, ib)); }
 };
 
 struct BlockQ4_0 : SplitFormat<quant::Type::Q4_0> {
   static RF_DEVICE void chunk(const uint8_t* row, int64_t idx, int64_t n, float (&v)[8]) {
     const int64_t ib = idx / 4;
     const int c = static_cast<int>(idx % 4);
-    const float d = scale(row, n, ib);
+    const float d = scale(row, n / kQk, ib);
     const uint8_t* q = codes(row, ib);
 #pragma unroll
     for (int j = 0; j < 8; ++j) v[j] = static_cast<float>(run_nibble(q, 8 * c + j) - 8) * d;
@@ -157,7 +158,7 @@ struct BlockQ8_0 : SplitFormat<quant::Type::Q8_0> {
   static RF_DEVICE void chunk(const uint8_t* row, int64_t idx, int64_t n, float (&v)[8]) {
     const int64_t ib = idx / 4;
     const int c = static_cast<int>(idx % 4);
-    const float d = scale(row, n, ib);
+    const float d = scale(row, n / kQk, ib);
     const auto* qs = reinterpret_cast<const int8_t*>(codes(row, ib) + 8 * c);
 #pragma unroll
     for (int j = 0; j < 8; ++j) v[j] = static_cast<float>(qs[j]) * d;
@@ -243,7 +244,8 @@ struct BlockQ45K : SplitFormat<T> {
   using F = SplitFormat<T>;
   static RF_DEVICE void chunk(const uint8_t* row, int64_t idx, int64_t n, float (&v)[8]) {
     const int64_t ib = idx / 32;
-    decode_q45_k<T == quant::Type::Q5_K>(F::head(row, n, ib), F::codes(row, ib), static_cast<int>(idx % 32), v);
+    decode_q45_k<T == quant::Type::Q5_K>(F::head(row, n / F::kQk, ib), F::codes(row, ib), static_cast<int>(idx % 32),
+                                         v);
   }
 };
 using BlockQ4K = BlockQ45K<quant::Type::Q4_K>;
@@ -255,8 +257,8 @@ struct BlockQ6K : SplitFormat<quant::Type::Q6_K> {
     const int64_t ib = idx / 32;
     const int c = static_cast<int>(idx % 32);
     const uint8_t* b = codes(row, ib);
-    const float d = scale(row, n, ib);
-    const float ds = d * static_cast<float>(reinterpret_cast<const int8_t*>(head(row, n, ib))[c / 2]);
+    const float d = scale(row, n / kQk, ib);
+    const float ds = d * static_cast<float>(reinterpret_cast<const int8_t*>(head(row, n / kQk, ib))[c / 2]);
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
       const int e = 8 * c + j;

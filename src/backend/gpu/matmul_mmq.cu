@@ -170,10 +170,11 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
       regs[l] = make_uint4(0, 0, 0, 0);
       if (i < kMT * kChunks && row0 + r < n_out) {
         const uint8_t* row = w + (row0 + r) * nb1;
-        const uint8_t* src = c < T::kCodes / 16 ? row + step * T::kCodes + 16 * c
+        using F = SplitFormat<K>;
+        const uint8_t* src = c < T::kCodes / 16 ? F::codes(row, step * T::kBlocks) + 16 * c
                              : T::kHead > 0 && c == T::kCodes / 16
-                                 ? row + n_blocks * T::kBody + step * 16
-                                 : row + n_blocks * (T::kBody + T::kHead) + ((step * T::kBlocks * 2) & ~int64_t{15});
+                                 ? F::head(row, n_blocks, step * T::kBlocks)
+                                 : F::scale_at(row, n_blocks, 0) + ((step * T::kBlocks * 2) & ~int64_t{15});
         regs[l] = *reinterpret_cast<const uint4*>(src);
       }
     }

@@ -185,9 +185,6 @@ RF_DEVICE void scale_min_words(uint32_t y, uint32_t z, uint32_t w, int j, int* s
   }
 }
 
-template <quant::Type T>
-inline constexpr int kBodyBytes = split_code_bytes(T);  // a constant for device code
-
 // One K-quant block of a row in split rows (matmul.h SplitLayout; nb blocks per row) times every token's Q8_K block
 // ib, for lane `sub` (0..kLanesPerKBlock - 1) of the block's lanes.
 //   Q4_K / Q5_K: chunk c = sub / 2 of 64 elements, half = sub % 2: 16 bytes of 4-bit codes holding 16 elements of
@@ -199,9 +196,9 @@ inline constexpr int kBodyBytes = split_code_bytes(T);  // a constant for device
 template <quant::Type T, int NT>
 RF_DEVICE void kquant_block(const uint8_t* row, int64_t nb, int64_t ib, int sub, const WarpRows& wr,
                             const ActRows& act, float (&acc)[1][NT]) {
-  constexpr int kBody = kBodyBytes<T>;
-  const uint8_t* body = row + ib * kBody;
-  const uint8_t* head = row + nb * kBody + ib * 16;
+  using F = SplitFormat<T>;
+  const uint8_t* body = F::codes(row, ib);
+  const uint8_t* head = F::head(row, nb, ib);
   if constexpr (T == quant::Type::Q4_K || T == quant::Type::Q5_K) {
     constexpr bool kFive = T == quant::Type::Q5_K;
     const int c = sub / 2, half = sub % 2;
@@ -249,7 +246,7 @@ RF_DEVICE void kquant_block(const uint8_t* row, int64_t nb, int64_t ib, int sub,
     }
     const auto* scales = reinterpret_cast<const int8_t*>(head);
     const int sc1 = scales[e1 / 16], sc2 = scales[e2 / 16];
-    const float d = half_bits_to_float(reinterpret_cast<const uint16_t*>(row + nb * (kBody + 16))[ib]);
+    const float d = F::scale(row, nb, ib);
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
       if (t < wr.n_tok) {
@@ -365,7 +362,7 @@ RF_DEVICE void accumulate_q40_q80(const uint32_t (&wq)[kR][8], const float (&dw)
 template <bool kQ8Weights, int kR, int NT, int kSplit>
 __global__ void __launch_bounds__(kThreads)
     matvec_split_kernel(const MatSet set, int64_t n_blocks, const ActRows act) {
-  constexpr int kCodeBytes = kQ8Weights ? 32 : 16;
+  using F = SplitFormat<kQ8Weights ? quant::Type::Q8_0 : quant::Type::Q4_0>;
   const WarpRows wr = warp_rows<kR, NT, kSplit>(set, act);
   const int part = warp_id() % kSplit;
   float acc[kR][NT];
@@ -383,7 +380,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int r = 0; r < kR; ++r) {
         if (r < wr.n_rows) {
-          const auto* c = reinterpret_cast<const uint4*>(row[r] + ib * kCodeBytes);
+          const auto* c = reinterpret_cast<const uint4*>(F::codes(row[r], ib));
           const uint4 x = c[0];
           const uint32_t w[4] = {x.x, x.y, x.z, x.w};
           if (kQ8Weights) {
@@ -397,7 +394,7 @@ __global__ void __launch_bounds__(kThreads)
               wq[r][k + 4] = (w[k] >> 4) & 0x0F0F0F0Fu;
             }
           }
-          dw[r] = half_bits_to_float(reinterpret_cast<const uint16_t*>(row[r] + n_blocks * kCodeBytes)[ib]);
+          dw[r] = F::scale(row[r], n_blocks, ib);
         }
       }
       accumulate_q40_q80<kQ8Weights>(wq, dw, ib, wr, act, acc);
