@@ -682,12 +682,8 @@ Status GpuBackend::upload_split(const gguf::TensorInfo& info, size_t row_bytes, 
   Status st = ok_status();
   for (int64_t r = 0; r < n_rows && st.ok(); r += per_piece) {
     const int64_t n = std::min(per_piece, n_rows - r);
-    // On the stream: a synchronous copy from pageable memory may return before its DMA has landed, and split_rows
-    // (on a non-blocking stream) would then read stale staging bytes.
-    const gpuError_t copied =
-        gpuMemcpyAsync(staging, static_cast<const uint8_t*>(info.data) + static_cast<size_t>(r) * row_bytes,
-                       row_bytes * static_cast<size_t>(n), gpuMemcpyHostToDevice, stream_);
-    if (copied != gpuSuccess) st = error_status(copied, "weight upload");
+    st = upload(staging, static_cast<const uint8_t*>(info.data) + static_cast<size_t>(r) * row_bytes,
+                row_bytes * static_cast<size_t>(n));
     if (st.ok()) {
       st = split_rows(info.type, staging, row_bytes, n, info.ne[0], static_cast<uint8_t*>(dst) + r * pitch, pitch,
                       stream_);

@@ -147,7 +147,8 @@ class GpuBackend final : public backend::Backend {
   void lose_context(const Status& why);
   // Device memory for a weight of `bytes` from the arenas (a new arena when the current one is full).
   Expected<void*> arena_alloc(size_t bytes);
-  Status upload(void* dst, const void* src, size_t bytes);  // host to device, synchronous
+  // Host to device through the backend's stream, complete on return (so the stream's later kernels see it).
+  Status upload(void* dst, const void* src, size_t bytes);
   // A split-type weight (dequant.h: split_rows) from its mmapped GGUF rows into dst, rows `pitch` apart.
   Status upload_split(const gguf::TensorInfo& info, size_t row_bytes, size_t pitch, void* dst);
   // The rounded-activation scratch, grown to at least `floats`.
