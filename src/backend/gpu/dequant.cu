@@ -134,7 +134,10 @@ size_t weight_row_pitch(quant::Type t, size_t row_bytes) {
 Status split_rows(quant::Type t, const void* src, size_t src_pitch, int64_t n_rows, int64_t n_in, void* dst,
                   size_t dst_pitch, gpuStream_t stream) {
   const SplitLayout l = split_layout(t);
-  if (l.body_bytes == 0 || n_in % l.qk != 0 || !aligned(src, 2) || src_pitch % 2 != 0 || !aligned(dst, 16) ||
+  // The layout table restates the GGUF block's size: it must agree with the format's own (quant/types.h).
+  const bool known = l.body_bytes > 0 && l.qk == quant::traits(t).block_size &&
+                     l.block_bytes == static_cast<int>(quant::traits(t).block_bytes);
+  if (!known || n_in % l.qk != 0 || !aligned(src, 2) || src_pitch % 2 != 0 || !aligned(dst, 16) ||
       dst_pitch % 16 != 0 || n_rows > 0x7FFFFFFF) {
     return Status::error("gpu split_rows: " + std::string(quant::type_name(t)) + " rows of " + std::to_string(n_in) +
                          " elements: not a split type, not whole blocks or misaligned");
