@@ -3,6 +3,7 @@
 # .gpu-models/data.tar.gz when present), then `rocmforge` itself: `generate --device gpu --dump-logits` on every
 # golden model against llama.cpp's logits (nRMSE and argmax per prompt position, golden README tolerances), then
 # bench/gpu.sh (synth 7B/8B models made on the device). Logs go to $OUT.
+#   (prepare the carry once per checkout: bash scripts/gpu-carry.sh)
 #   run(carry=[".deps", ".gpu-models"], command="COMMIT=<sha> bash scripts/gpu-all.sh")
 # Env: SKIP_TESTS=1, SKIP_GOLDEN=1, SKIP_BENCH=1 leave a part out; MODELS etc. pass through to bench/gpu.sh.
 set -uo pipefail
