@@ -37,6 +37,7 @@ struct BenchOptions {
   std::string device = "auto";
   bool json = false, kernels = false;
   bool batch_invariant = false;  // as serve runs (BackendOptions::batch_invariant)
+  int parallel = 8;              // serve's default --parallel (BackendOptions::max_sequences)
   std::vector<int> decode_batches;  // sequences per batched-decode run (none by default)
 };
 
@@ -50,7 +51,8 @@ void mean_sd(const std::vector<double>& v, double* mean, double* sd) {
 // Deterministic token ids spread over the vocabulary.
 int32_t bench_token(int64_t i, int64_t n_vocab) { return static_cast<int32_t>((i * 7919 + 13) % n_vocab); }
 
-// Runs `n_tokens` tokens of a fresh sequence in batches of `batch` tokens; returns the seconds taken.
+// Runs `n_tokens` tokens of a fresh sequence in batches of `batch` tokens; returns the seconds taken. Batches of
+// one token stand for decode: their token counts as generated (Batch::generated), as the engine marks it.
 Expected<double> run_sequence(model::Model& m, kv::KvCache& cache, int n_tokens, int batch) {
   const int32_t seq = cache.add_sequence();
   std::vector<float> logits;
@@ -65,6 +67,7 @@ Expected<double> run_sequence(model::Model& m, kv::KvCache& cache, int n_tokens,
       b.positions.push_back(done + i);
       b.seq.push_back(0);
     }
+    if (batch == 1) b.generated.push_back(1);
     b.block_tables.push_back(cache.block_table(seq));
     b.output_rows.push_back(n - 1);
     s = m.forward(std::move(b), cache, &logits);
@@ -94,6 +97,7 @@ Expected<double> run_batched_decode(model::Model& m, kv::KvCache& cache, int n_s
         b.tokens.push_back(bench_token(static_cast<int64_t>(i) * 131 + pos0 + k, m.hparams().n_vocab));
         b.positions.push_back(pos0 + k);
         b.seq.push_back(static_cast<int32_t>(i));
+        b.generated.push_back(n_each == 1 ? 1 : 0);  // the decode steps' tokens, not the prompts'
       }
       b.block_tables.push_back(cache.block_table(seqs[i]));
       b.output_rows.push_back(static_cast<int32_t>(b.tokens.size()) - 1);
@@ -129,11 +133,13 @@ Expected<BenchResult> run_bench(const BenchOptions& o) {
   r.n_gen = o.n_gen;
   r.reps = o.reps;
   r.batch_invariant = o.batch_invariant;
+  r.parallel = o.batch_invariant ? o.parallel : 0;
   backend::BackendOptions bo;
   bo.device = *kind;
   bo.n_threads = o.threads;
   bo.n_gpu_layers = o.n_gpu_layers;
   bo.batch_invariant = o.batch_invariant;
+  bo.max_sequences = o.parallel;
   auto choice = runtime::select_backend(bo);
   if (!choice) return Status::error("bench: " + choice.error_message());
   if (!choice->note.empty()) std::fprintf(stderr, "rocmforge: %s\n", choice->note.c_str());
@@ -214,6 +220,7 @@ nlohmann::json to_json(const BenchResult& r) {
           {"n_gen", r.n_gen},
           {"repetitions", r.reps},
           {"batch_invariant", r.batch_invariant},
+          {"parallel", r.parallel},
           {"pp_tokens_per_s", r.pp_tokens_per_s},
           {"pp_tokens_per_s_sd", r.pp_tokens_per_s_sd},
           {"tg_tokens_per_s", r.tg_tokens_per_s},
@@ -313,6 +320,10 @@ void register_bench_command(CLI::App& app, int& exit_code) {
   sub->add_flag("--json", o->json, "print one JSON object");
   sub->add_flag("--batch-invariant", o->batch_invariant,
                 "compute every row of a batch alike, as serve does by default (GPU: other kernels)");
+  sub->add_option("--parallel", o->parallel,
+                  "with --batch-invariant: the sequences serve would decode at once (its --parallel: GPU kernels)")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
   sub->add_flag("--kernels", o->kernels, "time the dot kernels of every SIMD table instead (no model)");
   sub->callback([o, &exit_code] {
     if (o->kernels) {

@@ -18,6 +18,7 @@ struct BenchResult {
   int threads = 0;
   int n_prompt = 0, n_gen = 0, reps = 0;
   bool batch_invariant = false;
+  int parallel = 0;  // with batch_invariant: the --parallel the backend was told (BackendOptions::max_sequences)
   double pp_tokens_per_s = 0, pp_tokens_per_s_sd = 0;
   double tg_tokens_per_s = 0, tg_tokens_per_s_sd = 0;
   double weight_bytes_per_token = 0;

@@ -47,6 +47,13 @@ class Model {
     return *sites_[static_cast<size_t>(layer_site_[static_cast<size_t>(il)])].be;
   }
   backend::Backend& output_backend() const { return *sites_[static_cast<size_t>(out_site_)].be; }
+  // Whether any of its backends computes prompt and generated tokens differently (Backend::results_depend_on_kind).
+  bool results_depend_on_kind() const {
+    for (const Site& s : sites_) {
+      if (s.be->results_depend_on_kind()) return true;
+    }
+    return false;
+  }
   // Layers on the placement's `first` backend (n_layer when the model is not split).
   int n_first_layers() const { return n_first_; }
   // e.g. "layers 0-19 on gpu (CUDA, ...), layers 20-31 and the output on cpu (avx2, 8 threads)".

@@ -30,6 +30,7 @@ Expected<BackendChoice> create_gpu(const backend::BackendOptions& options) {
   auto created = gpu::GpuBackend::create(0);
   if (!created.ok()) return created.status();
   (*created)->set_batch_invariant(options.batch_invariant);
+  (*created)->set_generated_by_matvec(options.max_sequences <= backend::kMatvecDecodeSequences);
   BackendChoice c;
   c.device_name = (*created)->device().name;
   c.backend = std::move(*created);

@@ -75,7 +75,10 @@ void SequenceHandle::finish(FinishReason reason, std::string error) {
 // --- Engine ------------------------------------------------------------------------------------------------------
 
 Engine::Engine(model::Model& model, const EngineOptions& options)
-    : model_(model), opts_(options), shared_(std::make_shared<EngineShared>()) {}
+    : model_(model),
+      opts_(options),
+      kind_sensitive_(model.results_depend_on_kind()),
+      shared_(std::make_shared<EngineShared>()) {}
 
 Expected<std::unique_ptr<Engine>> Engine::create(model::Model& model, const EngineOptions& options) {
   EngineOptions o = options;

@@ -189,6 +189,7 @@ class Engine {
 
   model::Model& model_;
   EngineOptions opts_;
+  bool kind_sensitive_ = false;  // model_.results_depend_on_kind(), read once
   std::unique_ptr<kv::KvCache> cache_;
   std::shared_ptr<EngineShared> shared_;
   struct State;

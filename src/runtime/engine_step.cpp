@@ -125,6 +125,7 @@ bool Engine::build_batch(backend::Batch* batch, std::vector<Seq*>* batch_seqs, s
       batch->tokens.push_back(s.tokens[static_cast<size_t>(s.n_computed + i)]);
       batch->positions.push_back(s.n_computed + i);
       batch->seq.push_back(idx);
+      batch->generated.push_back(s.n_computed + i >= s.n_prompt ? 1 : 0);
     }
     if (s.n_computed + n == static_cast<int32_t>(s.tokens.size())) {
       batch->output_rows.push_back(static_cast<int32_t>(batch->tokens.size()) - 1);
@@ -159,7 +160,10 @@ bool Engine::build_batch(backend::Batch* batch, std::vector<Seq*>* batch_seqs, s
 
 void Engine::register_full_blocks(Seq& s) {
   const int32_t bs = opts_.block_size;
-  while ((s.n_registered + 1) * bs <= s.n_computed) {
+  // A backend whose results depend on a token's kind (Batch::generated) could hand a generated token's K/V to a
+  // later prompt that holds the same token (a chat's next turn): only blocks of prompt tokens are offered then.
+  const int32_t limit = kind_sensitive_ ? std::min(s.n_computed, s.n_prompt) : s.n_computed;
+  while ((s.n_registered + 1) * bs <= limit) {
     const auto idx = static_cast<size_t>(s.n_registered);
     const std::span<const int32_t> toks(s.tokens.data() + idx * static_cast<size_t>(bs), static_cast<size_t>(bs));
     const int32_t b = st_->blocks.register_block(s.blocks, s.n_registered, toks);

@@ -161,6 +161,7 @@ Expected<GenerateResult> generate(const GenerateOptions& o, const std::function<
     step.positions = {(*cache)->length(seq)};
     step.seq = {0};
     step.output_rows = {0};
+    step.generated = {1};
     step.block_tables.push_back((*cache)->block_table(seq));
     RF_RETURN_IF_ERROR(m.forward(std::move(step), **cache, nullptr));
     (*cache)->advance(seq, 1);

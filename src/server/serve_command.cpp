@@ -26,7 +26,7 @@ Expected<Loaded> load(const ServeOptions& o, const std::string& path) {
   Loaded l;
   auto kind = runtime::parse_device_kind(o.device);
   if (!kind) return kind.status();
-  const backend::BackendOptions bo{*kind, o.threads, o.n_gpu_layers, o.batch_invariant};
+  const backend::BackendOptions bo{*kind, o.threads, o.n_gpu_layers, o.batch_invariant, o.parallel};
   auto choice = runtime::select_backend(bo);
   if (!choice) return choice.status();
   if (!choice->note.empty()) std::fprintf(stderr, "rocmforge serve: %s\n", choice->note.c_str());

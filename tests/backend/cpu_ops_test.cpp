@@ -27,6 +27,25 @@ class CpuOpsTest : public ::testing::TestWithParam<std::string> {
   std::mt19937 rng_{42};
 };
 
+// Batch::generated is empty (all prompt tokens) or one flag per token; validate() says which when it is neither.
+TEST(BatchValidate, GeneratedFlagsAreNoneOrOnePerToken) {
+  Batch b;
+  b.tokens = {1, 2, 3};
+  b.positions = {0, 1, 2};
+  b.seq = {0, 0, 0};
+  b.block_tables = {{0}};
+  EXPECT_TRUE(b.validate(10, 4).ok());
+  EXPECT_FALSE(b.is_generated(2));
+  b.generated = {0, 0, 1};
+  EXPECT_TRUE(b.validate(10, 4).ok());
+  EXPECT_TRUE(b.is_generated(2));
+  EXPECT_FALSE(b.is_generated(1));
+  b.generated = {0, 1};
+  const Status s = b.validate(10, 4);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("3 tokens but 2 generated flags"), std::string::npos) << s.message();
+}
+
 TEST_P(CpuOpsTest, EmbedCopiesTheTokensRowsOfF32AndQuantizedTables) {
   const int64_t n_embd = 64, n_vocab = 11;
   Batch b;

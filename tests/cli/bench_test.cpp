@@ -51,15 +51,23 @@ TEST(BenchCommand, JsonHasEveryFieldAndTheBatchedDecodeRuns) {
   for (const auto& b : j["batched_tg"]) EXPECT_GT(b["tokens_per_s"].get<double>(), 0.0);
 }
 
-// --batch-invariant: measured as serve runs by default (the backend computes every row of a batch alike), and
-// recorded in the JSON.
+// --batch-invariant: measured as serve runs by default (the backend computes every row of a batch alike), for
+// serve's --parallel (default 8, which picks the GPU's decode kernels), both recorded in the JSON.
 TEST(BenchCommand, BatchInvariantRunIsRecorded) {
-  const auto r =
-      run_cli("bench -m " + small_model() + " -p 8 -n 4 -r 1 --device cpu --threads 1 --batch-invariant --json");
+  auto r = run_cli("bench -m " + small_model() + " -p 8 -n 4 -r 1 --device cpu --threads 1 --batch-invariant --json");
   ASSERT_EQ(r.status, 0) << r.err;
-  const auto j = nlohmann::json::parse(r.out);
+  auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["batch_invariant"], true);
+  EXPECT_EQ(j["parallel"], 8);
   EXPECT_GT(j["tg_tokens_per_s"].get<double>(), 0.0);
+  r = run_cli("bench -m " + small_model() +
+              " -p 8 -n 4 -r 1 --device cpu --threads 1 --batch-invariant --parallel 32 --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["parallel"], 32);
+  r = run_cli("bench -m " + small_model() + " -p 8 -n 4 -r 1 --device cpu --parallel 0 --json");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("--parallel"), std::string::npos) << r.err;
 }
 
 TEST(BenchCommand, BadDecodeBatchesIsOneClearError) {

@@ -1,14 +1,20 @@
-// The engine on the GPU: sequences sampled on the device (no logprobs asked) get the tokens of the same requests
-// sampled on the host (logprobs asked: their logits rows are downloaded and the CPU Sampler picks). The backend
-// is batch-invariant, so both runs see the same logits whatever the batches; the draws come from the same seeds.
+// The engine on the GPU in batch-invariant mode (serve's): sequences sampled on the device (no logprobs asked) get
+// the tokens of the same requests sampled on the host (logprobs asked: their logits rows are downloaded and the CPU
+// Sampler picks), both runs seeing the same logits whatever the batches, the draws from the same seeds; and greedy
+// sequences run together get the text they get alone while prompt and generated tokens take different kernels.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdio>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "backend/gpu/gpu_backend.h"
 #include "backend/gpu/matmul.h"
+#include "cli/synth.h"
 #include "gpu_test_support.h"
 #include "model/model.h"
 #include "runtime/engine.h"
@@ -86,6 +92,56 @@ TEST(EngineGpuSampling, DeviceSampledTokensEqualTheHostSampledOnes) {
   ASSERT_EQ(device.size(), ps.size());
   ASSERT_EQ(host.size(), ps.size());
   for (size_t i = 0; i < ps.size(); ++i) EXPECT_EQ(device[i], host[i]) << "sequence " << i;
+}
+
+// Batch invariance with both int8 products in play: a 256-wide Q4_K_M model, whose rows mmq takes, so that prompt
+// tokens go through mmq and generated ones through the matrix-vector product. Eight greedy sequences submitted
+// together (prompt chunks of up to 16 tokens mixed with the others' decode tokens) get the tokens each gets alone.
+TEST(EngineGpuSampling, GreedyTextTogetherIsTheTextAloneWhenPromptAndDecodeTakeDifferentKernels) {
+  RF_REQUIRE_GPU(info);
+  (void)info;
+  auto created = gpu::GpuBackend::create(0);
+  ASSERT_TRUE(created.ok()) << created.error_message();
+  gpu::GpuBackend& be = **created;
+  be.set_batch_invariant(true);
+  cli::SynthOptions so;
+  so.n_vocab = 512;
+  so.n_ctx = 256;
+  so.type = "Q4_K_M";
+  so.threads = 2;
+  so.output = ::testing::TempDir() + "/rf_engine_kinds_gpu_" + std::to_string(::getpid()) + ".gguf";
+  ASSERT_TRUE(cli::write_synth_model(so).ok());
+  auto m = model::Model::load(so.output, be);
+  std::remove(so.output.c_str());
+  ASSERT_TRUE(m.ok()) << m.error_message();
+  EXPECT_EQ((*m)->results_depend_on_kind(), gpu::has_mmq_matmul(quant::Type::Q4_K));
+  EngineOptions o;
+  o.ctx_size = 256;
+  o.max_running = 8;
+  o.step_tokens = 16;
+  std::vector<SequenceParams> ps;
+  for (int i = 0; i < 8; ++i) {
+    SequenceParams p;
+    for (int j = 0; j < 3 + 5 * i; ++j) p.prompt.push_back((i * 53 + j * 29 + 7) % 512);
+    p.max_tokens = 20;
+    p.ignore_eos = true;
+    p.sampler.temperature = 0.0f;
+    ps.push_back(p);
+  }
+  std::vector<std::vector<int32_t>> together, alone;
+  {
+    auto e = Engine::create(**m, o);
+    ASSERT_TRUE(e.ok()) << e.error_message();
+    together = run(**e, ps);
+    EXPECT_GT((*e)->stats().max_batch_sequences, 1);
+  }
+  for (const auto& p : ps) {
+    auto e = Engine::create(**m, o);
+    ASSERT_TRUE(e.ok()) << e.error_message();
+    alone.push_back(run(**e, {p}).at(0));
+  }
+  ASSERT_EQ(together.size(), ps.size());
+  for (size_t i = 0; i < ps.size(); ++i) EXPECT_EQ(together[i], alone[i]) << "sequence " << i;
 }
 
 }  // namespace

@@ -556,6 +556,82 @@ TEST(GpuMatmul, BatchInvariantProductsGiveEveryTokenItsSingleTokenBits) {
   }
 }
 
+// A batch of kinds.size() tokens of one sequence, token i generated when kinds[i] is 1, with these output rows.
+backend::Batch kind_batch(const std::vector<uint8_t>& kinds, std::vector<int32_t> outputs) {
+  backend::Batch b;
+  const auto n = static_cast<int32_t>(kinds.size());
+  for (int32_t i = 0; i < n; ++i) {
+    b.tokens.push_back(i % 7);
+    b.positions.push_back(i);
+    b.seq.push_back(0);
+  }
+  b.block_tables.emplace_back();
+  for (int32_t i = 0; i * b.kv_block_size < n; ++i) b.block_tables[0].push_back(i);
+  b.output_rows = std::move(outputs);
+  b.generated = kinds;
+  return b;
+}
+
+// In batch-invariant mode a token's int8 product takes its kernel by the token's kind (Batch::generated of the
+// live prepared batch): generated tokens the matrix-vector product, prompt tokens mmq, each run of one kind apart.
+// Every row of a mixed batch, of its output rows and of an all-generated batch gets bitwise what its kind's kernel
+// gives it in a one-kernel batch (both kernels are batch-invariant on their own, tested above).
+TEST(GpuMatmul, BatchInvariantProductsTakeTheKernelOfEachTokensKind) {
+  RF_REQUIRE_GPU_PAIR(pair);
+  if (!has_mmq_matmul(Type::Q8_0)) GTEST_SKIP() << "no integer tensor-core product in this build: one kernel for all";
+  PolicyGuard guard;
+  GpuBackend& be = pair.gpu();
+  be.set_batch_invariant(true);
+  struct Restore {
+    GpuBackend& be;
+    ~Restore() { be.set_batch_invariant(false); }
+  } restore{be};
+  EXPECT_TRUE(be.results_depend_on_kind());
+  std::mt19937 rng(62);
+  const int64_t n_tok = 40;
+  std::vector<uint8_t> kinds(n_tok, 0);
+  for (const int64_t i : {0, 1, 2, 20, 30, 31, 32, 39}) kinds[static_cast<size_t>(i)] = 1;
+  const std::vector<int32_t> outputs = {1, 5, 20, 33, 39};  // kinds 1 0 1 0 1
+  for (const Type t : {Type::Q4_0, Type::Q8_0, Type::Q4_K, Type::Q5_K, Type::Q6_K}) {
+    const int64_t n_in = quant::traits(t).block_size == 256 ? 768 : 512, n_out = 133;
+    const HostWeight hw = make_weight(rng, t, n_in, n_out);
+    auto [wg, wc] = pair.weight(t, n_in, n_out, 1, hw.bytes);
+    (void)wc;
+    const Tensor x = pair.gpu_f32(random_floats(rng, static_cast<size_t>(n_in * n_tok)), n_in);
+    const Tensor xo = pair.gpu_f32(random_floats(rng, outputs.size() * static_cast<size_t>(n_in)), n_in);
+    // The references, with no live batch: every row through one kernel.
+    matmul_policy().invariant_matvec = true;
+    const std::vector<float> matvec = gpu_product(pair, x, wg, n_out), matvec_o = gpu_product(pair, xo, wg, n_out);
+    matmul_policy().invariant_matvec = false;
+    const std::vector<float> mmq = gpu_product(pair, x, wg, n_out), mmq_o = gpu_product(pair, xo, wg, n_out);
+    ASSERT_NE(matvec, mmq) << label(t) << ": the two kernels agree bitwise, so the routes cannot be told apart";
+    std::vector<float> mixed, mixed_o, generated;
+    {
+      const auto db = be.prepare_batch(kind_batch(kinds, outputs));
+      mixed = gpu_product(pair, x, wg, n_out);
+      mixed_o = gpu_product(pair, xo, wg, n_out);
+    }
+    {
+      const auto db = be.prepare_batch(kind_batch(std::vector<uint8_t>(n_tok, 1), {static_cast<int32_t>(n_tok) - 1}));
+      generated = gpu_product(pair, x, wg, n_out);
+    }
+    for (int64_t k = 0; k < n_tok; ++k) {
+      const std::vector<float>& want = kinds[static_cast<size_t>(k)] != 0 ? matvec : mmq;
+      for (int64_t r = 0; r < n_out; ++r) {
+        ASSERT_EQ(mixed[k * n_out + r], want[k * n_out + r]) << label(t) << " token " << k << " row " << r;
+        ASSERT_EQ(generated[k * n_out + r], matvec[k * n_out + r]) << label(t) << " all generated, token " << k;
+      }
+    }
+    for (size_t j = 0; j < outputs.size(); ++j) {
+      const std::vector<float>& want = kinds[static_cast<size_t>(outputs[j])] != 0 ? matvec_o : mmq_o;
+      for (int64_t r = 0; r < n_out; ++r) {
+        const size_t at = j * static_cast<size_t>(n_out) + static_cast<size_t>(r);
+        ASSERT_EQ(mixed_o[at], want[at]) << label(t) << " output row " << j << " row " << r;
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, MatmulParity, ::testing::ValuesIn(kTypes),
                          [](const ::testing::TestParamInfo<Type>& p) { return label(p.param); });
 

@@ -37,6 +37,10 @@ class ProbeBackend final : public backend::Backend {
   void lose_device_in(int64_t k) { lose_at_ = ops_seen_ + k; }
   void fail_resets(bool on) { fail_resets_ = on; }
   int64_t resets() const { return resets_; }
+  // Every token of the batches prepared so far: its position and whether the batch marked it generated.
+  std::vector<std::pair<int32_t, bool>>& kinds() { return kinds_; }
+  // results_depend_on_kind() answers true (as the GPU backend in batch-invariant mode does).
+  void claim_kind_dependence(bool on) { claim_kind_ = on; }
   // Names of the weights loaded through this backend, in order.
   const std::vector<std::string>& loaded() const { return loaded_; }
   // True when [p, p + 1) lies in a buffer this backend allocated.
@@ -91,8 +95,12 @@ class ProbeBackend final : public backend::Backend {
   }
   void sync() override { inner_.sync(); }
   std::unique_ptr<backend::DeviceBatch> prepare_batch(backend::Batch batch) override {
+    for (int64_t i = 0; i < batch.n_tokens(); ++i) {
+      kinds_.emplace_back(batch.positions[static_cast<size_t>(i)], batch.is_generated(i));
+    }
     return inner_.prepare_batch(std::move(batch));
   }
+  bool results_depend_on_kind() const override { return claim_kind_ || inner_.results_depend_on_kind(); }
   void embed(backend::Tensor out, backend::Tensor table, const backend::DeviceBatch& b) override {
     if (op("embed", {&out})) inner_.embed(out, table, b);
   }
@@ -185,7 +193,8 @@ class ProbeBackend final : public backend::Backend {
   std::string tag_;
   Status error_;
   int64_t ops_ = 0, ops_seen_ = 0, fail_at_ = -1, lose_at_ = -1, resets_ = 0;
-  bool fail_alloc_ = false, lost_ = false, fail_resets_ = false;
+  bool fail_alloc_ = false, lost_ = false, fail_resets_ = false, claim_kind_ = false;
+  std::vector<std::pair<int32_t, bool>> kinds_;
   std::shared_ptr<LiveSet> live_ = std::make_shared<LiveSet>();
   std::vector<std::pair<const uint8_t*, size_t>> allocations_;
   std::vector<std::string> loaded_;

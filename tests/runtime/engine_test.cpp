@@ -71,6 +71,41 @@ TEST_F(EngineTest, PrefixCacheReusesFullBlocksAndKeepsResults) {
   EXPECT_EQ(third.tokens, other_ref);
 }
 
+// Each batch token carries its kind (Batch::generated: 1 from the prompt's end on). A backend whose results depend
+// on it (the GPU backend in batch-invariant mode) gets only prompt blocks into the prefix cache: a prompt that
+// holds an earlier answer (a chat's next turn) recomputes the answer's tokens as prompt tokens. Other backends
+// reuse the answer's blocks too.
+TEST_F(EngineTest, TokensCarryTheirKindAndKindSensitiveBackendsCacheOnlyPromptBlocks) {
+  test::ProbeBackend probe(*be_, "probe");
+  auto m = model::Model::load(test::tiny_synth_model("engine_test_synth", 320, 256), probe);
+  ASSERT_TRUE(m.ok()) << m.error_message();
+  EngineOptions o;
+  o.ctx_size = 128;
+  o.block_size = 8;
+  const auto prompt = prompt_of(16, 5);
+  for (const bool sensitive : {false, true}) {
+    probe.claim_kind_dependence(sensitive);
+    probe.kinds().clear();
+    auto created = Engine::create(**m, o);
+    ASSERT_TRUE(created.ok()) << created.error_message();
+    Engine& e = **created;
+    const auto first = run_one(e, greedy(prompt, 17));
+    ASSERT_EQ(first.tokens.size(), 17u);
+    e.stats();  // orders the probe's record after the scheduler thread's passes
+    int prompt_tokens = 0, generated_tokens = 0;
+    for (const auto& [pos, generated] : probe.kinds()) {
+      EXPECT_EQ(generated, pos >= 16) << "position " << pos;
+      ++(generated ? generated_tokens : prompt_tokens);
+    }
+    EXPECT_EQ(prompt_tokens, 16);
+    EXPECT_EQ(generated_tokens, 16);  // the last sampled token is never fed back
+    auto next = prompt;
+    next.insert(next.end(), first.tokens.begin(), first.tokens.end());
+    // 33 tokens: up to 4 full blocks can come from the cache (the last token is always computed).
+    EXPECT_EQ(run_one(e, greedy(next, 2)).cached, sensitive ? 16 : 32) << (sensitive ? "kind-sensitive" : "plain");
+  }
+}
+
 TEST_F(EngineTest, WithoutPrefixCacheNothingIsReused) {
   EngineOptions o;
   o.block_size = 8;

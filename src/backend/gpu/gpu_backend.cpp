@@ -78,6 +78,17 @@ GpuDeviceBatch::GpuDeviceBatch(backend::Batch batch, GpuBackend& be) : DeviceBat
     max_ctx_ = std::max(max_ctx_, b.positions[t] + 1);
   }
   ints.insert(ints.end(), b.output_rows.begin(), b.output_rows.end());
+  const auto runs_of = [&b](const std::vector<int32_t>* rows, std::vector<KindRun>* out) {
+    const auto count = static_cast<int64_t>(rows != nullptr ? rows->size() : b.tokens.size());
+    for (int64_t i = 0; i < count; ++i) {
+      const bool g = b.is_generated(rows != nullptr ? (*rows)[static_cast<size_t>(i)] : i);
+      if (out->empty() || out->back().generated != g) out->push_back(KindRun{i, i, g});
+      out->back().end = i + 1;
+    }
+  };
+  RF_CHECK(b.generated.empty() || b.generated.size() == n);
+  runs_of(nullptr, &token_runs_);
+  runs_of(&b.output_rows, &output_runs_);
   for (const auto& t : b.block_tables) {
     ints.insert(ints.end(), t.begin(), t.end());
     ints.insert(ints.end(), static_cast<size_t>(table_stride_) - t.size(), 0);
@@ -731,6 +742,7 @@ std::unique_ptr<backend::DeviceBatch> GpuBackend::prepare_batch(backend::Batch b
     check(launch_fault_kernel(stream_));
   }
   auto db = std::make_unique<GpuDeviceBatch>(std::move(batch), *this);  // uploads its indices before any capture
+  live_batch_ = db.get();
   const int64_t n = db->n_tokens();
   if (n == 1 && last_batch_tokens_ == 1) calibrate_graphs();
   if (graphs_ && !failed() && !inject && n == 1 && last_batch_tokens_ == 1) {
@@ -742,6 +754,19 @@ std::unique_ptr<backend::DeviceBatch> GpuBackend::prepare_batch(backend::Batch b
   }
   last_batch_tokens_ = failed() ? -1 : n;
   return db;
+}
+
+const std::vector<KindRun>* GpuBackend::kind_runs(int64_t rows) const {
+  if (live_batch_ == nullptr) return nullptr;
+  const auto covers = [rows](const std::vector<KindRun>& r) { return !r.empty() && r.back().end == rows; };
+  if (covers(live_batch_->token_runs())) return &live_batch_->token_runs();
+  if (covers(live_batch_->output_runs())) return &live_batch_->output_runs();
+  return nullptr;
+}
+
+bool GpuBackend::results_depend_on_kind() const {
+  return batch_invariant_ && generated_by_matvec_ && !matmul_policy().invariant_matvec &&
+         has_mmq_matmul(quant::Type::Q8_0);
 }
 
 }  // namespace rf::gpu

@@ -35,6 +35,13 @@
 
 namespace rf::gpu {
 
+class GpuDeviceBatch;
+// A run of consecutive rows of one kind (Batch::generated) of a prepared batch: [begin, end).
+struct KindRun {
+  int64_t begin = 0, end = 0;
+  bool generated = false;
+};
+
 class GpuBackend final : public backend::Backend {
  public:
   ~GpuBackend() override;
@@ -48,6 +55,8 @@ class GpuBackend final : public backend::Backend {
   Status take_error() override;
   bool device_lost() const override { return !lost_error_.ok(); }
   Status reset_device() override;
+  // Batch-invariant mode with integer tensor cores: generated tokens take matvec_int8, prompt tokens matmul_mmq.
+  bool results_depend_on_kind() const override;
   int64_t device_resets() const { return device_resets_; }
   // Test hook (fault_inject.h): the n-th batch prepared from now on (1: the next one, the next forward pass) first
   // launches a kernel that stores through an invalid address, a real sticky fault; 0: none. Also set from the
@@ -110,6 +119,10 @@ class GpuBackend final : public backend::Backend {
   };
   BatchMem acquire_batch_mem(size_t ints);
   void release_batch_mem(BatchMem mem);
+  // A prepared batch is going away (its destructor).
+  void forget_batch(const GpuDeviceBatch* b) {
+    if (live_batch_ == b) live_batch_ = nullptr;
+  }
   // Records a failed runtime call as the backend's error (see take_error); true when `err` is success.
   bool check_call(gpuError_t err, const char* what);
 
@@ -123,10 +136,15 @@ class GpuBackend final : public backend::Backend {
     graphs_ = on && kGraphUpdateSupported;
     auto_graphs_.active = false;
   }
-  // BackendOptions::batch_invariant: one int8 kernel for every batch size of a weight (matmul_mmq, single tokens
-  // included; matvec_int8 where mmq cannot take the weight or MatmulPolicy::invariant_matvec asks) and the
-  // per-token decode attention for every token (never the query-tile kernel).
+  // BackendOptions::batch_invariant: each token's int8 products take one kernel whatever its batch, chosen by the
+  // token's kind (Batch::generated): matvec_int8 for generated tokens (decode speed), matmul_mmq for prompt tokens
+  // (prefill speed); matvec_int8 for both where mmq cannot take the weight or MatmulPolicy::invariant_matvec asks.
+  // Both kernels give a token the same bits in any batch. Attention: the per-token decode kernel for every token
+  // (never the query-tile kernel).
   void set_batch_invariant(bool on) { batch_invariant_ = on; }
+  // Batch-invariant mode's kernel for generated tokens: matvec_int8 (true, the default: the faster for up to
+  // backend::kMatvecDecodeSequences sequences at once) or matmul_mmq, as for prompt tokens (false).
+  void set_generated_by_matvec(bool on) { generated_by_matvec_ = on; }
   bool graphs_enabled() const { return graphs_; }
   int64_t graph_launches() const { return graph_launches_; }
   int64_t graph_instantiations() const { return graph_instantiations_; }
@@ -273,6 +291,12 @@ class GpuBackend final : public backend::Backend {
   BlasContext* blas();
   bool fuse_ = true;  // the norm / SiLU + quantize and rope + KV store fusions (ROCMFORGE_GPU_FUSE=0: off)
   bool batch_invariant_ = false;
+  bool generated_by_matvec_ = true;
+  // The live prepared batch (the last one prepare_batch made, until it is released): batch-invariant products
+  // route its rows by kind. kind_runs(rows): the runs of a product over `rows` rows of it (its token rows, else
+  // its output rows; nullptr for neither, or without a live batch).
+  const GpuDeviceBatch* live_batch_ = nullptr;
+  const std::vector<KindRun>* kind_runs(int64_t rows) const;
   bool capturing_ = false;
   int64_t last_batch_tokens_ = -1;
   LaunchRecorder recorder_;

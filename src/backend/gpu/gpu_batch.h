@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "backend/backend.h"
 #include "backend/gpu/elementwise.h"
@@ -19,7 +20,10 @@ class GpuDeviceBatch final : public backend::DeviceBatch {
  public:
   // Uploads the batch's indices (one copy on the backend's stream).
   GpuDeviceBatch(backend::Batch batch, GpuBackend& be);
-  ~GpuDeviceBatch() override { be_.release_batch_mem(mem_); }
+  ~GpuDeviceBatch() override {
+    be_.forget_batch(this);
+    be_.release_batch_mem(mem_);
+  }
 
   const int32_t* tokens() const { return tokens_; }
   const int32_t* positions() const { return positions_; }
@@ -30,6 +34,9 @@ class GpuDeviceBatch final : public backend::DeviceBatch {
   int64_t table_stride() const { return table_stride_; }
   int32_t max_ctx() const { return max_ctx_; }  // the longest context of the batch (largest position + 1)
   bool one_token_per_seq() const { return one_token_per_seq_; }  // no sequence has two tokens in the batch
+  // Its token rows and its output rows as runs of one kind (Batch::generated).
+  const std::vector<KindRun>& token_runs() const { return token_runs_; }
+  const std::vector<KindRun>& output_runs() const { return output_runs_; }
 
  private:
   GpuBackend& be_;
@@ -39,6 +46,7 @@ class GpuDeviceBatch final : public backend::DeviceBatch {
   int64_t table_stride_ = 0;
   int32_t max_ctx_ = 0;
   bool one_token_per_seq_ = true;
+  std::vector<KindRun> token_runs_, output_runs_;
 };
 
 

@@ -175,11 +175,15 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
       return;
     }
   }
-  // Batch-invariant mode: one kernel for every batch size of a weight, matmul_mmq, or the int8 matrix-vector
-  // product (bitwise the same per token in any batch) where mmq cannot take the weight (HIP builds, rows not whole
-  // 256-element spans) or policy.invariant_matvec asks for it.
+  // Batch-invariant mode: each token's product takes one kernel whatever its batch, by the token's kind
+  // (Batch::generated): the int8 matrix-vector product for generated tokens, matmul_mmq for prompt tokens (both
+  // bitwise the same per token in any batch); the matrix-vector product for all where mmq cannot take the weight
+  // (HIP builds, rows not whole 256-element spans) or policy.invariant_matvec asks for it. A batch of both kinds
+  // runs each run of rows of one kind through its kernel. With generated_by_matvec_ false, mmq takes both kinds.
+  const std::vector<KindRun>* runs = batch_invariant_ && generated_by_matvec_ ? kind_runs(x.ne1) : nullptr;
+  const bool all_generated = runs != nullptr && runs->size() == 1 && runs->front().generated;
   const bool int8_any = batch_invariant_ && has_int8_matvec(w.type, 1) && x.ne1 <= 65535 &&
-                        (policy.invariant_matvec || !has_mmq_matmul(w.type) || x.ne0 % 256 != 0);
+                        (policy.invariant_matvec || all_generated || !has_mmq_matmul(w.type) || x.ne0 % 256 != 0);
   const bool int8 = int8_any || has_int8_matvec(w.type, x.ne1);
   const int64_t mmq_min = batch_invariant_ ? 1 : policy.mmq_min_tokens;
   const bool use_mmq = !int8_any && x.ne1 >= mmq_min && x.ne1 <= policy.mmq_max_tokens && has_mmq_matmul(w.type) &&
@@ -201,7 +205,17 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
     if (!holds_quantized(kind)) {
       check(quantize_int8_rows(kind, xr.data, xr.stride, x.ne0, x.ne1, rows, info_.warp_size, stream_));
     }
-    check(matmul_mmq(view_of(w), rows, x.ne1, o.data, o.stride, stream_));
+    if (runs != nullptr && runs->size() > 1 && x.ne1 <= 65535) {  // both kinds (int8_any is false: all int8 types)
+      const WeightView wv = view_of(w);
+      for (const KindRun& r : *runs) {
+        float* dst = o.data + r.begin * o.stride;
+        const Int8Rows from = rows_from(rows, r.begin);
+        check(r.generated ? matvec_int8_rows(&wv, &dst, &o.stride, 1, from, r.end - r.begin, info_.warp_size, stream_)
+                          : matmul_mmq(wv, from, r.end - r.begin, dst, o.stride, stream_));
+      }
+    } else {
+      check(matmul_mmq(view_of(w), rows, x.ne1, o.data, o.stride, stream_));
+    }
     remember_quantized(kind);
     return;
   }

@@ -121,9 +121,9 @@ struct MatmulPolicy {
   int staged_matvec = 1;
   int split_rows = 0;  // rows per warp of Q4_0 / Q8_0 matvec_int8: 0 by batch, else 1 or 2 (ROCMFORGE_GPU_SPLIT_ROWS)
   int split_k = 0;     // warps per row group of matvec_int8: 0 by shape, else 1 or 2 (ROCMFORGE_GPU_SPLIT_K)
-  // Batch-invariant backends (GpuBackend::set_batch_invariant) run every batch of the int8 types through one kernel:
-  // matmul_mmq where the build has it, or with invariant_matvec matvec_int8 (ROCMFORGE_GPU_INVARIANT_MATVEC=1). On
-  // the H100, 7B Q4_0: mmq decodes 237 t/s and prefills 4.9k t/s, matvec_int8 400 t/s and 1.7k t/s.
+  // Batch-invariant backends (GpuBackend::set_batch_invariant) give each token of the int8 types one kernel in any
+  // batch, by its kind (GpuBackend::set_generated_by_matvec); invariant_matvec: matvec_int8 for every token
+  // (ROCMFORGE_GPU_INVARIANT_MATVEC=1; 7B Q4_0 on the H100: prefill 1.7k t/s against mmq's 4.9k).
   bool invariant_matvec = false;
   // Batches of at least this many tokens go through the vendor BLAS (blas.h) when the build has one and the backend
   // is not batch-invariant; 0: never (ROCMFORGE_GPU_BLAS_MIN_TOKENS).
@@ -161,6 +161,17 @@ struct Int8Rows {
   int64_t q_stride = 0, d_stride = 0, s_stride = 0;
 };
 Int8Rows int8_rows_layout(void* scratch, int64_t n_in, int64_t n_tok);
+// The rows of r from row `first` on.
+inline Int8Rows rows_from(const Int8Rows& r, int64_t first) {
+  Int8Rows s = r;
+  s.q += first * r.q_stride;
+  s.d += first * r.d_stride;
+  s.s += first * r.s_stride;
+  return s;
+}
+// matvec_int8_multi over activation rows quantized already (rows: int8_rows_layout, or rows_from of it).
+Status matvec_int8_rows(const WeightView* ws, float* const* outs, const int64_t* out_strides, int count,
+                        const Int8Rows& rows, int64_t n_tok, int warp_size, gpuStream_t stream);
 // Quantizes n_tok rows of n_in floats (x_stride apart) to Q8_0 (kind 32) or Q8_K (kind 256) codes, as the CPU does.
 Status quantize_int8_rows(int kind, const float* x, int64_t x_stride, int64_t n_in, int64_t n_tok,
                           const Int8Rows& rows, int warp_size, gpuStream_t stream);

@@ -506,6 +506,20 @@ int int8_matvec_act_kind(quant::Type weight) {
 Status matvec_int8_multi(const WeightView* ws, float* const* outs, const int64_t* out_strides, int count,
                          const float* x, int64_t x_stride, int64_t n_tok, void* scratch, int warp_size,
                          gpuStream_t stream, bool quantize) {
+  if (count < 1 || count > kMaxMats) return Status::error("gpu matvec_int8: 1 to 3 weights per launch");
+  if (n_tok < 1 || n_tok > 65535) return Status::error("gpu matvec_int8: 1 to 65535 tokens per launch");
+  const Int8Rows rows = int8_rows_layout(scratch, ws[0].n_in, n_tok);
+  // quantize false: the caller's scratch already holds these activation rows.
+  if (quantize && has_int8_matvec(ws[0].type, 1)) {
+    const Status q = quantize_int8_rows(int8_matvec_act_kind(ws[0].type), x, x_stride, ws[0].n_in, n_tok, rows,
+                                        warp_size, stream);
+    if (!q.ok()) return q;
+  }
+  return matvec_int8_rows(ws, outs, out_strides, count, rows, n_tok, warp_size, stream);
+}
+
+Status matvec_int8_rows(const WeightView* ws, float* const* outs, const int64_t* out_strides, int count,
+                        const Int8Rows& rows, int64_t n_tok, int warp_size, gpuStream_t stream) {
   using quant::Type;
   if (count < 1 || count > kMaxMats) return Status::error("gpu matvec_int8: 1 to 3 weights per launch");
   const WeightView& w = ws[0];
@@ -521,12 +535,7 @@ Status matvec_int8_multi(const WeightView* ws, float* const* outs, const int64_t
                          std::string(quant::type_name(w.type)) + " x " + std::to_string(w.n_in));
   }
   if (n_tok < 1 || n_tok > 65535) return Status::error("gpu matvec_int8: 1 to 65535 tokens per launch");
-  const Int8Rows rows = int8_rows_layout(scratch, w.n_in, n_tok);
   const int warps_per_block = kThreads / warp_size;
-  if (quantize) {  // else the caller's scratch already holds these activation rows
-    const Status q = quantize_int8_rows(static_cast<int>(qk), x, x_stride, w.n_in, n_tok, rows, warp_size, stream);
-    if (!q.ok()) return q;
-  }
   // Tokens per launch block: a weight block decoded once serves NT tokens.
   const int nt = n_tok == 1 ? 1 : n_tok == 2 ? 2 : n_tok <= 4 ? 4 : 8;
   const ActRows act{rows.q,        rows.d, rows.s, rows.q_stride, rows.d_stride, rows.s_stride,
