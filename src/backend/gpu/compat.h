@@ -580,6 +580,12 @@ RF_DEVICE void prefetch_l2(const void* p) {
   (void)p;
 #endif
 }
+// Hint: bring every 128-byte line of [p, p + bytes) into L2, from one thread.
+RF_DEVICE void prefetch_span_l2(const void* p, int64_t bytes) {
+  const auto first = reinterpret_cast<uintptr_t>(p) & ~uintptr_t{127};
+  const auto end = reinterpret_cast<uintptr_t>(p) + static_cast<uintptr_t>(bytes);
+  for (uintptr_t line = first; line < end; line += 128) prefetch_l2(reinterpret_cast<const void*>(line));
+}
 
 // IEEE half (as its 16 raw bits) to float, exact for every finite value, subnormals and infinities.
 RF_DEVICE float half_bits_to_float(uint16_t bits) { return __half2float(__ushort_as_half(bits)); }
