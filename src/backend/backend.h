@@ -305,8 +305,8 @@ struct BackendOptions {
   // CPU backend (hybrid execution). -1: as many as fit in free GPU memory; 0: none (CPU only); >= n_layer: all.
   int n_gpu_layers = -1;
   // Every row of a batch computed with the same arithmetic whatever the rest of the batch is (the server: greedy
-  // text must not depend on load). The CPU backend always is. The GPU backend then fixes each token's product
-  // kernel by its kind (Batch::generated) and takes its per-token decode attention for prompts too.
+  // text must not depend on load). The CPU backend always is. The GPU backend then fixes each token's product and
+  // attention kernels by its kind (Batch::generated).
   bool batch_invariant = false;
   // The most sequences decoded at once (serve's --parallel; 0: not known). A batch-invariant GPU backend decodes
   // generated tokens with its matrix-vector product up to kMatvecDecodeSequences of them (the fastest for few

@@ -94,9 +94,10 @@ TEST(EngineGpuSampling, DeviceSampledTokensEqualTheHostSampledOnes) {
   for (size_t i = 0; i < ps.size(); ++i) EXPECT_EQ(device[i], host[i]) << "sequence " << i;
 }
 
-// Batch invariance with both int8 products in play: a 256-wide Q4_K_M model, whose rows mmq takes, so that prompt
-// tokens go through mmq and generated ones through the matrix-vector product. Eight greedy sequences submitted
-// together (prompt chunks of up to 16 tokens mixed with the others' decode tokens) get the tokens each gets alone.
+// Batch invariance with both kernels of each kind in play: a 256-wide Q4_K_M model with heads of 64, so that prompt
+// tokens go through mmq and flash attention, generated ones through the matrix-vector product and decode
+// attention. Eight greedy sequences submitted together (prompt chunks of up to 16 tokens mixed with the others'
+// decode tokens) get the tokens each gets alone.
 TEST(EngineGpuSampling, GreedyTextTogetherIsTheTextAloneWhenPromptAndDecodeTakeDifferentKernels) {
   RF_REQUIRE_GPU(info);
   (void)info;
@@ -106,6 +107,8 @@ TEST(EngineGpuSampling, GreedyTextTogetherIsTheTextAloneWhenPromptAndDecodeTakeD
   be.set_batch_invariant(true);
   cli::SynthOptions so;
   so.n_vocab = 512;
+  so.n_head = 4;
+  so.n_head_kv = 2;
   so.n_ctx = 256;
   so.type = "Q4_K_M";
   so.threads = 2;

@@ -356,6 +356,112 @@ INSTANTIATE_TEST_SUITE_P(Shapes, AttentionParity,
                                   std::to_string(i.param.head_dim);
                          });
 
+// Prefill (the query-tile kernels: flash attention on tensor cores with CUDA) gives every token the same bits in
+// any batch: with other sequences or alone, at another place in its query tile, in a chunk of its prompt. Each
+// query row's scores, softmax and weighted sum depend only on that row (key tiles past its position are masked
+// whole and leave it unchanged). Batch-invariant mode relies on it: there a token's attention kernel follows its
+// kind (Batch::generated), the prefill kernel for prompt tokens and the decode kernel for generated ones, and a
+// batch of both kinds gives each token its kernel's bits.
+TEST(GpuOpsParity, PrefillAttentionGivesEveryTokenTheSameBitsInAnyBatch) {
+  RF_REQUIRE_GPU_PAIR(pair);
+  GpuBackend& be = pair.gpu();
+  struct Restore {
+    GpuBackend& be;
+    ~Restore() { be.set_batch_invariant(false); }
+  } restore{be};
+  for (const int head_dim : {64, 128}) {
+    std::mt19937 rng(41 + static_cast<unsigned>(head_dim));
+    backend::AttentionParams p;
+    p.n_head = 8;
+    p.n_head_kv = 2;
+    p.head_dim_k = p.head_dim_v = head_dim;
+    p.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+    const int block = 16, n_blocks = 24;
+    const int64_t k_row = int64_t{p.n_head_kv} * head_dim, q_row = int64_t{p.n_head} * head_dim;
+    Tensor kg = pair.make(pair.gpu(), Type::F16, k_row, n_blocks * block, nullptr);
+    Tensor vg = pair.make(pair.gpu(), Type::F16, k_row, n_blocks * block, nullptr);
+    const std::vector<std::vector<int32_t>> tables = {{0, 3, 6, 9, 12, 15, 18}, {1, 4, 7}, {2, 5, 8, 11, 14}};
+    const int32_t lens[3] = {100, 37, 70};
+    std::vector<std::vector<float>> qs(3);  // each sequence's query rows
+    // parts: (sequence, [first, end) positions), generated tokens when `generated`.
+    const auto batch_of = [&](const std::vector<std::pair<int, std::pair<int32_t, int32_t>>>& parts,
+                              const std::vector<bool>& generated = {}) {
+      backend::Batch b;
+      b.block_tables = tables;
+      b.kv_block_size = block;
+      for (size_t j = 0; j < parts.size(); ++j) {
+        const auto& [s, range] = parts[j];
+        for (int32_t pos = range.first; pos < range.second; ++pos) {
+          b.tokens.push_back(0);
+          b.positions.push_back(pos);
+          b.seq.push_back(s);
+          b.generated.push_back(j < generated.size() && generated[j] ? 1 : 0);
+        }
+      }
+      return b;
+    };
+    const backend::Batch all = batch_of({{0, {0, 100}}, {1, {0, 37}}, {2, {0, 70}}});
+    for (int s = 0; s < 3; ++s) qs[static_cast<size_t>(s)] = random_floats(rng, static_cast<size_t>(q_row * lens[s]), 2.0f);
+    const auto k = random_floats(rng, static_cast<size_t>(k_row * all.n_tokens()));
+    const auto v = random_floats(rng, static_cast<size_t>(k_row * all.n_tokens()));
+    pair.gpu().kv_store(kg, vg, pair.gpu_f32(k, k_row), pair.gpu_f32(v, k_row), *pair.gpu().prepare_batch(all));
+    // The outputs of a batch, by (sequence, position).
+    const auto run = [&](const backend::Batch& b) {
+      std::vector<float> q;
+      for (int64_t i = 0; i < b.n_tokens(); ++i) {
+        const auto& src = qs[static_cast<size_t>(b.seq[static_cast<size_t>(i)])];
+        const auto at = static_cast<size_t>(b.positions[static_cast<size_t>(i)] * q_row);
+        q.insert(q.end(), src.begin() + static_cast<std::ptrdiff_t>(at),
+                 src.begin() + static_cast<std::ptrdiff_t>(at + static_cast<size_t>(q_row)));
+      }
+      const Tensor o = pair.gpu_zeros(q_row, b.n_tokens());
+      pair.gpu().attention(o, pair.gpu_f32(q, q_row), kg, vg, *pair.gpu().prepare_batch(b), p);
+      return pair.download(pair.gpu(), o);
+    };
+    const std::vector<float> ref = run(all);
+    const auto row_of_all = [&](int s, int32_t pos) {
+      int64_t r = pos;
+      for (int j = 0; j < s; ++j) r += lens[j];
+      return r;
+    };
+    for (const auto& parts : std::vector<std::vector<std::pair<int, std::pair<int32_t, int32_t>>>>{
+             {{1, {10, 37}}}, {{2, {50, 70}}, {0, {3, 100}}}, {{1, {0, 37}}, {2, {0, 5}}, {0, {90, 100}}}}) {
+      const backend::Batch b = batch_of(parts);
+      const std::vector<float> got = run(b);
+      for (int64_t i = 0; i < b.n_tokens(); ++i) {
+        const int s = b.seq[static_cast<size_t>(i)];
+        const int32_t pos = b.positions[static_cast<size_t>(i)];
+        for (int64_t e = 0; e < q_row; ++e) {
+          ASSERT_EQ(got[static_cast<size_t>(i * q_row + e)], ref[static_cast<size_t>(row_of_all(s, pos) * q_row + e)])
+              << "head_dim " << head_dim << " sequence " << s << " position " << pos << " element " << e;
+        }
+      }
+    }
+    be.set_batch_invariant(true);
+    if (!be.results_depend_on_kind()) continue;  // no kind routing without mmq (HIP builds): one kernel for all
+    // Generated tokens alone (the decode kernel), then a batch of both kinds in runs.
+    const std::vector<float> dec = run(batch_of({{0, {99, 100}}, {2, {69, 70}}}, {true, true}));
+    const backend::Batch mixed = batch_of({{0, {99, 100}}, {1, {10, 37}}, {2, {69, 70}}}, {true, false, true});
+    const std::vector<float> got = run(mixed);
+    EXPECT_NE(std::vector<float>(dec.begin(), dec.begin() + q_row),
+              std::vector<float>(ref.begin() + row_of_all(0, 99) * q_row, ref.begin() + (row_of_all(0, 99) + 1) * q_row))
+        << "the decode and prefill kernels agree bitwise: the routes cannot be told apart";
+    for (int64_t i = 0; i < mixed.n_tokens(); ++i) {
+      const int s = mixed.seq[static_cast<size_t>(i)];
+      const int32_t pos = mixed.positions[static_cast<size_t>(i)];
+      const bool generated = mixed.is_generated(i);
+      for (int64_t e = 0; e < q_row; ++e) {
+        const float want = generated ? dec[static_cast<size_t>((s == 0 ? 0 : 1) * q_row + e)]
+                                     : ref[static_cast<size_t>(row_of_all(s, pos) * q_row + e)];
+        ASSERT_EQ(got[static_cast<size_t>(i * q_row + e)], want)
+            << "batch-invariant, head_dim " << head_dim << " sequence " << s << " position " << pos
+            << (generated ? " (generated)" : " (prompt)") << " element " << e;
+      }
+    }
+    be.set_batch_invariant(false);
+  }
+}
+
 // A decode batch of many sequences takes blocks of up to four query heads of one KV head; a token alone takes one
 // head per block (more blocks for the SMs). Both give the same bits, and match the CPU.
 TEST(GpuOpsParity, DecodeAttentionHeadGroupingIsInvariant) {

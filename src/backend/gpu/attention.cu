@@ -481,12 +481,27 @@ void launch_flash(const AttentionArgs& a, gpuStream_t stream) {
 }
 #endif
 
-// Prefill batches (several tokens per sequence) with F16 caches take the query-tile kernels.
+// Prefill batches (several tokens per sequence) with F16 caches take the query-tile kernels; args.prefill asks for
+// them whatever the batch (prefill_invariant).
 bool use_tile_kernel(const AttentionArgs& a) {
+  if (a.prefill != 0 && prefill_invariant(a)) return true;
   return !a.per_token && a.n_seqs > 0 && a.n_tokens >= 4 * a.n_seqs && a.k_f16 && a.v_f16 &&
          a.head_dim_k == a.head_dim_v && a.head_dim_k % 8 == 0 && a.head_dim_k <= kMaxTileDim;
 }
 }  // namespace
+
+bool prefill_invariant_available() {
+#if defined(RF_GPU_CUDA)
+  return flash_prefill_enabled();
+#else
+  return false;
+#endif
+}
+
+bool prefill_invariant(const AttentionArgs& a) {
+  return prefill_invariant_available() && a.k_f16 && a.v_f16 && a.head_dim_k == a.head_dim_v &&
+         (a.head_dim_k == 64 || a.head_dim_k == 128);
+}
 
 bool attention_fuses_rope(const AttentionArgs& a) {
   return a.n_tokens > 0 && a.n_head > 0 && a.n_head_kv > 0 && a.n_head % a.n_head_kv == 0 && !use_tile_kernel(a) &&

@@ -46,7 +46,9 @@ struct AttentionArgs {
   int32_t k_f16 = 0;      // bool: the K cache is F16 (else F32)
   int32_t v_f16 = 0;      // bool
   int32_t per_token = 0;  // bool: never the query-tile kernel: every token's output independent of the batch
-  int32_t unused = 0;     // keeps the size a multiple of 8 without padding
+  // bool: the query-tile kernel whatever the batch's shape, where it takes the heads (prefill_invariant); it too
+  // gives every token the same bits in any batch (batch-invariant mode's prompt tokens).
+  int32_t prefill = 0;
 };
 static_assert(sizeof(AttentionArgs) == 15 * 8 + 12 * 4, "AttentionArgs has padding bytes");
 
@@ -73,6 +75,11 @@ struct AttentionRope {
 };
 static_assert(sizeof(AttentionRope) == 5 * 8 + 2 * sizeof(RopeArgs) + 8, "AttentionRope has padding bytes");
 
+// Whether args.prefill gets the query-tile kernel for these heads and caches: flash attention (CUDA: F16 caches,
+// heads of 64 or 128), whose rows were checked to take the same bits in any batch (ops_parity_test).
+bool prefill_invariant(const AttentionArgs& args);
+// Whether this build has that kernel at all (CUDA, ROCMFORGE_GPU_FLASH not 0).
+bool prefill_invariant_available();
 // Whether attention(args, stream, rope) can fuse the rope + KV store: the decode kernel takes the batch.
 bool attention_fuses_rope(const AttentionArgs& args);
 // Whether attention(..., quant) can also quantize its output rows for the Q8_0-activation int8 products (kind 32,

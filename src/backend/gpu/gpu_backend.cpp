@@ -764,9 +764,13 @@ const std::vector<KindRun>* GpuBackend::kind_runs(int64_t rows) const {
   return nullptr;
 }
 
-bool GpuBackend::results_depend_on_kind() const {
+bool GpuBackend::products_by_kind() const {
   return batch_invariant_ && generated_by_matvec_ && !matmul_policy().invariant_matvec &&
          has_mmq_matmul(quant::Type::Q8_0);
 }
+
+bool GpuBackend::attention_by_kind() const { return batch_invariant_ && prefill_invariant_available(); }
+
+bool GpuBackend::results_depend_on_kind() const { return products_by_kind() || attention_by_kind(); }
 
 }  // namespace rf::gpu

@@ -55,7 +55,8 @@ class GpuBackend final : public backend::Backend {
   Status take_error() override;
   bool device_lost() const override { return !lost_error_.ok(); }
   Status reset_device() override;
-  // Batch-invariant mode with integer tensor cores: generated tokens take matvec_int8, prompt tokens matmul_mmq.
+  // Batch-invariant mode in CUDA builds: prompt and generated tokens take different kernels (products_by_kind,
+  // attention_by_kind).
   bool results_depend_on_kind() const override;
   int64_t device_resets() const { return device_resets_; }
   // Test hook (fault_inject.h): the n-th batch prepared from now on (1: the next one, the next forward pass) first
@@ -139,8 +140,9 @@ class GpuBackend final : public backend::Backend {
   // BackendOptions::batch_invariant: each token's int8 products take one kernel whatever its batch, chosen by the
   // token's kind (Batch::generated): matvec_int8 for generated tokens (decode speed), matmul_mmq for prompt tokens
   // (prefill speed); matvec_int8 for both where mmq cannot take the weight or MatmulPolicy::invariant_matvec asks.
-  // Both kernels give a token the same bits in any batch. Attention: the per-token decode kernel for every token
-  // (never the query-tile kernel).
+  // Both kernels give a token the same bits in any batch. Attention likewise: prompt tokens the prefill kernel where
+  // it gives each row the same bits in any batch (attention.h prefill_invariant: flash attention), generated tokens
+  // (and every token where flash does not apply) the per-token decode kernel.
   void set_batch_invariant(bool on) { batch_invariant_ = on; }
   // Batch-invariant mode's kernel for generated tokens: matvec_int8 (true, the default: the faster for up to
   // backend::kMatvecDecodeSequences sequences at once) or matmul_mmq, as for prompt tokens (false).
@@ -273,6 +275,9 @@ class GpuBackend final : public backend::Backend {
     backend::Tensor out;
   } pending_attn_;
   void flush_attention(bool quantize);
+  // Batch-invariant attention of a batch whose tokens are not all generated: each run of one kind through its
+  // kernel (prompt runs: the prefill kernel, args.prefill; generated runs: the decode kernel), K / V stored already.
+  void attention_runs(const AttentionArgs& a, const std::vector<KindRun>& runs);
   // Launches the pending act fused with the quantization of its output for `kind` products, when it produced x
   // and the layout allows; else launches it alone.
   void fuse_or_flush_act(const backend::Tensor& x, int kind);
@@ -297,6 +302,11 @@ class GpuBackend final : public backend::Backend {
   // its output rows; nullptr for neither, or without a live batch).
   const GpuDeviceBatch* live_batch_ = nullptr;
   const std::vector<KindRun>* kind_runs(int64_t rows) const;
+  // Batch-invariant routing by kind: int8 products (generated tokens matvec_int8, prompt tokens matmul_mmq; needs
+  // mmq and generated_by_matvec_) and attention (prompt tokens the prefill kernel where prefill_invariant, generated
+  // tokens the decode kernel).
+  bool products_by_kind() const;
+  bool attention_by_kind() const;
   bool capturing_ = false;
   int64_t last_batch_tokens_ = -1;
   LaunchRecorder recorder_;

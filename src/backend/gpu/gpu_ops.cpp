@@ -180,7 +180,7 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
   // bitwise the same per token in any batch); the matrix-vector product for all where mmq cannot take the weight
   // (HIP builds, rows not whole 256-element spans) or policy.invariant_matvec asks for it. A batch of both kinds
   // runs each run of rows of one kind through its kernel. With generated_by_matvec_ false, mmq takes both kinds.
-  const std::vector<KindRun>* runs = batch_invariant_ && generated_by_matvec_ ? kind_runs(x.ne1) : nullptr;
+  const std::vector<KindRun>* runs = products_by_kind() ? kind_runs(x.ne1) : nullptr;
   const bool all_generated = runs != nullptr && runs->size() == 1 && runs->front().generated;
   const bool int8_any = batch_invariant_ && has_int8_matvec(w.type, 1) && x.ne1 <= 65535 &&
                         (policy.invariant_matvec || all_generated || !has_mmq_matmul(w.type) || x.ne0 % 256 != 0);
@@ -425,6 +425,14 @@ void GpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
   // Rounded up to whole chunks (what the kernels use it for), so that decode steps repeat their launches byte for
   // byte for 128 steps and replay their graph.
   a.max_ctx = (b.max_ctx() + kAttentionChunk - 1) / kAttentionChunk * kAttentionChunk;
+  // Batch-invariant mode with tokens routed by kind (as the products are): prompt tokens take the prefill kernel
+  // where it gives every token the same bits in any batch (prefill_invariant), generated tokens the decode kernel.
+  const std::vector<KindRun>* runs = attention_by_kind() && prefill_invariant(a) ? kind_runs(b.n_tokens()) : nullptr;
+  if (runs != nullptr && !(runs->size() == 1 && runs->front().generated)) {
+    if (own_store) launch_rope_kv_store(store);  // every token's K / V row is in the cache before any reads it
+    attention_runs(a, *runs);
+    return;
+  }
   PendingAttention pa{true, a, false, AttentionRope{}, out};
   if (own_store && attention_fuses_rope(a)) {
     pa.rope = true;
@@ -441,6 +449,23 @@ void GpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
   }
   pending_attn_ = pa;
   if (!fuse_ || !attention_fuses_quant(a)) flush_attention(false);  // else the next op decides
+}
+
+void GpuBackend::attention_runs(const AttentionArgs& a, const std::vector<KindRun>& runs) {
+  for (const KindRun& r : runs) {
+    AttentionArgs s = a;
+    s.q += r.begin * a.q_stride;
+    s.out += r.begin * a.out_stride;
+    s.positions += r.begin;
+    s.seq += r.begin;
+    s.n_tokens = r.end - r.begin;
+    s.per_token = r.generated ? 1 : 0;
+    s.prefill = r.generated ? 0 : 1;
+    const size_t partial = attention_partial_floats(s);
+    s.partial = partial > 0 ? act_scratch(partial) : nullptr;
+    if (partial > 0 && s.partial == nullptr) return;  // the failed allocation is recorded
+    check(gpu::attention(s, stream_));
+  }
 }
 
 void GpuBackend::flush_attention(bool quantize) {
