@@ -45,13 +45,32 @@ std::vector<std::vector<int32_t>> run(Engine& e, const std::vector<SequenceParam
   return out;
 }
 
+// A fresh engine on m runs ps (submitted together) to their end; max_batch: the most sequences one step took.
+std::vector<std::vector<int32_t>> run_fresh(model::Model& m, const EngineOptions& o,
+                                            const std::vector<SequenceParams>& ps, int64_t* max_batch = nullptr) {
+  auto e = Engine::create(m, o);
+  EXPECT_TRUE(e.ok()) << e.error_message();
+  if (!e.ok()) return {};
+  auto out = run(**e, ps);
+  if (max_batch != nullptr) *max_batch = (*e)->stats().max_batch_sequences;
+  return out;
+}
+
+// A GPU backend in batch-invariant mode (serve's), or nullptr with the test failed.
+std::unique_ptr<gpu::GpuBackend> invariant_backend() {
+  auto created = gpu::GpuBackend::create(0);
+  EXPECT_TRUE(created.ok()) << created.error_message();
+  if (!created.ok()) return nullptr;
+  (*created)->set_batch_invariant(true);
+  return std::move(*created);
+}
+
 TEST(EngineGpuSampling, DeviceSampledTokensEqualTheHostSampledOnes) {
   RF_REQUIRE_GPU(info);
   (void)info;
-  auto created = gpu::GpuBackend::create(0);
-  ASSERT_TRUE(created.ok()) << created.error_message();
-  gpu::GpuBackend& be = **created;
-  be.set_batch_invariant(true);
+  const auto backend = invariant_backend();
+  ASSERT_NE(backend, nullptr);
+  gpu::GpuBackend& be = *backend;
   // Batch invariance: every batch of this model's integer-product types goes through the int8 matrix-vector
   // product, whatever the scheduler's batching (its 64-wide rows are too narrow for the tensor-core kernel).
   auto m = model::Model::load(test::tiny_synth_model("engine_sampling_gpu", 320, 256), be);
@@ -77,18 +96,9 @@ TEST(EngineGpuSampling, DeviceSampledTokensEqualTheHostSampledOnes) {
     }
     ps.push_back(p);
   }
-  std::vector<std::vector<int32_t>> device, host;
-  {
-    auto e = Engine::create(**m, o);
-    ASSERT_TRUE(e.ok()) << e.error_message();
-    device = run(**e, ps);
-  }
+  const auto device = run_fresh(**m, o, ps);
   for (auto& p : ps) p.top_logprobs = 0;  // logprobs: the logits rows come to the host
-  {
-    auto e = Engine::create(**m, o);
-    ASSERT_TRUE(e.ok()) << e.error_message();
-    host = run(**e, ps);
-  }
+  const auto host = run_fresh(**m, o, ps);
   ASSERT_EQ(device.size(), ps.size());
   ASSERT_EQ(host.size(), ps.size());
   for (size_t i = 0; i < ps.size(); ++i) EXPECT_EQ(device[i], host[i]) << "sequence " << i;
@@ -101,10 +111,9 @@ TEST(EngineGpuSampling, DeviceSampledTokensEqualTheHostSampledOnes) {
 TEST(EngineGpuSampling, GreedyTextTogetherIsTheTextAloneWhenPromptAndDecodeTakeDifferentKernels) {
   RF_REQUIRE_GPU(info);
   (void)info;
-  auto created = gpu::GpuBackend::create(0);
-  ASSERT_TRUE(created.ok()) << created.error_message();
-  gpu::GpuBackend& be = **created;
-  be.set_batch_invariant(true);
+  const auto backend = invariant_backend();
+  ASSERT_NE(backend, nullptr);
+  gpu::GpuBackend& be = *backend;
   cli::SynthOptions so;
   so.n_vocab = 512;
   so.n_head = 4;
@@ -131,19 +140,16 @@ TEST(EngineGpuSampling, GreedyTextTogetherIsTheTextAloneWhenPromptAndDecodeTakeD
     p.sampler.temperature = 0.0f;
     ps.push_back(p);
   }
-  std::vector<std::vector<int32_t>> together, alone;
-  {
-    auto e = Engine::create(**m, o);
-    ASSERT_TRUE(e.ok()) << e.error_message();
-    together = run(**e, ps);
-    EXPECT_GT((*e)->stats().max_batch_sequences, 1);
-  }
-  for (const auto& p : ps) {
-    auto e = Engine::create(**m, o);
-    ASSERT_TRUE(e.ok()) << e.error_message();
-    alone.push_back(run(**e, {p}).at(0));
-  }
+  int64_t max_batch = 0;
+  const auto together = run_fresh(**m, o, ps, &max_batch);
+  EXPECT_GT(max_batch, 1);
   ASSERT_EQ(together.size(), ps.size());
+  std::vector<std::vector<int32_t>> alone;
+  for (const auto& p : ps) {
+    const auto one = run_fresh(**m, o, {p});
+    ASSERT_EQ(one.size(), 1u);
+    alone.push_back(one[0]);
+  }
   for (size_t i = 0; i < ps.size(); ++i) EXPECT_EQ(together[i], alone[i]) << "sequence " << i;
 }
 
