@@ -190,6 +190,8 @@ int main(int argc, char** argv) {
       if (rf::gpu::has_int8_matvec(t, 1)) {
         const double i_ms = time_it();
         std::printf("  int8 %8.1f us (%5.0f GB/s)", i_ms * 1e3, static_cast<double>(bytes.size()) / (i_ms * 1e6));
+        policy.stage_min_tokens = 0;  // the same product with every warp reading the activations from L2
+        std::printf("  unstaged %8.1f us", time_it() * 1e3);
       }
       if (rf::gpu::has_mma_matmul(t)) {
         for (int tile = -1; tile < 3; ++tile) {

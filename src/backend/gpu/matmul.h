@@ -121,6 +121,10 @@ struct MatmulPolicy {
   int staged_matvec = 1;
   int split_rows = 0;  // rows per warp of Q4_0 / Q8_0 matvec_int8: 0 by batch, else 1 or 2 (ROCMFORGE_GPU_SPLIT_ROWS)
   int split_k = 0;     // warps per row group of matvec_int8: 0 by shape, else 1 or 2 (ROCMFORGE_GPU_SPLIT_K)
+  // matvec_int8 launches whose token groups (2, 4 or 8 tokens per launch block) hold at least this many tokens load
+  // the activations through shared memory, once per block (not for Q8_0 weights, where it lost); 0 never
+  // (ROCMFORGE_GPU_STAGE_TOKENS). The same bits either way.
+  int stage_min_tokens = 4;
   // Batch-invariant backends (GpuBackend::set_batch_invariant) give each token of the int8 types one kernel in any
   // batch, by its kind (GpuBackend::set_generated_by_matvec); invariant_matvec: matvec_int8 for every token
   // (ROCMFORGE_GPU_INVARIANT_MATVEC=1; 7B Q4_0 on the H100: prefill 1.7k t/s against mmq's 4.9k).
