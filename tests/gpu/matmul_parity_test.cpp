@@ -543,15 +543,30 @@ TEST(GpuMatmul, BatchInvariantProductsGiveEveryTokenItsSingleTokenBits) {
     ~Restore() { be.set_batch_invariant(false); }
   } restore{pair.gpu()};
   std::mt19937 rng(61);
+  const int default_stage = matmul_policy().stage_min_tokens;
   for (const bool matvec : {false, true}) {
     matmul_policy().invariant_matvec = matvec;
     for (const Type t : {Type::Q4_0, Type::Q8_0, Type::Q4_K, Type::Q5_K, Type::Q6_K}) {
-      const int64_t n_in = quant::traits(t).block_size == 256 ? 768 : 544, n_out = 133;
-      const HostWeight hw = make_weight(rng, t, n_in, n_out);
-      auto [wg, wc] = pair.weight(t, n_in, n_out, 1, hw.bytes);
-      expect_batches_match(pair, rng, t, hw, wg, wc, n_in, n_out, {1, 7, 33, 100}, tol_factor(t), "batch-invariant");
-      const Tensor xg = pair.gpu_f32(random_floats(rng, static_cast<size_t>(n_in * 100)), n_in);
-      expect_tokens_as_alone(pair, xg, wg, n_out, {0, 37, 99}, label(t) + (matvec ? " matvec" : " default"));
+      // Rows of one partial staging tile, and of 11008 (2.7 tiles of 4096; two warps per row for Q5_K / Q6_K /
+      // Q8_0, one for Q4_0 / Q4_K).
+      for (const int64_t n_in : {quant::traits(t).block_size == 256 ? int64_t{768} : int64_t{544}, int64_t{11008}}) {
+        const int64_t n_out = 133;
+        const HostWeight hw = make_weight(rng, t, n_in, n_out);
+        auto [wg, wc] = pair.weight(t, n_in, n_out, 1, hw.bytes);
+        expect_batches_match(pair, rng, t, hw, wg, wc, n_in, n_out, {1, 7, 33, 100}, tol_factor(t),
+                             "batch-invariant");
+        const Tensor xg = pair.gpu_f32(random_floats(rng, static_cast<size_t>(n_in * 100)), n_in);
+        // The matrix-vector product with activations read from L2 (0), staged for every token group (2), and by
+        // default; batches of 2, 4 and 100 tokens (groups of 2, 4 and 8 tokens, the last one part full).
+        for (const int stage : matvec ? std::vector<int>{0, 2, default_stage} : std::vector<int>{default_stage}) {
+          matmul_policy().stage_min_tokens = stage;
+          const std::string what = label(t) + " x " + std::to_string(n_in) +
+                                   (matvec ? " matvec, stage from " + std::to_string(stage) : " default");
+          expect_tokens_as_alone(pair, xg, wg, n_out, {0, 37, 99}, what);
+          expect_tokens_as_alone(pair, xg.rows(0, 4), wg, n_out, {0, 3}, what);
+          expect_tokens_as_alone(pair, xg.rows(0, 2), wg, n_out, {1}, what);
+        }
+      }
     }
   }
 }

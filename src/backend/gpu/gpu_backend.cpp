@@ -78,17 +78,16 @@ GpuDeviceBatch::GpuDeviceBatch(backend::Batch batch, GpuBackend& be) : DeviceBat
     max_ctx_ = std::max(max_ctx_, b.positions[t] + 1);
   }
   ints.insert(ints.end(), b.output_rows.begin(), b.output_rows.end());
-  const auto runs_of = [&b](const std::vector<int32_t>* rows, std::vector<KindRun>* out) {
-    const auto count = static_cast<int64_t>(rows != nullptr ? rows->size() : b.tokens.size());
-    for (int64_t i = 0; i < count; ++i) {
-      const bool g = b.is_generated(rows != nullptr ? (*rows)[static_cast<size_t>(i)] : i);
-      if (out->empty() || out->back().generated != g) out->push_back(KindRun{i, i, g});
-      out->back().end = i + 1;
-    }
+  // Row i of a run list is generated or not (g); consecutive rows of one kind make one run.
+  const auto extend = [](std::vector<KindRun>* runs, int64_t i, bool g) {
+    if (runs->empty() || runs->back().generated != g) runs->push_back(KindRun{i, i, g});
+    runs->back().end = i + 1;
   };
   RF_CHECK(b.generated.empty() || b.generated.size() == n);
-  runs_of(nullptr, &token_runs_);
-  runs_of(&b.output_rows, &output_runs_);
+  for (size_t i = 0; i < n; ++i) extend(&token_runs_, static_cast<int64_t>(i), b.is_generated(static_cast<int64_t>(i)));
+  for (size_t i = 0; i < b.output_rows.size(); ++i) {
+    extend(&output_runs_, static_cast<int64_t>(i), b.is_generated(b.output_rows[i]));
+  }
   for (const auto& t : b.block_tables) {
     ints.insert(ints.end(), t.begin(), t.end());
     ints.insert(ints.end(), static_cast<size_t>(table_stride_) - t.size(), 0);

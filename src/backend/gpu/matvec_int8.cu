@@ -381,7 +381,9 @@ __global__ void __launch_bounds__(kThreads)
     weights_then_wait(wr);
     const ActSpan span = global_span(act, wr.tok0);
 #pragma unroll 4
-    for (int64_t ib = first; ib < n_blocks; ib += kStep) kquant_block<T>(row, n_blocks, ib, sub, wr.n_tok, span, ib, acc);
+    for (int64_t ib = first; ib < n_blocks; ib += kStep) {
+      kquant_block<T>(row, n_blocks, ib, sub, wr.n_tok, span, ib, acc);
+    }
   }
   finish_sums<1, NT, kSplit>(wr, acc, part);
 }
