@@ -137,6 +137,23 @@ RF_DEVICE void stage_act(StageTile<NT, QK>& tile, const ActRows& act, int64_t to
   __syncthreads();
 }
 
+// The staged launches' loop, called by every thread of the block: for each tile of kStageElems activations, loads
+// the group's tile, calls body(ib, jb) for the warp's weight blocks ib = first, first + step, ... in the tile (jb:
+// the block within the tile) when the warp has rows, then waits for the block before the tile is loaded again.
+template <int NT, int QK, typename Body>
+RF_DEVICE void for_staged_blocks(StageTile<NT, QK>& tile, const ActRows& act, const WarpRows& wr, int64_t n_blocks,
+                                 int64_t first, int64_t step, Body&& body) {
+  constexpr int64_t kTile = kStageElems / QK;
+  for (int64_t ib0 = 0; ib0 < n_blocks; ib0 += kTile) {
+    const int64_t end = min(n_blocks, ib0 + kTile);
+    stage_act(tile, act, wr.tok0, wr.n_tok, ib0 * QK, static_cast<int>(end - ib0) * QK);
+    if (wr.n_rows > 0) {
+      for (int64_t ib = ib0 + first; ib < end; ib += step) body(ib, ib - ib0);
+    }
+    __syncthreads();  // the tile is read before it is loaded again
+  }
+}
+
 // Programmatic launch (see compat.h): lets the next kernel launch, asks L2 for this warp's weight rows (no kernel
 // writes them) while the previous kernel may still run, then waits for it before the activations are read. Only
 // rows of up to kPrefetchRowBytes: on the H100 the prefetch took 5-15 % off products of 2.3 KB rows (Q4_0 / Q4_K,
@@ -363,20 +380,12 @@ __global__ void __launch_bounds__(kThreads)
   float acc[1][NT];
   zero_sums(acc);
   if constexpr (kStage) {
-    constexpr int64_t kTile = kStageElems / 256;
-    static_assert(kTile % kStep == 0, "a tile holds whole passes of every part");
+    static_assert(kStageElems / 256 % kStep == 0, "a tile holds whole passes of every part");
     __shared__ StageTile<NT, 256> tile;
-    weights_then_wait(wr);  // every warp: the staging below has block-wide barriers
-    for (int64_t ib0 = 0; ib0 < n_blocks; ib0 += kTile) {
-      const int64_t end = min(n_blocks, ib0 + kTile);
-      stage_act(tile, act, wr.tok0, wr.n_tok, ib0 * 256, static_cast<int>(end - ib0) * 256);
-      if (wr.n_rows > 0) {
-        for (int64_t ib = ib0 + first; ib < end; ib += kStep) {
-          kquant_block<T>(row, n_blocks, ib, sub, wr.n_tok, stage_span(tile), ib - ib0, acc);
-        }
-      }
-      __syncthreads();  // the tile is read before it is loaded again
-    }
+    weights_then_wait(wr);  // every warp: the staging has block-wide barriers
+    for_staged_blocks(tile, act, wr, n_blocks, first, kStep, [&](int64_t ib, int64_t jb) {
+      kquant_block<T>(row, n_blocks, ib, sub, wr.n_tok, stage_span(tile), jb, acc);
+    });
   } else if (wr.n_rows > 0) {  // uniform across the warp (and its row group); no return before finish_sums' barrier
     weights_then_wait(wr);
     const ActSpan span = global_span(act, wr.tok0);
@@ -475,20 +484,12 @@ __global__ void __launch_bounds__(kThreads)
   float acc[kR][NT];
   zero_sums(acc);
   if constexpr (kStage) {
-    constexpr int64_t kTile = kStageElems / 32;
-    static_assert(kTile % kStep == 0, "a tile holds whole steps of every part");
+    static_assert(kStageElems / 32 % kStep == 0, "a tile holds whole steps of every part");
     __shared__ StageTile<NT, 32> tile;
-    weights_then_wait(wr);  // every warp: the staging below has block-wide barriers
-    for (int64_t ib0 = 0; ib0 < n_blocks; ib0 += kTile) {
-      const int64_t end = min(n_blocks, ib0 + kTile);
-      stage_act(tile, act, wr.tok0, wr.n_tok, ib0 * 32, static_cast<int>(end - ib0) * 32);
-      if (wr.n_rows > 0) {
-        for (int64_t ib = ib0 + first; ib < end; ib += kStep) {
-          split_block<kQ8Weights>(row, n_blocks, ib, wr.n_rows, wr.n_tok, stage_span(tile), ib - ib0, acc);
-        }
-      }
-      __syncthreads();  // the tile is read before it is loaded again
-    }
+    weights_then_wait(wr);  // every warp: the staging has block-wide barriers
+    for_staged_blocks(tile, act, wr, n_blocks, first, kStep, [&](int64_t ib, int64_t jb) {
+      split_block<kQ8Weights>(row, n_blocks, ib, wr.n_rows, wr.n_tok, stage_span(tile), jb, acc);
+    });
   } else if (wr.n_rows > 0) {  // uniform across the warp (and its row group); no return before the barrier below
     weights_then_wait(wr);
     const ActSpan span = global_span(act, wr.tok0);
