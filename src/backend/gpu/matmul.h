@@ -114,7 +114,11 @@ struct MatmulPolicy {
   bool tensor_cores = true;    // false: matmul_mma's FMA variant (what HIP builds run)
   int force_tile = -1;         // >= 0: always this MmaTile (benchmarks)
   int64_t int8_max_tokens = 32;  // batches of up to this many tokens take matvec_int8 (when the type has it)
-  int64_t mmq_min_tokens = 2;    // batches in [mmq_min_tokens, mmq_max_tokens] take matmul_mmq (when it has the type)
+  // Batches in [mmq_min_tokens, mmq_max_tokens] take matmul_mmq (when it has the type); smaller ones matvec_int8,
+  // which streams the weights once per launch while mmq's 64-row tiles do not fill the H100 at 2-4 tokens (7B decode
+  // of 2 / 3 / 4 sequences, t/s, mmq -> matvec_int8: Q4_0 489 / 732 / 969 -> 664 / 827 / 985, Q8_0 355 / 529 / 701
+  // -> 549 / 701 / 847, Q4_K_M 352 / 525 / 697 -> 594 / 726 / 857; 8 sequences within 1 %).
+  int64_t mmq_min_tokens = 5;
   int64_t mmq_max_tokens = int64_t{1} << 40;
   // F16 / BF16 single-token products with the rows staged in shared memory (faster on the H100): 0 never, else
   // always (ROCMFORGE_GPU_STAGED).
