@@ -7,7 +7,7 @@
 #
 # Env: ROCMFORGE (binary, default build/bin/rocmforge), MODEL_DIR (default /tmp/rocmforge-gpu-bench; models are
 # reused when present), MODELS (default "7b-Q4_0 7b-Q4_K_M 7b-Q8_0 7b-F16 8b-Q4_K_M"), P (512), N (128), R (3),
-# DECODE_BATCHES (8,32: sequences of the batched decode runs), COMMIT (recorded commit; default: git rev-parse, "unknown" without git).
+# DECODE_BATCHES (2,4,8,32: sequences of the batched decode runs), COMMIT (recorded commit; default: git rev-parse, "unknown" without git).
 #   run(carry=[".deps"], command="bash scripts/gpu-build.sh && bash bench/gpu.sh")
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +34,7 @@ for m in $models; do
   fi
   echo "gpu.sh: bench $m" >&2
   results+=("$("$bin" bench --device gpu -m "$model" -p "${P:-512}" -n "${N:-128}" -r "${R:-3}" \
-    --decode-batches "${DECODE_BATCHES:-8,32}" --json)")
+    --decode-batches "${DECODE_BATCHES:-2,4,8,32}" --json)")
 done
 
 date=$(date -u +%Y-%m-%d)
