@@ -137,23 +137,6 @@ RF_DEVICE void stage_act(StageTile<NT, QK>& tile, const ActRows& act, int64_t to
   __syncthreads();
 }
 
-// The staged launches' loop, called by every thread of the block: for each tile of kStageElems activations, loads
-// the group's tile, calls body(ib, jb) for the warp's weight blocks ib = first, first + step, ... in the tile (jb:
-// the block within the tile) when the warp has rows, then waits for the block before the tile is loaded again.
-template <int NT, int QK, typename Body>
-RF_DEVICE void for_staged_blocks(StageTile<NT, QK>& tile, const ActRows& act, const WarpRows& wr, int64_t n_blocks,
-                                 int64_t first, int64_t step, Body&& body) {
-  constexpr int64_t kTile = kStageElems / QK;
-  for (int64_t ib0 = 0; ib0 < n_blocks; ib0 += kTile) {
-    const int64_t end = min(n_blocks, ib0 + kTile);
-    stage_act(tile, act, wr.tok0, wr.n_tok, ib0 * QK, static_cast<int>(end - ib0) * QK);
-    if (wr.n_rows > 0) {
-      for (int64_t ib = ib0 + first; ib < end; ib += step) body(ib, ib - ib0);
-    }
-    __syncthreads();  // the tile is read before it is loaded again
-  }
-}
-
 // Programmatic launch (see compat.h): lets the next kernel launch, asks L2 for this warp's weight rows (no kernel
 // writes them) while the previous kernel may still run, then waits for it before the activations are read. Only
 // rows of up to kPrefetchRowBytes: on the H100 the prefetch took 5-15 % off products of 2.3 KB rows (Q4_0 / Q4_K,
@@ -165,6 +148,29 @@ RF_DEVICE void weights_then_wait(const WarpRows& wr) {
   const int64_t bytes = wr.nb1 <= kPrefetchRowBytes ? wr.n_rows * static_cast<int64_t>(wr.nb1) : 0;
   for (int64_t off = static_cast<int64_t>(lane_id()) * 128; off < bytes; off += kWarpSize * 128) prefetch_l2(p + off);
   grid_dependency_wait();
+}
+
+// The staged launches' loop, called by every thread of the block (the staging has block-wide barriers): asks for
+// the warp's weights and waits for the previous kernel (weights_then_wait), then for each tile of kStageElems
+// activations loads the group's tile and calls body(ib, jb, span) for the warp's weight blocks ib = first,
+// first + kStep, ... in the tile (jb: the block within the tile, span: the staged tile) when the warp has rows, and
+// waits for the block before the tile is loaded again.
+template <int NT, int QK, int64_t kStep, typename Body>
+RF_DEVICE void for_staged_blocks(const ActRows& act, const WarpRows& wr, int64_t n_blocks, int64_t first,
+                                 Body&& body) {
+  static_assert(kStageElems / QK % kStep == 0, "a tile holds whole steps of every part");
+  constexpr int64_t kTile = kStageElems / QK;
+  __shared__ StageTile<NT, QK> tile;
+  weights_then_wait(wr);
+  const ActSpan span = stage_span(tile);
+  for (int64_t ib0 = 0; ib0 < n_blocks; ib0 += kTile) {
+    const int64_t end = min(n_blocks, ib0 + kTile);
+    stage_act(tile, act, wr.tok0, wr.n_tok, ib0 * QK, static_cast<int>(end - ib0) * QK);
+    if (wr.n_rows > 0) {
+      for (int64_t ib = ib0 + first; ib < end; ib += kStep) body(ib, ib - ib0, span);
+    }
+    __syncthreads();  // the tile is read before it is loaded again
+  }
 }
 
 template <int kR, int NT>
@@ -380,11 +386,8 @@ __global__ void __launch_bounds__(kThreads)
   float acc[1][NT];
   zero_sums(acc);
   if constexpr (kStage) {
-    static_assert(kStageElems / 256 % kStep == 0, "a tile holds whole passes of every part");
-    __shared__ StageTile<NT, 256> tile;
-    weights_then_wait(wr);  // every warp: the staging has block-wide barriers
-    for_staged_blocks(tile, act, wr, n_blocks, first, kStep, [&](int64_t ib, int64_t jb) {
-      kquant_block<T>(row, n_blocks, ib, sub, wr.n_tok, stage_span(tile), jb, acc);
+    for_staged_blocks<NT, 256, kStep>(act, wr, n_blocks, first, [&](int64_t ib, int64_t jb, const ActSpan& span) {
+      kquant_block<T>(row, n_blocks, ib, sub, wr.n_tok, span, jb, acc);
     });
   } else if (wr.n_rows > 0) {  // uniform across the warp (and its row group); no return before finish_sums' barrier
     weights_then_wait(wr);
@@ -484,11 +487,8 @@ __global__ void __launch_bounds__(kThreads)
   float acc[kR][NT];
   zero_sums(acc);
   if constexpr (kStage) {
-    static_assert(kStageElems / 32 % kStep == 0, "a tile holds whole steps of every part");
-    __shared__ StageTile<NT, 32> tile;
-    weights_then_wait(wr);  // every warp: the staging has block-wide barriers
-    for_staged_blocks(tile, act, wr, n_blocks, first, kStep, [&](int64_t ib, int64_t jb) {
-      split_block<kQ8Weights>(row, n_blocks, ib, wr.n_rows, wr.n_tok, stage_span(tile), jb, acc);
+    for_staged_blocks<NT, 32, kStep>(act, wr, n_blocks, first, [&](int64_t ib, int64_t jb, const ActSpan& span) {
+      split_block<kQ8Weights>(row, n_blocks, ib, wr.n_rows, wr.n_tok, span, jb, acc);
     });
   } else if (wr.n_rows > 0) {  // uniform across the warp (and its row group); no return before the barrier below
     weights_then_wait(wr);
