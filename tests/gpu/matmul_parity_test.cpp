@@ -165,6 +165,7 @@ TEST_P(MatmulParity, MmaTilesMatchCpuWithinF16Rounding) {
   if (!has_mma_matmul(t)) GTEST_SKIP() << label(t) << " has no tensor-core path";
   PolicyGuard guard;
   matmul_policy().mma_min_tokens = 2;
+  matmul_policy().mma_min_tokens_f16 = 2;
   matmul_policy().int8_max_tokens = 0;
   matmul_policy().mmq_max_tokens = 0;
   matmul_policy().blas_min_tokens = 0;  // batch 130 would go through the BLAS (F16 factors) instead of the tiles

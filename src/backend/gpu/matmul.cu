@@ -486,6 +486,7 @@ MatmulPolicy& matmul_policy() {
     const auto env_count = [](const char* name, int64_t* dst) {
       if (const char* v = std::getenv(name)) *dst = std::max<int64_t>(0, std::atoll(v));
     };
+    env_count("ROCMFORGE_GPU_MMA_MIN_TOKENS_F16", &p.mma_min_tokens_f16);
     env_count("ROCMFORGE_GPU_INT8_MAX_TOKENS", &p.int8_max_tokens);
     env_count("ROCMFORGE_GPU_MMQ_MIN_TOKENS", &p.mmq_min_tokens);
     env_count("ROCMFORGE_GPU_MMQ_MAX_TOKENS", &p.mmq_max_tokens);
@@ -579,7 +580,9 @@ Status matmul(const WeightView& w, const float* act, int64_t n_tok, float* out, 
   const int64_t as = act_row_stride(w.n_in);
   const auto* wb = static_cast<const uint8_t*>(w.data);
   const MatmulPolicy& policy = matmul_policy();
-  if (n_tok >= policy.mma_min_tokens && n_tok > 1 && has_mma_matmul(w.type)) {
+  const int64_t mma_min = w.type == quant::Type::F16 ? std::max(policy.mma_min_tokens, policy.mma_min_tokens_f16)
+                                                     : policy.mma_min_tokens;
+  if (n_tok >= mma_min && n_tok > 1 && has_mma_matmul(w.type)) {
     const MmaTile tile = pick_mma_tile(n_tok, w.n_out);
     // Rare formats have the kMid tile only: it serves kLarge batches, and kSmall ones (up to 32 tokens, where
     // kSmall's hi + lo split keeps F32 precision) take the float kernels below instead.

@@ -111,6 +111,11 @@ Status matmul_mma(const WeightView& w, const float* act, int64_t n_tok, float* o
 // kernels.
 struct MatmulPolicy {
   int64_t mma_min_tokens = 2;  // batches of at least this many tokens take matmul_mma (when the type has it)
+  // F16 weights take matmul_mma from max(mma_min_tokens, mma_min_tokens_f16) tokens: the matrix-vector kernels
+  // stream them once per launch and win below that (H100, 4096 x 11008 / 11008 x 4096 F16, single launches, us,
+  // float -> tiles: 2 tokens 54.3 / 55.2 -> 104.0 / 113.1, 4 tokens 88.7 / 99.0 -> 105.0 / 109.6, 8 tokens
+  // 139.2 / 245.8 -> 103.8 / 112.7) (ROCMFORGE_GPU_MMA_MIN_TOKENS_F16).
+  int64_t mma_min_tokens_f16 = 5;
   bool tensor_cores = true;    // false: matmul_mma's FMA variant (what HIP builds run)
   int force_tile = -1;         // >= 0: always this MmaTile (benchmarks)
   int64_t int8_max_tokens = 32;  // batches of up to this many tokens take matvec_int8 (when the type has it)
