@@ -259,12 +259,20 @@ TEST_P(MatmulParity, SingleTokenProductVariantsAreBitwiseEqual) {
 
 // F16 / BF16 single-token products with the rows staged in shared memory: the sums of matvec1_kernel (each lane
 // the same chunks in the same order), bitwise, including a row that ends inside a step (n_in 11000).
-TEST(MatmulParity16Bit, StagedSingleTokenProductEqualsTheDirectKernelBitwise) {
+// Every format outside split rows but F32: the single-token product with the rows staged in shared memory gives the
+// direct kernel's bits. Rows of one partial step and of several steps plus a partial one (16-byte aligned rows:
+// others take the direct kernel).
+TEST(MatmulParityStaged, SingleTokenProductEqualsTheDirectKernelBitwise) {
   RF_REQUIRE_GPU_PAIR(pair);
   PolicyGuard guard;
-  for (const Type t : {Type::F16, Type::BF16}) {
+  for (const Type t : kTypes) {
+    if (split_code_bytes(t) > 0 || t == Type::F32) continue;
     std::mt19937 rng(313 + static_cast<unsigned>(t));
-    for (const int64_t n_in : {int64_t{512}, int64_t{11000}}) {
+    const int64_t block = quant::traits(t).block_size;
+    const std::vector<int64_t> lengths = block == 1 ? std::vector<int64_t>{512, 11000}
+                                         : block == 256 ? std::vector<int64_t>{2048, 10240}
+                                                        : std::vector<int64_t>{512, 8448};
+    for (const int64_t n_in : lengths) {
       const int64_t n_out = 37;
       const HostWeight hw = make_weight(rng, t, n_in, n_out);
       auto [wg, wc] = pair.weight(t, n_in, n_out, 1, hw.bytes);
