@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 jobs=$(nproc)
-step() { printf '\n==== %s ====\n' "$*"; }
+step() { printf '\n==== %s (%d s in) ====\n' "$*" "$SECONDS"; }  # where CI's time goes, step by step
 
 step "dependencies"
 bash scripts/install-deps.sh
