@@ -240,9 +240,11 @@ template <typename BT>
 struct Staged {
   static constexpr int64_t kStepElems = BT::kQk == 1 ? 512 : 2048;
   static constexpr int kStepBytes = static_cast<int>(kStepElems / BT::kQk * BT::kBytes);
-  // F32 rows stay direct (a 2 KB step would take 64 KB of shared memory per block on 32-wide AMD parts).
+  // F32 rows stay direct (a 2 KB step would take 64 KB of shared memory per block on 32-wide AMD parts), and so do
+  // the rare formats (compile time: CI builds this file for four GPU targets).
   static constexpr bool kOn = split_code_bytes(BT::kType) == 0 && BT::kType != quant::Type::F32 &&
-                              kStepElems % BT::kQk == 0 && kStepBytes % 16 == 0 && kStepElems / 8 % kWarpSize == 0;
+                              !is_rare_format<BT>() && kStepElems % BT::kQk == 0 && kStepBytes % 16 == 0 &&
+                              kStepElems / 8 % kWarpSize == 0;
 };
 template <typename BT>
 size_t staged_shared_bytes(int warp_size) {

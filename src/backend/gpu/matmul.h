@@ -125,8 +125,8 @@ struct MatmulPolicy {
   // -> 549 / 701 / 847, Q4_K_M 352 / 525 / 697 -> 594 / 726 / 857; 8 sequences within 1 %).
   int64_t mmq_min_tokens = 5;
   int64_t mmq_max_tokens = int64_t{1} << 40;
-  // Single-token products of the formats outside split rows (F16, BF16, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, the IQ and TQ
-  // formats, MXFP4) with 16-byte aligned rows staged in shared memory (faster on the H100): 0 never, else always
+  // Single-token products of the common formats outside split rows (F16, BF16, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, IQ4_NL,
+  // IQ4_XS) with 16-byte aligned rows staged in shared memory (faster on the H100): 0 never, else always
   // (ROCMFORGE_GPU_STAGED).
   int staged_matvec = 1;
   int split_rows = 0;  // rows per warp of Q4_0 / Q8_0 matvec_int8: 0 by batch, else 1 or 2 (ROCMFORGE_GPU_SPLIT_ROWS)
