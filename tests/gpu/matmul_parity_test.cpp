@@ -257,11 +257,10 @@ TEST_P(MatmulParity, SingleTokenProductVariantsAreBitwiseEqual) {
   }
 }
 
-// F16 / BF16 single-token products with the rows staged in shared memory: the sums of matvec1_kernel (each lane
-// the same chunks in the same order), bitwise, including a row that ends inside a step (n_in 11000).
-// Every format outside split rows but F32: the single-token product with the rows staged in shared memory gives the
-// direct kernel's bits (the rare formats, never staged, compare the direct kernel with itself). Rows of one partial step and of several steps plus a partial one (16-byte aligned rows:
-// others take the direct kernel).
+// Every format outside split rows but F32: the single-token product with the rows staged in shared memory gives
+// matvec1_kernel's bits (each lane the same chunks in the same order; the rare formats, never staged, compare the
+// direct kernel with itself). Rows of one partial step and of several steps plus a partial one (16-byte aligned
+// rows: others take the direct kernel; F16's n_in 11000 is one of those).
 TEST(MatmulParityStaged, SingleTokenProductEqualsTheDirectKernelBitwise) {
   RF_REQUIRE_GPU_PAIR(pair);
   PolicyGuard guard;

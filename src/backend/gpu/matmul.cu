@@ -226,10 +226,10 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// Single-token rows of every format that is not in split rows (those take matvec_int8), one row per warp, the row's
-// bytes streamed into shared memory kStagedStages steps ahead through 16-byte asynchronous copies (as
-// matvec_int8's staged products): lane l still takes chunks l, l + warp, ... of 8 values with matvec1_kernel's
-// expression, so the sums are the same. A step is 512 elements of float / 16-bit rows (1 KB of F16) or 2048 of a
+// Single-token rows of the formats outside split rows (those take matvec_int8) but F32 and the rare formats, one row
+// per warp, the row's bytes streamed into shared memory kStagedStages steps ahead through 16-byte asynchronous
+// copies (as matvec_int8's staged products): lane l still takes chunks l, l + warp, ... of 8 values with
+// matvec1_kernel's expression, so the sums are the same. A step is 512 elements of 16-bit rows (1 KB) or 2048 of a
 // block format (64 blocks of 32 or 8 of 256: whole blocks, and a multiple of 16 bytes for every GGUF block size).
 // Rows must start 16-byte aligned (nb1 % 16 == 0; GGUF rows are not padded): others take matvec1_kernel.
 // On the H100 (4096 x 11008, back-to-back) staging took Q4_1 from 48.9 to 41.9 us and IQ4_NL from 173.5 to 159.6;
