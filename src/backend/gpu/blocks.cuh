@@ -38,6 +38,16 @@ RF_DEVICE int iq4_level(int n) {
   return static_cast<int8_t>(static_cast<uint8_t>(((n & 8) != 0 ? hi : lo) & 0xFFu));
 }
 
+// Levels of the four codes in the low nibbles of q's bytes (byte k: code k, 0..15) as four signed bytes: two byte
+// permutes pick each byte from the low and the high half of the table, a third picks the half by the code's bit 3.
+RF_DEVICE uint32_t iq4_levels4(uint32_t q) {
+  const uint32_t t = q | (q >> 4);
+  const uint32_t sel = (t & 0xFFu) | ((t >> 8) & 0xFF00u);  // code k at bits [4k, 4k + 4)
+  const uint32_t lo = __byte_perm(kIq4W0, kIq4W1, sel & 0x7777u);
+  const uint32_t hi = __byte_perm(kIq4W2, kIq4W3, sel & 0x7777u);
+  return __byte_perm(lo, hi, 0x3210u | ((sel >> 1) & 0x4444u));
+}
+
 RF_DEVICE float load_f16(const uint8_t* p) {
   return half_bits_to_float(*reinterpret_cast<const uint16_t*>(p));  // block fields are 2-byte aligned
 }
@@ -182,11 +192,14 @@ struct BlockQ8_0 : SplitFormat<quant::Type::Q8_0> {
   }
 };
 
-struct BlockIq4Nl : BlockFormat<BlockIq4Nl, quant::Type::IQ4_NL, 32, 18> {
-  static RF_DEVICE void decode(const uint8_t* b, int c, float (&v)[8]) {
-    const float d = load_f16(b);
+struct BlockIq4Nl : SplitFormat<quant::Type::IQ4_NL> {
+  static RF_DEVICE void chunk(const uint8_t* row, int64_t idx, int64_t n, float (&v)[8]) {
+    const int64_t ib = idx / 4;
+    const int c = static_cast<int>(idx % 4);
+    const float d = scale(row, n / kQk, ib);
+    const uint8_t* q = codes(row, ib);
 #pragma unroll
-    for (int j = 0; j < 8; ++j) v[j] = d * static_cast<float>(iq4_level(run_nibble(b + 2, 8 * c + j)));
+    for (int j = 0; j < 8; ++j) v[j] = d * static_cast<float>(iq4_level(run_nibble(q, 8 * c + j)));
   }
 };
 

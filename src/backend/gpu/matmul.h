@@ -28,8 +28,8 @@ struct WeightView {
   size_t nb2 = 0;
 };
 
-// Q4_0, Q8_0 and the K-quants Q4_K, Q5_K, Q6_K live on the GPU in "split rows" (GpuBackend::load_weight arranges
-// them so, dequant.h split_rows). A GGUF block is cut into its body (the code bytes), its 16-byte head (K-quants:
+// Q4_0, Q8_0, IQ4_NL and the K-quants Q4_K, Q5_K, Q6_K live on the GPU in "split rows" (GpuBackend::load_weight
+// arranges them so, dequant.h split_rows). A GGUF block is cut into its body (the code bytes), its 16-byte head (K-quants:
 // Q4_K / Q5_K d, dmin and the 12 scale bytes; Q6_K the 16 sub-block scales) and its f16 scale (Q4_0 / Q8_0 d, Q6_K
 // d); a row of nb blocks holds every block's body in block order, then every head, then every scale, and rows
 // start 16 bytes apart at least (weight_row_pitch pads them). Bodies and heads are then 16-byte aligned, and a warp
@@ -48,6 +48,7 @@ constexpr SplitLayout split_layout(quant::Type t) {
   switch (t) {
     case Type::Q4_0: return {16, 2, -1, 0, 18, 32};    // d, 16 nibble bytes
     case Type::Q8_0: return {32, 2, -1, 0, 34, 32};    // d, 32 codes
+    case Type::IQ4_NL: return {16, 2, -1, 0, 18, 32};  // d, 16 nibble bytes (level indices)
     case Type::Q4_K: return {128, 16, 0, -1, 144, 256};  // d, dmin, scales[12], qs[128]
     case Type::Q5_K: return {160, 16, 0, -1, 176, 256};  // d, dmin, scales[12], qh[32], qs[128]
     case Type::Q6_K: return {192, 0, 192, 208, 210, 256};  // ql[128], qh[64], scales[16], d
@@ -147,7 +148,7 @@ MatmulPolicy& matmul_policy();
 // The tile matmul() uses for n_tok tokens and n_out rows under the current policy.
 MmaTile pick_mma_tile(int64_t n_tok, int64_t n_out);
 
-// Decode fast path (matvec_int8.cu) for Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K weights and 1 to
+// Decode fast path (matvec_int8.cu) for Q4_0 / Q8_0 / IQ4_NL / Q4_K / Q5_K / Q6_K weights and 1 to
 // MatmulPolicy::int8_max_tokens tokens: activations quantized to Q8_0 or Q8_K (int8 codes and block scales, as the
 // CPU does) and integer dot products (dot4_i8), the CPU's arithmetic up to float summation order. Each weight block
 // is read once for up to 8 tokens. A token's result is bitwise the same whatever the other tokens of the batch

@@ -400,9 +400,10 @@ __global__ void __launch_bounds__(kThreads)
   finish_sums<1, NT, kSplit>(wr, acc, part);
 }
 
-// A block of the warp's n_rows rows (weight codes wq as 8 words of signed bytes in activation order, Q4_0: unsigned
-// nibbles whose offset of 8 is taken off here; scales dw) times the n_tok tokens' Q8_0 activation block jb of act.
-template <bool kQ8Weights, int kR, int NT>
+// A block of the warp's n_rows rows (weight codes wq as 8 words of signed bytes in activation order, kSigned false:
+// Q4_0's unsigned nibbles, whose offset of 8 is taken off here; scales dw) times the n_tok tokens' Q8_0 activation
+// block jb of act.
+template <bool kSigned, int kR, int NT>
 RF_DEVICE void accumulate_q40_q80(const uint32_t (&wq)[kR][8], const float (&dw)[kR], int64_t n_rows, int n_tok,
                                   const ActSpan& act, int64_t jb, float (&acc)[kR][NT]) {
 #pragma unroll
@@ -414,12 +415,12 @@ RF_DEVICE void accumulate_q40_q80(const uint32_t (&wq)[kR][8], const float (&dw)
       const int a[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
       const float da = act.d[t * act.d_stride + jb];
       // Q4_0 codes carry an offset of 8: minus 8 x the block's code sum (written by the quantizer).
-      const int asum = kQ8Weights ? 0 : act.s[t * act.s_stride + jb];
+      const int asum = kSigned ? 0 : act.s[t * act.s_stride + jb];
 #pragma unroll
       for (int r = 0; r < kR; ++r) {
         if (r < n_rows) {
           int sumi = 0;
-          if (kQ8Weights) {
+          if (kSigned) {
 #pragma unroll
             for (int k = 0; k < 8; ++k) sumi = dot4_i8(static_cast<int>(wq[r][k]), a[k], sumi);
           } else {
@@ -437,12 +438,13 @@ RF_DEVICE void accumulate_q40_q80(const uint32_t (&wq)[kR][8], const float (&dw)
   }
 }
 
-// Block ib of the warp's rows row[r] (r < n_rows) times the n_tok tokens' activation block jb of act: the weight
-// codes as 8 words of 4 signed bytes in activation order (Q4_0: unsigned nibbles, offset 8 later).
-template <bool kQ8Weights, int kR, int NT>
+// Block ib of the warp's rows row[r] (r < n_rows) of type kW (Q4_0, Q8_0, IQ4_NL) times the n_tok tokens'
+// activation block jb of act: the weight codes as 8 words of 4 signed bytes in activation order (Q4_0: unsigned
+// nibbles, offset 8 later; IQ4_NL: each nibble's level, iq4_levels4).
+template <quant::Type kW, int kR, int NT>
 RF_DEVICE void split_block(const uint8_t* const (&row)[kR], int64_t n_blocks, int64_t ib, int64_t n_rows, int n_tok,
                            const ActSpan& act, int64_t jb, float (&acc)[kR][NT]) {
-  using F = SplitFormat<kQ8Weights ? quant::Type::Q8_0 : quant::Type::Q4_0>;
+  using F = SplitFormat<kW>;
   uint32_t wq[kR][8];
   float dw[kR];
 #pragma unroll
@@ -451,11 +453,18 @@ RF_DEVICE void split_block(const uint8_t* const (&row)[kR], int64_t n_blocks, in
       const auto* c = reinterpret_cast<const uint4*>(F::codes(row[r], ib));
       const uint4 x = c[0];
       const uint32_t w[4] = {x.x, x.y, x.z, x.w};
-      if (kQ8Weights) {
+      if constexpr (kW == quant::Type::Q8_0) {
         const uint4 y = c[1];
         wq[r][0] = x.x, wq[r][1] = x.y, wq[r][2] = x.z, wq[r][3] = x.w;
         wq[r][4] = y.x, wq[r][5] = y.y, wq[r][6] = y.z, wq[r][7] = y.w;
+      } else if constexpr (kW == quant::Type::IQ4_NL) {
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+          wq[r][k] = iq4_levels4(w[k] & 0x0F0F0F0Fu);
+          wq[r][k + 4] = iq4_levels4((w[k] >> 4) & 0x0F0F0F0Fu);
+        }
       } else {
+        static_assert(kW == quant::Type::Q4_0, "split-row products of 32-element blocks: Q4_0, Q8_0, IQ4_NL");
 #pragma unroll
         for (int k = 0; k < 4; ++k) {
           wq[r][k] = w[k] & 0x0F0F0F0Fu;
@@ -465,16 +474,16 @@ RF_DEVICE void split_block(const uint8_t* const (&row)[kR], int64_t n_blocks, in
       dw[r] = F::scale(row[r], n_blocks, ib);
     }
   }
-  accumulate_q40_q80<kQ8Weights>(wq, dw, n_rows, n_tok, act, jb, acc);
+  accumulate_q40_q80<kW != quant::Type::Q4_0>(wq, dw, n_rows, n_tok, act, jb, acc);
 }
 
-// Q4_0 / Q8_0 weights in split rows (blocks.cuh) times Q8_0 activations, kR rows per warp group, NT tokens. Each
+// Q4_0 / Q8_0 / IQ4_NL weights in split rows (blocks.cuh) times Q8_0 activations, kR rows per warp group, NT tokens. Each
 // row group is shared by kSplit warps; lane l of part p takes blocks p W + l, p W + l + kSplit W, ... (W =
 // kWarpSize) of each row, so per row and step the group reads kSplit W consecutive 16-byte (Q8_0: 32-byte) code
 // runs and as many consecutive scales straight from global memory, each lane one whole block. The parts' sums
 // meet in shared memory and are added in part order. kStage: the activations come through shared memory
 // (stage_act); each lane takes the same blocks in the same order.
-template <bool kQ8Weights, int kR, int NT, int kSplit, bool kStage>
+template <quant::Type kW, int kR, int NT, int kSplit, bool kStage>
 __global__ void __launch_bounds__(kThreads)
     matvec_split_kernel(const MatSet set, int64_t n_blocks, const ActRows act) {
   constexpr int64_t kStep = kSplit * kWarpSize;
@@ -488,14 +497,14 @@ __global__ void __launch_bounds__(kThreads)
   zero_sums(acc);
   if constexpr (kStage) {
     for_staged_blocks<NT, 32, kStep>(act, wr, n_blocks, first, [&](int64_t ib, int64_t jb, const ActSpan& span) {
-      split_block<kQ8Weights>(row, n_blocks, ib, wr.n_rows, wr.n_tok, span, jb, acc);
+      split_block<kW>(row, n_blocks, ib, wr.n_rows, wr.n_tok, span, jb, acc);
     });
   } else if (wr.n_rows > 0) {  // uniform across the warp (and its row group); no return before the barrier below
     weights_then_wait(wr);
     const ActSpan span = global_span(act, wr.tok0);
     const int nb = static_cast<int>(n_blocks);
     for (int ib = static_cast<int>(first); ib < nb; ib += static_cast<int>(kStep)) {
-      split_block<kQ8Weights>(row, n_blocks, ib, wr.n_rows, wr.n_tok, span, ib, acc);
+      split_block<kW>(row, n_blocks, ib, wr.n_rows, wr.n_tok, span, ib, acc);
     }
   }
   finish_sums<kR, NT, kSplit>(wr, acc, part);
@@ -535,18 +544,18 @@ void launch_kquant(int split_k, unsigned grid, const MatSet& set, int64_t n_bloc
                : launch_kernel(matvec_kquant_kernel<T, NT, 2, kStage>, grid, kThreads, 0, stream, set, n_blocks, act);
 }
 
-template <bool kQ8, int NT, bool kStage>
+template <quant::Type kW, int NT, bool kStage>
 void launch_split(int rows_per_warp, int split_k, unsigned grid, const MatSet& set, int64_t n_blocks,
                   const ActRows& act, gpuStream_t stream) {
   constexpr int kR2 = kSplitRowsPerWarp;
   if (rows_per_warp == 1) {
     split_k == 1
-        ? launch_kernel(matvec_split_kernel<kQ8, 1, NT, 1, kStage>, grid, kThreads, 0, stream, set, n_blocks, act)
-        : launch_kernel(matvec_split_kernel<kQ8, 1, NT, 2, kStage>, grid, kThreads, 0, stream, set, n_blocks, act);
+        ? launch_kernel(matvec_split_kernel<kW, 1, NT, 1, kStage>, grid, kThreads, 0, stream, set, n_blocks, act)
+        : launch_kernel(matvec_split_kernel<kW, 1, NT, 2, kStage>, grid, kThreads, 0, stream, set, n_blocks, act);
   } else {
     split_k == 1
-        ? launch_kernel(matvec_split_kernel<kQ8, kR2, NT, 1, kStage>, grid, kThreads, 0, stream, set, n_blocks, act)
-        : launch_kernel(matvec_split_kernel<kQ8, kR2, NT, 2, kStage>, grid, kThreads, 0, stream, set, n_blocks, act);
+        ? launch_kernel(matvec_split_kernel<kW, kR2, NT, 1, kStage>, grid, kThreads, 0, stream, set, n_blocks, act)
+        : launch_kernel(matvec_split_kernel<kW, kR2, NT, 2, kStage>, grid, kThreads, 0, stream, set, n_blocks, act);
   }
 }
 
@@ -555,8 +564,8 @@ void launch_split(int rows_per_warp, int split_k, unsigned grid, const MatSet& s
 bool has_int8_matvec(quant::Type weight, int64_t n_tok) {
   using quant::Type;
   return n_tok >= 1 && n_tok <= matmul_policy().int8_max_tokens &&
-         (weight == Type::Q4_0 || weight == Type::Q8_0 || weight == Type::Q4_K || weight == Type::Q5_K ||
-          weight == Type::Q6_K);
+         (weight == Type::Q4_0 || weight == Type::Q8_0 || weight == Type::IQ4_NL || weight == Type::Q4_K ||
+          weight == Type::Q5_K || weight == Type::Q6_K);
 }
 
 namespace {
@@ -631,7 +640,7 @@ Status matvec_int8_rows(const WeightView* ws, float* const* outs, const int64_t*
   const bool k_quant = w.type == Type::Q4_K || w.type == Type::Q5_K || w.type == Type::Q6_K;
   const int64_t qk = k_quant ? 256 : 32;
   if (!has_int8_matvec(w.type, 1) || w.n_in % qk != 0) {
-    return Status::error("gpu matvec_int8: needs Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K rows of whole blocks, got " +
+    return Status::error("gpu matvec_int8: needs Q4_0 / Q8_0 / IQ4_NL / Q4_K / Q5_K / Q6_K rows of whole blocks, got " +
                          std::string(quant::type_name(w.type)) + " x " + std::to_string(w.n_in));
   }
   if (n_tok < 1 || n_tok > 65535) return Status::error("gpu matvec_int8: 1 to 65535 tokens per launch");
@@ -675,8 +684,15 @@ Status matvec_int8_rows(const WeightView* ws, float* const* outs, const int64_t*
     constexpr int NT = decltype(nt_const)::value;
     constexpr bool S = decltype(stage_const)::value;
     switch (w.type) {
-      case Type::Q4_0: launch_split<false, NT, S>(rows_per_warp, split_k, grid, set, n_blocks, act, stream); break;
-      case Type::Q8_0: launch_split<true, NT, S>(rows_per_warp, split_k, grid, set, n_blocks, act, stream); break;
+      case Type::Q4_0:
+        launch_split<Type::Q4_0, NT, S>(rows_per_warp, split_k, grid, set, n_blocks, act, stream);
+        break;
+      case Type::Q8_0:
+        launch_split<Type::Q8_0, NT, S>(rows_per_warp, split_k, grid, set, n_blocks, act, stream);
+        break;
+      case Type::IQ4_NL:
+        launch_split<Type::IQ4_NL, NT, S>(rows_per_warp, split_k, grid, set, n_blocks, act, stream);
+        break;
       case Type::Q4_K: launch_kquant<Type::Q4_K, NT, S>(split_k, grid, set, n_blocks, act, stream); break;
       case Type::Q5_K: launch_kquant<Type::Q5_K, NT, S>(split_k, grid, set, n_blocks, act, stream); break;
       default: launch_kquant<Type::Q6_K, NT, S>(split_k, grid, set, n_blocks, act, stream); break;
