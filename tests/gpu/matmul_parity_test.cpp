@@ -165,7 +165,6 @@ TEST_P(MatmulParity, MmaTilesMatchCpuWithinF16Rounding) {
   if (!has_mma_matmul(t)) GTEST_SKIP() << label(t) << " has no tensor-core path";
   PolicyGuard guard;
   matmul_policy().mma_min_tokens = 2;
-  matmul_policy().mma_min_tokens_f16 = 2;
   matmul_policy().int8_max_tokens = 0;
   matmul_policy().mmq_max_tokens = 0;
   matmul_policy().blas_min_tokens = 0;  // batch 130 would go through the BLAS (F16 factors) instead of the tiles
@@ -190,7 +189,36 @@ TEST_P(MatmulParity, MmaTilesMatchCpuWithinF16Rounding) {
   }
 }
 
-// The int8 products (Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K) for 1 to 40 tokens: within float summation order of the CPU,
+// matmul() takes the tiles from mma_min_tokens_for(t) tokens on and the matrix-vector kernels below that: one
+// token fewer gets the float kernels' bits, the threshold itself the tiles' (int8, mmq and BLAS paths off).
+TEST_P(MatmulParity, TakesTheTilesFromTheTypesThreshold) {
+  RF_REQUIRE_GPU_PAIR(pair);
+  const Type t = GetParam();
+  if (!has_all_mma_tiles(t)) GTEST_SKIP() << label(t) << " has no small tensor-core tile";
+  PolicyGuard guard;
+  matmul_policy().int8_max_tokens = 0;
+  matmul_policy().mmq_max_tokens = 0;
+  matmul_policy().blas_min_tokens = 0;
+  const int64_t at = mma_min_tokens_for(t);
+  ASSERT_GE(at, 2) << label(t);
+  std::mt19937 rng(99 + static_cast<unsigned>(t));
+  const int64_t n_in = row_len_for(t, false), n_out = 67;
+  const HostWeight hw = make_weight(rng, t, n_in, n_out);
+  const Tensor wg = pair.weight(t, n_in, n_out, 1, hw.bytes).first;
+  for (const int64_t n_tok : {at - 1, at}) {
+    const Tensor x = pair.gpu_f32(random_floats(rng, static_cast<size_t>(n_in * n_tok)), n_in);
+    const std::vector<float> routed = gpu_product(pair, x, wg, n_out);
+    matmul_policy().mma_min_tokens = n_tok < at ? int64_t{1} << 30 : 1;
+    const std::vector<float> forced = gpu_product(pair, x, wg, n_out);
+    matmul_policy().mma_min_tokens = 0;
+    for (size_t i = 0; i < routed.size(); ++i) {
+      ASSERT_EQ(routed[i], forced[i]) << label(t) << " batch " << n_tok << " element " << i << ": expected the "
+                                      << (n_tok < at ? "matrix-vector" : "tile") << " kernel's bits";
+    }
+  }
+}
+
+// The int8 products (Q4_0 / Q8_0 / IQ4_NL / Q4_K / Q5_K / Q6_K) for 1 to 40 tokens: within float summation order of the CPU,
 // and every token's row bitwise equal to the product of that token alone (batched decode must not change a
 // sequence's numbers, so greedy text does not depend on load).
 TEST_P(MatmulParity, Int8BatchesMatchCpuAndEqualSingleTokenProductsBitwise) {

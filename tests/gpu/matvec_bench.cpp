@@ -88,6 +88,18 @@ int main(int argc, char** argv) {
     long a = 0, b = 0;
     if (std::sscanf(v, "%ld,%ld", &a, &b) == 2 && a > 0 && b > 0) n_in = a, n_out = b;
   }
+  // ROCMFORGE_BENCH_BATCHES=2,3,4 (default 2,4,...,512): the batch sweep's sizes, each at most 512.
+  std::vector<int64_t> batches = {2, 4, 8, 16, 32, 64, 128, 256, 512};
+  if (const char* v = std::getenv("ROCMFORGE_BENCH_BATCHES")) {
+    batches.clear();
+    for (const char* p = v; *p != '\0';) {
+      char* end = nullptr;
+      const long nb = std::strtol(p, &end, 10);
+      if (end == p) break;
+      if (nb >= 1 && nb <= 512) batches.push_back(nb);
+      p = *end == ',' ? end + 1 : end;
+    }
+  }
   const int64_t n_copies = 6, n_batch = 512;
   std::printf("shape %ld x %ld\n", static_cast<long>(n_in), static_cast<long>(n_out));
   std::mt19937 rng(1);
@@ -162,7 +174,7 @@ int main(int argc, char** argv) {
     // Batch sweep: the float kernels against the tensor-core tiles (auto choice, then each tile forced).
     rf::gpu::MatmulPolicy& policy = rf::gpu::matmul_policy();
     const rf::gpu::MatmulPolicy saved = policy;
-    for (const int64_t nb : {2, 4, 8, 16, 32, 64, 128, 256, 512}) {
+    for (const int64_t nb : batches) {
       const Tensor xb = xt.rows(0, nb), ob = ot.rows(0, nb);
       auto time_it = [&]() {
         be.matmul(ob, xb, w[0]);

@@ -500,11 +500,10 @@ MatmulPolicy& matmul_policy() {
 #if defined(RF_GPU_HIP)
     p.tensor_cores = false;
 #endif
-    if (const char* v = std::getenv("ROCMFORGE_GPU_MMA_MIN_TOKENS")) p.mma_min_tokens = std::max<int64_t>(1, std::atoll(v));
     const auto env_count = [](const char* name, int64_t* dst) {
       if (const char* v = std::getenv(name)) *dst = std::max<int64_t>(0, std::atoll(v));
     };
-    env_count("ROCMFORGE_GPU_MMA_MIN_TOKENS_F16", &p.mma_min_tokens_f16);
+    env_count("ROCMFORGE_GPU_MMA_MIN_TOKENS", &p.mma_min_tokens);
     env_count("ROCMFORGE_GPU_INT8_MAX_TOKENS", &p.int8_max_tokens);
     env_count("ROCMFORGE_GPU_MMQ_MIN_TOKENS", &p.mmq_min_tokens);
     env_count("ROCMFORGE_GPU_MMQ_MAX_TOKENS", &p.mmq_max_tokens);
@@ -592,15 +591,31 @@ Status round_activations_16bit(quant::Type act_type, const float* x, int64_t x_s
   return launch_rounding<OutBits::kF16>(act_type, x, x_stride, n_in, n_rows, out, out_stride, stream);
 }
 
+int64_t mma_min_tokens_for(quant::Type weight) {
+  if (const int64_t forced = matmul_policy().mma_min_tokens; forced > 0) return forced;
+  switch (weight) {
+    case quant::Type::F16:
+      return 5;
+    case quant::Type::Q2_K:
+    case quant::Type::Q3_K:
+      return 7;
+    case quant::Type::Q4_1:
+    case quant::Type::Q5_0:
+    case quant::Type::Q5_1:
+    case quant::Type::IQ4_XS:
+      return 9;
+    default:
+      return 2;
+  }
+}
+
 Status matmul(const WeightView& w, const float* act, int64_t n_tok, float* out, int64_t out_stride, int warp_size,
               gpuStream_t stream) {
   if (n_tok == 0 || w.n_out == 0) return ok_status();
   const int64_t as = act_row_stride(w.n_in);
   const auto* wb = static_cast<const uint8_t*>(w.data);
   const MatmulPolicy& policy = matmul_policy();
-  const int64_t mma_min = w.type == quant::Type::F16 ? std::max(policy.mma_min_tokens, policy.mma_min_tokens_f16)
-                                                     : policy.mma_min_tokens;
-  if (n_tok >= mma_min && n_tok > 1 && has_mma_matmul(w.type)) {
+  if (n_tok >= mma_min_tokens_for(w.type) && n_tok > 1 && has_mma_matmul(w.type)) {
     const MmaTile tile = pick_mma_tile(n_tok, w.n_out);
     // Rare formats have the kMid tile only: it serves kLarge batches, and kSmall ones (up to 32 tokens, where
     // kSmall's hi + lo split keeps F32 precision) take the float kernels below instead.

@@ -101,6 +101,19 @@ Status matmul(const WeightView& w, const float* act, int64_t n_tok, float* out, 
 enum class MmaTile { kSmall, kMid, kLarge };
 bool has_mma_matmul(quant::Type weight);
 bool has_all_mma_tiles(quant::Type weight);
+// Fewest tokens for which matmul() takes matmul_mma for this weight type: MatmulPolicy::mma_min_tokens when set,
+// else where the tiles overtake the matrix-vector kernels, which stream the weights once per launch of up to 8
+// tokens and decode them to float. H100, gpu_matvec_bench, single launches, us, float / tiles, 4096 x 11008 then
+// 11008 x 4096 (the tiles cost the same at any of these widths):
+//   F16           4 tokens 83.9 / 84.7,  98.7 / 98.2;    5 tokens 108.6 / 105.1, 203.3 / 108.6   -> 5
+//   Q2_K          6 tokens 110.5 / 114.8, 115.8 / 112.9; 7 tokens 119.7 / 114.9, 127.3 / 113.1  -> 7
+//   Q3_K          6 tokens 130.4 / 140.0, 147.6 / 147.8; 7 tokens 137.9 / 141.0, 159.0 / 147.8  -> 7
+//   Q4_1          8 tokens 144.7 / 171.6, 130.7 / 120.5; 9 tokens 173.0 / 171.2, 175.5 / 121.4  -> 9
+//   Q5_1          8 tokens 143.3 / 182.9, 129.2 / 142.2; 9 tokens 173.1 / 182.5, 183.2 / 142.0  -> 9
+//   IQ4_XS        8 tokens 131.4 / 179.4, 127.4 / 139.0; 9 tokens 186.7 / 179.1, 193.9 / 138.3  -> 9
+// (a layer has two gate / up matrices per down matrix). Q5_0 behaves as Q5_1 (8 tokens 144.4 / 184.1). Other
+// types reach matmul_mma only past the int8 and mmq kernels, or (the rare formats) from 33 tokens: 2.
+int64_t mma_min_tokens_for(quant::Type weight);
 Status matmul_mma(const WeightView& w, const float* act, int64_t n_tok, float* out, int64_t out_stride,
                   MmaTile tile, bool tensor_cores, gpuStream_t stream);
 
@@ -111,12 +124,9 @@ Status matmul_mma(const WeightView& w, const float* act, int64_t n_tok, float* o
 // GpuBackend::matmul tries the BLAS (blas.h), then matmul_mmq, then matvec_int8, then matmul_mma, then the float
 // kernels.
 struct MatmulPolicy {
-  int64_t mma_min_tokens = 2;  // batches of at least this many tokens take matmul_mma (when the type has it)
-  // F16 weights take matmul_mma from max(mma_min_tokens, mma_min_tokens_f16) tokens: the matrix-vector kernels
-  // stream them once per launch and win below that (H100, 4096 x 11008 / 11008 x 4096 F16, single launches, us,
-  // float -> tiles: 2 tokens 54.3 / 55.2 -> 104.0 / 113.1, 4 tokens 88.7 / 99.0 -> 105.0 / 109.6, 8 tokens
-  // 139.2 / 245.8 -> 103.8 / 112.7) (ROCMFORGE_GPU_MMA_MIN_TOKENS_F16).
-  int64_t mma_min_tokens_f16 = 5;
+  // Batches of at least this many tokens take matmul_mma (when the type has it); 0 (the default): by weight type,
+  // mma_min_tokens_for (ROCMFORGE_GPU_MMA_MIN_TOKENS).
+  int64_t mma_min_tokens = 0;
   bool tensor_cores = true;    // false: matmul_mma's FMA variant (what HIP builds run)
   int force_tile = -1;         // >= 0: always this MmaTile (benchmarks)
   int64_t int8_max_tokens = 32;  // batches of up to this many tokens take matvec_int8 (when the type has it)
