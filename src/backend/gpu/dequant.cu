@@ -116,11 +116,17 @@ __global__ void split_rows_kernel(const uint8_t* __restrict__ src, size_t src_pi
   const uint8_t* s = src + blockIdx.x * src_pitch;
   uint8_t* d = dst + blockIdx.x * dst_pitch;
   uint8_t* heads = d + nb * l.body_bytes;
-  auto* scales = reinterpret_cast<uint16_t*>(heads + (l.head_offset >= 0 ? nb * 16 : 0));
+  const int head_bytes = l.head_offset >= 0 ? l.head_bytes : 0;
+  auto* scales = reinterpret_cast<uint16_t*>(heads + nb * head_bytes);
   for (int64_t ib = threadIdx.x; ib < nb; ib += blockDim.x) {
     const auto* b = reinterpret_cast<const uint16_t*>(s + ib * l.block_bytes);
     copy_runs16(b + l.body_offset / 2, d + ib * l.body_bytes, l.body_bytes / 16);
-    if (l.head_offset >= 0) copy_runs16(b + l.head_offset / 2, heads + ib * 16, 1);
+    if (head_bytes == 16) copy_runs16(b + l.head_offset / 2, heads + ib * 16, 1);
+    if (head_bytes == 8) {
+      const uint16_t* h = b + l.head_offset / 2;
+      reinterpret_cast<uint2*>(heads)[ib] = make_uint2(h[0] | (static_cast<uint32_t>(h[1]) << 16),
+                                                       h[2] | (static_cast<uint32_t>(h[3]) << 16));
+    }
     if (l.scale_offset >= 0) scales[ib] = b[l.scale_offset / 2];
   }
 }
@@ -136,7 +142,8 @@ Status split_rows(quant::Type t, const void* src, size_t src_pitch, int64_t n_ro
   const SplitLayout l = split_layout(t);
   // The layout table restates the GGUF block's size: it must agree with the format's own (quant/types.h).
   const bool known = l.body_bytes > 0 && l.qk == quant::traits(t).block_size &&
-                     l.block_bytes == static_cast<int>(quant::traits(t).block_bytes);
+                     l.block_bytes == static_cast<int>(quant::traits(t).block_bytes) &&
+                     l.body_bytes + split_head_bytes(t) + split_scale_bytes(t) <= l.block_bytes;
   if (!known || n_in % l.qk != 0 || !aligned(src, 2) || src_pitch % 2 != 0 || !aligned(dst, 16) ||
       dst_pitch % 16 != 0 || n_rows > 0x7FFFFFFF) {
     return Status::error("gpu split_rows: " + std::string(quant::type_name(t)) + " rows of " + std::to_string(n_in) +

@@ -1,12 +1,12 @@
-// Decode (one token) matrix-vector products with integer dot products: the activation row is quantized once to
-// int8 codes plus block scales (Q8_0 for the 32-element formats, Q8_K for the K-quants, as the CPU reference
+// Decode (one token) matrix-vector products with integer dot products: the activation row is quantized once to int8
+// codes plus block scales (Q8_0 for the 32-element formats, Q8_K for the K-quants and IQ4_XS, as the CPU reference
 // does), then every lane multiplies 16-byte runs of weight codes with 16-byte runs of activation codes through
 // dot4_i8 and applies the block / sub-block scales in float. Results equal the CPU's up to float summation order.
 //
 // Work split: the quantizer gives one warp 256 activations (256 / kWarpSize per lane). Weights are in split rows
 // (matmul.h SplitLayout). The K-quant products give each 256-element weight block to 8 lanes (each lane: 16 bytes
-// of 4-bit codes = 32 elements of two sub-blocks, or 16 + 16 bytes of Q6_K low / high bits), so a warp covers
-// kWarpSize / 8 blocks of a row per pass; Q4_0 / Q8_0 give each lane whole 32-element blocks.
+// of 4-bit codes = 32 elements of two sub-blocks (IQ4_XS: of one), or 16 + 16 bytes of Q6_K low / high bits), so a
+// warp covers kWarpSize / 8 blocks of a row per pass; Q4_0 / Q8_0 / IQ4_NL give each lane whole 32-element blocks.
 // (Block layouts: ggml format facts, see blocks.cuh and src/quant/kquant_layout.h.)
 #include <cstdint>
 #include <string>
@@ -266,6 +266,8 @@ RF_DEVICE void scale_min_words(uint32_t y, uint32_t z, uint32_t w, int j, int* s
 //   Q4_K / Q5_K: chunk c = sub / 2 of 64 elements, half = sub % 2: 16 bytes of 4-bit codes holding 16 elements of
 //   sub-block 2c (low nibbles) and 16 of 2c + 1 (high); the minimums use the quantizer's 32-code sums, added by the
 //   half-0 lane for the whole sub-block.
+//   IQ4_XS: sub-block sub, 16 bytes of level indices (elements 32 sub + i low nibbles, + 16 high), levels through
+//   iq4_levels4.
 //   Q6_K: h = sub / 4, j = sub % 4 reads ql bytes [64h + 16j, +16) and qh bytes [128 + 32h + l0, +16) (l0 =
 //   16 (j & 1)): elements e1 = 128h + 32k0 + l0 + i (low nibbles, qh bits 2k0) and e2 = e1 + 64 (high nibbles, qh
 //   bits 2k0 + 4), k0 = j / 2, i < 16; the codes' offset of 32 is taken off each byte.
@@ -306,8 +308,31 @@ RF_DEVICE void kquant_block(const uint8_t* row, int64_t nb, int64_t ib, int sub,
         acc[0][t] += da * (d * static_cast<float>(dot) - dmin * static_cast<float>(mins));
       }
     }
+  } else if constexpr (T == quant::Type::IQ4_XS) {
+    const uint4 qs = *reinterpret_cast<const uint4*>(body + 16 * sub);
+    const uint32_t q[4] = {qs.x, qs.y, qs.z, qs.w};
+    uint32_t lo[4], hi[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      lo[k] = iq4_levels4(q[k] & 0x0F0F0F0Fu);
+      hi[k] = iq4_levels4((q[k] >> 4) & 0x0F0F0F0Fu);
+    }
+    const uint2 hd = *reinterpret_cast<const uint2*>(head);
+    const float d = half_bits_to_float(static_cast<uint16_t>(hd.x & 0xFFFFu));
+    const int ls = BlockIq4Xs::sub_scale(hd.x >> 16, hd.y, sub);
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      if (t < n_tok) {
+        const int8_t* ab = act.q + t * act.q_stride + jb * 256 + 32 * sub;
+        const int4 a_lo = *reinterpret_cast<const int4*>(ab);
+        const int4 a_hi = *reinterpret_cast<const int4*>(ab + 16);
+        const float da = act.d[t * act.d_stride + jb];
+        const int dot = ls * (dot16(lo, a_lo) + dot16(hi, a_hi));
+        acc[0][t] += da * d * static_cast<float>(dot);
+      }
+    }
   } else {
-    static_assert(T == quant::Type::Q6_K, "K-quant products: Q4_K, Q5_K, Q6_K");
+    static_assert(T == quant::Type::Q6_K, "K-quant products: Q4_K, Q5_K, Q6_K, IQ4_XS");
     const int h = sub / 4, j = sub % 4, k0 = j / 2, l0 = 16 * (j & 1);
     const int e1 = 128 * h + 32 * k0 + l0, e2 = e1 + 64;
     const uint4 l4 = *reinterpret_cast<const uint4*>(body + 64 * h + 16 * j);
@@ -369,7 +394,7 @@ RF_DEVICE void finish_sums(const WarpRows& wr, float (&acc)[kR][NT], int part) {
   }
 }
 
-// Q4_K / Q5_K / Q6_K weights in split rows times Q8_K activations, one row per warp group of kSplit warps, NT
+// Q4_K / Q5_K / Q6_K / IQ4_XS weights in split rows times Q8_K activations, one row per warp group of kSplit warps, NT
 // tokens: kLanesPerKBlock lanes share a block (kquant_block), so a warp covers kWarpSize / kLanesPerKBlock blocks
 // per pass; part p of the group takes passes p, p + kSplit, ... kStage: the activations come through shared memory
 // (stage_act); each lane takes the same blocks in the same order.
@@ -477,12 +502,12 @@ RF_DEVICE void split_block(const uint8_t* const (&row)[kR], int64_t n_blocks, in
   accumulate_q40_q80<kW != quant::Type::Q4_0>(wq, dw, n_rows, n_tok, act, jb, acc);
 }
 
-// Q4_0 / Q8_0 / IQ4_NL weights in split rows (blocks.cuh) times Q8_0 activations, kR rows per warp group, NT tokens. Each
-// row group is shared by kSplit warps; lane l of part p takes blocks p W + l, p W + l + kSplit W, ... (W =
-// kWarpSize) of each row, so per row and step the group reads kSplit W consecutive 16-byte (Q8_0: 32-byte) code
-// runs and as many consecutive scales straight from global memory, each lane one whole block. The parts' sums
-// meet in shared memory and are added in part order. kStage: the activations come through shared memory
-// (stage_act); each lane takes the same blocks in the same order.
+// Q4_0 / Q8_0 / IQ4_NL weights in split rows (blocks.cuh) times Q8_0 activations, kR rows per warp group, NT tokens.
+// Each row group is shared by kSplit warps; lane l of part p takes blocks p W + l, p W + l + kSplit W, ... (W =
+// kWarpSize) of each row, so per row and step the group reads kSplit W consecutive 16-byte (Q8_0: 32-byte) code runs
+// and as many consecutive scales straight from global memory, each lane one whole block. The parts' sums meet in
+// shared memory and are added in part order. kStage: the activations come through shared memory (stage_act); each
+// lane takes the same blocks in the same order.
 template <quant::Type kW, int kR, int NT, int kSplit, bool kStage>
 __global__ void __launch_bounds__(kThreads)
     matvec_split_kernel(const MatSet set, int64_t n_blocks, const ActRows act) {
@@ -565,7 +590,7 @@ bool has_int8_matvec(quant::Type weight, int64_t n_tok) {
   using quant::Type;
   return n_tok >= 1 && n_tok <= matmul_policy().int8_max_tokens &&
          (weight == Type::Q4_0 || weight == Type::Q8_0 || weight == Type::IQ4_NL || weight == Type::Q4_K ||
-          weight == Type::Q5_K || weight == Type::Q6_K);
+          weight == Type::Q5_K || weight == Type::Q6_K || weight == Type::IQ4_XS);
 }
 
 namespace {
@@ -609,7 +634,7 @@ Status quantize_int8_rows(int kind, const float* x, int64_t x_stride, int64_t n_
 
 int int8_matvec_act_kind(quant::Type weight) {
   using quant::Type;
-  return weight == Type::Q4_K || weight == Type::Q5_K || weight == Type::Q6_K ? 256 : 32;
+  return split_layout(weight).qk == 256 ? 256 : 32;  // Q8_K for the 256-element blocks, else Q8_0
 }
 
 Status matvec_int8_multi(const WeightView* ws, float* const* outs, const int64_t* out_strides, int count,
@@ -637,10 +662,11 @@ Status matvec_int8_rows(const WeightView* ws, float* const* outs, const int64_t*
       return Status::error("gpu matvec_int8: weights of one launch need one type and row length");
     }
   }
-  const bool k_quant = w.type == Type::Q4_K || w.type == Type::Q5_K || w.type == Type::Q6_K;
+  const bool k_quant = split_layout(w.type).qk == 256;
   const int64_t qk = k_quant ? 256 : 32;
   if (!has_int8_matvec(w.type, 1) || w.n_in % qk != 0) {
-    return Status::error("gpu matvec_int8: needs Q4_0 / Q8_0 / IQ4_NL / Q4_K / Q5_K / Q6_K rows of whole blocks, got " +
+    return Status::error("gpu matvec_int8: needs Q4_0 / Q8_0 / IQ4_NL / Q4_K / Q5_K / Q6_K / IQ4_XS rows of whole "
+                         "blocks, got " +
                          std::string(quant::type_name(w.type)) + " x " + std::to_string(w.n_in));
   }
   if (n_tok < 1 || n_tok > 65535) return Status::error("gpu matvec_int8: 1 to 65535 tokens per launch");
@@ -695,6 +721,7 @@ Status matvec_int8_rows(const WeightView* ws, float* const* outs, const int64_t*
         break;
       case Type::Q4_K: launch_kquant<Type::Q4_K, NT, S>(split_k, grid, set, n_blocks, act, stream); break;
       case Type::Q5_K: launch_kquant<Type::Q5_K, NT, S>(split_k, grid, set, n_blocks, act, stream); break;
+      case Type::IQ4_XS: launch_kquant<Type::IQ4_XS, NT, S>(split_k, grid, set, n_blocks, act, stream); break;
       default: launch_kquant<Type::Q6_K, NT, S>(split_k, grid, set, n_blocks, act, stream); break;
     }
   };
