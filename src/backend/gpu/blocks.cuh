@@ -220,14 +220,21 @@ struct BlockQ2K : BlockFormat<BlockQ2K, quant::Type::Q2_K, 256, 84> {
   }
 };
 
-struct BlockQ3K : BlockFormat<BlockQ3K, quant::Type::Q3_K, 256, 110> {
-  static RF_DEVICE void decode(const uint8_t* b, int c, float (&v)[8]) {
-    const float d = load_f16(b + 108);
-    const int s = c / 2;
-    const uint8_t* sc = b + 96;
-    const int low = s < 8 ? (sc[s] & 0x0F) : (sc[s - 8] >> 4);
-    const int high = (sc[8 + s % 4] >> (2 * (s / 4))) & 3;
-    const float dl = d * static_cast<float>((low | (high << 4)) - 32);
+// Q3_K 6-bit scale of 16-element group g (0..15) from the 12 packed scale bytes (offset 32 removed): low 4 bits in
+// nibble g / 8 of byte g % 8, high 2 bits at bits 2 (g / 4) of byte 8 + g % 4.
+RF_DEVICE int q3k_scale(const uint8_t* sc, int g) {
+  const int low = g < 8 ? (sc[g] & 0x0F) : (sc[g - 8] >> 4);
+  const int high = (sc[8 + g % 4] >> (2 * (g / 4))) & 3;
+  return (low | (high << 4)) - 32;
+}
+
+// Q3_K in split rows: body hmask[32], qs[64]; head the 12 scale bytes; scale d.
+struct BlockQ3K : SplitFormat<quant::Type::Q3_K> {
+  static RF_DEVICE void chunk(const uint8_t* row, int64_t idx, int64_t n, float (&v)[8]) {
+    const int64_t ib = idx / 32;
+    const int c = static_cast<int>(idx % 32);
+    const uint8_t* b = codes(row, ib);
+    const float dl = scale(row, n / kQk, ib) * static_cast<float>(q3k_scale(head(row, n / kQk, ib), c / 2));
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
       const int e = 8 * c + j;

@@ -121,11 +121,12 @@ __global__ void split_rows_kernel(const uint8_t* __restrict__ src, size_t src_pi
   for (int64_t ib = threadIdx.x; ib < nb; ib += blockDim.x) {
     const auto* b = reinterpret_cast<const uint16_t*>(s + ib * l.block_bytes);
     copy_runs16(b + l.body_offset / 2, d + ib * l.body_bytes, l.body_bytes / 16);
-    if (head_bytes == 16) copy_runs16(b + l.head_offset / 2, heads + ib * 16, 1);
-    if (head_bytes == 8) {
+    if (head_bytes == 16) {
+      copy_runs16(b + l.head_offset / 2, heads + ib * 16, 1);
+    } else if (head_bytes > 0) {  // 4-byte aligned words
       const uint16_t* h = b + l.head_offset / 2;
-      reinterpret_cast<uint2*>(heads)[ib] = make_uint2(h[0] | (static_cast<uint32_t>(h[1]) << 16),
-                                                       h[2] | (static_cast<uint32_t>(h[3]) << 16));
+      auto* dst = reinterpret_cast<uint32_t*>(heads + ib * head_bytes);
+      for (int k = 0; k < head_bytes / 4; ++k) dst[k] = h[2 * k] | (static_cast<uint32_t>(h[2 * k + 1]) << 16);
     }
     if (l.scale_offset >= 0) scales[ib] = b[l.scale_offset / 2];
   }

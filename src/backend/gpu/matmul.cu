@@ -233,7 +233,7 @@ __global__ void __launch_bounds__(kThreads)
 // block format (64 blocks of 32 or 8 of 256: whole blocks, and a multiple of 16 bytes for every GGUF block size).
 // Rows must start 16-byte aligned (nb1 % 16 == 0; GGUF rows are not padded): others take matvec1_kernel.
 // On the H100 (4096 x 11008, back-to-back) staging took Q4_1 from 48.9 to 41.9 us and IQ4_NL from 173.5 to 159.6;
-// these formats stay far below the copy bandwidth (Q4_1 23 %, Q5_0 28 %, Q3_K 5 %; IQ4_NL / IQ4_XS 5 % before they
+// these formats stay far below the copy bandwidth (Q4_1 23 %, Q5_0 28 %; Q3_K / IQ4_NL / IQ4_XS 5 % before they
 // moved to matvec_int8): the float decode of every element, not the loads, bounds them.
 constexpr int kStagedStages = 4;
 template <typename BT>

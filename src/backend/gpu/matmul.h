@@ -28,14 +28,15 @@ struct WeightView {
   size_t nb2 = 0;
 };
 
-// Q4_0, Q8_0, IQ4_NL, the K-quants Q4_K, Q5_K, Q6_K and IQ4_XS live on the GPU in "split rows" (GpuBackend::load_weight
-// arranges them so, dequant.h split_rows). A GGUF block is cut into its body (the code bytes), its head (K-quants:
-// 16 bytes, Q4_K / Q5_K d, dmin and the 12 scale bytes, Q6_K the 16 sub-block scales; IQ4_XS: 8 bytes, d and the
-// 6-bit sub-block scales) and its f16 scale (Q4_0 / Q8_0 / IQ4_NL d, Q6_K d); a row of nb blocks holds every
-// block's body in block order, then every head, then every scale, and rows start 16 bytes apart at least
-// (weight_row_pitch pads them). Bodies and heads are then 16-byte (IQ4_XS heads 8-byte) aligned, and a warp reading
-// consecutive blocks reads consecutive bytes: the products load them with 16-byte loads straight from global memory.
-// A split row is no longer than the GGUF row: body, head and scale are the whole block.
+// Q4_0, Q8_0, IQ4_NL, the K-quants Q3_K, Q4_K, Q5_K, Q6_K and IQ4_XS live on the GPU in "split rows"
+// (GpuBackend::load_weight arranges them so, dequant.h split_rows). A GGUF block is cut into its body (the code
+// bytes), its head (K-quants: 16 bytes, Q4_K / Q5_K d, dmin and the 12 scale bytes, Q6_K the 16 sub-block scales;
+// Q3_K: its 12 scale bytes; IQ4_XS: 8 bytes, d and the 6-bit sub-block scales) and its f16 scale (Q4_0 / Q8_0 /
+// IQ4_NL / Q3_K / Q6_K d); a row of nb blocks holds every block's body in block order, then every head, then every
+// scale, and rows start 16 bytes apart at least (weight_row_pitch pads them). Bodies and heads are then 16-byte
+// (Q3_K / IQ4_XS heads 4-byte) aligned, and a warp reading consecutive blocks reads consecutive bytes: the products
+// load them with 16-byte loads straight from global memory. A split row is no longer than the GGUF row: body, head
+// and scale are the whole block.
 struct SplitLayout {
   int body_bytes = 0;   // 0: the type is not split
   int body_offset = 0;  // where the body starts in the GGUF block (it runs to body_offset + body_bytes)
@@ -43,7 +44,7 @@ struct SplitLayout {
   int scale_offset = -1;  // where the f16 scale is in the GGUF block (-1: none)
   int block_bytes = 0;    // the GGUF block
   int qk = 0;             // elements per block
-  int head_bytes = 16;    // the head's size when there is one: 16 or 8
+  int head_bytes = 16;    // the head's size when there is one: 16, or a multiple of 4 below it
 };
 constexpr SplitLayout split_layout(quant::Type t) {
   using quant::Type;
@@ -54,6 +55,7 @@ constexpr SplitLayout split_layout(quant::Type t) {
     case Type::Q4_K: return {128, 16, 0, -1, 144, 256};  // d, dmin, scales[12], qs[128]
     case Type::Q5_K: return {160, 16, 0, -1, 176, 256};  // d, dmin, scales[12], qh[32], qs[128]
     case Type::Q6_K: return {192, 0, 192, 208, 210, 256};  // ql[128], qh[64], scales[16], d
+    case Type::Q3_K: return {96, 0, 96, 108, 110, 256, 12};  // hmask[32], qs[64], scales[12], d
     case Type::IQ4_XS: return {128, 8, 0, -1, 136, 256, 8};  // d, scales_h, scales_l[4], qs[128]
     default: return {};
   }
@@ -141,7 +143,7 @@ struct MatmulPolicy {
   // -> 549 / 701 / 847, Q4_K_M 352 / 525 / 697 -> 594 / 726 / 857; 8 sequences within 1 %).
   int64_t mmq_min_tokens = 5;
   int64_t mmq_max_tokens = int64_t{1} << 40;
-  // Single-token products of the common formats outside split rows (F16, BF16, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K) with
+  // Single-token products of the common formats outside split rows (F16, BF16, Q4_1, Q5_0, Q5_1, Q2_K) with
   // 16-byte aligned rows staged in shared memory (faster on the H100): 0 never, else always (ROCMFORGE_GPU_STAGED).
   int staged_matvec = 1;
   int split_rows = 0;  // rows per warp of Q4_0 / Q8_0 matvec_int8: 0 by batch, else 1 or 2 (ROCMFORGE_GPU_SPLIT_ROWS)

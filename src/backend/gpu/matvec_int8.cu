@@ -4,9 +4,9 @@
 // dot4_i8 and applies the block / sub-block scales in float. Results equal the CPU's up to float summation order.
 //
 // Work split: the quantizer gives one warp 256 activations (256 / kWarpSize per lane). Weights are in split rows
-// (matmul.h SplitLayout). The K-quant products give each 256-element weight block to 8 lanes (each lane: 16 bytes
-// of 4-bit codes = 32 elements of two sub-blocks (IQ4_XS: of one), or 16 + 16 bytes of Q6_K low / high bits), so a
-// warp covers kWarpSize / 8 blocks of a row per pass; Q4_0 / Q8_0 / IQ4_NL give each lane whole 32-element blocks.
+// (matmul.h SplitLayout). The K-quant products give each 256-element weight block to 8 lanes (each lane: 16 bytes of
+// 4-bit codes = 32 elements of two sub-blocks (IQ4_XS: of one), or 16 + 16 bytes of Q3_K / Q6_K low / high bits), so
+// a warp covers kWarpSize / 8 blocks of a row per pass; Q4_0 / Q8_0 / IQ4_NL give each lane whole 32-element blocks.
 // (Block layouts: ggml format facts, see blocks.cuh and src/quant/kquant_layout.h.)
 #include <cstdint>
 #include <string>
@@ -261,11 +261,22 @@ RF_DEVICE void scale_min_words(uint32_t y, uint32_t z, uint32_t w, int j, int* s
   }
 }
 
+// Q3_K scale of 16-element group g (0..15) from the split head's words w0, w1, w2 (bytes 0-11): as q3k_scale
+// (blocks.cuh), from registers.
+RF_DEVICE int q3k_scale_words(uint32_t w0, uint32_t w1, uint32_t w2, int g) {
+  const int low = (byte_of((g & 7) < 4 ? w0 : w1, g & 3) >> (4 * (g >> 3))) & 0x0F;
+  const int high = (byte_of(w2, g & 3) >> (2 * (g >> 2))) & 3;
+  return (low | (high << 4)) - 32;
+}
+
 // One K-quant block ib of a row in split rows (matmul.h SplitLayout; nb blocks per row) times the n_tok tokens' Q8_K
 // block jb of span, for lane `sub` (0..kLanesPerKBlock - 1) of the block's lanes.
 //   Q4_K / Q5_K: chunk c = sub / 2 of 64 elements, half = sub % 2: 16 bytes of 4-bit codes holding 16 elements of
 //   sub-block 2c (low nibbles) and 16 of 2c + 1 (high); the minimums use the quantizer's 32-code sums, added by the
 //   half-0 lane for the whole sub-block.
+//   Q3_K: h = sub / 4, j = sub % 4 reads qs bytes [32 + 32h + l0, +16) and hmask bytes [l0, +16) (l0 = 16 (j & 1)):
+//   elements e1 = 128h + 32s + l0 + i with low bits 2s of qs and hmask bit 4h + s (s = 2 (j / 2)), and e2 = e1 + 32
+//   (s + 1), i < 16.
 //   IQ4_XS: sub-block sub, 16 bytes of level indices (elements 32 sub + i low nibbles, + 16 high), levels through
 //   iq4_levels4.
 //   Q6_K: h = sub / 4, j = sub % 4 reads ql bytes [64h + 16j, +16) and qh bytes [128 + 32h + l0, +16) (l0 =
@@ -308,6 +319,35 @@ RF_DEVICE void kquant_block(const uint8_t* row, int64_t nb, int64_t ib, int sub,
         acc[0][t] += da * (d * static_cast<float>(dot) - dmin * static_cast<float>(mins));
       }
     }
+  } else if constexpr (T == quant::Type::Q3_K) {
+    const int h = sub / 4, j = sub % 4, s1 = 2 * (j / 2), l0 = 16 * (j & 1);
+    const int e1 = 128 * h + 32 * s1 + l0, e2 = e1 + 32;
+    const uint4 q4 = *reinterpret_cast<const uint4*>(body + 32 + 32 * h + l0);
+    const uint4 m4 = *reinterpret_cast<const uint4*>(body + l0);
+    const uint32_t q[4] = {q4.x, q4.y, q4.z, q4.w}, hm[4] = {m4.x, m4.y, m4.z, m4.w};
+    uint32_t v1[4], v2[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {  // low bits 2 s, then 4 if the hmask bit 4 h + s is set, minus 4
+      v1[k] = sub_bytes(((q[k] >> (2 * s1)) & 0x03030303u) | (((hm[k] >> (4 * h + s1)) & 0x01010101u) << 2),
+                        0x04040404u);
+      v2[k] = sub_bytes(((q[k] >> (2 * s1 + 2)) & 0x03030303u) | (((hm[k] >> (4 * h + s1 + 1)) & 0x01010101u) << 2),
+                        0x04040404u);
+    }
+    const auto* hw = reinterpret_cast<const uint32_t*>(head);
+    const uint32_t w0 = hw[0], w1 = hw[1], w2 = hw[2];
+    const int sc1 = q3k_scale_words(w0, w1, w2, e1 / 16), sc2 = q3k_scale_words(w0, w1, w2, e2 / 16);
+    const float d = F::scale(row, nb, ib);
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      if (t < n_tok) {
+        const int8_t* ab = act.q + t * act.q_stride + jb * 256;
+        const int4 a1 = *reinterpret_cast<const int4*>(ab + e1);
+        const int4 a2 = *reinterpret_cast<const int4*>(ab + e2);
+        const float da = act.d[t * act.d_stride + jb];
+        const int dot = sc1 * dot16(v1, a1) + sc2 * dot16(v2, a2);
+        acc[0][t] += da * d * static_cast<float>(dot);
+      }
+    }
   } else if constexpr (T == quant::Type::IQ4_XS) {
     const uint4 qs = *reinterpret_cast<const uint4*>(body + 16 * sub);
     const uint32_t q[4] = {qs.x, qs.y, qs.z, qs.w};
@@ -332,7 +372,7 @@ RF_DEVICE void kquant_block(const uint8_t* row, int64_t nb, int64_t ib, int sub,
       }
     }
   } else {
-    static_assert(T == quant::Type::Q6_K, "K-quant products: Q4_K, Q5_K, Q6_K, IQ4_XS");
+    static_assert(T == quant::Type::Q6_K, "K-quant products: Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS");
     const int h = sub / 4, j = sub % 4, k0 = j / 2, l0 = 16 * (j & 1);
     const int e1 = 128 * h + 32 * k0 + l0, e2 = e1 + 64;
     const uint4 l4 = *reinterpret_cast<const uint4*>(body + 64 * h + 16 * j);
@@ -394,7 +434,7 @@ RF_DEVICE void finish_sums(const WarpRows& wr, float (&acc)[kR][NT], int part) {
   }
 }
 
-// Q4_K / Q5_K / Q6_K / IQ4_XS weights in split rows times Q8_K activations, one row per warp group of kSplit warps, NT
+// Q3_K / Q4_K / Q5_K / Q6_K / IQ4_XS weights in split rows times Q8_K activations, one row per warp group of kSplit warps, NT
 // tokens: kLanesPerKBlock lanes share a block (kquant_block), so a warp covers kWarpSize / kLanesPerKBlock blocks
 // per pass; part p of the group takes passes p, p + kSplit, ... kStage: the activations come through shared memory
 // (stage_act); each lane takes the same blocks in the same order.
@@ -590,7 +630,7 @@ bool has_int8_matvec(quant::Type weight, int64_t n_tok) {
   using quant::Type;
   return n_tok >= 1 && n_tok <= matmul_policy().int8_max_tokens &&
          (weight == Type::Q4_0 || weight == Type::Q8_0 || weight == Type::IQ4_NL || weight == Type::Q4_K ||
-          weight == Type::Q5_K || weight == Type::Q6_K || weight == Type::IQ4_XS);
+          weight == Type::Q5_K || weight == Type::Q6_K || weight == Type::IQ4_XS || weight == Type::Q3_K);
 }
 
 namespace {
@@ -665,8 +705,8 @@ Status matvec_int8_rows(const WeightView* ws, float* const* outs, const int64_t*
   const bool k_quant = split_layout(w.type).qk == 256;
   const int64_t qk = k_quant ? 256 : 32;
   if (!has_int8_matvec(w.type, 1) || w.n_in % qk != 0) {
-    return Status::error("gpu matvec_int8: needs Q4_0 / Q8_0 / IQ4_NL / Q4_K / Q5_K / Q6_K / IQ4_XS rows of whole "
-                         "blocks, got " +
+    return Status::error("gpu matvec_int8: needs Q4_0 / Q8_0 / IQ4_NL / Q3_K / Q4_K / Q5_K / Q6_K / IQ4_XS rows of "
+                         "whole blocks, got " +
                          std::string(quant::type_name(w.type)) + " x " + std::to_string(w.n_in));
   }
   if (n_tok < 1 || n_tok > 65535) return Status::error("gpu matvec_int8: 1 to 65535 tokens per launch");
@@ -722,6 +762,7 @@ Status matvec_int8_rows(const WeightView* ws, float* const* outs, const int64_t*
       case Type::Q4_K: launch_kquant<Type::Q4_K, NT, S>(split_k, grid, set, n_blocks, act, stream); break;
       case Type::Q5_K: launch_kquant<Type::Q5_K, NT, S>(split_k, grid, set, n_blocks, act, stream); break;
       case Type::IQ4_XS: launch_kquant<Type::IQ4_XS, NT, S>(split_k, grid, set, n_blocks, act, stream); break;
+      case Type::Q3_K: launch_kquant<Type::Q3_K, NT, S>(split_k, grid, set, n_blocks, act, stream); break;
       default: launch_kquant<Type::Q6_K, NT, S>(split_k, grid, set, n_blocks, act, stream); break;
     }
   };
