@@ -590,12 +590,17 @@ int64_t total_rows(const WeightView* ws, int count) {
 //   Q8_0 (from 128 blocks): 11008 x 4096 21.8 -> 19.4, 4096 x 4096 8.9 -> 8.1, 14336 x 4096 26.2 -> 23.9;
 //   Q6_K / Q5_K (from 40 blocks): 11008 x 4096 17.5 -> 16.7 / 15.3 -> 15.0, 14336 x 4096 21.3 -> 20.3 / 20.8 -> 18.5;
 //   Q4_K (from 48 blocks): 14336 x 4096 17.1 -> 16.2, but 11008 x 4096 12.9 -> 13.5;
-//   Q4_0 lost (12.0 -> 14.5, 5.4 -> 6.1), so it keeps one; rows of 16 blocks (4096) lose for every K-quant.
+//   IQ4_XS (from 40 blocks): 11008 x 4096 20.7 -> 17.2, 14336 x 4096 25.2 -> 20.9, but 4096 x 11008 15.4 -> 18.1;
+//   Q4_0 lost (12.0 -> 14.5, 5.4 -> 6.1), so it keeps one, and Q3_K (13.5 -> 19.1 / 15.4 -> 17.2 / 18.4 -> 21.5);
+//   rows of 16 blocks (4096) lose for every K-quant.
 // policy: MatmulPolicy::split_k.
 constexpr int64_t kSplitKMaxRows = 8192;
 int64_t split_k_min_blocks(quant::Type t) {
   using quant::Type;
-  return t == Type::Q8_0 ? 128 : t == Type::Q4_K ? 48 : t == Type::Q5_K || t == Type::Q6_K ? 40 : INT64_MAX;
+  return t == Type::Q8_0                                             ? 128
+         : t == Type::Q4_K                                           ? 48
+         : t == Type::Q5_K || t == Type::Q6_K || t == Type::IQ4_XS ? 40
+                                                                     : INT64_MAX;
 }
 int split_k_for(quant::Type t, int64_t rows, int64_t n_blocks, int policy) {
   if (policy > 0) return policy >= 2 ? 2 : 1;
