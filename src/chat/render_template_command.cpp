@@ -1,9 +1,7 @@
 #include "chat/render_template_command.h"
 
-#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <fstream>
-#include <memory>
 #include <sstream>
 #include <vector>
 
@@ -97,26 +95,6 @@ int run_render_template(const RenderTemplateOptions& opts) {
   std::fwrite(prompt->data(), 1, prompt->size(), stdout);
   std::fflush(stdout);
   return 0;
-}
-
-void register_render_template_command(CLI::App& app, int& exit_code) {
-  auto opts = std::make_shared<RenderTemplateOptions>();
-  auto bos = std::make_shared<std::string>();
-  auto eos = std::make_shared<std::string>();
-  CLI::App* cmd =
-      app.add_subcommand("render-template", "Render a chat template for a conversation (prints the prompt)");
-  cmd->add_option("-m,--model", opts->model, "GGUF model whose tokenizer.chat_template is used");
-  cmd->add_option("--template", opts->template_file, "Jinja template file (overrides the model's)");
-  cmd->add_option("--messages", opts->messages_file, "JSON file: array of {\"role\",\"content\"} messages")->required();
-  cmd->add_option("--tools", opts->tools_file, "JSON file: array of tools passed as `tools`");
-  cmd->add_flag("--add-generation-prompt", opts->add_generation_prompt, "End with the assistant turn's opening");
-  auto* bos_opt = cmd->add_option("--bos-token", *bos, "BOS token text (default: the model's)");
-  auto* eos_opt = cmd->add_option("--eos-token", *eos, "EOS token text (default: the model's)");
-  cmd->callback([opts, bos, eos, bos_opt, eos_opt, &exit_code] {
-    if (bos_opt->count() > 0) opts->bos_token = *bos;
-    if (eos_opt->count() > 0) opts->eos_token = *eos;
-    exit_code = run_render_template(*opts);
-  });
 }
 
 }  // namespace rf::chat

@@ -10,10 +10,6 @@
 #include <optional>
 #include <string>
 
-namespace CLI {
-class App;
-}
-
 namespace rf::chat {
 
 struct RenderTemplateOptions {
@@ -28,7 +24,5 @@ struct RenderTemplateOptions {
 
 // Runs the command; returns the process exit status (errors go to stderr).
 int run_render_template(const RenderTemplateOptions& opts);
-// Adds the `render-template` subcommand to `app`; when it runs, its exit status is stored in exit_code.
-void register_render_template_command(CLI::App& app, int& exit_code);
 
 }  // namespace rf::chat

@@ -3,7 +3,6 @@
 // empty context (logits of every step computed, as generation needs them).
 #include "cli/bench_command.h"
 
-#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -30,16 +29,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-struct BenchOptions {
-  std::string model;
-  int n_prompt = 512, n_gen = 128, reps = 3, threads = 0, n_gpu_layers = -1;
-  std::string device = "auto";
-  bool json = false, kernels = false;
-  bool batch_invariant = false;  // as serve runs (BackendOptions::batch_invariant)
-  int parallel = 8;              // serve's default --parallel (BackendOptions::max_sequences)
-  std::vector<int> decode_batches;  // sequences per batched-decode run (none by default)
-};
 
 void mean_sd(const std::vector<double>& v, double* mean, double* sd) {
   *mean = v.empty() ? 0.0 : std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
@@ -117,7 +106,7 @@ Expected<double> run_batched_decode(model::Model& m, kv::KvCache& cache, int n_s
   return static_cast<double>(n_seqs) * (n_gen - 1) / secs;
 }
 
-Expected<BenchResult> run_bench(const BenchOptions& o) {
+Expected<BenchResult> bench_model(const BenchOptions& o) {
   auto kind = runtime::parse_device_kind(o.device);
   if (!kind) return Status::error("bench: " + kind.error_message());
   if (o.n_prompt < 0 || o.n_gen < 0 || o.reps < 1) return Status::error("bench: -p/-n must be >= 0 and -r >= 1");
@@ -303,59 +292,33 @@ void reset_peak_rss() {
   out << "5";  // Linux: resets VmHWM to the current RSS
 }
 
-void register_bench_command(CLI::App& app, int& exit_code) {
-  auto o = std::make_shared<BenchOptions>();
-  CLI::App* sub = app.add_subcommand("bench", "Measure prompt processing and generation speed of a model");
-  sub->add_option("-m,--model", o->model, "GGUF model");
-  sub->add_option("-p,--n-prompt", o->n_prompt, "prompt tokens per pp run")->capture_default_str();
-  sub->add_option("-n,--n-gen", o->n_gen, "generated tokens per tg run")->capture_default_str();
-  sub->add_option("-r,--repetitions", o->reps, "timed runs of each phase")->capture_default_str();
-  sub->add_option("--threads", o->threads, "CPU threads (default: physical cores)");
-  sub->add_option("--device", o->device, "auto | cpu | gpu")->capture_default_str();
-  sub->add_option("--n-gpu-layers,--ngl", o->n_gpu_layers, "layers on the GPU, the rest on the CPU (-1: all that fit)")
-      ->capture_default_str();
-  sub->add_option("--decode-batches", o->decode_batches,
-                  "also time batched decode with these numbers of sequences (e.g. 8,32)")
-      ->delimiter(',');
-  sub->add_flag("--json", o->json, "print one JSON object");
-  sub->add_flag("--batch-invariant", o->batch_invariant,
-                "compute every row of a batch alike, as serve does by default (GPU: other kernels)");
-  sub->add_option("--parallel", o->parallel,
-                  "with --batch-invariant: the sequences serve would decode at once (its --parallel: GPU kernels)")
-      ->check(CLI::Range(1, 1 << 20))
-      ->capture_default_str();
-  sub->add_flag("--kernels", o->kernels, "time the dot kernels of every SIMD table instead (no model)");
-  sub->callback([o, &exit_code] {
-    if (o->kernels) {
-      const auto speeds = backend::cpu::measure_dot_kernels(0.05);
-      if (o->json) {
-        nlohmann::json j = nlohmann::json::array();
-        for (const auto& s : speeds) j.push_back({{"isa", s.isa}, {"type", s.type}, {"gbytes_per_s", s.gbytes_per_s}});
-        std::printf("%s\n", j.dump(2).c_str());
-      } else {
-        std::printf("%s", backend::cpu::format_kernel_speeds(speeds).c_str());
-      }
-      exit_code = 0;
-      return;
-    }
-    if (o->model.empty()) {
-      std::fprintf(stderr, "rocmforge: bench: -m MODEL is required\n");
-      exit_code = 1;
-      return;
-    }
-    auto r = run_bench(*o);
-    if (!r) {
-      std::fprintf(stderr, "rocmforge: %s\n", r.status().message().c_str());
-      exit_code = 1;
-      return;
-    }
-    if (o->json) {
-      std::printf("%s\n", to_json(*r).dump(2).c_str());
+int run_bench(const BenchOptions& o) {
+  if (o.kernels) {
+    const auto speeds = backend::cpu::measure_dot_kernels(0.05);
+    if (o.json) {
+      nlohmann::json j = nlohmann::json::array();
+      for (const auto& s : speeds) j.push_back({{"isa", s.isa}, {"type", s.type}, {"gbytes_per_s", s.gbytes_per_s}});
+      std::printf("%s\n", j.dump(2).c_str());
     } else {
-      print_text(*r);
+      std::printf("%s", backend::cpu::format_kernel_speeds(speeds).c_str());
     }
-    exit_code = 0;
-  });
+    return 0;
+  }
+  if (o.model.empty()) {
+    std::fprintf(stderr, "rocmforge: bench: -m MODEL is required\n");
+    return 1;
+  }
+  auto r = bench_model(o);
+  if (!r) {
+    std::fprintf(stderr, "rocmforge: %s\n", r.status().message().c_str());
+    return 1;
+  }
+  if (o.json) {
+    std::printf("%s\n", to_json(*r).dump(2).c_str());
+  } else {
+    print_text(*r);
+  }
+  return 0;
 }
 
 }  // namespace rf::cli

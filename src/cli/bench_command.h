@@ -7,11 +7,17 @@
 #include <string>
 #include <vector>
 
-namespace CLI {
-class App;
-}
-
 namespace rf::cli {
+
+struct BenchOptions {
+  std::string model;
+  int n_prompt = 512, n_gen = 128, reps = 3, threads = 0, n_gpu_layers = -1;
+  std::string device = "auto";
+  bool json = false, kernels = false;
+  bool batch_invariant = false;  // as serve runs (BackendOptions::batch_invariant)
+  int parallel = 8;              // serve's default --parallel (BackendOptions::max_sequences)
+  std::vector<int> decode_batches;  // sequences per batched-decode run (none by default)
+};
 
 struct BenchResult {
   std::string model, device, backend;
@@ -41,6 +47,7 @@ double measure_read_bandwidth(int n_threads, size_t bytes = size_t{512} << 20);
 double peak_rss_bytes();
 void reset_peak_rss();
 
-void register_bench_command(CLI::App& app, int& exit_code);
+// Runs the command; returns the process exit status (errors go to stderr).
+int run_bench(const BenchOptions& opts);
 
 }  // namespace rf::cli

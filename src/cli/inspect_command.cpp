@@ -1,11 +1,9 @@
 #include "cli/inspect_command.h"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include <cstdio>
 #include <map>
-#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "core/default_model.h"
@@ -80,7 +78,8 @@ struct TypeTotal {
 }  // namespace
 
 int run_inspect(const InspectOptions& opts) {
-  auto file = gguf::File::open(opts.model);
+  const std::string path = opts.model.empty() ? default_model_path() : opts.model;
+  auto file = gguf::File::open(path);
   if (!file.ok()) {
     std::fprintf(stderr, "rocmforge: %s\n", file.error_message().c_str());
     return 1;
@@ -103,7 +102,7 @@ int run_inspect(const InspectOptions& opts) {
 
   if (opts.json) {
     json j;
-    j["file"] = opts.model;
+    j["file"] = path;
     j["file_bytes"] = f.file_size();
     j["version"] = f.version();
     j["alignment"] = f.alignment();
@@ -133,7 +132,7 @@ int run_inspect(const InspectOptions& opts) {
     return 0;
   }
 
-  fmt::print("file:         {} ({} bytes)\n", opts.model, f.file_size());
+  fmt::print("file:         {} ({} bytes)\n", path, f.file_size());
   fmt::print("gguf version: {}   alignment: {}   data offset: {}\n", f.version(), f.alignment(), f.data_offset());
   fmt::print("architecture: {}\n", arch.empty() ? "(none)" : arch);
   fmt::print("\nmetadata ({} keys):\n", f.metadata().size());
@@ -157,18 +156,6 @@ int run_inspect(const InspectOptions& opts) {
   fmt::print("  {:<8} {:>5} tensors {:>14} elements {:>14} bytes ({:.2f} MiB)\n", "all", all.tensors, all.elements, all.bytes,
              static_cast<double>(all.bytes) / (1024.0 * 1024.0));
   return 0;
-}
-
-void register_inspect_command(CLI::App& app, int& exit_code) {
-  auto opts = std::make_shared<InspectOptions>();
-  CLI::App* sub = app.add_subcommand("inspect", "Print a GGUF file's header, metadata, tensors and hyper-parameters");
-  sub->add_option("model", opts->model, "GGUF file (default: the built-in model)");
-  sub->add_flag("--json", opts->json, "Print one JSON object");
-  sub->add_option("--max-array-items", opts->max_array_items, "Leading items shown of long arrays")->check(CLI::PositiveNumber);
-  sub->callback([opts, &exit_code] {
-    if (opts->model.empty()) opts->model = default_model_path();
-    exit_code = run_inspect(*opts);
-  });
 }
 
 }  // namespace rf::cli

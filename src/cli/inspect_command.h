@@ -3,19 +3,15 @@
 
 #include <string>
 
-namespace CLI {
-class App;
-}
-
 namespace rf::cli {
 
 struct InspectOptions {
-  std::string model;
+  std::string model;  // empty: the built-in model
   bool json = false;
   size_t max_array_items = 8;  // long arrays are summarized to this many leading items
 };
 
+// Runs the command; returns the process exit status (errors go to stderr).
 int run_inspect(const InspectOptions& opts);
-void register_inspect_command(CLI::App& app, int& exit_code);
 
 }  // namespace rf::cli

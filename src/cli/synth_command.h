@@ -1,9 +1,11 @@
+// `rocmforge synth ... -o OUT.gguf`: writes a random-weight model (see synth.h) and says how long it took.
 #pragma once
 
-namespace CLI {
-class App;
-}
+#include "cli/synth.h"
 
 namespace rf::cli {
-void register_synth_command(CLI::App& app, int& exit_code);
+
+// Runs the command; returns the process exit status (errors go to stderr).
+int run_synth(const SynthOptions& opts);
+
 }  // namespace rf::cli

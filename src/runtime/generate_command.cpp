@@ -1,7 +1,6 @@
 #include "runtime/generate_command.h"
 
 #include <cstdio>
-#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -10,13 +9,6 @@
 
 namespace rf::runtime {
 namespace {
-
-struct GenerateArgs {
-  GenerateOptions options;
-  std::string tokens;
-  std::string device = "auto";
-  bool json = false;
-};
 
 Status parse_tokens(const std::string& text, std::vector<int32_t>* out) {
   std::stringstream ss(text);
@@ -35,8 +27,16 @@ Status parse_tokens(const std::string& text, std::vector<int32_t>* out) {
   return ok_status();
 }
 
-int run(GenerateArgs& a) {
+}  // namespace
+
+int run_generate_command(const GenerateCommandOptions& opts) {
+  if (opts.options.prompt.empty() && opts.tokens.empty()) {
+    std::fprintf(stderr, "error: generate: give a prompt with -p TEXT or --tokens 1,2,3\n");
+    return 1;
+  }
+  GenerateCommandOptions a = opts;
   GenerateOptions& o = a.options;
+  if (o.model_path.empty()) o.model_path = default_model_path();
   if (!a.tokens.empty()) {
     if (const Status s = parse_tokens(a.tokens, &o.prompt_tokens); !s.ok()) {
       std::fprintf(stderr, "error: %s\n", s.message().c_str());
@@ -72,46 +72,6 @@ int run(GenerateArgs& a) {
     std::printf("\n");
   }
   return 0;
-}
-
-}  // namespace
-
-void register_generate_command(CLI::App& app, int& exit_code) {
-  auto args = std::make_shared<GenerateArgs>();
-  CLI::App* cmd = app.add_subcommand("generate", "Generate text from a prompt");
-  GenerateOptions& o = args->options;
-  cmd->add_option("-m,--model", o.model_path, "GGUF model file (default: the built-in model)");
-  auto* prompt = cmd->add_option("-p,--prompt", o.prompt, "Prompt text");
-  auto* tokens = cmd->add_option("--tokens", args->tokens, "Prompt as token ids: 1,2,3");
-  prompt->excludes(tokens);
-  tokens->excludes(prompt);
-  cmd->add_option("-n,--n-predict", o.n_predict, "Tokens to generate")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--temp", o.sampling.temperature, "Temperature (0 = greedy)");
-  cmd->add_option("--top-k", o.sampling.top_k, "Top-k (0 = off)");
-  cmd->add_option("--top-p", o.sampling.top_p, "Top-p (1 = off)");
-  cmd->add_option("--min-p", o.sampling.min_p, "Min-p (0 = off)");
-  cmd->add_option("--repeat-penalty", o.sampling.repeat_penalty, "Repetition penalty (1 = off)");
-  cmd->add_option("--presence-penalty", o.sampling.presence_penalty, "Presence penalty");
-  cmd->add_option("--frequency-penalty", o.sampling.frequency_penalty, "Frequency penalty");
-  cmd->add_option("--seed", o.sampling.seed, "Sampling seed");
-  cmd->add_option("-c,--ctx-size", o.ctx_size, "Context size in tokens (0 = the model's)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("-t,--threads", o.threads, "CPU threads (0 = physical cores)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--device", args->device, "auto|cpu|gpu")->check(CLI::IsMember({"auto", "cpu", "gpu"}));
-  cmd->add_option("--n-gpu-layers,--ngl", o.n_gpu_layers,
-                  "Layers on the GPU, the rest on the CPU (-1: as many as fit in free GPU memory)")
-      ->check(CLI::Range(-1, 1 << 20));
-  cmd->add_flag("--ignore-eos", o.ignore_eos, "Do not stop at end-of-generation tokens");
-  cmd->add_flag("--json", args->json, "Print one JSON object at the end instead of streaming text");
-  cmd->add_option("--dump-logits", o.dump_logits_path, "Write the prompt's logits (one prefill batch) as JSON");
-  cmd->callback([args, &exit_code] {
-    if (args->options.prompt.empty() && args->tokens.empty()) {
-      std::fprintf(stderr, "error: generate: give a prompt with -p TEXT or --tokens 1,2,3\n");
-      exit_code = 1;
-      return;
-    }
-    if (args->options.model_path.empty()) args->options.model_path = default_model_path();
-    exit_code = run(*args);
-  });
 }
 
 }  // namespace rf::runtime

@@ -1,11 +1,21 @@
-// `rocmforge generate`: CLI11 registration of the generate subcommand (wired into main by the CLI).
+// `rocmforge generate -p TEXT | --tokens 1,2,3 [-m MODEL.gguf] [--json] ...`: streams the generated text to stdout,
+// or prints one JSON object at the end with --json.
 #pragma once
 
-#include <CLI/CLI.hpp>
+#include <string>
+
+#include "runtime/generate.h"
 
 namespace rf::runtime {
 
-// Adds the subcommand to `app`; when it runs, its exit status is stored in exit_code.
-void register_generate_command(CLI::App& app, int& exit_code);
+struct GenerateCommandOptions {
+  GenerateOptions options;  // model_path empty: the built-in model
+  std::string tokens;       // --tokens: comma-separated ids, parsed into options.prompt_tokens
+  std::string device = "auto";
+  bool json = false;
+};
+
+// Runs the command; returns the process exit status (errors go to stderr).
+int run_generate_command(const GenerateCommandOptions& opts);
 
 }  // namespace rf::runtime

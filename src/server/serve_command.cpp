@@ -2,7 +2,6 @@
 
 #include <pthread.h>
 
-#include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -138,50 +137,6 @@ int run_serve(const ServeOptions& o) {
   server.stop();
   std::fprintf(stderr, "rocmforge serve: stopped\n");
   return 0;
-}
-
-void register_serve_command(CLI::App& app, int& exit_code) {
-  auto opts = std::make_shared<ServeOptions>();
-  CLI::App* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server with continuous batching");
-  cmd->add_option("-m,--model", opts->model_path, "GGUF model (default: the built-in model)");
-  cmd->add_option("--alias", opts->alias, "Model id reported by the API (default: the file name)");
-  cmd->add_option("--host", opts->http.host, "Address to listen on")->capture_default_str();
-  cmd->add_option("--port", opts->http.port, "Port (0: any free port)")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 65535));
-  cmd->add_option("--api-key", opts->http.api_key, "Require 'Authorization: Bearer <key>' on /v1/*");
-  cmd->add_option("-n,--parallel", opts->parallel, "Sequences generated at once")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 4096));
-  cmd->add_option("-c,--ctx-size", opts->ctx_size, "Tokens per sequence (0: the model's, at most 4096)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--kv-cache-tokens", opts->kv_cache_tokens, "KV-cache size in tokens (0: ctx-size * parallel)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--batch-tokens", opts->batch_tokens, "Token budget of one batch (decode + prefill chunks)")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 1 << 20));
-  cmd->add_option("--queue", opts->queue, "Queued sequences before requests get 503")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_flag(
-      "--no-prefix-cache", [opts](int64_t) { opts->prefix_cache = false; }, "Do not reuse prompt KV blocks");
-  cmd->add_flag_function(
-      "--no-batch-invariant", [opts](int64_t) { opts->batch_invariant = false; },
-      "GPU: faster single-stream decode, but greedy text may then depend on what else runs (default: it does not)");
-  cmd->add_option("-t,--threads", opts->threads, "CPU threads (0: physical cores)")->capture_default_str();
-  cmd->add_option("--device", opts->device, "auto|cpu|gpu")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"auto", "cpu", "gpu"}));
-  cmd->add_option("--n-gpu-layers,--ngl", opts->n_gpu_layers,
-                  "Layers on the GPU, the rest on the CPU (-1: all that fit)")
-      ->capture_default_str()
-      ->check(CLI::Range(-1, 1 << 20));
-  cmd->add_option("--max-body-bytes", opts->http.max_body_bytes, "Largest request body")->capture_default_str();
-  cmd->add_option("--shutdown-grace", opts->shutdown_grace_s, "Seconds running requests get to finish on SIGTERM")
-      ->capture_default_str();
-  cmd->callback([opts, &exit_code] { exit_code = run_serve(*opts); });
 }
 
 }  // namespace rf::server

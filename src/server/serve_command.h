@@ -5,10 +5,6 @@
 
 #include "server/http_server.h"
 
-namespace CLI {
-class App;
-}
-
 namespace rf::server {
 
 struct ServeOptions {
@@ -31,7 +27,5 @@ struct ServeOptions {
 
 // Runs the server until SIGINT/SIGTERM; returns the process exit code (0 after a graceful shutdown).
 int run_serve(const ServeOptions& options);
-
-void register_serve_command(CLI::App& app, int& exit_code);
 
 }  // namespace rf::server

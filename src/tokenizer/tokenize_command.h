@@ -4,10 +4,6 @@
 
 #include <string>
 
-namespace CLI {
-class App;
-}
-
 namespace rf::tokenizer {
 
 struct TokenizeOptions {
@@ -21,7 +17,5 @@ struct TokenizeOptions {
 
 // Runs the command; returns the process exit status (errors go to stderr).
 int run_tokenize(const TokenizeOptions& opts);
-// Adds the `tokenize` subcommand to `app`; when it runs, its exit status is stored in exit_code.
-void register_tokenize_command(CLI::App& app, int& exit_code);
 
 }  // namespace rf::tokenizer
