@@ -218,9 +218,9 @@ TEST_P(MatmulParity, TakesTheTilesFromTheTypesThreshold) {
   }
 }
 
-// The int8 products (Q4_0 / Q8_0 / IQ4_NL / Q3_K / Q4_K / Q5_K / Q6_K / IQ4_XS) for 1 to 40 tokens: within float
-// summation order of the CPU, and every token's row bitwise equal to the product of that token alone (batched decode
-// must not change a sequence's numbers, so greedy text does not depend on load).
+// The int8 products (Q4_0 / Q8_0 / IQ4_NL / Q2_K / Q3_K / Q4_K / Q5_K / Q6_K / IQ4_XS) for 1 to 40 tokens: within
+// float summation order of the CPU, and every token's row bitwise equal to the product of that token alone (batched
+// decode must not change a sequence's numbers, so greedy text does not depend on load).
 TEST_P(MatmulParity, Int8BatchesMatchCpuAndEqualSingleTokenProductsBitwise) {
   RF_REQUIRE_GPU_PAIR(pair);
   const Type t = GetParam();
@@ -584,8 +584,8 @@ TEST(GpuMatmul, BatchInvariantProductsGiveEveryTokenItsSingleTokenBits) {
   const int default_stage = matmul_policy().stage_min_tokens;
   for (const bool matvec : {false, true}) {
     matmul_policy().invariant_matvec = matvec;
-    for (const Type t :
-         {Type::Q4_0, Type::Q8_0, Type::IQ4_NL, Type::Q3_K, Type::Q4_K, Type::Q5_K, Type::Q6_K, Type::IQ4_XS}) {
+    for (const Type t : {Type::Q4_0, Type::Q8_0, Type::IQ4_NL, Type::Q2_K, Type::Q3_K, Type::Q4_K, Type::Q5_K,
+                         Type::Q6_K, Type::IQ4_XS}) {
       // Rows of one partial staging tile, and of 11008 (2.7 tiles of 4096; two warps per row for Q5_K / Q6_K /
       // Q8_0, one for Q4_0 / Q4_K).
       for (const int64_t n_in : {quant::traits(t).block_size == 256 ? int64_t{768} : int64_t{544}, int64_t{11008}}) {

@@ -123,12 +123,13 @@ struct SplitFormat {
   static constexpr int kBytes = split_layout(T).block_bytes;
   static constexpr int kCodeBytes = split_code_bytes(T);
   static constexpr int kHeadBytes = split_head_bytes(T);
+  static constexpr int kScaleBytes = split_scale_bytes(T);
   static RF_DEVICE const uint8_t* codes(const uint8_t* row, int64_t ib) { return row + ib * kCodeBytes; }
   static RF_DEVICE const uint8_t* head(const uint8_t* row, int64_t nb, int64_t ib) {
     return row + nb * kCodeBytes + ib * kHeadBytes;
   }
   static RF_DEVICE const uint8_t* scale_at(const uint8_t* row, int64_t nb, int64_t ib) {
-    return row + nb * (kCodeBytes + kHeadBytes) + 2 * ib;
+    return row + nb * (kCodeBytes + kHeadBytes) + kScaleBytes * ib;
   }
   static RF_DEVICE float scale(const uint8_t* row, int64_t nb, int64_t ib) { return load_f16(scale_at(row, nb, ib)); }
 };
@@ -209,14 +210,19 @@ RF_DEVICE int two_bits(const uint8_t* qs, int e) {
   return (qs[32 * (e / 128) + r % 32] >> (2 * (r / 32))) & 3;
 }
 
-struct BlockQ2K : BlockFormat<BlockQ2K, quant::Type::Q2_K, 256, 84> {
-  static RF_DEVICE void decode(const uint8_t* b, int c, float (&v)[8]) {
-    const float d = load_f16(b + 80), dmin = load_f16(b + 82);
-    const uint8_t sc = b[c / 2];  // 16-element sub-block of this chunk
+// Q2_K in split rows: body qs[64]; head the 16 scale / min bytes (scale in the low nibble); scale d, then dmin.
+struct BlockQ2K : SplitFormat<quant::Type::Q2_K> {
+  static RF_DEVICE void chunk(const uint8_t* row, int64_t idx, int64_t n, float (&v)[8]) {
+    const int64_t ib = idx / 32;
+    const int c = static_cast<int>(idx % 32);
+    const uint8_t* dm = scale_at(row, n / kQk, ib);
+    const float d = load_f16(dm), dmin = load_f16(dm + 2);
+    const uint8_t sc = head(row, n / kQk, ib)[c / 2];  // 16-element sub-block of this chunk
     const float dl = d * static_cast<float>(sc & 0x0F);
     const float ml = dmin * static_cast<float>(sc >> 4);
+    const uint8_t* qs = codes(row, ib);
 #pragma unroll
-    for (int j = 0; j < 8; ++j) v[j] = dl * static_cast<float>(two_bits(b + 16, 8 * c + j)) - ml;
+    for (int j = 0; j < 8; ++j) v[j] = dl * static_cast<float>(two_bits(qs, 8 * c + j)) - ml;
   }
 };
 

@@ -117,7 +117,7 @@ __global__ void split_rows_kernel(const uint8_t* __restrict__ src, size_t src_pi
   uint8_t* d = dst + blockIdx.x * dst_pitch;
   uint8_t* heads = d + nb * l.body_bytes;
   const int head_bytes = l.head_offset >= 0 ? l.head_bytes : 0;
-  auto* scales = reinterpret_cast<uint16_t*>(heads + nb * head_bytes);
+  auto* scales = reinterpret_cast<uint16_t*>(heads + nb * head_bytes);  // scale_bytes / 2 words per block
   for (int64_t ib = threadIdx.x; ib < nb; ib += blockDim.x) {
     const auto* b = reinterpret_cast<const uint16_t*>(s + ib * l.block_bytes);
     copy_runs16(b + l.body_offset / 2, d + ib * l.body_bytes, l.body_bytes / 16);
@@ -128,7 +128,9 @@ __global__ void split_rows_kernel(const uint8_t* __restrict__ src, size_t src_pi
       auto* dst = reinterpret_cast<uint32_t*>(heads + ib * head_bytes);
       for (int k = 0; k < head_bytes / 4; ++k) dst[k] = h[2 * k] | (static_cast<uint32_t>(h[2 * k + 1]) << 16);
     }
-    if (l.scale_offset >= 0) scales[ib] = b[l.scale_offset / 2];
+    for (int k = 0; l.scale_offset >= 0 && k < l.scale_bytes / 2; ++k) {
+      scales[ib * (l.scale_bytes / 2) + k] = b[l.scale_offset / 2 + k];
+    }
   }
 }
 

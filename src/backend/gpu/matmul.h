@@ -28,15 +28,15 @@ struct WeightView {
   size_t nb2 = 0;
 };
 
-// Q4_0, Q8_0, IQ4_NL, the K-quants Q3_K, Q4_K, Q5_K, Q6_K and IQ4_XS live on the GPU in "split rows"
+// Q4_0, Q8_0, IQ4_NL, the K-quants Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_XS live on the GPU in "split rows"
 // (GpuBackend::load_weight arranges them so, dequant.h split_rows). A GGUF block is cut into its body (the code
 // bytes), its head (K-quants: 16 bytes, Q4_K / Q5_K d, dmin and the 12 scale bytes, Q6_K the 16 sub-block scales;
-// Q3_K: its 12 scale bytes; IQ4_XS: 8 bytes, d and the 6-bit sub-block scales) and its f16 scale (Q4_0 / Q8_0 /
-// IQ4_NL / Q3_K / Q6_K d); a row of nb blocks holds every block's body in block order, then every head, then every
-// scale, and rows start 16 bytes apart at least (weight_row_pitch pads them). Bodies and heads are then 16-byte
-// (Q3_K / IQ4_XS heads 4-byte) aligned, and a warp reading consecutive blocks reads consecutive bytes: the products
-// load them with 16-byte loads straight from global memory. A split row is no longer than the GGUF row: body, head
-// and scale are the whole block.
+// Q2_K: the 16 scale / min bytes; Q3_K: its 12 scale bytes; IQ4_XS: 8 bytes, d and the 6-bit sub-block scales) and
+// its f16 scale (Q4_0 / Q8_0 / IQ4_NL / Q3_K / Q6_K d; Q2_K d and dmin); a row of nb blocks holds every block's body
+// in block order, then every head, then every scale, and rows start 16 bytes apart at least (weight_row_pitch pads
+// them). Bodies and heads are then 16-byte (Q3_K / IQ4_XS heads 4-byte) aligned, and a warp reading consecutive
+// blocks reads consecutive bytes: the products load them with 16-byte loads straight from global memory. A split row
+// is no longer than the GGUF row: body, head and scale are the whole block.
 struct SplitLayout {
   int body_bytes = 0;   // 0: the type is not split
   int body_offset = 0;  // where the body starts in the GGUF block (it runs to body_offset + body_bytes)
@@ -45,6 +45,7 @@ struct SplitLayout {
   int block_bytes = 0;    // the GGUF block
   int qk = 0;             // elements per block
   int head_bytes = 16;    // the head's size when there is one: 16, or a multiple of 4 below it
+  int scale_bytes = 2;    // the scale's size when there is one: 2 (d) or 4 (Q2_K: d and dmin)
 };
 constexpr SplitLayout split_layout(quant::Type t) {
   using quant::Type;
@@ -55,17 +56,21 @@ constexpr SplitLayout split_layout(quant::Type t) {
     case Type::Q4_K: return {128, 16, 0, -1, 144, 256};  // d, dmin, scales[12], qs[128]
     case Type::Q5_K: return {160, 16, 0, -1, 176, 256};  // d, dmin, scales[12], qh[32], qs[128]
     case Type::Q6_K: return {192, 0, 192, 208, 210, 256};  // ql[128], qh[64], scales[16], d
+    case Type::Q2_K: return {64, 16, 0, 80, 84, 256, 16, 4};  // scales[16], qs[64], d, dmin
     case Type::Q3_K: return {96, 0, 96, 108, 110, 256, 12};  // hmask[32], qs[64], scales[12], d
     case Type::IQ4_XS: return {128, 8, 0, -1, 136, 256, 8};  // d, scales_h, scales_l[4], qs[128]
     default: return {};
   }
 }
-// The bytes of a block's body (0: not split), head (0, 8 or 16) and scale (0 or 2) in split rows.
+// The bytes of a block's body (0: not split), head (0, or a multiple of 4 up to 16) and scale (0, 2 or 4) in split
+// rows.
 constexpr int split_code_bytes(quant::Type t) { return split_layout(t).body_bytes; }
 constexpr int split_head_bytes(quant::Type t) {
   return split_layout(t).head_offset >= 0 ? split_layout(t).head_bytes : 0;
 }
-constexpr int split_scale_bytes(quant::Type t) { return split_layout(t).scale_offset >= 0 ? 2 : 0; }
+constexpr int split_scale_bytes(quant::Type t) {
+  return split_layout(t).scale_offset >= 0 ? split_layout(t).scale_bytes : 0;
+}
 // False for split rows that are not 16-byte aligned (not loaded by load_weight); true for any other type.
 inline bool split_rows_aligned(const WeightView& w) {
   return split_code_bytes(w.type) == 0 || (w.nb1 % 16 == 0 && reinterpret_cast<uintptr_t>(w.data) % 16 == 0);

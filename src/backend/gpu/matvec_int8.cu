@@ -274,6 +274,7 @@ RF_DEVICE int q3k_scale_words(uint32_t w0, uint32_t w1, uint32_t w2, int g) {
 //   Q4_K / Q5_K: chunk c = sub / 2 of 64 elements, half = sub % 2: 16 bytes of 4-bit codes holding 16 elements of
 //   sub-block 2c (low nibbles) and 16 of 2c + 1 (high); the minimums use the quantizer's 32-code sums, added by the
 //   half-0 lane for the whole sub-block.
+//   Q2_K: as Q3_K without the hmask (qs bytes [32h + l0, +16)); scales and minimums per 16 elements.
 //   Q3_K: h = sub / 4, j = sub % 4 reads qs bytes [32 + 32h + l0, +16) and hmask bytes [l0, +16) (l0 = 16 (j & 1)):
 //   elements e1 = 128h + 32s + l0 + i with low bits 2s of qs and hmask bit 4h + s (s = 2 (j / 2)), and e2 = e1 + 32
 //   (s + 1), i < 16.
@@ -316,6 +317,41 @@ RF_DEVICE void kquant_block(const uint8_t* row, int64_t nb, int64_t ib, int sub,
         const int dot = sc_lo * dot16(lo, a_lo) + sc_hi * dot16(hi, a_hi);
         const int32_t* s = act.s + t * act.s_stride + jb * 8 + 2 * c;
         const int mins = half == 0 ? m_lo * s[0] + m_hi * s[1] : 0;
+        acc[0][t] += da * (d * static_cast<float>(dot) - dmin * static_cast<float>(mins));
+      }
+    }
+  } else if constexpr (T == quant::Type::Q2_K) {
+    const int h = sub / 4, j = sub % 4, s1 = 2 * (j / 2), l0 = 16 * (j & 1);
+    const int e1 = 128 * h + 32 * s1 + l0, e2 = e1 + 32;
+    const uint4 q4 = *reinterpret_cast<const uint4*>(body + 32 * h + l0);
+    const uint32_t q[4] = {q4.x, q4.y, q4.z, q4.w};
+    uint32_t v1[4], v2[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      v1[k] = (q[k] >> (2 * s1)) & 0x03030303u;
+      v2[k] = (q[k] >> (2 * s1 + 2)) & 0x03030303u;
+    }
+    const uint4 hd = *reinterpret_cast<const uint4*>(head);
+    // Scale byte g (low nibble scale, high nibble min), picked by selects (a run-time index would use local memory).
+    const auto scale_byte = [&hd](int g) {
+      const int w = g / 4;
+      return byte_of(w == 0 ? hd.x : w == 1 ? hd.y : w == 2 ? hd.z : hd.w, g % 4);
+    };
+    const int b1 = scale_byte(e1 / 16), b2 = scale_byte(e2 / 16);
+    const uint32_t dm = *reinterpret_cast<const uint32_t*>(F::scale_at(row, nb, ib));
+    const float d = half_bits_to_float(static_cast<uint16_t>(dm & 0xFFFFu));
+    const float dmin = half_bits_to_float(static_cast<uint16_t>(dm >> 16));
+    constexpr uint32_t kOnes[4] = {0x01010101u, 0x01010101u, 0x01010101u, 0x01010101u};
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      if (t < n_tok) {
+        const int8_t* ab = act.q + t * act.q_stride + jb * 256;
+        const int4 a1 = *reinterpret_cast<const int4*>(ab + e1);
+        const int4 a2 = *reinterpret_cast<const int4*>(ab + e2);
+        const float da = act.d[t * act.d_stride + jb];
+        const int dot = (b1 & 0x0F) * dot16(v1, a1) + (b2 & 0x0F) * dot16(v2, a2);
+        // the minimums need sums of 16 codes; the quantizer keeps sums of 32
+        const int mins = (b1 >> 4) * dot16(kOnes, a1) + (b2 >> 4) * dot16(kOnes, a2);
         acc[0][t] += da * (d * static_cast<float>(dot) - dmin * static_cast<float>(mins));
       }
     }
@@ -372,7 +408,7 @@ RF_DEVICE void kquant_block(const uint8_t* row, int64_t nb, int64_t ib, int sub,
       }
     }
   } else {
-    static_assert(T == quant::Type::Q6_K, "K-quant products: Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS");
+    static_assert(T == quant::Type::Q6_K, "K-quant products: Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS");
     const int h = sub / 4, j = sub % 4, k0 = j / 2, l0 = 16 * (j & 1);
     const int e1 = 128 * h + 32 * k0 + l0, e2 = e1 + 64;
     const uint4 l4 = *reinterpret_cast<const uint4*>(body + 64 * h + 16 * j);
@@ -434,10 +470,10 @@ RF_DEVICE void finish_sums(const WarpRows& wr, float (&acc)[kR][NT], int part) {
   }
 }
 
-// Q3_K / Q4_K / Q5_K / Q6_K / IQ4_XS weights in split rows times Q8_K activations, one row per warp group of kSplit warps, NT
-// tokens: kLanesPerKBlock lanes share a block (kquant_block), so a warp covers kWarpSize / kLanesPerKBlock blocks
-// per pass; part p of the group takes passes p, p + kSplit, ... kStage: the activations come through shared memory
-// (stage_act); each lane takes the same blocks in the same order.
+// Q2_K / Q3_K / Q4_K / Q5_K / Q6_K / IQ4_XS weights in split rows times Q8_K activations, one row per warp group of
+// kSplit warps, NT tokens: kLanesPerKBlock lanes share a block (kquant_block), so a warp covers kWarpSize /
+// kLanesPerKBlock blocks per pass; part p of the group takes passes p, p + kSplit, ... kStage: the activations come
+// through shared memory (stage_act); each lane takes the same blocks in the same order.
 template <quant::Type T, int NT, int kSplit, bool kStage>
 __global__ void __launch_bounds__(kThreads)
     matvec_kquant_kernel(const MatSet set, int64_t n_blocks, const ActRows act) {
@@ -635,7 +671,8 @@ bool has_int8_matvec(quant::Type weight, int64_t n_tok) {
   using quant::Type;
   return n_tok >= 1 && n_tok <= matmul_policy().int8_max_tokens &&
          (weight == Type::Q4_0 || weight == Type::Q8_0 || weight == Type::IQ4_NL || weight == Type::Q4_K ||
-          weight == Type::Q5_K || weight == Type::Q6_K || weight == Type::IQ4_XS || weight == Type::Q3_K);
+          weight == Type::Q5_K || weight == Type::Q6_K || weight == Type::IQ4_XS || weight == Type::Q3_K ||
+          weight == Type::Q2_K);
 }
 
 namespace {
@@ -710,8 +747,8 @@ Status matvec_int8_rows(const WeightView* ws, float* const* outs, const int64_t*
   const bool k_quant = split_layout(w.type).qk == 256;
   const int64_t qk = k_quant ? 256 : 32;
   if (!has_int8_matvec(w.type, 1) || w.n_in % qk != 0) {
-    return Status::error("gpu matvec_int8: needs Q4_0 / Q8_0 / IQ4_NL / Q3_K / Q4_K / Q5_K / Q6_K / IQ4_XS rows of "
-                         "whole blocks, got " +
+    return Status::error("gpu matvec_int8: needs Q4_0 / Q8_0 / IQ4_NL / Q2_K / Q3_K / Q4_K / Q5_K / Q6_K / IQ4_XS "
+                         "rows of whole blocks, got " +
                          std::string(quant::type_name(w.type)) + " x " + std::to_string(w.n_in));
   }
   if (n_tok < 1 || n_tok > 65535) return Status::error("gpu matvec_int8: 1 to 65535 tokens per launch");
@@ -768,6 +805,7 @@ Status matvec_int8_rows(const WeightView* ws, float* const* outs, const int64_t*
       case Type::Q5_K: launch_kquant<Type::Q5_K, NT, S>(split_k, grid, set, n_blocks, act, stream); break;
       case Type::IQ4_XS: launch_kquant<Type::IQ4_XS, NT, S>(split_k, grid, set, n_blocks, act, stream); break;
       case Type::Q3_K: launch_kquant<Type::Q3_K, NT, S>(split_k, grid, set, n_blocks, act, stream); break;
+      case Type::Q2_K: launch_kquant<Type::Q2_K, NT, S>(split_k, grid, set, n_blocks, act, stream); break;
       default: launch_kquant<Type::Q6_K, NT, S>(split_k, grid, set, n_blocks, act, stream); break;
     }
   };
