@@ -125,8 +125,8 @@ __global__ void split_rows_kernel(const uint8_t* __restrict__ src, size_t src_pi
       copy_runs16(b + l.head_offset / 2, heads + ib * 16, 1);
     } else if (head_bytes > 0) {  // 4-byte aligned words
       const uint16_t* h = b + l.head_offset / 2;
-      auto* dst = reinterpret_cast<uint32_t*>(heads + ib * head_bytes);
-      for (int k = 0; k < head_bytes / 4; ++k) dst[k] = h[2 * k] | (static_cast<uint32_t>(h[2 * k + 1]) << 16);
+      auto* words = reinterpret_cast<uint32_t*>(heads + ib * head_bytes);
+      for (int k = 0; k < head_bytes / 4; ++k) words[k] = h[2 * k] | (static_cast<uint32_t>(h[2 * k + 1]) << 16);
     }
     for (int k = 0; l.scale_offset >= 0 && k < l.scale_bytes / 2; ++k) {
       scales[ib * (l.scale_bytes / 2) + k] = b[l.scale_offset / 2 + k];

@@ -269,6 +269,24 @@ RF_DEVICE int q3k_scale_words(uint32_t w0, uint32_t w1, uint32_t w2, int g) {
   return (low | (high << 4)) - 32;
 }
 
+// Adds da * d * (sc1 * v1 . a1 + sc2 * v2 . a2) for each of the n_tok tokens: v1 / v2 the signed codes of the 16
+// elements from e1 / e2 of Q8_K block jb of act (a1 / a2), sc1 / sc2 their group scales, d the block's (Q3_K, Q6_K).
+template <int NT>
+RF_DEVICE void scaled_runs_q8k(const uint32_t (&v1)[4], const uint32_t (&v2)[4], int e1, int e2, int sc1, int sc2,
+                               float d, int n_tok, const ActSpan& act, int64_t jb, float (&acc)[1][NT]) {
+#pragma unroll
+  for (int t = 0; t < NT; ++t) {
+    if (t < n_tok) {
+      const int8_t* ab = act.q + t * act.q_stride + jb * 256;
+      const int4 a1 = *reinterpret_cast<const int4*>(ab + e1);
+      const int4 a2 = *reinterpret_cast<const int4*>(ab + e2);
+      const float da = act.d[t * act.d_stride + jb];
+      const int dot = sc1 * dot16(v1, a1) + sc2 * dot16(v2, a2);
+      acc[0][t] += da * d * static_cast<float>(dot);
+    }
+  }
+}
+
 // One K-quant block ib of a row in split rows (matmul.h SplitLayout; nb blocks per row) times the n_tok tokens' Q8_K
 // block jb of span, for lane `sub` (0..kLanesPerKBlock - 1) of the block's lanes.
 //   Q4_K / Q5_K: chunk c = sub / 2 of 64 elements, half = sub % 2: 16 bytes of 4-bit codes holding 16 elements of
@@ -373,17 +391,7 @@ RF_DEVICE void kquant_block(const uint8_t* row, int64_t nb, int64_t ib, int sub,
     const uint32_t w0 = hw[0], w1 = hw[1], w2 = hw[2];
     const int sc1 = q3k_scale_words(w0, w1, w2, e1 / 16), sc2 = q3k_scale_words(w0, w1, w2, e2 / 16);
     const float d = F::scale(row, nb, ib);
-#pragma unroll
-    for (int t = 0; t < NT; ++t) {
-      if (t < n_tok) {
-        const int8_t* ab = act.q + t * act.q_stride + jb * 256;
-        const int4 a1 = *reinterpret_cast<const int4*>(ab + e1);
-        const int4 a2 = *reinterpret_cast<const int4*>(ab + e2);
-        const float da = act.d[t * act.d_stride + jb];
-        const int dot = sc1 * dot16(v1, a1) + sc2 * dot16(v2, a2);
-        acc[0][t] += da * d * static_cast<float>(dot);
-      }
-    }
+    scaled_runs_q8k(v1, v2, e1, e2, sc1, sc2, d, n_tok, act, jb, acc);
   } else if constexpr (T == quant::Type::IQ4_XS) {
     const uint4 qs = *reinterpret_cast<const uint4*>(body + 16 * sub);
     const uint32_t q[4] = {qs.x, qs.y, qs.z, qs.w};
@@ -423,17 +431,7 @@ RF_DEVICE void kquant_block(const uint8_t* row, int64_t nb, int64_t ib, int sub,
     const auto* scales = reinterpret_cast<const int8_t*>(head);
     const int sc1 = scales[e1 / 16], sc2 = scales[e2 / 16];
     const float d = F::scale(row, nb, ib);
-#pragma unroll
-    for (int t = 0; t < NT; ++t) {
-      if (t < n_tok) {
-        const int8_t* ab = act.q + t * act.q_stride + jb * 256;
-        const int4 a1 = *reinterpret_cast<const int4*>(ab + e1);
-        const int4 a2 = *reinterpret_cast<const int4*>(ab + e2);
-        const float da = act.d[t * act.d_stride + jb];
-        const int dot = sc1 * dot16(v1, a1) + sc2 * dot16(v2, a2);
-        acc[0][t] += da * d * static_cast<float>(dot);
-      }
-    }
+    scaled_runs_q8k(v1, v2, e1, e2, sc1, sc2, d, n_tok, act, jb, acc);
   }
 }
 
