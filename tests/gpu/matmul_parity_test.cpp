@@ -218,9 +218,9 @@ TEST_P(MatmulParity, TakesTheTilesFromTheTypesThreshold) {
   }
 }
 
-// The int8 products (Q4_0 / Q8_0 / IQ4_NL / Q2_K / Q3_K / Q4_K / Q5_K / Q6_K / IQ4_XS) for 1 to 40 tokens: within
-// float summation order of the CPU, and every token's row bitwise equal to the product of that token alone (batched
-// decode must not change a sequence's numbers, so greedy text does not depend on load).
+// The int8 products (Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / IQ4_NL / Q2_K / Q3_K / Q4_K / Q5_K / Q6_K / IQ4_XS) for 1 to
+// 40 tokens: within float summation order of the CPU, and every token's row bitwise equal to the product of that
+// token alone (batched decode must not change a sequence's numbers, so greedy text does not depend on load).
 TEST_P(MatmulParity, Int8BatchesMatchCpuAndEqualSingleTokenProductsBitwise) {
   RF_REQUIRE_GPU_PAIR(pair);
   const Type t = GetParam();
@@ -533,9 +533,9 @@ TEST_P(MatmulParity, EmbedMatchesCpuDequantization) {
   expect_close(pair.download(pair.gpu(), og), want, {amax * 1e-6f}, label(t) + " embed");
 }
 
-// The codebook, ternary and MXFP4 decoders follow the CPU reference operation for operation (and none of their
-// steps is a multiply-add the compiler could fuse): decoded elements are bitwise quant::dequantize's. Many rows,
-// so that random blocks reach a good part of every grid. Q4_0 / Q8_0 / IQ4_NL / Q6_K / IQ4_XS / Q3_K too, whose GGUF
+// The codebook, ternary and MXFP4 decoders follow the CPU reference operation for operation (and none of their steps
+// is a multiply-add the compiler could fuse): decoded elements are bitwise quant::dequantize's. Many rows, so that
+// random blocks reach a good part of every grid. Q4_0 / Q5_0 / Q8_0 / IQ4_NL / Q6_K / IQ4_XS / Q3_K too, whose GGUF
 // rows load_weight rearranges into split rows (matmul.h SplitLayout), 16-byte padded ones included (17 blocks of 32,
 // 3 of 256).
 TEST(GpuMatmul, RareFormatEmbeddingsAreBitwiseTheCpuDequantization) {
@@ -545,7 +545,7 @@ TEST(GpuMatmul, RareFormatEmbeddingsAreBitwiseTheCpuDequantization) {
       {Type::IQ1_S, 1024},   {Type::IQ1_M, 1024},  {Type::TQ1_0, 1024}, {Type::TQ2_0, 1024},   {Type::MXFP4, 1024},
       {Type::Q4_0, 1024},    {Type::Q4_0, 544},    {Type::Q8_0, 1024},  {Type::Q8_0, 544},   {Type::IQ4_NL, 1024},
       {Type::IQ4_NL, 544},   {Type::Q6_K, 1024},   {Type::Q6_K, 768},   {Type::IQ4_XS, 1024}, {Type::IQ4_XS, 768},
-      {Type::Q3_K, 1024},    {Type::Q3_K, 768}};
+      {Type::Q3_K, 1024},    {Type::Q3_K, 768},    {Type::Q5_0, 1024},  {Type::Q5_0, 544}};
   for (const auto& [t, n_embd] : cases) {
     std::mt19937 rng(31 + static_cast<unsigned>(t));
     const int64_t n_vocab = 256;
@@ -584,8 +584,8 @@ TEST(GpuMatmul, BatchInvariantProductsGiveEveryTokenItsSingleTokenBits) {
   const int default_stage = matmul_policy().stage_min_tokens;
   for (const bool matvec : {false, true}) {
     matmul_policy().invariant_matvec = matvec;
-    for (const Type t : {Type::Q4_0, Type::Q8_0, Type::IQ4_NL, Type::Q2_K, Type::Q3_K, Type::Q4_K, Type::Q5_K,
-                         Type::Q6_K, Type::IQ4_XS}) {
+    for (const Type t : {Type::Q4_0, Type::Q4_1, Type::Q5_0, Type::Q5_1, Type::Q8_0, Type::IQ4_NL, Type::Q2_K,
+                         Type::Q3_K, Type::Q4_K, Type::Q5_K, Type::Q6_K, Type::IQ4_XS}) {
       // Rows of one partial staging tile, and of 11008 (2.7 tiles of 4096; two warps per row for Q5_K / Q6_K /
       // Q8_0, one for Q4_0 / Q4_K).
       for (const int64_t n_in : {quant::traits(t).block_size == 256 ? int64_t{768} : int64_t{544}, int64_t{11008}}) {

@@ -145,11 +145,16 @@ struct BlockQ4_0 : SplitFormat<quant::Type::Q4_0> {
   }
 };
 
-struct BlockQ4_1 : BlockFormat<BlockQ4_1, quant::Type::Q4_1, 32, 20> {
-  static RF_DEVICE void decode(const uint8_t* b, int c, float (&v)[8]) {
-    const float d = load_f16(b), m = load_f16(b + 2);
+// Q4_1 in split rows: body 16 nibble bytes; scale d, then m.
+struct BlockQ4_1 : SplitFormat<quant::Type::Q4_1> {
+  static RF_DEVICE void chunk(const uint8_t* row, int64_t idx, int64_t n, float (&v)[8]) {
+    const int64_t ib = idx / 4;
+    const int c = static_cast<int>(idx % 4);
+    const uint8_t* dm = scale_at(row, n / kQk, ib);
+    const float d = load_f16(dm), m = load_f16(dm + 2);
+    const uint8_t* q = codes(row, ib);
 #pragma unroll
-    for (int j = 0; j < 8; ++j) v[j] = static_cast<float>(run_nibble(b + 4, 8 * c + j)) * d + m;
+    for (int j = 0; j < 8; ++j) v[j] = static_cast<float>(run_nibble(q, 8 * c + j)) * d + m;
   }
 };
 
@@ -158,29 +163,31 @@ RF_DEVICE uint32_t load_u32_2aligned(const uint8_t* p) {
   return static_cast<uint32_t>(h[0]) | (static_cast<uint32_t>(h[1]) << 16);
 }
 
-struct BlockQ5_0 : BlockFormat<BlockQ5_0, quant::Type::Q5_0, 32, 22> {
-  static RF_DEVICE void decode(const uint8_t* b, int c, float (&v)[8]) {
-    const float d = load_f16(b);
-    const uint32_t qh = load_u32_2aligned(b + 2);
+// Q5_0 / Q5_1 in split rows: body 16 nibble bytes; head qh (bit e: element e's fifth bit); scale d (Q5_1: then m).
+template <quant::Type T>
+struct BlockQ5 : SplitFormat<T> {
+  using F = SplitFormat<T>;
+  static RF_DEVICE void chunk(const uint8_t* row, int64_t idx, int64_t n, float (&v)[8]) {
+    const int64_t ib = idx / 4, nb = n / F::kQk;
+    const int c = static_cast<int>(idx % 4);
+    const uint8_t* dm = F::scale_at(row, nb, ib);
+    const float d = load_f16(dm);
+    const uint32_t qh = load_u32_2aligned(F::head(row, nb, ib));
+    const uint8_t* q = F::codes(row, ib);
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
       const int e = 8 * c + j;
-      v[j] = static_cast<float>((run_nibble(b + 6, e) | static_cast<int>(((qh >> e) & 1u) << 4)) - 16) * d;
+      const int code = run_nibble(q, e) | static_cast<int>(((qh >> e) & 1u) << 4);
+      if constexpr (T == quant::Type::Q5_0) {
+        v[j] = static_cast<float>(code - 16) * d;
+      } else {
+        v[j] = static_cast<float>(code) * d + load_f16(dm + 2);
+      }
     }
   }
 };
-
-struct BlockQ5_1 : BlockFormat<BlockQ5_1, quant::Type::Q5_1, 32, 24> {
-  static RF_DEVICE void decode(const uint8_t* b, int c, float (&v)[8]) {
-    const float d = load_f16(b), m = load_f16(b + 2);
-    const uint32_t qh = load_u32_2aligned(b + 4);
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      const int e = 8 * c + j;
-      v[j] = static_cast<float>(run_nibble(b + 8, e) | static_cast<int>(((qh >> e) & 1u) << 4)) * d + m;
-    }
-  }
-};
+using BlockQ5_0 = BlockQ5<quant::Type::Q5_0>;
+using BlockQ5_1 = BlockQ5<quant::Type::Q5_1>;
 
 struct BlockQ8_0 : SplitFormat<quant::Type::Q8_0> {
   static RF_DEVICE void chunk(const uint8_t* row, int64_t idx, int64_t n, float (&v)[8]) {

@@ -28,15 +28,16 @@ struct WeightView {
   size_t nb2 = 0;
 };
 
-// Q4_0, Q8_0, IQ4_NL, the K-quants Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_XS live on the GPU in "split rows"
-// (GpuBackend::load_weight arranges them so, dequant.h split_rows). A GGUF block is cut into its body (the code
-// bytes), its head (K-quants: 16 bytes, Q4_K / Q5_K d, dmin and the 12 scale bytes, Q6_K the 16 sub-block scales;
-// Q2_K: the 16 scale / min bytes; Q3_K: its 12 scale bytes; IQ4_XS: 8 bytes, d and the 6-bit sub-block scales) and
-// its f16 scale (Q4_0 / Q8_0 / IQ4_NL / Q3_K / Q6_K d; Q2_K d and dmin); a row of nb blocks holds every block's body
-// in block order, then every head, then every scale, and rows start 16 bytes apart at least (weight_row_pitch pads
-// them). Bodies and heads are then 16-byte (Q3_K / IQ4_XS heads 4-byte) aligned, and a warp reading consecutive
-// blocks reads consecutive bytes: the products load them with 16-byte loads straight from global memory. A split row
-// is no longer than the GGUF row: body, head and scale are the whole block.
+// Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, the K-quants Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_XS live on the GPU in
+// "split rows" (GpuBackend::load_weight arranges them so, dequant.h split_rows). A GGUF block is cut into its body
+// (the code bytes), its head (Q5_0 / Q5_1: qh, 4 bytes; K-quants: 16 bytes, Q4_K / Q5_K d, dmin and the 12 scale
+// bytes, Q6_K the 16 sub-block scales; Q2_K: the 16 scale / min bytes; Q3_K: its 12 scale bytes; IQ4_XS: 8 bytes, d
+// and the 6-bit sub-block scales) and its f16 scale (Q4_0 / Q5_0 / Q8_0 / IQ4_NL / Q3_K / Q6_K d; Q4_1 / Q5_1 d and
+// m, Q2_K d and dmin); a row of nb blocks holds every block's body in block order, then every head, then every
+// scale, and rows start 16 bytes apart at least (weight_row_pitch pads them). Bodies and heads are then 16-byte
+// (Q3_K / IQ4_XS heads 4-byte) aligned, and a warp reading consecutive blocks reads consecutive bytes: the products
+// load them with 16-byte loads straight from global memory. A split row is no longer than the GGUF row: body, head
+// and scale are the whole block.
 struct SplitLayout {
   int body_bytes = 0;   // 0: the type is not split
   int body_offset = 0;  // where the body starts in the GGUF block (it runs to body_offset + body_bytes)
@@ -52,6 +53,9 @@ constexpr SplitLayout split_layout(quant::Type t) {
   switch (t) {
     case Type::Q4_0: return {16, 2, -1, 0, 18, 32};    // d, 16 nibble bytes
     case Type::Q8_0: return {32, 2, -1, 0, 34, 32};    // d, 32 codes
+    case Type::Q4_1: return {16, 4, -1, 0, 20, 32, 16, 4};  // d, m, 16 nibble bytes
+    case Type::Q5_0: return {16, 6, 2, 0, 22, 32, 4};       // d, qh (fifth bits), 16 nibble bytes
+    case Type::Q5_1: return {16, 8, 4, 0, 24, 32, 4, 4};    // d, m, qh, 16 nibble bytes
     case Type::IQ4_NL: return {16, 2, -1, 0, 18, 32};  // d, 16 nibble bytes (level indices)
     case Type::Q4_K: return {128, 16, 0, -1, 144, 256};  // d, dmin, scales[12], qs[128]
     case Type::Q5_K: return {160, 16, 0, -1, 176, 256};  // d, dmin, scales[12], qh[32], qs[128]
@@ -148,7 +152,7 @@ struct MatmulPolicy {
   // -> 549 / 701 / 847, Q4_K_M 352 / 525 / 697 -> 594 / 726 / 857; 8 sequences within 1 %).
   int64_t mmq_min_tokens = 5;
   int64_t mmq_max_tokens = int64_t{1} << 40;
-  // Single-token products of the common formats outside split rows (F16, BF16, Q4_1, Q5_0, Q5_1, Q2_K) with
+  // Single-token products of the common formats outside split rows (F16, BF16) with
   // 16-byte aligned rows staged in shared memory (faster on the H100): 0 never, else always (ROCMFORGE_GPU_STAGED).
   int staged_matvec = 1;
   int split_rows = 0;  // rows per warp of Q4_0 / Q8_0 matvec_int8: 0 by batch, else 1 or 2 (ROCMFORGE_GPU_SPLIT_ROWS)

@@ -499,12 +499,12 @@ __global__ void __launch_bounds__(kThreads)
   finish_sums<1, NT, kSplit>(wr, acc, part);
 }
 
-// A block of the warp's n_rows rows (weight codes wq as 8 words of signed bytes in activation order, kSigned false:
-// Q4_0's unsigned nibbles, whose offset of 8 is taken off here; scales dw) times the n_tok tokens' Q8_0 activation
-// block jb of act.
-template <bool kSigned, int kR, int NT>
-RF_DEVICE void accumulate_q40_q80(const uint32_t (&wq)[kR][8], const float (&dw)[kR], int64_t n_rows, int n_tok,
-                                  const ActSpan& act, int64_t jb, float (&acc)[kR][NT]) {
+// A block of the warp's n_rows rows (weight codes wq as 8 words of bytes in activation order: signed (kSigned), or
+// unsigned with an offset kOffset taken off here; scales dw, and with kMin the minimums mw) times the n_tok tokens'
+// Q8_0 activation block jb of act. The offset and the minimum use the block's code sum, written by the quantizer.
+template <bool kSigned, int kOffset, bool kMin, int kR, int NT>
+RF_DEVICE void accumulate_q8_0(const uint32_t (&wq)[kR][8], const float (&dw)[kR], const float (&mw)[kR],
+                               int64_t n_rows, int n_tok, const ActSpan& act, int64_t jb, float (&acc)[kR][NT]) {
 #pragma unroll
   for (int t = 0; t < NT; ++t) {
     if (t < n_tok) {
@@ -513,8 +513,7 @@ RF_DEVICE void accumulate_q40_q80(const uint32_t (&wq)[kR][8], const float (&dw)
       const int4 a1 = reinterpret_cast<const int4*>(ab)[1];
       const int a[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
       const float da = act.d[t * act.d_stride + jb];
-      // Q4_0 codes carry an offset of 8: minus 8 x the block's code sum (written by the quantizer).
-      const int asum = kSigned ? 0 : act.s[t * act.s_stride + jb];
+      const int asum = kOffset != 0 || kMin ? act.s[t * act.s_stride + jb] : 0;
 #pragma unroll
       for (int r = 0; r < kR; ++r) {
         if (r < n_rows) {
@@ -528,60 +527,96 @@ RF_DEVICE void accumulate_q40_q80(const uint32_t (&wq)[kR][8], const float (&dw)
               sumi = dot4_i8(static_cast<int>(wq[r][k]), a[k], sumi);
               sumi = dot4_i8(static_cast<int>(wq[r][k + 4]), a[k + 4], sumi);
             }
-            sumi -= 8 * asum;
+            if (kOffset != 0) sumi -= kOffset * asum;
           }
-          acc[r][t] += static_cast<float>(sumi) * (dw[r] * da);
+          if constexpr (kMin) {
+            // Rounded steps: left to the compiler, the two products and two sums contract into multiply-adds
+            // differently per instantiation, and a token's bits would depend on its batch (seen on the H100).
+            const float block = __fadd_rn(__fmul_rn(static_cast<float>(sumi), __fmul_rn(dw[r], da)),
+                                          __fmul_rn(mw[r], __fmul_rn(da, static_cast<float>(asum))));
+            acc[r][t] = __fadd_rn(acc[r][t], block);
+          } else {
+            acc[r][t] += static_cast<float>(sumi) * (dw[r] * da);
+          }
         }
       }
     }
   }
 }
 
-// Block ib of the warp's rows row[r] (r < n_rows) of type kW (Q4_0, Q8_0, IQ4_NL) times the n_tok tokens'
-// activation block jb of act: the weight codes as 8 words of 4 signed bytes in activation order (Q4_0: unsigned
-// nibbles, offset 8 later; IQ4_NL: each nibble's level, iq4_levels4).
+// The fifth bits of Q5_0 / Q5_1 codes 4k..4k + 3 (bits [4k, 4k + 4) of qh, k = 0..7) as bit 4 of four bytes: the
+// multiply puts bit i at bit 8i (its shifted copies land on distinct bits, so nothing carries).
+RF_DEVICE uint32_t fifth_bits4(uint32_t qh, int k) {
+  return ((((qh >> (4 * k)) & 0x0Fu) * 0x00204081u) & 0x01010101u) << 4;
+}
+
+// Block ib of the warp's rows row[r] (r < n_rows) of type kW (Q4_0, Q8_0, IQ4_NL, Q4_1, Q5_0, Q5_1) times the n_tok
+// tokens' activation block jb of act: the weight codes as 8 words of 4 bytes in activation order (Q8_0: signed
+// codes; IQ4_NL: each nibble's level, iq4_levels4; Q4_0 / Q4_1: unsigned nibbles; Q5_0 / Q5_1: nibbles with the
+// fifth bit from the head's qh; Q4_0's offset of 8 and Q5_0's 16 come off later, Q4_1 / Q5_1 add their minimum m).
 template <quant::Type kW, int kR, int NT>
 RF_DEVICE void split_block(const uint8_t* const (&row)[kR], int64_t n_blocks, int64_t ib, int64_t n_rows, int n_tok,
                            const ActSpan& act, int64_t jb, float (&acc)[kR][NT]) {
+  using quant::Type;
   using F = SplitFormat<kW>;
+  constexpr bool kFive = kW == Type::Q5_0 || kW == Type::Q5_1;
+  constexpr bool kMin = kW == Type::Q4_1 || kW == Type::Q5_1;
   uint32_t wq[kR][8];
-  float dw[kR];
+  float dw[kR], mw[kR];
 #pragma unroll
   for (int r = 0; r < kR; ++r) {
     if (r < n_rows) {
       const auto* c = reinterpret_cast<const uint4*>(F::codes(row[r], ib));
       const uint4 x = c[0];
       const uint32_t w[4] = {x.x, x.y, x.z, x.w};
-      if constexpr (kW == quant::Type::Q8_0) {
+      if constexpr (kW == Type::Q8_0) {
         const uint4 y = c[1];
         wq[r][0] = x.x, wq[r][1] = x.y, wq[r][2] = x.z, wq[r][3] = x.w;
         wq[r][4] = y.x, wq[r][5] = y.y, wq[r][6] = y.z, wq[r][7] = y.w;
-      } else if constexpr (kW == quant::Type::IQ4_NL) {
+      } else if constexpr (kW == Type::IQ4_NL) {
 #pragma unroll
         for (int k = 0; k < 4; ++k) {
           wq[r][k] = iq4_levels4(w[k] & 0x0F0F0F0Fu);
           wq[r][k + 4] = iq4_levels4((w[k] >> 4) & 0x0F0F0F0Fu);
         }
       } else {
-        static_assert(kW == quant::Type::Q4_0, "split-row products of 32-element blocks: Q4_0, Q8_0, IQ4_NL");
+        static_assert(kW == Type::Q4_0 || kW == Type::Q4_1 || kFive,
+                      "split-row products of 32-element blocks: Q4_0, Q8_0, IQ4_NL, Q4_1, Q5_0, Q5_1");
 #pragma unroll
         for (int k = 0; k < 4; ++k) {
           wq[r][k] = w[k] & 0x0F0F0F0Fu;
           wq[r][k + 4] = (w[k] >> 4) & 0x0F0F0F0Fu;
         }
+        if constexpr (kFive) {
+          const uint32_t qh = *reinterpret_cast<const uint32_t*>(F::head(row[r], n_blocks, ib));
+#pragma unroll
+          for (int k = 0; k < 4; ++k) {
+            wq[r][k] |= fifth_bits4(qh, k);
+            wq[r][k + 4] |= fifth_bits4(qh, k + 4);
+          }
+        }
       }
-      dw[r] = F::scale(row[r], n_blocks, ib);
+      if constexpr (kMin) {  // d and m, one 4-byte scale
+        const uint32_t dm = *reinterpret_cast<const uint32_t*>(F::scale_at(row[r], n_blocks, ib));
+        dw[r] = half_bits_to_float(static_cast<uint16_t>(dm & 0xFFFFu));
+        mw[r] = half_bits_to_float(static_cast<uint16_t>(dm >> 16));
+      } else {
+        dw[r] = F::scale(row[r], n_blocks, ib);
+        mw[r] = 0.0f;
+      }
     }
   }
-  accumulate_q40_q80<kW != quant::Type::Q4_0>(wq, dw, n_rows, n_tok, act, jb, acc);
+  constexpr bool kSigned = kW == Type::Q8_0 || kW == Type::IQ4_NL;
+  constexpr int kOffset = kW == Type::Q4_0 ? 8 : kW == Type::Q5_0 ? 16 : 0;
+  accumulate_q8_0<kSigned, kOffset, kMin>(wq, dw, mw, n_rows, n_tok, act, jb, acc);
 }
 
-// Q4_0 / Q8_0 / IQ4_NL weights in split rows (blocks.cuh) times Q8_0 activations, kR rows per warp group, NT tokens.
-// Each row group is shared by kSplit warps; lane l of part p takes blocks p W + l, p W + l + kSplit W, ... (W =
-// kWarpSize) of each row, so per row and step the group reads kSplit W consecutive 16-byte (Q8_0: 32-byte) code runs
-// and as many consecutive scales straight from global memory, each lane one whole block. The parts' sums meet in
-// shared memory and are added in part order. kStage: the activations come through shared memory (stage_act); each
-// lane takes the same blocks in the same order.
+// Q4_0 / Q8_0 / IQ4_NL / Q4_1 / Q5_0 / Q5_1 weights in split rows (blocks.cuh) times Q8_0 activations, kR rows per
+// warp group, NT tokens. Each row group is shared by kSplit warps; lane l of part p takes blocks p W + l, p W + l +
+// kSplit W, ... (W = kWarpSize) of each row, so per row and step the group reads kSplit W consecutive 16-byte (Q8_0:
+// 32-byte) code runs and as many consecutive scales straight from global memory, each lane one whole block. The
+// parts' sums meet in shared memory and are added in part order. kStage: the activations come through shared memory
+// (stage_act); each lane takes the same blocks in the same order.
 template <quant::Type kW, int kR, int NT, int kSplit, bool kStage>
 __global__ void __launch_bounds__(kThreads)
     matvec_split_kernel(const MatSet set, int64_t n_blocks, const ActRows act) {
@@ -670,7 +705,7 @@ bool has_int8_matvec(quant::Type weight, int64_t n_tok) {
   return n_tok >= 1 && n_tok <= matmul_policy().int8_max_tokens &&
          (weight == Type::Q4_0 || weight == Type::Q8_0 || weight == Type::IQ4_NL || weight == Type::Q4_K ||
           weight == Type::Q5_K || weight == Type::Q6_K || weight == Type::IQ4_XS || weight == Type::Q3_K ||
-          weight == Type::Q2_K);
+          weight == Type::Q2_K || weight == Type::Q4_1 || weight == Type::Q5_0 || weight == Type::Q5_1);
 }
 
 namespace {
@@ -745,8 +780,8 @@ Status matvec_int8_rows(const WeightView* ws, float* const* outs, const int64_t*
   const bool k_quant = split_layout(w.type).qk == 256;
   const int64_t qk = k_quant ? 256 : 32;
   if (!has_int8_matvec(w.type, 1) || w.n_in % qk != 0) {
-    return Status::error("gpu matvec_int8: needs Q4_0 / Q8_0 / IQ4_NL / Q2_K / Q3_K / Q4_K / Q5_K / Q6_K / IQ4_XS "
-                         "rows of whole blocks, got " +
+    return Status::error("gpu matvec_int8: needs Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / IQ4_NL / Q2_K / Q3_K / Q4_K / "
+                         "Q5_K / Q6_K / IQ4_XS rows of whole blocks, got " +
                          std::string(quant::type_name(w.type)) + " x " + std::to_string(w.n_in));
   }
   if (n_tok < 1 || n_tok > 65535) return Status::error("gpu matvec_int8: 1 to 65535 tokens per launch");
@@ -798,6 +833,15 @@ Status matvec_int8_rows(const WeightView* ws, float* const* outs, const int64_t*
         break;
       case Type::IQ4_NL:
         launch_split<Type::IQ4_NL, NT, S>(rows_per_warp, split_k, grid, set, n_blocks, act, stream);
+        break;
+      case Type::Q4_1:
+        launch_split<Type::Q4_1, NT, S>(rows_per_warp, split_k, grid, set, n_blocks, act, stream);
+        break;
+      case Type::Q5_0:
+        launch_split<Type::Q5_0, NT, S>(rows_per_warp, split_k, grid, set, n_blocks, act, stream);
+        break;
+      case Type::Q5_1:
+        launch_split<Type::Q5_1, NT, S>(rows_per_warp, split_k, grid, set, n_blocks, act, stream);
         break;
       case Type::Q4_K: launch_kquant<Type::Q4_K, NT, S>(split_k, grid, set, n_blocks, act, stream); break;
       case Type::Q5_K: launch_kquant<Type::Q5_K, NT, S>(split_k, grid, set, n_blocks, act, stream); break;
