@@ -153,11 +153,13 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--queue", opts->queue, "Queued sequences before requests get 503")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  cmd->add_flag(
-      "--no-prefix-cache", [opts](int64_t) { opts->prefix_cache = false; }, "Do not reuse prompt KV blocks");
-  cmd->add_flag_function(
-      "--no-batch-invariant", [opts](int64_t) { opts->batch_invariant = false; },
-      "GPU: faster single-stream decode, but greedy text may then depend on what else runs (default: it does not)");
+  // Negative flags read into bools and applied in the callback: as flag functions of an integer they let CLI11 2.1
+  // throw a bare std::invalid_argument (an abort) for `--no-prefix-cache=maybe`; bool flags report the bad value.
+  auto no_prefix_cache = std::make_shared<bool>(false), no_batch_invariant = std::make_shared<bool>(false);
+  cmd->add_flag("--no-prefix-cache", *no_prefix_cache, "Do not reuse prompt KV blocks");
+  cmd->add_flag("--no-batch-invariant", *no_batch_invariant,
+                "GPU: faster single-stream decode, but greedy text may then depend on what else runs (default: it does "
+                "not)");
   cmd->add_option("-t,--threads", opts->threads, "CPU threads (0: physical cores)")->capture_default_str();
   cmd->add_option("--device", opts->device, "auto|cpu|gpu")
       ->capture_default_str()
@@ -169,7 +171,11 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--max-body-bytes", opts->http.max_body_bytes, "Largest request body")->capture_default_str();
   cmd->add_option("--shutdown-grace", opts->shutdown_grace_s, "Seconds running requests get to finish on SIGTERM")
       ->capture_default_str();
-  cmd->callback([opts, &exit_code] { exit_code = rf::server::run_serve(*opts); });
+  cmd->callback([opts, no_prefix_cache, no_batch_invariant, &exit_code] {
+    opts->prefix_cache = opts->prefix_cache && !*no_prefix_cache;
+    opts->batch_invariant = opts->batch_invariant && !*no_batch_invariant;
+    exit_code = rf::server::run_serve(*opts);
+  });
 }
 
 void add_render_template_command(CLI::App& app, int& exit_code) {
