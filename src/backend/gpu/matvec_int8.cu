@@ -701,11 +701,8 @@ void launch_split(int rows_per_warp, int split_k, unsigned grid, const MatSet& s
 }  // namespace
 
 bool has_int8_matvec(quant::Type weight, int64_t n_tok) {
-  using quant::Type;
-  return n_tok >= 1 && n_tok <= matmul_policy().int8_max_tokens &&
-         (weight == Type::Q4_0 || weight == Type::Q8_0 || weight == Type::IQ4_NL || weight == Type::Q4_K ||
-          weight == Type::Q5_K || weight == Type::Q6_K || weight == Type::IQ4_XS || weight == Type::Q3_K ||
-          weight == Type::Q2_K || weight == Type::Q4_1 || weight == Type::Q5_0 || weight == Type::Q5_1);
+  // Every split-row type has an int8 product (the kernel switch in matvec_int8_rows names each).
+  return n_tok >= 1 && n_tok <= matmul_policy().int8_max_tokens && split_code_bytes(weight) > 0;
 }
 
 namespace {
