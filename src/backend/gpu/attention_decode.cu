@@ -2,6 +2,7 @@
 // its own context in the paged KV cache, in chunks of kAttentionChunk positions merged in chunk order, the query
 // heads of one KV head sharing its K / V reads, with rope + KV store and the output's int8 quantization fused.
 #include <cstdint>
+#include <cstdlib>
 #include <type_traits>
 
 #include "backend/gpu/act_quant.cuh"
@@ -22,7 +23,9 @@ namespace {
 //     groups-th position, in position order; the groups are then added in group order.
 // A token whose context spans several chunks leaves one (max, sum, unnormalized output) per chunk in `partial`,
 // merged in chunk order by attention_merge_kernel. What a block and a thread take depends on the token's own
-// context only, so a token's output does not depend on the rest of the batch.
+// context only, so a token's output does not depend on the rest of the batch. That block-wide kernel
+// (attention_decode_kernel) takes F32 caches and odd head sizes; F16 caches with heads of 64, 128 or 256 take
+// attention_lean_kernel (same blocks, a warp per position subset, one barrier), which is faster.
 constexpr int kDecThreads = 256;
 constexpr int kPosThreads = kDecThreads / kAttentionChunk;  // threads per position in step 1
 constexpr int kGroup = 4;                                   // query heads of one KV head per block, at most
@@ -32,10 +35,15 @@ constexpr int kDecUnroll = 8;                               // loads issued befo
 static_assert(kPosThreads == 2, "step 1 pairs the threads of a position with one shuffle");
 
 // 8 elements of a K / V cache row from element i as floats; n (<= 8) of them valid, the rest 0 (n 0: nothing is
-// read). kVec: i is a multiple of 8 (F16) / 4 (F32) elements of a 16-byte aligned cache: 16-byte loads when n is 8.
+// read). kVec: i is a multiple of 8 (F16) / 4 (F32) elements of a 16-byte aligned cache and n is 0 or 8 (heads of
+// whole 8-dimension runs): 16-byte loads, and no element-wise path in the code (this kernel runs once per layer on
+// a few SMs, from a cold instruction cache: its code size is time).
 template <bool kVec>
 RF_DEVICE void load8(const void* cache, bool f16, int64_t i, int n, float (&v)[kDecVec]) {
-  if (kVec && n == kDecVec) {
+  if (kVec && n != kDecVec) {
+#pragma unroll
+    for (int j = 0; j < kDecVec; ++j) v[j] = 0.0f;
+  } else if (kVec) {
     if (f16) {
       const uint4 u = *reinterpret_cast<const uint4*>(static_cast<const __half*>(cache) + i);
       const uint32_t w[4] = {u.x, u.y, u.z, u.w};
@@ -85,9 +93,9 @@ RF_DEVICE void rope_angles(const AttentionRope& r, int32_t pos, float (*s_cs)[kM
 // token's K and V rows of KV head hk are in s_new: rotates q's pairs and rounds q to F16 for an F16 K cache; rotates
 // k's pairs and rounds the new K / V rows to what their caches hold, which the first block of the KV head (g0 0)
 // stores at the token's slot. The same operations as rope_store_kernel and the cache round trip: the same bits.
-template <int kQ>
+template <int kG, int kQ>
 RF_DEVICE void rope_round_store(const AttentionArgs& a, const AttentionRope& r, int64_t t, int hk, int g0, int ng,
-                                int inew, float (&s_q)[kGroup][kQ], float* s_new,
+                                int inew, float (&s_q)[kG][kQ], float* s_new,
                                 const float (*s_cs)[kMaxDecodeDim / 2]) {
   const int qhalf = r.q_rope.n_rot / 2, khalf = r.k_rope.n_rot / 2;
   const int qitems = qhalf + (a.head_dim_k - r.q_rope.n_rot);  // per head: the pairs, then the unrotated dimensions
@@ -136,48 +144,65 @@ RF_DEVICE void rope_round_store(const AttentionArgs& a, const AttentionRope& r, 
   }
 }
 
-// KC: 8-dimension runs of the query / key heads, head_dim_k rounded up to 64, 128 or 256 dimensions. kRope: the
-// kernel also does rope + KV store (attention.h AttentionRope; r is unused otherwise).
-template <int KC, bool kVec, bool kRope>
-__global__ void __launch_bounds__(kDecThreads)
-    attention_decode_kernel(AttentionArgs a, int slices, int group, AttentionRope r, Int8Rows qr) {
-  constexpr int kWarps = kDecThreads / kWarpSize;
-  constexpr int kRuns = KC / kPosThreads;  // K runs per thread in step 1
-  __shared__ float s_q[kGroup][KC * kDecVec];  // query heads (F16-rounded for an F16 K cache), zero padded
-  __shared__ float s_w[kGroup][kAttentionChunk];  // each position's weight
-  __shared__ int64_t s_slot[kAttentionChunk];     // each position's cache slot
-  __shared__ float s_max[kGroup][kWarps], s_sum[kGroup][kWarps];
-  __shared__ float s_out[kGroup][kDecThreads * kDecVec];  // [group][dimension] partial outputs of step 3
-  __shared__ float s_new[kRope ? 2 * kMaxDecodeDim : 1];  // kRope: the token's own K row, then its V row
-  __shared__ float s_cs[kRope ? 4 : 1][kMaxDecodeDim / 2];  // kRope: q's cosines and sines, then k's
-  // The batch's positions, sequences and block tables were uploaded before the step's first kernel, and no kernel
-  // writes them: they (and the slots they give) are read before the wait for the previous kernel (rope + KV store).
+// Dimension d of head h's output for token t from its chunk's unnormalized sum o, maximum m and weight sum:
+// o / sum into out (and into qbuf[e] for the quantizer when it is not null) when the token's context is one chunk,
+// else the chunk's partial result (o, and with d 0 m and sum) for attention_merge_kernel.
+RF_DEVICE void put_output(const AttentionArgs& a, int64_t t, int h, int n_chunks, int d, float o, float m, float sum,
+                          float* qbuf, int e) {
+  if (n_chunks == 1) {
+    a.out[t * a.out_stride + static_cast<int64_t>(h) * a.head_dim_v + d] = o / sum;
+    if (qbuf != nullptr) qbuf[e] = o / sum;
+  } else {
+    const int64_t chunks = (a.max_ctx + kAttentionChunk - 1) / kAttentionChunk;
+    const int64_t base = (t * a.n_head + h) * chunks + blockIdx.z;
+    a.partial[base * (a.head_dim_v + 2) + d] = o;
+    if (d == 0) {
+      a.partial[base * (a.head_dim_v + 2) + a.head_dim_v] = m;
+      a.partial[base * (a.head_dim_v + 2) + a.head_dim_v + 1] = sum;
+    }
+  }
+}
+
+// Where a decode block stands (decode_prologue): token t, KV head hk, its query heads g0 .. g0 + ng - 1 of the
+// gsize sharing hk, the chunk's n positions from `start` (n_chunks chunks in the token's context), and (kRope) inew:
+// the chunk index of the token's own position, -1 when another chunk holds it. live false: the chunk starts past
+// the token's context (uniform over the block).
+struct DecodeBlock {
+  int64_t t;
+  int hk, g0, ng, gsize, start, n, n_chunks, inew;
+  bool live;
+};
+
+// The start of both decode kernels, called by every thread of the block: lets the next kernel launch; before the
+// wait for the previous kernel (the batch's positions, sequences and block tables were uploaded before the step's
+// first kernel, and no kernel writes them) the chunk's cache slots into s_slot, (kRope) the rope angles, and the
+// chunk's K / V rows asked into L2; after it the query heads into s_q (zero padded to kQ, rounded to F16 for an F16
+// K cache) and, kRope, rope + KV store of the token's new rows (rope_round_store, s_new). Ends with a barrier.
+template <int kG, int kQ, bool kRope>
+RF_DEVICE DecodeBlock decode_prologue(const AttentionArgs& a, const AttentionRope& r, int slices, int group,
+                                      float (&s_q)[kG][kQ], int64_t* s_slot, float* s_new,
+                                      float (*s_cs)[kMaxDecodeDim / 2]) {
   grid_dependents_launch();
-  const int gsize = a.n_head / a.n_head_kv;
-  const int hk = static_cast<int>(blockIdx.x) / slices;
-  const int g0 = (static_cast<int>(blockIdx.x) % slices) * group;
-  const int ng = min(group, gsize - g0);
-  const int64_t t = blockIdx.y;
-  const int chunk = static_cast<int>(blockIdx.z);
-  const int32_t n_ctx = a.positions[t] + 1;
-  const int32_t start = chunk * kAttentionChunk;
-  if (start >= n_ctx) return;  // uniform over the block: the merge reads only this token's chunks
-  const int n = min(n_ctx - start, kAttentionChunk);
-  const int n_chunks = (n_ctx + kAttentionChunk - 1) / kAttentionChunk;
+  DecodeBlock b{};
+  b.gsize = a.n_head / a.n_head_kv;
+  b.hk = static_cast<int>(blockIdx.x) / slices;
+  b.g0 = (static_cast<int>(blockIdx.x) % slices) * group;
+  b.ng = min(group, b.gsize - b.g0);
+  b.t = blockIdx.y;
+  const int32_t n_ctx = a.positions[b.t] + 1;
+  b.start = static_cast<int>(blockIdx.z) * kAttentionChunk;
+  b.live = b.start < n_ctx;
+  if (!b.live) return b;
+  b.n = min(n_ctx - b.start, kAttentionChunk);
+  b.n_chunks = (n_ctx + kAttentionChunk - 1) / kAttentionChunk;
   const int tid = static_cast<int>(threadIdx.x);
-  const int32_t* table = a.block_tables + static_cast<int64_t>(a.seq[t]) * a.table_stride;
+  const int32_t* table = a.block_tables + static_cast<int64_t>(a.seq[b.t]) * a.table_stride;
   int64_t my_slot = 0;  // position start + tid's
-  if (tid < n) {
-    const int32_t p = start + tid;
+  if (tid < b.n) {
+    const int32_t p = b.start + tid;
     my_slot = static_cast<int64_t>(table[p / a.block_size]) * a.block_size + p % a.block_size;
     s_slot[tid] = my_slot;
   }
-  const int pos = tid / kPosThreads, part = tid % kPosThreads;  // step 1: position, and which K runs
-  const int tpr = (a.head_dim_v + kDecVec - 1) / kDecVec;  // step 3: threads per V row
-  const int groups = kDecThreads / tpr;
-  const int grp = tid / tpr, c = tid % tpr;
-  const int64_t voff = static_cast<int64_t>(hk) * a.head_dim_v + c * kDecVec;
-  const int nv = min(kDecVec, a.head_dim_v - c * kDecVec);
   // K / V rows are read after the wait only. Reading the rows of earlier positions before it (in a decode batch
   // only each token's own row is new) held them in registers across the wait: about 180 instead of 120, one block
   // per SM, and 7B Q4_0 decode of 32 sequences fell from 3390 to 2846 t/s for 0.3 us per layer at one.
@@ -185,42 +210,70 @@ __global__ void __launch_bounds__(kDecThreads)
   // The chunk's K / V rows asked into L2 while the previous kernel runs (no registers held across the wait, unlike
   // 5c314be's loads): 7B Q4_0 tg128 400.6 -> 404.6 t/s, tg512 386.6 -> 395.6 on the H100 (three A/B pairs each).
   // The token's own row is written after the wait, by this kernel: L2 is coherent, so asking for it early is harmless.
-  if (tid < n) {
+  if (tid < b.n) {
     const int kb = a.k_f16 ? 2 : 4, vb = a.v_f16 ? 2 : 4;
-    prefetch_span_l2(static_cast<const uint8_t*>(a.k_cache) + (my_slot * a.k_stride + int64_t{hk} * a.head_dim_k) * kb,
+    prefetch_span_l2(static_cast<const uint8_t*>(a.k_cache) + (my_slot * a.k_stride + int64_t{b.hk} * a.head_dim_k) * kb,
                      int64_t{a.head_dim_k} * kb);
-    prefetch_span_l2(static_cast<const uint8_t*>(a.v_cache) + (my_slot * a.v_stride + int64_t{hk} * a.head_dim_v) * vb,
+    prefetch_span_l2(static_cast<const uint8_t*>(a.v_cache) + (my_slot * a.v_stride + int64_t{b.hk} * a.head_dim_v) * vb,
                      int64_t{a.head_dim_v} * vb);
   }
   grid_dependency_wait();
-  // kRope: the chunk index of the token's own position (its new K / V row), -1 when another chunk holds it.
-  const int inew = kRope && n_ctx - 1 - start < n ? n_ctx - 1 - start : -1;
-  if (kRope && inew >= 0) {  // the new rows, before rope, loaded with q
+  b.inew = kRope && n_ctx - 1 - b.start < b.n ? n_ctx - 1 - b.start : -1;
+  if (kRope && b.inew >= 0) {  // the new rows, before rope, loaded with q
     for (int d = tid; d < a.head_dim_k + a.head_dim_v; d += kDecThreads) {
       s_new[d < a.head_dim_k ? d : kMaxDecodeDim + d - a.head_dim_k] =
-          d < a.head_dim_k ? r.k[t * r.k_stride + static_cast<int64_t>(hk) * a.head_dim_k + d]
-                           : r.v[t * r.v_stride + static_cast<int64_t>(hk) * a.head_dim_v + d - a.head_dim_k];
+          d < a.head_dim_k ? r.k[b.t * r.k_stride + static_cast<int64_t>(b.hk) * a.head_dim_k + d]
+                           : r.v[b.t * r.v_stride + static_cast<int64_t>(b.hk) * a.head_dim_v + d - a.head_dim_k];
     }
   }
-  for (int e = tid; e < kGroup * KC * kDecVec; e += kDecThreads) {
-    const int g = e / (KC * kDecVec), d = e % (KC * kDecVec);
+  for (int e = tid; e < kG * kQ; e += kDecThreads) {
+    const int g = e / kQ, d = e % kQ;
     float v = 0.0f;
-    if (g < ng && d < a.head_dim_k) {
-      v = a.q[t * a.q_stride + static_cast<int64_t>(hk * gsize + g0 + g) * a.head_dim_k + d];
+    if (g < b.ng && d < a.head_dim_k) {
+      v = a.q[b.t * a.q_stride + static_cast<int64_t>(b.hk * b.gsize + b.g0 + g) * a.head_dim_k + d];
       if (!kRope && a.k_f16) v = __half2float(__float2half_rn(v));
     }
     s_q[g][d] = v;
   }
   if constexpr (kRope) {
     __syncthreads();
-    rope_round_store(a, r, t, hk, g0, ng, inew, s_q, s_new, s_cs);
+    rope_round_store(a, r, b.t, b.hk, b.g0, b.ng, b.inew, s_q, s_new, s_cs);
   }
   __syncthreads();
+  return b;
+}
+
+// KC: 8-dimension runs of the query / key heads, head_dim_k rounded up to 64, 128 or 256 dimensions. kRope: the
+// kernel also does rope + KV store (attention.h AttentionRope; r is unused otherwise).
+template <int KC, bool kVec, bool kRope, int kG>
+__global__ void __launch_bounds__(kDecThreads)
+    attention_decode_kernel(AttentionArgs a, int slices, int group, AttentionRope r, Int8Rows qr) {
+  constexpr int kWarps = kDecThreads / kWarpSize;
+  constexpr int kRuns = KC / kPosThreads;  // K runs per thread in step 1
+  __shared__ float s_q[kG][KC * kDecVec];  // query heads (F16-rounded for an F16 K cache), zero padded
+  __shared__ float s_w[kG][kAttentionChunk];  // each position's weight
+  __shared__ int64_t s_slot[kAttentionChunk];     // each position's cache slot
+  __shared__ float s_max[kG][kWarps], s_sum[kG][kWarps];
+  __shared__ float s_out[kG][kDecThreads * kDecVec];  // [group][dimension] partial outputs of step 3
+  __shared__ float s_new[kRope ? 2 * kMaxDecodeDim : 1];  // kRope: the token's own K row, then its V row
+  __shared__ float s_cs[kRope ? 4 : 1][kMaxDecodeDim / 2];  // kRope: q's cosines and sines, then k's
+  const DecodeBlock blk = decode_prologue<kG, KC * kDecVec, kRope>(a, r, slices, group, s_q, s_slot, s_new, s_cs);
+  if (!blk.live) return;  // uniform over the block: the merge reads only this token's chunks
+  const int64_t t = blk.t;
+  const int hk = blk.hk, g0 = blk.g0, ng = blk.ng, gsize = blk.gsize, n = blk.n, n_chunks = blk.n_chunks;
+  [[maybe_unused]] const int inew = blk.inew;
+  const int tid = static_cast<int>(threadIdx.x);
+  const int pos = tid / kPosThreads, part = tid % kPosThreads;  // step 1: position, and which K runs
+  const int tpr = (a.head_dim_v + kDecVec - 1) / kDecVec;  // step 3: threads per V row
+  const int groups = kDecThreads / tpr;
+  const int grp = tid / tpr, c = tid % tpr;
+  const int64_t voff = static_cast<int64_t>(hk) * a.head_dim_v + c * kDecVec;
+  const int nv = min(kDecVec, a.head_dim_v - c * kDecVec);
 
   // 1. Scores: position pos, K runs part, part + kPosThreads, ...
-  float score[kGroup];
+  float score[kG];
   {
-    float dot[kGroup][4] = {};
+    float dot[kG][4] = {};
     if (pos < n) {
       const int64_t kb = s_slot[pos] * a.k_stride + static_cast<int64_t>(hk) * a.head_dim_k;
 #pragma unroll
@@ -242,7 +295,7 @@ __global__ void __launch_bounds__(kDecThreads)
           if (rb + u < kRuns) {
             const int d0 = ((rb + u) * kPosThreads + part) * kDecVec;
 #pragma unroll
-            for (int g = 0; g < kGroup; ++g) {
+            for (int g = 0; g < kG; ++g) {
               if (g < ng) {
 #pragma unroll
                 for (int j = 0; j < kDecVec; ++j) dot[g][j % 4] += s_q[g][d0 + j] * kr[u][j];
@@ -253,7 +306,7 @@ __global__ void __launch_bounds__(kDecThreads)
       }
     }
 #pragma unroll
-    for (int g = 0; g < kGroup; ++g) {
+    for (int g = 0; g < kG; ++g) {
       score[g] = -INFINITY;
       if (g < ng) {
         float d = (dot[g][0] + dot[g][1]) + (dot[g][2] + dot[g][3]);
@@ -267,7 +320,7 @@ __global__ void __launch_bounds__(kDecThreads)
   const int lane = lane_id(), warp = warp_id();
   // Heads past ng (uniform over the block) are skipped: a GQA slice may hold fewer than kGroup, MHA holds one.
 #pragma unroll
-  for (int g = 0; g < kGroup; ++g) {
+  for (int g = 0; g < kG; ++g) {
     if (g < ng) {
       const float m = warp_reduce_max(score[g]);
       if (lane == 0) s_max[g][warp] = m;
@@ -275,7 +328,7 @@ __global__ void __launch_bounds__(kDecThreads)
   }
   __syncthreads();
 #pragma unroll
-  for (int g = 0; g < kGroup; ++g) {
+  for (int g = 0; g < kG; ++g) {
     if (g < ng) {
       float mx = s_max[g][0];
 #pragma unroll
@@ -290,7 +343,7 @@ __global__ void __launch_bounds__(kDecThreads)
 
   // 3. Weighted V rows.
   if (grp < groups) {
-    float acc[kGroup][kDecVec] = {};
+    float acc[kG][kDecVec] = {};
     for (int i0 = grp; i0 < n; i0 += kDecUnroll * groups) {
       float vr[kDecUnroll][kDecVec];
 #pragma unroll
@@ -308,7 +361,7 @@ __global__ void __launch_bounds__(kDecThreads)
         const int i = i0 + u * groups;
         if (i < n) {
 #pragma unroll
-          for (int g = 0; g < kGroup; ++g) {
+          for (int g = 0; g < kG; ++g) {
             if (g < ng) {
               const float w = s_w[g][i];
 #pragma unroll
@@ -319,7 +372,7 @@ __global__ void __launch_bounds__(kDecThreads)
       }
     }
 #pragma unroll
-    for (int g = 0; g < kGroup; ++g) {
+    for (int g = 0; g < kG; ++g) {
       if (g < ng) {
 #pragma unroll
         for (int j = 0; j < kDecVec; ++j) s_out[g][grp * tpr * kDecVec + c * kDecVec + j] = acc[g][j];
@@ -337,22 +390,156 @@ __global__ void __launch_bounds__(kDecThreads)
       m = fmaxf(m, s_max[g][w]);
       sum += s_sum[g][w];
     }
-    const int h = hk * gsize + g0 + g;
-    if (n_chunks == 1) {
-      a.out[t * a.out_stride + static_cast<int64_t>(h) * a.head_dim_v + d] = o / sum;
-      if (qr.q != nullptr) (&s_q[0][0])[e] = o / sum;  // s_q is free after step 1; ng heads of head_dim_v
-    } else {
-      const int64_t base = ((t * a.n_head + h) * ((a.max_ctx + kAttentionChunk - 1) / kAttentionChunk) + chunk);
-      a.partial[base * (a.head_dim_v + 2) + d] = o;
-      if (d == 0) {
-        a.partial[base * (a.head_dim_v + 2) + a.head_dim_v] = m;
-        a.partial[base * (a.head_dim_v + 2) + a.head_dim_v + 1] = sum;
-      }
-    }
+    // s_q is free after step 1 and holds ng heads of head_dim_v for the quantizer.
+    put_output(a, t, hk * gsize + g0 + g, n_chunks, d, o, m, sum, qr.q != nullptr ? &s_q[0][0] : nullptr, e);
   }
   if (qr.q != nullptr && n_chunks == 1) {  // uniform over the block
     __syncthreads();
     quantize_out(&s_q[0][0], static_cast<int64_t>(hk * gsize + g0) * a.head_dim_v, ng * a.head_dim_v, qr, t);
+  }
+}
+
+// F16 K / V rows of head_dim_k = head_dim_v = KD elements: kDpl = KD / kWarpSize consecutive halves per lane.
+template <int kN>
+RF_DEVICE void load_halves(const __half* p, float (&v)[kN]) {
+  static_assert(kN == 1 || kN == 2 || kN == 4 || kN == 8, "1 to 8 halves per lane");
+  if constexpr (kN == 1) {
+    v[0] = half_bits_to_float(*reinterpret_cast<const uint16_t*>(p));
+  } else {
+    uint32_t w[kN / 2];
+    if constexpr (kN == 2) {
+      w[0] = *reinterpret_cast<const uint32_t*>(p);
+    } else if constexpr (kN == 4) {
+      const uint2 u = *reinterpret_cast<const uint2*>(p);
+      w[0] = u.x, w[1] = u.y;
+    } else {
+      const uint4 u = *reinterpret_cast<const uint4*>(p);
+      w[0] = u.x, w[1] = u.y, w[2] = u.z, w[3] = u.w;
+    }
+#pragma unroll
+    for (int j = 0; j < kN / 2; ++j) {
+      v[2 * j] = half_bits_to_float(static_cast<uint16_t>(w[j] & 0xFFFFu));
+      v[2 * j + 1] = half_bits_to_float(static_cast<uint16_t>(w[j] >> 16));
+    }
+  }
+}
+
+// The decode kernel for F16 caches and heads of KD = 64, 128 or 256 dimensions (K and V alike), the common case.
+// Same blocks, prologue and results as attention_decode_kernel, but no block-wide steps between the loads and the
+// merge: warp w takes the chunk's positions w, w + kWarps, ..., kBatch of them per pass with all their K / V loads
+// in flight together; each lane holds kDpl dimensions of q, K, V and the output, a score is a warp sum (every lane
+// gets the same bits), and the warp keeps a running maximum, weight sum and weighted V sum (online softmax; the
+// multiply-adds are written as such, so every instantiation rounds them alike: kG 1 and 4 give a head the same
+// bits). One
+// barrier, then the warps' results merge in warp order. Its chain of dependent steps is a third of the block-wide
+// kernel's, and its code less than half (the kernel runs once per layer on a few SMs, from a cold instruction
+// cache).
+template <int KD, bool kRope, int kG>
+__global__ void __launch_bounds__(kDecThreads)
+    attention_lean_kernel(AttentionArgs a, int slices, int group, AttentionRope r, Int8Rows qr) {
+  constexpr int kWarps = kDecThreads / kWarpSize;
+  constexpr int kDpl = KD / kWarpSize;
+  constexpr int kBatch = kDpl >= 8 ? 4 : 8;  // positions per warp and pass
+  __shared__ float s_q[kG][KD];
+  __shared__ int64_t s_slot[kAttentionChunk];
+  __shared__ float s_new[kRope ? 2 * kMaxDecodeDim : 1];
+  __shared__ float s_cs[kRope ? 4 : 1][kMaxDecodeDim / 2];
+  __shared__ float s_m[kWarps][kG], s_l[kWarps][kG];
+  __shared__ float s_acc[kWarps][kG][KD];
+  const DecodeBlock blk = decode_prologue<kG, KD, kRope>(a, r, slices, group, s_q, s_slot, s_new, s_cs);
+  if (!blk.live) return;  // uniform over the block
+  const int lane = lane_id(), warp = warp_id(), d0 = lane * kDpl;
+  float q[kG][kDpl], acc[kG][kDpl], m[kG], l[kG];
+#pragma unroll
+  for (int g = 0; g < kG; ++g) {
+    m[g] = -INFINITY;
+    l[g] = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kDpl; ++j) {
+      q[g][j] = s_q[g][d0 + j];
+      acc[g][j] = 0.0f;
+    }
+  }
+  const __half* kc = static_cast<const __half*>(a.k_cache) + static_cast<int64_t>(blk.hk) * KD + d0;
+  const __half* vc = static_cast<const __half*>(a.v_cache) + static_cast<int64_t>(blk.hk) * KD + d0;
+#pragma unroll 1
+  for (int i0 = warp; i0 < blk.n; i0 += kBatch * kWarps) {  // uniform across the warp
+    float kr[kBatch][kDpl], vr[kBatch][kDpl];
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int i = i0 + u * kWarps;
+      if (kRope && i == blk.inew) {  // the token's own rows, from the block (as the caches hold them)
+#pragma unroll
+        for (int j = 0; j < kDpl; ++j) {
+          kr[u][j] = s_new[d0 + j];
+          vr[u][j] = s_new[kMaxDecodeDim + d0 + j];
+        }
+      } else if (i < blk.n) {
+        load_halves(kc + s_slot[i] * a.k_stride, kr[u]);
+        load_halves(vc + s_slot[i] * a.v_stride, vr[u]);
+      } else {
+#pragma unroll
+        for (int j = 0; j < kDpl; ++j) kr[u][j] = vr[u][j] = 0.0f;
+      }
+    }
+#pragma unroll
+    for (int g = 0; g < kG; ++g) {
+      if (g < blk.ng) {  // uniform over the block
+        float sc[kBatch];
+        float bm = -INFINITY;
+#pragma unroll
+        for (int u = 0; u < kBatch; ++u) {
+          float d = 0.0f;
+#pragma unroll
+          for (int j = 0; j < kDpl; ++j) d = __fmaf_rn(q[g][j], kr[u][j], d);
+          d = warp_reduce_sum(d);
+          sc[u] = i0 + u * kWarps < blk.n ? d * a.scale : -INFINITY;
+          bm = fmaxf(bm, sc[u]);
+        }
+        const float mn = fmaxf(m[g], bm);  // finite: the pass holds position i0
+        const float f = expf(m[g] - mn);   // 0 on the first pass
+        l[g] *= f;
+#pragma unroll
+        for (int j = 0; j < kDpl; ++j) acc[g][j] *= f;
+#pragma unroll
+        for (int u = 0; u < kBatch; ++u) {
+          const float p = expf(sc[u] - mn);  // 0 past the chunk
+          l[g] += p;
+#pragma unroll
+          for (int j = 0; j < kDpl; ++j) acc[g][j] = __fmaf_rn(p, vr[u][j], acc[g][j]);
+        }
+        m[g] = mn;
+      }
+    }
+  }
+#pragma unroll
+  for (int g = 0; g < kG; ++g) {
+    if (lane == 0) {
+      s_m[warp][g] = m[g];  // -inf with l 0 for a warp without positions
+      s_l[warp][g] = l[g];
+    }
+#pragma unroll
+    for (int j = 0; j < kDpl; ++j) s_acc[warp][g][d0 + j] = acc[g][j];
+  }
+  __syncthreads();
+  for (int e = static_cast<int>(threadIdx.x); e < blk.ng * KD; e += kDecThreads) {
+    const int g = e / KD, d = e % KD;
+    float mx = s_m[0][g];
+#pragma unroll
+    for (int w = 1; w < kWarps; ++w) mx = fmaxf(mx, s_m[w][g]);
+    float o = 0.0f, sum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+      const float f = expf(s_m[w][g] - mx);
+      o = __fmaf_rn(s_acc[w][g][d], f, o);
+      sum = __fmaf_rn(s_l[w][g], f, sum);
+    }
+    put_output(a, blk.t, blk.hk * blk.gsize + blk.g0 + g, blk.n_chunks, d, o, mx, sum,
+               qr.q != nullptr ? &s_q[0][0] : nullptr, e);  // s_q: read into registers before the barrier
+  }
+  if (qr.q != nullptr && blk.n_chunks == 1) {  // uniform over the block
+    __syncthreads();
+    quantize_out(&s_q[0][0], static_cast<int64_t>(blk.hk * blk.gsize + blk.g0) * KD, blk.ng * KD, qr, blk.t);
   }
 }
 
@@ -395,6 +582,18 @@ bool decode_vectorized(const AttentionArgs& a) {
   return aligned(a.k_cache, a.k_stride, a.head_dim_k, a.k_f16) && aligned(a.v_cache, a.v_stride, a.head_dim_v, a.v_f16);
 }
 
+// attention_lean_kernel's cases: F16 caches, K and V heads of 64, 128 or 256 dimensions, 16-byte aligned rows (and at
+// least one dimension per lane). ROCMFORGE_GPU_ATTN_LEAN=0 takes attention_decode_kernel for all (measurements).
+bool lean_decode(const AttentionArgs& a) {
+  static const bool on = [] {
+    const char* v = std::getenv("ROCMFORGE_GPU_ATTN_LEAN");
+    return v == nullptr || v[0] != '0';
+  }();
+  const int d = a.head_dim_k;
+  return on && a.k_f16 && a.v_f16 && d == a.head_dim_v && (d == 64 || d == 128 || d == 256) && d >= a.warp_size &&
+         decode_vectorized(a);
+}
+
 }  // namespace
 
 bool use_decode_kernel(const AttentionArgs& a) {
@@ -423,23 +622,49 @@ Status launch_decode(const AttentionArgs& a, const AttentionRope* rope, const In
   const int kc = decode_kc(a);
   const AttentionRope r = rope != nullptr ? *rope : AttentionRope{};
   const Int8Rows qr = quant != nullptr ? *quant : Int8Rows{};
-  const auto run = [&](auto kc_const) {
-    constexpr int KC = decltype(kc_const)::value;
-    if (rope != nullptr) {
-      vec ? launch_kernel(attention_decode_kernel<KC, true, true>, grid, kDecThreads, 0, stream, a, slices, group, r, qr)
-          : launch_kernel(attention_decode_kernel<KC, false, true>, grid, kDecThreads, 0, stream, a, slices, group, r, qr);
-    } else if (vec) {
-      launch_kernel(attention_decode_kernel<KC, true, false>, grid, kDecThreads, 0, stream, a, slices, group, r, qr);
+  if (lean_decode(a)) {
+    // One query head per block (small grids) has its own kernel: the code for kGroup heads, skipped per head at
+    // run time, made it half again as long, and it runs from a cold instruction cache.
+    const auto run = [&](auto kd_const, auto kg_const) {
+      constexpr int KD = decltype(kd_const)::value, KG = decltype(kg_const)::value;
+      rope != nullptr
+          ? launch_kernel(attention_lean_kernel<KD, true, KG>, grid, kDecThreads, 0, stream, a, slices, group, r, qr)
+          : launch_kernel(attention_lean_kernel<KD, false, KG>, grid, kDecThreads, 0, stream, a, slices, group, r, qr);
+    };
+    const auto by_group = [&](auto kd_const) {
+      group == 1 ? run(kd_const, std::integral_constant<int, 1>{})
+                 : run(kd_const, std::integral_constant<int, kGroup>{});
+    };
+    if (a.head_dim_k == 64) {
+      by_group(std::integral_constant<int, 64>{});
+    } else if (a.head_dim_k == 128) {
+      by_group(std::integral_constant<int, 128>{});
     } else {
-      launch_kernel(attention_decode_kernel<KC, false, false>, grid, kDecThreads, 0, stream, a, slices, group, r, qr);
+      by_group(std::integral_constant<int, 256>{});
     }
-  };
-  if (kc == 8) {
-    run(std::integral_constant<int, 8>{});
-  } else if (kc == 16) {
-    run(std::integral_constant<int, 16>{});
   } else {
-    run(std::integral_constant<int, 32>{});
+    const auto run = [&](auto kc_const) {
+      constexpr int KC = decltype(kc_const)::value;
+      if (rope != nullptr) {
+        vec ? launch_kernel(attention_decode_kernel<KC, true, true, kGroup>, grid, kDecThreads, 0, stream, a, slices,
+                            group, r, qr)
+            : launch_kernel(attention_decode_kernel<KC, false, true, kGroup>, grid, kDecThreads, 0, stream, a, slices,
+                            group, r, qr);
+      } else if (vec) {
+        launch_kernel(attention_decode_kernel<KC, true, false, kGroup>, grid, kDecThreads, 0, stream, a, slices, group,
+                      r, qr);
+      } else {
+        launch_kernel(attention_decode_kernel<KC, false, false, kGroup>, grid, kDecThreads, 0, stream, a, slices,
+                      group, r, qr);
+      }
+    };
+    if (kc == 8) {
+      run(std::integral_constant<int, 8>{});
+    } else if (kc == 16) {
+      run(std::integral_constant<int, 16>{});
+    } else {
+      run(std::integral_constant<int, 32>{});
+    }
   }
   if (chunks > 1) {
     launch_kernel(attention_merge_kernel, dim3(static_cast<unsigned>(a.n_head), static_cast<unsigned>(a.n_tokens)), 128, 0,

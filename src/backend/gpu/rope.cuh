@@ -25,8 +25,10 @@ RF_DEVICE void rope_angle(int i, int32_t pos, const RopeArgs& a, const backend::
     // Rounded products and sum (no fused multiply-add), as the CPU reference computes them.
     th = __fadd_rn(__fmul_rn(th, 1.0f - mix), __fmul_rn(th_extrap, mix));
   }
-  *c = cosf(th) * a.attn_factor;
-  *s = sinf(th) * a.attn_factor;
+  float sn, cs;
+  sincosf(th, &sn, &cs);  // one argument reduction (and one copy of its slow path in every kernel) for both
+  *c = cs * a.attn_factor;
+  *s = sn * a.attn_factor;
 }
 
 // Rotates pair i of head vector v by (c, s); returns the pair's indices in i0 / i1. Rounded products and sums (no
