@@ -48,8 +48,9 @@ float row_scale(const std::vector<float>& v) {
 TEST(GpuOpsParity, RmsNormAddSiluMulAndGetRowsMatchCpu) {
   RF_REQUIRE_GPU_PAIR(pair);
   std::mt19937 rng(5);
-  // 1024 / 4096: rows of whole 256-element chunks (the register-resident norm); 16640: 65 chunks, the general one.
-  for (const int64_t ne0 : {1, 67, 4099, 1024, 4096, 16640}) {
+  // 1024 / 4096: rows of whole 256-element chunks (the register-resident norm, one chunk per warp); 12288: 48 chunks,
+  // more than the block's warps; 16640: 65 chunks, the general one.
+  for (const int64_t ne0 : {1, 67, 4099, 1024, 4096, 12288, 16640}) {
     for (const int64_t n : {1, 7, 33}) {
       const std::string at = " ne0 " + std::to_string(ne0) + " n " + std::to_string(n);
       const auto x = random_floats(rng, static_cast<size_t>(ne0 * n), 3.0f);

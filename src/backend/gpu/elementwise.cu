@@ -99,17 +99,20 @@ __global__ void __launch_bounds__(1024)
   for (int64_t i = threadIdx.x + kNormVecs * step; i < n4; i += step) emit(i, xr[i]);
 }
 
-// Rows of whole 256-element chunks (at most 64): warp w takes chunks w, w + warps, ..., each lane kQuantPerLane
-// consecutive elements of a chunk, all held in registers from the load to the store, so the row's values are read
-// once and (kQuant 32 / 256) quantized for the int8 products straight from registers (quantize_warp_values).
-// kAdd as rms_norm_vec_kernel. The norm and its fused form take the same sums, so they give the same bits.
+// Rows of whole 256-element chunks (at most 64): warp w takes chunks w, w + warps, ... (at most kChunks), each lane
+// kQuantPerLane consecutive elements of a chunk, all held in registers from the load to the store, so the row's
+// values are read once and (kQuant 32 / 256) quantized for the int8 products straight from registers
+// (quantize_warp_values). kAdd as rms_norm_vec_kernel. The norm and its fused form take the same sums, so they give
+// the same bits; kChunks 1 (rows of at most one chunk per warp, as decode's) gives the same bits as kMaxNormChunks
+// with a quarter of the code: the kernel runs on one SM per row, from a cold instruction cache. The norm weights
+// (no kernel writes them) are loaded before the wait for the previous kernel.
 constexpr int kMaxNormChunks = 4;  // per warp
 RF_DEVICE float squares(float4 v) { return v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w; }
-template <bool kAdd, int kQuant>
+template <bool kAdd, int kQuant, int kChunks>
 __global__ void __launch_bounds__(1024) rms_norm_rows_kernel(RowsF32 out, RowsF32 x, RowsF32 a, RowsF32 b,
                                                              const float* __restrict__ weight, float eps,
                                                              Int8Rows rows) {
-  pdl_prologue();
+  grid_dependents_launch();
   __shared__ float scratch[kMaxWarpsPerBlock];
   constexpr int kPer = kQuantPerLane, kVecs = kPer / 4;
   const int64_t r = blockIdx.x;
@@ -119,10 +122,21 @@ __global__ void __launch_bounds__(1024) rms_norm_rows_kernel(RowsF32 out, RowsF3
   const auto* ar = reinterpret_cast<const float4*>(a.data + r * a.stride);
   const auto* br = reinterpret_cast<const float4*>(b.data + r * b.stride);
   const auto index = [&](int64_t c, int f) { return (c * 256 + static_cast<int64_t>(lane_id()) * kPer) / 4 + f; };
-  float4 v[kMaxNormChunks][kVecs];
+  const auto* g = reinterpret_cast<const float4*>(weight);
+  float4 gw[kChunks][kVecs];
+#pragma unroll
+  for (int j = 0; j < kChunks; ++j) {
+    const int64_t c = warp_id() + static_cast<int64_t>(j) * n_warps;
+#pragma unroll
+    for (int f = 0; f < kVecs; ++f) {
+      gw[j][f] = g != nullptr && c < n_chunks ? g[index(c, f)] : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
+    }
+  }
+  grid_dependency_wait();
+  float4 v[kChunks][kVecs];
   float sum = 0.0f;
 #pragma unroll
-  for (int j = 0; j < kMaxNormChunks; ++j) {
+  for (int j = 0; j < kChunks; ++j) {
     const int64_t c = warp_id() + static_cast<int64_t>(j) * n_warps;
 #pragma unroll
     for (int f = 0; f < kVecs; ++f) {
@@ -143,9 +157,8 @@ __global__ void __launch_bounds__(1024) rms_norm_rows_kernel(RowsF32 out, RowsF3
   sum = block_reduce_sum(sum, scratch);
   const float scale = 1.0f / sqrtf(sum / static_cast<float>(x.ne0) + eps);
   auto* o = reinterpret_cast<float4*>(out.data + r * out.stride);
-  const auto* g = reinterpret_cast<const float4*>(weight);
 #pragma unroll
-  for (int j = 0; j < kMaxNormChunks; ++j) {
+  for (int j = 0; j < kChunks; ++j) {
     const int64_t c = warp_id() + static_cast<int64_t>(j) * n_warps;
     if (c >= n_chunks) break;  // uniform across the warp
     float q[kPer];
@@ -154,7 +167,7 @@ __global__ void __launch_bounds__(1024) rms_norm_rows_kernel(RowsF32 out, RowsF3
       float4 t = v[j][f];
       t = make_float4(t.x * scale, t.y * scale, t.z * scale, t.w * scale);
       if (g != nullptr) {
-        const float4 w = g[index(c, f)];
+        const float4 w = gw[j][f];
         t = make_float4(t.x * w.x, t.y * w.y, t.z * w.z, t.w * w.w);
       }
       o[index(c, f)] = t;
@@ -392,9 +405,12 @@ int rows_kernel_threads(int64_t ne0) { return static_cast<int>(std::min<int64_t>
 template <int kQuant>
 void launch_norm_rows(bool add, RowsF32 out, RowsF32 x, RowsF32 a, RowsF32 b, const float* weight, float eps,
                       const Int8Rows& rows, gpuStream_t stream) {
-  const auto kernel = add ? rms_norm_rows_kernel<true, kQuant> : rms_norm_rows_kernel<false, kQuant>;
-  launch_kernel(kernel, static_cast<unsigned>(x.rows), rows_kernel_threads(x.ne0), 0, stream, out, x, a, b, weight,
-                eps, rows);
+  const int threads = rows_kernel_threads(x.ne0);
+  // One chunk per warp when the block's warps hold them all (warp size: the device's, set by the backend).
+  const bool one = x.ne0 / 256 <= threads / device_warp_size();
+  const auto kernel = add ? (one ? rms_norm_rows_kernel<true, kQuant, 1> : rms_norm_rows_kernel<true, kQuant, kMaxNormChunks>)
+                          : (one ? rms_norm_rows_kernel<false, kQuant, 1> : rms_norm_rows_kernel<false, kQuant, kMaxNormChunks>);
+  launch_kernel(kernel, static_cast<unsigned>(x.rows), threads, 0, stream, out, x, a, b, weight, eps, rows);
 }
 
 Status rms_norm(RowsF32 out, RowsF32 x, const float* weight, float eps, gpuStream_t stream) {

@@ -20,7 +20,8 @@ struct RowsF32 {
   int64_t stride = 0;
 };
 
-// out = x / sqrt(mean(x^2) + eps) * weight (weight may be null). out may alias x.
+// out = x / sqrt(mean(x^2) + eps) * weight (weight may be null). out may alias x. The norms' weight is a model
+// weight, which no kernel writes: the kernels may read it before they wait for the kernel before them (compat.h).
 Status rms_norm(RowsF32 out, RowsF32 x, const float* weight, float eps, gpuStream_t stream);
 
 // Fused residual add + RMS norm: sum = a + b (same shapes), then out = sum / rms(sum) * weight. sum may alias a,
