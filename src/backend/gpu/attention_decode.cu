@@ -439,7 +439,9 @@ __global__ void __launch_bounds__(kDecThreads)
     attention_lean_kernel(AttentionArgs a, int slices, int group, AttentionRope r, Int8Rows qr) {
   constexpr int kWarps = kDecThreads / kWarpSize;
   constexpr int kDpl = KD / kWarpSize;
-  constexpr int kBatch = kDpl >= 8 ? 4 : 8;  // positions per warp and pass
+  // Positions per warp and pass: 8, or 4 where a position's registers are more (KD 256, or four heads): at most
+  // 128 registers a thread, two blocks an SM for batched decode's many blocks.
+  constexpr int kBatch = kDpl >= 8 || kG > 1 ? 4 : 8;
   __shared__ float s_q[kG][KD];
   __shared__ int64_t s_slot[kAttentionChunk];
   __shared__ float s_new[kRope ? 2 * kMaxDecodeDim : 1];
@@ -613,7 +615,8 @@ Status launch_decode(const AttentionArgs& a, const AttentionRope* rope, const In
   // Query heads per block: up to kGroup share each K / V row read; a small grid takes one each instead, so that the
   // work spreads over more SMs (each head's arithmetic is the same either way: the same bits).
   const int chunks = (a.max_ctx + kAttentionChunk - 1) / kAttentionChunk;
-  const int group = static_cast<int64_t>(a.n_head_kv) * chunks * a.n_tokens < kDecSmallGrid ? 1 : kGroup;
+  const int group =
+      gsize == 1 || static_cast<int64_t>(a.n_head_kv) * chunks * a.n_tokens < kDecSmallGrid ? 1 : kGroup;
   const int slices = (gsize + group - 1) / group;
   if (chunks > 1 && a.partial == nullptr) return Status::error("gpu attention: no partial-result buffer");
   const dim3 grid(static_cast<unsigned>(a.n_head_kv * slices), static_cast<unsigned>(a.n_tokens),
