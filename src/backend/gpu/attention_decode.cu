@@ -212,10 +212,10 @@ RF_DEVICE DecodeBlock decode_prologue(const AttentionArgs& a, const AttentionRop
   // The token's own row is written after the wait, by this kernel: L2 is coherent, so asking for it early is harmless.
   if (tid < b.n) {
     const int kb = a.k_f16 ? 2 : 4, vb = a.v_f16 ? 2 : 4;
-    prefetch_span_l2(static_cast<const uint8_t*>(a.k_cache) + (my_slot * a.k_stride + int64_t{b.hk} * a.head_dim_k) * kb,
-                     int64_t{a.head_dim_k} * kb);
-    prefetch_span_l2(static_cast<const uint8_t*>(a.v_cache) + (my_slot * a.v_stride + int64_t{b.hk} * a.head_dim_v) * vb,
-                     int64_t{a.head_dim_v} * vb);
+    const auto* kp = static_cast<const uint8_t*>(a.k_cache);
+    const auto* vp = static_cast<const uint8_t*>(a.v_cache);
+    prefetch_span_l2(kp + (my_slot * a.k_stride + int64_t{b.hk} * a.head_dim_k) * kb, int64_t{a.head_dim_k} * kb);
+    prefetch_span_l2(vp + (my_slot * a.v_stride + int64_t{b.hk} * a.head_dim_v) * vb, int64_t{a.head_dim_v} * vb);
   }
   grid_dependency_wait();
   b.inew = kRope && n_ctx - 1 - b.start < b.n ? n_ctx - 1 - b.start : -1;
@@ -245,19 +245,19 @@ RF_DEVICE DecodeBlock decode_prologue(const AttentionArgs& a, const AttentionRop
 
 // KC: 8-dimension runs of the query / key heads, head_dim_k rounded up to 64, 128 or 256 dimensions. kRope: the
 // kernel also does rope + KV store (attention.h AttentionRope; r is unused otherwise).
-template <int KC, bool kVec, bool kRope, int kG>
+template <int KC, bool kVec, bool kRope>
 __global__ void __launch_bounds__(kDecThreads)
     attention_decode_kernel(AttentionArgs a, int slices, int group, AttentionRope r, Int8Rows qr) {
   constexpr int kWarps = kDecThreads / kWarpSize;
   constexpr int kRuns = KC / kPosThreads;  // K runs per thread in step 1
-  __shared__ float s_q[kG][KC * kDecVec];  // query heads (F16-rounded for an F16 K cache), zero padded
-  __shared__ float s_w[kG][kAttentionChunk];  // each position's weight
+  __shared__ float s_q[kGroup][KC * kDecVec];  // query heads (F16-rounded for an F16 K cache), zero padded
+  __shared__ float s_w[kGroup][kAttentionChunk];  // each position's weight
   __shared__ int64_t s_slot[kAttentionChunk];     // each position's cache slot
-  __shared__ float s_max[kG][kWarps], s_sum[kG][kWarps];
-  __shared__ float s_out[kG][kDecThreads * kDecVec];  // [group][dimension] partial outputs of step 3
+  __shared__ float s_max[kGroup][kWarps], s_sum[kGroup][kWarps];
+  __shared__ float s_out[kGroup][kDecThreads * kDecVec];  // [group][dimension] partial outputs of step 3
   __shared__ float s_new[kRope ? 2 * kMaxDecodeDim : 1];  // kRope: the token's own K row, then its V row
   __shared__ float s_cs[kRope ? 4 : 1][kMaxDecodeDim / 2];  // kRope: q's cosines and sines, then k's
-  const DecodeBlock blk = decode_prologue<kG, KC * kDecVec, kRope>(a, r, slices, group, s_q, s_slot, s_new, s_cs);
+  const DecodeBlock blk = decode_prologue<kGroup, KC * kDecVec, kRope>(a, r, slices, group, s_q, s_slot, s_new, s_cs);
   if (!blk.live) return;  // uniform over the block: the merge reads only this token's chunks
   const int64_t t = blk.t;
   const int hk = blk.hk, g0 = blk.g0, ng = blk.ng, gsize = blk.gsize, n = blk.n, n_chunks = blk.n_chunks;
@@ -271,9 +271,9 @@ __global__ void __launch_bounds__(kDecThreads)
   const int nv = min(kDecVec, a.head_dim_v - c * kDecVec);
 
   // 1. Scores: position pos, K runs part, part + kPosThreads, ...
-  float score[kG];
+  float score[kGroup];
   {
-    float dot[kG][4] = {};
+    float dot[kGroup][4] = {};
     if (pos < n) {
       const int64_t kb = s_slot[pos] * a.k_stride + static_cast<int64_t>(hk) * a.head_dim_k;
 #pragma unroll
@@ -295,7 +295,7 @@ __global__ void __launch_bounds__(kDecThreads)
           if (rb + u < kRuns) {
             const int d0 = ((rb + u) * kPosThreads + part) * kDecVec;
 #pragma unroll
-            for (int g = 0; g < kG; ++g) {
+            for (int g = 0; g < kGroup; ++g) {
               if (g < ng) {
 #pragma unroll
                 for (int j = 0; j < kDecVec; ++j) dot[g][j % 4] += s_q[g][d0 + j] * kr[u][j];
@@ -306,7 +306,7 @@ __global__ void __launch_bounds__(kDecThreads)
       }
     }
 #pragma unroll
-    for (int g = 0; g < kG; ++g) {
+    for (int g = 0; g < kGroup; ++g) {
       score[g] = -INFINITY;
       if (g < ng) {
         float d = (dot[g][0] + dot[g][1]) + (dot[g][2] + dot[g][3]);
@@ -320,7 +320,7 @@ __global__ void __launch_bounds__(kDecThreads)
   const int lane = lane_id(), warp = warp_id();
   // Heads past ng (uniform over the block) are skipped: a GQA slice may hold fewer than kGroup, MHA holds one.
 #pragma unroll
-  for (int g = 0; g < kG; ++g) {
+  for (int g = 0; g < kGroup; ++g) {
     if (g < ng) {
       const float m = warp_reduce_max(score[g]);
       if (lane == 0) s_max[g][warp] = m;
@@ -328,7 +328,7 @@ __global__ void __launch_bounds__(kDecThreads)
   }
   __syncthreads();
 #pragma unroll
-  for (int g = 0; g < kG; ++g) {
+  for (int g = 0; g < kGroup; ++g) {
     if (g < ng) {
       float mx = s_max[g][0];
 #pragma unroll
@@ -343,7 +343,7 @@ __global__ void __launch_bounds__(kDecThreads)
 
   // 3. Weighted V rows.
   if (grp < groups) {
-    float acc[kG][kDecVec] = {};
+    float acc[kGroup][kDecVec] = {};
     for (int i0 = grp; i0 < n; i0 += kDecUnroll * groups) {
       float vr[kDecUnroll][kDecVec];
 #pragma unroll
@@ -361,7 +361,7 @@ __global__ void __launch_bounds__(kDecThreads)
         const int i = i0 + u * groups;
         if (i < n) {
 #pragma unroll
-          for (int g = 0; g < kG; ++g) {
+          for (int g = 0; g < kGroup; ++g) {
             if (g < ng) {
               const float w = s_w[g][i];
 #pragma unroll
@@ -372,7 +372,7 @@ __global__ void __launch_bounds__(kDecThreads)
       }
     }
 #pragma unroll
-    for (int g = 0; g < kG; ++g) {
+    for (int g = 0; g < kGroup; ++g) {
       if (g < ng) {
 #pragma unroll
         for (int j = 0; j < kDecVec; ++j) s_out[g][grp * tpr * kDecVec + c * kDecVec + j] = acc[g][j];
@@ -430,10 +430,8 @@ RF_DEVICE void load_halves(const __half* p, float (&v)[kN]) {
 // in flight together; each lane holds kDpl dimensions of q, K, V and the output, a score is a warp sum (every lane
 // gets the same bits), and the warp keeps a running maximum, weight sum and weighted V sum (online softmax; the
 // multiply-adds are written as such, so every instantiation rounds them alike: kG 1 and 4 give a head the same
-// bits). One
-// barrier, then the warps' results merge in warp order. Its chain of dependent steps is a third of the block-wide
-// kernel's, and its code less than half (the kernel runs once per layer on a few SMs, from a cold instruction
-// cache).
+// bits). One barrier, then the warps' results merge in warp order. Its chain of dependent steps is a third of the
+// block-wide kernel's (the kernel runs once per layer on a few SMs, from a cold instruction cache).
 template <int KD, bool kRope, int kG>
 __global__ void __launch_bounds__(kDecThreads)
     attention_lean_kernel(AttentionArgs a, int slices, int group, AttentionRope r, Int8Rows qr) {
@@ -649,15 +647,15 @@ Status launch_decode(const AttentionArgs& a, const AttentionRope* rope, const In
     const auto run = [&](auto kc_const) {
       constexpr int KC = decltype(kc_const)::value;
       if (rope != nullptr) {
-        vec ? launch_kernel(attention_decode_kernel<KC, true, true, kGroup>, grid, kDecThreads, 0, stream, a, slices,
+        vec ? launch_kernel(attention_decode_kernel<KC, true, true>, grid, kDecThreads, 0, stream, a, slices,
                             group, r, qr)
-            : launch_kernel(attention_decode_kernel<KC, false, true, kGroup>, grid, kDecThreads, 0, stream, a, slices,
+            : launch_kernel(attention_decode_kernel<KC, false, true>, grid, kDecThreads, 0, stream, a, slices,
                             group, r, qr);
       } else if (vec) {
-        launch_kernel(attention_decode_kernel<KC, true, false, kGroup>, grid, kDecThreads, 0, stream, a, slices, group,
+        launch_kernel(attention_decode_kernel<KC, true, false>, grid, kDecThreads, 0, stream, a, slices, group,
                       r, qr);
       } else {
-        launch_kernel(attention_decode_kernel<KC, false, false, kGroup>, grid, kDecThreads, 0, stream, a, slices,
+        launch_kernel(attention_decode_kernel<KC, false, false>, grid, kDecThreads, 0, stream, a, slices,
                       group, r, qr);
       }
     };

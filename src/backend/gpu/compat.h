@@ -319,13 +319,6 @@ inline std::vector<const void*>*& trace_launches() {  // the kernels launched wh
 }
 #endif
 
-// The device's warp size for host code that picks a kernel by it (DeviceInfo::warp_size, set by the backend when
-// it opens the device); 64 until then, the larger of the two, for which such choices stay correct on either.
-inline int& device_warp_size() {
-  static int size = 64;
-  return size;
-}
-
 // Programmatic dependent launch (CUDA, sm_90+): kernels launched through launch_kernel() may start while the
 // kernel before them on the stream is still running, so their launch and prologue (weight prefetch) overlap its
 // tail. Set once per process by the backend from the device (compute capability 9+) and ROCMFORGE_GPU_PDL (0: off).

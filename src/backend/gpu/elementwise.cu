@@ -402,22 +402,21 @@ __global__ void moe_combine_kernel(RowsF32 out, RowsF32 expert_out, RowsF32 weig
 bool rows_kernel_fits(int64_t ne0) { return ne0 % 256 == 0 && ne0 / 256 <= 64; }
 int rows_kernel_threads(int64_t ne0) { return static_cast<int>(std::min<int64_t>(1024, (ne0 / 256 * 32 + 63) / 64 * 64)); }
 
-template <int kQuant>
-void launch_norm_rows(bool add, RowsF32 out, RowsF32 x, RowsF32 a, RowsF32 b, const float* weight, float eps,
-                      const Int8Rows& rows, gpuStream_t stream) {
+template <bool kAdd, int kQuant>
+void launch_norm_rows(RowsF32 out, RowsF32 x, RowsF32 a, RowsF32 b, const float* weight, float eps,
+                      const Int8Rows& rows, int warp_size, gpuStream_t stream) {
   const int threads = rows_kernel_threads(x.ne0);
-  // One chunk per warp when the block's warps hold them all (warp size: the device's, set by the backend).
-  const bool one = x.ne0 / 256 <= threads / device_warp_size();
-  const auto kernel = add ? (one ? rms_norm_rows_kernel<true, kQuant, 1> : rms_norm_rows_kernel<true, kQuant, kMaxNormChunks>)
-                          : (one ? rms_norm_rows_kernel<false, kQuant, 1> : rms_norm_rows_kernel<false, kQuant, kMaxNormChunks>);
+  // One chunk per warp when the block's warps hold them all.
+  const auto kernel = x.ne0 / 256 <= threads / warp_size ? rms_norm_rows_kernel<kAdd, kQuant, 1>
+                                                         : rms_norm_rows_kernel<kAdd, kQuant, kMaxNormChunks>;
   launch_kernel(kernel, static_cast<unsigned>(x.rows), threads, 0, stream, out, x, a, b, weight, eps, rows);
 }
 
-Status rms_norm(RowsF32 out, RowsF32 x, const float* weight, float eps, gpuStream_t stream) {
+Status rms_norm(RowsF32 out, RowsF32 x, const float* weight, float eps, int warp_size, gpuStream_t stream) {
   if (x.rows == 0) return ok_status();
   if (vec_rows(x) && vec_rows(out) && (weight == nullptr || aligned16(weight))) {
     if (rows_kernel_fits(x.ne0)) {
-      launch_norm_rows<0>(false, out, x, x, x, weight, eps, Int8Rows{}, stream);
+      launch_norm_rows<false, 0>(out, x, x, x, weight, eps, Int8Rows{}, warp_size, stream);
     } else {
       launch_kernel(rms_norm_vec_kernel<false>, static_cast<unsigned>(x.rows), norm_threads(x.ne0), 0, stream, out, x,
                     x, x, weight, eps);
@@ -434,12 +433,12 @@ bool can_add_rms_norm(RowsF32 sum, RowsF32 a, RowsF32 b, RowsF32 out, const floa
          out.ne0 == sum.ne0;
 }
 
-Status add_rms_norm(RowsF32 sum, RowsF32 a, RowsF32 b, RowsF32 out, const float* weight, float eps,
+Status add_rms_norm(RowsF32 sum, RowsF32 a, RowsF32 b, RowsF32 out, const float* weight, float eps, int warp_size,
                     gpuStream_t stream) {
   if (!can_add_rms_norm(sum, a, b, out, weight)) return Status::error("gpu add_rms_norm: unsupported row layout");
   if (sum.rows == 0) return ok_status();
   if (rows_kernel_fits(sum.ne0)) {
-    launch_norm_rows<0>(true, out, sum, a, b, weight, eps, Int8Rows{}, stream);
+    launch_norm_rows<true, 0>(out, sum, a, b, weight, eps, Int8Rows{}, warp_size, stream);
   } else {
     launch_kernel(rms_norm_vec_kernel<true>, static_cast<unsigned>(sum.rows), norm_threads(sum.ne0), 0, stream, out,
                   sum, a, b, weight, eps);
@@ -448,7 +447,7 @@ Status add_rms_norm(RowsF32 sum, RowsF32 a, RowsF32 b, RowsF32 out, const float*
 }
 
 Status rms_norm_quant(RowsF32 out, RowsF32 x, const RowsF32* add_a, const RowsF32* add_b, const float* weight,
-                      float eps, int kind, const Int8Rows& rows, gpuStream_t stream) {
+                      float eps, int kind, const Int8Rows& rows, int warp_size, gpuStream_t stream) {
   const bool add = add_a != nullptr;
   if (!can_rms_norm_quant(out, x, add_a, add_b, weight, kind)) {
     return Status::error("gpu rms_norm_quant: unsupported row layout or kind");
@@ -456,9 +455,11 @@ Status rms_norm_quant(RowsF32 out, RowsF32 x, const RowsF32* add_a, const RowsF3
   if (x.rows == 0) return ok_status();
   const RowsF32 a = add ? *add_a : x, b = add ? *add_b : x;
   if (kind == 32) {
-    launch_norm_rows<32>(add, out, x, a, b, weight, eps, rows, stream);
+    add ? launch_norm_rows<true, 32>(out, x, a, b, weight, eps, rows, warp_size, stream)
+        : launch_norm_rows<false, 32>(out, x, a, b, weight, eps, rows, warp_size, stream);
   } else {
-    launch_norm_rows<256>(add, out, x, a, b, weight, eps, rows, stream);
+    add ? launch_norm_rows<true, 256>(out, x, a, b, weight, eps, rows, warp_size, stream)
+        : launch_norm_rows<false, 256>(out, x, a, b, weight, eps, rows, warp_size, stream);
   }
   return launch_status("rms_norm_quant launch");
 }

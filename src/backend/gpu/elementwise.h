@@ -22,12 +22,14 @@ struct RowsF32 {
 
 // out = x / sqrt(mean(x^2) + eps) * weight (weight may be null). out may alias x. The norms' weight is a model
 // weight, which no kernel writes: the kernels may read it before they wait for the kernel before them (compat.h).
-Status rms_norm(RowsF32 out, RowsF32 x, const float* weight, float eps, gpuStream_t stream);
+// warp_size: the device's (DeviceInfo::warp_size), which picks the kernel's instantiation.
+Status rms_norm(RowsF32 out, RowsF32 x, const float* weight, float eps, int warp_size, gpuStream_t stream);
 
 // Fused residual add + RMS norm: sum = a + b (same shapes), then out = sum / rms(sum) * weight. sum may alias a,
 // out may alias a or b. can_add_rms_norm(): whether the layout fits the fused kernel (16-byte aligned float4 rows).
 bool can_add_rms_norm(RowsF32 sum, RowsF32 a, RowsF32 b, RowsF32 out, const float* weight);
-Status add_rms_norm(RowsF32 sum, RowsF32 a, RowsF32 b, RowsF32 out, const float* weight, float eps, gpuStream_t stream);
+Status add_rms_norm(RowsF32 sum, RowsF32 a, RowsF32 b, RowsF32 out, const float* weight, float eps, int warp_size,
+                    gpuStream_t stream);
 
 // out = a + b, b one row broadcast when b.rows == 1. out may alias a.
 Status add(RowsF32 out, RowsF32 a, RowsF32 b, gpuStream_t stream);
@@ -38,7 +40,7 @@ Status add(RowsF32 out, RowsF32 a, RowsF32 b, gpuStream_t stream);
 bool can_rms_norm_quant(RowsF32 out, RowsF32 x, const RowsF32* add_a, const RowsF32* add_b, const float* weight,
                         int kind);
 Status rms_norm_quant(RowsF32 out, RowsF32 x, const RowsF32* add_a, const RowsF32* add_b, const float* weight,
-                      float eps, int kind, const Int8Rows& rows, gpuStream_t stream);
+                      float eps, int kind, const Int8Rows& rows, int warp_size, gpuStream_t stream);
 Status silu_mul_quant(RowsF32 out, RowsF32 gate, RowsF32 up, int kind, const Int8Rows& rows, gpuStream_t stream);
 
 // out = silu(gate) * up. out may alias gate.

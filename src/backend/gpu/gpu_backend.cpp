@@ -184,7 +184,6 @@ Expected<std::unique_ptr<GpuBackend>> GpuBackend::create(int device_index) {
   if (const char* t = std::getenv("ROCMFORGE_GPU_TIMING"); t != nullptr && t[0] == '1') be->timing_.on = true;
   // Test hook (fault_inject.h), read once here: ROCMFORGE_GPU_INJECT_FAULT=N faults the N-th forward pass.
   if (const char* f = std::getenv("ROCMFORGE_GPU_INJECT_FAULT"); f != nullptr) be->inject_fault_in(std::atoll(f));
-  device_warp_size() = be->info_.warp_size;
   // Programmatic dependent launch (compat.h) on NVIDIA compute capability 9.0 and later; ROCMFORGE_GPU_PDL=0: off.
   if (be->info_.arch.rfind("sm_", 0) == 0 && std::atoi(be->info_.arch.c_str() + 3) >= 90) {
     const char* v = std::getenv("ROCMFORGE_GPU_PDL");

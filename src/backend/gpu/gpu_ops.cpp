@@ -69,9 +69,12 @@ void GpuBackend::flush_act_only() {
   pending_act_.op = ActOp::kNone;
   if (failed()) return;
   switch (p.op) {
-    case ActOp::kNorm: check(gpu::rms_norm(rows_of(p.out), rows_of(p.x), p.weight, p.eps, stream_)); break;
+    case ActOp::kNorm:
+      check(gpu::rms_norm(rows_of(p.out), rows_of(p.x), p.weight, p.eps, info_.warp_size, stream_));
+      break;
     case ActOp::kAddNorm:
-      check(gpu::add_rms_norm(rows_of(p.x), rows_of(p.a), rows_of(p.b), rows_of(p.out), p.weight, p.eps, stream_));
+      check(gpu::add_rms_norm(rows_of(p.x), rows_of(p.a), rows_of(p.b), rows_of(p.out), p.weight, p.eps,
+                              info_.warp_size, stream_));
       break;
     case ActOp::kSiluMul: check(gpu::silu_mul(rows_of(p.out), rows_of(p.a), rows_of(p.b), stream_)); break;
     case ActOp::kNone: break;
@@ -100,7 +103,7 @@ void GpuBackend::fuse_or_flush_act(const Tensor& x, int kind) {
   } else {
     const bool add = p.op == ActOp::kAddNorm;
     check(rms_norm_quant(rows_of(p.out), rows_of(p.x), add ? &a : nullptr, add ? &b : nullptr, p.weight, p.eps, kind,
-                         rows, stream_));
+                         rows, info_.warp_size, stream_));
   }
   quantized_ = QuantizedRows{x.data, x.ne0, x.ne1, rows_of(x).stride, kind};
 }
