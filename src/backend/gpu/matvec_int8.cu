@@ -78,7 +78,9 @@ RF_DEVICE WarpRows warp_rows(const MatSet& set, const ActRows& act) {
   const int64_t row0 = (static_cast<int64_t>(b - first) * (blockDim.x / kWarpSize / kSplit) + warp_id() / kSplit) * kR;
   const int64_t n_rows = min(static_cast<int64_t>(kR), n_out - row0);
   const int64_t tok0 = static_cast<int64_t>(g) * NT;
-  const int nt = static_cast<int>(min(static_cast<int64_t>(NT), act.n_tok - tok0));
+  // Single-token launches have one group per token, so every warp has its token: a constant lets the compiler drop
+  // the per-token branches, and the weight loads of an unrolled block loop issue together.
+  const int nt = NT == 1 ? 1 : static_cast<int>(min(static_cast<int64_t>(NT), act.n_tok - tok0));
   if (m == 0) return {set.w[0], set.nb1[0], set.out[0], set.out_stride[0], row0, n_rows, tok0, nt};
   if (m == 1) return {set.w[1], set.nb1[1], set.out[1], set.out_stride[1], row0, n_rows, tok0, nt};
   return {set.w[2], set.nb1[2], set.out[2], set.out_stride[2], row0, n_rows, tok0, nt};
@@ -249,16 +251,12 @@ RF_DEVICE int byte_of(uint32_t w, int k) { return static_cast<int>((w >> (8 * k)
 
 // Q4_K / Q5_K scale and min of sub-block j (0..7) from a split head's scale words y, z, w (its bytes 4-15): as
 // scale_min_k4 (blocks.cuh), from registers.
+// Both cases are computed and selected: a branch here would keep an unrolled block loop from issuing the next
+// block's loads early.
 RF_DEVICE void scale_min_words(uint32_t y, uint32_t z, uint32_t w, int j, int* scale, int* min) {
-  const int k = j & 3, by = byte_of(y, k), bz = byte_of(z, k);
-  if (j < 4) {
-    *scale = by & 63;
-    *min = bz & 63;
-  } else {
-    const int bw = byte_of(w, k);
-    *scale = (bw & 0x0F) | ((by >> 6) << 4);
-    *min = (bw >> 4) | ((bz >> 6) << 4);
-  }
+  const int k = j & 3, by = byte_of(y, k), bz = byte_of(z, k), bw = byte_of(w, k);
+  *scale = j < 4 ? by & 63 : (bw & 0x0F) | ((by >> 6) << 4);
+  *min = j < 4 ? bz & 63 : (bw >> 4) | ((bz >> 6) << 4);
 }
 
 // Q3_K scale of 16-element group g (0..15) from the split head's words w0, w1, w2 (bytes 0-11): as q3k_scale
@@ -334,7 +332,8 @@ RF_DEVICE void kquant_block(const uint8_t* row, int64_t nb, int64_t ib, int sub,
         const float da = act.d[t * act.d_stride + jb];
         const int dot = sc_lo * dot16(lo, a_lo) + sc_hi * dot16(hi, a_hi);
         const int32_t* s = act.s + t * act.s_stride + jb * 8 + 2 * c;
-        const int mins = half == 0 ? m_lo * s[0] + m_hi * s[1] : 0;
+        const int s0 = s[0], s1 = s[1];  // loaded by both halves: no branch around the loads
+        const int mins = (m_lo * s0 + m_hi * s1) * (half == 0 ? 1 : 0);
         acc[0][t] += da * (d * static_cast<float>(dot) - dmin * static_cast<float>(mins));
       }
     }
@@ -516,7 +515,7 @@ RF_DEVICE void accumulate_q8_0(const uint32_t (&wq)[kR][8], const float (&dw)[kR
       const int asum = kOffset != 0 || kMin ? act.s[t * act.s_stride + jb] : 0;
 #pragma unroll
       for (int r = 0; r < kR; ++r) {
-        if (r < n_rows) {
+        if (kR == 1 || r < n_rows) {  // a warp with rows has its first
           int sumi = 0;
           if (kSigned) {
 #pragma unroll
@@ -565,7 +564,7 @@ RF_DEVICE void split_block(const uint8_t* const (&row)[kR], int64_t n_blocks, in
   float dw[kR], mw[kR];
 #pragma unroll
   for (int r = 0; r < kR; ++r) {
-    if (r < n_rows) {
+    if (kR == 1 || r < n_rows) {  // a warp with rows has its first
       const auto* c = reinterpret_cast<const uint4*>(F::codes(row[r], ib));
       const uint4 x = c[0];
       const uint32_t w[4] = {x.x, x.y, x.z, x.w};
@@ -637,6 +636,7 @@ __global__ void __launch_bounds__(kThreads)
     weights_then_wait(wr);
     const ActSpan span = global_span(act, wr.tok0);
     const int nb = static_cast<int>(n_blocks);
+#pragma unroll 4
     for (int ib = static_cast<int>(first); ib < nb; ib += static_cast<int>(kStep)) {
       split_block<kW>(row, n_blocks, ib, wr.n_rows, wr.n_tok, span, ib, acc);
     }
