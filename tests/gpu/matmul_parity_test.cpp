@@ -285,6 +285,47 @@ TEST_P(MatmulParity, SingleTokenProductVariantsAreBitwiseEqual) {
   }
 }
 
+// q and k in Q4_K (Q5_K) and v in Q6_K, as Q4_K_M (Q5_K_M) models have them, over one row: the backend groups the
+// three products, and a single token runs them as one mixed launch (MatmulPolicy::mixed_launches), which gives
+// each product the bits of its type's own launch; the CPU agrees.
+TEST(MatmulParityMixed, ProductsOfTwoTypesInOneLaunchGiveEachTypesOwnBits) {
+  RF_REQUIRE_GPU_PAIR(pair);
+  PolicyGuard guard;
+  for (const Type first : {Type::Q4_K, Type::Q5_K}) {
+    for (const int64_t n_in : {int64_t{768}, int64_t{4096}}) {
+      std::mt19937 rng(777 + static_cast<unsigned>(first) + static_cast<unsigned>(n_in));
+      const Type types[3] = {first, first, Type::Q6_K};
+      const int64_t n_outs[3] = {37, 29, 45};
+      std::vector<HostWeight> hws;
+      std::vector<std::pair<Tensor, Tensor>> ws;
+      for (int i = 0; i < 3; ++i) {
+        hws.push_back(make_weight(rng, types[i], n_in, n_outs[i]));
+        ws.push_back(pair.weight(types[i], n_in, n_outs[i], 1, hws.back().bytes));
+      }
+      const std::vector<float> x = random_floats(rng, static_cast<size_t>(n_in));
+      std::vector<float> outs[2][3];
+      for (const int mixed : {0, 1}) {
+        matmul_policy().mixed_launches = mixed == 1;
+        const Tensor xg = pair.gpu_f32(x, n_in);
+        Tensor og[3];
+        for (int i = 0; i < 3; ++i) {
+          og[i] = pair.gpu_zeros(n_outs[i], 1);
+          pair.gpu().matmul(og[i], xg, ws[i].first);
+        }
+        for (int i = 0; i < 3; ++i) outs[mixed][i] = pair.download(pair.gpu(), og[i]);
+      }
+      for (int i = 0; i < 3; ++i) {
+        ASSERT_EQ(outs[1][i], outs[0][i]) << label(first) << " + Q6_K, n_in " << n_in << ", product " << i
+                                          << ": the mixed launch differs from the launch per type";
+      }
+      for (int i = 0; i < 3; ++i) {
+        expect_batches_match(pair, rng, types[i], hws[i], ws[i].first, ws[i].second, n_in, n_outs[i], {1},
+                             tol_factor(types[i]), "mixed");
+      }
+    }
+  }
+}
+
 // Every format outside split rows but F32: the single-token product with the rows staged in shared memory gives
 // matvec1_kernel's bits (each lane the same chunks in the same order; the rare formats, never staged, compare the
 // direct kernel with itself). Rows of one partial step and of several steps plus a partial one (16-byte aligned

@@ -230,7 +230,8 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
       return v == nullptr || v[0] != '0';
     }();
     const bool joins = grouping && g.count > 0 && !g.closed && g.count < 3 && g.x == xr.data && g.n_in == x.ne0 &&
-                       g.n_tok == x.ne1 && g.x_stride == xr.stride && g.type == w.type;
+                       g.n_tok == x.ne1 && g.x_stride == xr.stride &&
+                       int8_matvec_act_kind(g.type) == int8_matvec_act_kind(w.type);
     if (!joins) flush_matvec_group();
     const int kind = int8_matvec_act_kind(w.type);
     if (g.count == 0) {

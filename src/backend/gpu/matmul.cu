@@ -514,6 +514,7 @@ MatmulPolicy& matmul_policy() {
     if (const char* v = std::getenv("ROCMFORGE_GPU_SPLIT_K")) p.split_k = std::atoi(v) == 1 ? 1 : 2;
     if (const char* v = std::getenv("ROCMFORGE_GPU_STAGE_TOKENS")) p.stage_min_tokens = std::atoi(v);
     if (const char* v = std::getenv("ROCMFORGE_GPU_INVARIANT_MATVEC")) p.invariant_matvec = v[0] == '1';
+    if (const char* v = std::getenv("ROCMFORGE_GPU_MIXED_LAUNCH")) p.mixed_launches = v[0] != '0';
     return p;
   }();
   return policy;

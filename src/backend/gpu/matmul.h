@@ -168,6 +168,9 @@ struct MatmulPolicy {
   // Batches of at least this many tokens go through the vendor BLAS (blas.h) when the build has one and the backend
   // is not batch-invariant; 0: never (ROCMFORGE_GPU_BLAS_MIN_TOKENS).
   int64_t blas_min_tokens = 128;
+  // Single-token products of Q4_K / Q5_K and Q6_K weights over the same rows (q / k and v of Q4_K_M / Q5_K_M) run
+  // as one launch; false: a launch per type (ROCMFORGE_GPU_MIXED_LAUNCH=0). The same bits either way.
+  bool mixed_launches = true;
 };
 MatmulPolicy& matmul_policy();
 // The tile matmul() uses for n_tok tokens and n_out rows under the current policy.
@@ -181,8 +184,8 @@ MmaTile pick_mma_tile(int64_t n_tok, int64_t n_out);
 bool has_int8_matvec(quant::Type weight, int64_t n_tok);
 // Bytes of scratch matvec_int8_multi needs for n_tok rows of n_in.
 size_t int8_matvec_scratch_bytes(int64_t n_in, int64_t n_tok = 1);
-// For count (1..3) weights of one type and row length that multiply the same rows x (q / k / v, gate / up): one
-// quantization and one launch. Token t (row x + t * x_stride) of weight i lands in outs[i] + t * out_strides[i].
+// For count (1..3) weights of one row length and activation kind that multiply the same rows x (q / k / v, gate /
+// up): one quantization and one launch (per type where matvec_int8_rows cannot mix them). Token t (row x + t * x_stride) of weight i lands in outs[i] + t * out_strides[i].
 // scratch: int8_matvec_scratch_bytes(n_in, n_tok), 16-byte aligned. quantize false: scratch already holds x
 // quantized for a weight of the same int8_matvec_act_kind (a previous call with the same rows), so only the
 // product runs.
@@ -209,7 +212,9 @@ inline Int8Rows rows_from(const Int8Rows& r, int64_t first) {
   s.s += first * r.s_stride;
   return s;
 }
-// matvec_int8_multi over activation rows quantized already (rows: int8_rows_layout, or rows_from of it).
+// matvec_int8_multi over activation rows quantized already (rows: int8_rows_layout, or rows_from of it). The
+// weights of one call share their row length and activation kind (int8_matvec_act_kind); a call whose weights have
+// two types runs as one launch where MatmulPolicy::mixed_launches allows it, else as a launch per type.
 Status matvec_int8_rows(const WeightView* ws, float* const* outs, const int64_t* out_strides, int count,
                         const Int8Rows& rows, int64_t n_tok, int warp_size, gpuStream_t stream);
 // Quantizes n_tok rows of n_in floats (x_stride apart) to Q8_0 (kind 32) or Q8_K (kind 256) codes, as the CPU does.

@@ -35,6 +35,7 @@ struct MatSet {
   int64_t out_stride[kMaxMats];
   unsigned first_block[kMaxMats];
   int count;
+  unsigned second_from;  // mixed launches (matvec_kquant_kernel's T2): the blocks from here on hold T2 weights
 };
 
 // The quantized activation rows of a launch: token t's codes at q + t * q_stride, its block scales at
@@ -471,9 +472,20 @@ RF_DEVICE void finish_sums(const WarpRows& wr, float (&acc)[kR][NT], int part) {
 // kSplit warps, NT tokens: kLanesPerKBlock lanes share a block (kquant_block), so a warp covers kWarpSize /
 // kLanesPerKBlock blocks per pass; part p of the group takes passes p, p + kSplit, ... kStage: the activations come
 // through shared memory (stage_act); each lane takes the same blocks in the same order.
-template <quant::Type T, int NT, int kSplit, bool kStage>
+// The unstaged loop of matvec_kquant_kernel over a warp's blocks first, first + kStep, ... of type T.
+template <quant::Type T, int NT, int64_t kStep>
+RF_DEVICE void kquant_row(const uint8_t* row, int64_t n_blocks, int64_t first, int sub, int n_tok,
+                          const ActSpan& span, float (&acc)[1][NT]) {
+#pragma unroll 4
+  for (int64_t ib = first; ib < n_blocks; ib += kStep) kquant_block<T>(row, n_blocks, ib, sub, n_tok, span, ib, acc);
+}
+
+// T2 != T (single tokens, unstaged): a mixed launch whose blocks from set.second_from on hold T2 weights (the q / k
+// / v of Q4_K_M and Q5_K_M models, whose v is Q6_K); each row's sums take the steps of its type's own launch.
+template <quant::Type T, int NT, int kSplit, bool kStage, quant::Type T2 = T>
 __global__ void __launch_bounds__(kThreads)
     matvec_kquant_kernel(const MatSet set, int64_t n_blocks, const ActRows act) {
+  static_assert(T2 == T || (NT == 1 && !kStage), "mixed launches: single tokens, unstaged");
   constexpr int kPass = kWarpSize / kLanesPerKBlock;  // blocks per warp pass
   constexpr int64_t kStep = kSplit * kPass;
   const WarpRows wr = warp_rows<1, NT, kSplit>(set, act);
@@ -490,9 +502,14 @@ __global__ void __launch_bounds__(kThreads)
   } else if (wr.n_rows > 0) {  // uniform across the warp (and its row group); no return before finish_sums' barrier
     weights_then_wait(wr);
     const ActSpan span = global_span(act, wr.tok0);
-#pragma unroll 4
-    for (int64_t ib = first; ib < n_blocks; ib += kStep) {
-      kquant_block<T>(row, n_blocks, ib, sub, wr.n_tok, span, ib, acc);
+    if constexpr (T2 != T) {
+      if (blockIdx.x / act.n_groups >= set.second_from) {  // uniform across the block
+        kquant_row<T2, NT, kStep>(row, n_blocks, first, sub, wr.n_tok, span, acc);
+      } else {
+        kquant_row<T, NT, kStep>(row, n_blocks, first, sub, wr.n_tok, span, acc);
+      }
+    } else {
+      kquant_row<T, NT, kStep>(row, n_blocks, first, sub, wr.n_tok, span, acc);
     }
   }
   finish_sums<1, NT, kSplit>(wr, acc, part);
@@ -698,6 +715,34 @@ void launch_split(int rows_per_warp, int split_k, unsigned grid, const MatSet& s
   }
 }
 
+// Whether count weights (ws[0, n_first) of one type, ws[n_first, count) of another) fit one mixed launch: a single
+// token, the pairs the kernel has (Q4_K or Q5_K, then Q6_K: q / k then v of Q4_K_M / Q5_K_M), and one warp per row
+// for both types whatever the rows (so that each row's sums are those of its own type's launch).
+bool mixed_launch_fits(const WeightView* ws, int count, int n_first, int64_t n_tok) {
+  using quant::Type;
+  const MatmulPolicy& policy = matmul_policy();
+  if (!policy.mixed_launches || n_tok != 1) return false;
+  for (int i = n_first + 1; i < count; ++i) {
+    if (ws[i].type != ws[n_first].type) return false;
+  }
+  const Type a = ws[0].type, b = ws[n_first].type;
+  if ((a != Type::Q4_K && a != Type::Q5_K) || b != Type::Q6_K) return false;
+  const int64_t n_blocks = ws[0].n_in / 256;
+  return split_k_for(a, 0, n_blocks, policy.split_k) == 1 && split_k_for(b, 0, n_blocks, policy.split_k) == 1;
+}
+
+void launch_mixed(quant::Type first, unsigned grid, const MatSet& set, int64_t n_blocks, const ActRows& act,
+                  gpuStream_t stream) {
+  using quant::Type;
+  if (first == Type::Q4_K) {
+    launch_kernel(matvec_kquant_kernel<Type::Q4_K, 1, 1, false, Type::Q6_K>, grid, kThreads, 0, stream, set, n_blocks,
+                  act);
+  } else {
+    launch_kernel(matvec_kquant_kernel<Type::Q5_K, 1, 1, false, Type::Q6_K>, grid, kThreads, 0, stream, set, n_blocks,
+                  act);
+  }
+}
+
 }  // namespace
 
 bool has_int8_matvec(quant::Type weight, int64_t n_tok) {
@@ -769,10 +814,20 @@ Status matvec_int8_rows(const WeightView* ws, float* const* outs, const int64_t*
   using quant::Type;
   if (count < 1 || count > kMaxMats) return Status::error("gpu matvec_int8: 1 to 3 weights per launch");
   const WeightView& w = ws[0];
+  int n_first = 1;  // the leading weights of w's type
+  while (n_first < count && ws[n_first].type == w.type) ++n_first;
   for (int i = 1; i < count; ++i) {
-    if (ws[i].type != w.type || ws[i].n_in != w.n_in) {
-      return Status::error("gpu matvec_int8: weights of one launch need one type and row length");
+    if (ws[i].n_in != w.n_in || int8_matvec_act_kind(ws[i].type) != int8_matvec_act_kind(w.type)) {
+      return Status::error("gpu matvec_int8: weights of one launch need one row length and activation kind");
     }
+  }
+  // Weights of two types: one mixed launch where the kernel has the pair, else a launch per run of one type.
+  const bool mixed = n_first < count && mixed_launch_fits(ws, count, n_first, n_tok);
+  if (n_first < count && !mixed) {
+    const Status first = matvec_int8_rows(ws, outs, out_strides, n_first, rows, n_tok, warp_size, stream);
+    if (!first.ok()) return first;
+    return matvec_int8_rows(ws + n_first, outs + n_first, out_strides + n_first, count - n_first, rows, n_tok,
+                            warp_size, stream);
   }
   const bool k_quant = split_layout(w.type).qk == 256;
   const int64_t qk = k_quant ? 256 : 32;
@@ -816,8 +871,14 @@ Status matvec_int8_rows(const WeightView* ws, float* const* outs, const int64_t*
     row_blocks += blocks_for(ws[i].n_out, rows_per_block);
   }
   set.count = count;
+  set.second_from = mixed ? set.first_block[n_first] : ~0u;
   if (row_blocks == 0) return ok_status();
   const unsigned grid = row_blocks * act.n_groups;
+  if (mixed) {
+    launch_mixed(w.type, grid, set, n_blocks, act, stream);
+    const gpuError_t err = gpuGetLastError();
+    return err == gpuSuccess ? ok_status() : error_status(err, "matvec_int8 launch");
+  }
   const auto typed = [&](auto nt_const, auto stage_const) {
     constexpr int NT = decltype(nt_const)::value;
     constexpr bool S = decltype(stage_const)::value;
