@@ -185,7 +185,8 @@ bool has_int8_matvec(quant::Type weight, int64_t n_tok);
 // Bytes of scratch matvec_int8_multi needs for n_tok rows of n_in.
 size_t int8_matvec_scratch_bytes(int64_t n_in, int64_t n_tok = 1);
 // For count (1..3) weights of one row length and activation kind that multiply the same rows x (q / k / v, gate /
-// up): one quantization and one launch (per type where matvec_int8_rows cannot mix them). Token t (row x + t * x_stride) of weight i lands in outs[i] + t * out_strides[i].
+// up): one quantization and one launch (a launch per type where matvec_int8_rows cannot mix them). Token t (row
+// x + t * x_stride) of weight i lands in outs[i] + t * out_strides[i].
 // scratch: int8_matvec_scratch_bytes(n_in, n_tok), 16-byte aligned. quantize false: scratch already holds x
 // quantized for a weight of the same int8_matvec_act_kind (a previous call with the same rows), so only the
 // product runs.

@@ -468,10 +468,6 @@ RF_DEVICE void finish_sums(const WarpRows& wr, float (&acc)[kR][NT], int part) {
   }
 }
 
-// Q2_K / Q3_K / Q4_K / Q5_K / Q6_K / IQ4_XS weights in split rows times Q8_K activations, one row per warp group of
-// kSplit warps, NT tokens: kLanesPerKBlock lanes share a block (kquant_block), so a warp covers kWarpSize /
-// kLanesPerKBlock blocks per pass; part p of the group takes passes p, p + kSplit, ... kStage: the activations come
-// through shared memory (stage_act); each lane takes the same blocks in the same order.
 // The unstaged loop of matvec_kquant_kernel over a warp's blocks first, first + kStep, ... of type T.
 template <quant::Type T, int NT, int64_t kStep>
 RF_DEVICE void kquant_row(const uint8_t* row, int64_t n_blocks, int64_t first, int sub, int n_tok,
@@ -480,6 +476,10 @@ RF_DEVICE void kquant_row(const uint8_t* row, int64_t n_blocks, int64_t first, i
   for (int64_t ib = first; ib < n_blocks; ib += kStep) kquant_block<T>(row, n_blocks, ib, sub, n_tok, span, ib, acc);
 }
 
+// Q2_K / Q3_K / Q4_K / Q5_K / Q6_K / IQ4_XS weights in split rows times Q8_K activations, one row per warp group of
+// kSplit warps, NT tokens: kLanesPerKBlock lanes share a block (kquant_block), so a warp covers kWarpSize /
+// kLanesPerKBlock blocks per pass; part p of the group takes passes p, p + kSplit, ... kStage: the activations come
+// through shared memory (stage_act); each lane takes the same blocks in the same order.
 // T2 != T (single tokens, unstaged): a mixed launch whose blocks from set.second_from on hold T2 weights (the q / k
 // / v of Q4_K_M and Q5_K_M models, whose v is Q6_K); each row's sums take the steps of its type's own launch.
 template <quant::Type T, int NT, int kSplit, bool kStage, quant::Type T2 = T>
