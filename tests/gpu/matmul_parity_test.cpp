@@ -481,7 +481,8 @@ TEST(GpuMatmulGroups, DeferredDecodeGroupsMatchCpuAndRespectInPlaceWrites) {
   RF_REQUIRE_GPU_PAIR(pair);
   std::mt19937 rng(99);
   const int64_t n = 512;
-  for (const auto& [t, n_tok] : {std::pair{Type::Q4_0, 1}, std::pair{Type::Q4_K, 1}, std::pair{Type::Q4_0, 6}}) {
+  for (const auto& [t, n_tok] : {std::pair{Type::Q4_0, 1}, std::pair{Type::Q4_K, 1}, std::pair{Type::Q4_0, 6},
+                                 std::pair{Type::F16, 1}, std::pair{Type::BF16, 1}}) {
     const HostWeight ha = make_weight(rng, t, n, 96), hb = make_weight(rng, t, n, 64);
     const HostWeight hc = make_weight(rng, Type::Q6_K, n, 32), hsq = make_weight(rng, t, n, n);
     auto [ag, ac] = pair.weight(t, n, 96, 1, ha.bytes);
@@ -511,6 +512,59 @@ TEST(GpuMatmulGroups, DeferredDecodeGroupsMatchCpuAndRespectInPlaceWrites) {
       for (const float v : c) scale = std::max(scale, std::fabs(v));
       expect_close(g, c, {1e-3f * scale + 1e-5f},
                    label(t) + " grouped output " + std::to_string(i) + " tokens " + std::to_string(n_tok));
+    }
+  }
+}
+
+// Single-token F16 / BF16 products of one input run as one launch that rounds the floats itself: each product gets
+// bitwise what it gets alone (a download between the products flushes each one by itself) and what the rounding
+// launch + direct kernel give (staged_matvec 0), for row counts that end inside a launch block.
+TEST(GpuMatmulGroups, FloatDecodeGroupsGiveEachProductItsAloneBits) {
+  RF_REQUIRE_GPU_PAIR(pair);
+  PolicyGuard guard;
+  for (const Type t : {Type::F16, Type::BF16}) {
+    for (const int64_t n_in : {int64_t{776}, int64_t{4096}}) {
+      std::mt19937 rng(4242 + static_cast<unsigned>(t) + static_cast<unsigned>(n_in));
+      const int64_t n_outs[3] = {37, 29, 45};
+      std::vector<HostWeight> hws;
+      std::vector<std::pair<Tensor, Tensor>> ws;
+      for (const int64_t n_out : n_outs) {
+        hws.push_back(make_weight(rng, t, n_in, n_out));
+        ws.push_back(pair.weight(t, n_in, n_out, 1, hws.back().bytes));
+      }
+      const std::vector<float> x = random_floats(rng, static_cast<size_t>(n_in));
+      const Tensor xg = pair.gpu_f32(x, n_in);
+      WeightView wv;
+      wv.data = ws[0].first.data;
+      wv.type = t;
+      wv.n_in = n_in;
+      wv.n_out = n_outs[0];
+      wv.nb1 = ws[0].first.nb1;
+      ASSERT_TRUE(has_float_matvec_multi(wv, static_cast<const float*>(xg.data), 1))
+          << label(t) << " n_in " << n_in << " should take the grouped launch";
+      const auto run = [&](bool grouped) {
+        std::vector<std::vector<float>> outs(3);
+        Tensor og[3];
+        for (int i = 0; i < 3; ++i) {
+          og[i] = pair.gpu_zeros(n_outs[i], 1);
+          pair.gpu().matmul(og[i], xg, ws[i].first);
+          if (!grouped) outs[i] = pair.download(pair.gpu(), og[i]);
+        }
+        if (grouped) {
+          for (int i = 0; i < 3; ++i) outs[i] = pair.download(pair.gpu(), og[i]);
+        }
+        return outs;
+      };
+      const auto grouped = run(true), alone = run(false);
+      matmul_policy().staged_matvec = 0;  // the rounding launch, then the direct kernel
+      const auto direct = run(false);
+      matmul_policy().staged_matvec = 1;
+      for (int i = 0; i < 3; ++i) {
+        ASSERT_EQ(grouped[i], alone[i]) << label(t) << " n_in " << n_in << " product " << i << ": grouped != alone";
+        ASSERT_EQ(grouped[i], direct[i]) << label(t) << " n_in " << n_in << " product " << i << ": grouped != direct";
+        expect_batches_match(pair, rng, t, hws[i], ws[i].first, ws[i].second, n_in, n_outs[i], {1}, tol_factor(t),
+                             "grouped");
+      }
     }
   }
 }

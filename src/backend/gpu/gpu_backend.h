@@ -189,7 +189,8 @@ class GpuBackend final : public backend::Backend {
   // rms_norm of its result fuses with it.
   void flush_pending_add();
   void flush_add_only();
-  // Decode matmuls of one input (q / k / v, gate / up) wait for the next op and then run as one launch.
+  // Decode matmuls of one input (q / k / v, gate / up) wait for the next op and then run as one launch (int8
+  // weights: matvec_int8_multi; F16 / BF16: matvec_float_multi).
   void flush_matvec_group();
 
   DeviceInfo info_;
@@ -220,6 +221,7 @@ class GpuBackend final : public backend::Backend {
     int count = 0;
     bool closed = false;  // a member's output overlaps the input: later matmuls must see the new values
     bool quantize = true;
+    bool float_rows = false;  // F16 / BF16 weights reading x as floats (matvec_float_multi), not int8 codes
     const float* x = nullptr;
     int64_t x_stride = 0;
     int64_t n_in = 0;

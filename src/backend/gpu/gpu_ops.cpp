@@ -27,6 +27,10 @@ void GpuBackend::flush_matvec_group() {
   g.count = 0;
   g.closed = false;
   if (failed()) return;
+  if (g.float_rows) {
+    check(matvec_float_multi(g.w, g.out, count, g.x, info_.warp_size, stream_));
+    return;
+  }
   void* scratch = act_scratch((int8_matvec_scratch_bytes(g.n_in, g.n_tok) + sizeof(float) - 1) / sizeof(float));
   if (scratch == nullptr) return;  // act_scratch could not grow: the error is recorded, nothing is launched
   check(matvec_int8_multi(g.w, g.out, g.out_stride, count, g.x, g.x_stride, g.n_tok, scratch, info_.warp_size,
@@ -222,21 +226,27 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
     remember_quantized(kind);
     return;
   }
-  if (int8) {
+  // Single-token products of one input wait for the next op, so that those of the same rows (q / k / v, gate / up)
+  // run as one launch: int8 weights (the rows quantized once), and F16 / BF16 ones, which read the rows as floats
+  // and round them in the kernel (no rounding launch).
+  const bool float_rows = !int8 && !overlap && has_float_matvec_multi(view_of(w), xr.data, x.ne1);  // reads x as is
+  if (int8 || float_rows) {
     PendingMatvec& g = pending_mv_;
     // ROCMFORGE_GPU_GROUP_MATVEC=0 launches each one alone (for measurements).
     static const bool grouping = [] {
       const char* v = std::getenv("ROCMFORGE_GPU_GROUP_MATVEC");
       return v == nullptr || v[0] != '0';
     }();
+    const bool same_kind = float_rows ? g.float_rows && g.type == w.type
+                                      : !g.float_rows && int8_matvec_act_kind(g.type) == int8_matvec_act_kind(w.type);
     const bool joins = grouping && g.count > 0 && !g.closed && g.count < 3 && g.x == xr.data && g.n_in == x.ne0 &&
-                       g.n_tok == x.ne1 && g.x_stride == xr.stride &&
-                       int8_matvec_act_kind(g.type) == int8_matvec_act_kind(w.type);
+                       g.n_tok == x.ne1 && g.x_stride == xr.stride && same_kind;
     if (!joins) flush_matvec_group();
-    const int kind = int8_matvec_act_kind(w.type);
+    const int kind = float_rows ? 0 : int8_matvec_act_kind(w.type);
     if (g.count == 0) {
       // q/k/v and gate/up read the same row: quantize it once while nothing has written it since.
-      g.quantize = !holds_quantized(kind);
+      g.quantize = !float_rows && !holds_quantized(kind);
+      g.float_rows = float_rows;
       g.x = xr.data;
       g.x_stride = xr.stride;
       g.n_in = x.ne0;
@@ -248,7 +258,11 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
     g.out_stride[g.count] = o.stride;
     ++g.count;
     g.closed = g.closed || overlap;
-    remember_quantized(kind);
+    if (float_rows) {
+      quantized_.src = nullptr;  // out may hold rows quantized before (as every other op, before_op)
+    } else {
+      remember_quantized(kind);
+    }
     return;
   }
   before_op();

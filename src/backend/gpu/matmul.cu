@@ -251,17 +251,53 @@ size_t staged_shared_bytes(int warp_size) {
   return static_cast<size_t>(kThreads / warp_size) * kStagedStages * Staged<BT>::kStepBytes;
 }
 
+// The activation values the CPU's dot product sees for 16-bit weights: F16 / BF16 rows round each element to the
+// weights' format, as round_activations does. Rounding a rounded value keeps it, so rows rounded already pass
+// unchanged.
+template <typename BT>
+RF_DEVICE float4 act_for(float4 a) {
+  static_assert(BT::kType == quant::Type::F16 || BT::kType == quant::Type::BF16, "16-bit weight rows");
+  if constexpr (BT::kType == quant::Type::F16) {
+    return make_float4(round_half(a.x), round_half(a.y), round_half(a.z), round_half(a.w));
+  } else {
+    return make_float4(round_bf16(a.x), round_bf16(a.y), round_bf16(a.z), round_bf16(a.w));
+  }
+}
+
+// Up to kMaxFloatMats weights of one type and row length that multiply the same activation row in one launch (q /
+// k / v, gate / up): launch block b belongs to matrix m from first_block[m] on. No padding bytes (decode graphs
+// compare launch arguments byte for byte).
+constexpr int kMaxFloatMats = 3;
+struct FloatSet {
+  const uint8_t* w[kMaxFloatMats];
+  size_t nb1[kMaxFloatMats];
+  int64_t n_out[kMaxFloatMats];
+  float* out[kMaxFloatMats];
+  unsigned first_block[kMaxFloatMats];
+  int count;
+};
+
+// act: one row of n_in floats, rounded already or not (act_for rounds it); n_in a multiple of 8 unless the row
+// is padded with zeros to whole 8-element chunks (round_activations' rows).
 template <typename BT>
 __global__ void __launch_bounds__(kThreads)
-    matvec_staged_kernel(const uint8_t* __restrict__ w, size_t nb1, int64_t n_in, int64_t n_out,
-                         const float* __restrict__ act, float* __restrict__ out) {
+    matvec_staged_kernel(const FloatSet set, int64_t n_in, const float* __restrict__ act) {
   static_assert(Staged<BT>::kOn, "rows of whole 16-byte steps");
+  static_assert(kMaxFloatMats == 3, "the selects below name each matrix");
   constexpr int kStepBytes = Staged<BT>::kStepBytes;
   constexpr int64_t kStepElems = Staged<BT>::kStepElems;
   extern __shared__ uint4 staged_rows[];
   grid_dependents_launch();
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarpSize) + warp_id();
+  // Selects with constant indices: a run-time index into the kernel parameter would copy it to local memory.
+  const unsigned b = blockIdx.x;
+  const int m = (set.count > 2 && b >= set.first_block[2]) ? 2 : (set.count > 1 && b >= set.first_block[1]) ? 1 : 0;
+  const unsigned first = m == 0 ? set.first_block[0] : m == 1 ? set.first_block[1] : set.first_block[2];
+  const int64_t n_out = m == 0 ? set.n_out[0] : m == 1 ? set.n_out[1] : set.n_out[2];
+  const int64_t row = static_cast<int64_t>(b - first) * (blockDim.x / kWarpSize) + warp_id();
   if (row >= n_out) return;  // uniform across the warp; no block-wide barrier below
+  const size_t nb1 = m == 0 ? set.nb1[0] : m == 1 ? set.nb1[1] : set.nb1[2];
+  const uint8_t* w = m == 0 ? set.w[0] : m == 1 ? set.w[1] : set.w[2];
+  float* out = m == 0 ? set.out[0] : m == 1 ? set.out[1] : set.out[2];
   uint8_t* mine = reinterpret_cast<uint8_t*>(staged_rows) + warp_id() * (kStagedStages * kStepBytes);
   const uint8_t* src = w + row * nb1;
   const int64_t row_bytes = (n_in + BT::kQk - 1) / BT::kQk * BT::kBytes;
@@ -298,8 +334,8 @@ __global__ void __launch_bounds__(kThreads)
       const int c = lane + k * kWarpSize;
       const int64_t idx = s * kChunksPerStep + c;  // the chunk of the whole row
       if (idx * 8 < n_in) {
-        const float4 a0 = reinterpret_cast<const float4*>(act + idx * 8)[0];
-        const float4 a1 = reinterpret_cast<const float4*>(act + idx * 8)[1];
+        const float4 a0 = act_for<BT>(reinterpret_cast<const float4*>(act + idx * 8)[0]);
+        const float4 a1 = act_for<BT>(reinterpret_cast<const float4*>(act + idx * 8)[1]);
         float v[8];
         BT::chunk(stage, c, n_left, v);
         acc += v[0] * a0.x + v[1] * a0.y + v[2] * a0.z + v[3] * a0.w + v[4] * a1.x + v[5] * a1.y + v[6] * a1.z +
@@ -436,6 +472,32 @@ Status launch_status(const char* what) {
 Status unsupported(quant::Type t, const char* op) {
   return Status::error(std::string("gpu ") + op + ": weight type " + std::string(quant::type_name(t)) +
                        " has no GPU kernel (supported: " + supported_weight_types() + ")");
+}
+
+// One launch of matvec_staged_kernel over count (1..kMaxFloatMats) weights of type BT and row length n_in.
+template <typename BT>
+void launch_staged(const WeightView* ws, float* const* outs, int count, int64_t n_in, const float* act,
+                   int warp_size, gpuStream_t stream) {
+  const size_t shared = staged_shared_bytes<BT>(warp_size);
+  static OncePerContext opt_in;  // above 48 KB needs the opt-in, once per kernel and context
+  const bool opted_in = opt_in([&] {
+    return gpuFuncSetAttribute(reinterpret_cast<const void*>(&matvec_staged_kernel<BT>),
+                               gpuFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared)) == gpuSuccess;
+  });
+  (void)opted_in;  // a refused opt-in shows as the launch error
+  const int rows_per_block = kThreads / warp_size;
+  FloatSet set{};
+  unsigned blocks = 0;
+  for (int i = 0; i < count; ++i) {
+    set.w[i] = static_cast<const uint8_t*>(ws[i].data);
+    set.nb1[i] = ws[i].nb1;
+    set.n_out[i] = ws[i].n_out;
+    set.out[i] = outs[i];
+    set.first_block[i] = blocks;
+    blocks += blocks_for(ws[i].n_out, rows_per_block);
+  }
+  set.count = count;
+  if (blocks > 0) launch_kernel(matvec_staged_kernel<BT>, blocks, kThreads, shared, stream, set, n_in, act);
 }
 
 }  // namespace
@@ -638,16 +700,7 @@ Status matmul(const WeightView& w, const float* act, int64_t n_tok, float* out, 
     if constexpr (Staged<BT>::kOn) {
       if (n_tok == 1 && policy.staged_matvec > 0 && w.nb1 % 16 == 0 &&
           (reinterpret_cast<uintptr_t>(wb) & 15) == 0) {
-        const size_t shared = staged_shared_bytes<BT>(warp_size);
-        static OncePerContext opt_in;  // above 48 KB needs the opt-in, once per kernel and context
-        const bool opted_in = opt_in([&] {
-          return gpuFuncSetAttribute(reinterpret_cast<const void*>(&matvec_staged_kernel<BT>),
-                                     gpuFuncAttributeMaxDynamicSharedMemorySize,
-                                     static_cast<int>(shared)) == gpuSuccess;
-        });
-        (void)opted_in;  // a refused opt-in shows as the launch error
-        launch_kernel(matvec_staged_kernel<BT>, blocks_for(w.n_out, rows_per_block), kThreads, shared, stream, wb,
-                      w.nb1, w.n_in, w.n_out, act, out);
+        launch_staged<BT>(&w, &out, 1, w.n_in, act, warp_size, stream);
         return;
       }
     }
@@ -673,6 +726,30 @@ Status matmul(const WeightView& w, const float* act, int64_t n_tok, float* out, 
   });
   if (!known) return unsupported(w.type, "matmul");
   return launch_status("matmul launch");
+}
+
+bool has_float_matvec_multi(const WeightView& w, const float* x, int64_t n_tok) {
+  using quant::Type;
+  return n_tok == 1 && (w.type == Type::F16 || w.type == Type::BF16) && matmul_policy().staged_matvec > 0 &&
+         w.n_in % 8 == 0 && w.nb1 % 16 == 0 && reinterpret_cast<uintptr_t>(w.data) % 16 == 0 &&
+         reinterpret_cast<uintptr_t>(x) % 16 == 0;
+}
+
+Status matvec_float_multi(const WeightView* ws, float* const* outs, int count, const float* x, int warp_size,
+                          gpuStream_t stream) {
+  if (count < 1 || count > kMaxFloatMats) return Status::error("gpu matvec_float_multi: 1 to 3 weights per launch");
+  for (int i = 0; i < count; ++i) {
+    if (ws[i].type != ws[0].type || ws[i].n_in != ws[0].n_in || !has_float_matvec_multi(ws[i], x, 1)) {
+      return Status::error("gpu matvec_float_multi: needs F16 or BF16 weights of one type and row length (a multiple "
+                           "of 8), 16-byte aligned rows and activations");
+    }
+  }
+  const bool known = dispatch_block_type(ws[0].type, [&](auto bt) {
+    using BT = decltype(bt);
+    if constexpr (Staged<BT>::kOn) launch_staged<BT>(ws, outs, count, ws[0].n_in, x, warp_size, stream);
+  });
+  if (!known) return unsupported(ws[0].type, "matvec_float_multi");
+  return launch_status("matvec_float_multi launch");
 }
 
 Status moe_matmul(const WeightView& w, const float* act, bool shared_act, const int32_t* ids, int64_t ids_stride,

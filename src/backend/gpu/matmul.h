@@ -108,6 +108,15 @@ Status round_activations_16bit(quant::Type act_type, const float* x, int64_t x_s
 Status matmul(const WeightView& w, const float* act, int64_t n_tok, float* out, int64_t out_stride, int warp_size,
               gpuStream_t stream);
 
+// Single-token products of count (1..3) F16 or BF16 weights of one type and row length with the same activation row
+// x (q / k / v, gate / up) in one launch: x holds floats as the previous op wrote them, and the kernel rounds them
+// to the weights' format as round_activations does, so out is what round_activations + matmul() give, without
+// the rounding launch. has_float_matvec_multi: whether w and x fit it (F16 / BF16, n_in a multiple of 8, 16-byte
+// aligned rows and x, MatmulPolicy::staged_matvec on). Weight i's row r lands in outs[i][r].
+bool has_float_matvec_multi(const WeightView& w, const float* x, int64_t n_tok);
+Status matvec_float_multi(const WeightView* ws, float* const* outs, int count, const float* x, int warp_size,
+                          gpuStream_t stream);
+
 // Tensor-core product (matmul_mma.cu) for batches: F16 MMAs over weights decoded to F16 in shared memory, for every
 // GPU weight type except F32 and BF16. Tiles: kSmall 32 rows x 32 tokens (batched decode), kMid 128 x 64, kLarge
 // 128 x 128 (long prompts). tensor_cores false runs the same tiles with FMA products (HIP always does).
