@@ -874,11 +874,6 @@ Status matvec_int8_rows(const WeightView* ws, float* const* outs, const int64_t*
   set.second_from = mixed ? set.first_block[n_first] : ~0u;
   if (row_blocks == 0) return ok_status();
   const unsigned grid = row_blocks * act.n_groups;
-  if (mixed) {
-    launch_mixed(w.type, grid, set, n_blocks, act, stream);
-    const gpuError_t err = gpuGetLastError();
-    return err == gpuSuccess ? ok_status() : error_status(err, "matvec_int8 launch");
-  }
   const auto typed = [&](auto nt_const, auto stage_const) {
     constexpr int NT = decltype(nt_const)::value;
     constexpr bool S = decltype(stage_const)::value;
@@ -923,11 +918,15 @@ Status matvec_int8_rows(const WeightView* ws, float* const* outs, const int64_t*
       stage ? typed(nt_const, std::true_type{}) : typed(nt_const, std::false_type{});
     }
   };
-  switch (nt) {
-    case 1: run(std::integral_constant<int, 1>{}); break;
-    case 2: run(std::integral_constant<int, 2>{}); break;
-    case 4: run(std::integral_constant<int, 4>{}); break;
-    default: run(std::integral_constant<int, 8>{}); break;
+  if (mixed) {
+    launch_mixed(w.type, grid, set, n_blocks, act, stream);
+  } else {
+    switch (nt) {
+      case 1: run(std::integral_constant<int, 1>{}); break;
+      case 2: run(std::integral_constant<int, 2>{}); break;
+      case 4: run(std::integral_constant<int, 4>{}); break;
+      default: run(std::integral_constant<int, 8>{}); break;
+    }
   }
   const gpuError_t err = gpuGetLastError();
   return err == gpuSuccess ? ok_status() : error_status(err, "matvec_int8 launch");
