@@ -405,6 +405,7 @@ TEST_P(MatmulParity, MmqBatchesMatchCpuAndDoNotDependOnTheBatch) {
   PolicyGuard guard;
   matmul_policy().mmq_min_tokens = 2;
   matmul_policy().mmq_max_tokens = 1 << 30;
+  matmul_policy().mmq_fuse_split_blocks = 0;  // K split over blocks as the weight's shape asks
   std::mt19937 rng(555 + static_cast<unsigned>(t));
   for (const int64_t n_in : {int64_t{768}, int64_t{4096}}) {
     const int64_t n_out = n_in == 768 ? 133 : 70;
@@ -418,6 +419,13 @@ TEST_P(MatmulParity, MmqBatchesMatchCpuAndDoNotDependOnTheBatch) {
     const Tensor og = pair.gpu_zeros(n_out, n_all);
     pair.gpu().matmul(og, xg, wg);
     const std::vector<float> all = pair.download(pair.gpu(), og);
+    // The same launch unsplit, each block summing the weight's K splits apart and then in order (n_in 4096: 8
+    // splits of 2 steps): the same bits.
+    matmul_policy().mmq_fuse_split_blocks = 1;
+    const Tensor of = pair.gpu_zeros(n_out, n_all);
+    pair.gpu().matmul(of, xg, wg);
+    ASSERT_EQ(pair.download(pair.gpu(), of), all) << label(t) << " n_in " << n_in << ": the unsplit launch differs";
+    matmul_policy().mmq_fuse_split_blocks = 0;
     for (const auto& [first, count] : {std::pair<int64_t, int64_t>{0, 2}, {3, 5}, {1, 9}, {7, 17}, {5, 33}}) {
       const Tensor o = pair.gpu_zeros(n_out, count);
       pair.gpu().matmul(o, xg.rows(first, count), wg);

@@ -569,6 +569,7 @@ MatmulPolicy& matmul_policy() {
     env_count("ROCMFORGE_GPU_INT8_MAX_TOKENS", &p.int8_max_tokens);
     env_count("ROCMFORGE_GPU_MMQ_MIN_TOKENS", &p.mmq_min_tokens);
     env_count("ROCMFORGE_GPU_MMQ_MAX_TOKENS", &p.mmq_max_tokens);
+    env_count("ROCMFORGE_GPU_MMQ_FUSE_BLOCKS", &p.mmq_fuse_split_blocks);
     env_count("ROCMFORGE_GPU_BLAS_MIN_TOKENS", &p.blas_min_tokens);
     if (const char* v = std::getenv("ROCMFORGE_GPU_TENSOR_CORES")) p.tensor_cores = p.tensor_cores && v[0] != '0';
     if (const char* v = std::getenv("ROCMFORGE_GPU_STAGED")) p.staged_matvec = std::atoi(v);

@@ -161,6 +161,10 @@ struct MatmulPolicy {
   // -> 549 / 701 / 847, Q4_K_M 352 / 525 / 697 -> 594 / 726 / 857; 8 sequences within 1 %).
   int64_t mmq_min_tokens = 5;
   int64_t mmq_max_tokens = int64_t{1} << 40;
+  // matmul_mmq splits K by the weight's shape (for small batches); launches whose unsplit grid has at least this many
+  // blocks run unsplit, summing the splits apart in each block (the same bits); 0: never
+  // (ROCMFORGE_GPU_MMQ_FUSE_BLOCKS).
+  int64_t mmq_fuse_split_blocks = 256;
   // Single-token products of the common formats outside split rows (F16, BF16) with
   // 16-byte aligned rows staged in shared memory (faster on the H100): 0 never, else always (ROCMFORGE_GPU_STAGED).
   int staged_matvec = 1;

@@ -139,7 +139,8 @@ RF_DEVICE void mma_k16(int (&d)[4], uint32_t a0, uint32_t a1, uint32_t b0) {
 template <quant::Type K, int FN, int WN>
 __global__ void __launch_bounds__(32 * kWarpsM * WN)
     mmq_kernel(const uint8_t* __restrict__ w, size_t nb1, int64_t n_out, int64_t n_steps, const Int8Rows act,
-               int64_t n_tok, float* __restrict__ out, int64_t out_stride, int64_t steps_per_split) {
+               int64_t n_tok, float* __restrict__ out, int64_t out_stride, int64_t steps_per_split,
+               int64_t split_len) {
   pdl_prologue();
   using T = Span<K>;
   constexpr int kThreads = 32 * kWarpsM * WN;
@@ -229,6 +230,16 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
 #pragma unroll
     for (int e = 0; e < 4; ++e) acc[n][e] = 0.0f;
   }
+  // A block whose steps span several of the weight's K splits (split_len steps each) sums each split's steps in
+  // acc from zero and adds the finished splits into total in split order: reduce_splits' arithmetic, so the
+  // result is the same bits as a launch of one split per block plus reduce_splits.
+  float total[FN][4];
+#pragma unroll
+  for (int n = 0; n < FN; ++n) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) total[n][e] = 0.0f;  // reduce_splits starts from 0.0f too
+  }
+  bool crossed = false;
   const int r_lo = 16 * wm + g, r_hi = r_lo + 8;  // this thread's rows of the warp's fragment
 
   if (n_my > 0) {
@@ -237,6 +248,17 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
   }
   for (int64_t s = 0; s < n_my; ++s) {
     const int64_t step = first + s;
+    if (s > 0 && step % split_len == 0) {  // uniform across the block
+#pragma unroll
+      for (int n = 0; n < FN; ++n) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          total[n][e] += acc[n][e];
+          acc[n][e] = 0.0f;
+        }
+      }
+      crossed = true;
+    }
     store();
     __syncthreads();
     for (int task = tid; task < kMT * 8; task += kThreads) {
@@ -329,7 +351,7 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
     for (int e = 0; e < 4; ++e) {
       const int64_t row = row0 + (e < 2 ? r_lo : r_hi);
       const int64_t tok = tok0 + 8 * n + 2 * t + (e & 1);
-      if (row < n_out && tok < n_tok) out[tok * out_stride + row] = acc[n][e];
+      if (row < n_out && tok < n_tok) out[tok * out_stride + row] = crossed ? total[n][e] + acc[n][e] : acc[n][e];
     }
   }
 }
@@ -337,7 +359,7 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
 
 template <quant::Type K, int FN, int WN>
 void launch(const WeightView& w, const Int8Rows& act, int64_t n_tok, float* dst, int64_t dst_stride, int64_t n_steps,
-            int splits, int64_t steps_per_split, gpuStream_t stream) {
+            int splits, int64_t steps_per_split, int64_t split_len, gpuStream_t stream) {
   constexpr int kNT = 8 * FN * WN;
   const dim3 grid(static_cast<unsigned>((w.n_out + kMT - 1) / kMT), static_cast<unsigned>((n_tok + kNT - 1) / kNT),
                   static_cast<unsigned>(splits));
@@ -349,18 +371,18 @@ void launch(const WeightView& w, const Int8Rows& act, int64_t n_tok, float* dst,
   });
   (void)opted_in;  // a refused opt-in shows as the launch error
   launch_kernel(mmq_kernel<K, FN, WN>, grid, 32 * kWarpsM * WN, kShared, stream, static_cast<const uint8_t*>(w.data), w.nb1, w.n_out, n_steps, act,
-                                                   n_tok, dst, dst_stride, steps_per_split);
+                                                   n_tok, dst, dst_stride, steps_per_split, split_len);
 }
 
 template <quant::Type K>
 void launch_fn(int fn, const WeightView& w, const Int8Rows& act, int64_t n_tok, float* dst, int64_t dst_stride,
-               int64_t n_steps, int splits, int64_t steps_per_split, gpuStream_t stream) {
+               int64_t n_steps, int splits, int64_t steps_per_split, int64_t split_len, gpuStream_t stream) {
   switch (fn) {  // tokens per block: 8, 16, 32, 64, 128
-    case 1: launch<K, 1, 1>(w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
-    case 2: launch<K, 2, 1>(w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
-    case 4: launch<K, 4, 1>(w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
-    case 8: launch<K, 4, 2>(w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
-    default: launch<K, 8, 2>(w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
+    case 1: launch<K, 1, 1>(w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, split_len, stream); break;
+    case 2: launch<K, 2, 1>(w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, split_len, stream); break;
+    case 4: launch<K, 4, 1>(w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, split_len, stream); break;
+    case 8: launch<K, 4, 2>(w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, split_len, stream); break;
+    default: launch<K, 8, 2>(w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, split_len, stream); break;
   }
 }
 
@@ -389,8 +411,15 @@ Status matmul_mmq(const WeightView& w, const Int8Rows& act, int64_t n_tok, float
   const int64_t row_tiles = (w.n_out + kMT - 1) / kMT;
   int splits = static_cast<int>(std::clamp<int64_t>((kTargetBlocks + row_tiles - 1) / row_tiles, 1,
                                                     std::min<int64_t>(kMaxSplits, std::max<int64_t>(n_steps / 2, 1))));
-  const int64_t steps_per_split = (n_steps + splits - 1) / splits;
-  splits = static_cast<int>((n_steps + steps_per_split - 1) / steps_per_split);
+  const int64_t split_len = (n_steps + splits - 1) / splits;
+  splits = static_cast<int>((n_steps + split_len - 1) / split_len);
+  const int fn = n_tok <= 8 ? 1 : n_tok <= 16 ? 2 : n_tok <= 32 ? 4 : n_tok <= 64 ? 8 : 16;
+  // Batches that fill the GPU without splitting run each block over all of K, with the splits' sums kept apart and
+  // added in order in the block (the same bits): no partial sums in memory, no reduce_splits launch.
+  const int64_t tok_tiles = (n_tok + 8 * fn - 1) / (8 * fn);
+  const int64_t fuse_blocks = matmul_policy().mmq_fuse_split_blocks;
+  if (splits > 1 && fuse_blocks > 0 && row_tiles * tok_tiles >= fuse_blocks) splits = 1;
+  const int64_t steps_per_split = splits == 1 ? n_steps : split_len;
   float* dst = out;
   int64_t dst_stride = out_stride;
   if (splits > 1) {
@@ -398,13 +427,12 @@ Status matmul_mmq(const WeightView& w, const Int8Rows& act, int64_t n_tok, float
     if (dst == nullptr) return Status::error("gpu matmul_mmq: out of GPU memory for split-K partial sums");
     dst_stride = w.n_out;
   }
-  const int fn = n_tok <= 8 ? 1 : n_tok <= 16 ? 2 : n_tok <= 32 ? 4 : n_tok <= 64 ? 8 : 16;
   switch (w.type) {
-    case quant::Type::Q4_0: launch_fn<quant::Type::Q4_0>(fn, w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
-    case quant::Type::Q8_0: launch_fn<quant::Type::Q8_0>(fn, w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
-    case quant::Type::Q4_K: launch_fn<quant::Type::Q4_K>(fn, w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
-    case quant::Type::Q5_K: launch_fn<quant::Type::Q5_K>(fn, w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
-    default: launch_fn<quant::Type::Q6_K>(fn, w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream); break;
+    case quant::Type::Q4_0: launch_fn<quant::Type::Q4_0>(fn, w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, split_len, stream); break;
+    case quant::Type::Q8_0: launch_fn<quant::Type::Q8_0>(fn, w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, split_len, stream); break;
+    case quant::Type::Q4_K: launch_fn<quant::Type::Q4_K>(fn, w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, split_len, stream); break;
+    case quant::Type::Q5_K: launch_fn<quant::Type::Q5_K>(fn, w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, split_len, stream); break;
+    default: launch_fn<quant::Type::Q6_K>(fn, w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, split_len, stream); break;
   }
   const gpuError_t err = gpuGetLastError();
   if (err != gpuSuccess) return error_status(err, "matmul_mmq launch");
