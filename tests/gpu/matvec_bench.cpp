@@ -184,19 +184,25 @@ int main(int argc, char** argv) {
           be.flush_deferred();
         });
       };
+      // Every column but the last runs its own kernel: the BLAS (which takes batches of blas_min_tokens or more by
+      // default) is off there.
       policy = saved;
+      policy.blas_min_tokens = 0;
       policy.mma_min_tokens = 1 << 30;
       policy.int8_max_tokens = 0;
       policy.mmq_max_tokens = 0;
       const double f_ms = time_it();
       std::printf("  batch %4ld  float %8.1f us", static_cast<long>(nb), f_ms * 1e3);
       policy = saved;
+      policy.blas_min_tokens = 0;
       policy.mmq_max_tokens = 1 << 30;
       if (rf::gpu::has_mmq_matmul(t)) {
         const double q_ms = time_it();
-        std::printf("  mmq %8.1f us (%5.0f GB/s)", q_ms * 1e3, static_cast<double>(bytes.size()) / (q_ms * 1e6));
+        std::printf("  mmq %8.1f us (%5.0f GB/s %6.1f TOP/s)", q_ms * 1e3, static_cast<double>(bytes.size()) / (q_ms * 1e6),
+                    2.0 * n_in * n_out * nb / (q_ms * 1e9));
       }
       policy = saved;
+      policy.blas_min_tokens = 0;
       policy.int8_max_tokens = 1 << 30;
       policy.mmq_max_tokens = 0;
       if (rf::gpu::has_int8_matvec(t, 1)) {
@@ -208,6 +214,7 @@ int main(int argc, char** argv) {
       if (rf::gpu::has_mma_matmul(t)) {
         for (int tile = -1; tile < 3; ++tile) {
           policy = saved;
+          policy.blas_min_tokens = 0;
           policy.int8_max_tokens = 0;
           policy.mmq_max_tokens = 0;
           policy.force_tile = tile;
@@ -218,6 +225,11 @@ int main(int argc, char** argv) {
                         2.0 * n_in * n_out * nb / (m_ms * 1e9));
           }
         }
+      }
+      if (saved.blas_min_tokens > 0 && nb >= saved.blas_min_tokens) {
+        policy = saved;
+        const double b_ms = time_it();
+        std::printf("  default (blas) %8.1f us (%6.1f TFLOP/s)", b_ms * 1e3, 2.0 * n_in * n_out * nb / (b_ms * 1e9));
       }
       std::printf("\n");
     }
