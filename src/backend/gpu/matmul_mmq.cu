@@ -127,6 +127,19 @@ RF_DEVICE void mma_k16(int (&d)[4], uint32_t a0, uint32_t a1, uint32_t b0) {
                : "r"(a0), "r"(a1), "r"(b0));
 }
 
+// B fragments of mma m16n8k32 (b0: elements 4t..4t+3 of token g, b1: 16+4t..) for two / one 8-token fragments:
+// ldmatrix of the 8 x 16-byte rows each; lane l addresses row l % 8 of matrix l / 8.
+RF_DEVICE void ldsm_x4(uint32_t (&r)[4], const void* p) {
+  const auto s = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s));
+}
+RF_DEVICE void ldsm_x2(uint32_t (&r)[2], const void* p) {
+  const auto s = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(s));
+}
+
 // A thread's share of the copies of every K step into a stage, fixed for the block's steps: the source of each of
 // its copies at step 0 (weights: rows past the matrix repeat its last row, whose sums are not stored; tokens past
 // the batch repeat its last). Slot l of a kind is element tid + l * kThreads of that kind's list.
@@ -286,18 +299,30 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
         for (int e = 0; e < 4; ++e) isum[n][e] = msum[n][e] = 0;
       }
     }
+    // Lane l's row for the B fragments: token 8 (l / 16) + l % 8 of the warp's, bytes 16 ((l / 8) % 2) on.
+    const int8_t* xrow = &st.x[tl0 + 8 * (lane / 16) + lane % 8][16 * ((lane / 8) % 2)];
 #pragma unroll
     for (int j = 0; j < 8; ++j) {  // 32-element groups
       uint32_t a[4];
       a_fragment<K>(wl, wh, j, t, a);
+      uint32_t bf[FN][2];
+      if constexpr (FN == 1) {
+        ldsm_x2(bf[0], xrow + 32 * j);
+      } else {
+#pragma unroll
+        for (int n = 0; n < FN; n += 2) {
+          uint32_t r[4];
+          ldsm_x4(r, xrow + 8 * n * kXLd + 32 * j);
+          bf[n][0] = r[0], bf[n][1] = r[1], bf[n + 1][0] = r[2], bf[n + 1][1] = r[3];
+        }
+      }
       if constexpr (!T::kSuper) {  // Q4_0 / Q8_0: one scale per 32-element block on each side
         const float w_lo = half_bits_to_float(reinterpret_cast<const uint16_t*>(wl)[T::scale_half() + j]);
         const float w_hi = half_bits_to_float(reinterpret_cast<const uint16_t*>(wh)[T::scale_half() + j]);
 #pragma unroll
         for (int n = 0; n < FN; ++n) {
-          const int8_t* b = &st.x[tl0 + 8 * n + g][32 * j + 4 * t];
           int c[4] = {0, 0, 0, 0};
-          mma_k32(c, a, *reinterpret_cast<const uint32_t*>(b), *reinterpret_cast<const uint32_t*>(b + 16));
+          mma_k32(c, a, bf[n][0], bf[n][1]);
           const float2 da = *reinterpret_cast<const float2*>(&st.xd[j][tl0 + 8 * n + 2 * t]);
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
@@ -314,11 +339,9 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
         const uint32_t am[4] = {ml, mh, ml, mh};
 #pragma unroll
         for (int n = 0; n < FN; ++n) {
-          const int8_t* b = &st.x[tl0 + 8 * n + g][32 * j + 4 * t];
-          const uint32_t b0 = *reinterpret_cast<const uint32_t*>(b), b1 = *reinterpret_cast<const uint32_t*>(b + 16);
           int c[4] = {0, 0, 0, 0};
-          mma_k32(c, a, b0, b1);
-          mma_k32(msum[n], am, b0, b1);
+          mma_k32(c, a, bf[n][0], bf[n][1]);
+          mma_k32(msum[n], am, bf[n][0], bf[n][1]);
 #pragma unroll
           for (int e = 0; e < 4; ++e) isum[n][e] += (e < 2 ? sc_lo : sc_hi) * c[e];
         }
@@ -331,8 +354,7 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
 #pragma unroll
           for (int n = 0; n < FN; ++n) {
             int c[4] = {0, 0, 0, 0};
-            mma_k16(c, a[2 * hsub], a[2 * hsub + 1],
-                    *reinterpret_cast<const uint32_t*>(&st.x[tl0 + 8 * n + g][32 * j + 16 * hsub + 4 * t]));
+            mma_k16(c, a[2 * hsub], a[2 * hsub + 1], bf[n][hsub]);
 #pragma unroll
             for (int e = 0; e < 4; ++e) isum[n][e] += (e < 2 ? sc_lo : sc_hi) * c[e];
           }
