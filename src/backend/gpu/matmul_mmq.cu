@@ -14,8 +14,8 @@
 //      (Q4_K/Q5_K/Q6_K: integer sums over the super block first, then d and dmin; the minimums' sums come from a
 //      second MMA whose A fragment holds each group's minimum).
 // The old design (decode into an int8 tile first, three barriers per step, one step of loads held in registers)
-// ran one 8-warp block per SM at 255 registers; H100, 4096 x 11008, 512 tokens: Q4_0 422 -> 336 us, Q4_K 542 ->
-// 309, Q6_K 606 -> 329, Q8_0 431 -> 335.
+// ran one 8-warp block per SM at 255 registers; H100, 4096 x 11008, 512 tokens: Q4_0 422 -> 314 us, Q4_K 542 ->
+// 296, Q6_K 606 -> 305, Q8_0 431 -> 302 (tests/gpu/PERF_NOTES.md, session 17).
 // Splits over K depend only on the weight's shape and are summed in split order, so a token's result is the same
 // bitwise whatever the rest of the batch (the token tile NT only changes which fragment holds it).
 //
