@@ -174,6 +174,10 @@ int main(int argc, char** argv) {
     // Batch sweep: the float kernels against the tensor-core tiles (auto choice, then each tile forced).
     rf::gpu::MatmulPolicy& policy = rf::gpu::matmul_policy();
     const rf::gpu::MatmulPolicy saved = policy;
+    // Every column but the last runs its own kernel: the BLAS (which takes batches of blas_min_tokens or more by
+    // default) is off there.
+    rf::gpu::MatmulPolicy kernels = saved;
+    kernels.blas_min_tokens = 0;
     for (const int64_t nb : batches) {
       const Tensor xb = xt.rows(0, nb), ob = ot.rows(0, nb);
       auto time_it = [&]() {
@@ -184,25 +188,20 @@ int main(int argc, char** argv) {
           be.flush_deferred();
         });
       };
-      // Every column but the last runs its own kernel: the BLAS (which takes batches of blas_min_tokens or more by
-      // default) is off there.
-      policy = saved;
-      policy.blas_min_tokens = 0;
+      policy = kernels;
       policy.mma_min_tokens = 1 << 30;
       policy.int8_max_tokens = 0;
       policy.mmq_max_tokens = 0;
       const double f_ms = time_it();
       std::printf("  batch %4ld  float %8.1f us", static_cast<long>(nb), f_ms * 1e3);
-      policy = saved;
-      policy.blas_min_tokens = 0;
+      policy = kernels;
       policy.mmq_max_tokens = 1 << 30;
       if (rf::gpu::has_mmq_matmul(t)) {
         const double q_ms = time_it();
         std::printf("  mmq %8.1f us (%5.0f GB/s %6.1f TOP/s)", q_ms * 1e3, static_cast<double>(bytes.size()) / (q_ms * 1e6),
                     2.0 * n_in * n_out * nb / (q_ms * 1e9));
       }
-      policy = saved;
-      policy.blas_min_tokens = 0;
+      policy = kernels;
       policy.int8_max_tokens = 1 << 30;
       policy.mmq_max_tokens = 0;
       if (rf::gpu::has_int8_matvec(t, 1)) {
@@ -213,8 +212,7 @@ int main(int argc, char** argv) {
       }
       if (rf::gpu::has_mma_matmul(t)) {
         for (int tile = -1; tile < 3; ++tile) {
-          policy = saved;
-          policy.blas_min_tokens = 0;
+          policy = kernels;
           policy.int8_max_tokens = 0;
           policy.mmq_max_tokens = 0;
           policy.force_tile = tile;

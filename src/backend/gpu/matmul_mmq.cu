@@ -267,7 +267,7 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
   bool crossed = false;
   const int r_lo = 16 * wm + g, r_hi = r_lo + 8;  // this thread's rows of the warp's fragment
 
-  int cur = 0, refill = kStages - 1;  // the stages of step s and of step s + kStages - 1
+  int cur = 0;  // the stage of step s; step s + kStages - 1 goes into the one step s - 1 used
   for (int64_t s = 0; s < n_my; ++s) {
     const int64_t step = first + s;
     if (s > 0 && step % split_len == 0) {  // uniform across the block
@@ -283,11 +283,12 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
     }
     async_copy_wait<kStages - 2>();  // this thread's copies of step s have landed
     __syncthreads();                 // everyone's have, and every warp is done with the stage refilled next
-    if (s + kStages - 1 < n_my) copies.template start<true, true>(stages[refill], step + kStages - 1, tid);
+    if (s + kStages - 1 < n_my) {
+      copies.template start<true, true>(stages[cur == 0 ? kStages - 1 : cur - 1], step + kStages - 1, tid);
+    }
     async_copy_commit();
     const Stage<K, kNT>& st = stages[cur];
     cur = cur + 1 == kStages ? 0 : cur + 1;
-    refill = refill + 1 == kStages ? 0 : refill + 1;
     const auto* wl = reinterpret_cast<const uint32_t*>(st.w[r_lo]);
     const auto* wh = reinterpret_cast<const uint32_t*>(st.w[r_hi]);
 
@@ -296,7 +297,10 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
 #pragma unroll
       for (int n = 0; n < FN; ++n) {
 #pragma unroll
-        for (int e = 0; e < 4; ++e) isum[n][e] = msum[n][e] = 0;
+        for (int e = 0; e < 4; ++e) {
+          isum[n][e] = 0;
+          if constexpr (T::kMins) msum[n][e] = 0;  // Q6_K has no minimums (msum is one fragment there)
+        }
       }
     }
     // Lane l's row for the B fragments: token 8 (l / 16) + l % 8 of the warp's, bytes 16 ((l / 8) % 2) on.
