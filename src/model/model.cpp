@@ -104,12 +104,32 @@ Status Model::recover() {
   for (Site& s : sites_) s.ws = Buffers{};
   n_out_on_device_ = 0;
   w_ = Weights{};
+  Status not_reset;
   for (Site& s : sites_) {
     if (!s.be->device_lost()) continue;
     if (Status st = s.be->reset_device(); !st.ok()) {
-      unusable_ = Status::error("model: " + s.be->name() + " lost its device and could not be reset: " + st.message());
+      not_reset = Status::error("model: " + s.be->name() + " lost its device and could not be reset: " + st.message());
+      break;
+    }
+  }
+  if (!not_reset.ok()) {
+    // The device is gone for good: the whole model moves to the fallback backend (the CPU) when there is one. The
+    // old sites are forgotten, not destroyed: a lost device's backend belongs to the caller, and the CPU half of a
+    // split (owned_backend_) simply idles.
+    std::unique_ptr<backend::Backend> fb = make_fallback_ ? make_fallback_() : nullptr;
+    if (fb == nullptr) {
+      unusable_ = not_reset;
       return unusable_;
     }
+    sites_.clear();
+    Placement whole;
+    whole.first = fb.get();
+    fallback_backend_ = std::move(fb);
+    if (Status st = place(whole); !st.ok()) {
+      unusable_ = Status::error(not_reset.message() + "; moving to " + fallback_backend_->name() + ": " + st.message());
+      return unusable_;
+    }
+    fallback_reason_ = not_reset.message();
   }
   if (Status st = load_weights(); !st.ok()) {
     unusable_ = Status::error("model: reloading the weights after a device reset failed: " + st.message());
@@ -126,7 +146,8 @@ Status Model::place(Placement& p) {
     return Status::error("model: placement puts " + std::to_string(n_first_) + " of " + std::to_string(n_layer) +
                          " layers on '" + p.first->name() + "' but names no backend for the rest");
   }
-  owned_backend_ = std::move(p.owned);
+  if (p.owned != nullptr) owned_backend_ = std::move(p.owned);
+  if (p.fallback) make_fallback_ = std::move(p.fallback);
   auto site_of = [&](backend::Backend* be) {
     for (size_t i = 0; i < sites_.size(); ++i) {
       if (sites_[i].be == be) return static_cast<int>(i);

@@ -6,6 +6,7 @@
 // state crosses once per backend boundary (to_host, then to_device).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -24,11 +25,14 @@ namespace rf::model {
 // Where the model runs: layers [0, n_first) on `first`, the others on `rest`. Token embeddings are looked up on
 // layer 0's backend; the output norm and matrix run on `first` only when every layer does, else on `rest`.
 // Backends must outlive the model, except `owned`, which the model keeps alive (e.g. the CPU half of a split).
+// `fallback` (optional) makes the backend the whole model moves to when a lost device cannot be reset (see
+// recover()): the CPU path, so that a server whose GPU is gone for good goes on serving, slower.
 struct Placement {
   backend::Backend* first = nullptr;
   backend::Backend* rest = nullptr;  // required when n_first < n_layer
   int n_first = -1;                  // < 0 or >= n_layer: every layer (and the output) on `first`
   std::unique_ptr<backend::Backend> owned;
+  std::function<std::unique_ptr<backend::Backend>()> fallback;
 };
 
 class Model {
@@ -83,9 +87,13 @@ class Model {
   // frees everything on it), loads the weights again from the still-mapped file and drops the workspaces (made
   // anew by the next pass). Backends that were not lost (the CPU half of a split) keep their weights. Every KV
   // cache made for the model is invalid afterwards (its memory on the device is gone): the caller drops it and
-  // makes a new one (kv_shape() is unchanged). When a device cannot be brought back the model stays unusable:
+  // makes a new one (kv_shape() is unchanged). When a device cannot be brought back, the whole model moves to the
+  // placement's fallback backend (its weights load from the mapped file again, kv_shape() names the new backend)
+  // and fallback_reason() says why; without a fallback, or when that fails too, the model stays unusable:
   // recover() and every later forward() return that error. Ok, doing nothing, when no device was lost.
   Status recover();
+  // Why the model runs on its fallback backend (recover() moved it there), or empty.
+  const std::string& fallback_reason() const { return fallback_reason_; }
 
  private:
   struct Buffers {
@@ -122,6 +130,9 @@ class Model {
   const ArchFamily* family_ = nullptr;
   Status unusable_;  // set when recover() could not bring a lost device back
   std::unique_ptr<backend::Backend> owned_backend_;  // destroyed after the workspaces (declared before sites_)
+  std::function<std::unique_ptr<backend::Backend>()> make_fallback_;
+  std::unique_ptr<backend::Backend> fallback_backend_;  // made by recover() when a device could not be reset
+  std::string fallback_reason_;
   HParams hp_;
   Weights w_;
   int n_first_ = 0;

@@ -114,6 +114,10 @@ Expected<std::unique_ptr<model::Model>> load_model(std::shared_ptr<gguf::File> f
     p.owned = std::make_unique<backend::cpu::CpuBackend>(options.n_threads);
     p.rest = p.owned.get();
   }
+  // A device lost for good (a fault the driver will not reset in this process): the model moves to the CPU.
+  p.fallback = [threads = options.n_threads]() -> std::unique_ptr<backend::Backend> {
+    return std::make_unique<backend::cpu::CpuBackend>(threads);
+  };
   // Weights only: what offload_bytes counts minus the KV cache and workspaces.
   size_t weights = 0;
   if (n_gpu > 0) weights += budget->input_bytes;

@@ -43,6 +43,8 @@ inline constexpr size_t kGpuReserveBytes = size_t{768} << 20;
 // and the rest on a new CPU backend with options.n_threads threads (owned by the model); -1 chooses from the
 // GPU's free memory with model::plan_offload, where `sizes` says how large the caller's KV cache and batches will
 // be. Logs one line saying how many layers went where and why. On a CPU backend options.n_gpu_layers is ignored.
+// A model on a GPU gets a CPU fallback (model::Placement::fallback): if its device is lost and cannot be reset, it
+// moves to a CPU backend with options.n_threads threads and goes on serving.
 Expected<std::unique_ptr<model::Model>> load_model(std::shared_ptr<gguf::File> file, backend::Backend& be,
                                                    const backend::BackendOptions& options,
                                                    const model::OffloadRequest& sizes = {});

@@ -293,7 +293,13 @@ void Engine::recover_device(std::unique_lock<std::mutex>& lock, const Status& ca
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   lock.lock();
-  if (st.ok()) {
+  if (st.ok() && !model_.fallback_reason().empty()) {
+    st_->stats.device_fallback = true;
+    std::fprintf(stderr,
+                 "rocmforge: %s; the model moved to %s in %.1f s: serving again, slower (restart the process "
+                 "to use the GPU again)\n",
+                 model_.fallback_reason().c_str(), model_.placement_summary().c_str(), seconds);
+  } else if (st.ok()) {
     st_->stats.device_recoveries++;
     std::fprintf(stderr, "rocmforge: device reset and model reloaded in %.1f s; serving again\n", seconds);
   } else {

@@ -120,6 +120,7 @@ struct EngineStats {
   int64_t prompt_tokens_cached = 0;
   int64_t device_recoveries = 0;  // lost devices reset and the model reloaded (see the device loss note above)
   bool device_unusable = false;   // a lost device could not be recovered: every request fails (restart the server)
+  bool device_fallback = false;   // a lost device could not be reset: the model runs on the CPU now (slower)
   // Where the scheduler loop's time goes, summed over steps: choosing the batch, the model's forward pass, and
   // what follows it (sampling, stop checks, handing tokens to the consumers).
   double schedule_seconds = 0;

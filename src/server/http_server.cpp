@@ -153,6 +153,9 @@ void HttpServer::install_routes() {
       // Alive but unable to run the model: an orchestrator should route elsewhere and restart this process.
       res.status = 503;
       res.set_content(R"({"status":"device lost"})", "application/json");
+    } else if (m && m->engine && m->engine->stats().device_fallback) {
+      // Serving, slower: the GPU was lost for good and the model runs on the CPU.
+      res.set_content(R"({"status":"ready","degraded":"device lost, running on the CPU"})", "application/json");
     } else if (m) {
       res.set_content(R"({"status":"ready"})", "application/json");
     } else {
@@ -176,6 +179,7 @@ void HttpServer::install_routes() {
       g.after_seconds = st.after_seconds;
       g.device_recoveries = st.device_recoveries;
       g.device_unusable = st.device_unusable;
+      g.device_fallback = st.device_fallback;
     }
     res.set_content(metrics_.render(g), "text/plain; version=0.0.4; charset=utf-8");
   });

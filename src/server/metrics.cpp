@@ -176,8 +176,12 @@ std::string Metrics::render(const EngineGauges& g) const {
   out += "rocmforge_engine_step_seconds_total{phase=\"after\"} " + format_value(g.after_seconds) + "\n";
   header(out, "rocmforge_device_recoveries_total", "counter", "Lost GPU contexts reset, with the model reloaded.");
   sample(out, "rocmforge_device_recoveries_total", static_cast<double>(g.device_recoveries));
-  header(out, "rocmforge_device_lost", "gauge", "1 when a lost GPU context could not be recovered (restart the server).");
+  header(out, "rocmforge_device_lost", "gauge",
+         "1 when a lost GPU context could not be recovered (restart the server).");
   sample(out, "rocmforge_device_lost", g.device_unusable ? 1.0 : 0.0);
+  header(out, "rocmforge_device_fallback", "gauge",
+         "1 when a lost GPU could not be reset and the model runs on the CPU (slower; restart to use the GPU).");
+  sample(out, "rocmforge_device_fallback", g.device_fallback ? 1.0 : 0.0);
   return out;
 }
 

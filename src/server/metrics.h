@@ -41,6 +41,7 @@ struct EngineGauges {
   double after_seconds = 0;
   int64_t device_recoveries = 0;  // lost GPU contexts reset and the model reloaded
   bool device_unusable = false;   // a lost device could not be recovered
+  bool device_fallback = false;   // a lost device could not be reset: the model runs on the CPU
 };
 
 class Metrics {

@@ -1,7 +1,8 @@
 // Device loss (a GPU kernel fault that leaves the context unusable), simulated by tests/model's ProbeBackend: the
 // engine fails every sequence in flight with kError and a clear message, empties the prefix cache, has the model
 // reset the device and reload its weights, makes a new KV cache, and serves queued and new requests with the
-// tokens of an undisturbed model. When the reset fails, every later request fails with a clear error instead.
+// tokens of an undisturbed model. When the reset fails, the model moves to its placement's fallback backend (the
+// CPU) and serves on; without one, every later request fails with a clear error instead.
 // The same path runs on a real GPU fault in tests/gpu/fault_recovery_gpu_test.cpp.
 #include <gtest/gtest.h>
 
@@ -156,6 +157,64 @@ TEST_F(EngineDeviceLoss, FailedRecoveryFailsEveryLaterRequestClearly) {
   EXPECT_EQ(e.stats().device_recoveries, 0);
   EXPECT_TRUE(e.stats().device_unusable);  // what /ready (503) and /metrics (rocmforge_device_lost) report
   e.shutdown(std::chrono::milliseconds(100));
+}
+
+// The device cannot be reset, but the placement has a fallback (as every GPU placement of device_select has): the
+// request in flight fails, the whole model (a split one too) moves to a fresh CPU backend, and queued and later
+// requests get the tokens of an undisturbed model. The engine reports the fallback, not a lost device.
+TEST_F(EngineDeviceLoss, UnresettableDeviceMovesTheModelToTheFallbackAndServesOn) {
+  for (const bool split : {false, true}) {
+    SCOPED_TRACE(split ? "layer 0 on the probe, the rest on a CPU backend" : "the whole model on the probe");
+    backend::cpu::CpuBackend rest{2};
+    const auto prompt_a = prompt_of(21, 3), prompt_b = prompt_of(14, 4), prompt_c = prompt_of(30, 5);
+    const auto ref_a = reference_greedy(prompt_a, 40), ref_b = reference_greedy(prompt_b, 7);
+    const auto ref_c = reference_greedy(prompt_c, 9);
+    model::Placement p;
+    p.first = &probe_;
+    if (split) {
+      p.rest = &rest;
+      p.n_first = 1;
+    }
+    int made = 0;
+    p.fallback = [&made]() -> std::unique_ptr<backend::Backend> {
+      ++made;
+      return std::make_unique<backend::cpu::CpuBackend>(2);
+    };
+    EngineOptions o;
+    o.max_running = 1;
+    ASSERT_NO_FATAL_FAILURE(start(std::move(p), o));
+    Engine& e = *engine_;
+    probe_.fail_resets(true);
+    probe_.lose_device_in(2 * per_pass_ + per_pass_ / 2);
+    auto a = e.submit({greedy(prompt_a, 40)});
+    auto b = e.submit({greedy(prompt_b, 7)});  // queued behind a (max_running 1)
+    ASSERT_TRUE(a.ok() && b.ok());
+    const auto out_a = collect(a.handles[0]);
+    EXPECT_EQ(out_a.finish, FinishReason::kError);
+    EXPECT_TRUE(contains(out_a.error, "injected device loss")) << out_a.error;
+    ASSERT_LE(out_a.tokens.size(), ref_a.size());
+    EXPECT_TRUE(std::equal(out_a.tokens.begin(), out_a.tokens.end(), ref_a.begin()));
+    const auto out_b = collect(b.handles[0]);
+    EXPECT_EQ(out_b.finish, FinishReason::kLength) << out_b.error;
+    EXPECT_EQ(out_b.tokens, ref_b);
+    const auto out_c = run_one(e, greedy(prompt_c, 9));
+    EXPECT_EQ(out_c.finish, FinishReason::kLength) << out_c.error;
+    EXPECT_EQ(out_c.tokens, ref_c);
+    EXPECT_EQ(made, 1);
+    EXPECT_TRUE(probe_.device_lost());  // the probe stays lost: nothing runs on it any more
+    EXPECT_FALSE(contains(model_under_test_->placement_summary(), "probe")) << model_under_test_->placement_summary();
+    EXPECT_TRUE(contains(model_under_test_->fallback_reason(), "could not be reset"))
+        << model_under_test_->fallback_reason();
+    const EngineStats st = e.stats();
+    EXPECT_TRUE(st.device_fallback);
+    EXPECT_FALSE(st.device_unusable);
+    EXPECT_EQ(st.device_recoveries, 0);
+    e.shutdown(std::chrono::milliseconds(100));
+    engine_.reset();
+    model_under_test_.reset();
+    probe_.fail_resets(false);
+    ASSERT_TRUE(probe_.reset_device().ok());  // the next round starts from a usable probe
+  }
 }
 
 }  // namespace

@@ -50,6 +50,7 @@ TEST(Metrics, RendersEveryFamilyWithHelpAndType) {
   g.after_seconds = 0.125;
   g.device_recoveries = 2;
   g.device_unusable = true;
+  g.device_fallback = true;
   const auto s = m.render(g);
   EXPECT_TRUE(has_line(s, "rocmforge_requests_total{endpoint=\"/v1/chat/completions\",status=\"200\"} 2"));
   EXPECT_TRUE(has_line(s, "rocmforge_requests_total{endpoint=\"/v1/completions\",status=\"400\"} 1"));
@@ -72,6 +73,7 @@ TEST(Metrics, RendersEveryFamilyWithHelpAndType) {
   EXPECT_TRUE(has_line(s, "rocmforge_engine_step_seconds_total{phase=\"after\"} 0.125"));
   EXPECT_TRUE(has_line(s, "rocmforge_device_recoveries_total 2"));
   EXPECT_TRUE(has_line(s, "rocmforge_device_lost 1"));
+  EXPECT_TRUE(has_line(s, "rocmforge_device_fallback 1"));
   // Every sample line belongs to a family announced by a TYPE line before it.
   std::istringstream in(s);
   std::string current;

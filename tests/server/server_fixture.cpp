@@ -19,7 +19,15 @@ std::string synth_model_path() { return rf::test::tiny_synth_model("server_test_
 TestServer::TestServer(runtime::EngineOptions eo, ServerOptions so, bool ready, bool fault_injection) {
   be = std::make_unique<backend::cpu::CpuBackend>(2);
   if (fault_injection) probe = std::make_unique<rf::test::ProbeBackend>(*be, "probe");
-  auto m = model::Model::load(synth_model_path(), probe ? static_cast<backend::Backend&>(*probe) : *be);
+  auto file = gguf::File::open(synth_model_path());
+  EXPECT_TRUE(file.ok()) << file.error_message();
+  model::Placement placement;
+  placement.first = probe ? static_cast<backend::Backend*>(probe.get()) : be.get();
+  // As the GPU placements of device_select: a device lost for good moves the model to a new CPU backend.
+  placement.fallback = []() -> std::unique_ptr<backend::Backend> {
+    return std::make_unique<backend::cpu::CpuBackend>(2);
+  };
+  auto m = model::Model::load(*file, std::move(placement));
   EXPECT_TRUE(m.ok()) << m.error_message();
   model = std::move(*m);
   if (eo.ctx_size == 0) eo.ctx_size = 256;

@@ -23,7 +23,8 @@ std::string synth_model_path();
 
 struct TestServer {
   // Starts a server over its own engine; the model is attached unless `ready` is false. With `fault_injection`
-  // the model runs through `probe` (tests/model/probe_backend.h), which can make a forward pass fail.
+  // the model runs through `probe` (tests/model/probe_backend.h), which can make a forward pass fail or lose its
+  // device; the placement has a CPU fallback, as a GPU placement does.
   explicit TestServer(runtime::EngineOptions eo = {}, ServerOptions so = {}, bool ready = true,
                       bool fault_injection = false);
   ~TestServer();

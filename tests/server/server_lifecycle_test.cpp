@@ -190,5 +190,35 @@ TEST(ServerLifecycle, FailingForwardPassAnswersServerErrorAndTheServerGoesOn) {
   expect_still_serving(ts);
 }
 
+// The device is lost and cannot be reset: the request in flight fails with a 500, the model moves to the CPU
+// fallback, /ready stays 200 but says the server is degraded, /metrics shows the fallback, and requests succeed.
+TEST(ServerLifecycle, DeviceLostForGoodMovesToTheCpuAndTheServerGoesOn) {
+  TestServer ts(endless(2), {}, /*ready=*/true, /*fault_injection=*/true);
+  const int64_t per_pass = ops_per_pass(ts);
+  ASSERT_GT(per_pass, 0);
+  ts.probe->fail_resets(true);
+  ts.probe->lose_device_in(2 * per_pass + per_pass / 2);
+  auto cli = ts.client();
+  int status = 0;
+  const auto e = post_json(cli, "/v1/completions", {{"prompt", "doomed"}, {"max_tokens", 1000}}, &status);
+  EXPECT_EQ(status, 500) << e.dump();
+  EXPECT_EQ(e["error"]["type"], "server_error");
+  const std::string msg = e["error"]["message"].get<std::string>();
+  EXPECT_NE(msg.find("injected device loss"), std::string::npos) << msg;
+  ASSERT_TRUE(eventually([&] { return ts.engine->stats().device_fallback; }));
+  auto ready = cli.Get("/ready");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 200);
+  const json rj = json::parse(ready->body);
+  EXPECT_EQ(rj["status"], "ready");
+  EXPECT_NE(rj.value("degraded", "").find("running on the CPU"), std::string::npos) << ready->body;
+  auto metrics = cli.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("\nrocmforge_device_fallback 1\n"), std::string::npos);
+  EXPECT_NE(metrics->body.find("\nrocmforge_device_lost 0\n"), std::string::npos);
+  expect_still_serving(ts);
+  EXPECT_FALSE(ts.engine->stats().device_unusable);
+}
+
 }  // namespace
 }  // namespace rf::server::test
