@@ -32,6 +32,10 @@ function(rf_test)
     # The tests' own files take half of the sanitizer build's compile time and little of its run time: -O0 compiles
     # them ~40 % faster (the libraries under test keep the build's -O1).
     target_compile_options(${ARG_NAME} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-O0>)
+  elseif(CMAKE_BUILD_TYPE STREQUAL "Release")
+    # Likewise in the release build: -O1 for the tests' own files compiles them ~20 % faster than -O3 (13.5-14.7 ->
+    # 10.6-11.9 s for server_http_test.cpp); the libraries under test keep -O3.
+    target_compile_options(${ARG_NAME} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-O1>)
   endif()
   gtest_discover_tests(${ARG_NAME} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60
                        PROPERTIES ENVIRONMENT "ROCMFORGE_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
