@@ -150,6 +150,18 @@ int64_t ops_per_pass(TestServer& ts) {
   return ts.probe->ops_seen() - before;
 }
 
+// POSTs a long completion that the armed fault fails: a 500 server_error whose message names the failed pass and
+// `cause`.
+void expect_failed_completion(httplib::Client& cli, const std::string& cause) {
+  int status = 0;
+  const auto e = post_json(cli, "/v1/completions", {{"prompt", "doomed"}, {"max_tokens", 1000}}, &status);
+  EXPECT_EQ(status, 500) << e.dump();
+  EXPECT_EQ(e["error"]["type"], "server_error");
+  const std::string msg = e["error"]["message"].get<std::string>();
+  EXPECT_NE(msg.find("forward pass failed"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(cause), std::string::npos) << msg;
+}
+
 TEST(ServerLifecycle, FailingForwardPassAnswersServerErrorAndTheServerGoesOn) {
   TestServer ts(endless(2), {}, /*ready=*/true, /*fault_injection=*/true);
   const int64_t per_pass = ops_per_pass(ts);
@@ -157,13 +169,7 @@ TEST(ServerLifecycle, FailingForwardPassAnswersServerErrorAndTheServerGoesOn) {
   // The engine is idle: armed now, the fault lands in the middle of the third pass of the next request.
   ts.probe->fail_op_in(2 * per_pass + per_pass / 2);
   auto cli = ts.client();
-  int status = 0;
-  const auto e = post_json(cli, "/v1/completions", {{"prompt", "doomed"}, {"max_tokens", 1000}}, &status);
-  EXPECT_EQ(status, 500) << e.dump();
-  EXPECT_EQ(e["error"]["type"], "server_error");
-  const std::string msg = e["error"]["message"].get<std::string>();
-  EXPECT_NE(msg.find("forward pass failed"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("injected fault"), std::string::npos) << msg;
+  expect_failed_completion(cli, "injected fault");
   ASSERT_TRUE(eventually([&] { return ts.engine->stats().running == 0; }));
   EXPECT_EQ(ts.engine->stats().kv_blocks_used, 0);
 
@@ -199,12 +205,7 @@ TEST(ServerLifecycle, DeviceLostForGoodMovesToTheCpuAndTheServerGoesOn) {
   ts.probe->fail_resets(true);
   ts.probe->lose_device_in(2 * per_pass + per_pass / 2);
   auto cli = ts.client();
-  int status = 0;
-  const auto e = post_json(cli, "/v1/completions", {{"prompt", "doomed"}, {"max_tokens", 1000}}, &status);
-  EXPECT_EQ(status, 500) << e.dump();
-  EXPECT_EQ(e["error"]["type"], "server_error");
-  const std::string msg = e["error"]["message"].get<std::string>();
-  EXPECT_NE(msg.find("injected device loss"), std::string::npos) << msg;
+  expect_failed_completion(cli, "injected device loss");
   ASSERT_TRUE(eventually([&] { return ts.engine->stats().device_fallback; }));
   auto ready = cli.Get("/ready");
   ASSERT_TRUE(ready);
