@@ -396,6 +396,46 @@ TEST_P(MatmulParity, NormAndSiluFusedWithTheQuantizationGiveTheSeparateKernelsBi
   }
 }
 
+// F16 / BF16 batches of 2 to 32 tokens (matmul_mmf, CUDA only): within float summation order of the CPU, the
+// backend's route is the kernel itself, and a token's row is bitwise the same in every batch it is part of. Rows of
+// 8 K steps (two splits) and 200 outputs (a partial row tile).
+TEST_P(MatmulParity, MmfBatchesMatchCpuAndDoNotDependOnTheBatch) {
+  RF_REQUIRE_GPU_PAIR(pair);
+  const Type t = GetParam();
+  if (t != Type::F16 && t != Type::BF16) GTEST_SKIP() << label(t) << " is not a 16-bit float format";
+  std::mt19937 rng(9090 + static_cast<unsigned>(t));
+  const int64_t n_in = 1024, n_out = 200;
+  const HostWeight hw = make_weight(rng, t, n_in, n_out);
+  auto [wg, wc] = pair.weight(t, n_in, n_out, 1, hw.bytes);
+  const WeightView view{wg.data, t, n_in, n_out, 1, wg.nb1, wg.nb2};
+  if (!has_mmf_matmul(view, 8)) GTEST_SKIP() << "no matmul_mmf in this build";
+  expect_batches_match(pair, rng, t, hw, wg, wc, n_in, n_out, {2, 3, 8, 9, 17, 32}, tol_factor(t), "mmf");
+  const std::vector<float> x = random_floats(rng, static_cast<size_t>(n_in * 32));
+  const Tensor xt = pair.gpu_f32(x, n_in);
+  const std::vector<float> all = gpu_product(pair, xt, wg, n_out);
+  for (const auto& [first, n] : {std::pair<int64_t, int64_t>{0, 2}, {5, 9}, {0, 17}, {30, 2}}) {
+    const int64_t m = n;
+    const std::vector<float> part = gpu_product(pair, xt.rows(first, m), wg, n_out);
+    for (int64_t k = 0; k < m; ++k) {
+      for (int64_t r = 0; r < n_out; ++r) {
+        ASSERT_EQ(part[k * n_out + r], all[(first + k) * n_out + r])
+            << label(t) << " token " << first + k << " in a batch of " << m << " against 32, row " << r;
+      }
+    }
+  }
+  // The kernel called directly gives the backend's bits (the backend routes these batches to it).
+  auto buf = pair.gpu().alloc(static_cast<size_t>(n_in * 9) * sizeof(uint16_t));
+  auto* act16 = static_cast<uint16_t*>(buf->data());
+  const Tensor direct = pair.gpu_zeros(n_out, 9);
+  const gpuStream_t stream = pair.gpu().stream();
+  ASSERT_TRUE(round_activations_16bit(activation_type(t), static_cast<const float*>(xt.data), n_in, n_in, 9, act16,
+                                      n_in, stream)
+                  .ok());
+  ASSERT_TRUE(matmul_mmf(view, act16, n_in, 9, static_cast<float*>(direct.data), n_out, stream).ok());
+  const std::vector<float> routed = gpu_product(pair, xt.rows(0, 9), wg, n_out);
+  ASSERT_EQ(pair.download(pair.gpu(), direct), routed) << label(t) << ": the backend's product is not matmul_mmf's";
+}
+
 // The integer tensor-core product (CUDA only) for 2 to 130 tokens: within float summation order of the CPU, and a
 // token's row bitwise the same in every batch it is part of (K order and splits depend on the weight alone).
 TEST_P(MatmulParity, MmqBatchesMatchCpuAndDoNotDependOnTheBatch) {

@@ -146,8 +146,8 @@ Status matmul_mma(const WeightView& w, const float* act, int64_t n_tok, float* o
 // ROCMFORGE_GPU_INT8_MAX_TOKENS, ROCMFORGE_GPU_MMQ_MIN_TOKENS, ROCMFORGE_GPU_MMQ_MAX_TOKENS,
 // ROCMFORGE_GPU_BLAS_MIN_TOKENS, ROCMFORGE_GPU_TENSOR_CORES=0|1) and adjustable by tests and benchmarks (not
 // thread-safe: set it before use).
-// GpuBackend::matmul tries the BLAS (blas.h), then matmul_mmq, then matvec_int8, then matmul_mma, then the float
-// kernels.
+// GpuBackend::matmul tries the BLAS (blas.h), then matmul_mmq, then matvec_int8, then (F16 / BF16 batches)
+// matmul_mmf, then matmul_mma, then the float kernels.
 struct MatmulPolicy {
   // Batches of at least this many tokens take matmul_mma (when the type has it); 0 (the default): by weight type,
   // mma_min_tokens_for (ROCMFORGE_GPU_MMA_MIN_TOKENS).
@@ -184,6 +184,9 @@ struct MatmulPolicy {
   // Single-token products of Q4_K / Q5_K and Q6_K weights over the same rows (q / k and v of Q4_K_M / Q5_K_M) run
   // as one launch; false: a launch per type (ROCMFORGE_GPU_MIXED_LAUNCH=0). The same bits either way.
   bool mixed_launches = true;
+  // F16 / BF16 batches of 2 to this many tokens take matmul_mmf when the backend is not batch-invariant; 0: never
+  // (ROCMFORGE_GPU_MMF_MAX_TOKENS).
+  int64_t mmf_max_tokens = 32;
 };
 MatmulPolicy& matmul_policy();
 // The tile matmul() uses for n_tok tokens and n_out rows under the current policy.
@@ -242,6 +245,15 @@ Status quantize_int8_rows(int kind, const float* x, int64_t x_stride, int64_t n_
 bool has_mmq_matmul(quant::Type weight);
 Status matmul_mmq(const WeightView& w, const Int8Rows& act, int64_t n_tok, float* out, int64_t out_stride,
                   gpuStream_t stream);
+
+// Tensor-core product of F16 / BF16 weights for 2 to MatmulPolicy::mmf_max_tokens tokens (matmul_mmf.cu, CUDA sm_80+
+// only): the weights streamed as stored into mma.sync; act holds the tokens' rows rounded to the weights' format
+// (round_activations_16bit: F16 or BF16 bits, act_stride elements apart, a multiple of 8, 16-byte aligned). Splits
+// over K come from the weight's shape alone, so a token's result is bitwise the same in any batch. has_mmf_matmul:
+// the weight and batch fit it (false on HIP builds).
+bool has_mmf_matmul(const WeightView& w, int64_t n_tok);
+Status matmul_mmf(const WeightView& w, const uint16_t* act, int64_t act_stride, int64_t n_tok, float* out,
+                  int64_t out_stride, gpuStream_t stream);
 
 // Split-K support shared by the tiled products (matmul_mma.cu): a per-stream partial-sum buffer of at least
 // `floats` floats (nullptr when it cannot grow; never call while capturing a graph, it may allocate), and

@@ -1,0 +1,268 @@
+// Tensor-core product of F16 / BF16 weights for small batches (matmul.h: matmul_mmf): out[token][row] = weight row .
+// activation row for 2 to 32 tokens, the batched decode of float models. matmul_mma's tiles decode every format to
+// F16 in shared memory with a barrier between loads and products, and streamed F16 weights at ~29 % of the copy
+// bandwidth at 8-32 tokens; here the weights are already MMA operands, so they go from global to shared memory as
+// stored and from there to mma.sync through ldmatrix, as matmul_mmq does for the integer formats:
+//   - a block computes 64 rows x NT tokens (8, 16, 32), four warps of 16 rows, each warp all NT tokens;
+//   - K steps of 128 elements go through a ring of three stages: cp.async copies step s + 2 (the 64 rows' 256
+//     bytes each and the tokens' rows, rounded to the weights' format beforehand by round_activations_16bit) while
+//     the warps multiply step s (one barrier per step); the weights of the first two steps are asked for before
+//     the kernel waits for the one that wrote the tokens;
+//   - mma.sync m16n8k16 with F32 accumulators. The activations arrive rounded to the weights' 16-bit format as the
+//     CPU rounds them, so every product is exact in F32; only the summation order differs from the CPU's.
+// Splits over K depend only on the weight's shape and are summed in split order (reduce_splits), so a token's
+// result is the same bits whatever the rest of its batch.
+// Portability: mma.sync / ldmatrix / cp.async are NVIDIA sm_80+. HIP builds have no such kernel (has_mmf_matmul is
+// false there) and keep matmul_mma / the float kernels.
+#include <algorithm>
+#include <string>
+
+#include "backend/gpu/matmul.h"
+
+namespace rf::gpu {
+
+#if defined(RF_GPU_CUDA)
+namespace {
+
+constexpr int kStep = 128;                  // weight elements per row per K step (256 bytes)
+constexpr int kChunks = kStep * 2 / 16;     // 16-byte chunks per row and step
+constexpr int kLd = kChunks + 1;            // chunks per row in shared memory: odd, so ldmatrix rows hit all banks
+constexpr int kMT = 64;                     // rows per block
+constexpr int kWarps = 4;                   // 16 rows each
+constexpr int kThreads = 32 * kWarps;
+constexpr int kStages = 3;
+constexpr int kMaxSplits = 16;
+constexpr int64_t kTargetBlocks = 4 * 132;  // ~4 resident blocks per SM of an H100-class part
+
+template <int NT>
+struct alignas(16) Stage {
+  uint4 w[kMT][kLd];
+  uint4 x[NT][kLd];
+};
+
+RF_DEVICE void ldsm_x4(uint32_t (&r)[4], const void* p) {
+  const auto s = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s));
+}
+RF_DEVICE void ldsm_x2(uint32_t (&r)[2], const void* p) {
+  const auto s = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(s));
+}
+
+template <bool kBf16>
+RF_DEVICE void mma_k16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  if constexpr (kBf16) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+}
+
+// A thread's copies of every K step, fixed for the block: weight chunk slots (rows past the matrix repeat its last
+// row, whose sums are not stored) and token chunk slots (tokens past the batch repeat its last).
+template <int NT>
+struct Copies {
+  static constexpr int kWAll = kMT * kChunks, kXAll = NT * kChunks;
+  static constexpr int kW = kWAll / kThreads;
+  static constexpr int kX = (kXAll + kThreads - 1) / kThreads;
+  static_assert(kWAll % kThreads == 0, "weight copies split evenly");
+  const uint8_t* w[kW];
+  const uint8_t* x[kX];
+
+  RF_DEVICE Copies(const uint8_t* wt, size_t nb1, int64_t n_out, int64_t row0, const uint8_t* act, int64_t act_stride,
+                   int64_t n_tok, int64_t tok0, int tid) {
+#pragma unroll
+    for (int l = 0; l < kW; ++l) {
+      const int i = tid + l * kThreads;
+      w[l] = wt + min(row0 + i / kChunks, n_out - 1) * nb1 + 16 * (i % kChunks);
+    }
+#pragma unroll
+    for (int l = 0; l < kX; ++l) {
+      const int i = min(tid + l * kThreads, kXAll - 1);
+      x[l] = act + min(tok0 + i / kChunks, n_tok - 1) * act_stride + 16 * (i % kChunks);
+    }
+  }
+  template <bool kWeights, bool kTokens>
+  RF_DEVICE void start(Stage<NT>& st, int64_t step, int tid) const {
+    const int64_t off = step * kStep * 2;
+    if constexpr (kWeights) {
+#pragma unroll
+      for (int l = 0; l < kW; ++l) {
+        const int i = tid + l * kThreads;
+        async_copy16(&st.w[i / kChunks][i % kChunks], w[l] + off);
+      }
+    }
+    if constexpr (kTokens) {
+#pragma unroll
+      for (int l = 0; l < kX; ++l) {
+        const int i = tid + l * kThreads;
+        if (kXAll % kThreads == 0 || i < kXAll) async_copy16(&st.x[i / kChunks][i % kChunks], x[l] + off);
+      }
+    }
+  }
+};
+
+// FN fragments of 8 tokens (NT = 8 FN): each warp takes 16 rows and all NT tokens of the block.
+template <bool kBf16, int FN>
+__global__ void __launch_bounds__(kThreads)
+    mmf_kernel(const uint8_t* __restrict__ w, size_t nb1, int64_t n_out, int64_t n_steps, const uint8_t* act,
+               int64_t act_stride, int64_t n_tok, float* __restrict__ out, int64_t out_stride,
+               int64_t steps_per_split) {
+  constexpr int kNT = 8 * FN;
+  extern __shared__ uint4 smem[];
+  auto* stages = reinterpret_cast<Stage<kNT>*>(smem);
+  const int tid = static_cast<int>(threadIdx.x), warp = tid / 32, lane = tid % 32;
+  const int g = lane / 4, t = lane % 4;
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kMT;
+  const int64_t tok0 = static_cast<int64_t>(blockIdx.y) * kNT;
+  const int64_t first = static_cast<int64_t>(blockIdx.z) * steps_per_split;
+  const int64_t n_my = min(steps_per_split, n_steps - first);
+  if (gridDim.z > 1) out += static_cast<int64_t>(blockIdx.z) * n_tok * out_stride;
+
+  const Copies<kNT> copies(w, nb1, n_out, row0, act, act_stride, n_tok, tok0, tid);
+  grid_dependents_launch();
+#pragma unroll
+  for (int p = 0; p < kStages - 1; ++p) {
+    if (p < n_my) copies.template start<true, false>(stages[p], first + p, tid);
+  }
+  grid_dependency_wait();
+#pragma unroll
+  for (int p = 0; p < kStages - 1; ++p) {
+    if (p < n_my) copies.template start<false, true>(stages[p], first + p, tid);
+    async_copy_commit();
+  }
+  float acc[FN][4];
+#pragma unroll
+  for (int n = 0; n < FN; ++n) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc[n][e] = 0.0f;
+  }
+  // ldmatrix rows: A, lane l addresses row 16 warp + l % 16 at element 8 (l / 16); B, token 8 (l / 16) + l % 8 at
+  // element 8 ((l / 8) % 2) (x2 uses lanes 0-15 only).
+  const int a_row = 16 * warp + lane % 16, a_col = lane / 16;
+  const int b_tok = 8 * (lane / 16) + lane % 8, b_col = (lane / 8) % 2;
+  int cur = 0;
+  for (int64_t s = 0; s < n_my; ++s) {
+    async_copy_wait<kStages - 2>();
+    __syncthreads();
+    if (s + kStages - 1 < n_my) {
+      copies.template start<true, true>(stages[cur == 0 ? kStages - 1 : cur - 1], first + s + kStages - 1, tid);
+    }
+    async_copy_commit();
+    const Stage<kNT>& st = stages[cur];
+    cur = cur + 1 == kStages ? 0 : cur + 1;
+#pragma unroll
+    for (int j = 0; j < kStep / 16; ++j) {  // 16-element groups: two chunks of each row
+      uint32_t a[4];
+      ldsm_x4(a, &st.w[a_row][2 * j + a_col]);
+      uint32_t bf[FN][2];
+      if constexpr (FN == 1) {
+        ldsm_x2(bf[0], &st.x[b_tok][2 * j + b_col]);
+      } else {
+#pragma unroll
+        for (int n = 0; n < FN; n += 2) {
+          uint32_t r[4];
+          ldsm_x4(r, &st.x[8 * n + b_tok][2 * j + b_col]);
+          bf[n][0] = r[0], bf[n][1] = r[1], bf[n + 1][0] = r[2], bf[n + 1][1] = r[3];
+        }
+      }
+#pragma unroll
+      for (int n = 0; n < FN; ++n) mma_k16<kBf16>(acc[n], a, bf[n][0], bf[n][1]);
+    }
+  }
+#pragma unroll
+  for (int n = 0; n < FN; ++n) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int64_t row = row0 + 16 * warp + g + (e < 2 ? 0 : 8);
+      const int64_t tok = tok0 + 8 * n + 2 * t + (e & 1);
+      if (row < n_out && tok < n_tok) out[tok * out_stride + row] = acc[n][e];
+    }
+  }
+}
+
+template <bool kBf16, int FN>
+void launch(const WeightView& w, const uint16_t* act, int64_t act_stride, int64_t n_tok, float* dst,
+            int64_t dst_stride, int64_t n_steps, int splits, int64_t steps_per_split, gpuStream_t stream) {
+  constexpr int kNT = 8 * FN;
+  const dim3 grid(static_cast<unsigned>((w.n_out + kMT - 1) / kMT), static_cast<unsigned>((n_tok + kNT - 1) / kNT),
+                  static_cast<unsigned>(splits));
+  constexpr size_t kShared = kStages * sizeof(Stage<kNT>);
+  static OncePerContext opt_in;  // above 48 KB needs the opt-in, once per kernel and context
+  const bool opted_in = opt_in([&] {
+    return gpuFuncSetAttribute(reinterpret_cast<const void*>(&mmf_kernel<kBf16, FN>),
+                               gpuFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kShared)) == gpuSuccess;
+  });
+  (void)opted_in;  // a refused opt-in shows as the launch error
+  launch_kernel(mmf_kernel<kBf16, FN>, grid, kThreads, kShared, stream, static_cast<const uint8_t*>(w.data), w.nb1,
+                w.n_out, n_steps, reinterpret_cast<const uint8_t*>(act), act_stride * 2, n_tok, dst, dst_stride,
+                steps_per_split);
+}
+
+}  // namespace
+
+bool has_mmf_matmul(const WeightView& w, int64_t n_tok) {
+  using quant::Type;
+  return (w.type == Type::F16 || w.type == Type::BF16) && n_tok >= 2 && n_tok <= matmul_policy().mmf_max_tokens &&
+         w.n_in % kStep == 0 && w.nb1 % 16 == 0 && reinterpret_cast<uintptr_t>(w.data) % 16 == 0;
+}
+
+Status matmul_mmf(const WeightView& w, const uint16_t* act, int64_t act_stride, int64_t n_tok, float* out,
+                  int64_t out_stride, gpuStream_t stream) {
+  if (n_tok == 0 || w.n_out == 0) return ok_status();
+  if (!has_mmf_matmul(w, n_tok) || act_stride % 8 != 0 || reinterpret_cast<uintptr_t>(act) % 16 != 0) {
+    return Status::error("gpu matmul_mmf: needs F16 / BF16 weights in 16-byte aligned rows of 128-element multiples, "
+                         "16-byte aligned activation rows and 2 to " +
+                         std::to_string(matmul_policy().mmf_max_tokens) + " tokens, got " +
+                         std::string(quant::type_name(w.type)) + " x " + std::to_string(w.n_in) + ", " +
+                         std::to_string(n_tok) + " tokens");
+  }
+  // Splits over K from the weight's shape only (never from n_tok: a token's sums must not depend on its batch).
+  const int64_t n_steps = w.n_in / kStep;
+  const int64_t row_tiles = (w.n_out + kMT - 1) / kMT;
+  int splits = static_cast<int>(std::clamp<int64_t>((kTargetBlocks + row_tiles - 1) / row_tiles, 1,
+                                                    std::min<int64_t>(kMaxSplits, std::max<int64_t>(n_steps / 4, 1))));
+  const int64_t steps_per_split = (n_steps + splits - 1) / splits;
+  splits = static_cast<int>((n_steps + steps_per_split - 1) / steps_per_split);
+  float* dst = out;
+  int64_t dst_stride = out_stride;
+  if (splits > 1) {
+    dst = split_scratch(stream, static_cast<size_t>(splits) * static_cast<size_t>(n_tok * w.n_out));
+    if (dst == nullptr) return Status::error("gpu matmul_mmf: out of GPU memory for split-K partial sums");
+    dst_stride = w.n_out;
+  }
+  const bool bf16 = w.type == quant::Type::BF16;
+  const int fn = n_tok <= 8 ? 1 : n_tok <= 16 ? 2 : 4;
+  const auto run = [&](auto bf16_const) {
+    constexpr bool B = decltype(bf16_const)::value;
+    if (fn == 1) launch<B, 1>(w, act, act_stride, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream);
+    if (fn == 2) launch<B, 2>(w, act, act_stride, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream);
+    if (fn == 4) launch<B, 4>(w, act, act_stride, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream);
+  };
+  bf16 ? run(std::true_type{}) : run(std::false_type{});
+  const gpuError_t err = gpuGetLastError();
+  if (err != gpuSuccess) return error_status(err, "matmul_mmf launch");
+  if (splits > 1) return reduce_splits(dst, splits, n_tok, w.n_out, out, out_stride, stream);
+  return ok_status();
+}
+
+#else  // HIP: no F16 tensor-core streaming kernel (see the top of this file)
+
+bool has_mmf_matmul(const WeightView&, int64_t) { return false; }
+
+Status matmul_mmf(const WeightView&, const uint16_t*, int64_t, int64_t, float*, int64_t, gpuStream_t) {
+  return Status::error("gpu matmul_mmf: not available in HIP builds");
+}
+
+#endif
+
+}  // namespace rf::gpu
