@@ -423,17 +423,37 @@ TEST_P(MatmulParity, MmfBatchesMatchCpuAndDoNotDependOnTheBatch) {
       }
     }
   }
-  // The kernel called directly gives the backend's bits (the backend routes these batches to it).
-  auto buf = pair.gpu().alloc(static_cast<size_t>(n_in * 9) * sizeof(uint16_t));
-  auto* act16 = static_cast<uint16_t*>(buf->data());
-  const Tensor direct = pair.gpu_zeros(n_out, 9);
-  const gpuStream_t stream = pair.gpu().stream();
-  ASSERT_TRUE(round_activations_16bit(activation_type(t), static_cast<const float*>(xt.data), n_in, n_in, 9, act16,
-                                      n_in, stream)
-                  .ok());
-  ASSERT_TRUE(matmul_mmf(view, act16, n_in, 9, static_cast<float*>(direct.data), n_out, stream).ok());
-  const std::vector<float> routed = gpu_product(pair, xt.rows(0, 9), wg, n_out);
-  ASSERT_EQ(pair.download(pair.gpu(), direct), routed) << label(t) << ": the backend's product is not matmul_mmf's";
+  // The kernel called directly (rows x of n_in, weight v of n_rows) gives the backend's bits (the backend routes
+  // these batches to it).
+  const auto direct = [&](const Tensor& rows, const WeightView& v, int64_t n_rows) {
+    auto buf = pair.gpu().alloc(static_cast<size_t>(n_in * rows.ne1) * sizeof(uint16_t));
+    auto* act16 = static_cast<uint16_t*>(buf->data());
+    const Tensor o = pair.gpu_zeros(n_rows, rows.ne1);
+    const gpuStream_t stream = pair.gpu().stream();
+    EXPECT_TRUE(round_activations_16bit(activation_type(t), static_cast<const float*>(rows.data),
+                                        static_cast<int64_t>(rows.nb1 / sizeof(float)), n_in, rows.ne1, act16, n_in,
+                                        stream)
+                    .ok());
+    EXPECT_TRUE(matmul_mmf(v, act16, n_in, rows.ne1, static_cast<float*>(o.data), n_rows, stream).ok());
+    return pair.download(pair.gpu(), o);
+  };
+  ASSERT_EQ(direct(xt.rows(0, 9), view, n_out), gpu_product(pair, xt.rows(0, 9), wg, n_out))
+      << label(t) << ": the backend's product is not matmul_mmf's";
+  // A batch whose grid fills the GPU (9 row tiles x 30 token tiles) sums the weight's two K splits inside each block:
+  // the bits of the split launch a lone token gets.
+  const int64_t n_rows = 576, n_big = 960;
+  const HostWeight hb = make_weight(rng, t, n_in, n_rows);
+  auto [wb, wbc] = pair.weight(t, n_in, n_rows, 1, hb.bytes);
+  (void)wbc;
+  const WeightView big{wb.data, t, n_in, n_rows, 1, wb.nb1, wb.nb2};
+  const Tensor xb = pair.gpu_f32(random_floats(rng, static_cast<size_t>(n_in * n_big)), n_in);
+  const std::vector<float> all_big = direct(xb, big, n_rows);
+  for (const int64_t k : {int64_t{0}, int64_t{517}, n_big - 1}) {
+    const std::vector<float> alone = direct(xb.rows(k, 1), big, n_rows);
+    for (int64_t r = 0; r < n_rows; ++r) {
+      ASSERT_EQ(alone[r], all_big[k * n_rows + r]) << label(t) << " token " << k << " of " << n_big << ", row " << r;
+    }
+  }
 }
 
 // The integer tensor-core product (CUDA only) for 2 to 130 tokens: within float summation order of the CPU, and a
@@ -728,11 +748,17 @@ TEST(GpuMatmul, BatchInvariantProductsGiveEveryTokenItsSingleTokenBits) {
   const int default_stage = matmul_policy().stage_min_tokens;
   for (const bool matvec : {false, true}) {
     matmul_policy().invariant_matvec = matvec;
-    for (const Type t : {Type::Q4_0, Type::Q4_1, Type::Q5_0, Type::Q5_1, Type::Q8_0, Type::IQ4_NL, Type::Q2_K,
-                         Type::Q3_K, Type::Q4_K, Type::Q5_K, Type::Q6_K, Type::IQ4_XS}) {
-      // Rows of one partial staging tile, and of 11008 (2.7 tiles of 4096; two warps per row for Q5_K / Q6_K /
-      // Q8_0, one for Q4_0 / Q4_K).
-      for (const int64_t n_in : {quant::traits(t).block_size == 256 ? int64_t{768} : int64_t{544}, int64_t{11008}}) {
+    std::vector<Type> types = {Type::Q4_0, Type::Q4_1, Type::Q5_0, Type::Q5_1, Type::Q8_0,   Type::IQ4_NL,
+                               Type::Q2_K, Type::Q3_K, Type::Q4_K, Type::Q5_K, Type::Q6_K, Type::IQ4_XS};
+    // F16 / BF16 through matmul_mmf (CUDA builds: the only kernel that keeps their tokens' bits in any batch).
+    if (mmf_fits(WeightView{nullptr, Type::F16, 640, 133, 1, 1280, 0})) {
+      types.insert(types.end(), {Type::F16, Type::BF16});
+    }
+    for (const Type t : types) {
+      // Rows of one partial staging tile (F16 / BF16: 5 K steps of matmul_mmf), and of 11008 (2.7 tiles of 4096;
+      // two warps per row for Q5_K / Q6_K / Q8_0, one for Q4_0 / Q4_K).
+      const int64_t small = quant::traits(t).block_size == 256 ? 768 : quant::traits(t).block_size == 1 ? 640 : 544;
+      for (const int64_t n_in : {small, int64_t{11008}}) {
         const int64_t n_out = 133;
         const HostWeight hw = make_weight(rng, t, n_in, n_out);
         auto [wg, wc] = pair.weight(t, n_in, n_out, 1, hw.bytes);

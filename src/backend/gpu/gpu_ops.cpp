@@ -229,7 +229,10 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
   // Single-token products of one input wait for the next op, so that those of the same rows (q / k / v, gate / up)
   // run as one launch: int8 weights (the rows quantized once), and F16 / BF16 ones, which read the rows as floats
   // and round them in the kernel (no rounding launch).
-  const bool float_rows = !int8 && !overlap && has_float_matvec_multi(view_of(w), xr.data, x.ne1);  // reads x as is
+  // Batch-invariant backends give every F16 / BF16 token the one kernel whose sums do not depend on the batch.
+  const bool mmf = batch_invariant_ ? mmf_fits(view_of(w)) : has_mmf_matmul(view_of(w), x.ne1);
+  const bool float_rows =
+      !int8 && !mmf && !overlap && has_float_matvec_multi(view_of(w), xr.data, x.ne1);  // reads x as is
   if (int8 || float_rows) {
     PendingMatvec& g = pending_mv_;
     // ROCMFORGE_GPU_GROUP_MATVEC=0 launches each one alone (for measurements).
@@ -266,7 +269,7 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
     return;
   }
   before_op();
-  if (!batch_invariant_ && has_mmf_matmul(view_of(w), x.ne1)) {
+  if (mmf) {
     // F16 / BF16 batches: the rows rounded to the weights' 16-bit format, then the tensor-core streaming product.
     const int64_t stride = (x.ne0 + 7) / 8 * 8;
     auto* act16 = reinterpret_cast<uint16_t*>(act_scratch(static_cast<size_t>((stride * x.ne1 + 1) / 2)));

@@ -184,8 +184,8 @@ struct MatmulPolicy {
   // Single-token products of Q4_K / Q5_K and Q6_K weights over the same rows (q / k and v of Q4_K_M / Q5_K_M) run
   // as one launch; false: a launch per type (ROCMFORGE_GPU_MIXED_LAUNCH=0). The same bits either way.
   bool mixed_launches = true;
-  // F16 / BF16 batches of 2 to this many tokens take matmul_mmf when the backend is not batch-invariant; 0: never
-  // (ROCMFORGE_GPU_MMF_MAX_TOKENS).
+  // F16 / BF16 batches of 2 to this many tokens take matmul_mmf when the backend is not batch-invariant (every F16 /
+  // BF16 product does when it is); 0: never (ROCMFORGE_GPU_MMF_MAX_TOKENS).
   int64_t mmf_max_tokens = 32;
 };
 MatmulPolicy& matmul_policy();
@@ -246,11 +246,13 @@ bool has_mmq_matmul(quant::Type weight);
 Status matmul_mmq(const WeightView& w, const Int8Rows& act, int64_t n_tok, float* out, int64_t out_stride,
                   gpuStream_t stream);
 
-// Tensor-core product of F16 / BF16 weights for 2 to MatmulPolicy::mmf_max_tokens tokens (matmul_mmf.cu, CUDA sm_80+
-// only): the weights streamed as stored into mma.sync; act holds the tokens' rows rounded to the weights' format
-// (round_activations_16bit: F16 or BF16 bits, act_stride elements apart, a multiple of 8, 16-byte aligned). Splits
-// over K come from the weight's shape alone, so a token's result is bitwise the same in any batch. has_mmf_matmul:
-// the weight and batch fit it (false on HIP builds).
+// Tensor-core product of F16 / BF16 weights (matmul_mmf.cu, CUDA sm_80+ only): the weights streamed as stored into
+// mma.sync; act holds the tokens' rows rounded to the weights' format (round_activations_16bit: F16 or BF16 bits,
+// act_stride elements apart, a multiple of 8, 16-byte aligned). Splits over K come from the weight's shape alone,
+// so a token's result is bitwise the same in any batch of any size: batch-invariant backends send every F16 / BF16
+// product through it, the others batches of 2 to MatmulPolicy::mmf_max_tokens tokens (has_mmf_matmul). mmf_fits:
+// the weight fits it (false on HIP builds and with mmf_max_tokens 0).
+bool mmf_fits(const WeightView& w);
 bool has_mmf_matmul(const WeightView& w, int64_t n_tok);
 Status matmul_mmf(const WeightView& w, const uint16_t* act, int64_t act_stride, int64_t n_tok, float* out,
                   int64_t out_stride, gpuStream_t stream);

@@ -1,5 +1,6 @@
-// Tensor-core product of F16 / BF16 weights for small batches (matmul.h: matmul_mmf): out[token][row] = weight row .
-// activation row for 2 to 32 tokens, the batched decode of float models. matmul_mma's tiles decode every format to
+// Tensor-core product of F16 / BF16 weights (matmul.h: matmul_mmf): out[token][row] = weight row . activation row,
+// for the batched decode of float models (2 to 32 tokens) and, in batch-invariant backends, every F16 / BF16 product
+// (one token to whole prompts: a token's bits must not depend on its batch). matmul_mma's tiles decode every format to
 // F16 in shared memory with a barrier between loads and products, and streamed F16 weights at ~29 % of the copy
 // bandwidth at 8-32 tokens; here the weights are already MMA operands, so they go from global to shared memory as
 // stored and from there to mma.sync through ldmatrix, as matmul_mmq does for the integer formats:
@@ -10,8 +11,9 @@
 //     the kernel waits for the one that wrote the tokens;
 //   - mma.sync m16n8k16 with F32 accumulators. The activations arrive rounded to the weights' 16-bit format as the
 //     CPU rounds them, so every product is exact in F32; only the summation order differs from the CPU's.
-// Splits over K depend only on the weight's shape and are summed in split order (reduce_splits), so a token's
-// result is the same bits whatever the rest of its batch.
+// Splits over K depend only on the weight's shape and are summed in split order (reduce_splits, or in the block when
+// the unsplit grid fills the GPU: the same additions), so a token's result is the same bits whatever the rest of its
+// batch. Token tiles vary fastest in the grid, so that the tiles of a long batch share each row tile through L2.
 // Portability: mma.sync / ldmatrix / cp.async are NVIDIA sm_80+. HIP builds have no such kernel (has_mmf_matmul is
 // false there) and keep matmul_mma / the float kernels.
 #include <algorithm>
@@ -116,14 +118,15 @@ template <bool kBf16, int FN>
 __global__ void __launch_bounds__(kThreads)
     mmf_kernel(const uint8_t* __restrict__ w, size_t nb1, int64_t n_out, int64_t n_steps, const uint8_t* act,
                int64_t act_stride, int64_t n_tok, float* __restrict__ out, int64_t out_stride,
-               int64_t steps_per_split) {
+               int64_t steps_per_split, int64_t split_len) {
   constexpr int kNT = 8 * FN;
   extern __shared__ uint4 smem[];
   auto* stages = reinterpret_cast<Stage<kNT>*>(smem);
   const int tid = static_cast<int>(threadIdx.x), warp = tid / 32, lane = tid % 32;
   const int g = lane / 4, t = lane % 4;
-  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kMT;
-  const int64_t tok0 = static_cast<int64_t>(blockIdx.y) * kNT;
+  // Token tiles vary fastest: the tiles of a long batch that read the same rows run together and share them in L2.
+  const int64_t row0 = static_cast<int64_t>(blockIdx.y) * kMT;
+  const int64_t tok0 = static_cast<int64_t>(blockIdx.x) * kNT;
   const int64_t first = static_cast<int64_t>(blockIdx.z) * steps_per_split;
   const int64_t n_my = min(steps_per_split, n_steps - first);
   if (gridDim.z > 1) out += static_cast<int64_t>(blockIdx.z) * n_tok * out_stride;
@@ -141,17 +144,32 @@ __global__ void __launch_bounds__(kThreads)
     async_copy_commit();
   }
   float acc[FN][4];
+  // A block whose steps span several of the weight's K splits (split_len steps each) sums each split from zero and
+  // adds the finished ones into total in split order: reduce_splits' arithmetic, the same bits as split blocks.
+  float total[FN][4];
 #pragma unroll
   for (int n = 0; n < FN; ++n) {
 #pragma unroll
-    for (int e = 0; e < 4; ++e) acc[n][e] = 0.0f;
+    for (int e = 0; e < 4; ++e) acc[n][e] = total[n][e] = 0.0f;
   }
+  bool crossed = false;
   // ldmatrix rows: A, lane l addresses row 16 warp + l % 16 at element 8 (l / 16); B, token 8 (l / 16) + l % 8 at
   // element 8 ((l / 8) % 2) (x2 uses lanes 0-15 only).
   const int a_row = 16 * warp + lane % 16, a_col = lane / 16;
   const int b_tok = 8 * (lane / 16) + lane % 8, b_col = (lane / 8) % 2;
   int cur = 0;
   for (int64_t s = 0; s < n_my; ++s) {
+    if (s > 0 && (first + s) % split_len == 0) {  // uniform across the block
+#pragma unroll
+      for (int n = 0; n < FN; ++n) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          total[n][e] += acc[n][e];
+          acc[n][e] = 0.0f;
+        }
+      }
+      crossed = true;
+    }
     async_copy_wait<kStages - 2>();
     __syncthreads();
     if (s + kStages - 1 < n_my) {
@@ -185,16 +203,17 @@ __global__ void __launch_bounds__(kThreads)
     for (int e = 0; e < 4; ++e) {
       const int64_t row = row0 + 16 * warp + g + (e < 2 ? 0 : 8);
       const int64_t tok = tok0 + 8 * n + 2 * t + (e & 1);
-      if (row < n_out && tok < n_tok) out[tok * out_stride + row] = acc[n][e];
+      if (row < n_out && tok < n_tok) out[tok * out_stride + row] = crossed ? total[n][e] + acc[n][e] : acc[n][e];
     }
   }
 }
 
 template <bool kBf16, int FN>
 void launch(const WeightView& w, const uint16_t* act, int64_t act_stride, int64_t n_tok, float* dst,
-            int64_t dst_stride, int64_t n_steps, int splits, int64_t steps_per_split, gpuStream_t stream) {
+            int64_t dst_stride, int64_t n_steps, int splits, int64_t steps_per_split, int64_t split_len,
+            gpuStream_t stream) {
   constexpr int kNT = 8 * FN;
-  const dim3 grid(static_cast<unsigned>((w.n_out + kMT - 1) / kMT), static_cast<unsigned>((n_tok + kNT - 1) / kNT),
+  const dim3 grid(static_cast<unsigned>((n_tok + kNT - 1) / kNT), static_cast<unsigned>((w.n_out + kMT - 1) / kMT),
                   static_cast<unsigned>(splits));
   constexpr size_t kShared = kStages * sizeof(Stage<kNT>);
   static OncePerContext opt_in;  // above 48 KB needs the opt-in, once per kernel and context
@@ -205,34 +224,42 @@ void launch(const WeightView& w, const uint16_t* act, int64_t act_stride, int64_
   (void)opted_in;  // a refused opt-in shows as the launch error
   launch_kernel(mmf_kernel<kBf16, FN>, grid, kThreads, kShared, stream, static_cast<const uint8_t*>(w.data), w.nb1,
                 w.n_out, n_steps, reinterpret_cast<const uint8_t*>(act), act_stride * 2, n_tok, dst, dst_stride,
-                steps_per_split);
+                steps_per_split, split_len);
 }
 
 }  // namespace
 
-bool has_mmf_matmul(const WeightView& w, int64_t n_tok) {
+bool mmf_fits(const WeightView& w) {
   using quant::Type;
-  return (w.type == Type::F16 || w.type == Type::BF16) && n_tok >= 2 && n_tok <= matmul_policy().mmf_max_tokens &&
-         w.n_in % kStep == 0 && w.nb1 % 16 == 0 && reinterpret_cast<uintptr_t>(w.data) % 16 == 0;
+  return (w.type == Type::F16 || w.type == Type::BF16) && matmul_policy().mmf_max_tokens > 0 && w.n_in % kStep == 0 &&
+         w.n_out <= int64_t{65535} * kMT && w.nb1 % 16 == 0 && reinterpret_cast<uintptr_t>(w.data) % 16 == 0;
+}
+
+bool has_mmf_matmul(const WeightView& w, int64_t n_tok) {
+  return mmf_fits(w) && n_tok >= 2 && n_tok <= matmul_policy().mmf_max_tokens;
 }
 
 Status matmul_mmf(const WeightView& w, const uint16_t* act, int64_t act_stride, int64_t n_tok, float* out,
                   int64_t out_stride, gpuStream_t stream) {
   if (n_tok == 0 || w.n_out == 0) return ok_status();
-  if (!has_mmf_matmul(w, n_tok) || act_stride % 8 != 0 || reinterpret_cast<uintptr_t>(act) % 16 != 0) {
-    return Status::error("gpu matmul_mmf: needs F16 / BF16 weights in 16-byte aligned rows of 128-element multiples, "
-                         "16-byte aligned activation rows and 2 to " +
-                         std::to_string(matmul_policy().mmf_max_tokens) + " tokens, got " +
-                         std::string(quant::type_name(w.type)) + " x " + std::to_string(w.n_in) + ", " +
-                         std::to_string(n_tok) + " tokens");
+  if (!mmf_fits(w) || n_tok > int64_t{1} << 30 || act_stride % 8 != 0 || reinterpret_cast<uintptr_t>(act) % 16 != 0) {
+    return Status::error("gpu matmul_mmf: needs F16 / BF16 weights in 16-byte aligned rows of 128-element multiples "
+                         "and 16-byte aligned activation rows, got " + std::string(quant::type_name(w.type)) + " x " +
+                         std::to_string(w.n_in) + ", " + std::to_string(n_tok) + " tokens");
   }
   // Splits over K from the weight's shape only (never from n_tok: a token's sums must not depend on its batch).
   const int64_t n_steps = w.n_in / kStep;
   const int64_t row_tiles = (w.n_out + kMT - 1) / kMT;
   int splits = static_cast<int>(std::clamp<int64_t>((kTargetBlocks + row_tiles - 1) / row_tiles, 1,
                                                     std::min<int64_t>(kMaxSplits, std::max<int64_t>(n_steps / 4, 1))));
-  const int64_t steps_per_split = (n_steps + splits - 1) / splits;
-  splits = static_cast<int>((n_steps + steps_per_split - 1) / steps_per_split);
+  const int64_t split_len = (n_steps + splits - 1) / splits;
+  splits = static_cast<int>((n_steps + split_len - 1) / split_len);
+  const int fn = n_tok <= 8 ? 1 : n_tok <= 16 ? 2 : 4;
+  // Launches whose unsplit grid fills the GPU run each block over all of K, the splits' sums kept apart and added
+  // in order in the block (the same bits): no partial sums in memory, no reduce_splits launch.
+  const int64_t tok_tiles = (n_tok + 8 * fn - 1) / (8 * fn);
+  if (splits > 1 && row_tiles * tok_tiles >= kTargetBlocks / 2) splits = 1;
+  const int64_t steps_per_split = splits == 1 ? n_steps : split_len;
   float* dst = out;
   int64_t dst_stride = out_stride;
   if (splits > 1) {
@@ -241,12 +268,14 @@ Status matmul_mmf(const WeightView& w, const uint16_t* act, int64_t act_stride, 
     dst_stride = w.n_out;
   }
   const bool bf16 = w.type == quant::Type::BF16;
-  const int fn = n_tok <= 8 ? 1 : n_tok <= 16 ? 2 : 4;
   const auto run = [&](auto bf16_const) {
     constexpr bool B = decltype(bf16_const)::value;
-    if (fn == 1) launch<B, 1>(w, act, act_stride, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream);
-    if (fn == 2) launch<B, 2>(w, act, act_stride, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream);
-    if (fn == 4) launch<B, 4>(w, act, act_stride, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, stream);
+    const auto go = [&](auto kernel_launch) {
+      kernel_launch(w, act, act_stride, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, split_len, stream);
+    };
+    if (fn == 1) go(launch<B, 1>);
+    if (fn == 2) go(launch<B, 2>);
+    if (fn == 4) go(launch<B, 4>);
   };
   bf16 ? run(std::true_type{}) : run(std::false_type{});
   const gpuError_t err = gpuGetLastError();
@@ -257,6 +286,7 @@ Status matmul_mmf(const WeightView& w, const uint16_t* act, int64_t act_stride, 
 
 #else  // HIP: no F16 tensor-core streaming kernel (see the top of this file)
 
+bool mmf_fits(const WeightView&) { return false; }
 bool has_mmf_matmul(const WeightView&, int64_t) { return false; }
 
 Status matmul_mmf(const WeightView&, const uint16_t*, int64_t, int64_t, float*, int64_t, gpuStream_t) {
