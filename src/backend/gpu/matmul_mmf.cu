@@ -20,6 +20,7 @@
 #include <string>
 
 #include "backend/gpu/matmul.h"
+#include "backend/gpu/mma_ring.cuh"
 
 namespace rf::gpu {
 
@@ -41,17 +42,6 @@ struct alignas(16) Stage {
   uint4 w[kMT][kLd];
   uint4 x[NT][kLd];
 };
-
-RF_DEVICE void ldsm_x4(uint32_t (&r)[4], const void* p) {
-  const auto s = static_cast<unsigned>(__cvta_generic_to_shared(p));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(s));
-}
-RF_DEVICE void ldsm_x2(uint32_t (&r)[2], const void* p) {
-  const auto s = static_cast<unsigned>(__cvta_generic_to_shared(p));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(s));
-}
 
 template <bool kBf16>
 RF_DEVICE void mma_k16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
@@ -132,17 +122,7 @@ __global__ void __launch_bounds__(kThreads)
   if (gridDim.z > 1) out += static_cast<int64_t>(blockIdx.z) * n_tok * out_stride;
 
   const Copies<kNT> copies(w, nb1, n_out, row0, act, act_stride, n_tok, tok0, tid);
-  grid_dependents_launch();
-#pragma unroll
-  for (int p = 0; p < kStages - 1; ++p) {
-    if (p < n_my) copies.template start<true, false>(stages[p], first + p, tid);
-  }
-  grid_dependency_wait();
-#pragma unroll
-  for (int p = 0; p < kStages - 1; ++p) {
-    if (p < n_my) copies.template start<false, true>(stages[p], first + p, tid);
-    async_copy_commit();
-  }
+  mma_ring::ring_start<kStages>(copies, stages, first, n_my, tid);
   float acc[FN][4];
   // A block whose steps span several of the weight's K splits (split_len steps each) sums each split from zero and
   // adds the finished ones into total in split order: reduce_splits' arithmetic, the same bits as split blocks.
@@ -160,14 +140,7 @@ __global__ void __launch_bounds__(kThreads)
   int cur = 0;
   for (int64_t s = 0; s < n_my; ++s) {
     if (s > 0 && (first + s) % split_len == 0) {  // uniform across the block
-#pragma unroll
-      for (int n = 0; n < FN; ++n) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          total[n][e] += acc[n][e];
-          acc[n][e] = 0.0f;
-        }
-      }
+      mma_ring::fold_split(acc, total);
       crossed = true;
     }
     async_copy_wait<kStages - 2>();
@@ -181,15 +154,15 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int j = 0; j < kStep / 16; ++j) {  // 16-element groups: two chunks of each row
       uint32_t a[4];
-      ldsm_x4(a, &st.w[a_row][2 * j + a_col]);
+      mma_ring::ldsm_x4(a, &st.w[a_row][2 * j + a_col]);
       uint32_t bf[FN][2];
       if constexpr (FN == 1) {
-        ldsm_x2(bf[0], &st.x[b_tok][2 * j + b_col]);
+        mma_ring::ldsm_x2(bf[0], &st.x[b_tok][2 * j + b_col]);
       } else {
 #pragma unroll
         for (int n = 0; n < FN; n += 2) {
           uint32_t r[4];
-          ldsm_x4(r, &st.x[8 * n + b_tok][2 * j + b_col]);
+          mma_ring::ldsm_x4(r, &st.x[8 * n + b_tok][2 * j + b_col]);
           bf[n][0] = r[0], bf[n][1] = r[1], bf[n + 1][0] = r[2], bf[n + 1][1] = r[3];
         }
       }

@@ -28,6 +28,7 @@
 
 #include "backend/gpu/blocks.cuh"
 #include "backend/gpu/matmul.h"
+#include "backend/gpu/mma_ring.cuh"
 
 namespace rf::gpu {
 
@@ -127,19 +128,6 @@ RF_DEVICE void mma_k16(int (&d)[4], uint32_t a0, uint32_t a1, uint32_t b0) {
                : "r"(a0), "r"(a1), "r"(b0));
 }
 
-// B fragments of mma m16n8k32 (b0: elements 4t..4t+3 of token g, b1: 16+4t..) for two / one 8-token fragments:
-// ldmatrix of the 8 x 16-byte rows each; lane l addresses row l % 8 of matrix l / 8.
-RF_DEVICE void ldsm_x4(uint32_t (&r)[4], const void* p) {
-  const auto s = static_cast<unsigned>(__cvta_generic_to_shared(p));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(s));
-}
-RF_DEVICE void ldsm_x2(uint32_t (&r)[2], const void* p) {
-  const auto s = static_cast<unsigned>(__cvta_generic_to_shared(p));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(s));
-}
-
 // A thread's share of the copies of every K step into a stage, fixed for the block's steps: the source of each of
 // its copies at step 0 (weights: rows past the matrix repeat its last row, whose sums are not stored; tokens past
 // the batch repeat its last). Slot l of a kind is element tid + l * kThreads of that kind's list.
@@ -237,17 +225,7 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
 
   const Copies<K, kNT, kThreads> copies(w, nb1, n_out, row0, n_blocks, act, n_tok, btok0, tid);
   // The weights of the first steps are asked for before the previous kernel (which wrote the tokens) ends.
-  grid_dependents_launch();
-#pragma unroll
-  for (int p = 0; p < kStages - 1; ++p) {
-    if (p < n_my) copies.template start<true, false>(stages[p], first + p, tid);
-  }
-  grid_dependency_wait();
-#pragma unroll
-  for (int p = 0; p < kStages - 1; ++p) {
-    if (p < n_my) copies.template start<false, true>(stages[p], first + p, tid);
-    async_copy_commit();
-  }
+  mma_ring::ring_start<kStages>(copies, stages, first, n_my, tid);
 
   float acc[FN][4];
 #pragma unroll
@@ -271,14 +249,7 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
   for (int64_t s = 0; s < n_my; ++s) {
     const int64_t step = first + s;
     if (s > 0 && step % split_len == 0) {  // uniform across the block
-#pragma unroll
-      for (int n = 0; n < FN; ++n) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          total[n][e] += acc[n][e];
-          acc[n][e] = 0.0f;
-        }
-      }
+      mma_ring::fold_split(acc, total);
       crossed = true;
     }
     async_copy_wait<kStages - 2>();  // this thread's copies of step s have landed
@@ -311,12 +282,12 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
       a_fragment<K>(wl, wh, j, t, a);
       uint32_t bf[FN][2];
       if constexpr (FN == 1) {
-        ldsm_x2(bf[0], xrow + 32 * j);
+        mma_ring::ldsm_x2(bf[0], xrow + 32 * j);
       } else {
 #pragma unroll
         for (int n = 0; n < FN; n += 2) {
           uint32_t r[4];
-          ldsm_x4(r, xrow + 8 * n * kXLd + 32 * j);
+          mma_ring::ldsm_x4(r, xrow + 8 * n * kXLd + 32 * j);
           bf[n][0] = r[0], bf[n][1] = r[1], bf[n + 1][0] = r[2], bf[n + 1][1] = r[3];
         }
       }
