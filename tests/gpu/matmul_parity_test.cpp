@@ -439,6 +439,24 @@ TEST_P(MatmulParity, MmfBatchesMatchCpuAndDoNotDependOnTheBatch) {
   };
   ASSERT_EQ(direct(xt.rows(0, 9), view, n_out), gpu_product(pair, xt.rows(0, 9), wg, n_out))
       << label(t) << ": the backend's product is not matmul_mmf's";
+  // Products of the same rows in a row round them once (the second reads the first's rounded rows) and give each
+  // product its bits alone; rows written in between (an add into them) are rounded again.
+  {
+    const HostWeight h2 = make_weight(rng, t, n_in, n_out);
+    auto [w2, w2c] = pair.weight(t, n_in, n_out, 1, h2.bytes);
+    (void)w2c;
+    const std::vector<float> x8(x.begin(), x.begin() + 8 * n_in), y8 = random_floats(rng, x8.size());
+    std::vector<float> sum8(x8.size());
+    for (size_t i = 0; i < x8.size(); ++i) sum8[i] = x8[i] + y8[i];
+    const Tensor xs = pair.gpu_f32(x8, n_in), ys = pair.gpu_f32(y8, n_in);
+    const Tensor o1 = pair.gpu_zeros(n_out, 8), o2 = pair.gpu_zeros(n_out, 8), o3 = pair.gpu_zeros(n_out, 8);
+    pair.gpu().matmul(o1, xs, wg);
+    pair.gpu().matmul(o2, xs, w2);  // reads the rows o1's product rounded
+    pair.gpu().add(xs, xs, ys);
+    pair.gpu().matmul(o3, xs, w2);  // rounds the new rows
+    ASSERT_EQ(pair.download(pair.gpu(), o2), gpu_product(pair, pair.gpu_f32(x8, n_in), w2, n_out)) << label(t);
+    ASSERT_EQ(pair.download(pair.gpu(), o3), gpu_product(pair, pair.gpu_f32(sum8, n_in), w2, n_out)) << label(t);
+  }
   // A batch whose grid fills the GPU (9 row tiles x 30 token tiles) sums the weight's two K splits inside each block:
   // the bits of the split launch a lone token gets.
   const int64_t n_rows = 576, n_big = 960;

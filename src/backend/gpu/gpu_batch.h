@@ -70,5 +70,7 @@ inline WeightView view_of(backend::Tensor w) { return WeightView{w.data, w.type,
 
 // QuantizedRows::kind of rows the BLAS converted (plus the activation type): apart from the int8 kinds 32 / 256.
 inline constexpr int kBlasRowsKind = 1000;
+// QuantizedRows::kind of rows rounded to 16 bits for matmul_mmf in the int8 scratch (plus the activation type).
+inline constexpr int kMmfRowsKind = 2000;
 
 }  // namespace rf::gpu

@@ -268,16 +268,25 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
     }
     return;
   }
-  before_op();
   if (mmf) {
-    // F16 / BF16 batches: the rows rounded to the weights' 16-bit format, then the tensor-core streaming product.
+    // F16 / BF16: the rows rounded to the weights' 16-bit format (once for products of the same rows: q / k / v,
+    // gate / up), then the tensor-core streaming product.
+    const int kind = kMmfRowsKind + static_cast<int>(activation_type(w.type));
+    const bool held = holds_quantized(kind);
+    before_op();
     const int64_t stride = (x.ne0 + 7) / 8 * 8;
+    const size_t floats_before = act_floats_;
     auto* act16 = reinterpret_cast<uint16_t*>(act_scratch(static_cast<size_t>((stride * x.ne1 + 1) / 2)));
     if (act16 == nullptr) return;  // the failed allocation is recorded
-    check(round_activations_16bit(activation_type(w.type), xr.data, xr.stride, x.ne0, x.ne1, act16, stride, stream_));
+    if (!held || act_floats_ != floats_before) {  // a grown scratch lost the rows it held
+      check(round_activations_16bit(activation_type(w.type), xr.data, xr.stride, x.ne0, x.ne1, act16, stride,
+                                    stream_));
+    }
     check(matmul_mmf(view_of(w), act16, stride, x.ne1, o.data, o.stride, stream_));
+    remember_quantized(kind);
     return;
   }
+  before_op();
   float* act = act_scratch(static_cast<size_t>(act_row_stride(x.ne0) * std::max<int64_t>(x.ne1, 1)));
   if (act == nullptr) return;  // the failed allocation is recorded
   check(round_activations(activation_type(w.type), xr.data, xr.stride, x.ne0, x.ne1, act, stream_));
