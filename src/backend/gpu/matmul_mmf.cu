@@ -34,8 +34,6 @@ constexpr int kMT = 64;                     // rows per block
 constexpr int kWarps = 4;                   // 16 rows each
 constexpr int kThreads = 32 * kWarps;
 constexpr int kStages = 3;
-constexpr int kMaxSplits = 16;
-constexpr int64_t kTargetBlocks = 4 * 132;  // ~4 resident blocks per SM of an H100-class part
 
 template <int NT>
 struct alignas(16) Stage {
@@ -182,12 +180,11 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 template <bool kBf16, int FN>
-void launch(const WeightView& w, const uint16_t* act, int64_t act_stride, int64_t n_tok, float* dst,
-            int64_t dst_stride, int64_t n_steps, int splits, int64_t steps_per_split, int64_t split_len,
-            gpuStream_t stream) {
+void launch(const WeightView& w, const uint16_t* act, int64_t act_stride, int64_t n_tok, const mma_ring::SplitPlan& p,
+            int64_t n_steps, gpuStream_t stream) {
   constexpr int kNT = 8 * FN;
   const dim3 grid(static_cast<unsigned>((n_tok + kNT - 1) / kNT), static_cast<unsigned>((w.n_out + kMT - 1) / kMT),
-                  static_cast<unsigned>(splits));
+                  static_cast<unsigned>(p.splits));
   constexpr size_t kShared = kStages * sizeof(Stage<kNT>);
   static OncePerContext opt_in;  // above 48 KB needs the opt-in, once per kernel and context
   const bool opted_in = opt_in([&] {
@@ -196,8 +193,18 @@ void launch(const WeightView& w, const uint16_t* act, int64_t act_stride, int64_
   });
   (void)opted_in;  // a refused opt-in shows as the launch error
   launch_kernel(mmf_kernel<kBf16, FN>, grid, kThreads, kShared, stream, static_cast<const uint8_t*>(w.data), w.nb1,
-                w.n_out, n_steps, reinterpret_cast<const uint8_t*>(act), act_stride * 2, n_tok, dst, dst_stride,
-                steps_per_split, split_len);
+                w.n_out, n_steps, reinterpret_cast<const uint8_t*>(act), act_stride * 2, n_tok, p.dst, p.dst_stride,
+                p.steps_per_split, p.split_len);
+}
+
+template <bool kBf16>
+void launch_fn(int fn, const WeightView& w, const uint16_t* act, int64_t act_stride, int64_t n_tok,
+               const mma_ring::SplitPlan& p, int64_t n_steps, gpuStream_t stream) {
+  switch (fn) {  // tokens per block: 8, 16, 32
+    case 1: launch<kBf16, 1>(w, act, act_stride, n_tok, p, n_steps, stream); break;
+    case 2: launch<kBf16, 2>(w, act, act_stride, n_tok, p, n_steps, stream); break;
+    default: launch<kBf16, 4>(w, act, act_stride, n_tok, p, n_steps, stream); break;
+  }
 }
 
 }  // namespace
@@ -220,41 +227,19 @@ Status matmul_mmf(const WeightView& w, const uint16_t* act, int64_t act_stride, 
                          "and 16-byte aligned activation rows, got " + std::string(quant::type_name(w.type)) + " x " +
                          std::to_string(w.n_in) + ", " + std::to_string(n_tok) + " tokens");
   }
-  // Splits over K from the weight's shape only (never from n_tok: a token's sums must not depend on its batch).
   const int64_t n_steps = w.n_in / kStep;
   const int64_t row_tiles = (w.n_out + kMT - 1) / kMT;
-  int splits = static_cast<int>(std::clamp<int64_t>((kTargetBlocks + row_tiles - 1) / row_tiles, 1,
-                                                    std::min<int64_t>(kMaxSplits, std::max<int64_t>(n_steps / 4, 1))));
-  const int64_t split_len = (n_steps + splits - 1) / splits;
-  splits = static_cast<int>((n_steps + split_len - 1) / split_len);
   const int fn = n_tok <= 8 ? 1 : n_tok <= 16 ? 2 : 4;
-  // Launches whose unsplit grid fills the GPU run each block over all of K, the splits' sums kept apart and added
-  // in order in the block (the same bits): no partial sums in memory, no reduce_splits launch.
   const int64_t tok_tiles = (n_tok + 8 * fn - 1) / (8 * fn);
-  if (splits > 1 && row_tiles * tok_tiles >= kTargetBlocks / 2) splits = 1;
-  const int64_t steps_per_split = splits == 1 ? n_steps : split_len;
-  float* dst = out;
-  int64_t dst_stride = out_stride;
-  if (splits > 1) {
-    dst = split_scratch(stream, static_cast<size_t>(splits) * static_cast<size_t>(n_tok * w.n_out));
-    if (dst == nullptr) return Status::error("gpu matmul_mmf: out of GPU memory for split-K partial sums");
-    dst_stride = w.n_out;
+  const auto plan = mma_ring::plan_splits("gpu matmul_mmf", n_steps, row_tiles, 4, tok_tiles,
+                                          mma_ring::kTargetBlocks / 2, n_tok, w.n_out, out, out_stride, stream);
+  if (!plan) return plan.status();
+  if (w.type == quant::Type::BF16) {
+    launch_fn<true>(fn, w, act, act_stride, n_tok, *plan, n_steps, stream);
+  } else {
+    launch_fn<false>(fn, w, act, act_stride, n_tok, *plan, n_steps, stream);
   }
-  const bool bf16 = w.type == quant::Type::BF16;
-  const auto run = [&](auto bf16_const) {
-    constexpr bool B = decltype(bf16_const)::value;
-    const auto go = [&](auto kernel_launch) {
-      kernel_launch(w, act, act_stride, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, split_len, stream);
-    };
-    if (fn == 1) go(launch<B, 1>);
-    if (fn == 2) go(launch<B, 2>);
-    if (fn == 4) go(launch<B, 4>);
-  };
-  bf16 ? run(std::true_type{}) : run(std::false_type{});
-  const gpuError_t err = gpuGetLastError();
-  if (err != gpuSuccess) return error_status(err, "matmul_mmf launch");
-  if (splits > 1) return reduce_splits(dst, splits, n_tok, w.n_out, out, out_stride, stream);
-  return ok_status();
+  return mma_ring::finish_splits(*plan, "matmul_mmf launch", n_tok, w.n_out, out, out_stride, stream);
 }
 
 #else  // HIP: no F16 tensor-core streaming kernel (see the top of this file)

@@ -40,8 +40,6 @@ constexpr int kMT = 64;                     // rows per block
 constexpr int kWarpsM = 4;                  // warps along rows, 16 rows each
 constexpr int kXLd = kStep + 16;            // bytes per token row of codes (spreads the fragment loads over all banks)
 constexpr int kStages = 3;                  // K steps in shared memory: one computed, two on their way
-constexpr int kMaxSplits = 16;
-constexpr int64_t kTargetBlocks = 4 * 132;  // ~4 resident blocks per SM of an H100-class part
 
 // One step's bytes of a split row (matmul.h SplitLayout), as 16-byte chunks: the bodies of its blocks (kBlocks
 // of them: 8 of Q4_0 / Q8_0, one K-quant block), then the block's head (K-quants), then the 16-byte aligned chunk
@@ -378,11 +376,11 @@ __global__ void __launch_bounds__(32 * kWarpsM * WN)
 
 
 template <quant::Type K, int FN, int WN>
-void launch(const WeightView& w, const Int8Rows& act, int64_t n_tok, float* dst, int64_t dst_stride, int64_t n_steps,
-            int splits, int64_t steps_per_split, int64_t split_len, gpuStream_t stream) {
+void launch(const WeightView& w, const Int8Rows& act, int64_t n_tok, const mma_ring::SplitPlan& p, int64_t n_steps,
+            gpuStream_t stream) {
   constexpr int kNT = 8 * FN * WN;
   const dim3 grid(static_cast<unsigned>((w.n_out + kMT - 1) / kMT), static_cast<unsigned>((n_tok + kNT - 1) / kNT),
-                  static_cast<unsigned>(splits));
+                  static_cast<unsigned>(p.splits));
   constexpr size_t kShared = kStages * sizeof(Stage<K, kNT>);
   static OncePerContext opt_in;  // above 48 KB needs the opt-in, once per kernel and context
   const bool opted_in = opt_in([&] {
@@ -391,18 +389,18 @@ void launch(const WeightView& w, const Int8Rows& act, int64_t n_tok, float* dst,
   });
   (void)opted_in;  // a refused opt-in shows as the launch error
   launch_kernel(mmq_kernel<K, FN, WN>, grid, 32 * kWarpsM * WN, kShared, stream, static_cast<const uint8_t*>(w.data),
-                w.nb1, w.n_out, n_steps, act, n_tok, dst, dst_stride, steps_per_split, split_len);
+                w.nb1, w.n_out, n_steps, act, n_tok, p.dst, p.dst_stride, p.steps_per_split, p.split_len);
 }
 
 template <quant::Type K>
-void launch_fn(int fn, const WeightView& w, const Int8Rows& act, int64_t n_tok, float* dst, int64_t dst_stride,
-               int64_t n_steps, int splits, int64_t steps_per_split, int64_t split_len, gpuStream_t stream) {
+void launch_fn(int fn, const WeightView& w, const Int8Rows& act, int64_t n_tok, const mma_ring::SplitPlan& p,
+               int64_t n_steps, gpuStream_t stream) {
   switch (fn) {  // tokens per block: 8, 16, 32, 64, 128
-    case 1: launch<K, 1, 1>(w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, split_len, stream); break;
-    case 2: launch<K, 2, 1>(w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, split_len, stream); break;
-    case 4: launch<K, 4, 1>(w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, split_len, stream); break;
-    case 8: launch<K, 4, 2>(w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, split_len, stream); break;
-    default: launch<K, 4, 4>(w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, split_len, stream); break;
+    case 1: launch<K, 1, 1>(w, act, n_tok, p, n_steps, stream); break;
+    case 2: launch<K, 2, 1>(w, act, n_tok, p, n_steps, stream); break;
+    case 4: launch<K, 4, 1>(w, act, n_tok, p, n_steps, stream); break;
+    case 8: launch<K, 4, 2>(w, act, n_tok, p, n_steps, stream); break;
+    default: launch<K, 4, 4>(w, act, n_tok, p, n_steps, stream); break;
   }
 }
 
@@ -426,38 +424,23 @@ Status matmul_mmq(const WeightView& w, const Int8Rows& act, int64_t n_tok, float
     return Status::error("gpu matmul_mmq: " + std::string(quant::type_name(w.type)) +
                          " weight rows are not 16-byte aligned split rows");
   }
-  // Splits over K from the weight's shape only (never from n_tok: a token's sums must not depend on its batch).
   const int64_t n_steps = w.n_in / kStep;
   const int64_t row_tiles = (w.n_out + kMT - 1) / kMT;
-  int splits = static_cast<int>(std::clamp<int64_t>((kTargetBlocks + row_tiles - 1) / row_tiles, 1,
-                                                    std::min<int64_t>(kMaxSplits, std::max<int64_t>(n_steps / 2, 1))));
-  const int64_t split_len = (n_steps + splits - 1) / splits;
-  splits = static_cast<int>((n_steps + split_len - 1) / split_len);
   const int fn = n_tok <= 8 ? 1 : n_tok <= 16 ? 2 : n_tok <= 32 ? 4 : n_tok <= 64 ? 8 : 16;
-  // Batches that fill the GPU without splitting run each block over all of K, with the splits' sums kept apart and
-  // added in order in the block (the same bits): no partial sums in memory, no reduce_splits launch.
   const int64_t tok_tiles = (n_tok + 8 * fn - 1) / (8 * fn);
-  const int64_t fuse_blocks = matmul_policy().mmq_fuse_split_blocks;
-  if (splits > 1 && fuse_blocks > 0 && row_tiles * tok_tiles >= fuse_blocks) splits = 1;
-  const int64_t steps_per_split = splits == 1 ? n_steps : split_len;
-  float* dst = out;
-  int64_t dst_stride = out_stride;
-  if (splits > 1) {
-    dst = split_scratch(stream, static_cast<size_t>(splits) * static_cast<size_t>(n_tok * w.n_out));
-    if (dst == nullptr) return Status::error("gpu matmul_mmq: out of GPU memory for split-K partial sums");
-    dst_stride = w.n_out;
-  }
+  const auto plan = mma_ring::plan_splits("gpu matmul_mmq", n_steps, row_tiles, 2, tok_tiles,
+                                          matmul_policy().mmq_fuse_split_blocks, n_tok, w.n_out, out, out_stride,
+                                          stream);
+  if (!plan) return plan.status();
+  const mma_ring::SplitPlan& p = *plan;
   switch (w.type) {
-    case quant::Type::Q4_0: launch_fn<quant::Type::Q4_0>(fn, w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, split_len, stream); break;
-    case quant::Type::Q8_0: launch_fn<quant::Type::Q8_0>(fn, w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, split_len, stream); break;
-    case quant::Type::Q4_K: launch_fn<quant::Type::Q4_K>(fn, w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, split_len, stream); break;
-    case quant::Type::Q5_K: launch_fn<quant::Type::Q5_K>(fn, w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, split_len, stream); break;
-    default: launch_fn<quant::Type::Q6_K>(fn, w, act, n_tok, dst, dst_stride, n_steps, splits, steps_per_split, split_len, stream); break;
+    case quant::Type::Q4_0: launch_fn<quant::Type::Q4_0>(fn, w, act, n_tok, p, n_steps, stream); break;
+    case quant::Type::Q8_0: launch_fn<quant::Type::Q8_0>(fn, w, act, n_tok, p, n_steps, stream); break;
+    case quant::Type::Q4_K: launch_fn<quant::Type::Q4_K>(fn, w, act, n_tok, p, n_steps, stream); break;
+    case quant::Type::Q5_K: launch_fn<quant::Type::Q5_K>(fn, w, act, n_tok, p, n_steps, stream); break;
+    default: launch_fn<quant::Type::Q6_K>(fn, w, act, n_tok, p, n_steps, stream); break;
   }
-  const gpuError_t err = gpuGetLastError();
-  if (err != gpuSuccess) return error_status(err, "matmul_mmq launch");
-  if (splits > 1) return reduce_splits(dst, splits, n_tok, w.n_out, out, out_stride, stream);
-  return ok_status();
+  return mma_ring::finish_splits(p, "matmul_mmq launch", n_tok, w.n_out, out, out_stride, stream);
 }
 
 #else  // HIP: no integer tensor-core kernel (see the top of this file)
