@@ -798,6 +798,36 @@ TEST(GpuMatmul, BatchInvariantProductsGiveEveryTokenItsSingleTokenBits) {
   }
 }
 
+// Float weights outside matmul_mmf (F32 everywhere; F16 / BF16 on HIP builds, emulated here with mmf off) in
+// batch-invariant mode: the matrix-vector kernels for every batch size, so each token of batches of 1 to 100 gets
+// bitwise its single-token bits (the tiles for 16 tokens and more, or the tensor-core tiles, would not).
+TEST(GpuMatmul, BatchInvariantFloatProductsWithoutMmfGiveEveryTokenItsSingleTokenBits) {
+  RF_REQUIRE_GPU_PAIR(pair);
+  PolicyGuard guard;
+  matmul_policy().mmf_max_tokens = 0;
+  pair.gpu().set_batch_invariant(true);
+  struct Restore {
+    GpuBackend& be;
+    ~Restore() { be.set_batch_invariant(false); }
+  } restore{pair.gpu()};
+  std::mt19937 rng(63);
+  for (const Type t : {Type::F32, Type::F16, Type::BF16}) {
+    for (const int64_t n_in : {int64_t{100}, int64_t{640}, int64_t{4096}}) {
+      const int64_t n_out = 133;
+      const HostWeight hw = make_weight(rng, t, n_in, n_out);
+      auto [wg, wc] = pair.weight(t, n_in, n_out, 1, hw.bytes);
+      expect_batches_match(pair, rng, t, hw, wg, wc, n_in, n_out, {1, 7, 33, 100}, tol_factor(t),
+                           "batch-invariant float");
+      const Tensor xg = pair.gpu_f32(random_floats(rng, static_cast<size_t>(n_in * 100)), n_in);
+      const std::string what = label(t) + " x " + std::to_string(n_in) + " without mmf";
+      expect_tokens_as_alone(pair, xg, wg, n_out, {0, 37, 99}, what);
+      expect_tokens_as_alone(pair, xg.rows(0, 17), wg, n_out, {0, 16}, what);
+      expect_tokens_as_alone(pair, xg.rows(0, 4), wg, n_out, {0, 3}, what);
+      expect_tokens_as_alone(pair, xg.rows(0, 2), wg, n_out, {1}, what);
+    }
+  }
+}
+
 // A batch of kinds.size() tokens of one sequence, token i generated when kinds[i] is 1, with these output rows.
 backend::Batch kind_batch(const std::vector<uint8_t>& kinds, std::vector<int32_t> outputs) {
   backend::Batch b;

@@ -290,7 +290,9 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
   float* act = act_scratch(static_cast<size_t>(act_row_stride(x.ne0) * std::max<int64_t>(x.ne1, 1)));
   if (act == nullptr) return;  // the failed allocation is recorded
   check(round_activations(activation_type(w.type), xr.data, xr.stride, x.ne0, x.ne1, act, stream_));
-  check(gpu::matmul(view_of(w), act, x.ne1, o.data, o.stride, info_.warp_size, stream_));
+  // Batch-invariant: the matrix-vector kernels for every batch size (F32 weights, and F16 / BF16 where matmul_mmf
+  // cannot take them: HIP builds), whose sums for a token are the single-token kernels' steps.
+  check(gpu::matmul(view_of(w), act, x.ne1, o.data, o.stride, info_.warp_size, stream_, batch_invariant_));
 }
 
 BlasContext* GpuBackend::blas() {

@@ -675,12 +675,12 @@ int64_t mma_min_tokens_for(quant::Type weight) {
 }
 
 Status matmul(const WeightView& w, const float* act, int64_t n_tok, float* out, int64_t out_stride, int warp_size,
-              gpuStream_t stream) {
+              gpuStream_t stream, bool per_token) {
   if (n_tok == 0 || w.n_out == 0) return ok_status();
   const int64_t as = act_row_stride(w.n_in);
   const auto* wb = static_cast<const uint8_t*>(w.data);
   const MatmulPolicy& policy = matmul_policy();
-  if (n_tok >= mma_min_tokens_for(w.type) && n_tok > 1 && has_mma_matmul(w.type)) {
+  if (!per_token && n_tok >= mma_min_tokens_for(w.type) && n_tok > 1 && has_mma_matmul(w.type)) {
     const MmaTile tile = pick_mma_tile(n_tok, w.n_out);
     // Rare formats have the kMid tile only: it serves kLarge batches, and kSmall ones (up to 32 tokens, where
     // kSmall's hi + lo split keeps F32 precision) take the float kernels below instead.
@@ -692,7 +692,7 @@ Status matmul(const WeightView& w, const float* act, int64_t n_tok, float* out, 
   const bool known = dispatch_block_type(w.type, [&](auto bt) {
     using BT = decltype(bt);
     if constexpr (!is_rare_format<BT>()) {  // rare formats: the matrix-vector kernel, 8 tokens per pass
-      if (n_tok >= kTiledMinTokens) {
+      if (!per_token && n_tok >= kTiledMinTokens) {
         const dim3 grid(blocks_for(w.n_out, kTileM), blocks_for(n_tok, kTileN));
         launch_kernel(matmul_tiled_kernel<BT>, grid, kThreads, 0, stream, wb, w.nb1, w.n_in, w.n_out, act, as, n_tok, out,
                       out_stride);
@@ -715,7 +715,8 @@ Status matmul(const WeightView& w, const float* act, int64_t n_tok, float* out, 
     // 2 to 15 tokens (rare formats: any number). Rare formats have only the widest kernel (compile time; its
     // extra token slots sit idle for fewer tokens).
     const int64_t per = std::min<int64_t>(n_tok, kMaxVecTokens);
-    const int nt = is_rare_format<BT>() ? 8 : per <= 2 ? 2 : per <= 4 ? 4 : 8;
+    // One token's sums take the same steps in the 1-, 2-, 4- and 8-token kernels (and the staged one).
+    const int nt = is_rare_format<BT>() || per_token ? 8 : per <= 2 ? 2 : per <= 4 ? 4 : 8;
     const dim3 grid(blocks_for(w.n_out, rows_per_block), blocks_for(n_tok, nt));
     const auto args = [&](auto kernel) {
       launch_kernel(kernel, grid, kThreads, 0, stream, wb, w.nb1, w.n_in, w.n_out, act, as, n_tok, out, out_stride);

@@ -105,8 +105,10 @@ Status round_activations_16bit(quant::Type act_type, const float* x, int64_t x_s
 // out[t * out_stride + r] = dot(weight row r, act row t) for t < n_tok, r < w.n_out (first matrix of w).
 // act: rounded activations from round_activations (rows act_row_stride(w.n_in) apart). Small batches use the
 // matrix-vector kernel, larger ones the tiled kernel. warp_size: the device's (DeviceInfo::warp_size).
+// per_token (batch-invariant backends): every batch size takes the matrix-vector kernels, whose sums for a token
+// are the same steps whatever the batch (a token's bits do not depend on it; the tiles' would).
 Status matmul(const WeightView& w, const float* act, int64_t n_tok, float* out, int64_t out_stride, int warp_size,
-              gpuStream_t stream);
+              gpuStream_t stream, bool per_token = false);
 
 // Single-token products of count (1..3) F16 or BF16 weights of one type and row length with the same activation row
 // x (q / k / v, gate / up) in one launch: x holds floats as the previous op wrote them, and the kernel rounds them
