@@ -95,6 +95,15 @@ struct PolicyGuard {
   ~PolicyGuard() { matmul_policy() = saved; }
 };
 
+// The backend in batch-invariant mode (serve's) for the scope.
+struct InvariantScope {
+  GpuBackend& be;
+  explicit InvariantScope(GpuBackend& b) : be(b) { be.set_batch_invariant(true); }
+  ~InvariantScope() { be.set_batch_invariant(false); }
+  InvariantScope(const InvariantScope&) = delete;
+  InvariantScope& operator=(const InvariantScope&) = delete;
+};
+
 // The GPU product of weight w with the rows of x, downloaded (x.ne1 rows of n_out).
 std::vector<float> gpu_product(BackendPair& pair, const Tensor& x, const Tensor& w, int64_t n_out) {
   const Tensor o = pair.gpu_zeros(n_out, x.ne1);
@@ -750,6 +759,16 @@ TEST(GpuMatmul, RareFormatEmbeddingsAreBitwiseTheCpuDequantization) {
   }
 }
 
+// A random weight of type t, checked against the CPU in batches of 1 to 100 tokens (`tag`), and 100 random
+// activation rows for the caller's batch-invariance checks.
+std::pair<Tensor, Tensor> invariant_case(BackendPair& pair, std::mt19937& rng, Type t, int64_t n_in, int64_t n_out,
+                                         const std::string& tag) {
+  const HostWeight hw = make_weight(rng, t, n_in, n_out);
+  auto [wg, wc] = pair.weight(t, n_in, n_out, 1, hw.bytes);
+  expect_batches_match(pair, rng, t, hw, wg, wc, n_in, n_out, {1, 7, 33, 100}, tol_factor(t), tag);
+  return {wg, pair.gpu_f32(random_floats(rng, static_cast<size_t>(n_in * 100)), n_in)};
+}
+
 // A batch-invariant backend (serve's default) runs every batch of a weight through one int8 kernel: matmul_mmq
 // where it takes the weight (the K-quants' rows of 768 here), the int8 matrix-vector product where it cannot (rows
 // of 544, not whole 256-element spans) or where the policy asks for it. Each token of batches of 1 to 100 gets
@@ -757,11 +776,7 @@ TEST(GpuMatmul, RareFormatEmbeddingsAreBitwiseTheCpuDequantization) {
 TEST(GpuMatmul, BatchInvariantProductsGiveEveryTokenItsSingleTokenBits) {
   RF_REQUIRE_GPU_PAIR(pair);
   PolicyGuard guard;
-  pair.gpu().set_batch_invariant(true);
-  struct Restore {
-    GpuBackend& be;
-    ~Restore() { be.set_batch_invariant(false); }
-  } restore{pair.gpu()};
+  InvariantScope invariant{pair.gpu()};
   std::mt19937 rng(61);
   const int default_stage = matmul_policy().stage_min_tokens;
   for (const bool matvec : {false, true}) {
@@ -778,11 +793,7 @@ TEST(GpuMatmul, BatchInvariantProductsGiveEveryTokenItsSingleTokenBits) {
       const int64_t small = quant::traits(t).block_size == 256 ? 768 : quant::traits(t).block_size == 1 ? 640 : 544;
       for (const int64_t n_in : {small, int64_t{11008}}) {
         const int64_t n_out = 133;
-        const HostWeight hw = make_weight(rng, t, n_in, n_out);
-        auto [wg, wc] = pair.weight(t, n_in, n_out, 1, hw.bytes);
-        expect_batches_match(pair, rng, t, hw, wg, wc, n_in, n_out, {1, 7, 33, 100}, tol_factor(t),
-                             "batch-invariant");
-        const Tensor xg = pair.gpu_f32(random_floats(rng, static_cast<size_t>(n_in * 100)), n_in);
+        const auto [wg, xg] = invariant_case(pair, rng, t, n_in, n_out, "batch-invariant");
         // The matrix-vector product with activations read from L2 (0), staged for every token group (2), and by
         // default; batches of 2, 4 and 100 tokens (groups of 2, 4 and 8 tokens, the last one part full).
         for (const int stage : matvec ? std::vector<int>{0, 2, default_stage} : std::vector<int>{default_stage}) {
@@ -805,20 +816,12 @@ TEST(GpuMatmul, BatchInvariantFloatProductsWithoutMmfGiveEveryTokenItsSingleToke
   RF_REQUIRE_GPU_PAIR(pair);
   PolicyGuard guard;
   matmul_policy().mmf_max_tokens = 0;
-  pair.gpu().set_batch_invariant(true);
-  struct Restore {
-    GpuBackend& be;
-    ~Restore() { be.set_batch_invariant(false); }
-  } restore{pair.gpu()};
+  InvariantScope invariant{pair.gpu()};
   std::mt19937 rng(63);
   for (const Type t : {Type::F32, Type::F16, Type::BF16}) {
     for (const int64_t n_in : {int64_t{100}, int64_t{640}, int64_t{4096}}) {
       const int64_t n_out = 133;
-      const HostWeight hw = make_weight(rng, t, n_in, n_out);
-      auto [wg, wc] = pair.weight(t, n_in, n_out, 1, hw.bytes);
-      expect_batches_match(pair, rng, t, hw, wg, wc, n_in, n_out, {1, 7, 33, 100}, tol_factor(t),
-                           "batch-invariant float");
-      const Tensor xg = pair.gpu_f32(random_floats(rng, static_cast<size_t>(n_in * 100)), n_in);
+      const auto [wg, xg] = invariant_case(pair, rng, t, n_in, n_out, "batch-invariant float");
       const std::string what = label(t) + " x " + std::to_string(n_in) + " without mmf";
       expect_tokens_as_alone(pair, xg, wg, n_out, {0, 37, 99}, what);
       expect_tokens_as_alone(pair, xg.rows(0, 17), wg, n_out, {0, 16}, what);
@@ -853,11 +856,7 @@ TEST(GpuMatmul, BatchInvariantProductsTakeTheKernelOfEachTokensKind) {
   if (!has_mmq_matmul(Type::Q8_0)) GTEST_SKIP() << "no integer tensor-core product in this build: one kernel for all";
   PolicyGuard guard;
   GpuBackend& be = pair.gpu();
-  be.set_batch_invariant(true);
-  struct Restore {
-    GpuBackend& be;
-    ~Restore() { be.set_batch_invariant(false); }
-  } restore{be};
+  InvariantScope invariant{be};
   EXPECT_TRUE(be.results_depend_on_kind());
   std::mt19937 rng(62);
   const int64_t n_tok = 40;
