@@ -468,13 +468,24 @@ RF_DEVICE void finish_sums(const WarpRows& wr, float (&acc)[kR][NT], int part) {
   }
 }
 
-// The unstaged loop of matvec_kquant_kernel over a warp's blocks first, first + kStep, ... of type T.
-template <quant::Type T, int NT, int64_t kStep>
+// The unstaged loop of matvec_kquant_kernel over a warp's blocks first, first + kStep, ... of type T, kU blocks'
+// loads issued together (kKquantUnroll). The sums keep their order whatever kU (the same bits).
+template <quant::Type T, int NT, int64_t kStep, int kU>
 RF_DEVICE void kquant_row(const uint8_t* row, int64_t n_blocks, int64_t first, int sub, int n_tok,
                           const ActSpan& span, float (&acc)[1][NT]) {
-#pragma unroll 4
+#pragma unroll kU
   for (int64_t ib = first; ib < n_blocks; ib += kStep) kquant_block<T>(row, n_blocks, ib, sub, n_tok, span, ib, acc);
 }
+
+// Blocks per unrolled step of kquant_row. On the H100, 4096 x 11008 back-to-back, us, 4 -> 2 blocks, one / two
+// warps per row: Q2_K 10.77 -> 10.39 / 13.99 -> 13.44, Q3_K 11.67 -> 12.38 / 15.94 -> 15.29, Q4_K 12.27 -> 11.63 /
+// 14.34 -> 14.63, Q5_K 14.97 -> 16.58 / 19.45 -> 17.52, Q6_K 16.47 -> 16.33 / 22.85 -> 18.48, IQ4_XS 14.57 -> 15.00
+// / 17.71 -> 16.51. 7B Q4_K_M tg128 (Q4_K rows, Q6_K rows of two warps), t/s: every type 4 / 2 blocks 362-382 /
+// 395-399 (1: 350-358, 3: 379); this choice against 4 everywhere, alternating in one call, 381.2 / 399.4, 381.3 /
+// 395.8 (8B Q4_K_M 346.9 / 333.2, 331.9 / 357.3: within its spread).
+template <quant::Type T, int kSplit>
+constexpr int kKquantUnroll =
+    kSplit > 1 || T == quant::Type::Q2_K || T == quant::Type::Q4_K || T == quant::Type::Q6_K ? 2 : 4;
 
 // Q2_K / Q3_K / Q4_K / Q5_K / Q6_K / IQ4_XS weights in split rows times Q8_K activations, one row per warp group of
 // kSplit warps, NT tokens: kLanesPerKBlock lanes share a block (kquant_block), so a warp covers kWarpSize /
@@ -504,12 +515,12 @@ __global__ void __launch_bounds__(kThreads)
     const ActSpan span = global_span(act, wr.tok0);
     if constexpr (T2 != T) {
       if (blockIdx.x / act.n_groups >= set.second_from) {  // uniform across the block
-        kquant_row<T2, NT, kStep>(row, n_blocks, first, sub, wr.n_tok, span, acc);
+        kquant_row<T2, NT, kStep, kKquantUnroll<T2, kSplit>>(row, n_blocks, first, sub, wr.n_tok, span, acc);
       } else {
-        kquant_row<T, NT, kStep>(row, n_blocks, first, sub, wr.n_tok, span, acc);
+        kquant_row<T, NT, kStep, kKquantUnroll<T, kSplit>>(row, n_blocks, first, sub, wr.n_tok, span, acc);
       }
     } else {
-      kquant_row<T, NT, kStep>(row, n_blocks, first, sub, wr.n_tok, span, acc);
+      kquant_row<T, NT, kStep, kKquantUnroll<T, kSplit>>(row, n_blocks, first, sub, wr.n_tok, span, acc);
     }
   }
   finish_sums<1, NT, kSplit>(wr, acc, part);
