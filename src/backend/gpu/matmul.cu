@@ -715,8 +715,9 @@ Status matmul(const WeightView& w, const float* act, int64_t n_tok, float* out, 
     // 2 to 15 tokens (rare formats: any number). Rare formats have only the widest kernel (compile time; its
     // extra token slots sit idle for fewer tokens).
     const int64_t per = std::min<int64_t>(n_tok, kMaxVecTokens);
-    // One token's sums take the same steps in the 1-, 2-, 4- and 8-token kernels (and the staged one).
-    const int nt = is_rare_format<BT>() || per_token ? 8 : per <= 2 ? 2 : per <= 4 ? 4 : 8;
+    // One token's sums take the same steps in the 1-, 2-, 4- and 8-token kernels (and the staged one), so per_token
+    // batches pick among them by size as the others do.
+    const int nt = is_rare_format<BT>() ? 8 : per <= 2 ? 2 : per <= 4 ? 4 : 8;
     const dim3 grid(blocks_for(w.n_out, rows_per_block), blocks_for(n_tok, nt));
     const auto args = [&](auto kernel) {
       launch_kernel(kernel, grid, kThreads, 0, stream, wb, w.nb1, w.n_in, w.n_out, act, as, n_tok, out, out_stride);
