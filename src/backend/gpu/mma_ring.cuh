@@ -73,7 +73,7 @@ struct SplitPlan {
   int64_t dst_stride = 0;
 };
 
-inline Expected<SplitPlan> plan_splits(const std::string& who, int64_t n_steps, int64_t row_tiles, int64_t min_steps,
+inline Expected<SplitPlan> plan_splits(const char* who, int64_t n_steps, int64_t row_tiles, int64_t min_steps,
                                        int64_t tok_tiles, int64_t fuse_blocks, int64_t n_tok, int64_t n_out,
                                        float* out, int64_t out_stride, gpuStream_t stream) {
   SplitPlan p;
@@ -87,7 +87,7 @@ inline Expected<SplitPlan> plan_splits(const std::string& who, int64_t n_steps, 
   p.dst_stride = out_stride;
   if (p.splits > 1) {
     p.dst = split_scratch(stream, static_cast<size_t>(p.splits) * static_cast<size_t>(n_tok * n_out));
-    if (p.dst == nullptr) return Status::error(who + ": out of GPU memory for split-K partial sums");
+    if (p.dst == nullptr) return Status::error(std::string(who) + ": out of GPU memory for split-K partial sums");
     p.dst_stride = n_out;
   }
   return p;
