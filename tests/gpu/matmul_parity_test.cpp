@@ -847,10 +847,11 @@ backend::Batch kind_batch(const std::vector<uint8_t>& kinds, std::vector<int32_t
   return b;
 }
 
-// In batch-invariant mode a token's int8 product takes its kernel by the token's kind (Batch::generated of the
-// live prepared batch): generated tokens the matrix-vector product, prompt tokens mmq, each run of one kind apart.
-// Every row of a mixed batch, of its output rows and of an all-generated batch gets bitwise what its kind's kernel
-// gives it in a one-kernel batch (both kernels are batch-invariant on their own, tested above).
+// In batch-invariant mode a token's product takes its kernel by the token's kind (Batch::generated of the live
+// prepared batch): generated tokens the matrix-vector product, prompt tokens the tensor-core one (int8 weights mmq,
+// F16 / BF16 matmul_mmf), each run of one kind apart. Every row of a mixed batch, of its output rows, of an
+// all-generated batch and a lone generated token (the grouped single-token kernel) gets bitwise what its kind's
+// kernel gives it in a one-kernel batch (the kernels are batch-invariant on their own, tested above).
 TEST(GpuMatmul, BatchInvariantProductsTakeTheKernelOfEachTokensKind) {
   RF_REQUIRE_GPU_PAIR(pair);
   if (!has_mmq_matmul(Type::Q8_0)) GTEST_SKIP() << "no integer tensor-core product in this build: one kernel for all";
@@ -863,7 +864,11 @@ TEST(GpuMatmul, BatchInvariantProductsTakeTheKernelOfEachTokensKind) {
   std::vector<uint8_t> kinds(n_tok, 0);
   for (const int64_t i : {0, 1, 2, 20, 30, 31, 32, 39}) kinds[static_cast<size_t>(i)] = 1;
   const std::vector<int32_t> outputs = {1, 5, 20, 33, 39};  // kinds 1 0 1 0 1
-  for (const Type t : {Type::Q4_0, Type::Q8_0, Type::Q4_K, Type::Q5_K, Type::Q6_K}) {
+  std::vector<Type> types = {Type::Q4_0, Type::Q8_0, Type::Q4_K, Type::Q5_K, Type::Q6_K};
+  if (mmf_fits(WeightView{nullptr, Type::F16, 512, 133, 1, 1024, 0})) {  // CUDA builds: prompt tokens matmul_mmf
+    types.insert(types.end(), {Type::F16, Type::BF16});
+  }
+  for (const Type t : types) {
     const int64_t n_in = quant::traits(t).block_size == 256 ? 768 : 512, n_out = 133;
     const HostWeight hw = make_weight(rng, t, n_in, n_out);
     auto [wg, wc] = pair.weight(t, n_in, n_out, 1, hw.bytes);
@@ -876,7 +881,12 @@ TEST(GpuMatmul, BatchInvariantProductsTakeTheKernelOfEachTokensKind) {
     matmul_policy().invariant_matvec = false;
     const std::vector<float> mmq = gpu_product(pair, x, wg, n_out), mmq_o = gpu_product(pair, xo, wg, n_out);
     ASSERT_NE(matvec, mmq) << label(t) << ": the two kernels agree bitwise, so the routes cannot be told apart";
-    std::vector<float> mixed, mixed_o, generated;
+    std::vector<float> mixed, mixed_o, generated, lone;
+    {
+      const auto db = be.prepare_batch(kind_batch({1}, {0}));
+      lone = gpu_product(pair, x.rows(0, 1), wg, n_out);
+    }
+    for (int64_t r = 0; r < n_out; ++r) ASSERT_EQ(lone[r], matvec[r]) << label(t) << " lone generated token, row " << r;
     {
       const auto db = be.prepare_batch(kind_batch(kinds, outputs));
       mixed = gpu_product(pair, x, wg, n_out);

@@ -229,8 +229,13 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
   // Single-token products of one input wait for the next op, so that those of the same rows (q / k / v, gate / up)
   // run as one launch: int8 weights (the rows quantized once), and F16 / BF16 ones, which read the rows as floats
   // and round them in the kernel (no rounding launch).
-  // Batch-invariant backends give every F16 / BF16 token the one kernel whose sums do not depend on the batch.
-  const bool mmf = batch_invariant_ ? mmf_fits(view_of(w)) : has_mmf_matmul(view_of(w), x.ne1);
+  // Batch-invariant backends route F16 / BF16 tokens by kind as the int8 ones: prompt tokens take matmul_mmf,
+  // generated tokens the float matrix-vector kernels (a token's sums are the same steps in the 1-, 2-, 4-, 8-token
+  // and staged kernels); every token takes matmul_mmf without kind routing, the matrix-vector kernels with
+  // policy.invariant_matvec. The single-token decode is then the grouped kernel that rounds in its prologue.
+  const bool mmf_weight = batch_invariant_ && mmf_fits(view_of(w));
+  const bool float_by_matvec = mmf_weight && (policy.invariant_matvec || all_generated);
+  const bool mmf = batch_invariant_ ? mmf_weight && !float_by_matvec : has_mmf_matmul(view_of(w), x.ne1);
   const bool float_rows =
       !int8 && !mmf && !overlap && has_float_matvec_multi(view_of(w), xr.data, x.ne1);  // reads x as is
   if (int8 || float_rows) {
@@ -270,19 +275,37 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
   }
   if (mmf) {
     // F16 / BF16: the rows rounded to the weights' 16-bit format (once for products of the same rows: q / k / v,
-    // gate / up), then the tensor-core streaming product.
+    // gate / up), then the tensor-core streaming product. A batch of both kinds also rounds the rows as floats
+    // after them, for its generated runs' matrix-vector kernels.
+    const bool mixed = runs != nullptr && runs->size() > 1;
     const int kind = kMmfRowsKind + static_cast<int>(activation_type(w.type));
     const bool held = holds_quantized(kind);
     before_op();
     const int64_t stride = (x.ne0 + 7) / 8 * 8;
+    const size_t floats16 = static_cast<size_t>((stride * x.ne1 + 7) / 8 * 4);  // 16-byte multiple
+    const size_t floats32 = mixed ? static_cast<size_t>(act_row_stride(x.ne0) * x.ne1) : 0;
     const size_t floats_before = act_floats_;
-    auto* act16 = reinterpret_cast<uint16_t*>(act_scratch(static_cast<size_t>((stride * x.ne1 + 1) / 2)));
-    if (act16 == nullptr) return;  // the failed allocation is recorded
+    float* const scratch = act_scratch(floats16 + floats32);
+    if (scratch == nullptr) return;  // the failed allocation is recorded
+    auto* act16 = reinterpret_cast<uint16_t*>(scratch);
     if (!held || act_floats_ != floats_before) {  // a grown scratch lost the rows it held
       check(round_activations_16bit(activation_type(w.type), xr.data, xr.stride, x.ne0, x.ne1, act16, stride,
                                     stream_));
     }
-    check(matmul_mmf(view_of(w), act16, stride, x.ne1, o.data, o.stride, stream_));
+    if (!mixed) {
+      check(matmul_mmf(view_of(w), act16, stride, x.ne1, o.data, o.stride, stream_));
+    } else {
+      float* const act32 = scratch + floats16;
+      check(round_activations(activation_type(w.type), xr.data, xr.stride, x.ne0, x.ne1, act32, stream_));
+      const WeightView wv = view_of(w);
+      const int64_t as = act_row_stride(x.ne0);
+      for (const KindRun& r : *runs) {
+        float* dst = o.data + r.begin * o.stride;
+        check(r.generated ? gpu::matmul(wv, act32 + r.begin * as, r.end - r.begin, dst, o.stride, info_.warp_size,
+                                        stream_, true)
+                          : matmul_mmf(wv, act16 + r.begin * stride, stride, r.end - r.begin, dst, o.stride, stream_));
+      }
+    }
     remember_quantized(kind);
     return;
   }
