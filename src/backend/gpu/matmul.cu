@@ -185,10 +185,11 @@ __global__ void __launch_bounds__(kThreads)
 // 8 tokens: 154 us on the H100, 0.59 TB/s). Here a warp reads a tile's chunk once for its rows, a chunk's two
 // float4 halves sit in two planes (consecutive lanes read consecutive 16 bytes), a lane's weight chunks of a tile
 // are loaded before the block waits for the tile (the first tile's before the wait for the previous kernel), and
-// the next tile's weight lines are asked of L2 before the current tile is summed. H100, us, 2 / 4 / 8 tokens:
-// 4096 x 11008 41.0 / 47.2 / 64.5, 11008 x 4096 45.8 / 55.3 / 58.5, 4096 x 4096 26.5 / 25.7 / 32.2 (4 rows per
-// warp: 8 tokens 74.0 / 67.8 / 30.7; without the L2 requests: 68.2 / 61.7 / 31.7).
-constexpr int64_t kActTile = 512;
+// the next tile's weight lines are asked of L2 before the current tile is summed. H100, 8 tokens, us, tiles of 512
+// / 1024 elements: 4096 x 11008 76.9 / 67.5, 11008 x 4096 66.2 / 59.9, 4096 x 4096 33.5 / 31.8; one row per warp
+// (twice the shared-memory reads) 97-114 us for the larger two; 7B F16 decode of 8 sequences in serve's mode:
+// 719-723 / 809-819 t/s (one row per warp: 492-539).
+constexpr int64_t kActTile = 1024;
 constexpr int kTokenRows = 2;
 
 template <typename BT>

@@ -104,7 +104,8 @@ Status round_activations_16bit(quant::Type act_type, const float* x, int64_t x_s
 
 // out[t * out_stride + r] = dot(weight row r, act row t) for t < n_tok, r < w.n_out (first matrix of w).
 // act: rounded activations from round_activations (rows act_row_stride(w.n_in) apart). Small batches use the
-// matrix-vector kernel, larger ones the tiled kernel. warp_size: the device's (DeviceInfo::warp_size).
+// matrix-vector kernel (F16 / BF16: groups of 2 to 8 tokens staged through shared memory), larger ones the tiled
+// kernel. warp_size: the device's (DeviceInfo::warp_size).
 // per_token (batch-invariant backends): every batch size takes the matrix-vector kernels, whose sums for a token
 // are the same steps whatever the batch (a token's bits do not depend on it; the tiles' would).
 Status matmul(const WeightView& w, const float* act, int64_t n_tok, float* out, int64_t out_stride, int warp_size,
