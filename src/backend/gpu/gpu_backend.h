@@ -137,15 +137,16 @@ class GpuBackend final : public backend::Backend {
     graphs_ = on && kGraphUpdateSupported;
     auto_graphs_.active = false;
   }
-  // BackendOptions::batch_invariant: each token's int8 products take one kernel whatever its batch, chosen by the
-  // token's kind (Batch::generated): matvec_int8 for generated tokens (decode speed), matmul_mmq for prompt tokens
-  // (prefill speed); matvec_int8 for both where mmq cannot take the weight or MatmulPolicy::invariant_matvec asks.
-  // Both kernels give a token the same bits in any batch. Attention likewise: prompt tokens the prefill kernel where
+  // BackendOptions::batch_invariant: each token's products take one kernel whatever its batch, chosen by the
+  // token's kind (Batch::generated): the matrix-vector products for generated tokens (decode speed), the tensor-core
+  // ones for prompt tokens (prefill speed: matmul_mmq for int8 weights, matmul_mmf for F16 / BF16); the
+  // matrix-vector products for both where those cannot take the weight or MatmulPolicy::invariant_matvec asks.
+  // Each kernel gives a token the same bits in any batch. Attention likewise: prompt tokens the prefill kernel where
   // it gives each row the same bits in any batch (attention.h prefill_invariant: flash attention), generated tokens
   // (and every token where flash does not apply) the per-token decode kernel.
   void set_batch_invariant(bool on) { batch_invariant_ = on; }
-  // Batch-invariant mode's kernel for generated tokens: matvec_int8 (true, the default: the faster for up to
-  // backend::kMatvecDecodeSequences sequences at once) or matmul_mmq, as for prompt tokens (false).
+  // Batch-invariant mode's kernel for generated tokens: the matrix-vector products (true, the default: the faster
+  // for up to backend::kMatvecDecodeSequences sequences at once) or the tensor-core ones, as for prompt tokens.
   void set_generated_by_matvec(bool on) { generated_by_matvec_ = on; }
   bool graphs_enabled() const { return graphs_; }
   int64_t graph_launches() const { return graph_launches_; }
@@ -304,8 +305,8 @@ class GpuBackend final : public backend::Backend {
   // its output rows; nullptr for neither, or without a live batch).
   const GpuDeviceBatch* live_batch_ = nullptr;
   const std::vector<KindRun>* kind_runs(int64_t rows) const;
-  // Batch-invariant routing by kind: int8 products (generated tokens matvec_int8, prompt tokens matmul_mmq; needs
-  // mmq and generated_by_matvec_) and attention (prompt tokens the prefill kernel where prefill_invariant, generated
+  // Batch-invariant routing by kind: int8 and F16 / BF16 products (generated tokens the matrix-vector kernels,
+  // prompt tokens matmul_mmq / matmul_mmf; needs those and generated_by_matvec_) and attention (prompt tokens the prefill kernel where prefill_invariant, generated
   // tokens the decode kernel).
   bool products_by_kind() const;
   bool attention_by_kind() const;

@@ -177,9 +177,10 @@ struct MatmulPolicy {
   // the activations through shared memory, once per block (not for Q8_0 weights, where it lost); 0 never
   // (ROCMFORGE_GPU_STAGE_TOKENS). The same bits either way.
   int stage_min_tokens = 4;
-  // Batch-invariant backends (GpuBackend::set_batch_invariant) give each token of the int8 types one kernel in any
-  // batch, by its kind (GpuBackend::set_generated_by_matvec); invariant_matvec: matvec_int8 for every token
-  // (ROCMFORGE_GPU_INVARIANT_MATVEC=1; 7B Q4_0 on the H100: prefill 1.7k t/s against mmq's 4.9k).
+  // Batch-invariant backends (GpuBackend::set_batch_invariant) give each token of the int8 and F16 / BF16 types one
+  // kernel in any batch, by its kind (GpuBackend::set_generated_by_matvec); invariant_matvec: the matrix-vector
+  // kernels for every token (ROCMFORGE_GPU_INVARIANT_MATVEC=1; 7B Q4_0 on the H100: prefill 1.7k t/s against mmq's
+  // 4.9k).
   bool invariant_matvec = false;
   // Batches of at least this many tokens go through the vendor BLAS (blas.h) when the build has one and the backend
   // is not batch-invariant; 0: never (ROCMFORGE_GPU_BLAS_MIN_TOKENS).
@@ -187,8 +188,8 @@ struct MatmulPolicy {
   // Single-token products of Q4_K / Q5_K and Q6_K weights over the same rows (q / k and v of Q4_K_M / Q5_K_M) run
   // as one launch; false: a launch per type (ROCMFORGE_GPU_MIXED_LAUNCH=0). The same bits either way.
   bool mixed_launches = true;
-  // F16 / BF16 batches of 2 to this many tokens take matmul_mmf when the backend is not batch-invariant (every F16 /
-  // BF16 product does when it is); 0: never (ROCMFORGE_GPU_MMF_MAX_TOKENS).
+  // F16 / BF16 batches of 2 to this many tokens take matmul_mmf when the backend is not batch-invariant (when it is,
+  // every F16 / BF16 product its kind routing gives the tensor-core kernel); 0: never (ROCMFORGE_GPU_MMF_MAX_TOKENS).
   int64_t mmf_max_tokens = 32;
 };
 MatmulPolicy& matmul_policy();
