@@ -3,10 +3,9 @@
 // does), then every lane multiplies 16-byte runs of weight codes with 16-byte runs of activation codes through
 // dot4_i8 and applies the block / sub-block scales in float. Results equal the CPU's up to float summation order.
 //
-// Work split: the quantizer gives one warp 256 activations (256 / kWarpSize per lane). Weights are in split rows
-// (matmul.h SplitLayout). The K-quant products give each 256-element weight block to 8 lanes (each lane: 16 bytes of
-// 4-bit codes = 32 elements of two sub-blocks (IQ4_XS: of one), or 16 + 16 bytes of Q3_K / Q6_K low / high bits), so
-// a warp covers kWarpSize / 8 blocks of a row per pass; Q4_0 / Q8_0 / IQ4_NL give each lane whole 32-element blocks.
+// Work split: the quantizer gives one warp 256 activations. Weights are in split rows (matmul.h SplitLayout). The
+// K-quant products give each 256-element weight block to 8 lanes (16 bytes of codes each: kquant_block), a warp
+// kWarpSize / 8 blocks of a row per pass; the 32-element formats give each lane whole blocks (split_block).
 // (Block layouts: ggml format facts, see blocks.cuh and src/quant/kquant_layout.h.)
 #include <cstdint>
 #include <string>
@@ -141,9 +140,8 @@ RF_DEVICE void stage_act(StageTile<NT, QK>& tile, const ActRows& act, int64_t to
 }
 
 // Programmatic launch (see compat.h): lets the next kernel launch, asks L2 for this warp's weight rows (no kernel
-// writes them) while the previous kernel may still run, then waits for it before the activations are read. Only
-// rows of up to kPrefetchRowBytes: on the H100 the prefetch took 5-15 % off products of 2.3 KB rows (Q4_0 / Q4_K,
-// 4096 inputs) and added 10-30 % to those of 4.3 KB and longer (Q8_0 at 4096, any of them at 11008).
+// writes them) while the previous kernel may still run, then waits for it. Rows of up to kPrefetchRowBytes only: on
+// the H100 it took 5-15 % off 2.3 KB rows and added 10-30 % to rows of 4.3 KB and more.
 constexpr size_t kPrefetchRowBytes = 3072;
 RF_DEVICE void weights_then_wait(const WarpRows& wr) {
   grid_dependents_launch();
@@ -171,6 +169,37 @@ RF_DEVICE void for_staged_blocks(const ActRows& act, const WarpRows& wr, int64_t
     stage_act(tile, act, wr.tok0, wr.n_tok, ib0 * QK, static_cast<int>(end - ib0) * QK);
     if (wr.n_rows > 0) {
       for (int64_t ib = ib0 + first; ib < end; ib += kStep) body(ib, ib - ib0, span);
+    }
+    __syncthreads();  // the tile is read before it is loaded again
+  }
+}
+
+// for_staged_blocks with the weight loads of each block issued one block ahead: fetch(ib, raw) loads block ib's
+// bytes into registers, sum(raw, jb, span) adds them up, and block ib + kStep's loads are in flight while block ib
+// is summed (the first block's before the wait for the previous kernel, a tile's first block's while its tile is
+// staged). The sums are body's, in the same order.
+template <int NT, int QK, int64_t kStep, typename Raw, typename Fetch, typename Sum>
+RF_DEVICE void for_staged_blocks_ahead(const ActRows& act, const WarpRows& wr, int64_t n_blocks, int64_t first,
+                                       Fetch&& fetch, Sum&& sum) {
+  static_assert(kStageElems / QK % kStep == 0, "a tile holds whole steps of every part");
+  constexpr int64_t kTile = kStageElems / QK;
+  __shared__ StageTile<NT, QK> tile;
+  const bool has_rows = wr.n_rows > 0;  // uniform across the warp
+  Raw cur;
+  if (has_rows && first < n_blocks) fetch(first, cur);  // weights only: no kernel writes them
+  weights_then_wait(wr);
+  const ActSpan span = stage_span(tile);
+  int64_t ib = first;
+  for (int64_t ib0 = 0; ib0 < n_blocks; ib0 += kTile) {
+    const int64_t end = min(n_blocks, ib0 + kTile);
+    stage_act(tile, act, wr.tok0, wr.n_tok, ib0 * QK, static_cast<int>(end - ib0) * QK);
+    if (has_rows) {
+      for (; ib < end; ib += kStep) {
+        Raw next;
+        if (ib + kStep < n_blocks) fetch(ib + kStep, next);
+        sum(cur, ib - ib0, span);
+        cur = next;
+      }
     }
     __syncthreads();  // the tile is read before it is loaded again
   }
@@ -477,12 +506,8 @@ RF_DEVICE void kquant_row(const uint8_t* row, int64_t n_blocks, int64_t first, i
   for (int64_t ib = first; ib < n_blocks; ib += kStep) kquant_block<T>(row, n_blocks, ib, sub, n_tok, span, ib, acc);
 }
 
-// Blocks per unrolled step of kquant_row. On the H100, 4096 x 11008 back-to-back, us, 4 -> 2 blocks, one / two
-// warps per row: Q2_K 10.77 -> 10.39 / 13.99 -> 13.44, Q3_K 11.67 -> 12.38 / 15.94 -> 15.29, Q4_K 12.27 -> 11.63 /
-// 14.34 -> 14.63, Q5_K 14.97 -> 16.58 / 19.45 -> 17.52, Q6_K 16.47 -> 16.33 / 22.85 -> 18.48, IQ4_XS 14.57 -> 15.00
-// / 17.71 -> 16.51. 7B Q4_K_M tg128 (Q4_K rows, Q6_K rows of two warps), t/s: every type 4 / 2 blocks 362-382 /
-// 395-399 (1: 350-358, 3: 379); this choice against 4 everywhere, alternating in one call, 381.2 / 399.4, 381.3 /
-// 395.8 (8B Q4_K_M 346.9 / 333.2, 331.9 / 357.3: within its spread).
+// Blocks per unrolled step of kquant_row, as measured on the H100 (PERF_NOTES, session 19: 2 against 4 everywhere,
+// 7B Q4_K_M tg128 381 -> 395-399 t/s; 4096 x 11008 per type, one / two warps per row).
 template <quant::Type T, int kSplit>
 constexpr int kKquantUnroll =
     kSplit > 1 || T == quant::Type::Q2_K || T == quant::Type::Q4_K || T == quant::Type::Q6_K ? 2 : 4;
@@ -578,14 +603,41 @@ RF_DEVICE uint32_t fifth_bits4(uint32_t qh, int k) {
 }
 
 // Block ib of the warp's rows row[r] (r < n_rows) of type kW (Q4_0, Q8_0, IQ4_NL, Q4_1, Q5_0, Q5_1) times the n_tok
-// tokens' activation block jb of act: the weight codes as 8 words of 4 bytes in activation order (Q8_0: signed
-// codes; IQ4_NL: each nibble's level, iq4_levels4; Q4_0 / Q4_1: unsigned nibbles; Q5_0 / Q5_1: nibbles with the
-// fifth bit from the head's qh; Q4_0's offset of 8 and Q5_0's 16 come off later, Q4_1 / Q5_1 add their minimum m).
-template <quant::Type kW, int kR, int NT>
-RF_DEVICE void split_block(const uint8_t* const (&row)[kR], int64_t n_blocks, int64_t ib, int64_t n_rows, int n_tok,
-                           const ActSpan& act, int64_t jb, float (&acc)[kR][NT]) {
+// tokens' activation block jb of act (split_block), in two steps so that a loop can load a block while it sums the
+// one before: fetch_split loads the block's bytes (SplitRaw: codes, c1 Q8_0's second 16, Q5_0 / Q5_1 fifth bits,
+// scale bits, Q4_1 / Q5_1 d and m), sum_split makes the weight codes 8 words of 4 bytes in activation order (Q8_0:
+// signed codes; IQ4_NL: each nibble's level, iq4_levels4; Q4_0 / Q4_1: unsigned nibbles; Q5_0 / Q5_1: nibbles with
+// the fifth bit; Q4_0's offset of 8 and Q5_0's 16 come off later, Q4_1 / Q5_1 add their minimum m) and adds up.
+template <quant::Type kW, int kR>
+struct SplitRaw { uint4 c0[kR], c1[kR]; uint32_t qh[kR], sc[kR]; };
+
+template <quant::Type kW, int kR>
+RF_DEVICE void fetch_split(const uint8_t* const (&row)[kR], int64_t n_blocks, int64_t ib, int64_t n_rows,
+                           SplitRaw<kW, kR>& raw) {
   using quant::Type;
   using F = SplitFormat<kW>;
+#pragma unroll
+  for (int r = 0; r < kR; ++r) {
+    if (kR == 1 || r < n_rows) {  // a warp with rows has its first
+      const auto* c = reinterpret_cast<const uint4*>(F::codes(row[r], ib));
+      raw.c0[r] = c[0];
+      if constexpr (kW == Type::Q8_0) raw.c1[r] = c[1];
+      if constexpr (kW == Type::Q5_0 || kW == Type::Q5_1) {
+        raw.qh[r] = *reinterpret_cast<const uint32_t*>(F::head(row[r], n_blocks, ib));
+      }
+      if constexpr (kW == Type::Q4_1 || kW == Type::Q5_1) {  // d and m, one 4-byte scale
+        raw.sc[r] = *reinterpret_cast<const uint32_t*>(F::scale_at(row[r], n_blocks, ib));
+      } else {
+        raw.sc[r] = *reinterpret_cast<const uint16_t*>(F::scale_at(row[r], n_blocks, ib));
+      }
+    }
+  }
+}
+
+template <quant::Type kW, int kR, int NT>
+RF_DEVICE void sum_split(const SplitRaw<kW, kR>& raw, int64_t n_rows, int n_tok, const ActSpan& act, int64_t jb,
+                         float (&acc)[kR][NT]) {
+  using quant::Type;
   constexpr bool kFive = kW == Type::Q5_0 || kW == Type::Q5_1;
   constexpr bool kMin = kW == Type::Q4_1 || kW == Type::Q5_1;
   uint32_t wq[kR][8];
@@ -593,11 +645,10 @@ RF_DEVICE void split_block(const uint8_t* const (&row)[kR], int64_t n_blocks, in
 #pragma unroll
   for (int r = 0; r < kR; ++r) {
     if (kR == 1 || r < n_rows) {  // a warp with rows has its first
-      const auto* c = reinterpret_cast<const uint4*>(F::codes(row[r], ib));
-      const uint4 x = c[0];
+      const uint4 x = raw.c0[r];
       const uint32_t w[4] = {x.x, x.y, x.z, x.w};
       if constexpr (kW == Type::Q8_0) {
-        const uint4 y = c[1];
+        const uint4 y = raw.c1[r];
         wq[r][0] = x.x, wq[r][1] = x.y, wq[r][2] = x.z, wq[r][3] = x.w;
         wq[r][4] = y.x, wq[r][5] = y.y, wq[r][6] = y.z, wq[r][7] = y.w;
       } else if constexpr (kW == Type::IQ4_NL) {
@@ -615,20 +666,18 @@ RF_DEVICE void split_block(const uint8_t* const (&row)[kR], int64_t n_blocks, in
           wq[r][k + 4] = (w[k] >> 4) & 0x0F0F0F0Fu;
         }
         if constexpr (kFive) {
-          const uint32_t qh = *reinterpret_cast<const uint32_t*>(F::head(row[r], n_blocks, ib));
 #pragma unroll
           for (int k = 0; k < 4; ++k) {
-            wq[r][k] |= fifth_bits4(qh, k);
-            wq[r][k + 4] |= fifth_bits4(qh, k + 4);
+            wq[r][k] |= fifth_bits4(raw.qh[r], k);
+            wq[r][k + 4] |= fifth_bits4(raw.qh[r], k + 4);
           }
         }
       }
-      if constexpr (kMin) {  // d and m, one 4-byte scale
-        const uint32_t dm = *reinterpret_cast<const uint32_t*>(F::scale_at(row[r], n_blocks, ib));
-        dw[r] = half_bits_to_float(static_cast<uint16_t>(dm & 0xFFFFu));
-        mw[r] = half_bits_to_float(static_cast<uint16_t>(dm >> 16));
+      if constexpr (kMin) {
+        dw[r] = half_bits_to_float(static_cast<uint16_t>(raw.sc[r] & 0xFFFFu));
+        mw[r] = half_bits_to_float(static_cast<uint16_t>(raw.sc[r] >> 16));
       } else {
-        dw[r] = F::scale(row[r], n_blocks, ib);
+        dw[r] = half_bits_to_float(static_cast<uint16_t>(raw.sc[r]));
         mw[r] = 0.0f;
       }
     }
@@ -636,6 +685,14 @@ RF_DEVICE void split_block(const uint8_t* const (&row)[kR], int64_t n_blocks, in
   constexpr bool kSigned = kW == Type::Q8_0 || kW == Type::IQ4_NL;
   constexpr int kOffset = kW == Type::Q4_0 ? 8 : kW == Type::Q5_0 ? 16 : 0;
   accumulate_q8_0<kSigned, kOffset, kMin>(wq, dw, mw, n_rows, n_tok, act, jb, acc);
+}
+
+template <quant::Type kW, int kR, int NT>
+RF_DEVICE void split_block(const uint8_t* const (&row)[kR], int64_t n_blocks, int64_t ib, int64_t n_rows, int n_tok,
+                           const ActSpan& act, int64_t jb, float (&acc)[kR][NT]) {
+  SplitRaw<kW, kR> raw;
+  fetch_split<kW, kR>(row, n_blocks, ib, n_rows, raw);
+  sum_split<kW, kR, NT>(raw, n_rows, n_tok, act, jb, acc);
 }
 
 // Q4_0 / Q8_0 / IQ4_NL / Q4_1 / Q5_0 / Q5_1 weights in split rows (blocks.cuh) times Q8_0 activations, kR rows per
@@ -657,9 +714,12 @@ __global__ void __launch_bounds__(kThreads)
   float acc[kR][NT];
   zero_sums(acc);
   if constexpr (kStage) {
-    for_staged_blocks<NT, 32, kStep>(act, wr, n_blocks, first, [&](int64_t ib, int64_t jb, const ActSpan& span) {
-      split_block<kW>(row, n_blocks, ib, wr.n_rows, wr.n_tok, span, jb, acc);
-    });
+    for_staged_blocks_ahead<NT, 32, kStep, SplitRaw<kW, kR>>(
+        act, wr, n_blocks, first,
+        [&](int64_t ib, SplitRaw<kW, kR>& raw) { fetch_split<kW, kR>(row, n_blocks, ib, wr.n_rows, raw); },
+        [&](const SplitRaw<kW, kR>& raw, int64_t jb, const ActSpan& span) {
+          sum_split<kW, kR, NT>(raw, wr.n_rows, wr.n_tok, span, jb, acc);
+        });
   } else if (wr.n_rows > 0) {  // uniform across the warp (and its row group); no return before the barrier below
     weights_then_wait(wr);
     const ActSpan span = global_span(act, wr.tok0);
@@ -683,13 +743,9 @@ int64_t total_rows(const WeightView* ws, int count) {
 }
 
 // Products of up to kSplitKMaxRows rows (all matrices of a launch) with long enough rows give each row group two
-// warps. On the H100 (back-to-back, us, one warp -> two):
-//   Q8_0 (from 128 blocks): 11008 x 4096 21.8 -> 19.4, 4096 x 4096 8.9 -> 8.1, 14336 x 4096 26.2 -> 23.9;
-//   Q6_K / Q5_K (from 40 blocks): 11008 x 4096 17.5 -> 16.7 / 15.3 -> 15.0, 14336 x 4096 21.3 -> 20.3 / 20.8 -> 18.5;
-//   Q4_K (from 48 blocks): 14336 x 4096 17.1 -> 16.2, but 11008 x 4096 12.9 -> 13.5;
-//   IQ4_XS (from 40 blocks): 11008 x 4096 20.7 -> 17.2, 14336 x 4096 25.2 -> 20.9, but 4096 x 11008 15.4 -> 18.1;
-//   Q4_0 lost (12.0 -> 14.5, 5.4 -> 6.1), so it keeps one, and Q3_K (13.5 -> 19.1 / 15.4 -> 17.2 / 18.4 -> 21.5);
-//   rows of 16 blocks (4096) lose for every K-quant.
+// warps. On the H100, back-to-back: Q8_0 from 128 blocks (11008 x 4096 21.8 -> 19.4 us), Q4_K from 48, Q5_K / Q6_K /
+// IQ4_XS from 40 gain 2-17 %; Q4_0 (12.0 -> 14.5) and Q3_K (13.5 -> 19.1) lose, and rows of 16 blocks (4096) lose
+// for every K-quant.
 // policy: MatmulPolicy::split_k.
 constexpr int64_t kSplitKMaxRows = 8192;
 int64_t split_k_min_blocks(quant::Type t) {
@@ -915,12 +971,9 @@ Status matvec_int8_rows(const WeightView* ws, float* const* outs, const int64_t*
       default: launch_kquant<Type::Q6_K, NT, S>(split_k, grid, set, n_blocks, act, stream); break;
     }
   };
-  // Token groups of at least policy.stage_min_tokens stage their activations, except for Q8_0 weights. On the H100
-  // (single launches, us, L2-read -> staged; 4096 x 11008 / 11008 x 4096 / 4096 x 4096):
-  //   8 tokens: Q4_0 39.0 -> 36.9 / 46.2 -> 38.9 / 20.0 -> 19.7, Q4_K 56.5 -> 47.5 / 67.5 -> 46.8 / 30.0 -> 23.2,
-  //             Q6_K 61.4 -> 51.7 / 57.0 -> 58.2 / 25.1 -> 21.8, but Q8_0 39.9 -> 36.9 / 45.4 -> 61.0 / 20.8 -> 27.6;
-  //   4 tokens: Q4_K 31.9 -> 29.6 / 45.7 -> 30.0 / 23.0 -> 15.7; 2 tokens: within +-1 except Q6_K / Q8_0 11008 x
-  //   4096 (24.3 -> 29.2, 25.8 -> 29.9). Single tokens never stage.
+  // Token groups of at least policy.stage_min_tokens stage their activations, except for Q8_0 weights, where it lost
+  // (PERF_NOTES: H100, 8 tokens, 11008 x 4096 Q8_0 45.4 -> 61.0 us; Q4_0 46.2 -> 38.9, Q4_K 67.5 -> 46.8). Single
+  // tokens never stage.
   const bool stage = policy.stage_min_tokens > 0 && nt >= policy.stage_min_tokens && w.type != Type::Q8_0;
   const auto run = [&](auto nt_const) {
     if constexpr (decltype(nt_const)::value == 1) {
