@@ -70,6 +70,18 @@ struct BlockF32 {
   }
 };
 
+// Eight F16 (kBf16: BF16) values packed in 16 bytes, in order, as floats (exact conversions).
+template <bool kBf16>
+RF_DEVICE void unpack16x8(const uint4 q, float (&v)[8]) {
+  const uint32_t words[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const auto lo = static_cast<uint16_t>(words[j] & 0xFFFFu), hi = static_cast<uint16_t>(words[j] >> 16);
+    v[2 * j] = kBf16 ? bf16_bits_to_float(lo) : half_bits_to_float(lo);
+    v[2 * j + 1] = kBf16 ? bf16_bits_to_float(hi) : half_bits_to_float(hi);
+  }
+}
+
 struct BlockF16 {
   static constexpr quant::Type kType = quant::Type::F16;
   static constexpr int kQk = 1;
@@ -77,13 +89,7 @@ struct BlockF16 {
   static RF_DEVICE void chunk(const uint8_t* row, int64_t idx, int64_t n, float (&v)[8]) {
     const auto* r = reinterpret_cast<const uint16_t*>(row);
     if (idx * 8 + 8 <= n && (reinterpret_cast<uintptr_t>(r + idx * 8) & 15) == 0) {  // one 16-byte load
-      const uint4 q = *reinterpret_cast<const uint4*>(r + idx * 8);
-      const uint32_t words[4] = {q.x, q.y, q.z, q.w};
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        v[2 * j] = half_bits_to_float(static_cast<uint16_t>(words[j] & 0xFFFFu));
-        v[2 * j + 1] = half_bits_to_float(static_cast<uint16_t>(words[j] >> 16));
-      }
+      unpack16x8<false>(*reinterpret_cast<const uint4*>(r + idx * 8), v);
       return;
     }
 #pragma unroll

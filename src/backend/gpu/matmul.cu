@@ -192,22 +192,6 @@ __global__ void __launch_bounds__(kThreads)
 constexpr int64_t kActTile = 1024;
 constexpr int kTokenRows = 2;
 
-template <typename BT>
-RF_DEVICE void words_to_floats(const uint4 q, float (&v)[8]) {
-  const uint32_t words[4] = {q.x, q.y, q.z, q.w};
-#pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    const auto lo = static_cast<uint16_t>(words[j] & 0xFFFFu), hi = static_cast<uint16_t>(words[j] >> 16);
-    if constexpr (BT::kType == quant::Type::F16) {
-      v[2 * j] = half_bits_to_float(lo);
-      v[2 * j + 1] = half_bits_to_float(hi);
-    } else {
-      v[2 * j] = bf16_bits_to_float(lo);
-      v[2 * j + 1] = bf16_bits_to_float(hi);
-    }
-  }
-}
-
 template <typename BT, int NT>
 __global__ void __launch_bounds__(kThreads)
     matvec_tokens_kernel(const uint8_t* __restrict__ w, size_t nb1, int64_t n_in, int64_t n_out,
@@ -251,11 +235,11 @@ __global__ void __launch_bounds__(kThreads)
       __syncthreads();  // the previous tile is read
       load(e0);
     }
+    // The group's tokens' float4s of the tile (the sums read no others).
     const int64_t n4 = min(kActTile, n_in - e0) / 4;
-    for (int i = static_cast<int>(threadIdx.x); i < NT * 2 * kChunks; i += static_cast<int>(blockDim.x)) {
+    for (int i = static_cast<int>(threadIdx.x); i < nt * 2 * kChunks; i += static_cast<int>(blockDim.x)) {
       const int t = i / (2 * kChunks), v = i % (2 * kChunks);
-      tile[t][v % 2][v / 2] = t < nt && v < n4 ? reinterpret_cast<const float4*>(act + (t0 + t) * act_stride + e0)[v]
-                                               : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      if (v < n4) tile[t][v % 2][v / 2] = reinterpret_cast<const float4*>(act + (t0 + t) * act_stride + e0)[v];
     }
     if (e0 + kActTile < n_in && nr > 0) {  // the next tile's weight lines into L2 (128 bytes a lane)
       const int64_t line = static_cast<int64_t>(lane) * 128, r = line / (kActTile * 2);
@@ -272,7 +256,7 @@ __global__ void __launch_bounds__(kThreads)
         if (e0 / 8 + c < n_chunks) {
           float v[R][8];
 #pragma unroll
-          for (int r = 0; r < R; ++r) words_to_floats<BT>(wv[r][k], v[r]);
+          for (int r = 0; r < R; ++r) unpack16x8<BT::kType == quant::Type::BF16>(wv[r][k], v[r]);
 #pragma unroll
           for (int t = 0; t < NT; ++t) {
             if (t < nt) {
@@ -839,20 +823,17 @@ Status matmul(const WeightView& w, const float* act, int64_t n_tok, float* out, 
     // One token's sums take the same steps in the 1-, 2-, 4- and 8-token kernels (and the staged one), so per_token
     // batches pick among them by size as the others do.
     const int nt = is_rare_format<BT>() ? 8 : per <= 2 ? 2 : per <= 4 ? 4 : 8;
-    const dim3 grid(blocks_for(w.n_out, rows_per_block), blocks_for(n_tok, nt));
-    const auto args = [&](auto kernel) {
+    // Launches a kernel whose warps take `rows` rows each.
+    const auto launch = [&](auto kernel, int rows) {
+      const dim3 grid(blocks_for(w.n_out, rows_per_block * rows), blocks_for(n_tok, nt));
       launch_kernel(kernel, grid, kThreads, 0, stream, wb, w.nb1, w.n_in, w.n_out, act, as, n_tok, out, out_stride);
     };
+    const auto args = [&](auto kernel) { launch(kernel, 1); };
     if constexpr (BT::kType == quant::Type::F16 || BT::kType == quant::Type::BF16) {
       if (w.n_in % 8 == 0 && w.nb1 % 16 == 0 && (reinterpret_cast<uintptr_t>(wb) & 15) == 0) {
-        const dim3 tgrid(blocks_for(w.n_out, rows_per_block * kTokenRows), blocks_for(n_tok, nt));
-        const auto targs = [&](auto kernel) {
-          launch_kernel(kernel, tgrid, kThreads, 0, stream, wb, w.nb1, w.n_in, w.n_out, act, as, n_tok, out,
-                        out_stride);
-        };
-        if (nt == 2) targs(matvec_tokens_kernel<BT, 2>);
-        if (nt == 4) targs(matvec_tokens_kernel<BT, 4>);
-        if (nt == 8) targs(matvec_tokens_kernel<BT, 8>);
+        if (nt == 2) launch(matvec_tokens_kernel<BT, 2>, kTokenRows);
+        if (nt == 4) launch(matvec_tokens_kernel<BT, 4>, kTokenRows);
+        if (nt == 8) launch(matvec_tokens_kernel<BT, 8>, kTokenRows);
         return;
       }
     }
