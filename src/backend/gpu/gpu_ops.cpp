@@ -275,8 +275,8 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
   }
   if (mmf) {
     // F16 / BF16: the rows rounded to the weights' 16-bit format (once for products of the same rows: q / k / v,
-    // gate / up), then the tensor-core streaming product. A batch of both kinds also rounds the rows as floats
-    // after them, for its generated runs' matrix-vector kernels.
+    // gate / up), then the tensor-core streaming product. A batch of both kinds also rounds its generated runs'
+    // rows as floats after them, for their matrix-vector kernels.
     const bool mixed = runs != nullptr && runs->size() > 1;
     const int kind = kMmfRowsKind + static_cast<int>(activation_type(w.type));
     const bool held = holds_quantized(kind);
@@ -295,15 +295,19 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
     if (!mixed) {
       check(matmul_mmf(view_of(w), act16, stride, x.ne1, o.data, o.stride, stream_));
     } else {
-      float* const act32 = scratch + floats16;
-      check(round_activations(activation_type(w.type), xr.data, xr.stride, x.ne0, x.ne1, act32, stream_));
       const WeightView wv = view_of(w);
       const int64_t as = act_row_stride(x.ne0);
       for (const KindRun& r : *runs) {
         float* dst = o.data + r.begin * o.stride;
-        check(r.generated ? gpu::matmul(wv, act32 + r.begin * as, r.end - r.begin, dst, o.stride, info_.warp_size,
-                                        stream_, true)
-                          : matmul_mmf(wv, act16 + r.begin * stride, stride, r.end - r.begin, dst, o.stride, stream_));
+        const int64_t n = r.end - r.begin;
+        if (!r.generated) {
+          check(matmul_mmf(wv, act16 + r.begin * stride, stride, n, dst, o.stride, stream_));
+          continue;
+        }
+        float* const act32 = scratch + floats16 + r.begin * as;
+        check(round_activations(activation_type(w.type), xr.data + r.begin * xr.stride, xr.stride, x.ne0, n, act32,
+                                stream_));
+        check(gpu::matmul(wv, act32, n, dst, o.stride, info_.warp_size, stream_, true));
       }
     }
     remember_quantized(kind);
