@@ -608,12 +608,12 @@ RF_DEVICE uint32_t fifth_bits4(uint32_t qh, int k) {
 // scale bits, Q4_1 / Q5_1 d and m), sum_split makes the weight codes 8 words of 4 bytes in activation order (Q8_0:
 // signed codes; IQ4_NL: each nibble's level, iq4_levels4; Q4_0 / Q4_1: unsigned nibbles; Q5_0 / Q5_1: nibbles with
 // the fifth bit; Q4_0's offset of 8 and Q5_0's 16 come off later, Q4_1 / Q5_1 add their minimum m) and adds up.
-template <quant::Type kW, int kR>
+template <int kR>
 struct SplitRaw { uint4 c0[kR], c1[kR]; uint32_t qh[kR], sc[kR]; };
 
 template <quant::Type kW, int kR>
 RF_DEVICE void fetch_split(const uint8_t* const (&row)[kR], int64_t n_blocks, int64_t ib, int64_t n_rows,
-                           SplitRaw<kW, kR>& raw) {
+                           SplitRaw<kR>& raw) {
   using quant::Type;
   using F = SplitFormat<kW>;
 #pragma unroll
@@ -635,7 +635,7 @@ RF_DEVICE void fetch_split(const uint8_t* const (&row)[kR], int64_t n_blocks, in
 }
 
 template <quant::Type kW, int kR, int NT>
-RF_DEVICE void sum_split(const SplitRaw<kW, kR>& raw, int64_t n_rows, int n_tok, const ActSpan& act, int64_t jb,
+RF_DEVICE void sum_split(const SplitRaw<kR>& raw, int64_t n_rows, int n_tok, const ActSpan& act, int64_t jb,
                          float (&acc)[kR][NT]) {
   using quant::Type;
   constexpr bool kFive = kW == Type::Q5_0 || kW == Type::Q5_1;
@@ -690,7 +690,7 @@ RF_DEVICE void sum_split(const SplitRaw<kW, kR>& raw, int64_t n_rows, int n_tok,
 template <quant::Type kW, int kR, int NT>
 RF_DEVICE void split_block(const uint8_t* const (&row)[kR], int64_t n_blocks, int64_t ib, int64_t n_rows, int n_tok,
                            const ActSpan& act, int64_t jb, float (&acc)[kR][NT]) {
-  SplitRaw<kW, kR> raw;
+  SplitRaw<kR> raw;
   fetch_split<kW, kR>(row, n_blocks, ib, n_rows, raw);
   sum_split<kW, kR, NT>(raw, n_rows, n_tok, act, jb, acc);
 }
@@ -714,10 +714,10 @@ __global__ void __launch_bounds__(kThreads)
   float acc[kR][NT];
   zero_sums(acc);
   if constexpr (kStage) {
-    for_staged_blocks_ahead<NT, 32, kStep, SplitRaw<kW, kR>>(
+    for_staged_blocks_ahead<NT, 32, kStep, SplitRaw<kR>>(
         act, wr, n_blocks, first,
-        [&](int64_t ib, SplitRaw<kW, kR>& raw) { fetch_split<kW, kR>(row, n_blocks, ib, wr.n_rows, raw); },
-        [&](const SplitRaw<kW, kR>& raw, int64_t jb, const ActSpan& span) {
+        [&](int64_t ib, SplitRaw<kR>& raw) { fetch_split<kW, kR>(row, n_blocks, ib, wr.n_rows, raw); },
+        [&](const SplitRaw<kR>& raw, int64_t jb, const ActSpan& span) {
           sum_split<kW, kR, NT>(raw, wr.n_rows, wr.n_tok, span, jb, acc);
         });
   } else if (wr.n_rows > 0) {  // uniform across the warp (and its row group); no return before the barrier below
