@@ -19,6 +19,14 @@ RF_DEVICE void take_max(float& amax, float& vmax, int& imax, float a, float v, i
   }
 }
 
+// The arithmetic of the ops whose output the int8 products read, shared by their own kernels (elementwise.cu)
+// and the products that compute them in their prologue (matvec_fused.cu): one expression, the same bits.
+RF_DEVICE float squares(float4 v) { return v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w; }
+RF_DEVICE float rms_scale(float sum_squares, int64_t n, float eps) {
+  return 1.0f / sqrtf(sum_squares / static_cast<float>(n) + eps);
+}
+RF_DEVICE float silu_times(float g, float u) { return g / (1.0f + expf(-g)) * u; }
+
 // Elements per lane of the warp that quantizes 256 of them.
 constexpr int kQuantPerLane = 256 / kWarpSize;  // 8 (warp 32) or 4 (warp 64)
 

@@ -36,7 +36,7 @@ __global__ void __launch_bounds__(kThreads)
   float sum = 0.0f;
   for (int64_t i = threadIdx.x; i < x.ne0; i += blockDim.x) sum += xr[i] * xr[i];
   sum = block_reduce_sum(sum, scratch);
-  const float scale = 1.0f / sqrtf(sum / static_cast<float>(x.ne0) + eps);
+  const float scale = rms_scale(sum, x.ne0, eps);
   for (int64_t i = threadIdx.x; i < x.ne0; i += blockDim.x) {
     const float v = xr[i] * scale;
     o[i] = weight ? v * weight[i] : v;
@@ -82,7 +82,7 @@ __global__ void __launch_bounds__(1024)
     sum += t.x * t.x + t.y * t.y + t.z * t.z + t.w * t.w;
   }
   sum = block_reduce_sum(sum, scratch);
-  const float scale = 1.0f / sqrtf(sum / static_cast<float>(x.ne0) + eps);
+  const float scale = rms_scale(sum, x.ne0, eps);
   auto emit = [&](int64_t i, float4 t) {
     t = make_float4(t.x * scale, t.y * scale, t.z * scale, t.w * scale);
     if (w != nullptr) {
@@ -107,7 +107,6 @@ __global__ void __launch_bounds__(1024)
 // with a quarter of the code: the kernel runs on one SM per row, from a cold instruction cache. The norm weights
 // (no kernel writes them) are loaded before the wait for the previous kernel.
 constexpr int kMaxNormChunks = 4;  // per warp
-RF_DEVICE float squares(float4 v) { return v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w; }
 template <bool kAdd, int kQuant, int kChunks>
 __global__ void __launch_bounds__(1024) rms_norm_rows_kernel(RowsF32 out, RowsF32 x, RowsF32 a, RowsF32 b,
                                                              const float* __restrict__ weight, float eps,
@@ -155,7 +154,7 @@ __global__ void __launch_bounds__(1024) rms_norm_rows_kernel(RowsF32 out, RowsF3
     }
   }
   sum = block_reduce_sum(sum, scratch);
-  const float scale = 1.0f / sqrtf(sum / static_cast<float>(x.ne0) + eps);
+  const float scale = rms_scale(sum, x.ne0, eps);
   auto* o = reinterpret_cast<float4*>(out.data + r * out.stride);
 #pragma unroll
   for (int j = 0; j < kChunks; ++j) {
@@ -207,7 +206,7 @@ __global__ void silu_mul_kernel(RowsF32 out, RowsF32 gate, RowsF32 up) {
   if (t >= gate.ne0 * gate.rows) return;
   const int64_t r = t / gate.ne0, i = t % gate.ne0;
   const float g = gate.data[r * gate.stride + i];
-  out.data[r * out.stride + i] = g / (1.0f + expf(-g)) * up.data[r * up.stride + i];
+  out.data[r * out.stride + i] = silu_times(g, up.data[r * up.stride + i]);
 }
 
 // silu_mul_kernel's values, one warp per 256 of a row (row blockIdx.y), also quantized into rows (kBlock 32 / 256).
@@ -226,7 +225,7 @@ __global__ void __launch_bounds__(kThreads) silu_mul_quant_kernel(RowsF32 out, R
     v[j] = 0.0f;
     if (live) {
       const float g = gate.data[r * gate.stride + e0 + j];
-      v[j] = g / (1.0f + expf(-g)) * up.data[r * up.stride + e0 + j];
+      v[j] = silu_times(g, up.data[r * up.stride + e0 + j]);
       out.data[r * out.stride + e0 + j] = v[j];
     }
   }
