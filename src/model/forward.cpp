@@ -54,6 +54,7 @@ Status Model::ensure_workspace(Site& site, int64_t n, int64_t n_out) {
     if (h.n_expert == 0) {
       b.hb = make(Type::F32, h.n_ff, n);
       b.hb2 = make(Type::F32, h.n_ff, n);
+      b.hb3 = make(Type::F32, h.n_ff, n);
     } else {
       const int64_t used = h.n_expert_used;
       b.router = make(Type::F32, h.n_expert, n);
@@ -138,11 +139,11 @@ void Model::ffn_block(int il, int64_t n) {
   Tensor x = ws.x.rows(0, n), xb = ws.xb.rows(0, n);
   be.rms_norm(xb, x, lw.ffn_norm, h.rms_eps);
   if (h.n_expert == 0) {
-    Tensor g = ws.hb.rows(0, n), u = ws.hb2.rows(0, n);
+    Tensor g = ws.hb.rows(0, n), u = ws.hb2.rows(0, n), act = ws.hb3.rows(0, n);
     be.matmul(g, xb, lw.ffn_gate);
     be.matmul(u, xb, lw.ffn_up);
-    be.silu_mul(g, g, u);
-    be.matmul(xb, g, lw.ffn_down);
+    be.silu_mul(act, g, u);  // not in place: the GPU computes it inside the down product's launch, from g and u
+    be.matmul(xb, act, lw.ffn_down);
   } else {
     const int64_t used = h.n_expert_used;
     Tensor router = ws.router.rows(0, n), ids = ws.expert_ids.rows(0, n), ew = ws.expert_w.rows(0, n);

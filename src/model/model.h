@@ -99,7 +99,7 @@ class Model {
   struct Buffers {
     int64_t n_tokens = 0, n_outputs = 0;
     std::vector<std::unique_ptr<backend::Buffer>> owned;
-    backend::Tensor x, xb, q, k, v, att, hb, hb2;  // per token rows
+    backend::Tensor x, xb, q, k, v, att, hb, hb2, hb3;  // per token rows (hb3: the SiLU gate's output)
     backend::Tensor router, expert_ids, expert_w;  // MoE per token
     backend::Tensor eg, eu, ed;                    // MoE per (token, used expert)
     backend::Tensor sg, su, sgate;                 // shared expert per token (n_ff_shexp > 0)

@@ -426,6 +426,12 @@ Status rms_norm(RowsF32 out, RowsF32 x, const float* weight, float eps, int warp
   return launch_status("rms_norm launch");
 }
 
+int norm_row_warps(int64_t n_in, int warp_size) {
+  if (!rows_kernel_fits(n_in)) return 0;
+  const int warps = rows_kernel_threads(n_in) / warp_size;
+  return n_in / 256 <= warps ? warps : 0;
+}
+
 bool can_add_rms_norm(RowsF32 sum, RowsF32 a, RowsF32 b, RowsF32 out, const float* weight) {
   return vec_rows(sum) && vec_rows(a) && vec_rows(b) && vec_rows(out) && (weight == nullptr || aligned16(weight)) &&
          a.rows == sum.rows && b.rows == sum.rows && out.rows == sum.rows && a.ne0 == sum.ne0 && b.ne0 == sum.ne0 &&

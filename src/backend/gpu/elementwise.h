@@ -42,6 +42,9 @@ bool can_rms_norm_quant(RowsF32 out, RowsF32 x, const RowsF32* add_a, const Rows
 Status rms_norm_quant(RowsF32 out, RowsF32 x, const RowsF32* add_a, const RowsF32* add_b, const float* weight,
                       float eps, int kind, const Int8Rows& rows, int warp_size, gpuStream_t stream);
 Status silu_mul_quant(RowsF32 out, RowsF32 gate, RowsF32 up, int kind, const Int8Rows& rows, gpuStream_t stream);
+// The warps rms_norm_quant gives one row of n_in when each holds one 256-element chunk (what matvec_int8_fused's
+// norm reproduces), else 0.
+int norm_row_warps(int64_t n_in, int warp_size);
 
 // out = silu(gate) * up. out may alias gate.
 Status silu_mul(RowsF32 out, RowsF32 gate, RowsF32 up, gpuStream_t stream);

@@ -218,6 +218,15 @@ class GpuBackend final : public backend::Backend {
     int kind = 0;
     bool operator==(const QuantizedRows&) const = default;
   } quantized_;
+  // A norm or SiLU gate waiting for the next op: when that is an int8 product of its output, one kernel writes the
+  // output and its quantized rows (elementwise.h rms_norm_quant / silu_mul_quant).
+  enum class ActOp { kNone, kNorm, kAddNorm, kSiluMul };
+  struct PendingAct {
+    ActOp op = ActOp::kNone;
+    backend::Tensor out, x, a, b;  // norm: out = norm(x), with x = a + b first for kAddNorm; silu: out = silu(a) * b
+    const float* weight = nullptr;
+    float eps = 0.0f;
+  };
   struct PendingMatvec {
     int count = 0;
     bool closed = false;  // a member's output overlaps the input: later matmuls must see the new values
@@ -231,21 +240,22 @@ class GpuBackend final : public backend::Backend {
     WeightView w[3];
     float* out[3] = {};
     int64_t out_stride[3] = {};
+    // Single tokens (matvec_int8_fused): the norm or SiLU gate that makes x, launched in the product's prologue
+    // (act.op kNone: none), and the residual add after member i (add_out[i] = add_other[i] + out[i]; add_out[i].data
+    // nullptr: none). Where the fused kernel cannot take them at launch, they run as their own kernels.
+    PendingAct act;
+    backend::Tensor add_out[3], add_other[3];
   } pending_mv_;
   struct PendingAdd {
     bool active = false;
     backend::Tensor out, a, b;
   } pending_add_;
-  // A norm or SiLU gate waiting for the next op: when that is an int8 product of its output, one kernel writes the
-  // output and its quantized rows (elementwise.h rms_norm_quant / silu_mul_quant).
-  enum class ActOp { kNone, kNorm, kAddNorm, kSiluMul };
-  struct PendingAct {
-    ActOp op = ActOp::kNone;
-    backend::Tensor out, x, a, b;  // norm: out = norm(x), with x = a + b first for kAddNorm; silu: out = silu(a) * b
-    const float* weight = nullptr;
-    float eps = 0.0f;
-  } pending_act_;
+  PendingAct pending_act_;
   void flush_act_only();
+  // The act's kernel that also quantizes its output into rows for `kind` products (rms_norm_quant, silu_mul_quant).
+  void launch_act_quant(const PendingAct& p, int kind, const Int8Rows& rows);
+  // add(out, a, b) of a pending single-token product's output: whether it became that launch's residual epilogue.
+  bool add_joins_matvec(const backend::Tensor& out, const backend::Tensor& a, const backend::Tensor& b);
   // rope(q) then rope(k) wait for the next op: when that is kv_store of the rotated k, the three run as one
   // launch (elementwise.h rope_kv_store).
   struct PendingRope {
@@ -283,7 +293,10 @@ class GpuBackend final : public backend::Backend {
   void attention_runs(const AttentionArgs& a, const std::vector<KindRun>& runs);
   // Launches the pending act fused with the quantization of its output for `kind` products, when it produced x
   // and the layout allows; else launches it alone.
-  void fuse_or_flush_act(const backend::Tensor& x, int kind);
+  // attach: a single-token int8 product of x; a norm (without add) or SiLU gate that fits then waits in
+  // pending_mv_.act for the product's launch instead.
+  void fuse_or_flush_act(const backend::Tensor& x, int kind, bool attach = false);
+  PendingAct attached_act_;  // taken by the matvec group that matmul() opens next
   bool graphs_ = kGraphUpdateSupported;
   // ROCMFORGE_GPU_TIMING=1: host seconds spent recording captured steps, updating / instantiating and launching
   // their graphs, and waiting in downloads and syncs, printed to stderr when the backend is destroyed.

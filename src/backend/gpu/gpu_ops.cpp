@@ -20,12 +20,28 @@ namespace rf::gpu {
 using backend::Tensor;
 using quant::Type;
 
+// Whether the float spans [p, p + n) and [q, q + m) share memory.
+static bool spans_overlap(const void* p, int64_t n, const void* q, int64_t m) {
+  const auto* a = static_cast<const float*>(p);
+  const auto* b = static_cast<const float*>(q);
+  return a != nullptr && b != nullptr && a < b + m && b < a + n;
+}
+
 void GpuBackend::flush_matvec_group() {
   PendingMatvec& g = pending_mv_;
   if (g.count == 0) return;
   const int count = g.count;
   g.count = 0;
   g.closed = false;
+  const PendingAct act = g.act;
+  g.act.op = ActOp::kNone;
+  backend::Tensor add_out[3], add_other[3];
+  for (int i = 0; i < count; ++i) {
+    add_out[i] = g.add_out[i];
+    add_other[i] = g.add_other[i];
+    g.add_out[i] = {};
+    g.add_other[i] = {};
+  }
   if (failed()) return;
   if (g.float_rows) {
     check(matvec_float_multi(g.w, g.out, count, g.x, info_.warp_size, stream_));
@@ -33,8 +49,80 @@ void GpuBackend::flush_matvec_group() {
   }
   void* scratch = act_scratch((int8_matvec_scratch_bytes(g.n_in, g.n_tok) + sizeof(float) - 1) / sizeof(float));
   if (scratch == nullptr) return;  // act_scratch could not grow: the error is recorded, nothing is launched
-  check(matvec_int8_multi(g.w, g.out, g.out_stride, count, g.x, g.x_stride, g.n_tok, scratch, info_.warp_size,
-                          stream_, g.quantize));
+  const int kind = int8_matvec_act_kind(g.type);
+  const Int8Rows rows = int8_rows_layout(scratch, g.n_in, g.n_tok);
+  bool quantize = g.quantize;
+  if (act.op != ActOp::kNone) {
+    FusedOp op;
+    op.rows = rows;
+    op.eps = act.eps;
+    if (act.op == ActOp::kNorm) {
+      op.prologue = FusedPrologue::kNorm;
+      op.x = rows_of(act.x).data;
+      op.y = act.weight;
+      op.norm_warps = norm_row_warps(g.n_in, info_.warp_size);
+    } else {
+      op.prologue = FusedPrologue::kSilu;
+      op.x = rows_of(act.a).data;
+      op.y = rows_of(act.b).data;
+    }
+    op.out = rows_of(act.out).data;
+    for (int i = 0; i < count; ++i) {
+      op.res[i] = add_out[i].data != nullptr ? rows_of(add_other[i]).data : nullptr;
+      op.sum[i] = add_out[i].data != nullptr ? rows_of(add_out[i]).data : nullptr;
+    }
+    // Some blocks write the op's output while others still read its inputs: they must not share memory.
+    const int64_t n = g.n_in;
+    const bool disjoint = !spans_overlap(op.out, n, op.x, n) && !spans_overlap(op.out, n, op.y, n);
+    const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+    const bool vec = op.prologue != FusedPrologue::kSilu || (aligned(op.x) && aligned(op.y) && aligned(op.out));
+    if (disjoint && vec && can_fuse_matvec(g.w, count, op.prologue, op.norm_warps, info_.warp_size)) {
+      check(matvec_int8_fused(g.w, g.out, count, op, info_.multiprocessor_count, info_.warp_size, stream_));
+      return;
+    }
+    launch_act_quant(act, kind, rows);  // the op alone, quantizing for the product
+    quantize = false;
+  }
+  check(matvec_int8_multi(g.w, g.out, g.out_stride, count, g.x, g.x_stride, g.n_tok, scratch, info_.warp_size, stream_,
+                          quantize));
+  for (int i = 0; i < count && !failed(); ++i) {
+    if (add_out[i].data != nullptr) {
+      check(gpu::add(rows_of(add_out[i]), rows_of(add_other[i]), RowsF32{g.out[i], g.w[i].n_out, 1, g.w[i].n_out},
+                     stream_));
+    }
+  }
+}
+
+bool GpuBackend::add_joins_matvec(const Tensor& out, const Tensor& a, const Tensor& b) {
+  PendingMatvec& g = pending_mv_;
+  if (!fuse_ || !matmul_policy().fused_matvec || g.count == 0 || g.float_rows || g.n_tok != 1 || failed()) return false;
+  // Only a launch with its op fused takes the add: alone (the output product after attention), the fused kernel
+  // measured slower than the product plus the add + norm kernel on the H100 (7B Q4_K_M tg128 394 -> 331-352 t/s).
+  if (g.act.op == ActOp::kNone) return false;
+  if (out.ne1 != 1 || a.ne1 != 1 || b.ne1 != 1 || a.ne0 != out.ne0 || b.ne0 != out.ne0 || out.type != Type::F32 ||
+      a.type != Type::F32 || b.type != Type::F32) {
+    return false;
+  }
+  for (int i = 0; i < g.count; ++i) {
+    const bool is_b = b.data == g.out[i], is_a = a.data == g.out[i];
+    if ((!is_a && !is_b) || g.w[i].n_out != out.ne0 || g.add_out[i].data != nullptr) continue;
+    const Tensor& other = is_b ? a : b;
+    // The sum may overwrite `other` (each element is read and written by one lane) but not the product's input or
+    // another member's output.
+    bool clash =
+        spans_overlap(out.data, out.ne0, g.x, g.n_in) || spans_overlap(other.data, other.ne0, g.out[i], out.ne0);
+    for (int j = 0; j < g.count; ++j) clash = clash || spans_overlap(out.data, out.ne0, g.out[j], g.w[j].n_out);
+    const FusedPrologue p = g.act.op == ActOp::kNorm ? FusedPrologue::kNorm : FusedPrologue::kSilu;
+    if (clash || !can_fuse_matvec(g.w, g.count, p, norm_row_warps(g.n_in, info_.warp_size), info_.warp_size)) {
+      return false;
+    }
+    g.add_out[i] = out;
+    g.add_other[i] = other;
+    g.closed = true;           // a later product of the same rows would run before the add
+    quantized_.src = nullptr;  // out changes
+    return true;
+  }
+  return false;
 }
 
 void GpuBackend::flush_pending_add() {
@@ -85,7 +173,18 @@ void GpuBackend::flush_act_only() {
   }
 }
 
-void GpuBackend::fuse_or_flush_act(const Tensor& x, int kind) {
+void GpuBackend::launch_act_quant(const PendingAct& p, int kind, const Int8Rows& rows) {
+  const RowsF32 a = rows_of(p.a), b = rows_of(p.b);
+  if (p.op == ActOp::kSiluMul) {
+    check(silu_mul_quant(rows_of(p.out), a, b, kind, rows, stream_));
+  } else {
+    const bool add = p.op == ActOp::kAddNorm;
+    check(rms_norm_quant(rows_of(p.out), rows_of(p.x), add ? &a : nullptr, add ? &b : nullptr, p.weight, p.eps, kind,
+                         rows, info_.warp_size, stream_));
+  }
+}
+
+void GpuBackend::fuse_or_flush_act(const Tensor& x, int kind, bool attach) {
   const PendingAct p = pending_act_;
   if (p.op == ActOp::kNone) return;
   const bool produced_x = p.out.data == x.data && p.out.ne0 == x.ne0 && p.out.ne1 == x.ne1 && p.out.nb1 == x.nb1;
@@ -99,16 +198,13 @@ void GpuBackend::fuse_or_flush_act(const Tensor& x, int kind) {
     return;
   }
   pending_act_.op = ActOp::kNone;  // before act_scratch, which may flush pending work when it grows
+  if (attach && p.op != ActOp::kAddNorm && matmul_policy().fused_matvec) {
+    attached_act_ = p;  // launched with the product (flush_matvec_group)
+    return;
+  }
   void* scratch = act_scratch((int8_matvec_scratch_bytes(x.ne0, x.ne1) + sizeof(float) - 1) / sizeof(float));
   if (scratch == nullptr) return;  // the failed allocation is recorded; later ops are skipped
-  const Int8Rows rows = int8_rows_layout(scratch, x.ne0, x.ne1);
-  if (p.op == ActOp::kSiluMul) {
-    check(silu_mul_quant(rows_of(p.out), a, b, kind, rows, stream_));
-  } else {
-    const bool add = p.op == ActOp::kAddNorm;
-    check(rms_norm_quant(rows_of(p.out), rows_of(p.x), add ? &a : nullptr, add ? &b : nullptr, p.weight, p.eps, kind,
-                         rows, info_.warp_size, stream_));
-  }
+  launch_act_quant(p, kind, int8_rows_layout(scratch, x.ne0, x.ne1));
   quantized_ = QuantizedRows{x.data, x.ne0, x.ne1, rows_of(x).stride, kind};
 }
 
@@ -196,7 +292,7 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
   const bool use_mmq = !int8_any && x.ne1 >= mmq_min && x.ne1 <= policy.mmq_max_tokens && has_mmq_matmul(w.type) &&
                        x.ne0 % 256 == 0;
   if (fuse_ && (use_mmq || int8)) {
-    fuse_or_flush_act(x, int8_matvec_act_kind(w.type));
+    fuse_or_flush_act(x, int8_matvec_act_kind(w.type), int8 && !use_mmq && x.ne1 == 1);
   } else {
     flush_act_only();
   }
@@ -249,11 +345,15 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
                                       : !g.float_rows && int8_matvec_act_kind(g.type) == int8_matvec_act_kind(w.type);
     const bool joins = grouping && g.count > 0 && !g.closed && g.count < 3 && g.x == xr.data && g.n_in == x.ne0 &&
                        g.n_tok == x.ne1 && g.x_stride == xr.stride && same_kind;
-    if (!joins) flush_matvec_group();
+    const bool opens = !joins || attached_act_.op != ActOp::kNone;  // an attached act starts its own group
+    if (opens) flush_matvec_group();
     const int kind = float_rows ? 0 : int8_matvec_act_kind(w.type);
     if (g.count == 0) {
+      g.act = attached_act_;
+      attached_act_.op = ActOp::kNone;
+      if (g.act.op != ActOp::kNone) quantized_.src = nullptr;  // the rows are quantized at the launch
       // q/k/v and gate/up read the same row: quantize it once while nothing has written it since.
-      g.quantize = !float_rows && !holds_quantized(kind);
+      g.quantize = !float_rows && !holds_quantized(kind) && g.act.op == ActOp::kNone;
       g.float_rows = float_rows;
       g.x = xr.data;
       g.x_stride = xr.stride;
@@ -373,6 +473,7 @@ void GpuBackend::rms_norm(Tensor out, Tensor x, Tensor weight, float eps) {
 }
 
 void GpuBackend::add(Tensor out, Tensor a, Tensor b) {
+  if (add_joins_matvec(out, a, b)) return;  // the product's epilogue adds
   if (!before_op()) return;
   RF_CHECK(a.ne0 == b.ne0 && out.ne0 == a.ne0 && out.ne1 == a.ne1 && (b.ne1 == a.ne1 || b.ne1 == 1));
   if (b.ne1 == a.ne1) {  // deferred: the next op decides whether it fuses (see rms_norm)

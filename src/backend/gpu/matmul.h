@@ -191,6 +191,10 @@ struct MatmulPolicy {
   // F16 / BF16 batches of 2 to this many tokens take matmul_mmf when the backend is not batch-invariant (when it is,
   // every F16 / BF16 product its kind routing gives the tensor-core kernel); 0: never (ROCMFORGE_GPU_MMF_MAX_TOKENS).
   int64_t mmf_max_tokens = 32;
+  // Single-token int8 products take the op that makes their activations (norm, SiLU gate) into their own launch,
+  // and the residual add after them (matvec_int8_fused; ROCMFORGE_GPU_FUSED_MATVEC=1). The same bits either way;
+  // off: on the H100 it measured at parity with the separate launches (PERF_NOTES_2, session 21).
+  bool fused_matvec = false;
 };
 MatmulPolicy& matmul_policy();
 // The tile matmul() uses for n_tok tokens and n_out rows under the current policy.
@@ -238,6 +242,29 @@ inline Int8Rows rows_from(const Int8Rows& r, int64_t first) {
 // two types runs as one launch where MatmulPolicy::mixed_launches allows it, else as a launch per type.
 Status matvec_int8_rows(const WeightView* ws, float* const* outs, const int64_t* out_strides, int count,
                         const Int8Rows& rows, int64_t n_tok, int warp_size, gpuStream_t stream);
+// A single-token product fused with its activations' op (matvec_fused.cu): every launch block computes the op into
+// shared memory, and its outputs, out (floats) and rows (int8 codes, int8_rows_layout of one row), are written
+// as the op's own kernel would (elementwise.h rms_norm_quant / silu_mul_quant: the same bits). res[m] / sum[m]
+// (when set): the residual add after weight m's product, sum[m] = res[m] + out[m] (sum may be res).
+enum class FusedPrologue { kNorm, kSilu };
+struct FusedOp {
+  FusedPrologue prologue = FusedPrologue::kNorm;
+  const float* x = nullptr;  // kNorm: the row to normalize; kSilu: the gate
+  const float* y = nullptr;  // kNorm: the norm weight (nullptr: none); kSilu: up
+  float* out = nullptr;      // the op's output row
+  float eps = 0.0f;
+  int norm_warps = 0;  // kNorm: norm_row_warps (elementwise.h) of the row
+  Int8Rows rows;
+  const float* res[3] = {};
+  float* sum[3] = {};
+};
+// Whether count weights (one type, or Q4_K / Q5_K then Q6_K) fit the fused kernel with this op, for one token.
+bool can_fuse_matvec(const WeightView* ws, int count, FusedPrologue op, int norm_warps, int warp_size);
+// One launch of at most one block per SM (n_sms).
+Status matvec_int8_fused(const WeightView* ws, float* const* outs, int count, const FusedOp& op, int n_sms,
+                         int warp_size, gpuStream_t stream);
+// matvec_int8_fused launches so far in this process (tests check that a path took it).
+int64_t fused_matvec_launches();
 // Quantizes n_tok rows of n_in floats (x_stride apart) to Q8_0 (kind 32) or Q8_K (kind 256) codes, as the CPU does.
 Status quantize_int8_rows(int kind, const float* x, int64_t x_stride, int64_t n_in, int64_t n_tok,
                           const Int8Rows& rows, int warp_size, gpuStream_t stream);
