@@ -227,6 +227,10 @@ class GpuBackend final : public backend::Backend {
     const float* weight = nullptr;
     float eps = 0.0f;
   };
+  // The fused kernel's form of an op that can wait in a matvec group (kNorm or kSiluMul).
+  static FusedPrologue fused_prologue_of(ActOp op) {
+    return op == ActOp::kNorm ? FusedPrologue::kNorm : FusedPrologue::kSilu;
+  }
   struct PendingMatvec {
     int count = 0;
     bool closed = false;  // a member's output overlaps the input: later matmuls must see the new values
@@ -293,10 +297,9 @@ class GpuBackend final : public backend::Backend {
   void attention_runs(const AttentionArgs& a, const std::vector<KindRun>& runs);
   // Launches the pending act fused with the quantization of its output for `kind` products, when it produced x
   // and the layout allows; else launches it alone.
-  // attach: a single-token int8 product of x; a norm (without add) or SiLU gate that fits then waits in
-  // pending_mv_.act for the product's launch instead.
-  void fuse_or_flush_act(const backend::Tensor& x, int kind, bool attach = false);
-  PendingAct attached_act_;  // taken by the matvec group that matmul() opens next
+  // attach (a single-token int8 product of x, MatmulPolicy::fused_matvec): a norm (without add) or SiLU gate that
+  // fits is returned instead, for the product's launch to compute (pending_mv_.act); else the returned op is kNone.
+  PendingAct fuse_or_flush_act(const backend::Tensor& x, int kind, bool attach = false);
   bool graphs_ = kGraphUpdateSupported;
   // ROCMFORGE_GPU_TIMING=1: host seconds spent recording captured steps, updating / instantiating and launching
   // their graphs, and waiting in downloads and syncs, printed to stderr when the backend is destroyed.
@@ -319,8 +322,8 @@ class GpuBackend final : public backend::Backend {
   const GpuDeviceBatch* live_batch_ = nullptr;
   const std::vector<KindRun>* kind_runs(int64_t rows) const;
   // Batch-invariant routing by kind: int8 and F16 / BF16 products (generated tokens the matrix-vector kernels,
-  // prompt tokens matmul_mmq / matmul_mmf; needs those and generated_by_matvec_) and attention (prompt tokens the prefill kernel where prefill_invariant, generated
-  // tokens the decode kernel).
+  // prompt tokens matmul_mmq / matmul_mmf; needs those and generated_by_matvec_) and attention (prompt tokens the
+  // prefill kernel where prefill_invariant, generated tokens the decode kernel).
   bool products_by_kind() const;
   bool attention_by_kind() const;
   bool capturing_ = false;

@@ -33,15 +33,8 @@ void GpuBackend::flush_matvec_group() {
   const int count = g.count;
   g.count = 0;
   g.closed = false;
-  const PendingAct act = g.act;
-  g.act.op = ActOp::kNone;
-  backend::Tensor add_out[3], add_other[3];
-  for (int i = 0; i < count; ++i) {
-    add_out[i] = g.add_out[i];
-    add_other[i] = g.add_other[i];
-    g.add_out[i] = {};
-    g.add_other[i] = {};
-  }
+  // g.act and g.add_out / add_other stay as they are until the next group opens (matmul).
+  const PendingAct& act = g.act;
   if (failed()) return;
   if (g.float_rows) {
     check(matvec_float_multi(g.w, g.out, count, g.x, info_.warp_size, stream_));
@@ -56,20 +49,15 @@ void GpuBackend::flush_matvec_group() {
     FusedOp op;
     op.rows = rows;
     op.eps = act.eps;
-    if (act.op == ActOp::kNorm) {
-      op.prologue = FusedPrologue::kNorm;
-      op.x = rows_of(act.x).data;
-      op.y = act.weight;
-      op.norm_warps = norm_row_warps(g.n_in, info_.warp_size);
-    } else {
-      op.prologue = FusedPrologue::kSilu;
-      op.x = rows_of(act.a).data;
-      op.y = rows_of(act.b).data;
-    }
+    op.prologue = fused_prologue_of(act.op);
+    op.norm_warps = norm_row_warps(g.n_in, info_.warp_size);
+    op.x = rows_of(act.op == ActOp::kNorm ? act.x : act.a).data;
+    op.y = act.op == ActOp::kNorm ? act.weight : rows_of(act.b).data;
     op.out = rows_of(act.out).data;
     for (int i = 0; i < count; ++i) {
-      op.res[i] = add_out[i].data != nullptr ? rows_of(add_other[i]).data : nullptr;
-      op.sum[i] = add_out[i].data != nullptr ? rows_of(add_out[i]).data : nullptr;
+      const bool add = g.add_out[i].data != nullptr;  // an add joined (add_joins_matvec)
+      op.res[i] = add ? rows_of(g.add_other[i]).data : nullptr;
+      op.sum[i] = add ? rows_of(g.add_out[i]).data : nullptr;
     }
     // Some blocks write the op's output while others still read its inputs: they must not share memory.
     const int64_t n = g.n_in;
@@ -86,8 +74,8 @@ void GpuBackend::flush_matvec_group() {
   check(matvec_int8_multi(g.w, g.out, g.out_stride, count, g.x, g.x_stride, g.n_tok, scratch, info_.warp_size, stream_,
                           quantize));
   for (int i = 0; i < count && !failed(); ++i) {
-    if (add_out[i].data != nullptr) {
-      check(gpu::add(rows_of(add_out[i]), rows_of(add_other[i]), RowsF32{g.out[i], g.w[i].n_out, 1, g.w[i].n_out},
+    if (g.add_out[i].data != nullptr) {
+      check(gpu::add(rows_of(g.add_out[i]), rows_of(g.add_other[i]), RowsF32{g.out[i], g.w[i].n_out, 1, g.w[i].n_out},
                      stream_));
     }
   }
@@ -112,8 +100,8 @@ bool GpuBackend::add_joins_matvec(const Tensor& out, const Tensor& a, const Tens
     bool clash =
         spans_overlap(out.data, out.ne0, g.x, g.n_in) || spans_overlap(other.data, other.ne0, g.out[i], out.ne0);
     for (int j = 0; j < g.count; ++j) clash = clash || spans_overlap(out.data, out.ne0, g.out[j], g.w[j].n_out);
-    const FusedPrologue p = g.act.op == ActOp::kNorm ? FusedPrologue::kNorm : FusedPrologue::kSilu;
-    if (clash || !can_fuse_matvec(g.w, g.count, p, norm_row_warps(g.n_in, info_.warp_size), info_.warp_size)) {
+    if (clash || !can_fuse_matvec(g.w, g.count, fused_prologue_of(g.act.op), norm_row_warps(g.n_in, info_.warp_size),
+                                  info_.warp_size)) {
       return false;
     }
     g.add_out[i] = out;
@@ -184,9 +172,9 @@ void GpuBackend::launch_act_quant(const PendingAct& p, int kind, const Int8Rows&
   }
 }
 
-void GpuBackend::fuse_or_flush_act(const Tensor& x, int kind, bool attach) {
+GpuBackend::PendingAct GpuBackend::fuse_or_flush_act(const Tensor& x, int kind, bool attach) {
   const PendingAct p = pending_act_;
-  if (p.op == ActOp::kNone) return;
+  if (p.op == ActOp::kNone) return {};
   const bool produced_x = p.out.data == x.data && p.out.ne0 == x.ne0 && p.out.ne1 == x.ne1 && p.out.nb1 == x.nb1;
   const RowsF32 a = rows_of(p.a), b = rows_of(p.b);
   const bool fits = p.op == ActOp::kSiluMul
@@ -195,17 +183,15 @@ void GpuBackend::fuse_or_flush_act(const Tensor& x, int kind, bool attach) {
                                              p.op == ActOp::kAddNorm ? &b : nullptr, p.weight, kind);
   if (!produced_x || !fits || failed()) {
     flush_act_only();
-    return;
+    return {};
   }
   pending_act_.op = ActOp::kNone;  // before act_scratch, which may flush pending work when it grows
-  if (attach && p.op != ActOp::kAddNorm && matmul_policy().fused_matvec) {
-    attached_act_ = p;  // launched with the product (flush_matvec_group)
-    return;
-  }
+  if (attach && p.op != ActOp::kAddNorm && matmul_policy().fused_matvec) return p;  // launched with the product
   void* scratch = act_scratch((int8_matvec_scratch_bytes(x.ne0, x.ne1) + sizeof(float) - 1) / sizeof(float));
-  if (scratch == nullptr) return;  // the failed allocation is recorded; later ops are skipped
+  if (scratch == nullptr) return {};  // the failed allocation is recorded; later ops are skipped
   launch_act_quant(p, kind, int8_rows_layout(scratch, x.ne0, x.ne1));
   quantized_ = QuantizedRows{x.data, x.ne0, x.ne1, rows_of(x).stride, kind};
+  return {};
 }
 
 void GpuBackend::flush_add_only() {
@@ -291,8 +277,9 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
   const int64_t mmq_min = batch_invariant_ ? 1 : policy.mmq_min_tokens;
   const bool use_mmq = !int8_any && x.ne1 >= mmq_min && x.ne1 <= policy.mmq_max_tokens && has_mmq_matmul(w.type) &&
                        x.ne0 % 256 == 0;
+  PendingAct attached;  // a norm or SiLU gate the single-token product's launch computes (matvec_int8_fused)
   if (fuse_ && (use_mmq || int8)) {
-    fuse_or_flush_act(x, int8_matvec_act_kind(w.type), int8 && !use_mmq && x.ne1 == 1);
+    attached = fuse_or_flush_act(x, int8_matvec_act_kind(w.type), int8 && !use_mmq && x.ne1 == 1);
   } else {
     flush_act_only();
   }
@@ -345,13 +332,11 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
                                       : !g.float_rows && int8_matvec_act_kind(g.type) == int8_matvec_act_kind(w.type);
     const bool joins = grouping && g.count > 0 && !g.closed && g.count < 3 && g.x == xr.data && g.n_in == x.ne0 &&
                        g.n_tok == x.ne1 && g.x_stride == xr.stride && same_kind;
-    const bool opens = !joins || attached_act_.op != ActOp::kNone;  // an attached act starts its own group
-    if (opens) flush_matvec_group();
+    if (!joins || attached.op != ActOp::kNone) flush_matvec_group();  // an attached act starts its own group
     const int kind = float_rows ? 0 : int8_matvec_act_kind(w.type);
     if (g.count == 0) {
-      g.act = attached_act_;
-      attached_act_.op = ActOp::kNone;
-      if (g.act.op != ActOp::kNone) quantized_.src = nullptr;  // the rows are quantized at the launch
+      g.act = attached;
+      for (int i = 0; i < 3; ++i) g.add_out[i] = g.add_other[i] = {};
       // q/k/v and gate/up read the same row: quantize it once while nothing has written it since.
       g.quantize = !float_rows && !holds_quantized(kind) && g.act.op == ActOp::kNone;
       g.float_rows = float_rows;

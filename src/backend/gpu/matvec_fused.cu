@@ -28,8 +28,6 @@ namespace {
 constexpr RF_HOST_DEVICE int fused_threads(quant::Type t, quant::Type t2) {
   return t == quant::Type::Q5_K ? 512 : t == quant::Type::Q6_K || t2 == quant::Type::Q6_K ? 768 : 1024;
 }
-template <quant::Type T, quant::Type T2>
-constexpr int kFusedThreadsOf = fused_threads(T, T2);
 constexpr int64_t kFusedMaxIn = 16384;  // activation elements the shared tile holds
 
 struct FusedTile {
@@ -38,23 +36,14 @@ struct FusedTile {
   int32_t s[kFusedMaxIn / 32];
 };
 
-// The launch's arguments beyond MatSet: first_row[m] is matrix m's first row in the launch's row numbering,
-// second_row the first row of T2 weights (mixed launches), res / sum the residual epilogue (sum[m][r] = res[m][r] +
-// the product; nullptr: none).
+// The launch's arguments beyond MatSet: the op (with the residual epilogue), first_row[m] matrix m's first row in
+// the launch's row numbering, second_row the first row of T2 weights (mixed launches).
 struct FusedArgs {
-  FusedPrologue op;
-  const float* x;
-  const float* y;
-  float* out;
-  float eps;
-  int norm_warps;
-  Int8Rows rows;
+  FusedOp op;
   int64_t first_row[kMaxMats];
   int64_t total_rows;
   int64_t second_row;
   int prefetch_rows;  // rows per warp asked of L2 after the wait
-  const float* res[kMaxMats];
-  float* sum[kMaxMats];
 };
 
 // Row r of the launch: its matrix m, as WarpRows (one row, one token).
@@ -69,23 +58,23 @@ RF_DEVICE WarpRows fused_row(const MatSet& set, const FusedArgs& f, int64_t r, i
   return {set.w[2], set.nb1[2], set.out[2], set.out_stride[2], r - first, n_rows, 0, 1};
 }
 
-// The op into the tile (and, from block 0, into f.out and f.rows). Every thread of the block must call it.
+// The op into the tile (and, from block 0, into op.out and op.rows). Every thread of the block must call it.
 // loaded(): called by every thread once the op's first inputs are asked for (the kernel's weight prefetches).
 template <int QK, typename Loaded>
-RF_DEVICE void fused_prologue(FusedTile& tile, const FusedArgs& f, int64_t n_in, Loaded&& loaded) {
+RF_DEVICE void fused_prologue(FusedTile& tile, const FusedOp& op, int64_t n_in, Loaded&& loaded) {
   constexpr int kPer = kQuantPerLane, kVecs = kPer / 4;
   // Chunk c's outputs are written by block c % gridDim.x (every block computes them all, alike).
   const auto writes = [](int64_t c) { return c % gridDim.x == blockIdx.x; };
   const int n_warps = static_cast<int>(blockDim.x) / kWarpSize;
-  if (f.op == FusedPrologue::kSilu) {  // silu_mul_quant_kernel's chunks of 256, one warp each
+  if (op.prologue == FusedPrologue::kSilu) {  // silu_mul_quant_kernel's chunks of 256, one warp each
     for (int64_t base = static_cast<int64_t>(warp_id()) * 256; base < n_in; base += n_warps * 256) {
       const int64_t e0 = base + static_cast<int64_t>(lane_id()) * kPer;
       const bool live = e0 < n_in;
       float4 g[kVecs], u[kVecs];
 #pragma unroll
       for (int k = 0; k < kVecs; ++k) {  // 16-byte loads (flush_matvec_group: aligned rows)
-        g[k] = live ? reinterpret_cast<const float4*>(f.x + e0)[k] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        u[k] = live ? reinterpret_cast<const float4*>(f.y + e0)[k] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        g[k] = live ? reinterpret_cast<const float4*>(op.x + e0)[k] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        u[k] = live ? reinterpret_cast<const float4*>(op.y + e0)[k] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
       }
       if (base == static_cast<int64_t>(warp_id()) * 256) loaded();
       float v[kPer];
@@ -100,33 +89,33 @@ RF_DEVICE void fused_prologue(FusedTile& tile, const FusedArgs& f, int64_t n_in,
       if (live && writer) {
 #pragma unroll
         for (int k = 0; k < kVecs; ++k) {
-          reinterpret_cast<float4*>(f.out + e0)[k] = make_float4(v[4 * k], v[4 * k + 1], v[4 * k + 2], v[4 * k + 3]);
+          reinterpret_cast<float4*>(op.out + e0)[k] = make_float4(v[4 * k], v[4 * k + 1], v[4 * k + 2], v[4 * k + 3]);
         }
       }
       quantize_warp_values<QK>(v, live, e0, tile.q, tile.d, tile.s);
-      if (writer) quantize_warp_values<QK>(v, live, e0, f.rows.q, f.rows.d, f.rows.s);
+      if (writer) quantize_warp_values<QK>(v, live, e0, op.rows.q, op.rows.d, op.rows.s);
     }
     if (static_cast<int64_t>(warp_id()) * 256 >= n_in) loaded();  // warps without a chunk
     return;
   }
-  // RMS norm as rms_norm_rows_kernel with one chunk of 256 per warp for its f.norm_warps warps: the others add
+  // RMS norm as rms_norm_rows_kernel with one chunk of 256 per warp for its op.norm_warps warps: the others add
   // zeros to the block's sum, as that kernel's missing warps do.
   __shared__ float scratch[kMaxWarpsPerBlock];
   const int64_t c = warp_id();
-  const bool has = c < f.norm_warps && c < n_in / 256;
+  const bool has = c < op.norm_warps && c < n_in / 256;
   const int64_t e0 = c * 256 + static_cast<int64_t>(lane_id()) * kPer;
   float4 v[kVecs], g[kVecs];
   float sum = 0.0f;
 #pragma unroll
   for (int k = 0; k < kVecs; ++k) {
-    v[k] = has ? reinterpret_cast<const float4*>(f.x + e0)[k] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    g[k] = has && f.y != nullptr ? reinterpret_cast<const float4*>(f.y + e0)[k] : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
+    v[k] = has ? reinterpret_cast<const float4*>(op.x + e0)[k] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    g[k] = has && op.y != nullptr ? reinterpret_cast<const float4*>(op.y + e0)[k] : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
   }
   loaded();
 #pragma unroll
   for (int k = 0; k < kVecs; ++k) sum += squares(v[k]);
   sum = block_reduce_sum(sum, scratch);
-  const float scale = rms_scale(sum, n_in, f.eps);
+  const float scale = rms_scale(sum, n_in, op.eps);
   if (!has) return;  // uniform across the warp
   const bool writer = writes(c);
   float q[kPer];
@@ -134,15 +123,15 @@ RF_DEVICE void fused_prologue(FusedTile& tile, const FusedArgs& f, int64_t n_in,
   for (int k = 0; k < kVecs; ++k) {
     float4 t = v[k];
     t = make_float4(t.x * scale, t.y * scale, t.z * scale, t.w * scale);
-    if (f.y != nullptr) t = make_float4(t.x * g[k].x, t.y * g[k].y, t.z * g[k].z, t.w * g[k].w);
-    if (writer) reinterpret_cast<float4*>(f.out + e0)[k] = t;
+    if (op.y != nullptr) t = make_float4(t.x * g[k].x, t.y * g[k].y, t.z * g[k].z, t.w * g[k].w);
+    if (writer) reinterpret_cast<float4*>(op.out + e0)[k] = t;
     q[4 * k] = t.x;
     q[4 * k + 1] = t.y;
     q[4 * k + 2] = t.z;
     q[4 * k + 3] = t.w;
   }
   quantize_warp_values<QK>(q, true, e0, tile.q, tile.d, tile.s);
-  if (writer) quantize_warp_values<QK>(q, true, e0, f.rows.q, f.rows.d, f.rows.s);
+  if (writer) quantize_warp_values<QK>(q, true, e0, op.rows.q, op.rows.d, op.rows.s);
 }
 
 // One row's sums, as matvec_split_kernel / matvec_kquant_kernel's single-token unstaged loops.
@@ -162,7 +151,7 @@ RF_DEVICE void fused_row_sums(const WarpRows& wr, int64_t n_blocks, const ActSpa
 }
 
 template <quant::Type T, quant::Type T2>
-__global__ void __launch_bounds__((kFusedThreadsOf<T, T2>), 1)
+__global__ void __launch_bounds__((fused_threads(T, T2)), 1)
     matvec_fused_kernel(const MatSet set, int64_t n_blocks, int64_t n_in, const FusedArgs f) {
   constexpr int QK = SplitFormat<T>::kQk == 256 ? 256 : 32;
   __shared__ FusedTile tile;
@@ -174,7 +163,7 @@ __global__ void __launch_bounds__((kFusedThreadsOf<T, T2>), 1)
   // The warp's first rows (f.prefetch_rows, within what L2 holds) asked of L2 once the op's loads are out (asked
   // before them, or before the wait as the unfused kernels do, they held the op up by microseconds): DRAM streams
   // them while the op runs.
-  fused_prologue<QK>(tile, f, n_in, [&] {
+  fused_prologue<QK>(tile, f.op, n_in, [&] {
     for (int k = 0; k < f.prefetch_rows; ++k) {
       const WarpRows wr = fused_row(set, f, first + k * warps, &m);
       if (wr.n_rows <= 0) break;  // uniform across the warp
@@ -199,8 +188,8 @@ __global__ void __launch_bounds__((kFusedThreadsOf<T, T2>), 1)
     const float s = warp_reduce_sum(acc[0][0]);
     if (lane_id() == 0) {
       wr.out[wr.row0] = s;
-      const float* res = m == 0 ? f.res[0] : m == 1 ? f.res[1] : f.res[2];
-      float* sum = m == 0 ? f.sum[0] : m == 1 ? f.sum[1] : f.sum[2];
+      const float* res = m == 0 ? f.op.res[0] : m == 1 ? f.op.res[1] : f.op.res[2];
+      float* sum = m == 0 ? f.op.sum[0] : m == 1 ? f.op.sum[1] : f.op.sum[2];
       if (res != nullptr) sum[wr.row0] = res[wr.row0] + s;
     }
   }
@@ -232,14 +221,14 @@ constexpr int64_t kFusedPrefetchBytes = int64_t{24} << 20;
 template <quant::Type T, quant::Type T2 = T>
 void launch_fused(int n_sms, int warp_size, const MatSet& set, int64_t n_blocks, int64_t n_in, FusedArgs f,
                   gpuStream_t stream) {
-  const int64_t warps = kFusedThreadsOf<T, T2> / warp_size;
+  const int64_t warps = fused_threads(T, T2) / warp_size;
   const auto grid = static_cast<unsigned>(std::min<int64_t>(std::max(n_sms, 1), blocks_for(f.total_rows, warps)));
   size_t nb1 = 0;
   for (int i = 0; i < set.count; ++i) nb1 = std::max(nb1, set.nb1[i]);
   const int64_t all_warps = static_cast<int64_t>(grid) * warps;
   f.prefetch_rows = static_cast<int>(
       std::clamp<int64_t>(kFusedPrefetchBytes / std::max<int64_t>(1, all_warps * static_cast<int64_t>(nb1)), 1, 8));
-  launch_kernel(matvec_fused_kernel<T, T2>, grid, kFusedThreadsOf<T, T2>, 0, stream, set, n_blocks, n_in, f);
+  launch_kernel(matvec_fused_kernel<T, T2>, grid, fused_threads(T, T2), 0, stream, set, n_blocks, n_in, f);
 }
 
 std::atomic<int64_t> g_fused_launches{0};
@@ -249,12 +238,11 @@ std::atomic<int64_t> g_fused_launches{0};
 int64_t fused_matvec_launches() { return g_fused_launches.load(std::memory_order_relaxed); }
 
 bool can_fuse_matvec(const WeightView* ws, int count, FusedPrologue op, int norm_warps, int warp_size) {
-  using quant::Type;
   const MatmulPolicy& policy = matmul_policy();
   if (!policy.fused_matvec || count < 1 || count > kMaxMats || policy.split_rows == 2) return false;
   const int64_t n_in = ws[0].n_in;
   const int qk = int8_matvec_act_kind(ws[0].type);
-  if (n_in > kFusedMaxIn || n_in % qk != 0 || n_in % 16 != 0) return false;
+  if (n_in > kFusedMaxIn || n_in % qk != 0) return false;
   if (op == FusedPrologue::kNorm && (n_in % 256 != 0 || norm_warps <= 0 || n_in / 256 > norm_warps ||
                                      norm_warps > fused_threads(ws[0].type, ws[count - 1].type) / warp_size)) {
     return false;
@@ -266,8 +254,7 @@ bool can_fuse_matvec(const WeightView* ws, int count, FusedPrologue op, int norm
   }
   if (n_first < count) return mixed_launch_fits(ws, count, n_first, 1);
   // One warp per row, as the unfused launch of these weights has.
-  return split_k_for(ws[0].type, total_rows(ws, count), n_in / (qk == 256 ? 256 : split_layout(ws[0].type).qk),
-                     policy.split_k) == 1;
+  return split_k_for(ws[0].type, total_rows(ws, count), n_in / split_layout(ws[0].type).qk, policy.split_k) == 1;
 }
 
 Status matvec_int8_fused(const WeightView* ws, float* const* outs, int count, const FusedOp& op, int n_sms,
@@ -278,13 +265,7 @@ Status matvec_int8_fused(const WeightView* ws, float* const* outs, int count, co
   }
   MatSet set{};
   FusedArgs f{};
-  f.op = op.prologue;
-  f.x = op.x;
-  f.y = op.y;
-  f.out = op.out;
-  f.eps = op.eps;
-  f.norm_warps = op.norm_warps;
-  f.rows = op.rows;
+  f.op = op;
   f.second_row = INT64_MAX;
   int64_t rows = 0;
   for (int i = 0; i < count; ++i) {
@@ -294,8 +275,6 @@ Status matvec_int8_fused(const WeightView* ws, float* const* outs, int count, co
     set.out[i] = outs[i];
     set.out_stride[i] = 1;
     f.first_row[i] = rows;
-    f.res[i] = op.res[i];
-    f.sum[i] = op.sum[i];
     if (ws[i].type != ws[0].type && f.second_row == INT64_MAX) f.second_row = rows;
     rows += ws[i].n_out;
   }
