@@ -1,7 +1,8 @@
-// Single-token products fused with their activations' op (matmul.h matvec_int8_fused, MatmulPolicy::fused_matvec):
-// a decode layer's chain of ops (output product + residual add + norm, gate / up, SiLU + down + residual add, norm +
-// q / k / v) gives the same bits with the fusion on as off, for every weight type the fused kernel takes, and the
-// steps it fuses did take the fused launch (fused_matvec_launches).
+// Single-token products fused with the ops around them: a decode layer's chain of ops (output product + residual add
+// + norm, gate / up, SiLU + down + residual add, norm + q / k / v) gives the same bits with the ops as separate
+// kernels, fused into the products' prologues (matmul.h matvec_int8_fused, MatmulPolicy::fused_matvec) and with the
+// residual adds in the products' launches (ResidualAdd, MatmulPolicy::residual_add), for every weight type the
+// fused kernel takes; and the steps did take those launches (fused_matvec_launches, residual_add_launches).
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -20,6 +21,7 @@ namespace {
 struct Chain {
   std::vector<std::vector<float>> values;  // every tensor the chain writes, in order
   int64_t fused = 0;                       // fused launches it made
+  int64_t adds = 0;                        // launches with a residual add (residual_add_launches)
 };
 
 // The ops of forward.cpp's attention output and feed-forward blocks for one token, then the next layer's norm and
@@ -28,7 +30,7 @@ Chain run_chain(BackendPair& pair, const std::vector<std::pair<Tensor, Tensor>>&
                 const int64_t (&n_qkv)[3], const std::vector<float>& resid, const std::vector<float>& att,
                 const std::vector<float>& gamma1, const std::vector<float>& gamma2) {
   backend::Backend& be = pair.gpu();
-  const int64_t before = fused_matvec_launches();
+  const int64_t before = fused_matvec_launches(), adds_before = residual_add_launches();
   const Tensor x = pair.gpu_f32(resid, n_embd), a = pair.gpu_f32(att, n_embd);
   const Tensor g1 = pair.gpu_f32(gamma1, n_embd), g2 = pair.gpu_f32(gamma2, n_embd);
   const Tensor xb = pair.gpu_zeros(n_embd, 1), y = pair.gpu_zeros(n_embd, 1);
@@ -51,24 +53,36 @@ Chain run_chain(BackendPair& pair, const std::vector<std::pair<Tensor, Tensor>>&
     c.values.push_back(pair.download(be, t));
   }
   c.fused = fused_matvec_launches() - before;
+  c.adds = residual_add_launches() - adds_before;
   return c;
 }
 
 struct ChainCase {
   Type main, v;  // v: the type of the v product (Q6_K for the Q4_K_M / Q5_K_M mixes)
   int64_t n_embd, n_ff;
+  int64_t prologue_fused = 2;  // the prologue fusion's launches (products of two warps per row fall back)
 };
 
 TEST(FusedMatvec, DecodeLayerChainGivesTheSeparateKernelsBits) {
   RF_REQUIRE_GPU_PAIR(pair);
   PolicyGuard guard;
   const ChainCase cases[] = {
-      {Type::Q4_0, Type::Q4_0, 1024, 768},   {Type::Q4_1, Type::Q4_1, 512, 1024},
-      {Type::Q5_0, Type::Q5_0, 512, 1024},   {Type::Q5_1, Type::Q5_1, 512, 1024},
-      {Type::Q8_0, Type::Q8_0, 1024, 768},   {Type::IQ4_NL, Type::IQ4_NL, 512, 1024},
-      {Type::Q4_K, Type::Q6_K, 1024, 768},   {Type::Q5_K, Type::Q6_K, 1024, 768},
-      {Type::Q6_K, Type::Q6_K, 512, 1280},   {Type::Q4_K, Type::Q4_K, 2048, 5632},
+      {Type::Q4_0, Type::Q4_0, 1024, 768},
+      {Type::Q4_1, Type::Q4_1, 512, 1024},
+      {Type::Q5_0, Type::Q5_0, 512, 1024},
+      {Type::Q5_1, Type::Q5_1, 512, 1024},
+      {Type::Q8_0, Type::Q8_0, 1024, 768},
+      {Type::IQ4_NL, Type::IQ4_NL, 512, 1024},
+      {Type::Q4_K, Type::Q6_K, 1024, 768},
+      {Type::Q5_K, Type::Q6_K, 1024, 768},
+      {Type::Q6_K, Type::Q6_K, 512, 1280},
+      {Type::Q4_K, Type::Q4_K, 2048, 5632},
       {Type::Q4_0, Type::Q4_0, 4096, 11008},
+      // Two warps per row (split_k), whose products the prologue fusion leaves alone: the down product (there the
+      // SiLU, and the norm, which its add then joins, run as kernels) and q / k / v; with the add in the launch, the
+      // first warp of a row group stores row and sum.
+      {Type::Q6_K, Type::Q6_K, 512, 10240, 0},
+      {Type::Q8_0, Type::Q8_0, 4096, 2048, 1},
   };
   for (const ChainCase& cc : cases) {
     const std::string what =
@@ -87,16 +101,22 @@ TEST(FusedMatvec, DecodeLayerChainGivesTheSeparateKernelsBits) {
     const auto rand = [&](int64_t n, float scale) { return random_floats(rng, static_cast<size_t>(n), scale); };
     const std::vector<float> resid = rand(cc.n_embd, 4.0f), att = rand(cc.n_embd, 1.0f);
     const std::vector<float> gamma1 = rand(cc.n_embd, 1.0f), gamma2 = rand(cc.n_embd, 1.0f);
-    Chain chains[2];
-    for (const int fused : {0, 1}) {
-      matmul_policy().fused_matvec = fused == 1;
-      chains[fused] = run_chain(pair, w, cc.n_embd, cc.n_ff, n_qkv, resid, att, gamma1, gamma2);
+    // 0: separate kernels; 1: the ops fused into the products' prologues; 2: the adds into the products' launches.
+    Chain chains[3];
+    for (const int mode : {0, 1, 2}) {
+      matmul_policy().fused_matvec = mode == 1;
+      matmul_policy().residual_add = mode == 2;
+      chains[mode] = run_chain(pair, w, cc.n_embd, cc.n_ff, n_qkv, resid, att, gamma1, gamma2);
     }
-    EXPECT_EQ(chains[0].fused, 0) << what;
+    EXPECT_EQ(chains[0].fused + chains[0].adds + chains[1].adds + chains[2].fused, 0) << what;
     // SiLU + down + add, then norm + q / k / v; the output product and its add + norm run as separate kernels.
-    EXPECT_EQ(chains[1].fused, 2) << what;
-    for (size_t i = 0; i < chains[0].values.size(); ++i) {
-      ASSERT_EQ(chains[1].values[i], chains[0].values[i]) << what << ": tensor " << i << " of the chain differs";
+    EXPECT_EQ(chains[1].fused, cc.prologue_fused) << what;
+    EXPECT_EQ(chains[2].adds, 2) << what;  // the output product's and the down product's
+    for (const int mode : {1, 2}) {
+      for (size_t i = 0; i < chains[0].values.size(); ++i) {
+        ASSERT_EQ(chains[mode].values[i], chains[0].values[i])
+            << what << ", mode " << mode << ": tensor " << i << " of the chain differs";
+      }
     }
   }
 }

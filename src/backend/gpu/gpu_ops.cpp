@@ -71,9 +71,13 @@ void GpuBackend::flush_matvec_group() {
     launch_act_quant(act, kind, rows);  // the op alone, quantizing for the product
     quantize = false;
   }
+  // A joined add of a one-weight launch (add_joins_matvec) is the launch's epilogue.
+  ResidualAdd add;
+  if (count == 1 && g.add_out[0].data != nullptr && matmul_policy().residual_add)
+    add = {rows_of(g.add_other[0]).data, rows_of(g.add_out[0]).data};
   check(matvec_int8_multi(g.w, g.out, g.out_stride, count, g.x, g.x_stride, g.n_tok, scratch, info_.warp_size, stream_,
-                          quantize));
-  for (int i = 0; i < count && !failed(); ++i) {
+                          quantize, add.sum != nullptr ? &add : nullptr));
+  for (int i = 0; i < count && !failed() && add.sum == nullptr; ++i) {
     if (g.add_out[i].data != nullptr) {
       check(gpu::add(rows_of(g.add_out[i]), rows_of(g.add_other[i]), RowsF32{g.out[i], g.w[i].n_out, 1, g.w[i].n_out},
                      stream_));
@@ -83,10 +87,14 @@ void GpuBackend::flush_matvec_group() {
 
 bool GpuBackend::add_joins_matvec(const Tensor& out, const Tensor& a, const Tensor& b) {
   PendingMatvec& g = pending_mv_;
-  if (!fuse_ || !matmul_policy().fused_matvec || g.count == 0 || g.float_rows || g.n_tok != 1 || failed()) return false;
-  // Only a launch with its op fused takes the add: alone (the output product after attention), the fused kernel
-  // measured slower than the product plus the add + norm kernel on the H100 (7B Q4_K_M tg128 394 -> 331-352 t/s).
-  if (g.act.op == ActOp::kNone) return false;
+  if (!fuse_ || g.count == 0 || g.float_rows || g.n_tok != 1 || failed()) return false;
+  // A launch with its op fused (matvec_int8_fused) takes the add; so does a one-weight launch without one
+  // (matvec_int8_rows' ResidualAdd: the output and down products). The fused kernel without an op (the output
+  // product after attention) measured slower than the product plus the add + norm kernel on the H100 (7B Q4_K_M
+  // tg128 394 -> 331-352 t/s).
+  const MatmulPolicy& policy = matmul_policy();
+  const bool fused = policy.fused_matvec && g.act.op != ActOp::kNone;
+  if (!fused && !(policy.residual_add && g.act.op == ActOp::kNone && g.count == 1)) return false;
   if (out.ne1 != 1 || a.ne1 != 1 || b.ne1 != 1 || a.ne0 != out.ne0 || b.ne0 != out.ne0 || out.type != Type::F32 ||
       a.type != Type::F32 || b.type != Type::F32) {
     return false;
@@ -100,8 +108,8 @@ bool GpuBackend::add_joins_matvec(const Tensor& out, const Tensor& a, const Tens
     bool clash =
         spans_overlap(out.data, out.ne0, g.x, g.n_in) || spans_overlap(other.data, other.ne0, g.out[i], out.ne0);
     for (int j = 0; j < g.count; ++j) clash = clash || spans_overlap(out.data, out.ne0, g.out[j], g.w[j].n_out);
-    if (clash || !can_fuse_matvec(g.w, g.count, fused_prologue_of(g.act.op), norm_row_warps(g.n_in, info_.warp_size),
-                                  info_.warp_size)) {
+    if (clash || (fused && !can_fuse_matvec(g.w, g.count, fused_prologue_of(g.act.op),
+                                            norm_row_warps(g.n_in, info_.warp_size), info_.warp_size))) {
       return false;
     }
     g.add_out[i] = out;

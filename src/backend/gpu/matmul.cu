@@ -685,6 +685,7 @@ MatmulPolicy& matmul_policy() {
     if (const char* v = std::getenv("ROCMFORGE_GPU_MIXED_LAUNCH")) p.mixed_launches = v[0] != '0';
     if (const char* v = std::getenv("ROCMFORGE_GPU_MMF_MAX_TOKENS")) p.mmf_max_tokens = std::max(0, std::atoi(v));
     if (const char* v = std::getenv("ROCMFORGE_GPU_FUSED_MATVEC")) p.fused_matvec = v[0] == '1';
+    if (const char* v = std::getenv("ROCMFORGE_GPU_RESIDUAL_ADD")) p.residual_add = v[0] != '0';
     return p;
   }();
   return policy;

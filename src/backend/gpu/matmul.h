@@ -195,6 +195,10 @@ struct MatmulPolicy {
   // and the residual add after them (matvec_int8_fused; ROCMFORGE_GPU_FUSED_MATVEC=1). The same bits either way;
   // off: on the H100 it measured at parity with the separate launches (PERF_NOTES_2, session 21).
   bool fused_matvec = false;
+  // Single-token int8 products of one weight take the residual add after them into their launch (ResidualAdd;
+  // ROCMFORGE_GPU_RESIDUAL_ADD=0: off). The same bits either way; on the H100 7B Q4_0 / Q4_K_M tg128 gained 1-3 %
+  // (PERF_NOTES_2, session 22).
+  bool residual_add = true;
 };
 MatmulPolicy& matmul_policy();
 // The tile matmul() uses for n_tok tokens and n_out rows under the current policy.
@@ -206,6 +210,14 @@ MmaTile pick_mma_tile(int64_t n_tok, int64_t n_out);
 // is read once for up to 8 tokens. A token's result is bitwise the same whatever the other tokens of the batch
 // are (every token's sums take the same steps), so batched decode gives the text single decode gives.
 bool has_int8_matvec(quant::Type weight, int64_t n_tok);
+// The residual add after a single-token product of one weight, done by the product's launch as it stores each row
+// (matvec_int8_rows' epilogue): sum = res + out[0] (sum may be res). The same bits as the add kernel.
+struct ResidualAdd {
+  const float* res = nullptr;
+  float* sum = nullptr;
+};
+// Single-token launches with a ResidualAdd so far in this process (tests check that a path took one).
+int64_t residual_add_launches();
 // Bytes of scratch matvec_int8_multi needs for n_tok rows of n_in.
 size_t int8_matvec_scratch_bytes(int64_t n_in, int64_t n_tok = 1);
 // For count (1..3) weights of one row length and activation kind that multiply the same rows x (q / k / v, gate /
@@ -216,7 +228,7 @@ size_t int8_matvec_scratch_bytes(int64_t n_in, int64_t n_tok = 1);
 // product runs.
 Status matvec_int8_multi(const WeightView* ws, float* const* outs, const int64_t* out_strides, int count,
                          const float* x, int64_t x_stride, int64_t n_tok, void* scratch, int warp_size,
-                         gpuStream_t stream, bool quantize = true);
+                         gpuStream_t stream, bool quantize = true, const ResidualAdd* add = nullptr);
 // 256 for the weight types whose activations are Q8_K, 32 for Q8_0 (the quantized scratch is shared only within one).
 int int8_matvec_act_kind(quant::Type weight);
 
@@ -241,7 +253,8 @@ inline Int8Rows rows_from(const Int8Rows& r, int64_t first) {
 // weights of one call share their row length and activation kind (int8_matvec_act_kind); a call whose weights have
 // two types runs as one launch where MatmulPolicy::mixed_launches allows it, else as a launch per type.
 Status matvec_int8_rows(const WeightView* ws, float* const* outs, const int64_t* out_strides, int count,
-                        const Int8Rows& rows, int64_t n_tok, int warp_size, gpuStream_t stream);
+                        const Int8Rows& rows, int64_t n_tok, int warp_size, gpuStream_t stream,
+                        const ResidualAdd* add = nullptr);
 // A single-token product fused with its activations' op (matvec_fused.cu): every launch block computes the op into
 // shared memory, and its outputs, out (floats) and rows (int8 codes, int8_rows_layout of one row), are written
 // as the op's own kernel would (elementwise.h rms_norm_quant / silu_mul_quant: the same bits). res[m] / sum[m]

@@ -7,6 +7,7 @@
 // K-quant products give each 256-element weight block to 8 lanes (16 bytes of codes each: kquant_block), a warp
 // kWarpSize / 8 blocks of a row per pass; the 32-element formats give each lane whole blocks (split_block).
 // (Block layouts: ggml format facts, see blocks.cuh and src/quant/kquant_layout.h.)
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <type_traits>
@@ -18,36 +19,37 @@ namespace {
 
 template <quant::Type T, int NT, bool kStage>
 void launch_kquant(int split_k, unsigned grid, const MatSet& set, int64_t n_blocks, const ActRows& act,
-                   gpuStream_t stream) {
-  split_k == 1 ? launch_kernel(matvec_kquant_kernel<T, NT, 1, kStage>, grid, kThreads, 0, stream, set, n_blocks, act)
-               : launch_kernel(matvec_kquant_kernel<T, NT, 2, kStage>, grid, kThreads, 0, stream, set, n_blocks, act);
+                   const ResidualAdd& add, gpuStream_t stream) {
+  split_k == 1
+      ? launch_kernel(matvec_kquant_kernel<T, NT, 1, kStage>, grid, kThreads, 0, stream, set, n_blocks, act, add)
+      : launch_kernel(matvec_kquant_kernel<T, NT, 2, kStage>, grid, kThreads, 0, stream, set, n_blocks, act, add);
 }
 
 template <quant::Type kW, int NT, bool kStage>
 void launch_split(int rows_per_warp, int split_k, unsigned grid, const MatSet& set, int64_t n_blocks,
-                  const ActRows& act, gpuStream_t stream) {
+                  const ActRows& act, const ResidualAdd& add, gpuStream_t stream) {
   constexpr int kR2 = kSplitRowsPerWarp;
   if (rows_per_warp == 1) {
     split_k == 1
-        ? launch_kernel(matvec_split_kernel<kW, 1, NT, 1, kStage>, grid, kThreads, 0, stream, set, n_blocks, act)
-        : launch_kernel(matvec_split_kernel<kW, 1, NT, 2, kStage>, grid, kThreads, 0, stream, set, n_blocks, act);
+        ? launch_kernel(matvec_split_kernel<kW, 1, NT, 1, kStage>, grid, kThreads, 0, stream, set, n_blocks, act, add)
+        : launch_kernel(matvec_split_kernel<kW, 1, NT, 2, kStage>, grid, kThreads, 0, stream, set, n_blocks, act, add);
   } else {
     split_k == 1
-        ? launch_kernel(matvec_split_kernel<kW, kR2, NT, 1, kStage>, grid, kThreads, 0, stream, set, n_blocks, act)
-        : launch_kernel(matvec_split_kernel<kW, kR2, NT, 2, kStage>, grid, kThreads, 0, stream, set, n_blocks, act);
+        ? launch_kernel(matvec_split_kernel<kW, kR2, NT, 1, kStage>, grid, kThreads, 0, stream, set, n_blocks, act, add)
+        : launch_kernel(matvec_split_kernel<kW, kR2, NT, 2, kStage>, grid, kThreads, 0, stream, set, n_blocks, act,
+                        add);
   }
 }
-
 
 void launch_mixed(quant::Type first, unsigned grid, const MatSet& set, int64_t n_blocks, const ActRows& act,
                   gpuStream_t stream) {
   using quant::Type;
   if (first == Type::Q4_K) {
     launch_kernel(matvec_kquant_kernel<Type::Q4_K, 1, 1, false, Type::Q6_K>, grid, kThreads, 0, stream, set, n_blocks,
-                  act);
+                  act, ResidualAdd{});
   } else {
     launch_kernel(matvec_kquant_kernel<Type::Q5_K, 1, 1, false, Type::Q6_K>, grid, kThreads, 0, stream, set, n_blocks,
-                  act);
+                  act, ResidualAdd{});
   }
 }
 
@@ -104,7 +106,7 @@ int int8_matvec_act_kind(quant::Type weight) {
 
 Status matvec_int8_multi(const WeightView* ws, float* const* outs, const int64_t* out_strides, int count,
                          const float* x, int64_t x_stride, int64_t n_tok, void* scratch, int warp_size,
-                         gpuStream_t stream, bool quantize) {
+                         gpuStream_t stream, bool quantize, const ResidualAdd* add) {
   // matvec_int8_rows checks count and n_tok; the quantizer checks n_tok itself.
   if (count < 1) return Status::error("gpu matvec_int8: 1 to 3 weights per launch");
   const Int8Rows rows = int8_rows_layout(scratch, ws[0].n_in, n_tok);
@@ -114,13 +116,24 @@ Status matvec_int8_multi(const WeightView* ws, float* const* outs, const int64_t
                                         warp_size, stream);
     if (!q.ok()) return q;
   }
-  return matvec_int8_rows(ws, outs, out_strides, count, rows, n_tok, warp_size, stream);
+  return matvec_int8_rows(ws, outs, out_strides, count, rows, n_tok, warp_size, stream, add);
 }
 
+namespace {
+std::atomic<int64_t> g_residual_add_launches{0};
+}  // namespace
+
+int64_t residual_add_launches() { return g_residual_add_launches.load(std::memory_order_relaxed); }
+
 Status matvec_int8_rows(const WeightView* ws, float* const* outs, const int64_t* out_strides, int count,
-                        const Int8Rows& rows, int64_t n_tok, int warp_size, gpuStream_t stream) {
+                        const Int8Rows& rows, int64_t n_tok, int warp_size, gpuStream_t stream,
+                        const ResidualAdd* residual) {
   using quant::Type;
   if (count < 1 || count > kMaxMats) return Status::error("gpu matvec_int8: 1 to 3 weights per launch");
+  const ResidualAdd add = residual != nullptr ? *residual : ResidualAdd{};
+  if (add.sum != nullptr && (count != 1 || n_tok != 1 || add.res == nullptr)) {
+    return Status::error("gpu matvec_int8: a residual add takes one weight and one token");
+  }
   const WeightView& w = ws[0];
   int n_first = 1;  // the leading weights of w's type
   while (n_first < count && ws[n_first].type == w.type) ++n_first;
@@ -187,29 +200,41 @@ Status matvec_int8_rows(const WeightView* ws, float* const* outs, const int64_t*
     constexpr bool S = decltype(stage_const)::value;
     switch (w.type) {
       case Type::Q4_0:
-        launch_split<Type::Q4_0, NT, S>(rows_per_warp, split_k, grid, set, n_blocks, act, stream);
+        launch_split<Type::Q4_0, NT, S>(rows_per_warp, split_k, grid, set, n_blocks, act, add, stream);
         break;
       case Type::Q8_0:
-        launch_split<Type::Q8_0, NT, S>(rows_per_warp, split_k, grid, set, n_blocks, act, stream);
+        launch_split<Type::Q8_0, NT, S>(rows_per_warp, split_k, grid, set, n_blocks, act, add, stream);
         break;
       case Type::IQ4_NL:
-        launch_split<Type::IQ4_NL, NT, S>(rows_per_warp, split_k, grid, set, n_blocks, act, stream);
+        launch_split<Type::IQ4_NL, NT, S>(rows_per_warp, split_k, grid, set, n_blocks, act, add, stream);
         break;
       case Type::Q4_1:
-        launch_split<Type::Q4_1, NT, S>(rows_per_warp, split_k, grid, set, n_blocks, act, stream);
+        launch_split<Type::Q4_1, NT, S>(rows_per_warp, split_k, grid, set, n_blocks, act, add, stream);
         break;
       case Type::Q5_0:
-        launch_split<Type::Q5_0, NT, S>(rows_per_warp, split_k, grid, set, n_blocks, act, stream);
+        launch_split<Type::Q5_0, NT, S>(rows_per_warp, split_k, grid, set, n_blocks, act, add, stream);
         break;
       case Type::Q5_1:
-        launch_split<Type::Q5_1, NT, S>(rows_per_warp, split_k, grid, set, n_blocks, act, stream);
+        launch_split<Type::Q5_1, NT, S>(rows_per_warp, split_k, grid, set, n_blocks, act, add, stream);
         break;
-      case Type::Q4_K: launch_kquant<Type::Q4_K, NT, S>(split_k, grid, set, n_blocks, act, stream); break;
-      case Type::Q5_K: launch_kquant<Type::Q5_K, NT, S>(split_k, grid, set, n_blocks, act, stream); break;
-      case Type::IQ4_XS: launch_kquant<Type::IQ4_XS, NT, S>(split_k, grid, set, n_blocks, act, stream); break;
-      case Type::Q3_K: launch_kquant<Type::Q3_K, NT, S>(split_k, grid, set, n_blocks, act, stream); break;
-      case Type::Q2_K: launch_kquant<Type::Q2_K, NT, S>(split_k, grid, set, n_blocks, act, stream); break;
-      default: launch_kquant<Type::Q6_K, NT, S>(split_k, grid, set, n_blocks, act, stream); break;
+      case Type::Q4_K:
+        launch_kquant<Type::Q4_K, NT, S>(split_k, grid, set, n_blocks, act, add, stream);
+        break;
+      case Type::Q5_K:
+        launch_kquant<Type::Q5_K, NT, S>(split_k, grid, set, n_blocks, act, add, stream);
+        break;
+      case Type::IQ4_XS:
+        launch_kquant<Type::IQ4_XS, NT, S>(split_k, grid, set, n_blocks, act, add, stream);
+        break;
+      case Type::Q3_K:
+        launch_kquant<Type::Q3_K, NT, S>(split_k, grid, set, n_blocks, act, add, stream);
+        break;
+      case Type::Q2_K:
+        launch_kquant<Type::Q2_K, NT, S>(split_k, grid, set, n_blocks, act, add, stream);
+        break;
+      default:
+        launch_kquant<Type::Q6_K, NT, S>(split_k, grid, set, n_blocks, act, add, stream);
+        break;
     }
   };
   // Token groups of at least policy.stage_min_tokens stage their activations, except for Q8_0 weights, where it lost
@@ -234,7 +259,9 @@ Status matvec_int8_rows(const WeightView* ws, float* const* outs, const int64_t*
     }
   }
   const gpuError_t err = gpuGetLastError();
-  return err == gpuSuccess ? ok_status() : error_status(err, "matvec_int8 launch");
+  if (err != gpuSuccess) return error_status(err, "matvec_int8 launch");
+  if (add.sum != nullptr) g_residual_add_launches.fetch_add(1, std::memory_order_relaxed);
+  return ok_status();
 }
 
 }  // namespace rf::gpu

@@ -211,16 +211,31 @@ RF_DEVICE void zero_sums(float (&acc)[kR][NT]) {
   }
 }
 
-// Reduces each lane's partial sums over the warp and stores row row0 + r of token tok0 + t. Every token's sums
-// take the same steps whatever NT is, so a token's result does not depend on the batch around it.
+// Stores row `row`'s product v of a single token, and with a residual add (add.sum set: one weight per launch) its
+// sum. The add kernel computes a + b for add(out, a, b) either way round: float addition commutes, the same bits.
+RF_DEVICE void store_row(float* out, int64_t row, float v, const ResidualAdd& add) {
+  out[row] = v;
+  if (add.sum != nullptr) add.sum[row] = add.res[row] + v;
+}
+
+// Reduces each lane's partial sums over the warp and stores row row0 + r of token tok0 + t (single tokens: with the
+// residual add, store_row). Every token's sums take the same steps whatever NT is, so a token's result does not
+// depend on the batch around it.
+
 template <int kR, int NT>
-RF_DEVICE void store_sums(const WarpRows& wr, float (&acc)[kR][NT]) {
+RF_DEVICE void store_sums(const WarpRows& wr, float (&acc)[kR][NT], const ResidualAdd& add) {
 #pragma unroll
   for (int t = 0; t < NT; ++t) {
 #pragma unroll
     for (int r = 0; r < kR; ++r) {
       const float s = warp_reduce_sum(acc[r][t]);
-      if (lane_id() == 0 && r < wr.n_rows && t < wr.n_tok) wr.out[(wr.tok0 + t) * wr.out_stride + wr.row0 + r] = s;
+      if (lane_id() == 0 && r < wr.n_rows && t < wr.n_tok) {
+        if constexpr (NT == 1) {
+          store_row(wr.out, wr.row0 + r, s, add);
+        } else {
+          wr.out[(wr.tok0 + t) * wr.out_stride + wr.row0 + r] = s;
+        }
+      }
     }
   }
 }
@@ -465,9 +480,9 @@ RF_DEVICE void kquant_block(const uint8_t* row, int64_t nb, int64_t ib, int sub,
 // warp's index among them), the parts' sums meet in shared memory and are added in part order. Every warp of the
 // block must call it (kSplit > 1 has a block-wide barrier).
 template <int kR, int NT, int kSplit>
-RF_DEVICE void finish_sums(const WarpRows& wr, float (&acc)[kR][NT], int part) {
+RF_DEVICE void finish_sums(const WarpRows& wr, float (&acc)[kR][NT], int part, const ResidualAdd& add) {
   if constexpr (kSplit == 1) {
-    if (wr.n_rows > 0) store_sums(wr, acc);
+    if (wr.n_rows > 0) store_sums(wr, acc, add);
   } else {
     __shared__ float s_part[kThreads / kWarpSize][kR][NT];  // [warp][row][token], from lane 0 of each warp
 #pragma unroll
@@ -487,7 +502,13 @@ RF_DEVICE void finish_sums(const WarpRows& wr, float (&acc)[kR][NT], int part) {
           float v = s_part[warp_id()][r][t];
 #pragma unroll
           for (int p = 1; p < kSplit; ++p) v += s_part[warp_id() + p][r][t];
-          if (r < wr.n_rows && t < wr.n_tok) wr.out[(wr.tok0 + t) * wr.out_stride + wr.row0 + r] = v;
+          if (r < wr.n_rows && t < wr.n_tok) {
+            if constexpr (NT == 1) {
+              store_row(wr.out, wr.row0 + r, v, add);
+            } else {
+              wr.out[(wr.tok0 + t) * wr.out_stride + wr.row0 + r] = v;
+            }
+          }
         }
       }
     }
@@ -517,7 +538,7 @@ constexpr int kKquantUnroll =
 // / v of Q4_K_M and Q5_K_M models, whose v is Q6_K); each row's sums take the steps of its type's own launch.
 template <quant::Type T, int NT, int kSplit, bool kStage, quant::Type T2 = T>
 __global__ void __launch_bounds__(kThreads)
-    matvec_kquant_kernel(const MatSet set, int64_t n_blocks, const ActRows act) {
+    matvec_kquant_kernel(const MatSet set, int64_t n_blocks, const ActRows act, const ResidualAdd add) {
   static_assert(T2 == T || (NT == 1 && !kStage), "mixed launches: single tokens, unstaged");
   constexpr int kPass = kWarpSize / kLanesPerKBlock;  // blocks per warp pass
   constexpr int64_t kStep = kSplit * kPass;
@@ -545,7 +566,7 @@ __global__ void __launch_bounds__(kThreads)
       kquant_row<T, NT, kStep, kKquantUnroll<T, kSplit>>(row, n_blocks, first, sub, wr.n_tok, span, acc);
     }
   }
-  finish_sums<1, NT, kSplit>(wr, acc, part);
+  finish_sums<1, NT, kSplit>(wr, acc, part, add);
 }
 
 // A block of the warp's n_rows rows (weight codes wq as 8 words of bytes in activation order: signed (kSigned), or
@@ -700,7 +721,7 @@ RF_DEVICE void split_block(const uint8_t* const (&row)[kR], int64_t n_blocks, in
 // (stage_act); each lane takes the same blocks in the same order.
 template <quant::Type kW, int kR, int NT, int kSplit, bool kStage>
 __global__ void __launch_bounds__(kThreads)
-    matvec_split_kernel(const MatSet set, int64_t n_blocks, const ActRows act) {
+    matvec_split_kernel(const MatSet set, int64_t n_blocks, const ActRows act, const ResidualAdd add) {
   constexpr int64_t kStep = kSplit * kWarpSize;
   const WarpRows wr = warp_rows<kR, NT, kSplit>(set, act);
   const int part = warp_id() % kSplit;
@@ -726,7 +747,7 @@ __global__ void __launch_bounds__(kThreads)
       split_block<kW>(row, n_blocks, ib, wr.n_rows, wr.n_tok, span, ib, acc);
     }
   }
-  finish_sums<kR, NT, kSplit>(wr, acc, part);
+  finish_sums<kR, NT, kSplit>(wr, acc, part, add);
 }
 
 // Host side: launch geometry both launch paths choose alike.
