@@ -60,7 +60,9 @@ Chain run_chain(BackendPair& pair, const std::vector<std::pair<Tensor, Tensor>>&
 struct ChainCase {
   Type main, v;  // v: the type of the v product (Q6_K for the Q4_K_M / Q5_K_M mixes)
   int64_t n_embd, n_ff;
-  int64_t prologue_fused = 2;  // the prologue fusion's launches (products of two warps per row fall back)
+  // With both fusions: the launches that fuse an op (3: the norms and the SiLU gate; products of two warps per row
+  // fall back to the kernels) and the residual adds in separate products' launches (1: the output product's).
+  int64_t fused = 3, fused_adds = 1;
 };
 
 TEST(FusedMatvec, DecodeLayerChainGivesTheSeparateKernelsBits) {
@@ -78,11 +80,10 @@ TEST(FusedMatvec, DecodeLayerChainGivesTheSeparateKernelsBits) {
       {Type::Q6_K, Type::Q6_K, 512, 1280},
       {Type::Q4_K, Type::Q4_K, 2048, 5632},
       {Type::Q4_0, Type::Q4_0, 4096, 11008},
-      // Two warps per row (split_k), whose products the prologue fusion leaves alone: the down product (there the
-      // SiLU, and the norm, which its add then joins, run as kernels) and q / k / v; with the add in the launch, the
-      // first warp of a row group stores row and sum.
-      {Type::Q6_K, Type::Q6_K, 512, 10240, 0},
-      {Type::Q8_0, Type::Q8_0, 4096, 2048, 1},
+      // Two warps per row (split_k; the first warp of a row group stores row and sum), where the prologue fusion
+      // falls back: the down product; the output product, gate / up and q / k / v.
+      {Type::Q6_K, Type::Q6_K, 512, 10240, 2, 2},
+      {Type::Q8_0, Type::Q8_0, 4096, 2048, 1, 1},
   };
   for (const ChainCase& cc : cases) {
     const std::string what =
@@ -101,16 +102,17 @@ TEST(FusedMatvec, DecodeLayerChainGivesTheSeparateKernelsBits) {
     const auto rand = [&](int64_t n, float scale) { return random_floats(rng, static_cast<size_t>(n), scale); };
     const std::vector<float> resid = rand(cc.n_embd, 4.0f), att = rand(cc.n_embd, 1.0f);
     const std::vector<float> gamma1 = rand(cc.n_embd, 1.0f), gamma2 = rand(cc.n_embd, 1.0f);
-    // 0: separate kernels; 1: the ops fused into the products' prologues; 2: the adds into the products' launches.
+    // 0: separate kernels; 1: the ops fused into the products' prologues and the adds into the products' launches
+    // (the default for 32-element formats); 2: the adds only (the default for the others).
     Chain chains[3];
     for (const int mode : {0, 1, 2}) {
-      matmul_policy().fused_matvec = mode == 1;
-      matmul_policy().residual_add = mode == 2;
+      matmul_policy().fused_matvec = mode == 1 ? 1 : 0;
+      matmul_policy().residual_add = mode != 0;
       chains[mode] = run_chain(pair, w, cc.n_embd, cc.n_ff, n_qkv, resid, att, gamma1, gamma2);
     }
-    EXPECT_EQ(chains[0].fused + chains[0].adds + chains[1].adds + chains[2].fused, 0) << what;
-    // SiLU + down + add, then norm + q / k / v; the output product and its add + norm run as separate kernels.
-    EXPECT_EQ(chains[1].fused, cc.prologue_fused) << what;
+    EXPECT_EQ(chains[0].fused + chains[0].adds + chains[2].fused, 0) << what;
+    EXPECT_EQ(chains[1].fused, cc.fused) << what;
+    EXPECT_EQ(chains[1].adds, cc.fused_adds) << what;
     EXPECT_EQ(chains[2].adds, 2) << what;  // the output product's and the down product's
     for (const int mode : {1, 2}) {
       for (size_t i = 0; i < chains[0].values.size(); ++i) {

@@ -297,7 +297,7 @@ class GpuBackend final : public backend::Backend {
   void attention_runs(const AttentionArgs& a, const std::vector<KindRun>& runs);
   // Launches the pending act fused with the quantization of its output for `kind` products, when it produced x
   // and the layout allows; else launches it alone.
-  // attach (a single-token int8 product of x, MatmulPolicy::fused_matvec): a norm (without add) or SiLU gate that
+  // attach (a single-token int8 product of x of a type fused_matvec_for takes): a norm (without add) or SiLU gate that
   // fits is returned instead, for the product's launch to compute (pending_mv_.act); else the returned op is kNone.
   PendingAct fuse_or_flush_act(const backend::Tensor& x, int kind, bool attach = false);
   bool graphs_ = kGraphUpdateSupported;

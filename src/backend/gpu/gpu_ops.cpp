@@ -93,8 +93,9 @@ bool GpuBackend::add_joins_matvec(const Tensor& out, const Tensor& a, const Tens
   // product after attention) measured slower than the product plus the add + norm kernel on the H100 (7B Q4_K_M
   // tg128 394 -> 331-352 t/s).
   const MatmulPolicy& policy = matmul_policy();
-  const bool fused = policy.fused_matvec && g.act.op != ActOp::kNone;
-  if (!fused && !(policy.residual_add && g.act.op == ActOp::kNone && g.count == 1)) return false;
+  const bool fused = g.act.op != ActOp::kNone;  // attached only where MatmulPolicy::fused_matvec asks for it
+  const bool residual = policy.residual_add && g.count == 1;  // taken by the product where the fused kernel is not
+  if (!fused && !residual) return false;
   if (out.ne1 != 1 || a.ne1 != 1 || b.ne1 != 1 || a.ne0 != out.ne0 || b.ne0 != out.ne0 || out.type != Type::F32 ||
       a.type != Type::F32 || b.type != Type::F32) {
     return false;
@@ -108,8 +109,9 @@ bool GpuBackend::add_joins_matvec(const Tensor& out, const Tensor& a, const Tens
     bool clash =
         spans_overlap(out.data, out.ne0, g.x, g.n_in) || spans_overlap(other.data, other.ne0, g.out[i], out.ne0);
     for (int j = 0; j < g.count; ++j) clash = clash || spans_overlap(out.data, out.ne0, g.out[j], g.w[j].n_out);
-    if (clash || (fused && !can_fuse_matvec(g.w, g.count, fused_prologue_of(g.act.op),
-                                            norm_row_warps(g.n_in, info_.warp_size), info_.warp_size))) {
+    if (clash || (fused && !residual &&
+                  !can_fuse_matvec(g.w, g.count, fused_prologue_of(g.act.op), norm_row_warps(g.n_in, info_.warp_size),
+                                   info_.warp_size))) {
       return false;
     }
     g.add_out[i] = out;
@@ -194,7 +196,7 @@ GpuBackend::PendingAct GpuBackend::fuse_or_flush_act(const Tensor& x, int kind, 
     return {};
   }
   pending_act_.op = ActOp::kNone;  // before act_scratch, which may flush pending work when it grows
-  if (attach && p.op != ActOp::kAddNorm && matmul_policy().fused_matvec) return p;  // launched with the product
+  if (attach && p.op != ActOp::kAddNorm) return p;  // launched with the product
   void* scratch = act_scratch((int8_matvec_scratch_bytes(x.ne0, x.ne1) + sizeof(float) - 1) / sizeof(float));
   if (scratch == nullptr) return {};  // the failed allocation is recorded; later ops are skipped
   launch_act_quant(p, kind, int8_rows_layout(scratch, x.ne0, x.ne1));
@@ -287,7 +289,8 @@ void GpuBackend::matmul(Tensor out, Tensor x, Tensor w) {
                        x.ne0 % 256 == 0;
   PendingAct attached;  // a norm or SiLU gate the single-token product's launch computes (matvec_int8_fused)
   if (fuse_ && (use_mmq || int8)) {
-    attached = fuse_or_flush_act(x, int8_matvec_act_kind(w.type), int8 && !use_mmq && x.ne1 == 1);
+    attached =
+        fuse_or_flush_act(x, int8_matvec_act_kind(w.type), int8 && !use_mmq && x.ne1 == 1 && fused_matvec_for(w.type));
   } else {
     flush_act_only();
   }

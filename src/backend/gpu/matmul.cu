@@ -684,11 +684,19 @@ MatmulPolicy& matmul_policy() {
     if (const char* v = std::getenv("ROCMFORGE_GPU_INVARIANT_MATVEC")) p.invariant_matvec = v[0] == '1';
     if (const char* v = std::getenv("ROCMFORGE_GPU_MIXED_LAUNCH")) p.mixed_launches = v[0] != '0';
     if (const char* v = std::getenv("ROCMFORGE_GPU_MMF_MAX_TOKENS")) p.mmf_max_tokens = std::max(0, std::atoi(v));
-    if (const char* v = std::getenv("ROCMFORGE_GPU_FUSED_MATVEC")) p.fused_matvec = v[0] == '1';
+    if (const char* v = std::getenv("ROCMFORGE_GPU_FUSED_MATVEC")) p.fused_matvec = v[0] == '1' ? 1 : 0;
     if (const char* v = std::getenv("ROCMFORGE_GPU_RESIDUAL_ADD")) p.residual_add = v[0] != '0';
     return p;
   }();
   return policy;
+}
+
+bool fused_matvec_for(quant::Type weight) {
+  using quant::Type;
+  const int p = matmul_policy().fused_matvec;
+  if (p >= 0) return p > 0;
+  // By format, where it measured faster on the H100 (PERF_NOTES_2, session 22): Q4_0 only.
+  return weight == Type::Q4_0;
 }
 
 MmaTile pick_mma_tile(int64_t n_tok, int64_t n_out) {

@@ -192,15 +192,19 @@ struct MatmulPolicy {
   // every F16 / BF16 product its kind routing gives the tensor-core kernel); 0: never (ROCMFORGE_GPU_MMF_MAX_TOKENS).
   int64_t mmf_max_tokens = 32;
   // Single-token int8 products take the op that makes their activations (norm, SiLU gate) into their own launch,
-  // and the residual add after them (matvec_int8_fused; ROCMFORGE_GPU_FUSED_MATVEC=1). The same bits either way;
-  // off: on the H100 it measured at parity with the separate launches (PERF_NOTES_2, session 21).
-  bool fused_matvec = false;
+  // and the residual add after them (matvec_int8_fused): -1 (the default) by format (fused_matvec_for), 1 for all, 0
+  // never (ROCMFORGE_GPU_FUSED_MATVEC=0 / 1). The same bits either way. On the H100, with the residual adds in the
+  // products (below), 7B tg128: Q4_0 +6 %, Q4_1 / IQ4_NL / Q5_0 even, Q8_0 -7 %, Q4_K_M -2 % (PERF_NOTES_2,
+  // session 22).
+  int fused_matvec = -1;
   // Single-token int8 products of one weight take the residual add after them into their launch (ResidualAdd;
   // ROCMFORGE_GPU_RESIDUAL_ADD=0: off). The same bits either way; on the H100 7B Q4_0 / Q4_K_M tg128 gained 1-3 %
   // (PERF_NOTES_2, session 22).
   bool residual_add = true;
 };
 MatmulPolicy& matmul_policy();
+// Whether MatmulPolicy::fused_matvec asks for the fused launches of this weight type.
+bool fused_matvec_for(quant::Type weight);
 // The tile matmul() uses for n_tok tokens and n_out rows under the current policy.
 MmaTile pick_mma_tile(int64_t n_tok, int64_t n_out);
 

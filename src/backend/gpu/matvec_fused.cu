@@ -239,7 +239,7 @@ int64_t fused_matvec_launches() { return g_fused_launches.load(std::memory_order
 
 bool can_fuse_matvec(const WeightView* ws, int count, FusedPrologue op, int norm_warps, int warp_size) {
   const MatmulPolicy& policy = matmul_policy();
-  if (!policy.fused_matvec || count < 1 || count > kMaxMats || policy.split_rows == 2) return false;
+  if (count < 1 || count > kMaxMats || !fused_matvec_for(ws[0].type) || policy.split_rows == 2) return false;
   const int64_t n_in = ws[0].n_in;
   const int qk = int8_matvec_act_kind(ws[0].type);
   if (n_in > kFusedMaxIn || n_in % qk != 0) return false;
