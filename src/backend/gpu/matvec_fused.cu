@@ -1,10 +1,10 @@
-// Single-token int8 products fused with the op that makes their activations (matmul.h matvec_int8_fused; off by
-// default: MatmulPolicy::fused_matvec). A decode layer's small ops (RMS norm, SiLU gate) are launches of their own
-// between the products: on the H100 each costs ~4 us of a ~69 us 7B layer, mostly the chain of dependent memory
-// round trips at the kernel boundary, not the work. Here every block of the product computes the op itself, from
-// the op's inputs in L2, into its shared memory, then streams its weight rows against it; the op's outputs (floats
-// and quantized rows) are written a chunk per block for whoever reads them later. The residual add after the
-// product (x = a + product) is the epilogue of the same launch.
+// Single-token int8 products fused with the op that makes their activations (matmul.h matvec_int8_fused; by
+// default for Q4_0 weights only: MatmulPolicy::fused_matvec, fused_matvec_for). A decode layer's small ops (RMS
+// norm, SiLU gate) are launches of their own between the products: on the H100 each costs ~4 us of a ~69 us 7B
+// layer, mostly the chain of dependent memory round trips at the kernel boundary, not the work. Here every block of
+// the product computes the op itself, from the op's inputs in L2, into its shared memory, then streams its weight
+// rows against it; the op's outputs (floats and quantized rows) are written a chunk per block for whoever reads them
+// later. The residual add after the product (x = a + product) is the epilogue of the same launch.
 //
 // The grid is one block of up to 1024 threads per SM (the unfused launches' occupancy), so the op's inputs are read
 // once per SM; warp w of the grid takes rows w, w + all warps, ... of the launch's matrices. Each row's sums are
