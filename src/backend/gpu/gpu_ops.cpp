@@ -77,8 +77,8 @@ void GpuBackend::flush_matvec_group() {
     add = {rows_of(g.add_other[0]).data, rows_of(g.add_out[0]).data};
   check(matvec_int8_multi(g.w, g.out, g.out_stride, count, g.x, g.x_stride, g.n_tok, scratch, info_.warp_size, stream_,
                           quantize, add.sum != nullptr ? &add : nullptr));
-  for (int i = 0; i < count && !failed() && add.sum == nullptr; ++i) {
-    if (g.add_out[i].data != nullptr) {
+  for (int i = 0; i < count && !failed(); ++i) {
+    if (g.add_out[i].data != nullptr && add.sum == nullptr) {
       check(gpu::add(rows_of(g.add_out[i]), rows_of(g.add_other[i]), RowsF32{g.out[i], g.w[i].n_out, 1, g.w[i].n_out},
                      stream_));
     }

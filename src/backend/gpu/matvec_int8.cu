@@ -17,40 +17,42 @@
 namespace rf::gpu {
 namespace {
 
+// What every launch of a matvec_int8_rows call passes its kernel.
+struct Launch {
+  unsigned grid;
+  const MatSet& set;
+  int64_t n_blocks;
+  const ActRows& act;
+  ResidualAdd add;
+  gpuStream_t stream;
+};
+
+template <typename Kernel>
+void launch(Kernel kernel, const Launch& l) {
+  launch_kernel(kernel, l.grid, kThreads, 0, l.stream, l.set, l.n_blocks, l.act, l.add);
+}
+
 template <quant::Type T, int NT, bool kStage>
-void launch_kquant(int split_k, unsigned grid, const MatSet& set, int64_t n_blocks, const ActRows& act,
-                   const ResidualAdd& add, gpuStream_t stream) {
-  split_k == 1
-      ? launch_kernel(matvec_kquant_kernel<T, NT, 1, kStage>, grid, kThreads, 0, stream, set, n_blocks, act, add)
-      : launch_kernel(matvec_kquant_kernel<T, NT, 2, kStage>, grid, kThreads, 0, stream, set, n_blocks, act, add);
+void launch_kquant(int split_k, const Launch& l) {
+  split_k == 1 ? launch(matvec_kquant_kernel<T, NT, 1, kStage>, l) : launch(matvec_kquant_kernel<T, NT, 2, kStage>, l);
 }
 
 template <quant::Type kW, int NT, bool kStage>
-void launch_split(int rows_per_warp, int split_k, unsigned grid, const MatSet& set, int64_t n_blocks,
-                  const ActRows& act, const ResidualAdd& add, gpuStream_t stream) {
+void launch_split(int rows_per_warp, int split_k, const Launch& l) {
   constexpr int kR2 = kSplitRowsPerWarp;
   if (rows_per_warp == 1) {
-    split_k == 1
-        ? launch_kernel(matvec_split_kernel<kW, 1, NT, 1, kStage>, grid, kThreads, 0, stream, set, n_blocks, act, add)
-        : launch_kernel(matvec_split_kernel<kW, 1, NT, 2, kStage>, grid, kThreads, 0, stream, set, n_blocks, act, add);
+    split_k == 1 ? launch(matvec_split_kernel<kW, 1, NT, 1, kStage>, l)
+                 : launch(matvec_split_kernel<kW, 1, NT, 2, kStage>, l);
   } else {
-    split_k == 1
-        ? launch_kernel(matvec_split_kernel<kW, kR2, NT, 1, kStage>, grid, kThreads, 0, stream, set, n_blocks, act, add)
-        : launch_kernel(matvec_split_kernel<kW, kR2, NT, 2, kStage>, grid, kThreads, 0, stream, set, n_blocks, act,
-                        add);
+    split_k == 1 ? launch(matvec_split_kernel<kW, kR2, NT, 1, kStage>, l)
+                 : launch(matvec_split_kernel<kW, kR2, NT, 2, kStage>, l);
   }
 }
 
-void launch_mixed(quant::Type first, unsigned grid, const MatSet& set, int64_t n_blocks, const ActRows& act,
-                  gpuStream_t stream) {
+void launch_mixed(quant::Type first, const Launch& l) {
   using quant::Type;
-  if (first == Type::Q4_K) {
-    launch_kernel(matvec_kquant_kernel<Type::Q4_K, 1, 1, false, Type::Q6_K>, grid, kThreads, 0, stream, set, n_blocks,
-                  act, ResidualAdd{});
-  } else {
-    launch_kernel(matvec_kquant_kernel<Type::Q5_K, 1, 1, false, Type::Q6_K>, grid, kThreads, 0, stream, set, n_blocks,
-                  act, ResidualAdd{});
-  }
+  first == Type::Q4_K ? launch(matvec_kquant_kernel<Type::Q4_K, 1, 1, false, Type::Q6_K>, l)
+                      : launch(matvec_kquant_kernel<Type::Q5_K, 1, 1, false, Type::Q6_K>, l);
 }
 
 }  // namespace
@@ -194,46 +196,46 @@ Status matvec_int8_rows(const WeightView* ws, float* const* outs, const int64_t*
   set.count = count;
   set.second_from = mixed ? set.first_block[n_first] : ~0u;
   if (row_blocks == 0) return ok_status();
-  const unsigned grid = row_blocks * act.n_groups;
+  const Launch l{row_blocks * act.n_groups, set, n_blocks, act, add, stream};
   const auto typed = [&](auto nt_const, auto stage_const) {
     constexpr int NT = decltype(nt_const)::value;
     constexpr bool S = decltype(stage_const)::value;
     switch (w.type) {
       case Type::Q4_0:
-        launch_split<Type::Q4_0, NT, S>(rows_per_warp, split_k, grid, set, n_blocks, act, add, stream);
+        launch_split<Type::Q4_0, NT, S>(rows_per_warp, split_k, l);
         break;
       case Type::Q8_0:
-        launch_split<Type::Q8_0, NT, S>(rows_per_warp, split_k, grid, set, n_blocks, act, add, stream);
+        launch_split<Type::Q8_0, NT, S>(rows_per_warp, split_k, l);
         break;
       case Type::IQ4_NL:
-        launch_split<Type::IQ4_NL, NT, S>(rows_per_warp, split_k, grid, set, n_blocks, act, add, stream);
+        launch_split<Type::IQ4_NL, NT, S>(rows_per_warp, split_k, l);
         break;
       case Type::Q4_1:
-        launch_split<Type::Q4_1, NT, S>(rows_per_warp, split_k, grid, set, n_blocks, act, add, stream);
+        launch_split<Type::Q4_1, NT, S>(rows_per_warp, split_k, l);
         break;
       case Type::Q5_0:
-        launch_split<Type::Q5_0, NT, S>(rows_per_warp, split_k, grid, set, n_blocks, act, add, stream);
+        launch_split<Type::Q5_0, NT, S>(rows_per_warp, split_k, l);
         break;
       case Type::Q5_1:
-        launch_split<Type::Q5_1, NT, S>(rows_per_warp, split_k, grid, set, n_blocks, act, add, stream);
+        launch_split<Type::Q5_1, NT, S>(rows_per_warp, split_k, l);
         break;
       case Type::Q4_K:
-        launch_kquant<Type::Q4_K, NT, S>(split_k, grid, set, n_blocks, act, add, stream);
+        launch_kquant<Type::Q4_K, NT, S>(split_k, l);
         break;
       case Type::Q5_K:
-        launch_kquant<Type::Q5_K, NT, S>(split_k, grid, set, n_blocks, act, add, stream);
+        launch_kquant<Type::Q5_K, NT, S>(split_k, l);
         break;
       case Type::IQ4_XS:
-        launch_kquant<Type::IQ4_XS, NT, S>(split_k, grid, set, n_blocks, act, add, stream);
+        launch_kquant<Type::IQ4_XS, NT, S>(split_k, l);
         break;
       case Type::Q3_K:
-        launch_kquant<Type::Q3_K, NT, S>(split_k, grid, set, n_blocks, act, add, stream);
+        launch_kquant<Type::Q3_K, NT, S>(split_k, l);
         break;
       case Type::Q2_K:
-        launch_kquant<Type::Q2_K, NT, S>(split_k, grid, set, n_blocks, act, add, stream);
+        launch_kquant<Type::Q2_K, NT, S>(split_k, l);
         break;
       default:
-        launch_kquant<Type::Q6_K, NT, S>(split_k, grid, set, n_blocks, act, add, stream);
+        launch_kquant<Type::Q6_K, NT, S>(split_k, l);
         break;
     }
   };
@@ -249,7 +251,7 @@ Status matvec_int8_rows(const WeightView* ws, float* const* outs, const int64_t*
     }
   };
   if (mixed) {
-    launch_mixed(w.type, grid, set, n_blocks, act, stream);
+    launch_mixed(w.type, l);
   } else {
     switch (nt) {
       case 1: run(std::integral_constant<int, 1>{}); break;

@@ -211,17 +211,20 @@ RF_DEVICE void zero_sums(float (&acc)[kR][NT]) {
   }
 }
 
-// Stores row `row`'s product v of a single token, and with a residual add (add.sum set: one weight per launch) its
-// sum. The add kernel computes a + b for add(out, a, b) either way round: float addition commutes, the same bits.
-RF_DEVICE void store_row(float* out, int64_t row, float v, const ResidualAdd& add) {
-  out[row] = v;
-  if (add.sum != nullptr) add.sum[row] = add.res[row] + v;
+// Stores v, the warp's row r of its token t, and for single tokens with a residual add (add.sum set: one weight per
+// launch) its sum. The add kernel computes a + b for add(out, a, b) either way round: float addition commutes, the
+// same bits.
+template <int NT>
+RF_DEVICE void store_row(const WarpRows& wr, int r, int t, float v, const ResidualAdd& add) {
+  const int64_t row = wr.row0 + r;
+  wr.out[(wr.tok0 + t) * wr.out_stride + row] = v;
+  if constexpr (NT == 1) {
+    if (add.sum != nullptr) add.sum[row] = add.res[row] + v;
+  }
 }
 
-// Reduces each lane's partial sums over the warp and stores row row0 + r of token tok0 + t (single tokens: with the
-// residual add, store_row). Every token's sums take the same steps whatever NT is, so a token's result does not
-// depend on the batch around it.
-
+// Reduces each lane's partial sums over the warp and stores row row0 + r of token tok0 + t (store_row). Every token's
+// sums take the same steps whatever NT is, so a token's result does not depend on the batch around it.
 template <int kR, int NT>
 RF_DEVICE void store_sums(const WarpRows& wr, float (&acc)[kR][NT], const ResidualAdd& add) {
 #pragma unroll
@@ -229,13 +232,7 @@ RF_DEVICE void store_sums(const WarpRows& wr, float (&acc)[kR][NT], const Residu
 #pragma unroll
     for (int r = 0; r < kR; ++r) {
       const float s = warp_reduce_sum(acc[r][t]);
-      if (lane_id() == 0 && r < wr.n_rows && t < wr.n_tok) {
-        if constexpr (NT == 1) {
-          store_row(wr.out, wr.row0 + r, s, add);
-        } else {
-          wr.out[(wr.tok0 + t) * wr.out_stride + wr.row0 + r] = s;
-        }
-      }
+      if (lane_id() == 0 && r < wr.n_rows && t < wr.n_tok) store_row<NT>(wr, r, t, s, add);
     }
   }
 }
@@ -502,13 +499,7 @@ RF_DEVICE void finish_sums(const WarpRows& wr, float (&acc)[kR][NT], int part, c
           float v = s_part[warp_id()][r][t];
 #pragma unroll
           for (int p = 1; p < kSplit; ++p) v += s_part[warp_id() + p][r][t];
-          if (r < wr.n_rows && t < wr.n_tok) {
-            if constexpr (NT == 1) {
-              store_row(wr.out, wr.row0 + r, v, add);
-            } else {
-              wr.out[(wr.tok0 + t) * wr.out_stride + wr.row0 + r] = v;
-            }
-          }
+          if (r < wr.n_rows && t < wr.n_tok) store_row<NT>(wr, r, t, v, add);
         }
       }
     }
