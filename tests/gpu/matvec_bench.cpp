@@ -100,7 +100,11 @@ int main(int argc, char** argv) {
       p = *end == ',' ? end + 1 : end;
     }
   }
-  const int64_t n_copies = 6, n_batch = 512;
+  // ROCMFORGE_BENCH_COPIES=N (default 6): 1 keeps a matrix of up to ~40 MB in L2, what a product whose weights were
+  // asked of L2 ahead of it could reach.
+  int64_t n_copies = 6;
+  if (const char* v = std::getenv("ROCMFORGE_BENCH_COPIES")) n_copies = std::clamp<int64_t>(std::atol(v), 1, 64);
+  const int64_t n_batch = 512;
   std::printf("shape %ld x %ld\n", static_cast<long>(n_in), static_cast<long>(n_out));
   std::mt19937 rng(1);
   std::normal_distribution<float> dist(0.0f, 1.0f);
