@@ -447,7 +447,10 @@ __global__ void __launch_bounds__(kDecThreads)
   __shared__ float s_m[kWarps][kG], s_l[kWarps][kG];
   __shared__ float s_acc[kWarps][kG][KD];
   const DecodeBlock blk = decode_prologue<kG, KD, kRope>(a, r, slices, group, s_q, s_slot, s_new, s_cs);
-  if (!blk.live) return;  // uniform over the block
+  if (!blk.live) {  // uniform over the block
+    trace_last_warp(4);
+    return;
+  }
   const int lane = lane_id(), warp = warp_id(), d0 = lane * kDpl;
   float q[kG][kDpl], acc[kG][kDpl], m[kG], l[kG];
 #pragma unroll
@@ -541,6 +544,7 @@ __global__ void __launch_bounds__(kDecThreads)
     __syncthreads();
     quantize_out(&s_q[0][0], static_cast<int64_t>(blk.hk * blk.gsize + blk.g0) * KD, blk.ng * KD, qr, blk.t);
   }
+  trace_last_warp(4);
 }
 
 // Merges the chunks of every (token, head) whose context spans more than one, in chunk order (qr: and quantizes

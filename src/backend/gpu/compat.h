@@ -295,8 +295,10 @@ inline void flush_recorded_launches() {
 // when it lets its dependents launch (kind 0) and when its grid_dependency_wait returns (kind 1); the host logs
 // each launched kernel in order. The backend writes both to the file when it is destroyed (bench/gpu-trace.sh).
 #if defined(RF_GPU_TRACE)
-// Kinds 0 and 1 are every kernel's; 2 .. kTraceKinds - 1 are free for trace_stamp(k) calls placed inside a kernel
-// under study (each kind its own sequence of stamps, written as "@k i stamp" lines).
+// Kinds 0 and 1 are every kernel's; 2 .. kTraceKinds - 1 are for trace_stamp(k) / trace_last_warp(k) calls placed
+// inside kernels under study (each kind its own sequence of stamps, written as "@k i stamp" lines). In the tree: the
+// last warp of matvec_split_kernel 2, of matvec_fused_kernel 3, of attention_lean_kernel 4, of matvec_kquant_kernel
+// 5, and block 0 of matvec_fused_kernel done with its op 6.
 inline constexpr unsigned kTraceKinds = 8;
 struct TraceBuf {
   unsigned long long* stamps = nullptr;  // [kTraceKinds][cap]
@@ -543,6 +545,7 @@ RF_DEVICE void async_copy_wait() {
 #if defined(RF_GPU_TRACE) && defined(RF_GPU_CUDA)
 namespace {
 __device__ TraceBuf g_trace_buf;  // this translation unit's copy
+__device__ unsigned g_trace_warps[kTraceKinds];  // trace_last_warp's counters
 void trace_set_here(const TraceBuf& b) { (void)cudaMemcpyToSymbol(g_trace_buf, &b, sizeof b); }
 [[maybe_unused]] const bool g_trace_registered = trace_register(&trace_set_here);
 }  // namespace
@@ -556,8 +559,23 @@ RF_DEVICE void trace_stamp(unsigned kind) {
   }
 #endif
 }
+// Stamps kind when the last warp of the grid calls it (every warp must, once per launch): when a launch's work ends.
+RF_DEVICE void trace_last_warp(unsigned kind) {
+#if defined(__CUDA_ARCH__)
+  if (g_trace_buf.stamps == nullptr || threadIdx.x % kWarpSize != 0) return;
+  const unsigned warps = gridDim.x * gridDim.y * gridDim.z * (blockDim.x / kWarpSize);
+  if (atomicAdd(g_trace_warps + kind, 1u) == warps - 1) {
+    unsigned long long now;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+    g_trace_warps[kind] = 0;
+    const unsigned i = atomicAdd(g_trace_buf.counts + kind, 1u);
+    if (i < g_trace_buf.cap) g_trace_buf.stamps[kind * g_trace_buf.cap + i] = now;
+  }
+#endif
+}
 #else
 RF_DEVICE void trace_stamp(unsigned) {}
+RF_DEVICE void trace_last_warp(unsigned) {}
 #endif
 
 // Programmatic dependent launch, device side (no-ops where the target lacks it). Every kernel launched through

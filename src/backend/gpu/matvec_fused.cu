@@ -175,7 +175,7 @@ __global__ void __launch_bounds__((fused_threads(T, T2)), 1)
     }
   });
   __syncthreads();
-  trace_stamp(2);  // traced builds (bench/gpu-trace.sh POINTS=matvec_fused): the op done, then the rows
+  trace_stamp(6);  // traced builds (bench/gpu-trace.sh POINTS=matvec_fused): block 0's op done; 3: the last row
   const ActSpan span{tile.q, tile.d, tile.s, 0, 0, 0};
   for (int64_t r = first; r < f.total_rows; r += warps) {
     const WarpRows wr = fused_row(set, f, r, &m);
@@ -193,7 +193,7 @@ __global__ void __launch_bounds__((fused_threads(T, T2)), 1)
       if (res != nullptr) sum[wr.row0] = res[wr.row0] + s;
     }
   }
-  trace_stamp(3);
+  trace_last_warp(3);
 }
 
 // The weight pairs one launch takes: a type alone, or Q4_K / Q5_K rows then Q6_K rows (Q4_K_M / Q5_K_M q / k / v).

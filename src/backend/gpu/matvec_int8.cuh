@@ -558,6 +558,7 @@ __global__ void __launch_bounds__(kThreads)
     }
   }
   finish_sums<1, NT, kSplit>(wr, acc, part, add);
+  trace_last_warp(5);
 }
 
 // A block of the warp's n_rows rows (weight codes wq as 8 words of bytes in activation order: signed (kSigned), or
@@ -739,6 +740,7 @@ __global__ void __launch_bounds__(kThreads)
     }
   }
   finish_sums<kR, NT, kSplit>(wr, acc, part, add);
+  trace_last_warp(2);
 }
 
 // Host side: launch geometry both launch paths choose alike.
