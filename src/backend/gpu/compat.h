@@ -549,13 +549,19 @@ __device__ unsigned g_trace_warps[kTraceKinds];  // trace_last_warp's counters
 void trace_set_here(const TraceBuf& b) { (void)cudaMemcpyToSymbol(g_trace_buf, &b, sizeof b); }
 [[maybe_unused]] const bool g_trace_registered = trace_register(&trace_set_here);
 }  // namespace
+// Appends the global timer to kind's sequence of stamps (the calling thread's; the callers pick one thread).
+RF_DEVICE void trace_record(unsigned kind) {
+#if defined(__CUDA_ARCH__)
+  unsigned long long now;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+  const unsigned i = atomicAdd(g_trace_buf.counts + kind, 1u);
+  if (i < g_trace_buf.cap) g_trace_buf.stamps[kind * g_trace_buf.cap + i] = now;
+#endif
+}
 RF_DEVICE void trace_stamp(unsigned kind) {
 #if defined(__CUDA_ARCH__)
   if (threadIdx.x == 0 && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && g_trace_buf.stamps != nullptr) {
-    unsigned long long now;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
-    const unsigned i = atomicAdd(g_trace_buf.counts + kind, 1u);
-    if (i < g_trace_buf.cap) g_trace_buf.stamps[kind * g_trace_buf.cap + i] = now;
+    trace_record(kind);
   }
 #endif
 }
@@ -565,11 +571,8 @@ RF_DEVICE void trace_last_warp(unsigned kind) {
   if (g_trace_buf.stamps == nullptr || threadIdx.x % kWarpSize != 0) return;
   const unsigned warps = gridDim.x * gridDim.y * gridDim.z * (blockDim.x / kWarpSize);
   if (atomicAdd(g_trace_warps + kind, 1u) == warps - 1) {
-    unsigned long long now;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
-    g_trace_warps[kind] = 0;
-    const unsigned i = atomicAdd(g_trace_buf.counts + kind, 1u);
-    if (i < g_trace_buf.cap) g_trace_buf.stamps[kind * g_trace_buf.cap + i] = now;
+    g_trace_warps[kind] = 0;  // for the kernel's next launch
+    trace_record(kind);
   }
 #endif
 }
