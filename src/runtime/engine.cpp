@@ -245,7 +245,7 @@ void Engine::loop() {
       // and new requests, go on with the next step.
       for (Seq* q : batch_seqs) finish_seq(*q, FinishReason::kError, "the model's forward pass failed: " + s.message());
     }
-    if (!failed.ok() && model_.device_lost()) recover_device(lock, failed);
+    if (!failed.ok() && model_.device_lost()) recover_device(lock, failed, s.ok());
     std::erase_if(st_->running, [](const std::unique_ptr<Seq>& q) { return q->done; });
     const auto seconds = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
     st_->stats.schedule_seconds += seconds(t_schedule, t_forward);
@@ -266,11 +266,12 @@ void Engine::loop() {
   shared_->idle_cv.notify_all();
 }
 
-void Engine::recover_device(std::unique_lock<std::mutex>& lock, const Status& cause) {
+void Engine::recover_device(std::unique_lock<std::mutex>& lock, const Status& cause, bool in_sampling) {
   // The K/V of every running sequence lived on the lost device (the batch's and the others'): they all fail. Queued
   // sequences hold no K/V (a preempted one recomputes from its tokens) and stay queued.
-  const std::string why = "the model's forward pass failed and the device lost this request's state: " +
-                          cause.message() + "; the device is being reset, retry the request";
+  const std::string why = std::string(in_sampling ? "sampling" : "the model's forward pass") +
+                          " failed and the device lost this request's state: " + cause.message() +
+                          "; the device is being reset, retry the request";
   for (auto& q : st_->running) finish_seq(*q, FinishReason::kError, why);
   st_->running.clear();
   // The prefix cache's blocks are gone with the device: a fresh block manager (every block is free now).

@@ -172,9 +172,10 @@ class Engine {
   void finish_seq(Seq& s, FinishReason reason, const std::string& error = {});
   void release_blocks(Seq& s);
   void register_full_blocks(Seq& s);
-  // After a forward pass (or its sampling) failed with `cause` and the model reports device loss: fails the running sequences, empties
-  // the prefix cache, and (with `lock` released meanwhile) recovers the model and makes a new KV cache.
-  void recover_device(std::unique_lock<std::mutex>& lock, const Status& cause);
+  // After a forward pass (or, in_sampling, its sampling) failed with `cause` and the model reports device loss: fails
+  // the running sequences, empties the prefix cache, and (with `lock` released meanwhile) recovers the model and
+  // makes a new KV cache.
+  void recover_device(std::unique_lock<std::mutex>& lock, const Status& cause, bool in_sampling);
   Expected<std::unique_ptr<kv::KvCache>> make_cache() const;
   // After a forward pass that left the logits on the backend: sequences whose consumer wants logprobs get their
   // logits row downloaded (into `logits`) and sampled on the host; the others are sampled by the backend (only

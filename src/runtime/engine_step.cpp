@@ -269,6 +269,8 @@ Status Engine::after_forward(const std::vector<Seq*>& batch_seqs, const std::vec
   };
   if (st.ok() && !rows.empty()) st = model_.sample(rows, sample_host, ids.data());
   if (!st.ok()) {
+    // A lost device fails every running sequence alike (recover_device, after this returns), these included.
+    if (model_.device_lost()) return st;
     for (auto& [s, row] : todo) finish_seq(*s, FinishReason::kError, "sampling failed: " + st.message());
     return st;
   }

@@ -5,10 +5,12 @@
 // lose_device_in).
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,7 +37,25 @@ class ProbeBackend final : public backend::Backend {
   // on a GPU their memory is gone, so an op given a tensor in one (a workspace or KV cache kept across the reset)
   // fails here as it would fault there. With fail_resets(true) a reset fails and the device stays lost.
   void lose_device_in(int64_t k) { lose_at_ = ops_seen_ + k; }
+  // The same at the nth op named `what` from now on (1-based; e.g. "to_host", the default sampler's downloads).
+  void lose_device_on(std::string what, int nth) {
+    lose_on_ = std::move(what);
+    lose_on_left_ = nth;
+  }
   void fail_resets(bool on) { fail_resets_ = on; }
+  // While held, every op waits (in the thread that calls it) until release(): a test queues requests that must enter
+  // the engine's passes together.
+  void hold() {
+    std::lock_guard lock(hold_mu_);
+    held_ = true;
+  }
+  void release() {
+    {
+      std::lock_guard lock(hold_mu_);
+      held_ = false;
+    }
+    hold_cv_.notify_all();
+  }
   int64_t resets() const { return resets_; }
   // Every token of the batches prepared so far: its position and whether the batch marked it generated.
   std::vector<std::pair<int32_t, bool>>& kinds() { return kinds_; }
@@ -169,6 +189,10 @@ class ProbeBackend final : public backend::Backend {
   // False when the op is skipped: an injected fault now, or an error recorded before, or one of `uses` in memory
   // from before a device reset.
   bool op(const char* what, std::initializer_list<const backend::Tensor*> uses = {}) {
+    {
+      std::unique_lock lock(hold_mu_);
+      hold_cv_.wait(lock, [&] { return !held_; });
+    }
     const int64_t index = ops_seen_++;
     for (const backend::Tensor* t : uses) {
       for (const LiveBuffer* b : *live_) {
@@ -180,7 +204,8 @@ class ProbeBackend final : public backend::Backend {
       }
     }
     if (index == fail_at_) record("injected fault in op " + std::to_string(index) + " (" + what + ")");
-    if (index == lose_at_) {
+    const bool lose_on = lose_on_left_ > 0 && lose_on_ == what && --lose_on_left_ == 0;
+    if (index == lose_at_ || lose_on) {
       record("injected device loss in op " + std::to_string(index) + " (" + what + ")");
       lost_ = true;
     }
@@ -194,6 +219,11 @@ class ProbeBackend final : public backend::Backend {
   Status error_;
   int64_t ops_ = 0, ops_seen_ = 0, fail_at_ = -1, lose_at_ = -1, resets_ = 0;
   bool fail_alloc_ = false, lost_ = false, fail_resets_ = false, claim_kind_ = false;
+  std::mutex hold_mu_;
+  std::condition_variable hold_cv_;
+  bool held_ = false;
+  std::string lose_on_;
+  int lose_on_left_ = 0;
   std::vector<std::pair<int32_t, bool>> kinds_;
   std::shared_ptr<LiveSet> live_ = std::make_shared<LiveSet>();
   std::vector<std::pair<const uint8_t*, size_t>> allocations_;

@@ -7,7 +7,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -70,11 +72,15 @@ TEST_F(EngineDeviceLoss, InFlightSequencesFailAndQueuedAndLaterRequestsRunAsBefo
   wait_idle(e);
   ASSERT_GT(e.stats().kv_blocks_cached, 0);
 
-  // Armed while idle: the device is lost in the middle of the fourth pass, with a and b running and c queued.
-  probe_.lose_device_in(3 * per_pass_ + per_pass_ / 2);
+  // The device is lost in the middle of the second pass, with a and b running and c queued behind them
+  // (max_running 2; c holds no K/V yet). The probe holds the engine's first pass until all three are queued, so b
+  // enters the first or the second pass, whatever the threads' timing.
+  probe_.lose_device_in(per_pass_ + per_pass_ / 2);
+  probe_.hold();
   auto a = e.submit({greedy(prompt_a, 50)});
   auto b = e.submit({greedy(prompt_b, 50)});
-  auto c = e.submit({greedy(prompt_c, 6)});  // queued behind a and b (max_running 2): holds no K/V yet
+  auto c = e.submit({greedy(prompt_c, 6)});
+  probe_.release();
   ASSERT_TRUE(a.ok() && b.ok() && c.ok());
   for (const auto& [h, ref] : {std::pair{a.handles[0], &ref_a}, std::pair{b.handles[0], &ref_b}}) {
     const auto out = collect(h);
@@ -104,6 +110,45 @@ TEST_F(EngineDeviceLoss, InFlightSequencesFailAndQueuedAndLaterRequestsRunAsBefo
   EXPECT_EQ(x3.tokens, ref_x);
   wait_idle(e);
   EXPECT_EQ(e.stats().kv_blocks_used, 0);
+}
+
+// The device is lost while a pass's tokens are sampled (the default sampler's download of a logits row): every
+// running sequence fails alike, with the cause and the advice to retry, and the engine recovers as from a lost pass.
+TEST_F(EngineDeviceLoss, LossWhileSamplingFailsEveryRunningSequenceAlike) {
+  const auto prompt_a = prompt_of(17, 8), prompt_b = prompt_of(11, 9), prompt_c = prompt_of(14, 10);
+  const auto ref_a = reference_greedy(prompt_a, 40), ref_b = reference_greedy(prompt_b, 40);
+  const auto ref_c = reference_greedy(prompt_c, 5);
+  model::Placement p;
+  p.first = &probe_;
+  EngineOptions o;
+  o.max_running = 2;
+  ASSERT_NO_FATAL_FAILURE(start(std::move(p), o));
+  Engine& e = *engine_;
+  // The third row download from now: a's or b's row of the second pass (the first pass samples a alone, or a and b).
+  probe_.lose_device_on("to_host", 3);
+  probe_.hold();
+  auto a = e.submit({greedy(prompt_a, 40)});
+  auto b = e.submit({greedy(prompt_b, 40)});
+  probe_.release();
+  ASSERT_TRUE(a.ok() && b.ok());
+  for (const auto& [h, ref] : {std::pair{a.handles[0], &ref_a}, std::pair{b.handles[0], &ref_b}}) {
+    const auto out = collect(h);
+    EXPECT_EQ(out.finish, FinishReason::kError);
+    EXPECT_TRUE(contains(out.error, "sampling failed and the device lost this request's state")) << out.error;
+    EXPECT_TRUE(contains(out.error, "injected device loss")) << out.error;
+    EXPECT_TRUE(contains(out.error, "(to_host)")) << out.error;
+    EXPECT_TRUE(contains(out.error, "retry the request")) << out.error;
+    ASSERT_LE(out.tokens.size(), ref->size());
+    EXPECT_TRUE(std::equal(out.tokens.begin(), out.tokens.end(), ref->begin()));
+  }
+  // The recovery (reset, reload) follows the sequences' failure.
+  for (int i = 0; i < 2500 && e.stats().device_recoveries == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  EXPECT_EQ(probe_.resets(), 1);
+  EXPECT_EQ(e.stats().device_recoveries, 1);
+  const auto out_c = run_one(e, greedy(prompt_c, 5));
+  EXPECT_EQ(out_c.finish, FinishReason::kLength) << out_c.error;
+  EXPECT_EQ(out_c.tokens, ref_c);
 }
 
 // A split model (layer 0 on the probe, layer 1 and the output on a plain CPU backend) loses the probe's device: only
