@@ -134,6 +134,9 @@ RF_DEVICE void fused_prologue(FusedTile& tile, const FusedOp& op, int64_t n_in, 
   if (writer) quantize_warp_values<QK>(q, true, e0, op.rows.q, op.rows.d, op.rows.s);
 }
 
+// Blocks of a row each lane loads before summing any (fused_row_sums, 32-element formats).
+constexpr int kFusedAhead = 4;
+
 // One row's sums, as matvec_split_kernel / matvec_kquant_kernel's single-token unstaged loops.
 template <quant::Type T>
 RF_DEVICE void fused_row_sums(const WarpRows& wr, int64_t n_blocks, const ActSpan& span, float (&acc)[1][1]) {
@@ -143,10 +146,23 @@ RF_DEVICE void fused_row_sums(const WarpRows& wr, int64_t n_blocks, const ActSpa
     kquant_row<T, 1, kPass, kKquantUnroll<T, 1>>(row, n_blocks, lane_id() / kLanesPerKBlock,
                                                  lane_id() % kLanesPerKBlock, 1, span, acc);
   } else {
+    // The lane's blocks in batches of kFusedAhead: every load of a batch is issued before the first is used. (A loop
+    // of split_block unrolled by the compiler, capped at 64 registers by the 1024-thread block, issued them one or
+    // two at a time, each waited for: ncu had the launch waiting on L1TEX for half its cycles.) The sums are added in
+    // block order, as before: the same bits.
     const uint8_t* rows[1] = {row};
     const int nb = static_cast<int>(n_blocks);
-#pragma unroll 4
-    for (int ib = lane_id(); ib < nb; ib += kWarpSize) split_block<T>(rows, n_blocks, ib, 1, 1, span, ib, acc);
+    for (int ib0 = lane_id(); ib0 < nb; ib0 += kFusedAhead * kWarpSize) {
+      SplitRaw<1> raw[kFusedAhead];
+#pragma unroll
+      for (int j = 0; j < kFusedAhead; ++j) {
+        if (ib0 + j * kWarpSize < nb) fetch_split<T, 1>(rows, n_blocks, ib0 + j * kWarpSize, 1, raw[j]);
+      }
+#pragma unroll
+      for (int j = 0; j < kFusedAhead; ++j) {
+        if (ib0 + j * kWarpSize < nb) sum_split<T, 1, 1>(raw[j], 1, 1, span, ib0 + j * kWarpSize, acc);
+      }
+    }
   }
 }
 
