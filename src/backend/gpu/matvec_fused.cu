@@ -11,8 +11,8 @@
 // those of matvec_int8's single-token kernels (same per-row code, same order), and the op's values those of its own
 // kernel (same expressions, same reduction tree), so fused and unfused decode give the same bits.
 //
-// Measured on the H100 (PERF_NOTES_2, session 21): 7B Q4_0 / Q4_K_M tg128 at parity with the separate launches
-// (each block's prologue, 4-5 us after its wait, costs about what the small launch did), hence off by default.
+// Measured on the H100 (PERF_NOTES_2, sessions 21-24): 7B Q4_0 tg128 even with the separate launches to 6 % ahead
+// (the default for Q4_0 since session 22), Q4_K_M behind them (off for the K-quants).
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
