@@ -46,6 +46,28 @@ class EngineDeviceLoss : public EngineTest {
     ASSERT_GT(per_pass_, 0);
   }
 
+  // start() with the whole model on the probe and at most max_running sequences a pass.
+  void start_on_probe(int max_running) {
+    model::Placement p;
+    p.first = &probe_;
+    EngineOptions o;
+    o.max_running = max_running;
+    start(std::move(p), o);
+  }
+
+  // h failed with the device loss (its error holds `what`, the injected cause and the advice to retry), after
+  // tokens that follow its undisturbed reference `ref`.
+  static void expect_lost(const std::shared_ptr<SequenceHandle>& h, const std::vector<int32_t>& ref,
+                          const std::string& what) {
+    const auto out = collect(h);
+    EXPECT_EQ(out.finish, FinishReason::kError);
+    EXPECT_TRUE(contains(out.error, what)) << out.error;
+    EXPECT_TRUE(contains(out.error, "injected device loss")) << out.error;
+    EXPECT_TRUE(contains(out.error, "retry the request")) << out.error;
+    ASSERT_LE(out.tokens.size(), ref.size());
+    EXPECT_TRUE(std::equal(out.tokens.begin(), out.tokens.end(), ref.begin()));
+  }
+
   std::shared_ptr<gguf::File> file_ = *gguf::File::open(test::tiny_synth_model("engine_test_synth", 320, 256));
   backend::cpu::CpuBackend cpu_{2};
   test::ProbeBackend probe_{cpu_, "probe"};
@@ -59,11 +81,7 @@ TEST_F(EngineDeviceLoss, InFlightSequencesFailAndQueuedAndLaterRequestsRunAsBefo
   const auto prompt_x = prompt_of(40, 5);  // two full blocks: it leaves them in the prefix cache
   const auto ref_a = reference_greedy(prompt_a, 50), ref_b = reference_greedy(prompt_b, 50);
   const auto ref_c = reference_greedy(prompt_c, 6), ref_x = reference_greedy(prompt_x, 4);
-  model::Placement p;
-  p.first = &probe_;
-  EngineOptions o;
-  o.max_running = 2;
-  ASSERT_NO_FATAL_FAILURE(start(std::move(p), o));
+  ASSERT_NO_FATAL_FAILURE(start_on_probe(2));
   Engine& e = *engine_;
   const size_t weights_loaded = probe_.loaded().size();
 
@@ -82,15 +100,8 @@ TEST_F(EngineDeviceLoss, InFlightSequencesFailAndQueuedAndLaterRequestsRunAsBefo
   auto c = e.submit({greedy(prompt_c, 6)});
   probe_.release();
   ASSERT_TRUE(a.ok() && b.ok() && c.ok());
-  for (const auto& [h, ref] : {std::pair{a.handles[0], &ref_a}, std::pair{b.handles[0], &ref_b}}) {
-    const auto out = collect(h);
-    EXPECT_EQ(out.finish, FinishReason::kError);
-    EXPECT_TRUE(contains(out.error, "lost this request's state")) << out.error;
-    EXPECT_TRUE(contains(out.error, "injected device loss")) << out.error;
-    EXPECT_TRUE(contains(out.error, "retry the request")) << out.error;
-    ASSERT_LE(out.tokens.size(), ref->size());
-    EXPECT_TRUE(std::equal(out.tokens.begin(), out.tokens.end(), ref->begin()));
-  }
+  expect_lost(a.handles[0], ref_a, "lost this request's state");
+  expect_lost(b.handles[0], ref_b, "lost this request's state");
   const auto out_c = collect(c.handles[0]);
   EXPECT_EQ(out_c.finish, FinishReason::kLength) << out_c.error;
   EXPECT_EQ(out_c.tokens, ref_c);
@@ -118,11 +129,7 @@ TEST_F(EngineDeviceLoss, LossWhileSamplingFailsEveryRunningSequenceAlike) {
   const auto prompt_a = prompt_of(17, 8), prompt_b = prompt_of(11, 9), prompt_c = prompt_of(14, 10);
   const auto ref_a = reference_greedy(prompt_a, 40), ref_b = reference_greedy(prompt_b, 40);
   const auto ref_c = reference_greedy(prompt_c, 5);
-  model::Placement p;
-  p.first = &probe_;
-  EngineOptions o;
-  o.max_running = 2;
-  ASSERT_NO_FATAL_FAILURE(start(std::move(p), o));
+  ASSERT_NO_FATAL_FAILURE(start_on_probe(2));
   Engine& e = *engine_;
   // The third row download from now: a's or b's row of the second pass (the first pass samples a alone, or a and b).
   probe_.lose_device_on("to_host", 3);
@@ -131,16 +138,9 @@ TEST_F(EngineDeviceLoss, LossWhileSamplingFailsEveryRunningSequenceAlike) {
   auto b = e.submit({greedy(prompt_b, 40)});
   probe_.release();
   ASSERT_TRUE(a.ok() && b.ok());
-  for (const auto& [h, ref] : {std::pair{a.handles[0], &ref_a}, std::pair{b.handles[0], &ref_b}}) {
-    const auto out = collect(h);
-    EXPECT_EQ(out.finish, FinishReason::kError);
-    EXPECT_TRUE(contains(out.error, "sampling failed and the device lost this request's state")) << out.error;
-    EXPECT_TRUE(contains(out.error, "injected device loss")) << out.error;
-    EXPECT_TRUE(contains(out.error, "(to_host)")) << out.error;
-    EXPECT_TRUE(contains(out.error, "retry the request")) << out.error;
-    ASSERT_LE(out.tokens.size(), ref->size());
-    EXPECT_TRUE(std::equal(out.tokens.begin(), out.tokens.end(), ref->begin()));
-  }
+  const std::string what = "sampling failed and the device lost this request's state";
+  expect_lost(a.handles[0], ref_a, what);
+  expect_lost(b.handles[0], ref_b, what);
   // The recovery (reset, reload) follows the sequences' failure.
   for (int i = 0; i < 2500 && e.stats().device_recoveries == 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
