@@ -195,6 +195,12 @@ __global__ void __launch_bounds__((fused_threads(T, T2)), 1)
   const ActSpan span{tile.q, tile.d, tile.s, 0, 0, 0};
   for (int64_t r = first; r < f.total_rows; r += warps) {
     const WarpRows wr = fused_row(set, f, r, &m);
+    // The row's residual read before its sums (see early_residual): no round trip after them.
+    float res_v = 0.0f;
+    if (lane_id() == 0) {
+      const float* res = m == 0 ? f.op.res[0] : m == 1 ? f.op.res[1] : f.op.res[2];
+      if (res != nullptr) res_v = res[wr.row0];
+    }
     float acc[1][1] = {{0.0f}};
     if (T2 != T && r >= f.second_row) {
       fused_row_sums<T2>(wr, n_blocks, span, acc);
@@ -204,9 +210,8 @@ __global__ void __launch_bounds__((fused_threads(T, T2)), 1)
     const float s = warp_reduce_sum(acc[0][0]);
     if (lane_id() == 0) {
       wr.out[wr.row0] = s;
-      const float* res = m == 0 ? f.op.res[0] : m == 1 ? f.op.res[1] : f.op.res[2];
       float* sum = m == 0 ? f.op.sum[0] : m == 1 ? f.op.sum[1] : f.op.sum[2];
-      if (res != nullptr) sum[wr.row0] = res[wr.row0] + s;
+      if (sum != nullptr) sum[wr.row0] = res_v + s;
     }
   }
   trace_last_warp(3);
