@@ -214,8 +214,8 @@ RF_DEVICE void zero_sums(float (&acc)[kR][NT]) {
 // The residual rows of a single-token launch with a ResidualAdd (add.sum set; NT 1), read by lane 0 of the warp
 // right after its dependency wait, so that the read is in flight with the first weight loads: read after the sums,
 // it is one more dependent round trip at the end of every row, which in the output and down products is the end of
-// the launch. Zeros elsewhere; only lane 0 uses them. The split-row kernels read early (7B tg128 on the H100: Q4_0
-// +2.7 %, Q8_0 +1.2 %); matvec_kquant_kernel reads after its sums (early, 7B Q4_K_M lost 5.5 %).
+// the launch. Zeros elsewhere; only lane 0 uses them. The split-row kernels read early (7B tg128 on the H100: Q8_0
+// +1.2 %, Q4_0 within the spread); matvec_kquant_kernel reads after its sums (early, 7B Q4_K_M lost 5.5 %).
 template <int kR>
 struct RowResidual {
   float v[kR];
